@@ -1,0 +1,1 @@
+"""Domain types and validation: pure, no I/O, no framework imports."""

@@ -1,0 +1,1 @@
+"""Reading data files into Arrow record batches, streaming, and writing them back out."""

@@ -1,0 +1,1 @@
+"""Model gateway: the only layer that knows a provider exists."""

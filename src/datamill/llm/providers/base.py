@@ -1,0 +1,74 @@
+"""The provider interface and the HTTP status mapping all HTTP providers share."""
+
+from __future__ import annotations
+
+import os
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from datamill.core.errors import (
+    ConfigError,
+    PermanentModelError,
+    RateLimitedError,
+    TransientError,
+)
+from datamill.llm.transport import HttpReply
+from datamill.llm.types import ChatRequest, ProviderReply, Route
+
+
+class Provider(Protocol):
+    """Sends one request to one kind of backend. Knows its API shape; knows nothing of retries or caching.
+
+    Implementations raise RateLimitedError, TransientError or PermanentModelError; the gateway decides
+    what to retry.
+    """
+
+    async def complete(self, route: Route, request: ChatRequest) -> ProviderReply: ...
+
+    async def aclose(self) -> None: ...
+
+
+def api_key(route: Route) -> str | None:
+    """The key for a route, from the environment variable the route names."""
+    if route.api_key_env is None:
+        return None
+    key = os.environ.get(route.api_key_env)
+    if not key:
+        raise ConfigError(f"model {route.name!r} needs an API key: set the {route.api_key_env} environment variable")
+    return key
+
+
+def raise_for_status(reply: HttpReply, route: Route) -> None:
+    """Map a non-2xx reply to the gateway's error classes."""
+    if 200 <= reply.status < 300:
+        return
+    detail = reply.body[:500].decode("utf-8", "replace")
+    message = f"{route.name}: HTTP {reply.status}: {detail}"
+    if reply.status == 429:
+        raise RateLimitedError(message, retry_after=retry_after_seconds(reply.headers))
+    if reply.status >= 500 or reply.status in (408, 409):
+        raise TransientError(message)
+    raise PermanentModelError(message, status=reply.status)
+
+
+def retry_after_seconds(headers: dict[str, str]) -> float | None:
+    """Read `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from datetime import datetime, timezone
+
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,119 @@
+"""Typed values that cross the gateway: requests, replies, usage and routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat-completion call, independent of any provider.
+
+    Attributes:
+        messages: the conversation, system message first when there is one.
+        max_tokens: cap on output tokens (None lets the provider decide).
+        temperature: sampling temperature.
+        json_schema: when set, the reply must be a JSON value matching this schema.
+        thinking_budget: extended-thinking token budget; only used by `-thinking` routes.
+        stop: stop sequences.
+        seed: sampling seed where the provider honours one.
+    """
+
+    messages: tuple[Message, ...]
+    max_tokens: int | None = None
+    temperature: float = 0.7
+    json_schema: dict[str, Any] | None = None
+    thinking_budget: int | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    thinking_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.thinking_tokens + other.thinking_tokens,
+        )
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.thinking_tokens
+
+
+@dataclass(slots=True)
+class ProviderReply:
+    """What a provider returns for one request, before the gateway adds cost and caching."""
+
+    text: str
+    usage: Usage
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """The gateway's answer to one call."""
+
+    text: str
+    usage: Usage
+    model: str
+    latency_s: float
+    cost_usd: float
+    cached: bool = False
+    data: Any = None
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where a public model name goes: provider kind, endpoint, key variable and prices.
+
+    Attributes:
+        name: the public model name asked for (e.g. ``anthropic/claude-haiku-4-5``).
+        provider: provider kind (``openai``, ``anthropic``, ``gemini``, ``local``, ``fake``).
+        model: the provider's own model id (for ``local``: ``bundled:smollm2`` or a GGUF path).
+        base_url: endpoint root for HTTP providers.
+        api_key_env: name of the environment variable holding the key (None: no key).
+        input_price: USD per million input tokens.
+        output_price: USD per million output (and thinking) tokens.
+        thinking: extended thinking is on (the name ends in ``-thinking``).
+        default_thinking_budget: budget used when a request does not give one.
+        max_concurrency: ceiling for the adaptive concurrency limiter.
+        timeout_s: per-request timeout.
+        json_schema: the provider enforces JSON schemas natively.
+        headers: extra HTTP headers sent with every request.
+    """
+
+    name: str
+    provider: str
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    input_price: float = 0.0
+    output_price: float = 0.0
+    thinking: bool = False
+    default_thinking_budget: int = 2048
+    max_concurrency: int = 64
+    timeout_s: float = 120.0
+    json_schema: bool = True
+    headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def cost(self, usage: Usage) -> float:
+        return (
+            usage.input_tokens * self.input_price
+            + (usage.output_tokens + usage.thinking_tokens) * self.output_price
+        ) / 1_000_000

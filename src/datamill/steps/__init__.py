@@ -1,0 +1,1 @@
+"""Pipeline steps: one per recipe or stage, each with declared input and output columns."""
