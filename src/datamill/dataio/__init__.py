@@ -1,1 +1,25 @@
-"""Reading data files into Arrow record batches, streaming, and writing them back out."""
+"""Reading data files into Arrow record batches, streaming, and writing them back out.
+
+Reading: `open_dataset` opens csv, tsv, json, jsonl, parquet, xlsx and txt files as a `DatasetReader`, an
+iterable of record batches with bounded memory; `read_all` and `count_rows` are conveniences over it. Writing:
+`open_writer` returns a `DatasetWriter` for csv, tsv, json, jsonl and parquet that replaces its target
+atomically; `write_table` writes one table. Every problem with a file's content is a `DataFormatError` that
+says what is wrong and where.
+"""
+
+from datamill.dataio._formats import READ_FORMATS, WRITE_FORMATS, detect_format
+from datamill.dataio._reader import DatasetReader, count_rows, open_dataset, read_all
+from datamill.dataio._writer import DatasetWriter, open_writer, write_table
+
+__all__ = [
+    "READ_FORMATS",
+    "WRITE_FORMATS",
+    "DatasetReader",
+    "DatasetWriter",
+    "count_rows",
+    "detect_format",
+    "open_dataset",
+    "open_writer",
+    "read_all",
+    "write_table",
+]

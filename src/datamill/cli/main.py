@@ -1,0 +1,30 @@
+"""The ``datamill`` command: a click group whose commands live in one module each."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from datamill.cli.adapt import adapt_command, demo_command
+from datamill.cli.models import models_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="datamill")
+def cli() -> None:
+    """datamill turns raw data into LLM training data."""
+
+
+cli.add_command(adapt_command)
+cli.add_command(demo_command)
+cli.add_command(models_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="datamill")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

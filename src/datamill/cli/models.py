@@ -1,0 +1,36 @@
+"""``datamill models``: the model names the routing file knows, and where each one goes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from datamill.api.settings import Settings
+from datamill.cli.errors import handle_errors
+from datamill.llm.routing import Routing
+
+
+@click.command("models")
+@click.option("--routes", type=click.Path(path_type=Path), help="A routing file to add to the shipped one.")
+@handle_errors
+def models_command(routes: Path | None) -> None:
+    """List the configured model names (and patterns) with their provider and prices."""
+    settings = Settings.from_env()
+    routing = Routing.load(routes or settings.routes_path)
+    table = Table(title=f"models (default: {routing.default_model})", title_justify="left")
+    for column in ("name", "provider", "model id", "key variable", "$/M in", "$/M out"):
+        table.add_column(column)
+    for name in routing.names():
+        route = routing.describe(name)
+        table.add_row(
+            name,
+            route.provider,
+            route.model,
+            route.api_key_env or "-",
+            f"{route.input_price:g}",
+            f"{route.output_price:g}",
+        )
+    Console().print(table)

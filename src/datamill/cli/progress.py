@@ -1,0 +1,82 @@
+"""A live progress bar for a run (rows, rate, tokens, cost) and the summary printed after it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from datamill.api.adapt import AdaptSummary
+    from datamill.llm.gateway import Gateway
+    from datamill.pipelines.adapt import RunCounters
+
+T = TypeVar("T")
+
+
+async def with_progress(
+    work: Awaitable[T], counters: RunCounters, gateway: Gateway, console: Console, *, enabled: bool
+) -> T:
+    """Await ``work`` while a progress bar redraws from the live counters four times a second."""
+    if not enabled:
+        return await work
+    columns = (
+        TextColumn("[bold]adapting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[tokens]}"),
+        TextColumn("{task.fields[cost]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task_id = bar.add_task("adapt", total=None, rate="", tokens="", cost="")
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            _refresh(bar, task_id, counters, gateway)
+            await asyncio.wait({task}, timeout=0.25)
+        _refresh(bar, task_id, counters, gateway)
+        return task.result()
+
+
+def _refresh(bar: Progress, task_id: Any, counters: RunCounters, gateway: Gateway) -> None:
+    elapsed = bar.tasks[0].elapsed or 0.0
+    total = gateway.usage.total
+    rate = counters.rows_done / elapsed if elapsed > 0 else 0.0
+    bar.update(
+        task_id,
+        total=counters.rows_total or None,
+        completed=counters.rows_done,
+        rate=f"{rate:.1f} rows/s",
+        tokens=f"{total.usage.total_tokens:,} tok",
+        cost=f"${total.cost_usd:.4f}",
+    )
+
+
+def print_summary(summary: AdaptSummary, console: Console) -> None:
+    """The end-of-run table: rows in and out, calls, cache hits, tokens, cost and time."""
+    table = Table(title="datamill adapt", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rejected = ", ".join(f"{k}: {v}" for k, v in summary.rejections_by_step.items()) or "none"
+    rows = [
+        ("model", summary.model),
+        ("steps", " → ".join(summary.steps)),
+        ("rows in", f"{summary.rows_in:,} ({summary.rows_selected:,} selected)"),
+        ("rows out", f"{summary.rows_out:,}"),
+        ("rows rejected", f"{summary.rows_rejected:,} ({rejected})"),
+        ("model calls", f"{summary.calls:,} sent, {summary.cache_hits:,} from cache"),
+        ("tokens", f"{summary.input_tokens:,} in, {summary.output_tokens:,} out"),
+        ("cost", f"${summary.cost_usd:.4f}"),
+        ("time", f"{summary.elapsed_s:.1f} s"),
+        ("output", summary.output_path),
+    ]
+    if summary.rejected_path:
+        rows.append(("rejected rows", summary.rejected_path))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)

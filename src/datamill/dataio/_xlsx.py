@@ -1,0 +1,138 @@
+"""Reading .xlsx workbooks with openpyxl in read-only mode, one sheet, row by row.
+
+The first row is the header; a blank header cell is named ``column_<n>`` and a repeated name gets a ``_<k>``
+suffix, so no column is lost to a collision. Fully empty rows are skipped. Like csv, every cell is read as a
+string, so a column mixing numbers and text (common in spreadsheets) reads cleanly: numbers as written (3,
+0.5), booleans as TRUE/FALSE (as Excel's own csv export writes them), dates in ISO format. A value beyond the
+header's width becomes a new column ``column_<n>`` rather than being dropped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from datamill.core.errors import DataFormatError
+from datamill.dataio._records import RecordBatcher
+from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
+
+
+def cell_text(value: Any) -> str | None:
+    """The string a cell value is read as (None for an empty cell)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def header_names(cells: tuple[Any, ...]) -> list[str]:
+    """Column names from the header row: blanks named by position, repeats made unique, trailing ones cut."""
+    texts = [cell_text(cell) for cell in cells]
+    while texts and texts[-1] is None:
+        texts.pop()
+    names: list[str] = []
+    for index, text in enumerate(texts, start=1):
+        base = text if text is not None else f"column_{index}"
+        name, k = base, 1
+        while name in names:
+            k += 1
+            name = f"{base}_{k}"
+        names.append(name)
+    return names
+
+
+def _load(path: str) -> Any:
+    # Imported here: openpyxl is slow to import and most runs never read a spreadsheet.
+    import openpyxl
+
+    try:
+        with warnings.catch_warnings():
+            # Style and extension warnings say nothing about the data, yet fail warnings-as-errors callers.
+            warnings.simplefilter("ignore")
+            return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises many unrelated types for a file that is not a workbook
+        raise DataFormatError(path, f"not a valid xlsx workbook ({type(exc).__name__}: {exc})") from exc
+
+
+def _rows(path: str, sheet: Any) -> Iterator[tuple[Any, ...]]:
+    rows = sheet.iter_rows(values_only=True)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except Exception as exc:  # a damaged sheet part fails in XML parsing or openpyxl's own checks
+            raise DataFormatError(
+                path, f"cannot read the sheet {sheet.title!r} ({type(exc).__name__}: {exc})"
+            ) from exc
+        yield row
+
+
+def _record(names: list[str], row: tuple[Any, ...]) -> dict[str, str | None]:
+    record = {name: cell_text(cell) for name, cell in zip(names, row, strict=False)}
+    for index in range(len(names), len(row)):
+        text = cell_text(row[index])
+        if text is not None:
+            record[f"column_{index + 1}"] = text
+    return record
+
+
+def _stream(path: str, options: ReadOptions) -> BatchStream:
+    book = _load(path)
+    try:
+        sheet = _sheet(path, book, options.sheet)
+        rows = enumerate(_rows(path, sheet), start=1)
+        header = next(rows, None)
+        if header is None:
+            raise DataFormatError(path, f"file is empty: the sheet {sheet.title!r} has no cells")
+        names = header_names(header[1])
+        batcher = RecordBatcher(path, "row", value_type=pa.string(), columns=names)
+        records: list[dict[str, str | None]] = []
+        positions: list[int] = []
+        seen = 0
+        for number, row in rows:
+            if all(cell is None or cell == "" for cell in row):
+                continue
+            records.append(_record(names, row))
+            positions.append(number)
+            if len(records) == options.batch_size:
+                seen += len(records)
+                yield batcher.to_batch(list(records), positions)
+                records, positions = [], []
+        if records:
+            seen += len(records)
+            yield batcher.to_batch(list(records), positions)
+        if seen == 0:
+            raise DataFormatError(path, f"file is empty: the sheet {sheet.title!r} has a header but no rows")
+    finally:
+        book.close()
+
+
+def _sheet(path: str, book: Any, name: str | None) -> Any:
+    if name is None:
+        return book.worksheets[0]
+    if name not in book.sheetnames:
+        sheets = ", ".join(repr(s) for s in book.sheetnames)
+        raise DataFormatError(path, f"the workbook has no sheet named {name!r}; its sheets are {sheets}")
+    return book[name]
+
+
+def xlsx_source(path: str, options: ReadOptions) -> SourceFactory:
+    """Check that `path` opens as a workbook (and has the sheet asked for) and return its batch source."""
+    book = _load(path)
+    try:
+        _sheet(path, book, options.sheet)
+    finally:
+        book.close()
+    return lambda: _stream(path, options)

@@ -1,0 +1,166 @@
+"""Response cache: a re-run pays only for calls whose request changed.
+
+Keys come from `cache_key`: a sha256 over a canonical orjson encoding of everything that changes the answer
+(the route's provider, provider model id, endpoint and thinking flag, and the request's messages and
+parameters). The public model name is left out on purpose: two names routed to the same model share entries.
+
+`SqliteResponseCache` keeps puts in memory and writes them in one transaction every ``commit_every`` puts,
+when the oldest unwritten put is older than ``max_delay_s`` (checked at the next put), on `flush` and on
+`close`. A put therefore costs a dict insert, and no write transaction stays open between batches, so several
+worker processes can share one file (WAL mode). If a process dies, at worst its last unwritten puts are lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+from datamill.llm.types import ChatRequest, Route
+
+_KEY_VERSION = "v1"
+
+
+class ResponseCache(Protocol):
+    """Where the gateway keeps successful, validated replies. Values are plain JSON-able dicts."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+
+    def put(self, key: str, value: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def cache_key(route: Route, request: ChatRequest) -> str:
+    """A stable hex digest of what determines a reply to ``request`` on ``route``."""
+    payload = (
+        _KEY_VERSION,
+        route.provider,
+        route.model,
+        route.base_url,
+        route.thinking,
+        [(m.role, m.content) for m in request.messages],
+        request.max_tokens,
+        request.temperature,
+        request.json_schema,
+        request.thinking_budget,
+        request.stop,
+        request.seed,
+    )
+    return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+class InMemoryResponseCache:
+    """A dict: for tests and one-off runs."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, dict[str, Any]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._data.get(key)
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._data[key] = value
+
+    def close(self) -> None:
+        """Nothing to release; entries stay readable."""
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class SqliteResponseCache:
+    """A persistent cache in one SQLite file (WAL, ``synchronous=NORMAL``) with batched commits.
+
+    Use it from one event-loop thread per process; other processes may share the file.
+    """
+
+    def __init__(self, path: str | Path, *, commit_every: int = 128, max_delay_s: float = 2.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._commit_every = max(1, commit_every)
+        self._max_delay_s = max_delay_s
+        self._pending: dict[str, bytes] = {}
+        self._oldest_pending = 0.0
+        self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS responses "
+            "(key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID"
+        )
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        raw = self._pending.get(key)
+        if raw is None:
+            row = self._connection().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            raw = row[0]
+        value: dict[str, Any] = orjson.loads(raw)
+        return value
+
+    def put(self, key: str, value: dict[str, Any]) -> None:
+        self._connection()
+        if not self._pending:
+            self._oldest_pending = time.monotonic()
+        self._pending[key] = orjson.dumps(value)
+        if (
+            len(self._pending) >= self._commit_every
+            or time.monotonic() - self._oldest_pending > self._max_delay_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending put in one transaction."""
+        if not self._pending or self._conn is None:
+            return
+        now = time.time()
+        rows = [(k, v, now) for k, v in self._pending.items()]
+        with _transaction(self._conn):
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO responses (key, value, created_at) VALUES (?, ?, ?)", rows
+            )
+        self._pending.clear()
+
+    def close(self) -> None:
+        """Flush and close the file; closing twice is harmless."""
+        if self._conn is None:
+            return
+        try:
+            self.flush()
+        finally:
+            self._conn.close()
+            self._conn = None
+
+    def __len__(self) -> int:
+        row = self._connection().execute("SELECT COUNT(*) FROM responses").fetchone()
+        return int(row[0]) + sum(1 for k in self._pending if not self._stored(k))
+
+    def _stored(self, key: str) -> bool:
+        return (
+            self._connection().execute("SELECT 1 FROM responses WHERE key = ?", (key,)).fetchone() is not None
+        )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError(f"response cache {self.path} is closed")
+        return self._conn
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) on an autocommit connection."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,155 @@
+"""Adaptive concurrency per (provider, model): AIMD that honours ``Retry-After``.
+
+- The limit starts at the route's ``max_concurrency`` (the ceiling).
+- Multiplicative decrease: a 429 halves the limit (floor 1), at most once per *window*. A window is the set
+  of requests sent under one limit: 429s that answer requests sent before the last decrease belong to the
+  burst that caused it and do not halve again. So a burst of 429s halves once.
+- A 429 with ``Retry-After`` pauses the whole key: no new request starts until it expires (requests already
+  in flight carry on).
+- Additive increase: each success adds ``1/limit``, i.e. +1 for every ``limit`` successes, about +1 per round
+  trip (TCP's congestion avoidance). Adding a whole +1 per success would regrow a halved limit within one
+  round trip and hit the rate limit again straight away (measured in ``bench/gateway_throughput.py``).
+
+Cost: O(1) per acquire and release, no tasks. The fast path is a counter; a caller that has to wait parks on
+one future in a FIFO; a pause uses one timer per 429 that extends it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+
+class AdaptiveLimiter:
+    """A semaphore whose size adapts to rate limiting.
+
+    Usage::
+
+        window = await limiter.acquire()
+        try:
+            reply = await call()
+        except RateLimitedError as exc:
+            limiter.release_rate_limited(window, exc.retry_after)
+            raise
+        except BaseException:
+            limiter.release()
+            raise
+        limiter.release_ok()
+    """
+
+    __slots__ = (
+        "_credit",
+        "_paused_until",
+        "_timer",
+        "_waiters",
+        "_window",
+        "ceiling",
+        "decreases",
+        "in_flight",
+        "limit",
+        "rate_limited",
+    )
+
+    def __init__(self, ceiling: int, *, start: int | None = None) -> None:
+        self.ceiling = max(1, ceiling)
+        self.limit = max(1, min(self.ceiling, start or self.ceiling))
+        self.in_flight = 0
+        self.rate_limited = 0
+        self.decreases = 0
+        self._credit = 0.0
+        self._window = 0
+        self._paused_until = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def paused(self) -> bool:
+        """True while a ``Retry-After`` pause holds back new requests."""
+        return self._timer is not None
+
+    async def acquire(self) -> int:
+        """Wait for a slot; returns the window the request is sent in (pass it to `release_rate_limited`)."""
+        if self.in_flight < self.limit and self._timer is None and not self._waiters:
+            self.in_flight += 1
+            return self._window
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # the slot was handed over just as the caller was cancelled
+            raise
+        return self._window
+
+    def release(self) -> None:
+        """Give a slot back without a verdict (an error other than a rate limit, a cancellation)."""
+        self.in_flight -= 1
+        if self._waiters:
+            self._wake()
+
+    def release_ok(self) -> None:
+        """Give a slot back after a success: additive increase."""
+        self.in_flight -= 1
+        if self.limit < self.ceiling:
+            self._credit += 1.0 / self.limit
+            if self._credit >= 1.0:
+                self._credit -= 1.0
+                self.limit += 1
+        if self._waiters:
+            self._wake()
+
+    def release_rate_limited(self, window: int, retry_after: float | None) -> None:
+        """Give a slot back after a 429: halve once per window, pause the key for ``retry_after`` seconds."""
+        self.in_flight -= 1
+        self.rate_limited += 1
+        if window == self._window:
+            self.limit = max(1, self.limit // 2)
+            self._window += 1
+            self._credit = 0.0
+            self.decreases += 1
+        if retry_after:
+            self._pause(retry_after)
+        if self._waiters:
+            self._wake()
+
+    def _pause(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        if until <= self._paused_until and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._paused_until = until
+        self._timer = loop.call_at(until, self._resume)
+
+    def _resume(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        """Hand free slots to waiters in FIFO order; cancelled waiters are skipped."""
+        waiters = self._waiters
+        while waiters and self.in_flight < self.limit and self._timer is None:
+            fut = waiters.popleft()
+            if not fut.done():
+                self.in_flight += 1
+                fut.set_result(None)
+
+
+class LimiterPool:
+    """One `AdaptiveLimiter` per key, created on first use with the route's ceiling."""
+
+    __slots__ = ("_limiters",)
+
+    def __init__(self) -> None:
+        self._limiters: dict[tuple[str, str, str | None], AdaptiveLimiter] = {}
+
+    def get(self, key: tuple[str, str, str | None], ceiling: int) -> AdaptiveLimiter:
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limiter = self._limiters[key] = AdaptiveLimiter(ceiling)
+        return limiter
+
+    def items(self) -> list[tuple[tuple[str, str, str | None], AdaptiveLimiter]]:
+        return list(self._limiters.items())

@@ -1,0 +1,235 @@
+"""A loopback OpenAI-compatible server for tests and benchmarks, with scripted latency and failures.
+
+In a test::
+
+    async with FakeOpenAIServer(latency_s=0.01, fail_first=2) as srv:
+        ...  # route a model to srv.base_url (it ends in /v1); srv.count, srv.requests
+
+From a shell (a benchmark runs it in its own process so its CPU is not the client's)::
+
+    python -m datamill.llm.fake_server --port 8700 --latency 0.5
+
+Per request, in this order: above ``max_concurrent`` requests in flight → 429 with ``Retry-After``; the first
+``fail_first`` requests → 500; the next ``hang_first`` → no answer until the server stops (past any client
+timeout); otherwise wait ``latency_s``, answer 500 with probability ``error_rate``, else a chat completion
+whose content is ``reply`` (text, or a callable given the request body that returns text or a
+`FakeResponse` for full control of status, body and headers). ``GET /v1/models`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import math
+import random
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+
+@dataclass(slots=True)
+class FakeResponse:
+    """A scripted raw answer: a dict body is sent as JSON, str or bytes as they are."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Reply = str | Callable[[dict[str, Any]], "str | FakeResponse"]
+
+
+class FakeOpenAIServer:
+    """``POST /v1/chat/completions`` on 127.0.0.1 (a free port unless ``port`` is given).
+
+    ``requests`` and ``headers`` record each chat request's body and headers (unless ``record=False``);
+    ``count`` counts chat requests, ``statuses`` the answers by status, ``max_in_flight`` the peak.
+    """
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        fail_first: int = 0,
+        error_rate: float = 0.0,
+        max_concurrent: int | None = None,
+        retry_after_s: float = 1.0,
+        hang_first: int = 0,
+        reply: Reply = "fake reply",
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+        reasoning_tokens: int = 0,
+        record: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = 0,
+    ) -> None:
+        self.latency_s = latency_s
+        self.fail_first = fail_first
+        self.error_rate = error_rate
+        self.max_concurrent = max_concurrent
+        self.retry_after_s = retry_after_s
+        self.hang_first = hang_first
+        self.reply = reply
+        self.prompt_tokens = prompt_tokens
+        self.completion_tokens = completion_tokens
+        self.reasoning_tokens = reasoning_tokens
+        self.record = record
+        self.host = host
+        self.port = port
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.count = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.statuses: Counter[int] = Counter()
+        self._rng = random.Random(seed)
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        # A large backlog: 256 clients connecting at once must not overflow the accept queue (SYN retries
+        # would add a second of latency to some calls and spoil benchmarks).
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+
+    async def stop(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> FakeOpenAIServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        self.count += 1
+        number = self.count
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            return self._send(FakeResponse(400, {"error": {"message": "body is not JSON"}}))
+        if self.record:
+            self.requests.append(body)
+            self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        if self.max_concurrent is not None and self.in_flight >= self.max_concurrent:
+            headers = {"Retry-After": f"{self.retry_after_s:g}"}
+            return self._send(FakeResponse(429, {"error": {"message": "too many requests"}}, headers))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._send(await self._answer(number, body))
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(self, number: int, body: dict[str, Any]) -> FakeResponse:
+        if number <= self.fail_first:
+            return FakeResponse(500, {"error": {"message": f"scripted failure {number}"}})
+        if number <= self.fail_first + self.hang_first:
+            if self._stopping is not None:
+                await self._stopping.wait()
+            return FakeResponse(503, {"error": {"message": "server stopping"}})
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
+        if self.error_rate and self._rng.random() < self.error_rate:
+            return FakeResponse(500, {"error": {"message": "random failure"}})
+        content = self.reply(body) if callable(self.reply) else self.reply
+        if isinstance(content, FakeResponse):
+            return content
+        return FakeResponse(200, self._completion(number, body, content))
+
+    def _completion(self, number: int, body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
+        prompt = self.prompt_tokens if self.prompt_tokens is not None else math.ceil(prompt_chars / 4)
+        answer = self.completion_tokens if self.completion_tokens is not None else math.ceil(len(content) / 4)
+        completion = answer + self.reasoning_tokens
+        return {
+            "id": f"chatcmpl-fake-{number}",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+                "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            },
+        }
+
+    def _send(self, answer: FakeResponse) -> web.Response:
+        self.statuses[answer.status] += 1
+        body = answer.body
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = orjson.dumps(body)
+        return web.Response(
+            status=answer.status, body=body, headers=answer.headers, content_type="application/json"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed: ``python -m datamill.llm.fake_server --port 8700 --latency 0.5``."""
+    parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8700)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--max-concurrent", type=int, default=None, help="429 above this many in flight")
+    parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with a 429")
+    parser.add_argument("--fail-first", type=int, default=0)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--reply", default="fake reply")
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(
+        latency_s=args.latency,
+        max_concurrent=args.max_concurrent,
+        retry_after_s=args.retry_after,
+        fail_first=args.fail_first,
+        error_rate=args.error_rate,
+        reply=args.reply,
+        record=False,
+        host=args.host,
+        port=args.port,
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop it
+        asyncio.run(_serve(server))
+
+
+async def _serve(server: FakeOpenAIServer) -> None:
+    await server.start()
+    print(f"fake OpenAI server listening on {server.base_url}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Anthropic Messages API provider (``POST {base_url}/v1/messages``).
+
+How a provider-neutral `ChatRequest` maps onto the Messages API:
+
+- System messages move to the top-level ``system`` field (several are joined with a blank line).
+- ``max_tokens`` is required by the API: the request's cap, or `DEFAULT_MAX_TOKENS`. On thinking routes the
+  API counts thinking inside ``max_tokens`` and requires it to exceed the budget, so the provider sends
+  ``budget + answer cap``: the answer keeps the cap the caller asked for.
+- Thinking routes send ``thinking: {"type": "enabled", "budget_tokens": ...}`` with the request's budget or
+  the route's default (raised to the API minimum of 1024), and no ``temperature`` (the API only accepts the
+  default with thinking on). Otherwise ``temperature`` is clamped to Anthropic's range 0–1.
+- A JSON schema without thinking becomes a forced tool call (a tool named ``output`` whose ``input_schema`` is
+  the schema, ``tool_choice`` pinned to it); the tool input is returned serialised as JSON text. A schema that
+  is not an object is wrapped in ``{"value": ...}`` because tool inputs must be objects, and unwrapped on the
+  way back. With thinking on the API forbids forced tools, so the system prompt asks for JSON only
+  (`schema_instruction`) and the gateway validates the text.
+- ``seed`` is ignored: the API has none.
+
+Replies: text blocks are concatenated, thinking blocks dropped. Anthropic counts thinking tokens inside
+``usage.output_tokens`` and does not report them apart, so ``Usage.thinking_tokens`` stays 0 and cost is still
+right (thinking is billed at the output price). ``stop_reason`` is mapped to the OpenAI vocabulary the gateway
+uses (``stop``, ``length``, ``content_filter``); other values pass through unchanged. A 200 whose body is
+not a Messages API response raises TransientError, as in the OpenAI provider (proxies sometimes mangle
+replies).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from datamill.core.errors import TransientError
+from datamill.llm.providers.base import api_key, raise_for_status
+from datamill.llm.structured import schema_instruction
+from datamill.llm.transport import HttpTransport
+from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+ANTHROPIC_VERSION = "2023-06-01"
+#: Answer cap when the request gives none (the API has no default of its own).
+DEFAULT_MAX_TOKENS = 1024
+#: The smallest thinking budget the API accepts.
+MIN_THINKING_BUDGET = 1024
+OUTPUT_TOOL = "output"
+_WRAP_KEY = "value"
+
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "stop",
+    "max_tokens": "length",
+    "refusal": "content_filter",
+}
+
+
+class AnthropicProvider:
+    """Calls Anthropic's Messages API through the gateway's shared transport, or its own when given none."""
+
+    def __init__(self, transport: HttpTransport | None = None) -> None:
+        self._owns_transport = transport is None
+        self._transport = transport if transport is not None else HttpTransport()
+
+    async def complete(self, route: Route, request: ChatRequest) -> ProviderReply:
+        """Send one request and return its text, usage and finish reason.
+
+        Raises:
+            ConfigError: the route's key variable is not set.
+            RateLimitedError, TransientError, PermanentModelError: the API refused or failed, or sent a
+                malformed body (TransientError).
+        """
+        headers = _headers(route, api_key(route))
+        payload, wrapped = build_payload(route, request)
+        base = (route.base_url or DEFAULT_BASE_URL).rstrip("/")
+        reply = await self._transport.post_json(
+            f"{base}/v1/messages", payload, headers=headers, timeout_s=route.timeout_s
+        )
+        raise_for_status(reply, route)
+        return parse_reply(reply.body, route, unwrap=wrapped)
+
+    async def aclose(self) -> None:
+        """Close the transport if this provider opened it; a shared one belongs to the gateway."""
+        if self._owns_transport:
+            await self._transport.aclose()
+
+
+def _headers(route: Route, key: str | None) -> dict[str, str]:
+    headers = {"anthropic-version": ANTHROPIC_VERSION}
+    if key is not None:
+        headers["x-api-key"] = key
+    headers.update(route.headers)
+    return headers
+
+
+def build_payload(route: Route, request: ChatRequest) -> tuple[dict[str, Any], bool]:
+    """The Messages API body for a request, and whether a non-object schema was wrapped in ``value``."""
+    system = [m.content for m in request.messages if m.role == "system"]
+    answer_cap = request.max_tokens or DEFAULT_MAX_TOKENS
+    payload: dict[str, Any] = {"model": route.model, "messages": _turns(request.messages)}
+    wrapped = False
+    if route.thinking:
+        budget = max(MIN_THINKING_BUDGET, request.thinking_budget or route.default_thinking_budget)
+        payload["thinking"] = {"type": "enabled", "budget_tokens": budget}
+        payload["max_tokens"] = budget + answer_cap
+    else:
+        payload["max_tokens"] = answer_cap
+        payload["temperature"] = min(1.0, max(0.0, request.temperature))
+    if request.json_schema is not None:
+        if route.thinking or not route.json_schema:
+            system.append(schema_instruction(request.json_schema))
+        else:
+            input_schema, wrapped = _object_schema(request.json_schema)
+            payload["tools"] = [
+                {
+                    "name": OUTPUT_TOOL,
+                    "description": "Record the answer. Call this exactly once with the complete answer.",
+                    "input_schema": input_schema,
+                }
+            ]
+            payload["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
+    if system:
+        payload["system"] = "\n\n".join(system)
+    if request.stop:
+        payload["stop_sequences"] = list(request.stop)
+    return payload, wrapped
+
+
+def _turns(messages: tuple[Message, ...]) -> list[dict[str, str]]:
+    """User and assistant turns in order; consecutive turns of one role are merged, as the API expects."""
+    turns: list[dict[str, str]] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"] += "\n\n" + message.content
+        else:
+            turns.append({"role": message.role, "content": message.content})
+    return turns
+
+
+def _object_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    if schema.get("type") == "object":
+        return schema, False
+    return {"type": "object", "properties": {_WRAP_KEY: schema}, "required": [_WRAP_KEY]}, True
+
+
+def parse_reply(body: bytes, route: Route, *, unwrap: bool = False) -> ProviderReply:
+    """Turn a Messages API response body into a `ProviderReply`.
+
+    Raises:
+        TransientError: the body is not a Messages API response.
+    """
+    try:
+        return _parse_message(orjson.loads(body), unwrap)
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        shown = body[:200].decode("utf-8", "replace")
+        raise TransientError(f"{route.name}: malformed Messages API response ({exc!r}): {shown!r}") from None
+
+
+def _parse_message(body: dict[str, Any], unwrap: bool) -> ProviderReply:
+    texts: list[str] = []
+    tool_text: str | None = None
+    for block in body["content"]:
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(block.get("text", ""))
+        elif kind == "tool_use" and block.get("name") == OUTPUT_TOOL:
+            data = block.get("input")
+            if unwrap and isinstance(data, dict):
+                data = data.get(_WRAP_KEY)
+            tool_text = orjson.dumps(data).decode()
+        # thinking and redacted_thinking blocks are the model's scratch work, not the answer.
+    usage = body.get("usage") or {}
+    input_tokens = (
+        int(usage.get("input_tokens") or 0)
+        + int(usage.get("cache_creation_input_tokens") or 0)
+        + int(usage.get("cache_read_input_tokens") or 0)
+    )
+    stop_reason = body.get("stop_reason")
+    return ProviderReply(
+        text=tool_text if tool_text is not None else "".join(texts),
+        usage=Usage(input_tokens=input_tokens, output_tokens=int(usage.get("output_tokens") or 0)),
+        finish_reason=_STOP_REASONS.get(stop_reason, stop_reason) if stop_reason else None,
+    )

@@ -1,0 +1,154 @@
+"""Gemini API provider (``POST {base_url}/v1beta/models/{model}:generateContent``).
+
+How a provider-neutral `ChatRequest` maps onto ``generateContent``:
+
+- System messages go to ``systemInstruction``; user and assistant turns to ``contents`` with the roles
+  ``user`` and ``model``.
+- ``generationConfig`` carries ``temperature``, ``maxOutputTokens``, ``stopSequences`` and ``seed`` when
+  given.
+- A JSON schema sets ``responseMimeType: application/json`` and ``responseJsonSchema`` (native constrained
+  output). On a route marked ``json_schema: false`` only the MIME type is sent and the system instruction
+  carries the schema (`schema_instruction`).
+- Thinking routes send ``thinkingConfig.thinkingBudget`` (the request's budget or the route's default). Gemini
+  counts thinking inside ``maxOutputTokens``, so the provider sends ``budget + answer cap`` when a cap is
+  given. Non-thinking routes send no ``thinkingConfig`` at all: the model's own default applies (a budget of 0
+  is rejected by models that cannot turn thinking off).
+
+Replies: text parts of the first candidate are concatenated, parts marked ``thought: true`` skipped. Usage
+maps ``promptTokenCount``, ``candidatesTokenCount`` and ``thoughtsTokenCount`` (billed at the output price). A
+prompt blocked by safety (``promptFeedback.blockReason``, or no candidates) or a candidate stopped for safety
+with no text raises PermanentModelError naming the reason: retrying the same request would be blocked again.
+A 200 whose body is not a Gemini response raises TransientError, as in the OpenAI provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from datamill.core.errors import PermanentModelError, TransientError
+from datamill.llm.providers.base import api_key, raise_for_status
+from datamill.llm.structured import schema_instruction
+from datamill.llm.transport import HttpTransport
+from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
+
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+
+_ROLES = {"user": "user", "assistant": "model"}
+_BLOCKED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"}
+_FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+
+class GeminiProvider:
+    """Calls the Gemini API through the gateway's shared HTTP transport (or its own, when given none)."""
+
+    def __init__(self, transport: HttpTransport | None = None) -> None:
+        self._owns_transport = transport is None
+        self._transport = transport if transport is not None else HttpTransport()
+
+    async def complete(self, route: Route, request: ChatRequest) -> ProviderReply:
+        """Send one request and return its text, usage and finish reason.
+
+        Raises:
+            ConfigError: the route's key variable is not set.
+            RateLimitedError, TransientError, PermanentModelError: the API refused, failed or blocked the
+                request, or sent a malformed body (TransientError).
+        """
+        key = api_key(route)
+        headers = dict(route.headers)
+        if key is not None:
+            headers["x-goog-api-key"] = key
+        base = (route.base_url or DEFAULT_BASE_URL).rstrip("/")
+        model = route.model.removeprefix("models/")
+        reply = await self._transport.post_json(
+            f"{base}/v1beta/models/{model}:generateContent",
+            build_payload(route, request),
+            headers=headers,
+            timeout_s=route.timeout_s,
+        )
+        raise_for_status(reply, route)
+        return parse_reply(reply.body, route)
+
+    async def aclose(self) -> None:
+        """Close the transport if this provider opened it; a shared one belongs to the gateway."""
+        if self._owns_transport:
+            await self._transport.aclose()
+
+
+def build_payload(route: Route, request: ChatRequest) -> dict[str, Any]:
+    """The ``generateContent`` body for a request."""
+    system = [m.content for m in request.messages if m.role == "system"]
+    config: dict[str, Any] = {"temperature": request.temperature}
+    answer_cap = request.max_tokens
+    if route.thinking:
+        budget = request.thinking_budget or route.default_thinking_budget
+        config["thinkingConfig"] = {"thinkingBudget": budget}
+        if answer_cap is not None:
+            answer_cap += budget
+    if answer_cap is not None:
+        config["maxOutputTokens"] = answer_cap
+    if request.stop:
+        config["stopSequences"] = list(request.stop)
+    if request.seed is not None:
+        config["seed"] = request.seed
+    if request.json_schema is not None:
+        config["responseMimeType"] = "application/json"
+        if route.json_schema:
+            config["responseJsonSchema"] = request.json_schema
+        else:
+            system.append(schema_instruction(request.json_schema))
+    payload: dict[str, Any] = {"contents": _contents(request.messages), "generationConfig": config}
+    if system:
+        payload["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
+    return payload
+
+
+def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    return [{"role": _ROLES[m.role], "parts": [{"text": m.content}]} for m in messages if m.role != "system"]
+
+
+def parse_reply(body: bytes, route: Route) -> ProviderReply:
+    """Turn a ``generateContent`` response body into a `ProviderReply`.
+
+    Raises:
+        PermanentModelError: the prompt or the answer was blocked.
+        TransientError: the body is not a Gemini response.
+    """
+    try:
+        return _parse_response(orjson.loads(body), route)
+    except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+        shown = body[:200].decode("utf-8", "replace")
+        raise TransientError(f"{route.name}: malformed Gemini response ({exc!r}): {shown!r}") from None
+
+
+def _parse_response(body: dict[str, Any], route: Route) -> ProviderReply:
+    block_reason = (body.get("promptFeedback") or {}).get("blockReason")
+    candidates = body.get("candidates") or []
+    if block_reason or not candidates:
+        reason = block_reason or "no candidates returned"
+        raise PermanentModelError(f"{route.name}: Gemini blocked the prompt: {reason}")
+    candidate = candidates[0]
+    parts = (candidate.get("content") or {}).get("parts") or []
+    text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
+    finish = candidate.get("finishReason")
+    if finish in _BLOCKED and not text:
+        raise PermanentModelError(f"{route.name}: Gemini blocked the answer: {finish}")
+    usage = body.get("usageMetadata") or {}
+    return ProviderReply(
+        text=text,
+        usage=Usage(
+            input_tokens=int(usage.get("promptTokenCount") or 0),
+            output_tokens=int(usage.get("candidatesTokenCount") or 0),
+            thinking_tokens=int(usage.get("thoughtsTokenCount") or 0),
+        ),
+        finish_reason=_finish_reason(finish),
+    )
+
+
+def _finish_reason(finish: str | None) -> str | None:
+    if finish is None:
+        return None
+    if finish in _BLOCKED:
+        return "content_filter"
+    return _FINISH_REASONS.get(finish, finish.lower())

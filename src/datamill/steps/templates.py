@@ -1,0 +1,58 @@
+"""Prompt templates: YAML files of chat messages whose contents are Jinja2 templates.
+
+Templates live in ``datamill/steps/prompts/<name>.yaml``, are versioned like code, and are compiled once per
+process. A template file holds a ``version`` and a ``messages`` list (role + content), so few-shot examples
+are ordinary messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+import yaml
+
+from datamill.core.errors import ConfigError
+from datamill.llm.types import Message, Role
+
+_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
+_ROLES: tuple[Role, ...] = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """A compiled prompt: render it with the row's variables to get the messages to send."""
+
+    name: str
+    version: int
+    parts: tuple[tuple[Role, jinja2.Template], ...]
+
+    def render(self, **variables: Any) -> tuple[Message, ...]:
+        messages = []
+        for role, template in self.parts:
+            text = template.render(**variables).strip()
+            if text:
+                messages.append(Message(role, text))
+        return tuple(messages)
+
+
+@cache
+def load_template(name: str) -> PromptTemplate:
+    """Load and compile ``prompts/<name>.yaml`` from the package."""
+    path = resources.files("datamill.steps") / "prompts" / f"{name}.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"prompt template {name!r} not found") from exc
+    parts = []
+    for i, item in enumerate(doc.get("messages") or []):
+        role = item.get("role")
+        if role not in _ROLES:
+            raise ConfigError(f"prompt template {name!r}: messages[{i}].role must be one of {_ROLES}")
+        parts.append((role, _ENV.from_string(str(item.get("content", "")))))
+    if not parts:
+        raise ConfigError(f"prompt template {name!r} has no messages")
+    return PromptTemplate(name=name, version=int(doc.get("version", 1)), parts=tuple(parts))

@@ -1,0 +1,149 @@
+import dataclasses
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datamill.llm.cache import InMemoryResponseCache, SqliteResponseCache, cache_key
+from datamill.llm.types import ChatRequest, Message, Route
+
+ROUTE = Route(name="a/m", provider="openai", model="m", base_url="http://127.0.0.1:1/v1")
+REQUEST = ChatRequest(
+    (Message("system", "s"), Message("user", "u")),
+    max_tokens=10,
+    json_schema={"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "integer"}}},
+)
+
+
+def test_the_key_is_stable_and_ignores_the_public_name_and_prices() -> None:
+    renamed = dataclasses.replace(ROUTE, name="b/alias", input_price=9.0, max_concurrency=3)
+
+    assert cache_key(ROUTE, REQUEST) == cache_key(ROUTE, REQUEST)
+    assert cache_key(renamed, REQUEST) == cache_key(ROUTE, REQUEST)
+    assert len(cache_key(ROUTE, REQUEST)) == 64
+
+
+def test_schema_key_order_does_not_matter() -> None:
+    reordered = dataclasses.replace(
+        REQUEST,
+        json_schema={"properties": {"b": {"type": "integer"}, "a": {"type": "string"}}, "type": "object"},
+    )
+
+    assert cache_key(ROUTE, reordered) == cache_key(ROUTE, REQUEST)
+
+
+@pytest.mark.parametrize(
+    ("route_change", "request_change"),
+    [
+        ({"provider": "fake"}, {}),
+        ({"model": "m2"}, {}),
+        ({"base_url": "http://127.0.0.1:2/v1"}, {}),
+        ({"thinking": True}, {}),
+        ({}, {"messages": (Message("system", "s"), Message("user", "u2"))}),
+        ({}, {"messages": (Message("user", "s"), Message("user", "u"))}),
+        ({}, {"max_tokens": 11}),
+        ({}, {"temperature": 0.1}),
+        ({}, {"json_schema": None}),
+        ({}, {"thinking_budget": 100}),
+        ({}, {"stop": ("x",)}),
+        ({}, {"seed": 1}),
+    ],
+)
+def test_every_answer_changing_field_changes_the_key(
+    route_change: dict[str, Any], request_change: dict[str, Any]
+) -> None:
+    route = dataclasses.replace(ROUTE, **route_change)
+    request = dataclasses.replace(REQUEST, **request_change)
+
+    assert cache_key(route, request) != cache_key(ROUTE, REQUEST)
+
+
+def test_in_memory_cache_round_trips() -> None:
+    cache = InMemoryResponseCache()
+    cache.put("k", {"text": "t"})
+
+    assert cache.get("k") == {"text": "t"}
+    assert cache.get("other") is None
+    assert len(cache) == 1
+    cache.close()
+
+
+def _rows(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+
+def test_sqlite_cache_persists_across_instances(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = SqliteResponseCache(path)
+    cache.put("k", {"text": "t", "usage": [1, 2, 3], "data": {"a": [1, None]}})
+    assert cache.get("k") == {"text": "t", "usage": [1, 2, 3], "data": {"a": [1, None]}}
+    cache.close()
+    cache.close()  # closing twice is harmless
+
+    reopened = SqliteResponseCache(path)
+    assert reopened.get("k") == {"text": "t", "usage": [1, 2, 3], "data": {"a": [1, None]}}
+    assert reopened.get("missing") is None
+    reopened.close()
+
+
+def test_sqlite_cache_batches_commits(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = SqliteResponseCache(path, commit_every=3, max_delay_s=3600)
+
+    cache.put("a", {"n": 1})
+    cache.put("b", {"n": 2})
+    assert _rows(path) == 0  # not written yet, but readable through the cache
+    assert cache.get("a") == {"n": 1}
+    assert len(cache) == 2
+
+    cache.put("c", {"n": 3})
+    assert _rows(path) == 3
+    cache.put("d", {"n": 4})
+    cache.flush()
+    assert _rows(path) == 4
+    cache.close()
+
+
+def test_a_crash_loses_at_most_the_unwritten_puts(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    crashed = SqliteResponseCache(path, commit_every=2, max_delay_s=3600)
+    for key in "abc":
+        crashed.put(key, {"k": key})
+    # The process "dies": no close, no flush. Another process opens the file.
+
+    survivor = SqliteResponseCache(path)
+    assert survivor.get("a") == {"k": "a"}
+    assert survivor.get("b") == {"k": "b"}
+    assert survivor.get("c") is None
+    survivor.close()
+    crashed._pending.clear()  # drop the lost put, then release the file handle
+    crashed.close()
+
+
+def test_old_pending_puts_are_written_at_the_next_put(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    cache = SqliteResponseCache(path, commit_every=1000, max_delay_s=0.0)
+
+    cache.put("a", {})
+    cache.put("b", {})
+
+    assert _rows(path) >= 1
+    cache.close()
+
+
+def test_sqlite_cache_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    SqliteResponseCache(path).close()
+
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_closed_cache_refuses_use(tmp_path: Path) -> None:
+    cache = SqliteResponseCache(tmp_path / "c.sqlite")
+    cache.close()
+
+    with pytest.raises(RuntimeError, match="closed"):
+        cache.get("k")

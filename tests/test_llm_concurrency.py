@@ -1,0 +1,152 @@
+import asyncio
+
+import pytest
+
+from datamill.llm.concurrency import AdaptiveLimiter
+from datamill.llm.fake_server import FakeOpenAIServer
+from datamill.llm.gateway import Gateway
+from datamill.llm.retry import RetryPolicy
+from datamill.llm.routing import Routing
+from datamill.llm.types import ChatRequest, Message
+
+
+async def _spin() -> None:
+    """Let every ready callback run."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_caps_in_flight_and_hands_slots_over_in_fifo_order() -> None:
+    limiter = AdaptiveLimiter(2)
+    await limiter.acquire()
+    await limiter.acquire()
+    order: list[str] = []
+
+    async def waiter(name: str) -> None:
+        await limiter.acquire()
+        order.append(name)
+
+    tasks = [asyncio.create_task(waiter(n)) for n in "abc"]
+    await _spin()
+    assert order == []
+    assert limiter.in_flight == 2
+
+    limiter.release_ok()
+    await _spin()
+    assert order == ["a"]
+    limiter.release_ok()
+    limiter.release()
+    await _spin()
+    assert order == ["a", "b", "c"]
+    assert limiter.in_flight == 2
+    await asyncio.gather(*tasks)
+
+
+async def test_a_burst_of_429s_halves_once_per_window() -> None:
+    limiter = AdaptiveLimiter(16)
+    windows = [await limiter.acquire() for _ in range(10)]
+
+    for window in windows[:6]:
+        limiter.release_rate_limited(window, None)
+
+    assert limiter.limit == 8
+    assert limiter.decreases == 1
+    assert limiter.rate_limited == 6
+    fresh = await limiter.acquire()  # sent under the new limit: a 429 for it halves again
+    limiter.release_rate_limited(fresh, None)
+    assert limiter.limit == 4
+
+
+async def test_limit_never_drops_below_one() -> None:
+    limiter = AdaptiveLimiter(2)
+    for _ in range(4):
+        limiter.release_rate_limited(await limiter.acquire(), None)
+
+    assert limiter.limit == 1
+
+
+async def test_additive_increase_regrows_to_the_ceiling_and_no_further() -> None:
+    limiter = AdaptiveLimiter(8)
+    limiter.release_rate_limited(await limiter.acquire(), None)
+    assert limiter.limit == 4
+    seen = []
+
+    for _ in range(40):
+        await limiter.acquire()
+        limiter.release_ok()
+        seen.append(limiter.limit)
+
+    assert seen[0] < 8  # one success does not undo a halving
+    assert seen == sorted(seen)
+    assert seen[-1] == 8 == limiter.ceiling
+
+
+async def test_retry_after_pauses_the_key_then_resumes() -> None:
+    limiter = AdaptiveLimiter(4)
+    window = await limiter.acquire()
+    limiter.release_rate_limited(window, 0.05)
+
+    assert limiter.paused
+    blocked = asyncio.create_task(limiter.acquire())
+    await _spin()
+    assert not blocked.done()
+
+    await asyncio.wait_for(blocked, timeout=5)
+    assert not limiter.paused
+    assert limiter.in_flight == 1
+
+
+async def test_a_later_retry_after_extends_the_pause() -> None:
+    limiter = AdaptiveLimiter(4)
+    first, second = await limiter.acquire(), await limiter.acquire()
+    limiter.release_rate_limited(first, 0.01)
+    limiter.release_rate_limited(second, 30.0)
+    blocked = asyncio.create_task(limiter.acquire())
+
+    await asyncio.sleep(0.1)  # the first pause is long over; the second still holds
+
+    assert not blocked.done()
+    assert limiter.paused
+    blocked.cancel()
+
+
+async def test_a_cancelled_waiter_leaks_no_slot() -> None:
+    limiter = AdaptiveLimiter(1)
+    await limiter.acquire()
+    doomed = asyncio.create_task(limiter.acquire())
+    survivor = asyncio.create_task(limiter.acquire())
+    await _spin()
+
+    doomed.cancel()
+    await _spin()
+    limiter.release_ok()
+    await asyncio.wait_for(survivor, timeout=5)
+
+    assert doomed.cancelled()
+    assert limiter.in_flight == 1
+    limiter.release_ok()
+    assert limiter.in_flight == 0
+
+
+async def test_429_with_retry_after_shrinks_the_gateway_limiter_and_calls_succeed() -> None:
+    async with FakeOpenAIServer(latency_s=0.05, max_concurrent=3, retry_after_s=0.02) as srv:
+        routing = Routing.from_dict(
+            {"routes": {"t/*": {"provider": "openai", "base_url": srv.base_url, "max_concurrency": 12}}}
+        )
+        retry = RetryPolicy(base_delay=0.001, max_delay=0.01, max_rate_limit_retries=50)
+        async with Gateway(routing, retry=retry) as gateway:
+            request = ChatRequest((Message("user", "hi"),))
+            results = await asyncio.gather(*(gateway.chat("t/m", request) for _ in range(30)))
+            limiter = gateway.limiter("t/m")
+
+            assert [r.text for r in results] == ["fake reply"] * 30
+            assert srv.statuses[429] > 0
+            assert limiter.decreases >= 1
+            assert limiter.limit < 12
+            assert limiter.rate_limited == srv.statuses[429]
+            assert limiter.in_flight == 0
+
+
+@pytest.mark.parametrize("ceiling", [0, -3])
+def test_ceiling_is_at_least_one(ceiling: int) -> None:
+    assert AdaptiveLimiter(ceiling).limit == 1

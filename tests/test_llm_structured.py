@@ -1,0 +1,166 @@
+from typing import Any
+
+import pytest
+
+from datamill.core.errors import OutputValidationError, ValidationError
+from datamill.llm.fake_server import FakeOpenAIServer
+from datamill.llm.gateway import Gateway
+from datamill.llm.providers.fake import FakeProvider
+from datamill.llm.retry import RetryPolicy
+from datamill.llm.routing import Routing
+from datamill.llm.structured import parse_json_text, repair_request, validate_output
+from datamill.llm.types import ChatRequest, Message, Route
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 10}, "reason": {"type": "string"}},
+    "required": ["score", "reason"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": 1}',
+        '  {"a": 1}\n',
+        '```json\n{"a": 1}\n```',
+        '```\n{"a": 1}\n```',
+        'Here you go:\n```json\n{"a": 1}\n```\nAnything else?',
+    ],
+)
+def test_json_is_parsed_with_or_without_a_fence(text: str) -> None:
+    assert parse_json_text(text) == {"a": 1}
+
+
+def test_text_that_is_not_json_is_an_output_error() -> None:
+    with pytest.raises(OutputValidationError, match="not valid JSON"):
+        parse_json_text("Sure! The score is 7.")
+
+
+def test_a_schema_violation_names_the_place_and_the_rule() -> None:
+    with pytest.raises(OutputValidationError, match="at score: 11 is greater than the maximum of 10"):
+        validate_output('{"score": 11, "reason": "r"}', SCHEMA)
+    with pytest.raises(OutputValidationError, match=r"at \(root\): 'reason' is a required property"):
+        validate_output('{"score": 1}', SCHEMA)
+
+
+def test_a_valid_reply_returns_the_data() -> None:
+    assert validate_output('{"score": 7, "reason": "clear"}', SCHEMA) == {"score": 7, "reason": "clear"}
+
+
+def test_an_invalid_schema_is_a_validation_error_on_the_field() -> None:
+    with pytest.raises(ValidationError) as caught:
+        validate_output("{}", {"type": "no-such-type"})
+
+    assert caught.value.issues[0].field == "json_schema"
+
+
+def test_repair_request_appends_the_bad_output_and_the_error() -> None:
+    request = ChatRequest((Message("user", "grade it"),), json_schema=SCHEMA, seed=3)
+    error = OutputValidationError("at score: 11 is greater than the maximum of 10")
+
+    repaired = repair_request(request, '{"score": 11}', error)
+
+    assert repaired.messages[:1] == request.messages
+    assert repaired.messages[1] == Message("assistant", '{"score": 11}')
+    assert repaired.messages[2].role == "user"
+    assert "greater than the maximum" in repaired.messages[2].content
+    assert (repaired.json_schema, repaired.seed) == (SCHEMA, 3)
+
+
+def _routing() -> Routing:
+    return Routing.from_dict(
+        {"routes": {"f/*": {"provider": "fake", "input_price": 1.0, "output_price": 1.0}}}
+    )
+
+
+def _scripted(*replies: str) -> FakeProvider:
+    queue = list(replies)
+
+    def respond(route: Route, request: ChatRequest) -> str:
+        return queue.pop(0)
+
+    return FakeProvider(responder=respond)
+
+
+def _ask() -> ChatRequest:
+    return ChatRequest((Message("user", "grade it"),), json_schema=SCHEMA)
+
+
+async def test_a_bad_reply_is_repaired_once() -> None:
+    fake = _scripted('{"score": "high"}', '```json\n{"score": 8, "reason": "ok"}\n```')
+    async with Gateway(_routing(), providers={"fake": fake}) as gateway:
+        result = await gateway.chat("f/m", _ask(), tag="judge")
+
+    assert result.data == {"score": 8, "reason": "ok"}
+    assert len(fake.calls) == 2
+    repair = fake.calls[1].messages
+    assert repair[1] == Message("assistant", '{"score": "high"}')
+    assert "is not of type 'integer'" in repair[2].content
+    assert gateway.usage.by_tag["judge"].calls == 1
+    assert result.usage.input_tokens > 0
+    assert result.cost_usd == pytest.approx(
+        (result.usage.input_tokens + result.usage.output_tokens) / 1e6
+    )  # both calls are paid for
+
+
+async def test_a_reply_still_bad_after_the_repair_raises() -> None:
+    fake = _scripted("not json", '{"score": 99, "reason": "x"}')
+    async with Gateway(_routing(), providers={"fake": fake}) as gateway:
+        with pytest.raises(OutputValidationError, match=r"f/m: .*maximum of 10 \(after 1 repair attempt\)"):
+            await gateway.chat("f/m", _ask(), tag="judge")
+
+    assert len(fake.calls) == 2
+    failed = gateway.usage.by_tag["judge"]
+    assert (failed.failures, failed.calls) == (1, 0)
+    assert failed.cost_usd > 0  # the two paid attempts are still accounted
+
+
+async def test_repairs_can_be_turned_off() -> None:
+    fake = _scripted("nope")
+    async with Gateway(_routing(), providers={"fake": fake}, repair_attempts=0) as gateway:
+        with pytest.raises(OutputValidationError, match="after 0 repair attempts"):
+            await gateway.chat("f/m", _ask())
+
+    assert len(fake.calls) == 1
+
+
+async def test_invalid_output_is_never_cached() -> None:
+    from datamill.llm.cache import InMemoryResponseCache
+
+    cache = InMemoryResponseCache()
+    fake = _scripted("bad", "bad", '{"score": 1, "reason": "r"}')
+    async with Gateway(_routing(), providers={"fake": fake}, cache=cache) as gateway:
+        with pytest.raises(OutputValidationError):
+            await gateway.chat("f/m", _ask())
+        assert len(cache) == 0
+        first = await gateway.chat("f/m", _ask())
+        again = await gateway.chat("f/m", _ask())
+
+    assert (first.cached, again.cached) == (False, True)
+    assert again.data == {"score": 1, "reason": "r"}
+
+
+async def test_the_default_fake_reply_satisfies_the_schema() -> None:
+    async with Gateway(_routing()) as gateway:
+        result = await gateway.chat("f/m", _ask())
+
+    assert result.data == {"score": 0, "reason": result.data["reason"]}
+    assert isinstance(result.data["reason"], str)
+
+
+async def test_schema_output_over_http_is_requested_and_validated() -> None:
+    answers = iter(['{"score": 3}', '{"score": 3, "reason": "fixed"}'])
+
+    def reply(body: dict[str, Any]) -> str:
+        return next(answers)
+
+    async with FakeOpenAIServer(reply=reply) as srv:
+        routing = Routing.from_dict({"routes": {"t/*": {"provider": "openai", "base_url": srv.base_url}}})
+        async with Gateway(routing, retry=RetryPolicy(base_delay=0.001)) as gateway:
+            result = await gateway.chat("t/m", _ask())
+
+    assert result.data == {"score": 3, "reason": "fixed"}
+    assert srv.requests[0]["response_format"]["json_schema"]["schema"] == SCHEMA
+    assert srv.requests[1]["messages"][-2] == {"role": "assistant", "content": '{"score": 3}'}
