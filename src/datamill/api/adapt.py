@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import orjson
 
 from datamill.api.settings import Settings
 from datamill.core.adapt_request import parse_adapt_request
@@ -18,9 +20,9 @@ from datamill.dataio import count_rows, open_dataset, open_writer
 from datamill.llm.cache import SqliteResponseCache
 from datamill.llm.gateway import Gateway
 from datamill.llm.routing import Routing
-from datamill.pipelines.adapt import RunCounters, public_row, run_adaptation
+from datamill.pipelines.adapt import RunCounters, run_adaptation
+from datamill.pipelines.checkpoint import DirectoryCheckpoint
 from datamill.pipelines.plan import plan_adaptation
-from datamill.steps.base import Rejection
 
 
 @dataclass
@@ -36,6 +38,7 @@ class AdaptSummary:
     rows_selected: int
     rows_out: int
     rows_rejected: int
+    batches_resumed: int
     rejections_by_step: dict[str, int]
     calls: int
     cache_hits: int
@@ -61,6 +64,7 @@ class AdaptJob:
     output_format: str | None = None
     seed: int = 0
     use_cache: bool = True
+    batch_size: int = 256
 
 
 async def adapt_file_async(
@@ -75,6 +79,8 @@ async def adapt_file_async(
 
     ``body`` has the wire shape of the Adaption API's run/adapt request (column_mapping, recipe_specification,
     job_specification, brand_controls, ...) and goes through the same validation as every other entry point.
+    Finished batches are checkpointed under the data directory; running the same job again after an
+    interruption resumes from the last finished batch.
 
     Raises:
         ValidationError: a bad request, or a mapping that names columns the file does not have.
@@ -94,14 +100,33 @@ async def adapt_file_async(
     try:
         handle = gateway.model(job.model or settings.model or gateway.routing.default_model)
         plan = plan_adaptation(request, handle, total_rows=total, seed=job.seed)
-        with open_dataset(job.input_path, format=job.input_format) as reader:
-            with open_writer(job.output_path, format=job.output_format) as writer:
-                result = await run_adaptation(reader, plan, writer, counters=counters)
-        rejected_path = _write_rejections(job.output_path, result.rejections)
+        fingerprint = run_fingerprint(job, request.to_dict(), handle.name)
+        checkpoint = DirectoryCheckpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
+        with open_dataset(job.input_path, format=job.input_format, batch_size=job.batch_size) as reader:
+            result = await run_adaptation(reader, plan, checkpoint, counters=counters)
+        _export(checkpoint, job)
+        rejected_path = _write_rejections(job.output_path, checkpoint)
+        checkpoint.remove()
         return _summary(job, handle.name, plan.step_names, result, rejected_path, gateway)
     finally:
         if own_gateway:
             await gateway.aclose()
+
+
+def run_fingerprint(job: AdaptJob, request: dict[str, Any], model: str) -> str:
+    """What identifies a run for resuming: the input file's identity, the request, the model and the seed."""
+    stat = job.input_path.stat()
+    identity = {
+        "input": str(job.input_path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "input_format": job.input_format,
+        "request": request,
+        "model": model,
+        "seed": job.seed,
+        "batch_size": job.batch_size,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSummary:
@@ -123,17 +148,22 @@ def _make_gateway(settings: Settings, use_cache: bool) -> Gateway:
     return Gateway(routing, cache=cache)
 
 
-def _write_rejections(output_path: Path, rejections: list[Rejection]) -> str | None:
+def _export(checkpoint: DirectoryCheckpoint, job: AdaptJob) -> None:
+    """Write the checkpointed parts, in order, to the output file (atomically)."""
+    with open_writer(job.output_path, format=job.output_format) as writer:
+        for table in checkpoint.iter_output():
+            writer.write_batch(table)
+
+
+def _write_rejections(output_path: Path, checkpoint: DirectoryCheckpoint) -> str | None:
     path = rejected_path_for(output_path)
-    if not rejections:
+    rows = list(checkpoint.iter_rejections())
+    if not rows:
         path.unlink(missing_ok=True)
         return None
-    rows = [
-        {"row_number": r.row.get("_row"), "step": r.step, "reason": r.reason, "row": public_row(r.row)}
-        for r in rejections
-    ]
-    with open_writer(path, format="jsonl") as writer:
-        writer.write_batch(pa.Table.from_pylist(rows))
+    tmp = path.with_name(f".{path.name}.partial")
+    tmp.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    tmp.replace(path)
     return str(path)
 
 
@@ -151,7 +181,8 @@ def _summary(
         rows_in=result.rows_in,
         rows_selected=result.rows_selected,
         rows_out=result.rows_out,
-        rows_rejected=len(result.rejections),
+        rows_rejected=result.rows_rejected,
+        batches_resumed=result.batches_resumed,
         rejections_by_step=result.rejections_by_step,
         calls=total.calls,
         cache_hits=total.cache_hits,

@@ -115,6 +115,10 @@ _common_options = [
     click.option("--max-rows", type=int, help="Adapt a seeded random sample of at most this many rows."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling."),
     click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
+    click.option(
+        "--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+        help="Rows per batch; each finished batch is checkpointed.",
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 ]
@@ -160,6 +164,7 @@ def adapt_command(file: Path, output: Path, **options: Any) -> None:
         output_format=options["output_format"],
         seed=options["seed"],
         use_cache=not options["no_cache"],
+        batch_size=options["batch_size"],
     )
     _execute(job, body, options)
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from datamill.api.settings import Settings
 from datamill.cli.errors import handle_errors
+from datamill.core.errors import ConfigError
 from datamill.llm.routing import Routing
 
 
@@ -21,10 +22,15 @@ def models_command(routes: Path | None) -> None:
     settings = Settings.from_env()
     routing = Routing.load(routes or settings.routes_path)
     table = Table(title=f"models (default: {routing.default_model})", title_justify="left")
-    for column in ("name", "provider", "model id", "key variable", "$/M in", "$/M out"):
+    for column in ("name", "provider", "model id", "key variable", "$/M in", "$/M out", "note"):
         table.add_column(column)
     for name in routing.names():
-        route = routing.describe(name)
+        # A pattern is shown through a placeholder name that it matches.
+        try:
+            route = routing.resolve(name.replace("*", "<name>"))
+        except ConfigError as exc:
+            table.add_row(name, "-", "-", "-", "-", "-", str(exc))
+            continue
         table.add_row(
             name,
             route.provider,
@@ -32,5 +38,9 @@ def models_command(routes: Path | None) -> None:
             route.api_key_env or "-",
             f"{route.input_price:g}",
             f"{route.output_price:g}",
+            "",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: don't squeeze names into 80 columns
+        console = Console(width=200)
+    console.print(table)

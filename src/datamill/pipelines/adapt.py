@@ -1,10 +1,13 @@
-"""The adaptation run: stream batches from a reader through the planned steps into a writer.
+"""The adaptation run: stream batches from a reader through the planned steps into checkpointed parts.
 
 Batch steps run in file order, one batch at a time; row steps run concurrently across the rows of up to
 ``batches_in_flight`` batches, so the gateway's concurrency limiter, not the batch boundary, sets the pace.
-Output batches are written in input order. A row that a step rejects, or whose model call fails for good,
-goes to the rejected list with its reason; an error that would fail every row (no API key, unknown model,
-401/403) stops the run, and the writer is aborted so no half-written output is left.
+A row step may fan a row out into several (language expansion); each new row continues through the remaining
+steps. Every finished batch is saved to the checkpoint in input order. On resume, batches already saved are
+replayed through the batch steps only (to rebuild their state, e.g. dedup's seen hashes) and skipped.
+
+A row that a step rejects, or whose model call fails for good, is kept with its reason; an error that would
+fail every row (no API key, unknown model, 401/403/404) stops the run.
 """
 
 from __future__ import annotations
@@ -19,17 +22,12 @@ from typing import Any
 import pyarrow as pa
 
 from datamill.core.errors import ConfigError, ModelError, PermanentModelError, UnknownModelError
+from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import Rejection, Row, RowRejected, StepContext
 
 #: Permanent errors that mean every row would fail the same way.
 _FATAL_STATUSES = frozenset({401, 403, 404})
-
-
-class BatchSink:
-    """Where finished rows go (a DatasetWriter satisfies it)."""
-
-    def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None: ...
 
 
 @dataclass
@@ -40,6 +38,8 @@ class RunCounters:
     rows_done: int = 0
     rows_out: int = 0
     rows_rejected: int = 0
+    batches_done: int = 0
+    batches_resumed: int = 0
 
 
 @dataclass
@@ -47,7 +47,8 @@ class AdaptResult:
     rows_in: int
     rows_selected: int
     rows_out: int
-    rejections: list[Rejection]
+    rows_rejected: int
+    batches_resumed: int
     elapsed_s: float
     rejections_by_step: dict[str, int] = field(default_factory=dict)
 
@@ -55,43 +56,49 @@ class AdaptResult:
 async def run_adaptation(
     batches: Iterable[pa.RecordBatch],
     plan: AdaptPlan,
-    sink: BatchSink,
+    checkpoint: BatchCheckpoint,
     *,
     counters: RunCounters | None = None,
     on_progress: Callable[[RunCounters], None] | None = None,
     batches_in_flight: int = 4,
 ) -> AdaptResult:
-    """Run ``plan`` over ``batches``, writing surviving rows to ``sink``."""
+    """Run ``plan`` over ``batches``, saving each finished batch to ``checkpoint``."""
     started = time.perf_counter()
     counters = counters or RunCounters()
     counters.rows_total = plan.rows_selected
-    ctx = StepContext()
-    runner = _RowRunner(plan, ctx, counters, on_progress)
-    pending: deque[asyncio.Task[list[Row]]] = deque()
+    done = checkpoint.completed()
+    runner = _RowRunner(plan, counters, on_progress)
+    pending: deque[asyncio.Task[None]] = deque()
     next_row = 1
     try:
-        for batch in batches:
+        for index, batch in enumerate(batches):
             rows = batch.to_pylist()
             for row in rows:
                 row["_row"] = next_row
                 next_row += 1
+            if index in done:
+                _replay(plan, rows, counters)
+                continue
+            ctx = StepContext()
             rows = _run_batch_steps(plan, rows, ctx, counters)
-            pending.append(asyncio.create_task(runner.run(rows)))
+            pending.append(asyncio.create_task(runner.run(index, rows, ctx, checkpoint)))
             while len(pending) >= batches_in_flight:
-                _write(sink, await pending.popleft(), counters)
+                await pending.popleft()
         while pending:
-            _write(sink, await pending.popleft(), counters)
+            await pending.popleft()
     except BaseException:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         raise
-    by_step = Counter(r.step for r in ctx.rejected)
+    by_step = Counter(str(r.get("step")) for r in checkpoint.iter_rejections())
+    rows_out = sum(t.num_rows for t in checkpoint.iter_output())
     return AdaptResult(
         rows_in=next_row - 1,
         rows_selected=plan.rows_selected,
-        rows_out=counters.rows_out,
-        rejections=ctx.rejected,
+        rows_out=rows_out,
+        rows_rejected=sum(by_step.values()),
+        batches_resumed=counters.batches_resumed,
         elapsed_s=time.perf_counter() - started,
         rejections_by_step=dict(by_step),
     )
@@ -107,51 +114,63 @@ def _run_batch_steps(plan: AdaptPlan, rows: list[Row], ctx: StepContext, counter
     return rows
 
 
+def _replay(plan: AdaptPlan, rows: list[Row], counters: RunCounters) -> None:
+    """Feed a finished batch through the batch steps again so their state matches an uninterrupted run."""
+    ctx = StepContext()
+    kept = _run_batch_steps(plan, rows, ctx, counters)
+    counters.rows_done += len(kept)
+    counters.batches_done += 1
+    counters.batches_resumed += 1
+
+
 class _RowRunner:
-    """Runs the row steps of one batch concurrently and reports each finished row."""
+    """Runs the row steps of one batch concurrently, then saves the batch."""
 
     def __init__(
-        self,
-        plan: AdaptPlan,
-        ctx: StepContext,
-        counters: RunCounters,
-        on_progress: Callable[[RunCounters], None] | None,
+        self, plan: AdaptPlan, counters: RunCounters, on_progress: Callable[[RunCounters], None] | None
     ) -> None:
         self.steps = plan.row_steps
-        self.ctx = ctx
         self.counters = counters
         self.on_progress = on_progress
 
-    async def run(self, rows: list[Row]) -> list[Row]:
-        done = await asyncio.gather(*(self._one(row) for row in rows))
-        return [row for row in done if row is not None]
+    async def run(self, index: int, rows: list[Row], ctx: StepContext, checkpoint: BatchCheckpoint) -> None:
+        results = await asyncio.gather(*(self._one(row, ctx) for row in rows))
+        out = [public_row(row) for group in results for row in group]
+        checkpoint.save(index, out, [rejection_record(r) for r in ctx.rejected])
+        self.counters.rows_out += len(out)
+        self.counters.batches_done += 1
 
-    async def _one(self, row: Row) -> Row | None:
-        step_name = ""
-        try:
-            for step in self.steps:
-                step_name = step.name
-                await step.process_row(row, self.ctx)
-            result: Row | None = row
-        except RowRejected as exc:
-            self.ctx.reject(row, step_name, str(exc))
-            result = None
-        except (ConfigError, UnknownModelError):
-            raise
-        except PermanentModelError as exc:
-            if exc.status in _FATAL_STATUSES:
-                raise
-            self.ctx.reject(row, step_name, f"model error: {exc}")
-            result = None
-        except ModelError as exc:
-            self.ctx.reject(row, step_name, f"model error: {exc}")
-            result = None
+    async def _one(self, row: Row, ctx: StepContext) -> list[Row]:
+        result = await self._chain(row, 0, ctx)
         self.counters.rows_done += 1
-        if result is None:
+        if not result:
             self.counters.rows_rejected += 1
         if self.on_progress is not None:
             self.on_progress(self.counters)
         return result
+
+    async def _chain(self, row: Row, start: int, ctx: StepContext) -> list[Row]:
+        for position in range(start, len(self.steps)):
+            step = self.steps[position]
+            try:
+                produced = await step.process_row(row, ctx)
+            except RowRejected as exc:
+                ctx.reject(row, step.name, str(exc))
+                return []
+            except (ConfigError, UnknownModelError):
+                raise
+            except PermanentModelError as exc:
+                if exc.status in _FATAL_STATUSES:
+                    raise
+                ctx.reject(row, step.name, f"model error: {exc}")
+                return []
+            except ModelError as exc:
+                ctx.reject(row, step.name, f"model error: {exc}")
+                return []
+            if produced is not None:
+                groups = await asyncio.gather(*(self._chain(r, position + 1, ctx) for r in produced))
+                return [r for group in groups for r in group]
+        return [row]
 
 
 def public_row(row: Row) -> dict[str, Any]:
@@ -159,8 +178,11 @@ def public_row(row: Row) -> dict[str, Any]:
     return {k: v for k, v in row.items() if not k.startswith("_")}
 
 
-def _write(sink: BatchSink, rows: list[Row], counters: RunCounters) -> None:
-    if not rows:
-        return
-    sink.write_batch(pa.Table.from_pylist([public_row(r) for r in rows]))
-    counters.rows_out += len(rows)
+def rejection_record(rejection: Rejection) -> dict[str, Any]:
+    """A rejected row as it is saved: its row number, the step, the reason and its public columns."""
+    return {
+        "row_number": rejection.row.get("_row"),
+        "step": rejection.step,
+        "reason": rejection.reason,
+        "row": public_row(rejection.row),
+    }

@@ -55,7 +55,12 @@ class RowRejected(Exception):
 
 
 class RowStep(Step):
-    """A step that transforms one row in place, usually with a model call; raises RowRejected to drop it."""
+    """A step that transforms one row, usually with a model call.
+
+    ``process_row`` changes the row in place and returns None, or returns a list of rows that replace it (the
+    row itself and new rows, for a step that fans out); each continues through the remaining steps. It raises
+    RowRejected to drop the row.
+    """
 
     @abstractmethod
-    async def process_row(self, row: Row, ctx: StepContext) -> None: ...
+    async def process_row(self, row: Row, ctx: StepContext) -> list[Row] | None: ...
