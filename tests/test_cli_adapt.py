@@ -35,7 +35,16 @@ def read_jsonl(path: Path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
 
 
-SAMPLE_ARGS = ("--prompt", "question", "--completion", "answer", "--context", "product", "--model", "fake/demo")
+SAMPLE_ARGS = (
+    "--prompt",
+    "question",
+    "--completion",
+    "answer",
+    "--context",
+    "product",
+    "--model",
+    "fake/demo",
+)
 
 
 def test_adapt_sample_writes_rephrased_prompts_and_completions(runner: CliRunner, tmp_path: Path):
@@ -77,7 +86,13 @@ def test_rerun_is_served_from_the_cache(runner: CliRunner, tmp_path: Path):
 def test_changing_the_blueprint_pays_only_for_completions(runner: CliRunner, tmp_path: Path):
     assert adapt(runner, str(SAMPLE), *SAMPLE_ARGS, "-o", str(tmp_path / "a.jsonl"), "--json")[0] == 0
     code, _, summary = adapt(
-        runner, str(SAMPLE), *SAMPLE_ARGS, "--blueprint", "Talk like a pirate.", "-o", str(tmp_path / "b.jsonl"),
+        runner,
+        str(SAMPLE),
+        *SAMPLE_ARGS,
+        "--blueprint",
+        "Talk like a pirate.",
+        "-o",
+        str(tmp_path / "b.jsonl"),
         "--json",
     )
     assert code == 0
@@ -87,7 +102,9 @@ def test_changing_the_blueprint_pays_only_for_completions(runner: CliRunner, tmp
 
 def test_recipes_none_skips_dedup_and_rephrase(runner: CliRunner, tmp_path: Path):
     out = tmp_path / "out.csv"
-    code, text, summary = adapt(runner, str(SAMPLE), *SAMPLE_ARGS, "--recipes", "none", "-o", str(out), "--json")
+    code, text, summary = adapt(
+        runner, str(SAMPLE), *SAMPLE_ARGS, "--recipes", "none", "-o", str(out), "--json"
+    )
     assert code == 0, text
     assert summary["rows_out"] == 10
     assert summary["calls"] == 10
@@ -100,8 +117,18 @@ def test_max_rows_takes_a_seeded_sample(runner: CliRunner, tmp_path: Path):
     for name in ("a", "b"):
         out = tmp_path / f"{name}.parquet"
         code, text, summary = adapt(
-            runner, str(SAMPLE), *SAMPLE_ARGS, "--recipes", "none", "--max-rows", "4", "--seed", "3",
-            "-o", str(out), "--json",
+            runner,
+            str(SAMPLE),
+            *SAMPLE_ARGS,
+            "--recipes",
+            "none",
+            "--max-rows",
+            "4",
+            "--seed",
+            "3",
+            "-o",
+            str(out),
+            "--json",
         )
         assert code == 0, text
         assert summary["rows_selected"] == 4
@@ -122,8 +149,16 @@ def test_unknown_column_is_a_clear_error_and_writes_nothing(runner: CliRunner, t
 
 def test_conflicting_mapping_names_the_fields(runner: CliRunner, tmp_path: Path):
     code, text, _ = adapt(
-        runner, str(SAMPLE), "--prompt", "question", "--universal-prompt", "Do it", "--context", "product",
-        "-o", str(tmp_path / "o.jsonl"),
+        runner,
+        str(SAMPLE),
+        "--prompt",
+        "question",
+        "--universal-prompt",
+        "Do it",
+        "--context",
+        "product",
+        "-o",
+        str(tmp_path / "o.jsonl"),
     )
     assert code == 2
     assert "universal_prompt" in text
@@ -132,7 +167,9 @@ def test_conflicting_mapping_names_the_fields(runner: CliRunner, tmp_path: Path)
 def test_malformed_file_names_the_line(runner: CliRunner, tmp_path: Path):
     bad = tmp_path / "bad.csv"
     bad.write_text("q,a\none,two\nthree,four,five\n")
-    code, text, _ = adapt(runner, str(bad), "--prompt", "q", "--model", "fake/x", "-o", str(tmp_path / "o.jsonl"))
+    code, text, _ = adapt(
+        runner, str(bad), "--prompt", "q", "--model", "fake/x", "-o", str(tmp_path / "o.jsonl")
+    )
     assert code == 2
     assert "line 3" in text
 
@@ -148,7 +185,14 @@ def test_unknown_model_lists_configured_models(runner: CliRunner, tmp_path: Path
 
 def test_unknown_recipe_is_rejected(runner: CliRunner, tmp_path: Path):
     code, text, _ = adapt(
-        runner, str(SAMPLE), "--prompt", "question", "--recipes", "dedup,magic", "-o", str(tmp_path / "o.jsonl")
+        runner,
+        str(SAMPLE),
+        "--prompt",
+        "question",
+        "--recipes",
+        "dedup,magic",
+        "-o",
+        str(tmp_path / "o.jsonl"),
     )
     assert code == 2
     assert "magic" in text

@@ -33,8 +33,13 @@ def routes_file(tmp_path: Path, base_url: str) -> Path:
 async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
     env = dict(os.environ, DATAMILL_HOME=str(tmp_path / "home"))
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "datamill.cli.main", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        sys.executable,
+        "-m",
+        "datamill.cli.main",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
     out, err = await proc.communicate()
     return proc.returncode or 0, out.decode(), err.decode()
@@ -50,8 +55,20 @@ async def test_adapt_over_http_uses_the_routed_endpoint(tmp_path: Path):
         routes = routes_file(tmp_path, server.base_url)
         out = tmp_path / "out.jsonl"
         code, stdout, stderr = await run_cli(
-            tmp_path, "adapt", str(SAMPLE), "--prompt", "question", "--context", "product",
-            "--model", "acme/small", "--routes", str(routes), "-o", str(out), "--json",
+            tmp_path,
+            "adapt",
+            str(SAMPLE),
+            "--prompt",
+            "question",
+            "--context",
+            "product",
+            "--model",
+            "acme/small",
+            "--routes",
+            str(routes),
+            "-o",
+            str(out),
+            "--json",
         )
         assert code == 0, stderr
         summary = json.loads(stdout)
@@ -69,8 +86,20 @@ async def test_transient_errors_are_retried(tmp_path: Path):
     async with FakeOpenAIServer(reply=answer, fail_first=3) as server:
         routes = routes_file(tmp_path, server.base_url)
         code, stdout, stderr = await run_cli(
-            tmp_path, "adapt", str(SAMPLE), "--prompt", "question", "--recipes", "none",
-            "--model", "acme/small", "--routes", str(routes), "-o", str(tmp_path / "o.jsonl"), "--json",
+            tmp_path,
+            "adapt",
+            str(SAMPLE),
+            "--prompt",
+            "question",
+            "--recipes",
+            "none",
+            "--model",
+            "acme/small",
+            "--routes",
+            str(routes),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+            "--json",
         )
         assert code == 0, stderr
         assert json.loads(stdout)["rows_out"] == 10
@@ -85,8 +114,18 @@ async def test_rejected_key_stops_the_run_and_leaves_no_output(tmp_path: Path):
         routes = routes_file(tmp_path, server.base_url)
         out = tmp_path / "o.jsonl"
         code, _, stderr = await run_cli(
-            tmp_path, "adapt", str(SAMPLE), "--prompt", "question", "--model", "acme/small",
-            "--routes", str(routes), "-o", str(out), "-q",
+            tmp_path,
+            "adapt",
+            str(SAMPLE),
+            "--prompt",
+            "question",
+            "--model",
+            "acme/small",
+            "--routes",
+            str(routes),
+            "-o",
+            str(out),
+            "-q",
         )
     assert code == 1
     assert "401" in stderr

@@ -24,7 +24,9 @@ def write_input(path: Path) -> None:
 
 def routes_file(tmp_path: Path, base_url: str) -> Path:
     path = tmp_path / "routes.yaml"
-    path.write_text(f"routes:\n  acme/*:\n    provider: openai\n    base_url: {base_url}\n    max_concurrency: 4\n")
+    path.write_text(
+        f"routes:\n  acme/*:\n    provider: openai\n    base_url: {base_url}\n    max_concurrency: 4\n"
+    )
     return path
 
 
@@ -35,8 +37,13 @@ def prompt_of(body: dict) -> str:
 async def start_cli(tmp_path: Path, *args: str) -> asyncio.subprocess.Process:
     env = dict(os.environ, DATAMILL_HOME=str(tmp_path / "home"))
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "datamill.cli.main", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+        sys.executable,
+        "-m",
+        "datamill.cli.main",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
     )
 
 
@@ -50,9 +57,21 @@ async def test_killed_run_resumes_without_losing_or_repeating(tmp_path: Path):
 
     async with FakeOpenAIServer(reply=reply, latency_s=0.02) as server:
         args = (
-            "adapt", str(source), "--prompt", "question", "--recipes", "none", "--model", "acme/m",
-            "--routes", str(routes_file(tmp_path, server.base_url)), "--batch-size", str(BATCH),
-            "-o", str(out), "--json",
+            "adapt",
+            str(source),
+            "--prompt",
+            "question",
+            "--recipes",
+            "none",
+            "--model",
+            "acme/m",
+            "--routes",
+            str(routes_file(tmp_path, server.base_url)),
+            "--batch-size",
+            str(BATCH),
+            "-o",
+            str(out),
+            "--json",
         )
         first = await start_cli(tmp_path, *args)
         while server.count < ROWS // 2:

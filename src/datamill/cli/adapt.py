@@ -65,7 +65,11 @@ def build_body(
 ) -> dict[str, Any]:
     """The run/adapt request body, in the wire shape every entry point validates the same way."""
     mapping: dict[str, Any] = {}
-    for key, value in (("prompt", prompt), ("completion", completion), ("universal_prompt", universal_prompt)):
+    for key, value in (
+        ("prompt", prompt),
+        ("completion", completion),
+        ("universal_prompt", universal_prompt),
+    ):
         if value is not None:
             mapping[key] = value
     if context:
@@ -96,7 +100,9 @@ def _read_blueprint(value: str) -> str:
     return value
 
 
-async def _run(job: AdaptJob, body: dict[str, Any], routes: Path | None, quiet: bool, console: Console) -> AdaptSummary:
+async def _run(
+    job: AdaptJob, body: dict[str, Any], routes: Path | None, quiet: bool, console: Console
+) -> AdaptSummary:
     settings = Settings.from_env()
     routing = Routing.load(routes or settings.routes_path)
     cache = None
@@ -111,12 +117,17 @@ async def _run(job: AdaptJob, body: dict[str, Any], routes: Path | None, quiet: 
 
 _common_options = [
     click.option("--model", help="Model name (see `datamill models`); default: the routing file's default."),
-    click.option("--routes", type=click.Path(path_type=Path), help="A routing file to add to the shipped one."),
+    click.option(
+        "--routes", type=click.Path(path_type=Path), help="A routing file to add to the shipped one."
+    ),
     click.option("--max-rows", type=int, help="Adapt a seeded random sample of at most this many rows."),
     click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling."),
     click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
     click.option(
-        "--batch-size", type=click.IntRange(min=1), default=256, show_default=True,
+        "--batch-size",
+        type=click.IntRange(min=1),
+        default=256,
+        show_default=True,
         help="Rows per batch; each finished batch is checkpointed.",
     ),
     click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
@@ -170,7 +181,9 @@ def adapt_command(file: Path, output: Path, **options: Any) -> None:
 
 
 @click.command("demo")
-@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("out/demo.jsonl"), show_default=True)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), default=Path("out/demo.jsonl"), show_default=True
+)
 @_with_common
 @handle_errors
 def demo_command(output: Path, **options: Any) -> None:
@@ -190,8 +203,13 @@ def demo_command(output: Path, **options: Any) -> None:
             length="concise",
             max_rows=options["max_rows"],
         )
-        job = AdaptJob(Path(path), output, model=options["model"], seed=options["seed"],
-                       use_cache=not options["no_cache"])
+        job = AdaptJob(
+            Path(path),
+            output,
+            model=options["model"],
+            seed=options["seed"],
+            use_cache=not options["no_cache"],
+        )
         _execute(job, body, options)
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from datamill.cli.adapt import adapt_command, demo_command
@@ -13,7 +11,7 @@ from datamill.cli.models import models_command
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="datamill")
 def cli() -> None:
-    """datamill turns raw data into LLM training data."""
+    """Datamill turns raw data into LLM training data."""
 
 
 cli.add_command(adapt_command)
@@ -27,4 +25,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -7,7 +7,6 @@ throughput.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ class HttpTransport:
             ) as resp:
                 body = await resp.read()
                 return HttpReply(resp.status, {k.lower(): v for k, v in resp.headers.items()}, body)
-        except asyncio.TimeoutError as exc:
+        except TimeoutError as exc:
             raise TransientError(f"timed out after {timeout_s:g}s calling {url}") from exc
         except aiohttp.ClientError as exc:
             raise TransientError(f"connection error calling {url}: {exc}") from exc

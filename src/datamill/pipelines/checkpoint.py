@@ -1,9 +1,9 @@
 """Batch checkpoints: every finished batch is saved, so an interrupted run resumes where it stopped.
 
-A run's directory holds ``manifest.json`` (the run's fingerprint), ``parts/<index>.parquet`` (the output rows of
-each finished batch) and ``rejected/<index>.jsonl`` (its rejected rows with reasons). Each file is written to a
-temporary name and renamed, so a batch is either complete on disk or absent. A directory whose fingerprint does
-not match the run (the input, request or model changed) is cleared and the run starts over.
+A run's directory holds ``manifest.json`` (the run's fingerprint), ``parts/<index>.parquet`` (the output
+rows of each finished batch) and ``rejected/<index>.jsonl`` (its rejected rows with reasons). Each file is
+written to a temporary name and renamed, so a batch is either complete on disk or absent. A directory whose
+fingerprint does not match the run (the input, request or model changed) is cleared and the run starts over.
 """
 
 from __future__ import annotations

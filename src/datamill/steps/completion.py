@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from datamill.llm.types import ChatRequest
-from datamill.steps.base import RowRejected, RowStep, Row, StepContext
+from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
