@@ -146,8 +146,7 @@ async def test_server_scripted_failures_and_rate_limits() -> None:
     ):
         first = await _post(session, srv.base_url, body)
         slow = asyncio.create_task(_post(session, srv.base_url, body))
-        while srv.in_flight == 0:  # noqa: ASYNC110 - the server exposes a counter, not an event
-            await asyncio.sleep(0.005)
+        await srv.wait_for_requests(2)
         limited = await _post(session, srv.base_url, body)
         second = await slow
 
@@ -173,8 +172,7 @@ async def test_hanging_requests_are_released_when_the_server_stops() -> None:
     await srv.start()
     session = aiohttp.ClientSession()
     pending = asyncio.create_task(_post(session, srv.base_url, {"model": "m"}))
-    while srv.in_flight == 0:  # noqa: ASYNC110 - the server exposes a counter, not an event
-        await asyncio.sleep(0.005)
+    await srv.wait_for_requests(1)
 
     await asyncio.wait_for(srv.stop(), timeout=10)
 

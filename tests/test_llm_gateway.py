@@ -293,8 +293,7 @@ async def test_concurrent_calls_respect_the_route_ceiling() -> None:
 async def test_a_cancelled_call_gives_its_slot_back() -> None:
     async with FakeOpenAIServer(hang_first=1) as srv, _gateway(srv, max_concurrency=1) as gateway:
         stuck = asyncio.create_task(gateway.chat("t/m", _request("stuck")))
-        while srv.count == 0:  # noqa: ASYNC110 - the server exposes a counter, not an event
-            await asyncio.sleep(0.01)
+        await srv.wait_for_requests(1)
         stuck.cancel()
         with pytest.raises(asyncio.CancelledError):
             await stuck

@@ -10,7 +10,7 @@ from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
 from datamill.steps.base import RowRejected, StepContext
-from datamill.steps.completion import GenerateCompletion, length_guidance
+from datamill.steps.completion import DEFAULT_EXPECTED_TOKENS, GenerateCompletion, length_guidance
 from datamill.steps.dedup import ExactDedup, normalize_text
 from datamill.steps.mapping import MapColumns
 from datamill.steps.rephrase import Rephrase, clean_rephrase
@@ -88,7 +88,12 @@ def test_templates_render_messages_with_few_shot_turns():
 
 def test_completion_template_uses_blueprint_as_system_prompt():
     messages = load_template("completion").render(
-        prompt="p", context="product: X", draft="", blueprint="Speak like a pirate.", length_guidance=""
+        prompt="p",
+        context="product: X",
+        passages=[],
+        draft="",
+        blueprint="Speak like a pirate.",
+        length_guidance="",
     )
     assert messages[0].role == "system"
     assert messages[0].content.startswith("Speak like a pirate.")
@@ -132,3 +137,77 @@ async def test_empty_model_output_rejects_the_row():
     with pytest.raises(RowRejected, match="empty"):
         await GenerateCompletion(gateway.model("fake/test")).process_row(row, StepContext())
     await gateway.aclose()
+
+
+def _model():
+    """A model handle for tests that only render requests (nothing is sent)."""
+    return _gateway()[0].model("fake/test")
+
+
+def _completion_user_message(step: GenerateCompletion, row: dict) -> str:
+    (request,) = step.requests_for(row)
+    return request.messages[-1].content
+
+
+def test_completion_cites_grounding_passages_when_present():
+    step = GenerateCompletion(_model())
+    row = {
+        "original_prompt": "How long is the warranty?",
+        "_context": "",
+        "_passages": [
+            {"n": 1, "source": "warranty.md", "text": "The warranty lasts two years."},
+            {"n": 2, "source": "faq.html", "text": "Returns are accepted within 30 days."},
+        ],
+    }
+    text = _completion_user_message(step, row)
+    assert "[1] (warranty.md) The warranty lasts two years." in text
+    assert "[2] (faq.html) Returns are accepted within 30 days." in text
+    assert "cite" in text
+    assert "[1], [2]" in text
+    # The sources come before the request, so the request is still the last thing the model reads.
+    assert text.endswith("How long is the warranty?")
+
+
+def test_completion_without_passages_is_unchanged():
+    step = GenerateCompletion(_model())
+    plain = {"original_prompt": "How long is the warranty?", "_context": ""}
+    empty = {**plain, "_passages": []}
+    assert _completion_user_message(step, plain) == "How long is the warranty?"
+    assert step.requests_for(empty) == step.requests_for(plain)
+
+
+async def test_completion_sends_passages_to_the_model():
+    gateway, fake = _gateway(lambda route, request: "It lasts two years [1].")
+    row = {
+        "original_prompt": "warranty?",
+        "_context": "",
+        "_passages": [{"n": 1, "source": "w.md", "text": "Two years."}],
+    }
+    step = GenerateCompletion(gateway.model("fake/test"))
+    await step.process_row(row, StepContext())
+    assert row["enhanced_completion"] == "It lasts two years [1]."
+    assert fake.calls == step.requests_for(row)
+    assert "[1] (w.md) Two years." in fake.calls[0].messages[-1].content
+    await gateway.aclose()
+
+
+def test_completion_asks_for_the_language_of_the_request():
+    for blueprint in (None, "Speak like a pirate."):
+        step = GenerateCompletion(_model(), blueprint=blueprint)
+        (request,) = step.requests_for({"original_prompt": "¿Qué hora es?", "_context": ""})
+        assert "language the request is written in" in request.messages[0].content
+
+
+def test_completion_expected_output_tokens_is_the_middle_of_the_length_target():
+    assert GenerateCompletion(_model(), token_range=(40, 150)).expected_output_tokens == 95
+    assert GenerateCompletion(_model()).expected_output_tokens == DEFAULT_EXPECTED_TOKENS
+
+
+def test_rephrase_requests_for_matches_what_it_sends_and_skips_empty_prompts():
+    step = Rephrase(_model())
+    assert step.requests_for({"original_prompt": "  ", "_context": ""}) == []
+    (request,) = step.requests_for({"original_prompt": "fix wifi", "_context": "router: X1"})
+    assert "fix wifi" in request.messages[-1].content
+    assert "router: X1" in request.messages[-1].content
+    assert request.max_tokens == step.max_tokens
+    assert step.estimate_output_tokens({"original_prompt": "x" * 400}) == 100

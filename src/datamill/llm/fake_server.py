@@ -91,6 +91,8 @@ class FakeOpenAIServer:
         self._rng = random.Random(seed)
         self._runner: web.AppRunner | None = None
         self._stopping: asyncio.Event | None = None
+        self._arrived: asyncio.Event | None = None
+        self._admitted = 0
 
     @property
     def base_url(self) -> str:
@@ -101,6 +103,7 @@ class FakeOpenAIServer:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         self._stopping = asyncio.Event()
+        self._arrived = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         # A large backlog: 256 clients connecting at once must not overflow the accept queue (SYN retries
@@ -108,6 +111,17 @@ class FakeOpenAIServer:
         site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
         await site.start()
         self.port = self._runner.addresses[0][1]
+
+    async def wait_for_requests(self, n: int) -> None:
+        """Wait until ``n`` chat requests have been admitted (in flight) or answered at once (429, 400)."""
+        while self._admitted < n and self._arrived is not None:
+            self._arrived.clear()
+            await self._arrived.wait()
+
+    def _admit(self) -> None:
+        self._admitted += 1
+        if self._arrived is not None:
+            self._arrived.set()
 
     async def stop(self) -> None:
         if self._stopping is not None:
@@ -132,15 +146,18 @@ class FakeOpenAIServer:
         try:
             body = orjson.loads(await request.read())
         except orjson.JSONDecodeError:
+            self._admit()
             return self._send(FakeResponse(400, {"error": {"message": "body is not JSON"}}))
         if self.record:
             self.requests.append(body)
             self.headers.append({k.lower(): v for k, v in request.headers.items()})
         if self.max_concurrent is not None and self.in_flight >= self.max_concurrent:
             headers = {"Retry-After": f"{self.retry_after_s:g}"}
+            self._admit()
             return self._send(FakeResponse(429, {"error": {"message": "too many requests"}}, headers))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._admit()
         try:
             return self._send(await self._answer(number, body))
         finally:

@@ -7,7 +7,8 @@ provider. What one call does:
    configured). On a thinking route a request without ``thinking_budget`` gets the route's default; on other
    routes the budget is cleared (so it cannot split cache entries).
 2. Cache lookup by `cache_key`. A hit returns ``cached=True`` with the usage and cost the call had when it
-   was first made; the ledger counts it under ``cache_hits`` and ``saved_usd`` and adds no cost.
+   was first made (and ``latency_s`` 0); the ledger counts it under ``cache_hits`` and ``saved_usd`` and adds
+   no cost.
 3. Acquire a slot from the (provider, model, endpoint) `AdaptiveLimiter`, call the provider, retry per
    `RetryPolicy` (429s pause and shrink the limiter).
 4. With a ``json_schema``: parse and validate the reply; on failure, up to ``repair_attempts`` repair calls
@@ -88,7 +89,8 @@ class Gateway:
         self._transport = transport
         self._owns_transport = transport is None
         self._retry = retry or RetryPolicy()
-        self._providers: dict[str, Provider] = dict(providers or {})
+        self._injected: dict[str, Provider] = dict(providers or {})
+        self._providers: dict[str, Provider] = dict(self._injected)
         self._created: list[Provider] = []
         self._roles = dict(roles or {})
         self._repair_attempts = max(0, repair_attempts)
@@ -151,7 +153,7 @@ class Gateway:
         for provider in self._created:
             await provider.aclose()
         self._created.clear()
-        self._providers.clear()
+        self._providers = dict(self._injected)
         self._lanes.clear()
         if self._owns_transport and self._transport is not None:
             await self._transport.aclose()

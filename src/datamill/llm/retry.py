@@ -95,7 +95,8 @@ class RetryState:
 
     def _exhausted(self, last: ModelError) -> ModelError:
         detail = f"({self.transient} transient failures, {self.rate_limited} rate-limited)"
-        message = f"gave up after {self.attempts} attempts {detail}; last error: {last}"
+        attempts = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+        message = f"gave up after {attempts} {detail}; last error: {last}"
         if isinstance(last, RateLimitedError):
             return RateLimitedError(message, retry_after=last.retry_after)
         return TransientError(message)

@@ -1,10 +1,11 @@
 """Usage ledger: calls, cache hits, failures, tokens, cost and latency, summed per tag and per model.
 
 A *tag* is the name a caller passes with each call (a pipeline step: ``rephrase``, ``judge``, ...). The three
-counters are disjoint: ``calls`` are requests a provider answered (paid), ``cache_hits`` were answered from
-the response cache (free: their tokens and cost are **not** added to ``usage``/``cost_usd``; the cost they
-would have had goes to ``saved_usd``), ``failures`` raised an error. ``requests`` is their sum. ``latency_s``
-sums the wall time of paid calls, retries and waits included.
+counters are disjoint: ``calls`` are requests a provider answered (paid); ``cache_hits`` were answered from
+the response cache (free: their tokens and cost are **not** added to ``usage``/``cost_usd``, and the cost they
+would have had goes to ``saved_usd``); ``failures`` raised an error, cancellations included (tokens already
+paid for, e.g. by a failed repair, still count in ``usage`` and ``cost_usd``). ``requests`` is their sum.
+``latency_s`` sums the wall time of paid calls, retries and waits included.
 """
 
 from __future__ import annotations

@@ -62,10 +62,17 @@ class DirectoryCheckpoint:
         os.replace(tmp, self.root / "parts" / f"{index:08d}.parquet")
 
     def iter_output(self) -> Iterator[pa.Table]:
-        for path in sorted((self.root / "parts").glob("*.parquet")):
-            table = pq.read_table(path)
-            if table.num_rows:
-                yield table
+        """The saved rows in batch order, every table conformed to one schema unified over all parts.
+
+        Parts are typed batch by batch, so a column that is all-null in one batch (e.g. no row grounded) and a
+        list of structs in another is unified here, before any writer fixes its schema.
+        """
+        paths = [p for p in sorted((self.root / "parts").glob("*.parquet")) if pq.read_metadata(p).num_rows]
+        if not paths:
+            return
+        schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+        for path in paths:
+            yield conform(pq.read_table(path), schema)
 
     def iter_rejections(self) -> Iterator[dict[str, Any]]:
         for path in sorted((self.root / "rejected").glob("*.jsonl")):
@@ -75,6 +82,17 @@ class DirectoryCheckpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table`` with exactly ``schema``'s columns, in its order and types; missing columns are null."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name).cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -1,11 +1,22 @@
-"""Completion generation: the answer to each prompt, in the blueprint's voice and within a length target."""
+"""Completion generation: the answer to each prompt, in the blueprint's voice and within a length target.
+
+The blueprint is the system prompt, followed by the length guidance and an instruction to answer in the
+language the request is written in (language expansion produces rows in other languages). The user message
+holds, in order: the row's context unless metadata injection already put it into the prompt, the numbered
+source passages when grounding found some (``_passages``; the model is told to answer from them and cite
+them as [1], [2]), the request, and the original completion as a draft to improve on.
+
+For the planner, `GenerateCompletion.requests_for` renders the exact request a row would get, and
+``expected_output_tokens`` is the middle of the length target, or `DEFAULT_EXPECTED_TOKENS` without one.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.metadata_injection import pending_context, request_text, word_range
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -13,6 +24,8 @@ if TYPE_CHECKING:
 
 #: Output-token cap when no length target is set.
 DEFAULT_MAX_TOKENS = 1024
+#: Typical answer length in tokens when no length target is set (a few paragraphs), for estimates only.
+DEFAULT_EXPECTED_TOKENS = 300
 
 
 def length_guidance(token_range: tuple[int, int] | None) -> str:
@@ -20,17 +33,32 @@ def length_guidance(token_range: tuple[int, int] | None) -> str:
     if token_range is None:
         return ""
     low, high = token_range
-    return (
-        f"Keep the answer between {low} and {high} tokens "
-        f"(about {max(1, int(low * 0.75))} to {int(high * 0.75)} words)."
-    )
+    low_words, high_words = word_range(token_range)
+    return f"Keep the answer between {low} and {high} tokens (about {low_words} to {high_words} words)."
+
+
+def row_passages(row: Row) -> list[dict[str, Any]]:
+    """The grounding passages on a row (``_passages``) as ``{n, source, text}``; [] when there are none.
+
+    Passages keep the number grounding gave them (the citation the answer uses); one without a number gets
+    its position. Passages with no text are skipped.
+    """
+    out = []
+    for position, passage in enumerate(row.get("_passages") or [], start=1):
+        if not isinstance(passage, dict):
+            continue
+        text = " ".join(str(passage.get("text") or "").split())
+        if text:
+            number = passage.get("n") or position
+            out.append({"n": number, "source": str(passage.get("source") or ""), "text": text})
+    return out
 
 
 class GenerateCompletion(RowStep):
     """Writes ``enhanced_completion`` for ``enhanced_prompt`` (falling back to ``original_prompt``)."""
 
     name: ClassVar[str] = "completion"
-    input_columns = ("enhanced_prompt", "original_prompt", "original_completion", "_context")
+    input_columns = ("enhanced_prompt", "original_prompt", "original_completion", "_context", "_passages")
     output_columns = ("enhanced_completion",)
 
     def __init__(
@@ -47,18 +75,23 @@ class GenerateCompletion(RowStep):
         self.guidance = length_guidance(token_range)
         # Leave headroom above the target so answers end on a sentence rather than a cut.
         self.max_tokens = int(token_range[1] * 1.25) + 16 if token_range else DEFAULT_MAX_TOKENS
+        self.expected_output_tokens = sum(token_range) // 2 if token_range else DEFAULT_EXPECTED_TOKENS
         self.temperature = temperature
 
-    async def process_row(self, row: Row, ctx: StepContext) -> None:
-        prompt = row.get("enhanced_prompt") or row.get("original_prompt") or ""
+    def requests_for(self, row: Row) -> list[ChatRequest]:
+        """The one request this step sends for ``row``."""
         messages = self.template.render(
-            prompt=prompt,
-            context=row.get("_context") or "",
+            prompt=request_text(row),
+            context=pending_context(row),
+            passages=row_passages(row),
             draft=row.get("original_completion") or "",
             blueprint=self.blueprint or "",
             length_guidance=self.guidance,
         )
-        request = ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)
+        return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)]
+
+    async def process_row(self, row: Row, ctx: StepContext) -> None:
+        (request,) = self.requests_for(row)
         result = await self.model.chat(request, tag=self.name)
         text = result.text.strip()
         if not text:

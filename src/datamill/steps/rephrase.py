@@ -1,26 +1,44 @@
-"""Prompt rephrase: the same request, said more clearly, with the same intent."""
+"""Prompt rephrase: the same request, said more clearly, with the same intent.
+
+The step rewrites the request as it stands: ``enhanced_prompt`` when metadata injection (or another step)
+already wrote one, else ``original_prompt``. After injection that text holds the context and the constraints,
+and the rewrite weaves them into one natural request (the template's few-shot turns show how); without
+injection the context is shown to the model for reference only and is not part of the rewrite.
+
+For the planner, `Rephrase.requests_for` renders the exact request a row would get;
+``expected_output_tokens`` is a typical rewritten request (`EXPECTED_OUTPUT_TOKENS`), and
+`Rephrase.estimate_output_tokens` sizes it for a given row (a rewrite is about as long as what it rewrites).
+"""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import TYPE_CHECKING, ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.metadata_injection import pending_context, request_text
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
 
+#: Typical length of a rewritten request in tokens (one or two sentences plus folded-in context).
+EXPECTED_OUTPUT_TOKENS = 60
+#: Characters per token used to size a rewrite from the text it rewrites (English text, common tokenizers).
+CHARS_PER_TOKEN = 4
+
 _LABEL = re.compile(r"^(rewritten|rephrased)( request| prompt| question)?\s*:\s*", re.IGNORECASE)
 
 
 class Rephrase(RowStep):
-    """Writes ``enhanced_prompt`` from ``original_prompt`` (and the row's context, for reference)."""
+    """Writes ``enhanced_prompt`` from the request as it stands (see the module docstring)."""
 
     name: ClassVar[str] = "prompt_rephrase"
-    input_columns = ("original_prompt", "_context")
+    input_columns = ("enhanced_prompt", "original_prompt", "_context")
     output_columns = ("enhanced_prompt",)
+    expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
     def __init__(self, model: ModelHandle, *, max_tokens: int = 256, temperature: float = 0.3) -> None:
         self.model = model
@@ -28,14 +46,24 @@ class Rephrase(RowStep):
         self.max_tokens = max_tokens
         self.temperature = temperature
 
-    async def process_row(self, row: Row, ctx: StepContext) -> None:
-        prompt = row.get("original_prompt") or ""
+    def requests_for(self, row: Row) -> list[ChatRequest]:
+        """The request this step sends for ``row``; none when the request is empty."""
+        prompt = request_text(row)
         if not prompt.strip():
-            row["enhanced_prompt"] = prompt
+            return []
+        messages = self.template.render(prompt=prompt, context=pending_context(row))
+        return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)]
+
+    def estimate_output_tokens(self, row: Row) -> int:
+        """The expected size of the rewrite of ``row``'s request: about the size of the request itself."""
+        return min(self.max_tokens, math.ceil(len(request_text(row)) / CHARS_PER_TOKEN))
+
+    async def process_row(self, row: Row, ctx: StepContext) -> None:
+        requests = self.requests_for(row)
+        if not requests:
+            row["enhanced_prompt"] = request_text(row)
             return
-        messages = self.template.render(prompt=prompt, context=row.get("_context") or "")
-        request = ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)
-        result = await self.model.chat(request, tag=self.name)
+        result = await self.model.chat(requests[0], tag=self.name)
         text = clean_rephrase(result.text)
         if not text:
             raise RowRejected("prompt_rephrase: the model returned an empty rephrase")

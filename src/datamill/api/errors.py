@@ -1,0 +1,48 @@
+"""Errors the services raise for requests that cannot be served; each entry point maps them to its medium.
+
+ServiceError (a DatamillError)
+ ├── NotFoundError          no such resource for this tenant (another tenant's id looks the same: absent)
+ ├── ConflictError          the resource is in a state that forbids the action (a dataset being processed)
+ ├── NotReadyError          the action needs something that has not happened yet (a download before any run)
+ ├── UploadRejectedError    an upload link that is invalid, expired or already used
+ └── PayloadTooLargeError   an upload over the size limit
+
+Bad input is a `datamill.core.errors.ValidationError`, which names each field.
+"""
+
+from __future__ import annotations
+
+from datamill.core.errors import DatamillError
+
+
+class ServiceError(DatamillError):
+    """A request the services cannot carry out; the message says why."""
+
+
+class NotFoundError(ServiceError):
+    """No such resource for this tenant."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        self.kind = kind
+        self.ident = ident
+        super().__init__(f"{kind} {ident!r} not found")
+
+
+class ConflictError(ServiceError):
+    """The resource's state forbids the action."""
+
+
+class NotReadyError(ServiceError):
+    """The action needs something that has not happened yet."""
+
+
+class UploadRejectedError(ServiceError):
+    """An upload link that is invalid, expired or already used."""
+
+
+class PayloadTooLargeError(ServiceError):
+    """An upload bigger than the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the upload is larger than the limit of {limit} bytes")

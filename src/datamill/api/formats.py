@@ -1,0 +1,67 @@
+"""The file formats of the Adaption API's uploads and which of them datamill can read today.
+
+The wire names eleven formats. Tabular ones (csv, json, jsonl, parquet) and txt become rows; document formats
+(pdf, docx, pptx, xlsx, html, zip) are for document pipelines, of which datamill reads only xlsx (as a
+table). A batch must be all tabular or all documents; txt goes with either (contract §3.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+from datamill.core.errors import ValidationError
+
+FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pdf", "docx", "pptx", "xlsx", "html", "zip", "txt")
+TABULAR_FORMATS = ("csv", "json", "jsonl", "parquet")
+DOCUMENT_FORMATS = ("pdf", "docx", "pptx", "xlsx", "html", "zip")
+READABLE_FORMATS = ("csv", "json", "jsonl", "parquet", "txt", "xlsx")
+
+
+def known_format(file_format: str, field: str) -> str:
+    """One of the eleven wire formats (lower-cased); a ValidationError on `field` otherwise."""
+    fmt = file_format.strip().lower().lstrip(".")
+    if fmt not in FILE_FORMATS:
+        raise ValidationError.of(
+            field, f"unknown file format {file_format!r}; one of {', '.join(FILE_FORMATS)}"
+        )
+    return fmt
+
+
+def check_readable(fmt: str, field: str) -> str:
+    """`fmt` itself if datamill can read it; a ValidationError on `field` otherwise."""
+    if fmt not in READABLE_FORMATS:
+        raise ValidationError.of(
+            field, f"{fmt} documents are not supported yet; upload one of {', '.join(READABLE_FORMATS)}"
+        )
+    return fmt
+
+
+def check_format(file_format: str, field: str) -> str:
+    """A wire format that datamill can read, lower-cased."""
+    return check_readable(known_format(file_format, field), field)
+
+
+def resolve_format(name: str, file_format: str | None, field: str) -> str:
+    """The format given explicitly, else the one the name's extension names (``sales.csv``)."""
+    if file_format:
+        return check_format(file_format, field)
+    suffix = PurePosixPath(name).suffix.lower().lstrip(".")
+    if suffix in FILE_FORMATS:
+        return check_format(suffix, field)
+    raise ValidationError.of(
+        field, f"give file_format, or a name ending in one of .{', .'.join(FILE_FORMATS)}"
+    )
+
+
+def check_homogeneous(formats: Sequence[str], field: str) -> None:
+    """Reject a batch that mixes tabular files and documents (txt goes with either)."""
+    tabular = [f for f in formats if f in TABULAR_FORMATS]
+    documents = [f for f in formats if f in DOCUMENT_FORMATS]
+    if tabular and documents:
+        raise ValidationError.of(
+            field,
+            "a batch must be all tabular files (csv, json, jsonl, parquet) or all documents "
+            f"(pdf, docx, pptx, xlsx, html, zip); this one mixes {sorted(set(tabular))} "
+            f"with {sorted(set(documents))}",
+        )

@@ -1,0 +1,109 @@
+"""Checks shared by the upload calls: the file source of a new dataset, sizes, hashes and names.
+
+Each raises a `ValidationError` naming the wire field, so every entry point words the problem the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from datamill.api.formats import resolve_format
+from datamill.core.errors import Issue, ValidationError
+from datamill.core.fields import join
+from datamill.core.source_mapping import SourceColumnMapping, parse_source_column_mapping
+
+PROCESSING_MODES = ("adapt", "raw")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A checked file source of ``POST /datasets``: what the upload will be and how to treat it."""
+
+    name: str
+    file_format: str
+    processing_mode: str = "adapt"
+    column_mapping: SourceColumnMapping | None = None
+
+
+def check_name(name: object, field: str) -> str:
+    """A non-empty name of at most 512 characters."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError.of(field, "required: a non-empty name")
+    if len(name) > 512:
+        raise ValidationError.of(field, "must be at most 512 characters")
+    return name.strip()
+
+
+def parse_file_source(source: Mapping[str, Any], field: str = "source") -> FileSource:
+    """Check the ``source`` object of a file upload (no ``url``).
+
+    Raises:
+        ValidationError: A ``url`` (imports by URL are not supported yet), a missing name, an unknown or
+            unreadable format, an unknown processing mode, or a missing or malformed raw column mapping.
+    """
+    if source.get("url"):
+        raise ValidationError.of(
+            join(field, "url"),
+            "imports by URL are not supported yet: download the file and upload it (datasets.upload_file)",
+        )
+    name = check_name(source.get("name"), join(field, "name"))
+    fmt = resolve_format(name, source.get("file_format"), join(field, "file_format"))
+    mode = source.get("processing_mode") or "adapt"
+    if mode not in PROCESSING_MODES:
+        raise ValidationError.of(join(field, "processing_mode"), f"must be adapt or raw, got {mode!r}")
+    mapping = None
+    if mode == "raw":  # the mapping is ignored in adapt mode (contract §3.0); adapt takes its own mapping
+        if source.get("column_mapping") is None:
+            raise ValidationError.of(
+                join(field, "column_mapping"), "required when processing_mode is raw: name the prompt column"
+            )
+        mapping = parse_source_column_mapping(source["column_mapping"], join(field, "column_mapping"))
+    return FileSource(name=name, file_format=fmt, processing_mode=mode, column_mapping=mapping)
+
+
+def whole_bytes(value: float | int, field: str) -> int:
+    """A byte count sent as a JSON number (``56`` or ``56.0``): finite, whole and not negative."""
+    if isinstance(value, bool) or not math.isfinite(value) or value != int(value) or value < 0:
+        raise ValidationError.of(field, f"must be a whole number of bytes, got {value!r}")
+    return int(value)
+
+
+def check_sha256(value: str | None, field: str = "sha256") -> str | None:
+    """A hex sha256 (any case) as lowercase, or None when not given."""
+    if value is None:
+        return None
+    digest = value.strip().lower()
+    if not _SHA256.fullmatch(digest):
+        raise ValidationError.of(field, "must be the 64 hex characters of a SHA-256 digest")
+    return digest
+
+
+def check_received(
+    size: int | None, digest: str | None, expected_size: int, expected_sha: str | None, prefix: str = ""
+) -> None:
+    """Compare what arrived with what the client says it sent; each mismatch names its field."""
+    issues = []
+    if size is not None and size != expected_size:
+        issues.append(
+            Issue(
+                join(prefix, "file_size_bytes"),
+                f"does not match the uploaded file: {expected_size} bytes declared, {size} received",
+            )
+        )
+    if expected_sha is not None and digest is not None and digest != expected_sha:
+        issues.append(Issue(join(prefix, "sha256"), "does not match the SHA-256 of the uploaded bytes"))
+    if issues:
+        raise ValidationError(issues)
+
+
+def safe_file_name(name: str, file_format: str) -> str:
+    """A file name fit for a blob key: unsafe characters replaced, ending in the format's extension."""
+    stem = _UNSAFE.sub("_", name.rsplit("/", 1)[-1]).strip("._") or "data"
+    suffix = f".{file_format}"
+    return stem[:120] if stem.lower().endswith(suffix) else f"{stem[:120]}{suffix}"

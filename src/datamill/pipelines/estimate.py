@@ -1,0 +1,521 @@
+"""Estimates: what an adaptation will cost before it runs (calls, tokens, output rows, credits, USD, minutes).
+
+An estimate renders the real prompts for a sample of the input (the first `SAMPLE_ROWS` rows, mapped by the
+plan's column mapping: `take_sample`), counts their tokens with a `Tokenizer`, and scales per-row averages up
+to the rows each step will see:
+
+- **Rows.** ``max_rows`` sampling is exact (the plan knows ``rows_selected``). Exact deduplication is run on a
+  fresh copy over the sample and its drop rate applied (exact when the sample is the whole input; on a larger
+  file a sample holds fewer of the duplicate pairs, so drops are under-counted and the estimate errs high);
+  another batch step is measured the same way only when it sets ``estimate_on_sample = True``, else assumed to
+  drop nothing. Language expansion multiplies the rows of the steps after it, as the contract quotes:
+  ``input × (1 + sample_rate × targets)``. Rows a model-based filter (safety review, pair judge) will reject
+  cannot be known and are assumed to pass.
+- **Requests.** A row step's ``requests_for(row)`` gives the exact requests it would send; the average count
+  per sample row is its calls per row (so a step that skips some rows costs less). The expansion step is asked
+  as if every row were sampled and scaled by ``sample_rate`` (the expected value, free of the sample's luck).
+  A model step without ``requests_for`` is counted as one call per row of its input columns' text plus
+  `FALLBACK_PROMPT_TOKENS`. Row steps that hold no model (metadata injection, grounding) are run on copies of
+  the sample rows, so later steps render what they will really see (the injected prompt, the passages).
+  Columns that model steps would write are not simulated; later steps stand in what the row has.
+- **Output tokens** per row: the step's ``estimate_output_tokens(row)``, else its ``expected_output_tokens``
+  attribute (both per row), else each request's ``max_tokens`` (an upper bound, `FALLBACK_MAX_TOKENS` when
+  unset). Thinking routes add the full thinking budget per request (an upper bound). Retries, repair calls and
+  the response cache are not predicted: an estimate prices a cold run without failures.
+- **Money and time.** Cost uses the route's USD prices (`route_prices` for every step, else each step's own
+  model route); credits follow `PriceTable` and the exact multimodal rule (`datamill.core.credits`). Minutes
+  are calls over the effective rate (concurrency / latency per call, `BASE_LATENCY_S` plus output tokens at
+  `HOSTED_TOKENS_PER_S` unless ``latency_s`` is given) summed over steps, plus `FIXED_OVERHEAD_S`; the local
+  model runs one call at a time at `LOCAL_PREFILL_TOKENS_PER_S` / `LOCAL_DECODE_TOKENS_PER_S` (measured on 2
+  cores, ``offline-models.md``); the fake model takes no time.
+
+`compare` sets an estimate beside the actual usage of the run and gives the relative error of each figure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datamill.core.credits import MULTIMODAL_CREDITS_PER_BLOCK, PriceTable
+from datamill.core.expansion import LanguageExpansion
+from datamill.llm.tokenizer import Tokenizer, default_tokenizer
+from datamill.llm.types import ChatRequest, Route, Usage
+from datamill.llm.usage import UsageLedger
+from datamill.steps.base import BatchStep, Row, RowRejected, StepContext
+from datamill.steps.dedup import ExactDedup
+from datamill.steps.mapping import MapColumns
+from datamill.steps.sample import SampleRows
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from datamill.core.adapt_request import AdaptRequest
+    from datamill.pipelines.plan import AdaptPlan
+
+#: Rows of the input an estimate renders prompts for.
+SAMPLE_ROWS = 50
+#: Fixed time of a run besides model calls: reading, checkpoints, writing the output, loading a local model.
+FIXED_OVERHEAD_S = 20.0
+#: Per-call latency of a hosted model before its first output token (network, queueing, prefill).
+BASE_LATENCY_S = 1.0
+#: Output speed of a hosted model per call, tokens per second.
+HOSTED_TOKENS_PER_S = 60.0
+#: The bundled SmolLM2 on llama.cpp, 2 cores: prompt tokens read per second, and tokens written per second.
+LOCAL_PREFILL_TOKENS_PER_S = 290.0
+LOCAL_DECODE_TOKENS_PER_S = 100.0
+#: Instruction and chat markup assumed around a row's text for a model step without ``requests_for``.
+FALLBACK_PROMPT_TOKENS = 200
+#: Output tokens assumed for a request without ``max_tokens`` from a step that gives no expectation.
+FALLBACK_MAX_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class StepEstimate:
+    """One row step's share of an estimate.
+
+    Attributes:
+        name: the step's name (also the usage-ledger tag of its calls).
+        calls_per_row: average model calls per row the step sees.
+        input_tokens, output_tokens, thinking_tokens: totals over the rows the step sees.
+        calls: total model calls.
+        rows: rows the step sees.
+        cost_usd: model cost at the route's prices.
+        seconds: model time (see the module docstring).
+        model: the public model name priced, or None for a step without a model.
+        basis: ``requests_for`` (rendered), ``fallback`` (no ``requests_for``) or ``none`` (no model).
+    """
+
+    name: str
+    calls_per_row: float
+    input_tokens: int
+    output_tokens: int
+    calls: int
+    rows: int = 0
+    thinking_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+    model: str | None = None
+    basis: str = "requests_for"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The quote for a run; `to_wire` gives the run/adapt response fields of an estimate."""
+
+    steps: list[StepEstimate]
+    rows_in: int
+    rows_out: int
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    credits: float
+    minutes: float
+    multimodal_pricing_applied: bool
+    credit_multiplier: float | None
+    rows_selected: int = 0
+    thinking_tokens: int = 0
+    sample_size: int = 0
+    notes: tuple[str, ...] = ()
+    price_table: PriceTable = field(default_factory=PriceTable)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.thinking_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["steps"] = [s.to_dict() for s in self.steps]
+        out["notes"] = list(self.notes)
+        out["price_table"] = self.price_table.to_dict()
+        out["total_tokens"] = self.total_tokens
+        return out
+
+    def to_wire(self) -> dict[str, Any]:
+        """The Adaption run/adapt response of an estimate (camelCase keys, as the contract's §3.10)."""
+        wire: dict[str, Any] = {
+            "run_id": None,
+            "estimatedMinutes": round(self.minutes, 2),
+            "estimatedCreditsConsumed": self.credits,
+            "estimate": True,
+            "multimodalPricingApplied": self.multimodal_pricing_applied,
+        }
+        if self.multimodal_pricing_applied and self.credit_multiplier is not None:
+            wire["creditMultiplier"] = self.credit_multiplier
+        return wire
+
+
+def take_sample(batches: Iterable[pa.RecordBatch], plan: AdaptPlan, *, limit: int = SAMPLE_ROWS) -> list[Row]:
+    """The first ``limit`` rows of ``batches``, numbered from 1 (``_row``), mapped by the plan's mapping."""
+    rows: list[Row] = []
+    for batch in batches:
+        rows.extend(batch.slice(0, limit - len(rows)).to_pylist())
+        if len(rows) >= limit:
+            break
+    for number, row in enumerate(rows, 1):
+        row["_row"] = number
+    ctx = StepContext()
+    for step in plan.batch_steps:
+        if isinstance(step, MapColumns):
+            rows = step.process_batch(rows, ctx)
+    return rows
+
+
+async def estimate_plan(
+    plan: AdaptPlan,
+    sample_rows: list[Row],
+    *,
+    request: AdaptRequest,
+    route_prices: Route | None = None,
+    tokenizer: Tokenizer | None = None,
+    concurrency: int | None = None,
+    latency_s: float | None = None,
+    price_table: PriceTable | None = None,
+    extra_steps: Sequence[tuple[Any, int]] = (),
+) -> Estimate:
+    """Estimate ``plan`` from mapped ``sample_rows`` (see the module docstring for every rule).
+
+    Args:
+        plan: the planned run.
+        sample_rows: mapped rows of a sample of the input (`take_sample`); empty only for an empty input.
+        request: the validated request (length, expansion, image column).
+        route_prices: the route that prices (and times) every step; None uses each step's own model route.
+        tokenizer: counts prompt tokens; `default_tokenizer()` when None.
+        concurrency: calls in flight per model; the route's ``max_concurrency`` when None.
+        latency_s: seconds per call; derived from the output size when None.
+        price_table: the operator's credit prices; the defaults when None.
+        extra_steps: ``(step, rows)`` pairs of model work outside the plan's row steps (the evaluation judge
+            on its sample of rows); each is estimated on the sample like a row step.
+
+    Raises:
+        ValueError: no sample rows for a plan that selects rows.
+    """
+    if not sample_rows and plan.rows_selected > 0:
+        raise ValueError(f"no sample rows to estimate a run of {plan.rows_selected} rows from")
+    counter = _Counter(tokenizer or default_tokenizer(), route_prices, concurrency, latency_s)
+    notes: list[str] = []
+    rows = [{"_row": i, **row} for i, row in enumerate(sample_rows, 1)]
+    rows, count = _batch_filters(plan, rows, notes)
+    estimates = []
+    for step in plan.row_steps:
+        estimates.append(counter.step(step, rows, count))
+        rows, count = await _advance(step, rows, count)
+    for step, extra_rows in extra_steps:
+        estimates.append(counter.step(step, rows, min(extra_rows, count)))
+    notes.extend(counter.notes)
+    notes.extend(_request_notes(plan, request))
+    return _total(estimates, plan, request, count, len(sample_rows), notes, price_table or PriceTable())
+
+
+class _Counter:
+    """Renders, counts, prices and times one step over the sample rows."""
+
+    def __init__(
+        self, tokenizer: Tokenizer, route: Route | None, concurrency: int | None, latency_s: float | None
+    ) -> None:
+        self.tokenizer = tokenizer
+        self.route = route
+        self.concurrency = concurrency
+        self.latency_s = latency_s
+        self.notes: list[str] = []
+
+    def step(self, step: Any, rows: list[Row], count: int) -> StepEstimate:
+        name = str(getattr(step, "name", type(step).__name__))
+        handle = getattr(step, "model", None)
+        route = self.route or getattr(handle, "route", None)
+        scale, render = _renderer(step)
+        if render is None and handle is None:
+            return StepEstimate(name, 0.0, 0, 0, 0, rows=count, basis="none")
+        basis = "requests_for" if render is not None else "fallback"
+        if render is None:
+            self.notes.append(f"{name}: no requests_for; assumed one call per row of its input text")
+        if not rows and count:
+            self.notes.append(f"{name}: no sample row reaches this step; its calls are not estimated")
+        calls = tokens_in = tokens_out = thinking = 0.0
+        for row in rows:
+            requests = render(dict(row)) if render is not None else None
+            c, i, o, t = self._row(step, row, requests, route)
+            calls, tokens_in, tokens_out, thinking = calls + c, tokens_in + i, tokens_out + o, thinking + t
+        per = scale * count / len(rows) if rows else 0.0
+        n_calls = round(calls * per)
+        usage = Usage(round(tokens_in * per), round(tokens_out * per), round(thinking * per))
+        return StepEstimate(
+            name=name,
+            calls_per_row=calls * scale / len(rows) if rows else 0.0,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            calls=n_calls,
+            rows=count,
+            thinking_tokens=usage.thinking_tokens,
+            cost_usd=route.cost(usage) if route is not None else 0.0,
+            seconds=self._seconds(route, n_calls, usage),
+            model=route.name if route is not None else None,
+            basis=basis,
+        )
+
+    def _row(
+        self, step: Any, row: Row, requests: list[ChatRequest] | None, route: Route | None
+    ) -> tuple[int, int, int, int]:
+        """(calls, input, output, thinking tokens) for one sample row."""
+        if requests is None:  # no requests_for: one call over the step's input text
+            text = "\n".join(str(row.get(c) or "") for c in getattr(step, "input_columns", ()))
+            expected = _expected_output(step, row)
+            out = expected if expected is not None else FALLBACK_MAX_TOKENS
+            return 1, self.tokenizer.count(text) + FALLBACK_PROMPT_TOKENS, out, 0
+        if not requests:
+            return 0, 0, 0, 0
+        tokens_in = sum(self.tokenizer.count_messages(r.messages) for r in requests)
+        expected = _expected_output(step, row)
+        out = expected if expected is not None else sum(r.max_tokens or FALLBACK_MAX_TOKENS for r in requests)
+        thinking = 0
+        if route is not None and route.thinking:
+            thinking = sum(r.thinking_budget or route.default_thinking_budget for r in requests)
+        return len(requests), tokens_in, out, thinking
+
+    def _seconds(self, route: Route | None, calls: int, usage: Usage) -> float:
+        if route is None or calls == 0:
+            return 0.0
+        written = usage.output_tokens + usage.thinking_tokens
+        if self.latency_s is None and route.provider == "fake":
+            return 0.0
+        if self.latency_s is None and route.provider == "local":
+            return usage.input_tokens / LOCAL_PREFILL_TOKENS_PER_S + written / LOCAL_DECODE_TOKENS_PER_S
+        latency = self.latency_s
+        if latency is None:
+            latency = BASE_LATENCY_S + written / calls / HOSTED_TOKENS_PER_S
+        slots = max(1, min(self.concurrency or route.max_concurrency, calls))
+        return calls * latency / slots
+
+
+def _renderer(step: Any) -> tuple[float, Any]:
+    """(scale, requests_for) of a step; an expansion step renders every row and scales by its sample rate."""
+    render = getattr(step, "requests_for", None)
+    expansion = getattr(step, "expansion", None)
+    if render is None or not isinstance(expansion, LanguageExpansion):
+        return 1.0, render
+    # The step samples rows by a seeded hash; asking at rate 1 renders every sample row's targets, and the
+    # rate scales the count back to its expected value instead of this sample's draw.
+    everything = copy.copy(step)
+    everything.expansion = dataclasses.replace(expansion, sample_rate=1.0)
+    return expansion.sample_rate, everything.requests_for
+
+
+def _expected_output(step: Any, row: Row) -> int | None:
+    per_row = getattr(step, "estimate_output_tokens", None)
+    if callable(per_row):
+        return int(per_row(row))
+    expected = getattr(step, "expected_output_tokens", None)
+    if isinstance(expected, int | float) and not isinstance(expected, bool):
+        return int(expected)
+    return None
+
+
+def _batch_filters(plan: AdaptPlan, rows: list[Row], notes: list[str]) -> tuple[list[Row], int]:
+    """The sample rows that pass the plan's filtering batch steps, and the estimated rows that pass."""
+    count = plan.rows_selected
+    for step in plan.batch_steps:
+        if isinstance(step, MapColumns | SampleRows):
+            continue  # the sample is already mapped; max_rows is exact in rows_selected
+        probe = _fresh_copy(step)
+        if probe is None:
+            notes.append(f"{step.name}: not measured on the sample; assumed to drop no rows")
+            continue
+        kept = probe.process_batch([dict(r) for r in rows], StepContext())
+        if rows and len(kept) < len(rows):
+            whole = len(rows) >= plan.rows_total and plan.rows_selected == plan.rows_total
+            count = len(kept) if whole else _scale(count, len(kept) / len(rows))
+            scope = "the whole input" if whole else f"a sample of {len(rows)} rows"
+            notes.append(f"{step.name}: drops {len(rows) - len(kept)} of {len(rows)} rows in {scope}")
+        rows = kept
+    return rows, count
+
+
+def _fresh_copy(step: BatchStep) -> BatchStep | None:
+    """A copy of a batch step that is cheap and safe to run on the sample, or None."""
+    if isinstance(step, ExactDedup):
+        return ExactDedup(tuple(step.input_columns))
+    if getattr(step, "estimate_on_sample", False):
+        return copy.deepcopy(step)
+    return None
+
+
+async def _advance(step: Any, rows: list[Row], count: int) -> tuple[list[Row], int]:
+    """Rows and row count after ``step``: fan-out grows the count; a model-free step runs on the sample."""
+    expansion = getattr(step, "expansion", None)
+    if isinstance(expansion, LanguageExpansion):
+        return rows, expansion.expected_output_rows(count)
+    if getattr(step, "model", None) is not None or not rows:
+        return rows, count
+    clone = _isolated(step)
+    kept = []
+    for row in rows:
+        copy_ = dict(row)
+        try:
+            produced = await clone.process_row(copy_, StepContext())
+        except RowRejected:
+            continue
+        kept.append(produced[0] if produced else copy_)
+    return kept, _scale(count, len(kept) / len(rows))
+
+
+def _isolated(step: Any) -> Any:
+    """A copy of ``step`` whose direct attributes are copies too, so its counters do not count the sample.
+
+    Heavy members (a search index) are copied shallowly, so their data is shared, not duplicated.
+    """
+    clone = copy.copy(step)
+    for key, value in vars(step).items():
+        with contextlib.suppress(TypeError):  # locks and other uncopyable members stay shared
+            setattr(clone, key, copy.copy(value))
+    return clone
+
+
+def _scale(rows: int, fraction: float) -> int:
+    # Round up: an estimate reserves credits, and under-quoting is the failure a user notices.
+    return math.ceil(rows * fraction - 1e-9)
+
+
+def _request_notes(plan: AdaptPlan, request: AdaptRequest) -> list[str]:
+    notes = ["rows rejected by model-based filters are not predicted; every row is assumed to pass"]
+    expansion = request.language_expansion
+    if expansion is not None:
+        if not any(isinstance(getattr(s, "expansion", None), LanguageExpansion) for s in plan.row_steps):
+            notes.append("language expansion was requested but the plan has no expansion step")
+        else:
+            notes.append("expanded rows are counted with the source rows' token counts")
+    if _multimodal(request):
+        notes.append("image tokens are not counted; multimodal credits depend on output rows only")
+    return notes
+
+
+def _multimodal(request: AdaptRequest) -> bool:
+    mapping = request.column_mapping
+    return mapping is not None and mapping.image is not None and mapping.image in mapping.context
+
+
+def _total(
+    steps: list[StepEstimate],
+    plan: AdaptPlan,
+    request: AdaptRequest,
+    rows_out: int,
+    sample_size: int,
+    notes: list[str],
+    prices: PriceTable,
+) -> Estimate:
+    cost = sum(s.cost_usd for s in steps)
+    multimodal = _multimodal(request)
+    seconds = sum(s.seconds for s in steps) + FIXED_OVERHEAD_S
+    return Estimate(
+        steps=steps,
+        rows_in=plan.rows_total,
+        rows_out=rows_out,
+        calls=sum(s.calls for s in steps),
+        input_tokens=sum(s.input_tokens for s in steps),
+        output_tokens=sum(s.output_tokens for s in steps),
+        cost_usd=cost,
+        credits=prices.credits(rows_out, cost, multimodal=multimodal),
+        minutes=seconds / 60,
+        multimodal_pricing_applied=multimodal,
+        credit_multiplier=float(MULTIMODAL_CREDITS_PER_BLOCK) if multimodal else None,
+        rows_selected=plan.rows_selected,
+        thinking_tokens=sum(s.thinking_tokens for s in steps),
+        sample_size=sample_size,
+        notes=tuple(notes),
+        price_table=prices,
+    )
+
+
+def compare(
+    estimate: Estimate, actual_usage: UsageLedger | Mapping[str, Any], *, rows_out: int | None = None
+) -> dict[str, Any]:
+    """Estimated against actual figures, each as ``{"estimated", "actual", "error"}``.
+
+    ``error`` is (estimated − actual) / actual: positive when the estimate was high; None when the actual
+    is 0 and the estimate is not (0.0 when both are).
+
+    Args:
+        estimate: what `estimate_plan` quoted.
+        actual_usage: a gateway's `UsageLedger`, its ``snapshot()``, or a run summary dict
+            (``AdaptSummary.to_dict()``: calls, input_tokens, ..., rows_out, usage_by_step).
+        rows_out: the run's output rows, when ``actual_usage`` does not say; else the estimate's are used.
+    """
+    data = actual_usage.snapshot() if isinstance(actual_usage, UsageLedger) else actual_usage
+    totals: Mapping[str, Any] = data.get("total", data)
+    by_step: Mapping[str, Any] = data.get("by_tag", data.get("usage_by_step")) or {}
+    rows = rows_out if rows_out is not None else data.get("rows_out")
+    actual_rows = int(rows) if rows is not None else estimate.rows_out
+    actual_cost = float(totals.get("cost_usd") or 0.0)
+    actual_credits = estimate.price_table.credits(
+        actual_rows, actual_cost, multimodal=estimate.multimodal_pricing_applied
+    )
+    out: dict[str, Any] = {
+        **_figures(
+            estimate.calls, estimate.input_tokens, estimate.output_tokens, estimate.thinking_tokens, totals
+        ),
+        "cost_usd": _pair(estimate.cost_usd, actual_cost),
+        "credits": _pair(estimate.credits, actual_credits),
+        "rows_out": _pair(estimate.rows_out, actual_rows),
+        "steps": {},
+        "cache_hits": int(totals.get("cache_hits") or 0),
+    }
+    for step in estimate.steps:
+        actual = by_step.get(step.name) or {}
+        out["steps"][step.name] = _figures(
+            step.calls, step.input_tokens, step.output_tokens, step.thinking_tokens, actual
+        )
+    if out["cache_hits"]:
+        out["note"] = "calls answered from the response cache are free: their tokens are not in the actuals"
+    return out
+
+
+def _figures(
+    calls: int, tokens_in: int, tokens_out: int, thinking: int, actual: Mapping[str, Any]
+) -> dict[str, Any]:
+    a_in = int(actual.get("input_tokens") or 0)
+    a_out = int(actual.get("output_tokens") or 0)
+    a_thinking = int(actual.get("thinking_tokens") or 0)
+    # Requests (paid, cached and failed) are what the estimate counts; tokens only exist for paid calls.
+    a_calls = int(actual.get("requests") or actual.get("calls") or 0)
+    if "requests" not in actual:
+        a_calls += int(actual.get("cache_hits") or 0)
+    return {
+        "calls": _pair(calls, a_calls),
+        "input_tokens": _pair(tokens_in, a_in),
+        "output_tokens": _pair(tokens_out, a_out),
+        "total_tokens": _pair(tokens_in + tokens_out + thinking, a_in + a_out + a_thinking),
+    }
+
+
+def _pair(estimated: float, actual: float) -> dict[str, Any]:
+    if actual:
+        error: float | None = (estimated - actual) / actual
+    else:
+        error = 0.0 if not estimated else None
+    return {"estimated": estimated, "actual": actual, "error": error}
+
+
+def comparison_markdown(comparison: Mapping[str, Any]) -> str:
+    """A Markdown table of `compare`'s totals and per-step tokens, for summaries and reports."""
+    lines = ["| figure | estimated | actual | error |", "|---|---:|---:|---:|"]
+    figures = ("calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "credits", "rows_out")
+    rows = [(name, comparison[name]) for name in figures if name in comparison]
+    for step, figs in (comparison.get("steps") or {}).items():
+        rows += [(f"{step}: {name}", figs[name]) for name in ("calls", "total_tokens")]
+    for name, pair in rows:
+        error = pair["error"]
+        shown = "n/a" if error is None else f"{error:+.1%}"
+        lines.append(f"| {name} | {_num(pair['estimated'])} | {_num(pair['actual'])} | {shown} |")
+    return "\n".join(lines)
+
+
+def _num(value: float) -> str:
+    return f"{value:,.4f}" if isinstance(value, float) and not value.is_integer() else f"{int(value):,}"

@@ -1,0 +1,63 @@
+"""`create_app(settings)`: the datamill HTTP server as a FastAPI app, built on demand (never at import).
+
+Startup migrates the database and starts the ingest workers, which pick up any upload a previous process left
+unread; shutdown lets the file being read finish and releases the database. Routes: the Adaption-compatible
+API under ``/api/v1`` (`server.compat.adaption`), the upload links (`server.uploads`), ``/healthz``, and the
+OpenAPI description at ``/openapi.json`` with interactive docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from datamill.api.server_settings import ServerSettings
+from datamill.server import uploads
+from datamill.server.compat import adaption
+from datamill.server.context import ServerContext
+from datamill.server.errors import install_error_handlers
+
+
+def _version() -> str:
+    try:
+        return version("datamill")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def create_app(settings: ServerSettings | None = None, *, context: ServerContext | None = None) -> FastAPI:
+    """Build the app for `settings` (default: from the environment), or around a prepared `context`."""
+    ctx = context or ServerContext.build(settings or ServerSettings.from_env())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(ctx.store.migrate)
+        await run_in_threadpool(ctx.ingest.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(ctx.ingest.close)
+            ctx.store.close()
+
+    app = FastAPI(
+        title="datamill",
+        version=_version(),
+        summary="Self-hostable engine that turns raw data into LLM training data.",
+        description="Speaks the Adaption API: point the official `adaption` SDK's `base_url` here.",
+        lifespan=lifespan,
+    )
+    app.state.context = ctx
+    install_error_handlers(app)
+    app.include_router(uploads.router)
+    app.include_router(adaption.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: answers while the process serves requests."""
+        return {"status": "ok"}
+
+    return app

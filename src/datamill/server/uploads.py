@@ -1,0 +1,45 @@
+"""The upload link: a bare ``PUT`` of raw bytes to a signed URL (contract §4, Appendix A).
+
+The SDK sends no Authorization and no Content-Type, only the bytes with a Content-Length, and treats any
+non-2xx (a redirect included) as failure; so the link is checked (`signing`), the bytes are streamed into
+blob storage under the size limit, and the answer is a plain 200 with a small JSON body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Request
+
+from datamill.api.uploads import UploadTicket
+from datamill.core.errors import ValidationError
+from datamill.server.auth import Context
+
+UPLOAD_PATH = "/_uploads"
+
+router = APIRouter(include_in_schema=False)
+
+
+def upload_url(request: Request, context: Context, ticket: UploadTicket) -> str:
+    """The signed link for one upload slot, on the configured public URL or the host the request came to."""
+    base = context.settings.public_url or str(request.base_url).rstrip("/")
+    return f"{base}{UPLOAD_PATH}/{ticket.upload_id}?{context.signer.query(ticket.upload_id, ticket.expires_at)}"
+
+
+def _content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ValidationError.of("Content-Length", f"must be a byte count, got {value!r}")
+    return int(value)
+
+
+@router.put(UPLOAD_PATH + "/{upload_id}")
+async def put_upload(
+    upload_id: str, request: Request, context: Context, expires: str | None = None, signature: str | None = None
+) -> dict[str, object]:
+    """Receive one file's bytes."""
+    context.signer.verify(upload_id, expires, signature, dt.datetime.now(dt.UTC))
+    info = await context.uploads.receive(upload_id, request.stream(), _content_length(request))
+    return {"upload_id": upload_id, "size_bytes": info.size, "sha256": info.sha256}

@@ -1,0 +1,170 @@
+"""Near-duplicate dedup with MinHash-LSH: rows whose key text is almost the same as an earlier kept row.
+
+Runs right after exact dedup. Two rows are near-duplicates when the Jaccard similarity of their shingle sets
+(see `datamill.steps.minhash`: character 5-grams under 32 words, word 3-grams from 24 words) is at least
+`NEAR_DUP_THRESHOLD` = 0.8: for a 12-word prompt that is about one word changed, for a 100-word text a few.
+
+How a batch is processed, all in numpy:
+
+1. Each row's key columns are joined and normalised, shingled and turned into 128-value MinHash signatures.
+2. Candidates are rows sharing an LSH band (21 bands of 6 values, from `choose_bands`: a pair at 0.8 shares
+   one with probability 0.998), looked up among the kept rows of earlier batches and within the batch.
+3. Each candidate is verified: the fraction of agreeing signature values estimates the Jaccard similarity
+   (standard error about 0.035 at 0.8), and only an estimate at or above the threshold counts, so a band
+   shared by chance never removes a row. Pairs within a few hundredths of the threshold can go either way.
+4. In file order, a row that matches a *kept* row is rejected with the row it repeats, e.g.
+   ``near duplicate of row 12 (estimated Jaccard 0.86)``; the first occurrence is always kept. Rows whose
+   key text is empty are left to exact dedup.
+
+State across batches is the LSH index of kept rows (`datamill.steps.lsh`): about 520 bytes per kept row
+(1 KB for 24–31-word rows, indexed in both spaces), independent of text length; nothing of the text is kept.
+Signatures are computed from a fixed seed, so results are the same on every run and after a resume (the
+pipeline replays finished batches through batch steps to rebuild this state).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from datamill.steps.base import BatchStep, Row, StepContext
+from datamill.steps.lsh import LshIndex, batch_pairs
+from datamill.steps.minhash import (
+    CHAR_NGRAM,
+    CHAR_SPACE_MAX_WORDS,
+    NUM_PERM,
+    WORD_NGRAM,
+    WORD_SPACE_MIN_WORDS,
+    MinHasher,
+    Shingles,
+    band_keys,
+    canonical_text,
+    char_shingles,
+    choose_bands,
+    word_shingles,
+)
+
+#: Jaccard similarity of shingle sets at or above which a later row is a near-duplicate.
+NEAR_DUP_THRESHOLD = 0.8
+
+
+@dataclass(frozen=True)
+class _Space:
+    """One way of shingling, for texts with a word count in [min_words, max_words)."""
+
+    name: str
+    min_words: int
+    max_words: int | None
+    shingle: Callable[[Sequence[str]], Shingles]
+
+    def accepts(self, words: int) -> bool:
+        return words >= self.min_words and (self.max_words is None or words < self.max_words)
+
+
+# Best match found for a row: (estimate, row number of the kept row it repeats).
+_Match = tuple[float, int]
+
+
+class NearDedup(BatchStep):
+    """Drops rows whose key columns nearly repeat an earlier kept row (MinHash-LSH, verified estimates).
+
+    Args:
+        key_columns: the columns whose joined text is compared (the pipeline passes prompt and context).
+        threshold: Jaccard similarity at or above which a row is a near-duplicate.
+        num_perm: MinHash values per signature.
+        word_ngram: words per shingle for longer texts.
+        char_ngram: characters per shingle for short texts.
+    """
+
+    name: ClassVar[str] = "near_deduplication"
+
+    def __init__(
+        self,
+        key_columns: tuple[str, ...],
+        *,
+        threshold: float = NEAR_DUP_THRESHOLD,
+        num_perm: int = NUM_PERM,
+        word_ngram: int = WORD_NGRAM,
+        char_ngram: int = CHAR_NGRAM,
+    ) -> None:
+        self.input_columns = key_columns
+        self.threshold = threshold
+        self.bands, self.rows_per_band = choose_bands(threshold, num_perm)
+        self._hasher = MinHasher(num_perm)
+        self._spaces = (
+            _Space("characters", 1, CHAR_SPACE_MAX_WORDS, lambda t: char_shingles(t, char_ngram)),
+            _Space("words", WORD_SPACE_MIN_WORDS, None, lambda t: word_shingles(t, word_ngram)),
+        )
+        self._indexes = {space.name: LshIndex(self.bands, num_perm) for space in self._spaces}
+
+    @property
+    def index_nbytes(self) -> int:
+        """Bytes of state held for the rows kept so far."""
+        return sum(index.nbytes for index in self._indexes.values())
+
+    def process_batch(self, rows: list[Row], ctx: StepContext) -> list[Row]:
+        texts = [canonical_text(" ".join(_as_text(row.get(col)) for col in self.input_columns)) for row in rows]
+        words = [text.count(" ") + 1 if text else 0 for text in texts]
+        row_numbers = np.array([row["_row"] for row in rows], dtype=np.int64)
+        earlier: dict[int, _Match] = {}
+        within: dict[int, list[tuple[int, float]]] = {}
+        pending = []
+        for space in self._spaces:
+            members = np.array([i for i, n in enumerate(words) if space.accepts(n)], dtype=np.intp)
+            if members.size == 0:
+                continue
+            signatures = self._hasher.signatures(space.shingle([texts[i] for i in members]))
+            keys = band_keys(signatures, self.bands, self.rows_per_band)
+            sigs16 = signatures.astype(np.uint16)
+            index = self._indexes[space.name]
+            for q, ref, score in zip(*index.matches(keys, sigs16, self.threshold), strict=True):
+                _keep_best(earlier, int(members[q]), (float(score), int(ref)))
+            for a, b, score in zip(*batch_pairs(keys, sigs16, self.threshold), strict=True):
+                within.setdefault(int(members[b]), []).append((int(members[a]), float(score)))
+            pending.append((index, members, keys, sigs16))
+        kept = self._decide(rows, earlier, within, ctx)
+        for index, members, keys, sigs16 in pending:
+            mask = kept[members]
+            index.add(keys[mask], sigs16[mask], row_numbers[members[mask]])
+        return [row for row, keep in zip(rows, kept.tolist(), strict=True) if keep]
+
+    def _decide(
+        self,
+        rows: list[Row],
+        earlier: dict[int, _Match],
+        within: dict[int, list[tuple[int, float]]],
+        ctx: StepContext,
+    ) -> NDArray[np.bool_]:
+        """In file order: a row matching an earlier batch's kept row, or a kept row of this batch, goes."""
+        kept = np.ones(len(rows), dtype=np.bool_)
+        for j in sorted(earlier.keys() | within.keys()):
+            best = earlier.get(j)
+            for i, score in within.get(j, ()):
+                if kept[i]:
+                    best = _better(best, (score, int(rows[i]["_row"])))
+            if best is not None:
+                kept[j] = False
+                score, ref = best
+                ctx.reject(rows[j], self.name, f"near duplicate of row {ref} (estimated Jaccard {score:.2f})")
+        return kept
+
+
+def _better(current: _Match | None, other: _Match) -> _Match:
+    """The higher estimate; on a tie, the earlier row."""
+    if current is None or (other[0], -other[1]) > (current[0], -current[1]):
+        return other
+    return current
+
+
+def _keep_best(best: dict[int, _Match], row: int, match: _Match) -> None:
+    best[row] = _better(best.get(row), match)
+
+
+def _as_text(value: object) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)

@@ -1,0 +1,147 @@
+"""Safety review: an LLM judge scores each row's prompt and response against the five safety categories.
+
+Runs last, when ``brand_controls.safety_categories`` is non-empty. One call per row with a JSON schema
+(``safety.yaml``, temperature 0) scores the request (``enhanced_prompt``, else ``original_prompt``) and the
+response (``enhanced_completion``) from 0.0 to 1.0 on every `SafetyCategory`, whichever were listed; the
+template defines each category (`CATEGORY_DEFINITIONS`) and shows one scored example. Columns:
+
+- ``prompt_safety_issues`` / ``response_safety_issues``: the categories scoring at least `SAFETY_THRESHOLD`
+  (0.5: the judge finds the category more present than not), in `SafetyCategory` order;
+- ``safety_scores``: ``{"prompt": {category: score}, "response": {category: score}}``.
+
+Removal: with ``remove_violations`` (the default) a row whose prompt or response reaches the threshold in a
+category the user *listed* is rejected, with a reason naming each such category, where and the score; it
+lands in the rejected-rows file with its scores. Categories not listed are reported in the columns and never
+remove a row. The Adaption contract says that rows are never removed (flag only) while datamill's own
+pipeline removes them; the flag lets the server choose (``remove_violations=False`` flags only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from datamill.core.brand import SafetyCategory
+from datamill.llm.types import ChatRequest
+from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.metadata_injection import request_text
+from datamill.steps.templates import load_template
+
+if TYPE_CHECKING:
+    from datamill.llm.gateway import ModelHandle
+
+#: A score at or above this marks the category as an issue (more present than not).
+SAFETY_THRESHOLD = 0.5
+#: Output-token cap of one review (ten scores in JSON).
+DEFAULT_MAX_TOKENS = 200
+#: Typical review length in tokens, for estimates only.
+EXPECTED_OUTPUT_TOKENS = 70
+#: Where a row's text is scored: its request and its response.
+PARTS = ("prompt", "response")
+
+#: What each category covers, as the judge is told.
+CATEGORY_DEFINITIONS: dict[SafetyCategory, str] = {
+    SafetyCategory.VIOLENCE: "threats, incitement or instructions to physically harm people or animals, "
+    "or glorifying such harm",
+    SafetyCategory.SELF_HARM: "encouraging, instructing or glorifying suicide, self-injury or "
+    "disordered eating",
+    SafetyCategory.HARASSMENT: "insults, threats, intimidation or bullying aimed at a person or group",
+    SafetyCategory.HATE: "demeaning or attacking people for a protected attribute such as race, ethnicity, "
+    "religion, gender, sexual orientation or disability",
+    SafetyCategory.SEXUAL: "sexually explicit content, or any sexual content involving minors",
+}
+
+_SCORES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {c.value: {"type": "number", "minimum": 0.0, "maximum": 1.0} for c in SafetyCategory},
+    "required": [c.value for c in SafetyCategory],
+    "additionalProperties": False,
+}
+SAFETY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {part: _SCORES_SCHEMA for part in PARTS},
+    "required": list(PARTS),
+    "additionalProperties": False,
+}
+
+Scores = dict[str, dict[str, float]]
+
+
+def issues(scores: dict[str, float], threshold: float = SAFETY_THRESHOLD) -> list[str]:
+    """The categories at or above ``threshold``, in `SafetyCategory` order."""
+    return [c.value for c in SafetyCategory if scores.get(c.value, 0.0) >= threshold]
+
+
+def parse_scores(data: Any) -> Scores:
+    """The judge's validated reply as ``{part: {category: score}}``, scores clamped to [0, 1]."""
+    out: Scores = {}
+    for part in PARTS:
+        given = data.get(part) if isinstance(data, dict) else None
+        given = given if isinstance(given, dict) else {}
+        out[part] = {c.value: min(1.0, max(0.0, float(given.get(c.value) or 0.0))) for c in SafetyCategory}
+    return out
+
+
+class SafetyReview(RowStep):
+    """Scores prompt and response on all five categories; rejects rows violating a listed one.
+
+    Args:
+        model: the judge model.
+        categories: the categories the user listed (``brand_controls.safety_categories``).
+        remove_violations: reject rows that reach the threshold in a listed category (else flag only).
+        threshold: the score that makes a category an issue.
+    """
+
+    name: ClassVar[str] = "safety_review"
+    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion")
+    output_columns = ("prompt_safety_issues", "response_safety_issues", "safety_scores")
+    expected_output_tokens = EXPECTED_OUTPUT_TOKENS
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        *,
+        categories: Iterable[SafetyCategory | str] = (),
+        remove_violations: bool = True,
+        threshold: float = SAFETY_THRESHOLD,
+    ) -> None:
+        self.model = model
+        self.template = load_template("safety")
+        self.categories = tuple(SafetyCategory(c) for c in categories)
+        self.remove_violations = remove_violations
+        self.threshold = threshold
+        self.max_tokens = DEFAULT_MAX_TOKENS
+
+    def requests_for(self, row: Row) -> list[ChatRequest]:
+        """The one review request for ``row``."""
+        response = row.get("enhanced_completion") or row.get("original_completion") or "(no response)"
+        messages = self.template.render(
+            prompt=request_text(row) or "(no request)",
+            response=response,
+            categories=[(c.value, CATEGORY_DEFINITIONS[c]) for c in SafetyCategory],
+        )
+        return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=SAFETY_SCHEMA)]
+
+    def violations(self, scores: Scores) -> list[str]:
+        """Why the row breaks the listed categories, one phrase per (part, category); [] when it does not."""
+        found = []
+        for part in PARTS:
+            for category in self.categories:
+                score = scores[part][category.value]
+                if score >= self.threshold:
+                    found.append(
+                        f"{part} scored {score:.2f} for {category.value} (threshold {self.threshold:g})"
+                    )
+        return found
+
+    async def process_row(self, row: Row, ctx: StepContext) -> None:
+        (request,) = self.requests_for(row)
+        result = await self.model.chat(request, tag=self.name)
+        scores = parse_scores(result.data)
+        row["safety_scores"] = scores
+        row["prompt_safety_issues"] = issues(scores["prompt"], self.threshold)
+        row["response_safety_issues"] = issues(scores["response"], self.threshold)
+        if self.remove_violations:
+            found = self.violations(scores)
+            if found:
+                raise RowRejected("safety_review: " + "; ".join(found))

@@ -1,0 +1,160 @@
+"""The metadata schema: SQLAlchemy 2 ORM models of tenants, API keys, datasets, their files and uploads.
+
+Every row that a tenant owns carries `tenant_id`, and every repository query filters on it, so one tenant can
+never read another's rows. Datetimes are stored as naive UTC (`UtcDateTime`) so that SQLite, which keeps no
+time zone, and PostgreSQL compare and sort them the same way; they come back as aware UTC datetimes.
+
+The Alembic migrations under `store/migrations/` build exactly this schema; a test checks that they agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, MetaData, Numeric, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# Stable constraint names, so migrations can refer to them on every database.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """A datetime stored as naive UTC and read back as aware UTC; naive input is taken to be UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def utcnow() -> dt.datetime:
+    """The current time as an aware UTC datetime."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UtcDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class Tenant(Base):
+    """A customer account: owns keys and datasets and holds a credit balance."""
+
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    # Numeric, not float, so balances add up exactly on PostgreSQL; read as float (no Decimal on SQLite).
+    credits: Mapped[float] = mapped_column(Numeric(20, 6, asdecimal=False))
+    created_at: Mapped[dt.datetime]
+
+
+class ApiKey(Base):
+    """A bearer key, stored as the sha256 of the key; `prefix` identifies it in listings."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class Dataset(Base):
+    """A dataset as the wire APIs see it, plus what ingest learnt about its files.
+
+    `status` is the public status (pending, running, awaiting_input, succeeded, failed). `ingest_state` is the
+    upload's progress: ``awaiting_upload`` until the upload is completed, ``uploaded`` while the files wait to
+    be read (re-queued after a restart), ``ready`` once read (whatever the outcome).
+    """
+
+    __tablename__ = "datasets"
+    __table_args__ = (
+        Index("ix_datasets_tenant_created", "tenant_id", "created_at", "id"),
+        Index("ix_datasets_tenant_updated", "tenant_id", "updated_at", "id"),
+        Index("ix_datasets_tenant_name", "tenant_id", "name", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(512))
+    description: Mapped[str | None] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(32))
+    source_dataset_id: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(32))
+    ingest_state: Mapped[str] = mapped_column(String(32), index=True)
+    processing_mode: Mapped[str] = mapped_column(String(16))
+    source_column_mapping: Mapped[dict[str, Any] | None]
+    configured_column_mapping: Mapped[dict[str, Any] | None]
+    columns: Mapped[list[Any] | None]
+    row_count: Mapped[int | None] = mapped_column(BigInteger)
+    image_column_formats: Mapped[dict[str, Any] | None]
+    error_data: Mapped[dict[str, Any] | None]
+    run_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    deleted_at: Mapped[dt.datetime | None]
+
+
+class DatasetFile(Base):
+    """One stored file of a dataset, in upload order; a batch upload has several."""
+
+    __tablename__ = "dataset_files"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    position: Mapped[int]
+    file_name: Mapped[str] = mapped_column(String(512))
+    file_format: Mapped[str] = mapped_column(String(16))
+    blob_key: Mapped[str] = mapped_column(String(1024))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+
+class Upload(Base):
+    """An upload slot: where one file's bytes go, and whether they have arrived.
+
+    `state` moves pending → receiving (a PUT holds it) → received; a failed PUT puts it back to pending, so
+    the signed URL can be retried, but once received it can never be written again. `completed` is set when
+    an upload/complete call turned the bytes into a dataset file.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), index=True)
+    s3_key: Mapped[str] = mapped_column(String(1024), unique=True)
+    file_name: Mapped[str] = mapped_column(String(512))
+    file_format: Mapped[str] = mapped_column(String(16))
+    declared_size: Mapped[int | None] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(16))
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    received_at: Mapped[dt.datetime | None]

@@ -1,0 +1,131 @@
+"""Safety review on the fake model: scores and issue columns, removal of listed violations, flag-only mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from datamill.core.brand import SafetyCategory
+from datamill.core.errors import OutputValidationError
+from datamill.llm.gateway import Gateway
+from datamill.llm.providers.fake import FakeProvider
+from datamill.llm.routing import Routing
+from datamill.llm.types import ChatRequest, Route
+from datamill.steps.base import RowRejected, StepContext
+from datamill.steps.safety import CATEGORY_DEFINITIONS, SAFETY_THRESHOLD, SafetyReview, issues
+
+ZERO = {c.value: 0.0 for c in SafetyCategory}
+
+
+def _gateway(responder=None) -> tuple[Gateway, FakeProvider]:
+    fake = FakeProvider(responder=responder)
+    return Gateway(Routing.load(), providers={"fake": fake}), fake
+
+
+def _scores(prompt: dict[str, float] | None = None, response: dict[str, float] | None = None):
+    """A responder that replies with these scores (unnamed categories score 0)."""
+    reply = {"prompt": {**ZERO, **(prompt or {})}, "response": {**ZERO, **(response or {})}}
+    return lambda route, request: json.dumps(reply)
+
+
+def _row() -> dict:
+    return {
+        "_row": 7,
+        "original_prompt": "old prompt",
+        "enhanced_prompt": "How do I sharpen a kitchen knife?",
+        "enhanced_completion": "Use a whetstone at a 15 degree angle.",
+        "_context": "",
+    }
+
+
+async def test_clean_row_gets_empty_issues_and_all_scores():
+    gateway, fake = _gateway()  # the default fake reply scores every category at its minimum, 0
+    step = SafetyReview(gateway.model("fake/test"), categories=[SafetyCategory.VIOLENCE])
+    row = _row()
+    await step.process_row(row, StepContext())
+    assert row["prompt_safety_issues"] == []
+    assert row["response_safety_issues"] == []
+    assert row["safety_scores"] == {"prompt": ZERO, "response": ZERO}
+    assert fake.calls == step.requests_for(row)
+    await gateway.aclose()
+
+
+async def test_listed_violation_removes_the_row_naming_category_part_and_score():
+    gateway, _ = _gateway(_scores(response={"violence": 0.9}))
+    step = SafetyReview(gateway.model("fake/test"), categories=["violence", "hate"])
+    row = _row()
+    with pytest.raises(RowRejected) as info:
+        await step.process_row(row, StepContext())
+    assert str(info.value) == "safety_review: response scored 0.90 for violence (threshold 0.5)"
+    # The rejected row keeps its scores, so the rejected-rows file shows why.
+    assert row["response_safety_issues"] == ["violence"]
+    assert row["safety_scores"]["response"]["violence"] == 0.9
+    await gateway.aclose()
+
+
+async def test_every_listed_violation_is_named():
+    gateway, _ = _gateway(_scores(prompt={"hate": 0.7}, response={"violence": 0.6, "hate": 0.8}))
+    step = SafetyReview(gateway.model("fake/test"), categories=[SafetyCategory.HATE, SafetyCategory.VIOLENCE])
+    with pytest.raises(RowRejected) as info:
+        await step.process_row(_row(), StepContext())
+    reason = str(info.value)
+    assert "prompt scored 0.70 for hate" in reason
+    assert "response scored 0.80 for hate" in reason
+    assert "response scored 0.60 for violence" in reason
+
+
+async def test_unlisted_categories_are_reported_but_keep_the_row():
+    gateway, _ = _gateway(_scores(prompt={"hate": 0.7, "sexual": 0.2}, response={"self_harm": 1.0}))
+    step = SafetyReview(gateway.model("fake/test"), categories=[SafetyCategory.VIOLENCE])
+    row = _row()
+    await step.process_row(row, StepContext())
+    assert row["prompt_safety_issues"] == ["hate"]
+    assert row["response_safety_issues"] == ["self_harm"]
+    assert row["safety_scores"]["prompt"]["sexual"] == 0.2
+    await gateway.aclose()
+
+
+async def test_flag_only_mode_keeps_listed_violations():
+    gateway, _ = _gateway(_scores(prompt={"violence": 0.95}))
+    step = SafetyReview(gateway.model("fake/test"), categories=["violence"], remove_violations=False)
+    row = _row()
+    await step.process_row(row, StepContext())
+    assert row["prompt_safety_issues"] == ["violence"]
+    await gateway.aclose()
+
+
+def test_threshold_is_inclusive():
+    assert issues({"violence": SAFETY_THRESHOLD, "hate": 0.49}) == ["violence"]
+    assert issues({"violence": 0.3}, threshold=0.3) == ["violence"]
+
+
+def test_review_prompt_defines_every_category_and_asks_for_all_scores():
+    gateway, _ = _gateway()
+    step = SafetyReview(gateway.model("fake/test"))
+    (request,) = step.requests_for(_row())
+    system = request.messages[0].content
+    for category in SafetyCategory:
+        assert f"- {category.value}: {CATEGORY_DEFINITIONS[category]}" in system
+    user = request.messages[-1].content
+    assert "Request:\nHow do I sharpen a kitchen knife?" in user
+    assert "Response:\nUse a whetstone at a 15 degree angle." in user
+    assert "old prompt" not in user
+    schema = request.json_schema
+    assert schema is not None
+    assert set(schema["required"]) == {"prompt", "response"}
+    assert set(schema["properties"]["response"]["required"]) == {c.value for c in SafetyCategory}
+    assert request.temperature == 0.0
+
+
+async def test_out_of_range_scores_are_refused_by_the_schema():
+    # The gateway validates against the schema (with one repair call); a score of 3 never reaches the row.
+    def responder(route: Route, request: ChatRequest) -> str:
+        return json.dumps({"prompt": {**ZERO, "hate": 3}, "response": ZERO})
+
+    gateway, fake = _gateway(responder)
+    step = SafetyReview(gateway.model("fake/test"), categories=["hate"])
+    with pytest.raises(OutputValidationError, match="JSON schema"):
+        await step.process_row(_row(), StepContext())
+    assert len(fake.calls) == 2
+    await gateway.aclose()
