@@ -5,7 +5,9 @@ from __future__ import annotations
 import click
 
 from datamill.cli.adapt import adapt_command, demo_command
+from datamill.cli.keys import keys_group, tenants_group
 from datamill.cli.models import models_command
+from datamill.cli.serve import serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -17,6 +19,9 @@ def cli() -> None:
 cli.add_command(adapt_command)
 cli.add_command(demo_command)
 cli.add_command(models_command)
+cli.add_command(serve_command)
+cli.add_command(keys_group)
+cli.add_command(tenants_group)
 
 
 def main() -> None:

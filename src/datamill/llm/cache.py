@@ -45,7 +45,7 @@ def cache_key(route: Route, request: ChatRequest) -> str:
         route.model,
         route.base_url,
         route.thinking,
-        [(m.role, m.content) for m in request.messages],
+        [(m.role, m.content, [i.digest() for i in m.images]) for m in request.messages],
         request.max_tokens,
         request.temperature,
         request.json_schema,

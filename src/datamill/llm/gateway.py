@@ -31,6 +31,7 @@ from typing import Any
 from datamill.core.errors import (
     ConfigError,
     OutputValidationError,
+    PermanentModelError,
     RateLimitedError,
     TransientError,
 )
@@ -195,6 +196,12 @@ class Gateway:
 
     async def _send(self, route: Route, request: ChatRequest, paid: Usage) -> ProviderReply:
         """One provider reply through the limiter, with retries; adds its usage to ``paid``."""
+        if not route.vision and any(m.images for m in request.messages):
+            raise PermanentModelError(
+                f"model {route.name!r} does not accept images (its route has no `vision: true`); "
+                "choose a vision-capable model",
+                status=400,
+            )
         provider, limiter = self._lanes.get(route.name) or self._lane(route)
         state = None
         while True:

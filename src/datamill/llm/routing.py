@@ -12,6 +12,7 @@ name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each
 ``max_concurrency``     ceiling of the adaptive concurrency limiter
 ``timeout_s``           per-request timeout in seconds
 ``json_schema``         the provider enforces JSON schemas natively
+``vision``              the model accepts images in messages (default false)
 ``thinking``            force extended thinking on or off (default: on when the name ends in ``-thinking``)
 ``keep_thinking_suffix`` keep ``-thinking`` in the provider model id (default: dropped)
 ``default_thinking_budget``, ``headers`` (a mapping of extra HTTP headers)
@@ -45,7 +46,7 @@ THINKING_SUFFIX = "-thinking"
 _STR_FIELDS = frozenset({"provider", "base_url", "base_url_env", "model", "api_key_env"})
 _FLOAT_FIELDS = frozenset({"input_price", "output_price", "timeout_s"})
 _INT_FIELDS = frozenset({"max_concurrency", "default_thinking_budget"})
-_BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix"})
+_BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision"})
 _NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking"})
 _FIELDS = _STR_FIELDS | _FLOAT_FIELDS | _INT_FIELDS | _BOOL_FIELDS | {"headers"}
 #: Entry fields copied to `Route` as they are.
@@ -54,6 +55,7 @@ _ROUTE_FIELDS = (
     "output_price",
     "timeout_s",
     "json_schema",
+    "vision",
     "max_concurrency",
     "default_thinking_budget",
     "headers",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -9,9 +11,36 @@ Role = Literal["system", "user", "assistant"]
 
 
 @dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image sent with a message: a URL the provider fetches, or the bytes themselves."""
+
+    url: str | None = None
+    data: bytes | None = None
+    media_type: str = "image/png"
+
+    def base64(self) -> str:
+        return base64.b64encode(self.data or b"").decode("ascii")
+
+    def data_uri(self) -> str:
+        """The image as a ``data:`` URI (bytes), or its URL."""
+        if self.data is None:
+            return self.url or ""
+        return f"data:{self.media_type};base64,{self.base64()}"
+
+    def digest(self) -> str:
+        """What identifies the image in a cache key: a hash of its bytes, or its URL."""
+        if self.data is not None:
+            return "sha256:" + hashlib.sha256(self.data).hexdigest()
+        return "url:" + (self.url or "")
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
+    """One turn. ``images`` go with the text to vision-capable routes (``Route.vision``)."""
+
     role: Role
     content: str
+    images: tuple[ImagePart, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +125,7 @@ class Route:
         timeout_s: per-request timeout.
         json_schema: the provider enforces JSON schemas natively.
         headers: extra HTTP headers sent with every request.
+        vision: the model accepts images in messages.
     """
 
     name: str
@@ -111,6 +141,7 @@ class Route:
     timeout_s: float = 120.0
     json_schema: bool = True
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    vision: bool = False
 
     def cost(self, usage: Usage) -> float:
         return (

@@ -46,9 +46,13 @@ class UploadSigner:
                 has expired.
         """
         if not expires or not signature or not expires.isdigit():
-            raise UploadRejectedError("this upload link is not signed: use the URL the API returned, unchanged")
+            raise UploadRejectedError(
+                "this upload link is not signed: use the URL the API returned, unchanged"
+            )
         if not hmac.compare_digest(self._signature(upload_id, int(expires)), signature):
-            raise UploadRejectedError("invalid upload link signature: use the URL the API returned, unchanged")
+            raise UploadRejectedError(
+                "invalid upload link signature: use the URL the API returned, unchanged"
+            )
         moment = now or dt.datetime.now(dt.UTC)
         if int(expires) <= moment.timestamp():
             raise UploadRejectedError("this upload link has expired; create the dataset again for a new one")

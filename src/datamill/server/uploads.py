@@ -23,7 +23,9 @@ router = APIRouter(include_in_schema=False)
 def upload_url(request: Request, context: Context, ticket: UploadTicket) -> str:
     """The signed link for one upload slot, on the configured public URL or the host the request came to."""
     base = context.settings.public_url or str(request.base_url).rstrip("/")
-    return f"{base}{UPLOAD_PATH}/{ticket.upload_id}?{context.signer.query(ticket.upload_id, ticket.expires_at)}"
+    return (
+        f"{base}{UPLOAD_PATH}/{ticket.upload_id}?{context.signer.query(ticket.upload_id, ticket.expires_at)}"
+    )
 
 
 def _content_length(request: Request) -> int | None:
@@ -37,7 +39,11 @@ def _content_length(request: Request) -> int | None:
 
 @router.put(UPLOAD_PATH + "/{upload_id}")
 async def put_upload(
-    upload_id: str, request: Request, context: Context, expires: str | None = None, signature: str | None = None
+    upload_id: str,
+    request: Request,
+    context: Context,
+    expires: str | None = None,
+    signature: str | None = None,
 ) -> dict[str, object]:
     """Receive one file's bytes."""
     context.signer.verify(upload_id, expires, signature, dt.datetime.now(dt.UTC))

@@ -24,8 +24,6 @@ pipeline replays finished batches through batch steps to rebuild this state).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -33,37 +31,10 @@ from numpy.typing import NDArray
 
 from datamill.steps.base import BatchStep, Row, StepContext
 from datamill.steps.lsh import LshIndex, batch_pairs
-from datamill.steps.minhash import (
-    CHAR_NGRAM,
-    CHAR_SPACE_MAX_WORDS,
-    NUM_PERM,
-    WORD_NGRAM,
-    WORD_SPACE_MIN_WORDS,
-    MinHasher,
-    Shingles,
-    band_keys,
-    canonical_text,
-    char_shingles,
-    choose_bands,
-    word_shingles,
-)
+from datamill.steps.minhash import CHAR_NGRAM, NUM_PERM, WORD_NGRAM, MinHasher, band_keys, choose_bands, sign_texts
 
 #: Jaccard similarity of shingle sets at or above which a later row is a near-duplicate.
 NEAR_DUP_THRESHOLD = 0.8
-
-
-@dataclass(frozen=True)
-class _Space:
-    """One way of shingling, for texts with a word count in [min_words, max_words)."""
-
-    name: str
-    min_words: int
-    max_words: int | None
-    shingle: Callable[[Sequence[str]], Shingles]
-
-    def accepts(self, words: int) -> bool:
-        return words >= self.min_words and (self.max_words is None or words < self.max_words)
-
 
 # Best match found for a row: (estimate, row number of the kept row it repeats).
 _Match = tuple[float, int]
@@ -94,12 +65,10 @@ class NearDedup(BatchStep):
         self.input_columns = key_columns
         self.threshold = threshold
         self.bands, self.rows_per_band = choose_bands(threshold, num_perm)
+        self.word_ngram = word_ngram
+        self.char_ngram = char_ngram
         self._hasher = MinHasher(num_perm)
-        self._spaces = (
-            _Space("characters", 1, CHAR_SPACE_MAX_WORDS, lambda t: char_shingles(t, char_ngram)),
-            _Space("words", WORD_SPACE_MIN_WORDS, None, lambda t: word_shingles(t, word_ngram)),
-        )
-        self._indexes = {space.name: LshIndex(self.bands, num_perm) for space in self._spaces}
+        self._indexes = {space: LshIndex(self.bands, num_perm) for space in ("characters", "words")}
 
     @property
     def index_nbytes(self) -> int:
@@ -107,20 +76,19 @@ class NearDedup(BatchStep):
         return sum(index.nbytes for index in self._indexes.values())
 
     def process_batch(self, rows: list[Row], ctx: StepContext) -> list[Row]:
-        texts = [canonical_text(" ".join(_as_text(row.get(col)) for col in self.input_columns)) for row in rows]
-        words = [text.count(" ") + 1 if text else 0 for text in texts]
+        texts = [" ".join(_as_text(row.get(col)) for col in self.input_columns) for row in rows]
         row_numbers = np.array([row["_row"] for row in rows], dtype=np.int64)
         earlier: dict[int, _Match] = {}
         within: dict[int, list[tuple[int, float]]] = {}
         pending = []
-        for space in self._spaces:
-            members = np.array([i for i, n in enumerate(words) if space.accepts(n)], dtype=np.intp)
+        spaces = sign_texts(self._hasher, texts, word_ngram=self.word_ngram, char_ngram=self.char_ngram)
+        for signed in spaces:
+            members = signed.members
             if members.size == 0:
                 continue
-            signatures = self._hasher.signatures(space.shingle([texts[i] for i in members]))
-            keys = band_keys(signatures, self.bands, self.rows_per_band)
-            sigs16 = signatures.astype(np.uint16)
-            index = self._indexes[space.name]
+            keys = band_keys(signed.signatures, self.bands, self.rows_per_band)
+            sigs16 = signed.signatures.astype(np.uint16)
+            index = self._indexes[signed.space]
             for q, ref, score in zip(*index.matches(keys, sigs16, self.threshold), strict=True):
                 _keep_best(earlier, int(members[q]), (float(score), int(ref)))
             for a, b, score in zip(*batch_pairs(keys, sigs16, self.threshold), strict=True):

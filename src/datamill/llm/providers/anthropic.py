@@ -34,7 +34,7 @@ from datamill.core.errors import TransientError
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
 from datamill.llm.transport import HttpTransport
-from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
+from datamill.llm.types import ChatRequest, ImagePart, Message, ProviderReply, Route, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 ANTHROPIC_VERSION = "2023-06-01"
@@ -125,17 +125,37 @@ def build_payload(route: Route, request: ChatRequest) -> tuple[dict[str, Any], b
     return payload, wrapped
 
 
-def _turns(messages: tuple[Message, ...]) -> list[dict[str, str]]:
-    """User and assistant turns in order; consecutive turns of one role are merged, as the API expects."""
-    turns: list[dict[str, str]] = []
+def _turns(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
+    """User and assistant turns in order; consecutive turns of one role are merged, as the API expects.
+
+    A turn with images is sent as content blocks: the images (base64 or URL sources), then the text.
+    """
+    turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "system":
             continue
+        blocks = [_image_block(image) for image in message.images]
+        blocks.append({"type": "text", "text": message.content})
         if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"] += "\n\n" + message.content
+            turns[-1]["blocks"].extend(blocks)
         else:
-            turns.append({"role": message.role, "content": message.content})
-    return turns
+            turns.append({"role": message.role, "blocks": blocks})
+    return [{"role": t["role"], "content": _flatten(t["blocks"])} for t in turns]
+
+
+def _flatten(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Text-only turns stay plain strings (the common, compact form)."""
+    if all(b["type"] == "text" for b in blocks):
+        return "\n\n".join(b["text"] for b in blocks)
+    return blocks
+
+
+def _image_block(image: ImagePart) -> dict[str, Any]:
+    if image.data is not None:
+        source = {"type": "base64", "media_type": image.media_type, "data": image.base64()}
+    else:
+        source = {"type": "url", "url": image.url or ""}
+    return {"type": "image", "source": source}
 
 
 def _object_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:

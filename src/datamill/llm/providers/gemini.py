@@ -105,7 +105,19 @@ def build_payload(route: Route, request: ChatRequest) -> dict[str, Any]:
 
 
 def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    return [{"role": _ROLES[m.role], "parts": [{"text": m.content}]} for m in messages if m.role != "system"]
+    return [{"role": _ROLES[m.role], "parts": _parts(m)} for m in messages if m.role != "system"]
+
+
+def _parts(message: Message) -> list[dict[str, Any]]:
+    """Text, then images as ``inline_data``. Gemini does not fetch arbitrary URLs, so images need bytes."""
+    parts: list[dict[str, Any]] = [{"text": message.content}]
+    for image in message.images:
+        if image.data is None:
+            raise PermanentModelError(
+                f"Gemini needs image bytes, not a URL ({image.url}); use file paths or embedded image bytes"
+            )
+        parts.append({"inline_data": {"mime_type": image.media_type, "data": image.base64()}})
+    return parts
 
 
 def parse_reply(body: bytes, route: Route) -> ProviderReply:

@@ -30,7 +30,7 @@ from datamill.core.errors import ConfigError, TransientError
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
 from datamill.llm.transport import HttpTransport
-from datamill.llm.types import ChatRequest, ProviderReply, Route, Usage
+from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
 
 
 class OpenAIProvider:
@@ -64,7 +64,7 @@ def reasoning_effort(budget: int) -> str:
 
 def build_payload(route: Route, request: ChatRequest) -> dict[str, Any]:
     """The JSON body for one request."""
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages: list[dict[str, Any]] = [{"role": m.role, "content": _content(m)} for m in request.messages]
     payload: dict[str, Any] = {"model": route.model, "messages": messages}
     if route.thinking:
         budget = request.thinking_budget or route.default_thinking_budget
@@ -91,7 +91,7 @@ def build_payload(route: Route, request: ChatRequest) -> dict[str, Any]:
     return payload
 
 
-def _add_instruction(messages: list[dict[str, str]], instruction: str) -> None:
+def _add_instruction(messages: list[dict[str, Any]], instruction: str) -> None:
     if messages and messages[0]["role"] == "system":
         messages[0] = {"role": "system", "content": messages[0]["content"] + "\n\n" + instruction}
     else:
@@ -127,6 +127,15 @@ def parse_reply(body: bytes, route: Route) -> ProviderReply:
         shown = body[:200].decode("utf-8", "replace")
         raise TransientError(f"{route.name}: malformed chat completion ({exc!r}): {shown!r}") from None
     return ProviderReply(text, tokens, finish_reason)
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """A message's content: plain text, or text and ``image_url`` parts when it carries images."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+    parts.extend({"type": "image_url", "image_url": {"url": image.data_uri()}} for image in message.images)
+    return parts
 
 
 def _content_text(content: Any) -> str:

@@ -27,7 +27,9 @@ class SourceCreate(_Request):
     name: str | None = Field(None, description="Dataset name; may be a file name, e.g. sales.csv.")
     file_format: str | None = Field(None, description="csv, json, jsonl, parquet, txt or xlsx.")
     processing_mode: str | None = Field(None, description="adapt (default) or raw.")
-    column_mapping: dict[str, Any] | None = Field(None, description="Required for raw: prompt, completion, ...")
+    column_mapping: dict[str, Any] | None = Field(
+        None, description="Required for raw: prompt, completion, ..."
+    )
 
 
 class DatasetCreate(_Request):

@@ -1,0 +1,49 @@
+"""``datamill serve``: run the HTTP server; with no configuration it keeps everything in the data dir.
+
+On the first start (no API key exists yet) it issues a key for tenant ``default`` and prints it once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import uvicorn
+
+from datamill.api.server_settings import ServerSettings
+from datamill.api.tenants import IssuedKey, TenantService
+from datamill.cli.errors import handle_errors
+from datamill.server import create_app
+from datamill.store import Store
+
+
+def bootstrap(settings: ServerSettings) -> IssuedKey | None:
+    """Migrate the database and issue the first key if there is none; the new key, or None."""
+    store = Store.from_url(settings.database_url)
+    try:
+        store.migrate()
+        return TenantService(store, default_credits=settings.default_credits).ensure_initial_key()
+    finally:
+        store.close()
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the database, blobs and keys live (default: DATAMILL_HOME or ~/.local/share/datamill).",
+)
+@handle_errors
+def serve_command(host: str, port: int, data_dir: Path | None) -> None:
+    """Serve the Adaption-compatible API (point the SDK's base_url here); see docs/server.md."""
+    settings = ServerSettings.from_env(data_dir=data_dir)
+    issued = bootstrap(settings)
+    if issued is not None:
+        click.secho(
+            "Created the first API key, for tenant 'default'. It is shown only this once:", fg="yellow"
+        )
+        click.echo(f"\n    {issued.key}\n")
+    click.echo(f"datamill: data in {settings.data_dir}; serving on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")

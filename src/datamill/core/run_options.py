@@ -1,0 +1,81 @@
+"""datamill's own run options: what an adaptation run can set beyond the Adaption wire request.
+
+| option              | meaning                                                         | default |
+|---------------------|-----------------------------------------------------------------|---------|
+| seed                | seed of every random choice (max_rows sample, expansion, eval)  | 0       |
+| batch_size          | rows per batch; each finished batch is checkpointed             | 256     |
+| near_dedup          | MinHash-LSH near-duplicate removal, with the dedup recipe       | true    |
+| semantic_dedup      | embedding-based duplicate removal, with the dedup recipe        | false   |
+| rephrase_check      | revert rephrases whose meaning drifted (embedding similarity)   | true    |
+| grounding_docs      | files or folders the local search index is built from          | []      |
+| grounding_top_k     | passages retrieved per row when grounding                      | 3       |
+| evaluate            | grade a sample before and after, and write the HTML report      | true    |
+| eval_sample_size    | rows judged by the evaluation                                   | 50      |
+| judge_model         | model for judges (pairs, safety, evaluation); default: --model | none    |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+from datamill.core.fields import (
+    Issues,
+    join,
+    read_bool,
+    read_int,
+    read_str,
+    read_str_list,
+)
+
+RUN_OPTION_FIELDS = (
+    "seed",
+    "batch_size",
+    "near_dedup",
+    "semantic_dedup",
+    "rephrase_check",
+    "grounding_docs",
+    "grounding_top_k",
+    "evaluate",
+    "eval_sample_size",
+    "judge_model",
+)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    seed: int = 0
+    batch_size: int = 256
+    near_dedup: bool = True
+    semantic_dedup: bool = False
+    rephrase_check: bool = True
+    grounding_docs: tuple[str, ...] = field(default_factory=tuple)
+    grounding_top_k: int = 3
+    evaluate: bool = True
+    eval_sample_size: int = 50
+    judge_model: str | None = None
+
+
+def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Issues) -> RunOptions:
+    """Read the run options present in ``values`` (unknown keys are the caller's business)."""
+    defaults = RunOptions()
+    out: dict[str, object] = {}
+
+    def path(key: str) -> str:
+        return join(field_prefix, key)
+
+    for key in ("seed",):
+        if values.get(key) is not None:
+            out[key] = read_int(values[key], path(key), issues, minimum=0)
+    for key in ("batch_size", "grounding_top_k", "eval_sample_size"):
+        if values.get(key) is not None:
+            out[key] = read_int(values[key], path(key), issues, minimum=1)
+    for key in ("near_dedup", "semantic_dedup", "rephrase_check", "evaluate"):
+        if values.get(key) is not None:
+            out[key] = read_bool(values[key], path(key), issues)
+    if values.get("grounding_docs") is not None:
+        out["grounding_docs"] = read_str_list(values["grounding_docs"], path("grounding_docs"), issues)
+    if values.get("judge_model") is not None:
+        out["judge_model"] = read_str(values["judge_model"], path("judge_model"), issues)
+    merged = {k: v for k, v in out.items() if v is not None}
+    return replace(defaults, **merged)  # type: ignore[arg-type]

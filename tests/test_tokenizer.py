@@ -1,0 +1,65 @@
+"""Tokenizers: the characters/4 heuristic, chat markup, and the bundled vocabulary against the real model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from datamill.core.errors import ConfigError
+from datamill.llm.providers.local import LlamaCppProvider
+from datamill.llm.tokenizer import (
+    MESSAGE_OVERHEAD_TOKENS,
+    REPLY_PRIMER_TOKENS,
+    HeuristicTokenizer,
+    LlamaVocabTokenizer,
+    default_tokenizer,
+)
+from datamill.llm.types import ChatRequest, Message, Route
+from datamill.steps.templates import load_template
+
+needs_llama = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"
+)
+
+
+def test_heuristic_counts_four_characters_per_token_rounding_up() -> None:
+    tok = HeuristicTokenizer()
+    assert tok.count("") == 0
+    assert tok.count("abcd") == 1
+    assert tok.count("abcde") == 2
+
+
+def test_message_count_adds_chat_markup_per_message_and_reply() -> None:
+    tok = HeuristicTokenizer()
+    messages = (Message("system", "abcd" * 3), Message("user", "abcd"))
+    assert tok.count_messages(messages) == 3 + 1 + 2 * MESSAGE_OVERHEAD_TOKENS + REPLY_PRIMER_TOKENS
+    assert tok.count_messages(()) == 0
+
+
+def test_vocab_tokenizer_loads_lazily_and_reports_a_missing_file(tmp_path: Path) -> None:
+    tok = LlamaVocabTokenizer(str(tmp_path / "missing.gguf"))  # nothing is read yet
+    with pytest.raises(ConfigError, match=r"missing\.gguf"):
+        tok.count("hello")
+
+
+@needs_llama
+def test_default_tokenizer_uses_the_bundled_vocabulary() -> None:
+    tok = default_tokenizer()
+    assert isinstance(tok, LlamaVocabTokenizer)
+    assert tok.count("hello world") == 2
+    assert tok.count("") == 0
+    # A vocabulary counts real tokens: a long repeated word is not four characters a token.
+    assert tok.count("internationalization " * 10) != HeuristicTokenizer().count("internationalization " * 10)
+
+
+@needs_llama
+@pytest.mark.local_model
+async def test_vocab_message_count_matches_what_the_bundled_model_reads() -> None:
+    messages = load_template("rephrase").render(prompt="how do i reset my password", context="")
+    route = Route(name="local/smollm2", provider="local", model="bundled:smollm2")
+    reply = await LlamaCppProvider(None).complete(route, ChatRequest(messages, max_tokens=1))
+    counted = LlamaVocabTokenizer().count_messages(messages)
+    # Chat markup is counted by constants; allow a token per message of drift at the message boundaries.
+    assert abs(counted - reply.usage.input_tokens) <= len(messages)
