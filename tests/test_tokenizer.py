@@ -17,7 +17,6 @@ from datamill.llm.tokenizer import (
     default_tokenizer,
 )
 from datamill.llm.types import ChatRequest, Message, Route
-from datamill.steps.templates import load_template
 
 needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"
@@ -57,7 +56,12 @@ def test_default_tokenizer_uses_the_bundled_vocabulary() -> None:
 @needs_llama
 @pytest.mark.local_model
 async def test_vocab_message_count_matches_what_the_bundled_model_reads() -> None:
-    messages = load_template("rephrase").render(prompt="how do i reset my password", context="")
+    messages = (
+        Message("system", "You rewrite requests so they are clear. Reply with the rewritten request only."),
+        Message("user", "Rewrite this request: whats the diffrence between a list and tuple python"),
+        Message("assistant", "What is the difference between a list and a tuple in Python?"),
+        Message("user", "Rewrite this request: how do i reset my password"),
+    )
     route = Route(name="local/smollm2", provider="local", model="bundled:smollm2")
     reply = await LlamaCppProvider(None).complete(route, ChatRequest(messages, max_tokens=1))
     counted = LlamaVocabTokenizer().count_messages(messages)

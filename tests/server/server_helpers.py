@@ -28,3 +28,39 @@ def write_csv(path: Path, rows: int, header: str = "question,answer") -> Path:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write `rows` in the format the file name's extension names (csv, json, jsonl or parquet)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    suffix = path.suffix
+    if suffix == ".csv":
+        header = list(rows[0])
+        lines = [",".join(header)] + [",".join(str(r[c]) for c in header) for r in rows]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    elif suffix == ".json":
+        path.write_text(json.dumps(rows), encoding="utf-8")
+    elif suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    elif suffix == ".parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        raise ValueError(suffix)
+    return path
+
+
+def qa_rows(count: int) -> list[dict[str, Any]]:
+    return [{"question": f"q{i}", "answer": f"a{i}"} for i in range(count)]
+
+
+def error_body(exc: adaption.APIStatusError) -> dict[str, Any]:
+    body = exc.body
+    assert isinstance(body, dict), body
+    return body
+
+
+def fields_of(exc: adaption.APIStatusError) -> list[str]:
+    return [issue["field"] for issue in error_body(exc)["errors"]]

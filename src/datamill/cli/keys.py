@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from datamill.api.server_settings import ServerSettings
-from datamill.api.tenants import TenantService
 from datamill.cli.errors import handle_errors
-from datamill.store import Store
+
+if TYPE_CHECKING:
+    from datamill.api.tenants import TenantService
 
 _DATA_DIR = click.option(
     "--data-dir",
@@ -28,6 +30,10 @@ _DATA_DIR = click.option(
 
 @contextmanager
 def _tenants(data_dir: Path | None) -> Iterator[TenantService]:
+    # sqlalchemy comes with the optional 'server' extra: imported here so the rest of the CLI works without it
+    from datamill.api.tenants import TenantService
+    from datamill.store import Store
+
     settings = ServerSettings.from_env(data_dir=data_dir)
     store = Store.from_url(settings.database_url)
     try:

@@ -6,19 +6,25 @@ On the first start (no API key exists yet) it issues a key for tenant ``default`
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import uvicorn
 
 from datamill.api.server_settings import ServerSettings
-from datamill.api.tenants import IssuedKey, TenantService
 from datamill.cli.errors import handle_errors
-from datamill.server import create_app
-from datamill.store import Store
+
+if TYPE_CHECKING:
+    from datamill.api.tenants import IssuedKey
+
+# The server packages (fastapi, uvicorn, sqlalchemy) come with the optional 'server' extra, so they are
+# imported when a command needs them: the rest of the CLI works without the extra.
 
 
 def bootstrap(settings: ServerSettings) -> IssuedKey | None:
     """Migrate the database and issue the first key if there is none; the new key, or None."""
+    from datamill.api.tenants import TenantService
+    from datamill.store import Store
+
     store = Store.from_url(settings.database_url)
     try:
         store.migrate()
@@ -38,6 +44,10 @@ def bootstrap(settings: ServerSettings) -> IssuedKey | None:
 @handle_errors
 def serve_command(host: str, port: int, data_dir: Path | None) -> None:
     """Serve the Adaption-compatible API (point the SDK's base_url here); see docs/server.md."""
+    import uvicorn
+
+    from datamill.server import create_app
+
     settings = ServerSettings.from_env(data_dir=data_dir)
     issued = bootstrap(settings)
     if issued is not None:

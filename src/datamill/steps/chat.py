@@ -1,0 +1,82 @@
+"""Chat mode: regenerate every assistant turn of a conversation, turn by turn, in the blueprint's voice.
+
+Each assistant turn is rewritten given the conversation before it (the user turns as they were, the assistant
+turns as already rewritten), so later answers stay consistent with earlier ones. A conversation that ends with a
+user turn gets a new final answer. The result is ``enhanced_chat``; ``enhanced_prompt`` and
+``enhanced_completion`` are its last user and assistant turns, so reasoning, pairs and safety apply to the
+final exchange. Rephrase does not apply in chat mode.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from datamill.llm.types import ChatRequest, Message
+from datamill.steps.base import RowRejected, RowStep, Row, StepContext
+from datamill.steps.completion import DEFAULT_MAX_TOKENS, length_guidance
+from datamill.steps.templates import load_template
+
+if TYPE_CHECKING:
+    from datamill.llm.gateway import ModelHandle
+
+
+class ChatCompletion(RowStep):
+    """Writes ``enhanced_chat`` from ``_chat``: one model call per assistant turn."""
+
+    name: ClassVar[str] = "completion"
+    input_columns = ("_chat",)
+    output_columns = ("enhanced_chat", "enhanced_prompt", "enhanced_completion")
+
+    def __init__(
+        self,
+        model: ModelHandle,
+        *,
+        blueprint: str | None = None,
+        token_range: tuple[int, int] | None = None,
+        temperature: float = 0.7,
+    ) -> None:
+        self.model = model
+        self.system = load_template("chat_system").render(
+            blueprint=blueprint or "", length_guidance=length_guidance(token_range)
+        )
+        self.max_tokens = int(token_range[1] * 1.25) + 16 if token_range else DEFAULT_MAX_TOKENS
+        self.expected_output_tokens = (token_range[0] + token_range[1]) // 2 if token_range else 256
+        self.temperature = temperature
+
+    def requests_for(self, row: Row) -> list[ChatRequest]:
+        """One request per assistant turn, as if each turn were rewritten to itself (for estimates)."""
+        chat = row.get("_chat") or []
+        requests = []
+        for i, message in enumerate(chat):
+            if message["role"] == "assistant":
+                requests.append(self._request(chat[:i]))
+        if chat and chat[-1]["role"] == "user":
+            requests.append(self._request(chat))
+        return requests
+
+    async def process_row(self, row: Row, ctx: StepContext) -> None:
+        chat: list[dict[str, str]] = row.get("_chat") or []
+        out: list[dict[str, str]] = []
+        for message in chat:
+            if message["role"] == "assistant":
+                out.append({"role": "assistant", "content": await self._answer(out)})
+            elif message["role"] == "user":
+                out.append(dict(message))
+        if out and out[-1]["role"] == "user":
+            out.append({"role": "assistant", "content": await self._answer(out)})
+        row["enhanced_chat"] = [m for m in chat if m["role"] == "system"] + out
+        row["enhanced_prompt"] = next(m["content"] for m in reversed(out) if m["role"] == "user")
+        row["enhanced_completion"] = out[-1]["content"]
+
+    async def _answer(self, history: list[dict[str, str]]) -> str:
+        result = await self.model.chat(self._request(history), tag=self.name)
+        text = result.text.strip()
+        if not text:
+            raise RowRejected("completion: the model returned an empty chat turn")
+        return text
+
+    def _request(self, history: list[dict[str, str]]) -> ChatRequest:
+        turns = tuple(Message("user" if m["role"] == "user" else "assistant", m["content"]) for m in history)
+        return ChatRequest(
+            (*self.system, *turns), max_tokens=self.max_tokens, temperature=self.temperature
+        )

@@ -1,0 +1,94 @@
+"""Reading an image column's cell into an image the model can see.
+
+A cell may hold an http(s) URL (passed to the provider as a URL), a ``data:`` URI, a file path (absolute or
+relative to the input file's folder), raw bytes, or a Hugging Face-style ``{"bytes": ..., "path": ...}``
+struct. The media type comes from the bytes' signature, else the file extension.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import mimetypes
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from datamill.llm.types import ImagePart
+from datamill.steps.base import RowRejected
+
+#: Largest image read from a file or cell, in bytes (providers cap images at a few MB).
+MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+    (b"RIFF", "image/webp"),
+)
+
+
+def media_type_of(data: bytes, name: str | None = None) -> str:
+    """The image's media type from its first bytes, else from its name, else PNG."""
+    for signature, media_type in _SIGNATURES:
+        if data.startswith(signature):
+            return media_type
+    guessed = mimetypes.guess_type(name or "")[0]
+    return guessed if guessed and guessed.startswith("image/") else "image/png"
+
+
+def load_image(value: Any, base_dir: Path | None) -> ImagePart | None:
+    """The image in a cell, or None for an empty cell.
+
+    Raises:
+        RowRejected: the cell cannot be read as an image (missing file, bad data URI, too large).
+    """
+    if value is None or value == "" or value == b"":
+        return None
+    if isinstance(value, Mapping):
+        data = value.get("bytes")
+        path = value.get("path")
+        if data:
+            return _from_bytes(bytes(data), str(path) if path else None)
+        return load_image(path, base_dir)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return _from_bytes(bytes(value), None)
+    text = str(value).strip()
+    if text.startswith(("http://", "https://")):
+        return ImagePart(url=text, media_type=mimetypes.guess_type(text)[0] or "image/png")
+    if text.startswith("data:"):
+        return _from_data_uri(text)
+    return _from_file(Path(text), base_dir)
+
+
+def _from_bytes(data: bytes, name: str | None) -> ImagePart:
+    if len(data) > MAX_IMAGE_BYTES:
+        raise RowRejected(f"image is {len(data):,} bytes; the limit is {MAX_IMAGE_BYTES:,}")
+    return ImagePart(data=data, media_type=media_type_of(data, name))
+
+
+def _from_data_uri(text: str) -> ImagePart:
+    header, _, payload = text.partition(",")
+    if ";base64" not in header:
+        raise RowRejected("image data URI is not base64-encoded")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise RowRejected(f"image data URI is not valid base64: {exc}") from exc
+    media_type = header[len("data:") :].split(";")[0] or media_type_of(data)
+    part = _from_bytes(data, None)
+    return ImagePart(data=part.data, media_type=media_type)
+
+
+def _from_file(path: Path, base_dir: Path | None) -> ImagePart:
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    try:
+        size = path.stat().st_size
+        if size > MAX_IMAGE_BYTES:
+            raise RowRejected(f"image file {path} is {size:,} bytes; the limit is {MAX_IMAGE_BYTES:,}")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RowRejected(f"cannot read image file {path}: {exc.strerror or exc}") from exc
+    return ImagePart(data=data, media_type=media_type_of(data, path.name))
