@@ -64,7 +64,9 @@ def main() -> int:
         "steps": summary["steps"],
         "estimate_s": estimate_s,
         "run_s": run_s,
-        "actual": {k: summary[k] for k in ("calls", "input_tokens", "output_tokens", "rows_out", "elapsed_s")},
+        "actual": {
+            k: summary[k] for k in ("calls", "input_tokens", "output_tokens", "rows_out", "elapsed_s")
+        },
         "actual_by_step": summary["usage_by_step"],
         "estimates": {name: est.to_dict() for name, est in estimates.items()},
         "comparisons": comparisons,

@@ -195,6 +195,8 @@ async def test_every_judgement_failing_gives_failed_status_and_no_grade():
     model, _ = _judge()
     report = await evaluate(before, _after(before, answer="BROKEN {i}."), model)
     assert report.status == "failed"
+    assert report.to_dict()["quality"] is None
+    assert report.to_dict()["raw_results"]["judge"]["failures"] == 6
     assert report.quality.grade_before is None
     assert report.quality.score_after is None
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import PurePosixPath
 from typing import Any
 
 from datamill.api.profile import FileProfile, profile_file
@@ -47,8 +48,10 @@ class IngestFailure(Exception):
 
 
 def _format_error(file: DatasetFile, exc: DataFormatError) -> IngestFailure:
-    # The blob's server-side path means nothing to the user (and should not leak): name their file.
-    where = file.file_name if exc.line is None else f"{file.file_name}, line {exc.line}"
+    # The blob's server-side path means nothing to the user (and should not leak): name the file as the
+    # blob key's last part, which is the uploaded name with the format's extension.
+    name = PurePosixPath(file.blob_key).name
+    where = name if exc.line is None else f"{name}, line {exc.line}"
     return IngestFailure("E0100", f"cannot read {where}: {exc.reason}")
 
 

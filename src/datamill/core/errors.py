@@ -99,3 +99,14 @@ class PermanentModelError(ModelError):
 
 class OutputValidationError(ModelError):
     """Model output that does not parse or does not match the requested JSON schema."""
+
+
+#: Statuses of a permanent model error that every row would hit the same way (bad key, no access, no model).
+FATAL_MODEL_STATUSES = frozenset({401, 403, 404})
+
+
+def fails_every_row(exc: BaseException) -> bool:
+    """Whether a model-call error means the whole run must stop rather than reject one row."""
+    if isinstance(exc, ConfigError | UnknownModelError):
+        return True
+    return isinstance(exc, PermanentModelError) and exc.status in FATAL_MODEL_STATUSES

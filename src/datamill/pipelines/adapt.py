@@ -21,13 +21,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from datamill.core.errors import ConfigError, ModelError, PermanentModelError, UnknownModelError
+from datamill.core.errors import ModelError, fails_every_row
 from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import Rejection, Row, RowRejected, StepContext
-
-#: Permanent errors that mean every row would fail the same way.
-_FATAL_STATUSES = frozenset({401, 403, 404})
 
 
 @dataclass
@@ -157,14 +154,9 @@ class _RowRunner:
             except RowRejected as exc:
                 ctx.reject(row, step.name, str(exc))
                 return []
-            except (ConfigError, UnknownModelError):
-                raise
-            except PermanentModelError as exc:
-                if exc.status in _FATAL_STATUSES:
-                    raise
-                ctx.reject(row, step.name, f"model error: {exc}")
-                return []
             except ModelError as exc:
+                if fails_every_row(exc):
+                    raise
                 ctx.reject(row, step.name, f"model error: {exc}")
                 return []
             if produced is not None:

@@ -16,7 +16,8 @@ D ≥ 4.0, else E), scores, ``improvement_percent`` = (after − before) / befor
 and ``percentile_after``: the percentage of the judged rows' *before* scores at or below the after score,
 i.e. how the adapted dataset ranks among the original rows (100: it scores at least as well as every
 original row). ``status`` is ``succeeded`` when at least one row was scored on both sides, ``failed`` when
-every judged row failed, and ``skipped`` when no row reached the output to be judged.
+every judged row failed, and ``skipped`` when no row reached the output to be judged; `to_dict` gives a null
+``quality`` unless the status is ``succeeded``.
 """
 
 from __future__ import annotations
@@ -170,7 +171,9 @@ class EvaluationReport:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "quality": self.quality.to_dict(), "raw_results": self.raw_results()}
+        """``status``, ``quality`` (null unless the evaluation succeeded) and ``raw_results``."""
+        quality = self.quality.to_dict() if self.status == "succeeded" else None
+        return {"status": self.status, "quality": quality, "raw_results": self.raw_results()}
 
 
 async def evaluate(

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
-from datamill.core.errors import ModelError, PermanentModelError, UnknownModelError
+from datamill.core.errors import ModelError, fails_every_row
 from datamill.core.expansion import ExpansionType, LanguageExpansion
 from datamill.core.languages import country_name, language_name, normalize_language
 from datamill.llm.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
@@ -68,8 +68,6 @@ RETRY_TEMPERATURE = 0.7
 OUTPUT_TOKENS_PER_CHAR = 1.0
 #: Room for the JSON keys, quotes and escapes around the translated values.
 JSON_OVERHEAD_TOKENS = 128
-#: Errors with these statuses would fail every row the same way (bad key, no access, no such model).
-FATAL_STATUSES = frozenset({401, 403, 404})
 #: Translated fields that must pass the language check (the context keeps its labels, see above).
 CHECKED_FIELDS = ("prompt", "completion")
 #: JSON key sent to the model → the row column it comes from and goes back to.
@@ -235,7 +233,7 @@ class LanguageExpansionStep(RowStep):
             try:
                 result = await self.model.chat(request, tag=self.name)
             except ModelError as exc:
-                if _is_fatal(exc):
+                if fails_every_row(exc):
                     raise
                 ctx.reject(new, self.name, f"{target.describe()}: model error: {exc}")
                 return None
@@ -276,9 +274,3 @@ def _source_name(source: SourceLanguage) -> str:
     canonical = normalize_language(source.code)
     return language_name(canonical) if canonical else ""
 
-
-def _is_fatal(exc: ModelError) -> bool:
-    """An error that would fail every row, so the run must stop rather than reject rows one by one."""
-    if isinstance(exc, UnknownModelError):
-        return True
-    return isinstance(exc, PermanentModelError) and exc.status in FATAL_STATUSES

@@ -34,6 +34,7 @@ taken on the 64-bit values and shifted after. The work is one ``(128, 8192)`` ma
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -68,8 +69,6 @@ _S32 = np.uint64(32)
 _SPACE = 32
 # Shingles per minhash chunk: a (128, 8192) uint64 matrix is 8 MB, small enough to stay in cache.
 _CHUNK_SHINGLES = 8192
-# \w for ASCII code points; others are classified with str.isalnum, which is what \w means in `re`.
-_ASCII_WORD = np.array([chr(c).isalnum() or chr(c) == "_" for c in range(128)], dtype=np.bool_)
 
 
 def canonical_text(text: str) -> str:
@@ -118,8 +117,10 @@ class TextBatch:
         if not joined.isascii():
             joined = unicodedata.normalize("NFKC", joined)
         cp = np.frombuffer(joined.casefold().encode("utf-32-le"), dtype=np.uint32)
-        is_word = _word_characters(cp)
-        edges = np.flatnonzero(np.diff(is_word.view(np.int8), prepend=0, append=0))
+        is_word = _word_characters(cp, ascii_only=joined.isascii())
+        padded = np.zeros(cp.size + 2, dtype=np.bool_)
+        padded[1:-1] = is_word
+        edges = np.flatnonzero(padded[1:] != padded[:-1])  # alternately a word's start and its end
         starts, ends = edges[0::2], edges[1::2]
         separators = np.flatnonzero(cp == 0)
         word_doc = np.searchsorted(separators, starts, side="right")
@@ -132,11 +133,10 @@ class TextBatch:
     def word_hashes(self) -> U64:
         """A 64-bit hash per word, from its code points alone (the same word hashes the same anywhere)."""
         size = self.cp.size
-        powers = _powers(_UNIT_BASE, size)
+        powers, inverse = _power_tables(max(1024, 1 << (size - 1).bit_length()))
         prefix = np.zeros(size + 1, dtype=np.uint64)
-        np.cumsum(self.cp * powers, out=prefix[1:])
-        inverse = _powers(pow(_UNIT_BASE, -1, 2**64), size)[self.starts]
-        return fmix64((prefix[self.ends] - prefix[self.starts]) * inverse)
+        np.cumsum(self.cp * powers[:size], out=prefix[1:])
+        return fmix64((prefix[self.ends] - prefix[self.starts]) * inverse[self.starts])
 
     def word_shingles(self, selected: Indices, n: int = WORD_NGRAM) -> Shingles:
         """Word n-gram hashes of the ``selected`` texts (numbered 0.. in the result)."""
@@ -161,10 +161,11 @@ class TextBatch:
         return ngram_shingles(units, local[keep], n, selected.size, "characters")
 
 
-def _word_characters(cp: NDArray[np.uint32]) -> NDArray[np.bool_]:
-    is_word = _ASCII_WORD[np.minimum(cp, 127)]
-    wide = np.flatnonzero(cp >= 128)
-    if wide.size:
+def _word_characters(cp: NDArray[np.uint32], *, ascii_only: bool) -> NDArray[np.bool_]:
+    # Unsigned wrap-around turns each range test into one comparison: [0-9], [a-z], [A-Z], "_".
+    is_word = ((cp - 48) < 10) | ((cp - 97) < 26) | ((cp - 65) < 26) | (cp == 95)
+    if not ascii_only:
+        wide = np.flatnonzero(cp >= 128)
         distinct, inverse = np.unique(cp[wide], return_inverse=True)
         word = np.array([chr(c).isalnum() for c in distinct.tolist()], dtype=np.bool_)
         is_word[wide] = word[inverse]
@@ -177,12 +178,17 @@ def _local_numbers(selected: Indices, count: int) -> Indices:
     return local
 
 
-def _powers(base: int, count: int) -> U64:
-    """``base**k mod 2**64`` for k in ``range(count)``."""
-    out = np.full(count, np.uint64(base), dtype=np.uint64)
-    if count:
-        out[0] = 1
-    return np.cumprod(out, dtype=np.uint64)
+@functools.lru_cache(maxsize=4)
+def _power_tables(count: int) -> tuple[U64, U64]:
+    """``P**k`` and ``P**-k`` mod ``2**64`` for k in ``range(count)`` (read-only, shared between calls)."""
+    tables = []
+    for base in (_UNIT_BASE, pow(_UNIT_BASE, -1, 2**64)):
+        table = np.full(count, np.uint64(base), dtype=np.uint64)
+        table[0] = 1
+        table = np.cumprod(table, dtype=np.uint64)
+        table.flags.writeable = False
+        tables.append(table)
+    return tables[0], tables[1]
 
 
 @dataclass(frozen=True, slots=True)
