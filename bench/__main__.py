@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ["gateway_throughput", "read_memory"]
+BENCHMARKS = ["gateway_throughput", "read_memory", "dedup", "estimate_accuracy"]
 
 
 def main() -> None:

@@ -8,8 +8,8 @@ still share common words):
 
 About 40% of the texts are edited copies of an earlier text (as in perf-notes.md): cosmetic copies, copies
 at an exact Jaccard similarity drawn from 0.82–1.0, and negatives at about 0.65 and 0.5 (the edited copy
-closest to the level). Each copy comes later in the file than its source. The exact Jaccard similarity is computed with
-plain Python sets, independently of the numpy code under test.
+closest to the level). Each copy comes later in the file than its source. The exact Jaccard similarity
+is computed with plain Python sets, independently of the numpy code under test.
 
 - recall: planted copies with exact Jaccard ≥ 0.8 to their source that were removed;
 - precision: removed rows whose named row really is at ≥ 0.8 (exact Jaccard);
@@ -126,12 +126,14 @@ def build_corpus(count: int, corpus: str, seed: int = 7) -> tuple[list[str], lis
     for k in range(count - originals):
         src = rng.randrange(originals)
         level = PLANTED[k % len(PLANTED)]
-        texts.append(_variant(texts[src], rng.uniform(0.82, 1.0) if level is None else level, space, rng, vocab))
+        texts.append(
+            _variant(texts[src], rng.uniform(0.82, 1.0) if level is None else level, space, rng, vocab)
+        )
         sources.append(src)
         order.append(src + rng.uniform(0.5, originals * 0.2))
     perm = sorted(range(count), key=order.__getitem__)
     where = {old: new for new, old in enumerate(perm)}
-    return [texts[i] for i in perm], [None if sources[i] is None else where[sources[i]] for i in perm]
+    return [texts[i] for i in perm], [None if (s := sources[i]) is None else where[s] for i in perm]
 
 
 # ---- engines ------------------------------------------------------------------------------------------
@@ -151,14 +153,20 @@ def run_datamill(texts: list[str]) -> tuple[list[tuple[int, int]], dict[str, flo
     ctx = StepContext()
     started = time.perf_counter()
     for lo in range(0, len(texts), BATCH):
-        step.process_batch([{"_row": i + 1, "text": texts[i]} for i in range(lo, min(lo + BATCH, len(texts)))], ctx)
+        step.process_batch(
+            [{"_row": i + 1, "text": texts[i]} for i in range(lo, min(lo + BATCH, len(texts)))], ctx
+        )
     total = time.perf_counter() - started
     pairs = [(r.row["_row"] - 1, int(r.reason.split("row ")[1].split(" ")[0]) - 1) for r in ctx.rejected]
     return pairs, {"hashing_s": hashing, "total_s": total, "index_mb": step.index_nbytes / 2**20}
 
 
 def _library_run(
-    texts: list[str], space: str, make: Callable[[list[str]], Any], lsh: Any, insert: Callable[[Any, int, Any], None]
+    texts: list[str],
+    space: str,
+    make: Callable[[list[str]], Any],
+    lsh: Any,
+    insert: Callable[[Any, int, Any], None],
 ) -> tuple[list[tuple[int, int]], dict[str, float]]:
     started = time.perf_counter()
     sketches = [make(sorted(shingle_set(t, space))) for t in texts]
@@ -204,7 +212,8 @@ def score(
 ) -> dict[str, Any]:
     """Precision and recall against exact Jaccard similarity, and the removal rate per planted level."""
     true_removals = sum(
-        jaccard(shingle_set(texts[i], space), shingle_set(texts[ref], space)) >= THRESHOLD for i, ref in removed
+        jaccard(shingle_set(texts[i], space), shingle_set(texts[ref], space)) >= THRESHOLD
+        for i, ref in removed
     )
     removed_set = {i for i, _ in removed}
     buckets: dict[str, list[int]] = {}
@@ -262,7 +271,17 @@ def _available(engine: str) -> bool:
 def _child(engine: str, corpus: str, count: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-m", "bench.dedup", "--engine", engine, "--corpus", corpus, "--count", str(count)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "bench.dedup",
+            "--engine",
+            engine,
+            "--corpus",
+            corpus,
+            "--count",
+            str(count),
+        ]
         code = subprocess.call([*cmd, "--out", str(out)])
         if code != 0 or not out.exists():
             return {"engine": engine, "corpus": corpus, "error": f"exit code {code}"}
@@ -272,8 +291,8 @@ def _child(engine: str, corpus: str, count: int) -> dict[str, Any]:
 
 def summary_md(results: list[dict[str, Any]]) -> str:
     lines = [
-        f"Threshold {THRESHOLD}, {NUM_PERM} permutations, batches of {BATCH}; datamill shingles: word 3-grams "
-        "(docs), character 5-grams (prompts).",
+        f"Threshold {THRESHOLD}, {NUM_PERM} permutations, batches of {BATCH}; datamill shingles: "
+        "word 3-grams (docs), character 5-grams (prompts).",
         "",
         "| engine | corpus | docs | hashing docs/s | LSH docs/s | end-to-end docs/s | peak RSS MB (corpus) "
         "| precision | recall |",

@@ -84,11 +84,13 @@ def test_rerun_is_served_from_the_cache(runner: CliRunner, tmp_path: Path):
 
 
 def test_changing_the_blueprint_pays_only_for_completions(runner: CliRunner, tmp_path: Path):
-    assert adapt(runner, str(SAMPLE), *SAMPLE_ARGS, "-o", str(tmp_path / "a.jsonl"), "--json")[0] == 0
+    # Without metadata injection the blueprint reaches only the completion prompt.
+    args = (*SAMPLE_ARGS, "--recipes", "dedup,rephrase", "--no-eval")
+    assert adapt(runner, str(SAMPLE), *args, "-o", str(tmp_path / "a.jsonl"), "--json")[0] == 0
     code, _, summary = adapt(
         runner,
         str(SAMPLE),
-        *SAMPLE_ARGS,
+        *args,
         "--blueprint",
         "Talk like a pirate.",
         "-o",

@@ -69,6 +69,9 @@ async def test_adapt_over_http_uses_the_routed_endpoint(tmp_path: Path):
             "-o",
             str(out),
             "--json",
+            "--no-eval",
+            # The scripted rephrase is unrelated to the question, so the meaning check would revert it.
+            "--no-rephrase-check",
         )
         assert code == 0, stderr
         summary = json.loads(stdout)
@@ -100,6 +103,7 @@ async def test_transient_errors_are_retried(tmp_path: Path):
             "-o",
             str(tmp_path / "o.jsonl"),
             "--json",
+            "--no-eval",
         )
         assert code == 0, stderr
         assert json.loads(stdout)["rows_out"] == 10
@@ -126,6 +130,7 @@ async def test_rejected_key_stops_the_run_and_leaves_no_output(tmp_path: Path):
             "-o",
             str(out),
             "-q",
+            "--no-eval",
         )
     assert code == 1
     assert "401" in stderr

@@ -13,9 +13,12 @@ import pytest
 from datamill.core import AdaptRequest, LanguageExpansion, parse_adapt_request
 from datamill.core.credits import PriceTable, multimodal_credits
 from datamill.core.expansion import parse_language_expansion
+from datamill.llm.fulltext import LocalFullTextIndex
 from datamill.llm.gateway import Gateway, ModelHandle
+from datamill.llm.langid import FakeLanguageDetector
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
+from datamill.llm.search import FakeSearch, Passage
 from datamill.llm.tokenizer import HeuristicTokenizer
 from datamill.llm.types import ChatRequest, Message, Route
 from datamill.pipelines.adapt import run_adaptation
@@ -25,13 +28,19 @@ from datamill.pipelines.estimate import (
     LOCAL_DECODE_TOKENS_PER_S,
     LOCAL_PREFILL_TOKENS_PER_S,
     Estimate,
+    StepEstimate,
     compare,
     comparison_markdown,
     estimate_plan,
     take_sample,
 )
-from datamill.pipelines.plan import AdaptPlan, plan_adaptation
+from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.completion import GenerateCompletion
+from datamill.steps.expansion import LanguageExpansionStep
+from datamill.steps.grounding import Ground
+from datamill.steps.metadata_injection import CONTEXT_INJECTED, MetadataInjection
+from datamill.steps.rephrase import Rephrase
 
 TOK = HeuristicTokenizer()
 RAW = [
@@ -78,6 +87,13 @@ class Scripted(RowStep):
         await self.model.chat(self.requests_for(row)[0], tag=self.name)
 
 
+class Sized(Scripted):
+    """Sizes each row's output itself, which wins over ``expected_output_tokens``."""
+
+    def estimate_output_tokens(self, row: Row) -> int:
+        return int(row["_row"])
+
+
 @dataclass
 class Tally:
     rows: int = 0
@@ -87,6 +103,7 @@ class Pad(RowStep):
     """A model-free step that lengthens prompts, rejects even rows, and counts what it sees."""
 
     name: ClassVar[str] = "pad"
+    estimate_on_sample = True
 
     def __init__(self) -> None:
         self.tally = Tally()
@@ -96,6 +113,15 @@ class Pad(RowStep):
         if row["_row"] % 2 == 0:
             raise RowRejected("even")
         row["original_prompt"] = str(row["original_prompt"]) + " padding" * 40
+
+
+class Costly(RowStep):
+    """A model-free step that must not run for a quote (it would call a paid API or load a model)."""
+
+    name: ClassVar[str] = "costly"
+
+    async def process_row(self, row: Row, ctx: StepContext) -> None:
+        raise AssertionError("an estimate ran a step that did not opt in")
 
 
 class Expand(RowStep):
@@ -141,26 +167,63 @@ async def test_estimate_follows_the_plan_and_measures_dedup_on_the_sample(model:
     assert [s.name for s in est.steps] == [s.name for s in plan.row_steps]
     assert est.rows_in == 4
     assert est.rows_out == 3  # the duplicate is dropped, as the run will
-    assert all(s.calls == 3 and s.calls_per_row == 1.0 for s in est.steps)
-    assert est.calls == 3 * len(plan.row_steps)
+    callers = [s for s in est.steps if s.calls]
+    assert [s.name for s in callers] == [s.name for s in plan.row_steps if hasattr(s, "model")]
+    assert all(s.calls == 3 and s.calls_per_row == 1.0 for s in callers)
+    assert est.calls == 3 * len(callers)
     assert any("deduplication: drops 1 of 4 rows in the whole input" in n for n in est.notes)
     assert est.input_tokens == sum(s.input_tokens for s in est.steps)
 
 
+def rendered_tokens(step: Any, row: Row) -> int:
+    return sum(TOK.count_messages(r.messages) for r in step.requests_for(dict(row)))
+
+
+async def test_near_duplicates_are_measured_after_exact_ones(model: ModelHandle) -> None:
+    long_q = "why is the dark mode setting not saving on my phone after restart"
+    near = long_q.replace("after", "after a")
+    raw = [*RAW, {"q": long_q, "a": None, "product": "Mobile"}, {"q": near, "a": None, "product": "Mobile"}]
+    request = make_request()
+    plan, rows = planned(request, model, raw)
+    est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
+    assert est.rows_out == 4  # 6 rows − 1 exact duplicate − 1 near duplicate
+    assert any(n.startswith("near_deduplication: drops 1 of 5 rows in the whole input") for n in est.notes)
+
+
 async def test_input_tokens_are_the_tokenizer_count_of_the_rendered_requests(model: ModelHandle) -> None:
-    request = make_request(recipe_specification={"recipes": {"deduplication": False}})
+    recipes = {"deduplication": False, "prompt_metadata_injection": False}
+    request = make_request(recipe_specification={"recipes": recipes})
     plan = plan_adaptation(request, model, total_rows=10)  # one sample row stands for ten
     rows = take_sample([pa.RecordBatch.from_pylist(RAW[:1])], plan)
     est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
-    first = plan.row_steps[0]
-    rendered = first.requests_for(dict(rows[0]))  # type: ignore[attr-defined]
-    assert est.steps[0].input_tokens == 10 * sum(TOK.count_messages(r.messages) for r in rendered)
+    rephrase = next(s for s in plan.row_steps if isinstance(s, Rephrase))
+    assert est.steps[0].name == rephrase.name
+    assert est.steps[0].input_tokens == 10 * rendered_tokens(rephrase, rows[0])
+
+
+async def test_later_steps_render_the_injected_prompt(model: ModelHandle) -> None:
+    request = make_request(recipe_specification={"recipes": {"deduplication": False}})
+    plan = plan_adaptation(request, model, total_rows=1)
+    rows = take_sample([pa.RecordBatch.from_pylist(RAW[:1])], plan)
+    injection = next(s for s in plan.row_steps if isinstance(s, MetadataInjection))
+    rephrase = next(s for s in plan.row_steps if isinstance(s, Rephrase))
+    injected = {**rows[0], "enhanced_prompt": injection.inject(rows[0]), CONTEXT_INJECTED: True}
+    assert rendered_tokens(rephrase, injected) != rendered_tokens(rephrase, rows[0])
+    est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
+    by_name = {s.name: s for s in est.steps}
+    assert by_name[injection.name].calls == 0
+    assert by_name[rephrase.name].input_tokens == rendered_tokens(rephrase, injected)
+    assert "enhanced_prompt" not in rows[0]  # the caller's sample is left as it was
 
 
 async def test_output_tokens_come_from_the_step_or_its_max_tokens(model: ModelHandle) -> None:
-    plan = hand_plan([Scripted(model, max_tokens=77), Scripted(model, expected=12)], rows=5)
-    est = await estimate_plan(plan, sample(5), request=make_request(), tokenizer=TOK)
-    assert [s.output_tokens for s in est.steps] == [5 * 77, 5 * 12]
+    steps: list[RowStep] = [
+        Scripted(model, max_tokens=77),
+        Scripted(model, expected=12),
+        Sized(model, expected=99),
+    ]
+    est = await estimate_plan(hand_plan(steps, rows=5), sample(5), request=make_request(), tokenizer=TOK)
+    assert [s.output_tokens for s in est.steps] == [5 * 77, 5 * 12, 1 + 2 + 3 + 4 + 5]
     assert est.steps[0].input_tokens == sum(
         TOK.count_messages((Message("user", r["original_prompt"]),)) for r in sample(5)
     )
@@ -179,6 +242,10 @@ async def test_model_free_steps_run_on_copies_and_shape_later_requests(model: Mo
     assert padded.steps[1].rows == 2  # half the sample was rejected, so half the rows go on
     assert padded.steps[1].input_tokens > plain.steps[0].input_tokens
     assert pad.tally.rows == 0  # the plan's own step saw nothing
+    skipped = await estimate_plan(
+        hand_plan([Costly(), Scripted(model)], 4), sample(4), request=make_request(), tokenizer=TOK
+    )
+    assert skipped.steps[1].input_tokens == plain.steps[0].input_tokens
 
 
 async def test_expansion_multiplies_later_steps_and_bills_output_rows(model: ModelHandle) -> None:
@@ -196,12 +263,50 @@ async def test_expansion_multiplies_later_steps_and_bills_output_rows(model: Mod
     assert est.credits == 20.0
 
 
+async def test_grounding_on_the_local_index_feeds_passages_to_the_completion(
+    model: ModelHandle, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "help.txt").write_text("To reset your password open Settings, then Security. " * 20)
+    index = LocalFullTextIndex.build(docs, tmp_path / "index.sqlite")
+    request = make_request(brand_controls={"length": "concise", "hallucination_mitigation": True})
+
+    async def completion_input(search: Any) -> tuple[int, Ground]:
+        plan = plan_adaptation(request, model, total_rows=len(RAW), services=PlanServices(search=search))
+        rows = take_sample([pa.RecordBatch.from_pylist(RAW)], plan)
+        est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
+        ground = next(s for s in plan.row_steps if isinstance(s, Ground))
+        return next(s.input_tokens for s in est.steps if s.name == GenerateCompletion.name), ground
+
+    try:
+        grounded, ground = await completion_input(index)
+        skipped, _ = await completion_input(FakeSearch([Passage("x", "never asked for " * 50, 1.0)]))
+    finally:
+        index.close()
+    assert grounded > skipped  # the passages found for the sample are in the completion prompts
+    assert ground.counts.grounded == 0  # the run's own counters saw nothing
+
+
 async def test_requested_expansion_without_a_step_is_flagged(model: ModelHandle) -> None:
-    expansion = {"type": "translate", "languages": ["fr"], "sample_rate": 0.5}
-    request = make_request(language_expansion=expansion)
-    plan, rows = planned(request, model)
+    plan, rows = planned(make_request(), model)
+    request = make_request(language_expansion={"type": "translate", "languages": ["fr"], "sample_rate": 0.5})
     est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
     assert any("no expansion step" in n for n in est.notes)
+    assert est.rows_out == 3
+
+
+async def test_planned_language_expansion(model: ModelHandle) -> None:
+    expansion = {"type": "translate", "languages": ["fr", "de"], "sample_rate": 0.5}
+    request = make_request(language_expansion=expansion)
+    services = PlanServices(detector=FakeLanguageDetector())
+    plan = plan_adaptation(request, model, total_rows=len(RAW), services=services)
+    rows = take_sample([pa.RecordBatch.from_pylist(RAW)], plan)
+    est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
+    by_name = {s.name: s for s in est.steps}
+    assert by_name[LanguageExpansionStep.name].calls == 3  # 3 rows after dedup × 0.5 × 2 targets
+    assert by_name[GenerateCompletion.name].rows == 6
+    assert est.rows_out == 6
 
 
 async def test_text_only_wire_response(model: ModelHandle) -> None:
@@ -318,7 +423,21 @@ def test_compare_counts_cache_hits_as_calls_and_says_so() -> None:
     )
     assert result["calls"]["actual"] == 20
     assert result["cache_hits"] == 5
-    assert "cache" in result["note"]
+    assert any("cache" in n for n in result["notes"])
+
+
+def test_compare_is_like_for_like_when_usage_comes_by_step() -> None:
+    est = fixed_estimate(steps=[StepEstimate("completion", 1.0, 1100, 500, 20)])
+    step = {"requests": 20, "calls": 20, "input_tokens": 1000, "output_tokens": 500, "cost_usd": 0.01}
+    judge = {"requests": 8, "calls": 8, "input_tokens": 4000, "output_tokens": 80, "cost_usd": 0.02}
+    snapshot = {"total": {"calls": 28}, "by_tag": {"completion": step, "evaluation": judge}}
+    result = compare(est, snapshot)
+    assert result["input_tokens"]["actual"] == 1000
+    assert result["calls"]["error"] == 0.0
+    assert result["cost_usd"]["actual"] == pytest.approx(0.01)
+    assert result["steps"]["completion"]["input_tokens"]["error"] == pytest.approx(0.1)
+    assert set(result["unestimated"]) == {"evaluation"}
+    assert any("evaluation" in n for n in result["notes"])
 
 
 async def test_estimate_matches_a_fake_run_and_compares_with_its_ledger(

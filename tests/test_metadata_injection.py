@@ -40,7 +40,7 @@ async def test_injection_folds_context_and_constraints_into_the_prompt():
         "Context:\nproduct: Cloud Drive\nplan: Pro\n\n"
         "how share folder\n\n"
         "Answer in about 30 to 112 words.\n"
-        "Style: You are Acme's cheerful support agent."
+        "Style: Use short sentences and never promise refunds."
     )
     assert row[CONTEXT_INJECTED] is True
     assert row["original_prompt"] == "how share folder"
@@ -61,7 +61,7 @@ async def test_constraints_can_be_turned_off_separately():
     )
     await step.process_row(row, StepContext())
     assert "words" not in row["enhanced_prompt"]
-    assert "Style: You are Acme's" in row["enhanced_prompt"]
+    assert "Style: Use short sentences" in row["enhanced_prompt"]
     row = _row(context="")
     step = MetadataInjection(
         token_range=Length.DETAILED.token_range, blueprint=BLUEPRINT, include_style=False
@@ -87,10 +87,16 @@ def test_length_constraint_reads_like_a_user_instruction():
     assert length_constraint(None) == ""
 
 
-def test_style_summary_is_the_first_sentence_cut_at_a_word():
-    assert style_summary(BLUEPRINT) == "You are Acme's cheerful support agent."
+def test_style_summary_leaves_out_the_persona_and_fits_the_limit():
+    assert style_summary(BLUEPRINT) == "Use short sentences and never promise refunds."
+    assert style_summary("You are a bot. Act as a pirate.") == ""
+    assert style_summary("As an expert chef, you answer warmly. Keep it short.") == "Keep it short."
+    assert style_summary("Write formally. Use British spelling.") == "Write formally. Use British spelling."
     assert style_summary(None) == ""
     assert style_summary("  ") == ""
+    first = "Write formally and with care. " * 4
+    assert style_summary(first + "Cite sources.").count("Write formally") == 4
+    assert "Cite" not in style_summary(first + "Write formally and with care. Cite sources.")
     long = "Write " + "very " * 60 + "politely."
     summary = style_summary(long)
     assert len(summary) <= STYLE_SUMMARY_CHARS + 3

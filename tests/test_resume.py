@@ -72,6 +72,7 @@ async def test_killed_run_resumes_without_losing_or_repeating(tmp_path: Path):
             "-o",
             str(out),
             "--json",
+            "--no-eval",
         )
         first = await start_cli(tmp_path, *args)
         while server.count < ROWS // 2:

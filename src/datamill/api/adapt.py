@@ -1,4 +1,9 @@
-"""Adapt a dataset file: validate, plan, stream through the steps, write the output and the rejected rows."""
+"""Adapt a dataset file: validate, plan, estimate, stream through the steps, write the outputs, evaluate.
+
+Outputs beside ``output_path`` (``<stem>`` is its name without the extension):
+``<stem>.rejected.jsonl`` (rows removed, with step and reason), ``<stem>.evaluation.json`` and
+``<stem>.report.html`` (before/after grade, when evaluation is on).
+"""
 
 from __future__ import annotations
 
@@ -12,26 +17,43 @@ from typing import Any
 
 import orjson
 
+from datamill.api.evaluate_run import evaluate_run
+from datamill.api.services import build_services, services_fingerprint
 from datamill.api.settings import Settings
-from datamill.core.adapt_request import parse_adapt_request
-from datamill.core.errors import ValidationError
+from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
 from datamill.core.mapping import check_columns
+from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset, open_writer
 from datamill.llm.cache import SqliteResponseCache
-from datamill.llm.gateway import Gateway
+from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.llm.routing import Routing
-from datamill.pipelines.adapt import RunCounters, run_adaptation
+from datamill.pipelines.adapt import AdaptResult, RunCounters, run_adaptation
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
-from datamill.pipelines.plan import plan_adaptation
+from datamill.pipelines.estimate import Estimate, compare, estimate_plan, take_sample
+from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
+
+
+@dataclass
+class AdaptJob:
+    """Everything one adaptation of a file needs besides the wire-shaped request body."""
+
+    input_path: Path
+    output_path: Path
+    model: str | None = None
+    input_format: str | None = None
+    output_format: str | None = None
+    use_cache: bool = True
+    options: RunOptions = field(default_factory=RunOptions)
 
 
 @dataclass
 class AdaptSummary:
-    """What a finished adaptation reports: rows, calls, cache hits, tokens, cost and time."""
+    """What a finished adaptation reports: rows, calls, cache hits, tokens, cost, time, and the estimate."""
 
     input_path: str
     output_path: str
     rejected_path: str | None
+    report_path: str | None
     model: str
     steps: list[str]
     rows_in: int
@@ -48,23 +70,52 @@ class AdaptSummary:
     cost_usd: float
     elapsed_s: float
     usage_by_step: dict[str, Any] = field(default_factory=dict)
+    estimate: dict[str, Any] | None = None
+    estimate_vs_actual: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass
-class AdaptJob:
-    """Everything one adaptation of a file needs besides the wire-shaped request body."""
+class _Prepared:
+    request: AdaptRequest
+    plan: AdaptPlan
+    model: ModelHandle
+    judge: ModelHandle
+    services: PlanServices
+    estimate: Estimate
+    notes: list[str]
 
-    input_path: Path
-    output_path: Path
-    model: str | None = None
-    input_format: str | None = None
-    output_format: str | None = None
-    seed: int = 0
-    use_cache: bool = True
-    batch_size: int = 256
+
+def make_gateway(settings: Settings, *, use_cache: bool = True, routes: Path | None = None) -> Gateway:
+    """A gateway on the routing file and the persistent response cache in the data directory."""
+    routing = Routing.load(routes or settings.routes_path)
+    cache = None
+    if use_cache:
+        settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        cache = SqliteResponseCache(settings.cache_path)
+    return Gateway(routing, cache=cache)
+
+
+async def estimate_file_async(
+    job: AdaptJob,
+    body: Mapping[str, Any],
+    *,
+    settings: Settings | None = None,
+    gateway: Gateway | None = None,
+) -> Estimate:
+    """Plan ``job`` and quote it (calls, tokens, rows, credits, cost, minutes) without running anything."""
+    settings = settings or Settings.from_env()
+    own = gateway is None
+    gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
+    try:
+        return (await _prepare(job, body, settings, gateway)).estimate
+    finally:
+        if own:
+            await gateway.aclose()
 
 
 async def adapt_file_async(
@@ -77,56 +128,38 @@ async def adapt_file_async(
 ) -> AdaptSummary:
     """Adapt ``job.input_path`` into ``job.output_path`` as the run/adapt ``body`` describes.
 
-    ``body`` has the wire shape of the Adaption API's run/adapt request (column_mapping, recipe_specification,
-    job_specification, brand_controls, ...) and goes through the same validation as every other entry point.
-    Finished batches are checkpointed under the data directory; running the same job again after an
-    interruption resumes from the last finished batch.
+    ``body`` has the wire shape of the Adaption API's run/adapt request and goes through the same validation
+    as every other entry point. Finished batches are checkpointed under the data directory; running the same
+    job again after an interruption resumes from the last finished batch.
 
     Raises:
         ValidationError: a bad request, or a mapping that names columns the file does not have.
         DataFormatError: an unreadable input file.
         ModelError / ConfigError: a model problem that would fail every row.
     """
-    request = parse_adapt_request(body)
-    if request.estimate:
-        raise ValidationError.of("estimate", "estimates are not supported by this version yet")
     settings = settings or Settings.from_env()
-    with open_dataset(job.input_path, format=job.input_format) as reader:
-        if request.column_mapping is not None:
-            check_columns(request.column_mapping, reader.columns)
-    total = count_rows(job.input_path, format=job.input_format)
-    own_gateway = gateway is None
-    gateway = gateway or _make_gateway(settings, job.use_cache)
+    own = gateway is None
+    gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        handle = gateway.model(job.model or settings.model or gateway.routing.default_model)
-        plan = plan_adaptation(request, handle, total_rows=total, seed=job.seed)
-        fingerprint = run_fingerprint(job, request.to_dict(), handle.name)
+        prepared = await _prepare(job, body, settings, gateway)
+        fingerprint = run_fingerprint(job, prepared, gateway)
         checkpoint = DirectoryCheckpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
-        with open_dataset(job.input_path, format=job.input_format, batch_size=job.batch_size) as reader:
-            result = await run_adaptation(reader, plan, checkpoint, counters=counters)
+        with open_dataset(
+            job.input_path, format=job.input_format, batch_size=job.options.batch_size
+        ) as reader:
+            result = await run_adaptation(reader, prepared.plan, checkpoint, counters=counters)
         _export(checkpoint, job)
         rejected_path = _write_rejections(job.output_path, checkpoint)
+        summary = _summary(job, prepared, result, rejected_path, gateway)
+        if job.options.evaluate:
+            summary.quality, summary.report_path = await evaluate_run(
+                job, prepared.request, prepared.plan, prepared.judge, checkpoint, summary
+            )
         checkpoint.remove()
-        return _summary(job, handle.name, plan.step_names, result, rejected_path, gateway)
+        return summary
     finally:
-        if own_gateway:
+        if own:
             await gateway.aclose()
-
-
-def run_fingerprint(job: AdaptJob, request: dict[str, Any], model: str) -> str:
-    """What identifies a run for resuming: the input file's identity, the request, the model and the seed."""
-    stat = job.input_path.stat()
-    identity = {
-        "input": str(job.input_path.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "input_format": job.input_format,
-        "request": request,
-        "model": model,
-        "seed": job.seed,
-        "batch_size": job.batch_size,
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSummary:
@@ -134,18 +167,50 @@ def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSu
     return asyncio.run(adapt_file_async(job, body, **kwargs))
 
 
+async def _prepare(job: AdaptJob, body: Mapping[str, Any], settings: Settings, gateway: Gateway) -> _Prepared:
+    request = parse_adapt_request(body)
+    with open_dataset(job.input_path, format=job.input_format) as reader:
+        if request.column_mapping is not None:
+            check_columns(request.column_mapping, reader.columns)
+    total = count_rows(job.input_path, format=job.input_format)
+    model = gateway.model(job.model or settings.model or gateway.routing.default_model)
+    judge = gateway.model(job.options.judge_model) if job.options.judge_model else model
+    services, notes = await build_services(request, job.options, settings.data_dir)
+    plan = plan_adaptation(
+        request,
+        model,
+        total_rows=total,
+        options=job.options,
+        services=services,
+        judge=judge,
+        base_dir=job.input_path.parent,
+    )
+    with open_dataset(job.input_path, format=job.input_format) as reader:
+        sample = take_sample(reader, plan)
+    estimate = await estimate_plan(plan, sample, request=request)
+    return _Prepared(request, plan, model, judge, services, estimate, notes)
+
+
+def run_fingerprint(job: AdaptJob, prepared: _Prepared, gateway: Gateway) -> str:
+    """What identifies a run for resuming: input file, request, models, options and grounding documents."""
+    stat = job.input_path.stat()
+    identity = {
+        "input": str(job.input_path.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "input_format": job.input_format,
+        "request": prepared.request.to_dict(),
+        "model": prepared.model.name,
+        "judge": prepared.judge.name,
+        "options": asdict(job.options),
+        "documents": services_fingerprint(prepared.services),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def rejected_path_for(output_path: Path) -> Path:
     """Where the rejected rows of an output file go: ``<name>.rejected.jsonl`` beside it."""
     return output_path.with_name(f"{output_path.stem}.rejected.jsonl")
-
-
-def _make_gateway(settings: Settings, use_cache: bool) -> Gateway:
-    routing = Routing.load(settings.routes_path)
-    cache = None
-    if use_cache:
-        settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache = SqliteResponseCache(settings.cache_path)
-    return Gateway(routing, cache=cache)
 
 
 def _export(checkpoint: DirectoryCheckpoint, job: AdaptJob) -> None:
@@ -162,22 +227,22 @@ def _write_rejections(output_path: Path, checkpoint: DirectoryCheckpoint) -> str
         path.unlink(missing_ok=True)
         return None
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
+    tmp.write_bytes(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
     tmp.replace(path)
     return str(path)
 
 
 def _summary(
-    job: AdaptJob, model: str, steps: list[str], result: Any, rejected_path: str | None, gateway: Gateway
+    job: AdaptJob, prepared: _Prepared, result: AdaptResult, rejected_path: str | None, gateway: Gateway
 ) -> AdaptSummary:
-    ledger = gateway.usage
-    total = ledger.total
-    return AdaptSummary(
+    total = gateway.usage.total
+    summary = AdaptSummary(
         input_path=str(job.input_path),
         output_path=str(job.output_path),
         rejected_path=rejected_path,
-        model=model,
-        steps=steps,
+        report_path=None,
+        model=prepared.model.name,
+        steps=prepared.plan.step_names,
         rows_in=result.rows_in,
         rows_selected=result.rows_selected,
         rows_out=result.rows_out,
@@ -191,5 +256,9 @@ def _summary(
         thinking_tokens=total.usage.thinking_tokens,
         cost_usd=total.cost_usd,
         elapsed_s=result.elapsed_s,
-        usage_by_step=ledger.snapshot().get("by_tag", {}),
+        usage_by_step=gateway.usage.snapshot().get("by_tag", {}),
+        estimate=prepared.estimate.to_dict(),
+        notes=list(prepared.notes),
     )
+    summary.estimate_vs_actual = compare(prepared.estimate, summary.to_dict(), rows_out=result.rows_out)
+    return summary

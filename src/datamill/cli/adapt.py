@@ -4,221 +4,217 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+import yaml
 from rich.console import Console
 
-from datamill.api.adapt import AdaptJob, AdaptSummary, adapt_file_async
+from datamill.api.adapt import AdaptJob, AdaptSummary, adapt_file_async, estimate_file_async, make_gateway
 from datamill.api.settings import Settings
+from datamill.cli.adapt_body import LENGTHS, body_from_flags, options_from_flags
 from datamill.cli.errors import handle_errors
-from datamill.cli.progress import print_summary, with_progress
+from datamill.cli.progress import print_estimate, print_summary, with_progress
 from datamill.core.errors import ValidationError
-from datamill.llm.cache import SqliteResponseCache
-from datamill.llm.gateway import Gateway
-from datamill.llm.routing import Routing
+from datamill.core.run_config import RunConfig, merge_bodies, parse_run_config
+from datamill.core.run_options import RunOptions
 from datamill.pipelines.adapt import RunCounters
+from datamill.pipelines.estimate import Estimate
 
-RECIPE_ALIASES = {
-    "dedup": "deduplication",
-    "deduplication": "deduplication",
-    "rephrase": "prompt_rephrase",
-    "prompt_rephrase": "prompt_rephrase",
-    "reasoning": "reasoning_traces",
-    "reasoning_traces": "reasoning_traces",
-    "metadata": "prompt_metadata_injection",
-    "prompt_metadata_injection": "prompt_metadata_injection",
-}
-LENGTHS = ("minimal", "concise", "detailed", "extensive")
+F = TypeVar("F", bound=Callable[..., Any])
 
+DEMO_BLUEPRINT = (
+    "You are Acme's support assistant: friendly, precise, and brief. Give the steps the customer needs and "
+    "nothing else."
+)
 
-def parse_recipes(value: str | None) -> dict[str, bool] | None:
-    """``--recipes dedup,rephrase`` → every known recipe set on or off; ``none`` turns all off."""
-    if value is None:
-        return None
-    names = [v.strip().lower() for v in value.split(",") if v.strip()]
-    chosen = set()
-    for name in names:
-        if name == "none":
-            continue
-        if name not in RECIPE_ALIASES:
-            raise ValidationError.of(
-                "recipe_specification.recipes",
-                f"unknown recipe {name!r}; choose from {', '.join(sorted(RECIPE_ALIASES))} or 'none'",
-            )
-        chosen.add(RECIPE_ALIASES[name])
-    return {recipe: recipe in chosen for recipe in sorted(set(RECIPE_ALIASES.values()))}
-
-
-def build_body(
-    *,
-    prompt: str | None,
-    completion: str | None,
-    context: tuple[str, ...],
-    universal_prompt: str | None,
-    recipes: str | None,
-    blueprint: str | None,
-    length: str | None,
-    max_rows: int | None,
-) -> dict[str, Any]:
-    """The run/adapt request body, in the wire shape every entry point validates the same way."""
-    mapping: dict[str, Any] = {}
-    for key, value in (
-        ("prompt", prompt),
-        ("completion", completion),
-        ("universal_prompt", universal_prompt),
-    ):
-        if value is not None:
-            mapping[key] = value
-    if context:
-        mapping["context"] = list(context)
-    body: dict[str, Any] = {"column_mapping": mapping}
-    recipe_flags = parse_recipes(recipes)
-    if recipe_flags is not None:
-        body["recipe_specification"] = {"recipes": recipe_flags}
-    brand: dict[str, Any] = {}
-    if blueprint is not None:
-        brand["blueprint"] = _read_blueprint(blueprint)
-    if length is not None:
-        brand["length"] = length
-    if brand:
-        body["brand_controls"] = brand
-    if max_rows is not None:
-        body["job_specification"] = {"max_rows": max_rows}
-    return body
-
-
-def _read_blueprint(value: str) -> str:
-    """``@path`` reads the blueprint from a file; anything else is the blueprint text."""
-    if value.startswith("@"):
-        path = Path(value[1:])
-        if not path.is_file():
-            raise ValidationError.of("brand_controls.blueprint", f"blueprint file {path} does not exist")
-        return path.read_text(encoding="utf-8")
-    return value
-
-
-async def _run(
-    job: AdaptJob, body: dict[str, Any], routes: Path | None, quiet: bool, console: Console
-) -> AdaptSummary:
-    settings = Settings.from_env()
-    routing = Routing.load(routes or settings.routes_path)
-    cache = None
-    if job.use_cache:
-        settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache = SqliteResponseCache(settings.cache_path)
-    counters = RunCounters()
-    async with Gateway(routing, cache=cache) as gateway:
-        work = adapt_file_async(job, body, settings=settings, gateway=gateway, counters=counters)
-        return await with_progress(work, counters, gateway, console, enabled=not quiet)
-
-
-_common_options = [
+_run_options = [
     click.option("--model", help="Model name (see `datamill models`); default: the routing file's default."),
+    click.option("--judge-model", help="Model for judges (pairs, safety, evaluation); default: --model."),
     click.option(
         "--routes", type=click.Path(path_type=Path), help="A routing file to add to the shipped one."
     ),
-    click.option("--max-rows", type=int, help="Adapt a seeded random sample of at most this many rows."),
-    click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampling."),
-    click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
     click.option(
-        "--batch-size",
-        type=click.IntRange(min=1),
-        default=256,
-        show_default=True,
-        help="Rows per batch; each finished batch is checkpointed.",
+        "--max-rows", type=click.IntRange(min=1), help="Adapt a seeded random sample of this many rows."
     ),
+    click.option("--seed", type=click.IntRange(min=0), help="Seed of every random choice (default 0)."),
+    click.option(
+        "--batch-size", type=click.IntRange(min=1), help="Rows per checkpointed batch (default 256)."
+    ),
+    click.option(
+        "--evaluate/--no-eval", "evaluate", default=None, help="Grade before/after and write the report."
+    ),
+    click.option(
+        "--eval-sample-size", type=click.IntRange(min=1), help="Rows the evaluation judges (default 50)."
+    ),
+    click.option(
+        "--estimate", "estimate_only", is_flag=True, help="Print the plan and its estimate; run nothing."
+    ),
+    click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
     click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 ]
 
+_adapt_options = [
+    click.option("--config", type=click.Path(path_type=Path), help="A YAML run config (flags override it)."),
+    click.option("--prompt", help="Column holding the prompt (prompt mode)."),
+    click.option("--completion", help="Column holding an existing completion to improve on."),
+    click.option("--context", multiple=True, help="A context column (repeat for several)."),
+    click.option("--universal-prompt", help="One instruction for every row (needs --context or --image)."),
+    click.option("--chat", help="Column holding a conversation (chat mode: a list of messages or its JSON)."),
+    click.option("--image", help="Column holding an image (URL, file path, data URI or bytes)."),
+    click.option(
+        "--recipes", help="Recipes to run: dedup, rephrase, reasoning, metadata (comma-separated; 'none')."
+    ),
+    click.option("--training-type", type=click.Choice(["instruction_dataset", "preference_pairs"])),
+    click.option("--blueprint", help="System prompt for style and voice; @FILE reads it from a file."),
+    click.option("--length", type=click.Choice(LENGTHS), help="Target length of completions."),
+    click.option("--safety", help="Safety categories whose violations remove rows (e.g. violence,hate)."),
+    click.option("--translate", help="Add translated rows: target languages, e.g. es,fr."),
+    click.option("--localize", help="Add localized rows: COUNTRY:language pairs, e.g. MX:es,FR:fr."),
+    click.option("--sample-rate", type=float, help="Fraction of rows to translate or localize (0.01–1)."),
+    click.option(
+        "--hallucination-mitigation", is_flag=True, default=None, help="Ground answers in documents."
+    ),
+    click.option(
+        "--grounding-docs", multiple=True, type=click.Path(path_type=Path), help="Documents to ground on."
+    ),
+    click.option(
+        "--grounding-top-k", type=click.IntRange(min=1), help="Passages per row when grounding (3)."
+    ),
+    click.option(
+        "--near-dedup/--no-near-dedup", default=None, help="MinHash-LSH near-duplicate removal (on)."
+    ),
+    click.option(
+        "--semantic-dedup", is_flag=True, default=None, help="Embedding-based duplicate removal (off)."
+    ),
+    click.option(
+        "--rephrase-check/--no-rephrase-check", default=None, help="Revert rephrases that drift (on)."
+    ),
+    click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file."),
+    click.option(
+        "--format", "output_format", help="Output format (csv, json, jsonl, parquet); default from -o."
+    ),
+    click.option("--input-format", help="Input format when the extension does not say it."),
+]
 
-def _with_common(func: Any) -> Any:
-    for option in reversed(_common_options):
-        func = option(func)
-    return func
+
+def _apply(options: list[Any]) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
 
 
 @click.command("adapt")
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option("--prompt", help="Column holding the prompt (prompt mode).")
-@click.option("--completion", help="Column holding an existing completion to improve on.")
-@click.option("--context", multiple=True, help="A context column (repeat for several).")
-@click.option("--universal-prompt", help="One instruction for every row (needs --context).")
-@click.option("--recipes", help="Comma-separated recipes to run: dedup, rephrase (or 'none').")
-@click.option("--blueprint", help="System prompt for style and voice; @FILE reads it from a file.")
-@click.option("--length", type=click.Choice(LENGTHS), help="Target length of completions.")
-@click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="Output file.")
-@click.option("--format", "output_format", help="Output format (csv, json, jsonl, parquet); default from -o.")
-@click.option("--input-format", help="Input format when the extension does not say it.")
-@_with_common
+@click.argument("file", type=click.Path(path_type=Path), required=False)
+@_apply(_adapt_options)
+@_apply(_run_options)
 @handle_errors
-def adapt_command(file: Path, output: Path, **options: Any) -> None:
-    """Adapt FILE: map columns, deduplicate, rephrase prompts and write completions, into -o OUTPUT."""
-    body = build_body(
-        prompt=options["prompt"],
-        completion=options["completion"],
-        context=options["context"],
-        universal_prompt=options["universal_prompt"],
-        recipes=options["recipes"],
-        blueprint=options["blueprint"],
-        length=options["length"],
-        max_rows=options["max_rows"],
-    )
+def adapt_command(file: Path | None, **flags: Any) -> None:
+    """Adapt FILE into -o OUTPUT: dedup, expand, rephrase, complete, reason, pair, review and grade."""
+    config = _load_config(flags.get("config"))
+    input_path = file or _config_path(config, "input")
+    output_path = flags.get("output") or _config_path(config, "output")
+    if input_path is None:
+        raise ValidationError.of("input", "give the FILE to adapt (or `input:` in the --config file)")
+    if output_path is None:
+        raise ValidationError.of("output", "give -o OUTPUT (or `output:` in the --config file)")
+    body = merge_bodies(config.body, body_from_flags(flags))
     job = AdaptJob(
-        input_path=file,
-        output_path=output,
-        model=options["model"],
-        input_format=options["input_format"],
-        output_format=options["output_format"],
-        seed=options["seed"],
-        use_cache=not options["no_cache"],
-        batch_size=options["batch_size"],
+        input_path=input_path,
+        output_path=output_path,
+        model=flags.get("model") or config.io.get("model"),
+        input_format=flags.get("input_format") or config.io.get("input_format"),
+        output_format=flags.get("output_format") or config.io.get("output_format"),
+        use_cache=not flags["no_cache"],
+        options=options_from_flags(config.options, flags),
     )
-    _execute(job, body, options)
+    routes = flags.get("routes") or _config_path(config, "routes")
+    _execute(job, body, {**flags, "routes": routes})
 
 
 @click.command("demo")
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), default=Path("out/demo.jsonl"), show_default=True
 )
-@_with_common
+@_apply(_run_options)
 @handle_errors
-def demo_command(output: Path, **options: Any) -> None:
+def demo_command(output: Path, **flags: Any) -> None:
     """Adapt the bundled sample (customer-support questions) with the embedded defaults."""
     sample = resources.files("datamill.samples") / "support.csv"
+    body = {
+        "column_mapping": {"prompt": "question", "completion": "answer", "context": ["product"]},
+        "recipe_specification": {"recipes": {"deduplication": True, "prompt_rephrase": True}},
+        "brand_controls": {"blueprint": DEMO_BLUEPRINT, "length": "concise"},
+    }
+    if flags.get("max_rows") is not None:
+        body["job_specification"] = {"max_rows": flags["max_rows"]}
+    # The bundled model judges slowly (one call at a time on the CPU): grade a handful of rows by default.
+    options = options_from_flags(RunOptions(eval_sample_size=4), flags)
     with resources.as_file(sample) as path:
-        body = build_body(
-            prompt="question",
-            completion="answer",
-            context=("product",),
-            universal_prompt=None,
-            recipes="dedup,rephrase",
-            blueprint=(
-                "You are Acme's support assistant: friendly, precise, and brief. "
-                "Give the steps the customer needs and nothing else."
-            ),
-            length="concise",
-            max_rows=options["max_rows"],
-        )
         job = AdaptJob(
-            Path(path),
-            output,
-            model=options["model"],
-            seed=options["seed"],
-            use_cache=not options["no_cache"],
+            Path(path), output, model=flags.get("model"), use_cache=not flags["no_cache"], options=options
         )
-        _execute(job, body, options)
+        _execute(job, body, flags)
 
 
-def _execute(job: AdaptJob, body: dict[str, Any], options: dict[str, Any]) -> None:
+def _load_config(path: Path | None) -> RunConfig:
+    if path is None:
+        return RunConfig()
+    if not path.is_file():
+        raise ValidationError.of("config", f"config file {path} does not exist")
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValidationError.of("config", f"{path} is not valid YAML: {exc}") from exc
+    config = parse_run_config(doc)
+    # Paths in a config are relative to the config file, so a config works from any directory.
+    io = {k: str(path.parent / v) if k in ("input", "output", "routes") else v for k, v in config.io.items()}
+    docs = tuple(str(path.parent / d) for d in config.options.grounding_docs)
+    return RunConfig(body=config.body, io=io, options=replace(config.options, grounding_docs=docs))
+
+
+def _config_path(config: RunConfig, key: str) -> Path | None:
+    value = config.io.get(key)
+    return Path(value) if value else None
+
+
+def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None:
     console = Console(stderr=True)
+    if flags["estimate_only"] or body.get("estimate") is True:
+        estimate = asyncio.run(_estimate(job, body, flags.get("routes")))
+        if flags["as_json"]:
+            click.echo(json.dumps(estimate.to_dict(), indent=2, default=str))
+        else:
+            print_estimate(estimate, Console())
+        return
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
-    quiet = options["quiet"] or options["as_json"]
-    summary = asyncio.run(_run(job, body, options["routes"], quiet, console))
-    if options["as_json"]:
-        click.echo(json.dumps(summary.to_dict(), indent=2))
+    quiet = flags["quiet"] or flags["as_json"]
+    summary = asyncio.run(_run(job, body, flags.get("routes"), quiet, console))
+    if flags["as_json"]:
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         print_summary(summary, Console())
+
+
+async def _estimate(job: AdaptJob, body: dict[str, Any], routes: Path | None) -> Estimate:
+    settings = Settings.from_env()
+    async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
+        return await estimate_file_async(job, body, settings=settings, gateway=gateway)
+
+
+async def _run(
+    job: AdaptJob, body: dict[str, Any], routes: Path | None, quiet: bool, console: Console
+) -> AdaptSummary:
+    settings = Settings.from_env()
+    counters = RunCounters()
+    async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
+        work = adapt_file_async(job, body, settings=settings, gateway=gateway, counters=counters)
+        return await with_progress(work, counters, gateway, console, enabled=not quiet)

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from datamill.api.adapt import AdaptSummary
     from datamill.llm.gateway import Gateway
     from datamill.pipelines.adapt import RunCounters
+    from datamill.pipelines.estimate import Estimate
 
 T = TypeVar("T")
 
@@ -77,6 +78,60 @@ def print_summary(summary: AdaptSummary, console: Console) -> None:
     ]
     if summary.rejected_path:
         rows.append(("rejected rows", summary.rejected_path))
+    rows.extend(_quality_rows(summary))
     for key, value in rows:
         table.add_row(key, value)
     console.print(table)
+    for note in summary.notes:
+        console.print(f"note: {note}")
+
+
+def _quality_rows(summary: AdaptSummary) -> list[tuple[str, str]]:
+    rows = []
+    versus = summary.estimate_vs_actual or {}
+    tokens = versus.get("total_tokens") or {}
+    if tokens.get("estimated") is not None:
+        error = tokens.get("error")
+        shown = f" ({error:+.0%})" if isinstance(error, float) else ""
+        rows.append(
+            ("estimate", f"{tokens['estimated']:,} tokens estimated, {tokens.get('actual', 0):,} used{shown}")
+        )
+    quality = summary.quality
+    if quality and quality.get("grade_after"):
+        improvement = quality.get("improvement_percent")
+        shown = f", {improvement:+.1f}%" if isinstance(improvement, int | float) else ""
+        rows.append(
+            (
+                "quality",
+                f"{quality.get('grade_before')} → {quality.get('grade_after')} "
+                f"({quality.get('score_before')} → {quality.get('score_after')}{shown})",
+            )
+        )
+    if summary.report_path:
+        rows.append(("report", summary.report_path))
+    return rows
+
+
+def print_estimate(estimate: Estimate, console: Console) -> None:
+    """The plan's quote: per-step calls and tokens, then rows, credits, cost and minutes."""
+    table = Table(title="datamill adapt --estimate", title_justify="left")
+    for column in ("step", "model", "calls/row", "calls", "input tokens", "output tokens", "cost"):
+        table.add_column(column)
+    for step in estimate.steps:
+        table.add_row(
+            step.name,
+            step.model or "-",
+            f"{step.calls_per_row:.2f}",
+            f"{step.calls:,}",
+            f"{step.input_tokens:,}",
+            f"{step.output_tokens:,}",
+            f"${step.cost_usd:.4f}",
+        )
+    console.print(table)
+    console.print(
+        f"rows in {estimate.rows_in:,} → out ≈ {estimate.rows_out:,}; calls {estimate.calls:,}; "
+        f"tokens {estimate.total_tokens:,}; credits {estimate.credits:g}; cost ${estimate.cost_usd:.4f}; "
+        f"about {estimate.minutes:.1f} minutes"
+    )
+    for note in estimate.notes:
+        console.print(f"note: {note}")

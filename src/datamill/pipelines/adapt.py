@@ -26,6 +26,9 @@ from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import Rejection, Row, RowRejected, StepContext
 
+#: Internal columns a checkpoint keeps, so output rows can be traced to their source rows.
+_IDENTITY = frozenset({"_row", "_variant"})
+
 
 @dataclass
 class RunCounters:
@@ -132,7 +135,7 @@ class _RowRunner:
 
     async def run(self, index: int, rows: list[Row], ctx: StepContext, checkpoint: BatchCheckpoint) -> None:
         results = await asyncio.gather(*(self._one(row, ctx) for row in rows))
-        out = [public_row(row) for group in results for row in group]
+        out = [saved_row(row) for group in results for row in group]
         checkpoint.save(index, out, [rejection_record(r) for r in ctx.rejected])
         self.counters.rows_out += len(out)
         self.counters.batches_done += 1
@@ -168,6 +171,11 @@ class _RowRunner:
 def public_row(row: Row) -> dict[str, Any]:
     """A row without datamill's internal (underscore) columns."""
     return {k: v for k, v in row.items() if not k.startswith("_")}
+
+
+def saved_row(row: Row) -> dict[str, Any]:
+    """A row as a checkpoint keeps it: public columns plus its identity (``_row``, ``_variant``)."""
+    return {k: v for k, v in row.items() if not k.startswith("_") or k in _IDENTITY}
 
 
 def rejection_record(rejection: Rejection) -> dict[str, Any]:

@@ -30,7 +30,7 @@ class BatchCheckpoint(Protocol):
 
     def save(self, index: int, rows: list[dict[str, Any]], rejections: list[dict[str, Any]]) -> None: ...
 
-    def iter_output(self) -> Iterator[pa.Table]: ...
+    def iter_output(self, *, internal: bool = False) -> Iterator[pa.Table]: ...
 
     def iter_rejections(self) -> Iterator[dict[str, Any]]: ...
 
@@ -61,16 +61,19 @@ class DirectoryCheckpoint:
         pq.write_table(table, tmp)
         os.replace(tmp, self.root / "parts" / f"{index:08d}.parquet")
 
-    def iter_output(self) -> Iterator[pa.Table]:
+    def iter_output(self, *, internal: bool = False) -> Iterator[pa.Table]:
         """The saved rows in batch order, every table conformed to one schema unified over all parts.
 
         Parts are typed batch by batch, so a column that is all-null in one batch (e.g. no row grounded) and a
-        list of structs in another is unified here, before any writer fixes its schema.
+        list of structs in another is unified here, before any writer fixes its schema. Parts keep the row
+        identity columns (``_row``, ``_variant``) for the evaluation; they are dropped unless ``internal``.
         """
         paths = [p for p in sorted((self.root / "parts").glob("*.parquet")) if pq.read_metadata(p).num_rows]
         if not paths:
             return
         schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+        if not internal:
+            schema = pa.schema([f for f in schema if not f.name.startswith("_")])
         for path in paths:
             yield conform(pq.read_table(path), schema)
 

@@ -4,20 +4,23 @@ An estimate renders the real prompts for a sample of the input (the first `SAMPL
 plan's column mapping: `take_sample`), counts their tokens with a `Tokenizer`, and scales per-row averages up
 to the rows each step will see:
 
-- **Rows.** ``max_rows`` sampling is exact (the plan knows ``rows_selected``). Exact deduplication is run on a
-  fresh copy over the sample and its drop rate applied (exact when the sample is the whole input; on a larger
-  file a sample holds fewer of the duplicate pairs, so drops are under-counted and the estimate errs high);
-  another batch step is measured the same way only when it sets ``estimate_on_sample = True``, else assumed to
-  drop nothing. Language expansion multiplies the rows of the steps after it, as the contract quotes:
-  ``input × (1 + sample_rate × targets)``. Rows a model-based filter (safety review, pair judge) will reject
-  cannot be known and are assumed to pass.
+- **Rows.** ``max_rows`` sampling is exact (the plan knows ``rows_selected``). Exact and near-duplicate
+  dedup run on fresh copies over the sample and their drop rate is applied (exact when the sample is the whole
+  input; on a larger file a sample holds fewer of the duplicate pairs, so drops are under-counted and the
+  estimate errs high); another batch step is measured the same way only when it sets
+  ``estimate_on_sample = True``, else assumed to drop nothing (semantic dedup: it would load a model).
+  Language expansion multiplies the rows of the steps after it, as the contract quotes: ``input × (1 +
+  sample_rate × targets)``. Rows a model-based filter (safety review, pair judge) will reject cannot be known
+  and are assumed to pass.
 - **Requests.** A row step's ``requests_for(row)`` gives the exact requests it would send; the average count
   per sample row is its calls per row (so a step that skips some rows costs less). The expansion step is asked
   as if every row were sampled and scaled by ``sample_rate`` (the expected value, free of the sample's luck).
   A model step without ``requests_for`` is counted as one call per row of its input columns' text plus
-  `FALLBACK_PROMPT_TOKENS`. Row steps that hold no model (metadata injection, grounding) are run on copies of
-  the sample rows, so later steps render what they will really see (the injected prompt, the passages).
-  Columns that model steps would write are not simulated; later steps stand in what the row has.
+  `FALLBACK_PROMPT_TOKENS`. Model-free row steps that are cheap and harmless (metadata injection, grounding on
+  the local index, or any step with ``estimate_on_sample = True``) run on copies of the sample rows, so later
+  steps render what they will see (the injected prompt, the passages); others (grounding through a paid search
+  API, the embedding meaning check) are skipped. Columns that model steps would write are not simulated;
+  later steps stand in what the row has (each step's ``requests_for`` says how).
 - **Output tokens** per row: the step's ``estimate_output_tokens(row)``, else its ``expected_output_tokens``
   attribute (both per row), else each request's ``max_tokens`` (an upper bound, `FALLBACK_MAX_TOKENS` when
   unset). Thinking routes add the full thinking budget per request (an upper bound). Retries, repair calls and
@@ -44,12 +47,16 @@ from typing import TYPE_CHECKING, Any
 
 from datamill.core.credits import MULTIMODAL_CREDITS_PER_BLOCK, PriceTable
 from datamill.core.expansion import LanguageExpansion
+from datamill.llm.fulltext import LocalFullTextIndex
 from datamill.llm.tokenizer import Tokenizer, default_tokenizer
 from datamill.llm.types import ChatRequest, Route, Usage
 from datamill.llm.usage import UsageLedger
 from datamill.steps.base import BatchStep, Row, RowRejected, StepContext
 from datamill.steps.dedup import ExactDedup
+from datamill.steps.grounding import Ground
 from datamill.steps.mapping import MapColumns
+from datamill.steps.metadata_injection import MetadataInjection
+from datamill.steps.near_dedup import NearDedup
 from datamill.steps.sample import SampleRows
 
 if TYPE_CHECKING:
@@ -322,6 +329,7 @@ def _expected_output(step: Any, row: Row) -> int | None:
 def _batch_filters(plan: AdaptPlan, rows: list[Row], notes: list[str]) -> tuple[list[Row], int]:
     """The sample rows that pass the plan's filtering batch steps, and the estimated rows that pass."""
     count = plan.rows_selected
+    whole = len(rows) >= plan.rows_total and plan.rows_selected == plan.rows_total
     for step in plan.batch_steps:
         if isinstance(step, MapColumns | SampleRows):
             continue  # the sample is already mapped; max_rows is exact in rows_selected
@@ -331,7 +339,6 @@ def _batch_filters(plan: AdaptPlan, rows: list[Row], notes: list[str]) -> tuple[
             continue
         kept = probe.process_batch([dict(r) for r in rows], StepContext())
         if rows and len(kept) < len(rows):
-            whole = len(rows) >= plan.rows_total and plan.rows_selected == plan.rows_total
             count = len(kept) if whole else _scale(count, len(kept) / len(rows))
             scope = "the whole input" if whole else f"a sample of {len(rows)} rows"
             notes.append(f"{step.name}: drops {len(rows) - len(kept)} of {len(rows)} rows in {scope}")
@@ -343,9 +350,22 @@ def _fresh_copy(step: BatchStep) -> BatchStep | None:
     """A copy of a batch step that is cheap and safe to run on the sample, or None."""
     if isinstance(step, ExactDedup):
         return ExactDedup(tuple(step.input_columns))
-    if getattr(step, "estimate_on_sample", False):
+    if isinstance(step, NearDedup) or getattr(step, "estimate_on_sample", False):
         return copy.deepcopy(step)
     return None
+
+
+def _runs_on_sample(step: Any) -> bool:
+    """Whether a model-free row step is cheap and harmless to run on the sample rows.
+
+    Metadata injection is a template; grounding on the local index is a local query. Grounding through a
+    search API would pay for queries, and embedding checks would load a model, for a quote: they are skipped.
+    """
+    if getattr(step, "model", None) is not None:
+        return False
+    if isinstance(step, MetadataInjection) or getattr(step, "estimate_on_sample", False):
+        return True
+    return isinstance(step, Ground) and isinstance(step.search, LocalFullTextIndex)
 
 
 async def _advance(step: Any, rows: list[Row], count: int) -> tuple[list[Row], int]:
@@ -353,7 +373,7 @@ async def _advance(step: Any, rows: list[Row], count: int) -> tuple[list[Row], i
     expansion = getattr(step, "expansion", None)
     if isinstance(expansion, LanguageExpansion):
         return rows, expansion.expected_output_rows(count)
-    if getattr(step, "model", None) is not None or not rows:
+    if not rows or not _runs_on_sample(step):
         return rows, count
     clone = _isolated(step)
     kept = []
@@ -440,7 +460,9 @@ def compare(
     """Estimated against actual figures, each as ``{"estimated", "actual", "error"}``.
 
     ``error`` is (estimated − actual) / actual: positive when the estimate was high; None when the actual
-    is 0 and the estimate is not (0.0 when both are).
+    is 0 and the estimate is not (0.0 when both are). When the usage is broken down by step, the totals are
+    summed over the estimated steps only, like for like; calls under other tags (an evaluation the estimate
+    was not asked about) are listed under ``unestimated``.
 
     Args:
         estimate: what `estimate_plan` quoted.
@@ -449,32 +471,43 @@ def compare(
         rows_out: the run's output rows, when ``actual_usage`` does not say; else the estimate's are used.
     """
     data = actual_usage.snapshot() if isinstance(actual_usage, UsageLedger) else actual_usage
-    totals: Mapping[str, Any] = data.get("total", data)
     by_step: Mapping[str, Any] = data.get("by_tag", data.get("usage_by_step")) or {}
+    names = [s.name for s in estimate.steps]
+    totals = _sum_usage([by_step[n] for n in names if n in by_step]) if by_step else data.get("total", data)
     rows = rows_out if rows_out is not None else data.get("rows_out")
     actual_rows = int(rows) if rows is not None else estimate.rows_out
     actual_cost = float(totals.get("cost_usd") or 0.0)
-    actual_credits = estimate.price_table.credits(
-        actual_rows, actual_cost, multimodal=estimate.multimodal_pricing_applied
-    )
+    multimodal = estimate.multimodal_pricing_applied
+    est = estimate  # short name: the figures below fit one line each
     out: dict[str, Any] = {
-        **_figures(
-            estimate.calls, estimate.input_tokens, estimate.output_tokens, estimate.thinking_tokens, totals
+        **_figures(est.calls, est.input_tokens, est.output_tokens, est.thinking_tokens, totals),
+        "cost_usd": _pair(est.cost_usd, actual_cost),
+        "credits": _pair(
+            est.credits, est.price_table.credits(actual_rows, actual_cost, multimodal=multimodal)
         ),
-        "cost_usd": _pair(estimate.cost_usd, actual_cost),
-        "credits": _pair(estimate.credits, actual_credits),
-        "rows_out": _pair(estimate.rows_out, actual_rows),
-        "steps": {},
+        "rows_out": _pair(est.rows_out, actual_rows),
+        "steps": {
+            s.name: _figures(
+                s.calls, s.input_tokens, s.output_tokens, s.thinking_tokens, by_step.get(s.name) or {}
+            )
+            for s in est.steps
+        },
         "cache_hits": int(totals.get("cache_hits") or 0),
+        "unestimated": {tag: dict(usage) for tag, usage in by_step.items() if tag not in names},
+        "notes": [],
     }
-    for step in estimate.steps:
-        actual = by_step.get(step.name) or {}
-        out["steps"][step.name] = _figures(
-            step.calls, step.input_tokens, step.output_tokens, step.thinking_tokens, actual
-        )
     if out["cache_hits"]:
-        out["note"] = "calls answered from the response cache are free: their tokens are not in the actuals"
+        out["notes"].append(
+            "calls answered from the response cache are free: their tokens are not in the actuals"
+        )
+    if out["unestimated"]:
+        out["notes"].append(f"not in the estimate: {', '.join(out['unestimated'])}")
     return out
+
+
+def _sum_usage(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
+    keys = ("requests", "calls", "cache_hits", "input_tokens", "output_tokens", "thinking_tokens", "cost_usd")
+    return {key: sum(p.get(key) or 0 for p in parts) for key in keys}
 
 
 def _figures(

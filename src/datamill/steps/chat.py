@@ -1,8 +1,8 @@
-"""Chat mode: regenerate every assistant turn of a conversation, turn by turn, in the blueprint's voice.
+"""Chat mode: regenerate every assistant turn of a conversation, one by one, in the blueprint's voice.
 
-Each assistant turn is rewritten given the conversation before it (the user turns as they were, the assistant
-turns as already rewritten), so later answers stay consistent with earlier ones. A conversation that ends with a
-user turn gets a new final answer. The result is ``enhanced_chat``; ``enhanced_prompt`` and
+Each assistant turn is rewritten given the conversation before it (the user turns as they were, the
+assistant turns as already rewritten), so later answers stay consistent with earlier ones. A conversation that
+ends with a user turn gets a new final answer. The result is ``enhanced_chat``; ``enhanced_prompt`` and
 ``enhanced_completion`` are its last user and assistant turns, so reasoning, pairs and safety apply to the
 final exchange. Rephrase does not apply in chat mode.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 from datamill.llm.types import ChatRequest, Message
-from datamill.steps.base import RowRejected, RowStep, Row, StepContext
+from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import DEFAULT_MAX_TOKENS, length_guidance
 from datamill.steps.templates import load_template
 
@@ -77,6 +77,4 @@ class ChatCompletion(RowStep):
 
     def _request(self, history: list[dict[str, str]]) -> ChatRequest:
         turns = tuple(Message("user" if m["role"] == "user" else "assistant", m["content"]) for m in history)
-        return ChatRequest(
-            (*self.system, *turns), max_tokens=self.max_tokens, temperature=self.temperature
-        )
+        return ChatRequest((*self.system, *turns), max_tokens=self.max_tokens, temperature=self.temperature)

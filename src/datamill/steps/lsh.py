@@ -53,7 +53,7 @@ def best_per_query(query: NDArray[np.intp], ref: NDArray[np.intp], score: NDArra
 
 def batch_pairs(keys: U64, sigs: NDArray[np.uint16], threshold: float) -> Matches:
     """Pairs (i < j) of texts in one batch that share a band key and whose estimate reaches ``threshold``."""
-    count, bands = keys.shape
+    bands = keys.shape[1]
     flat = keys.ravel()
     order = np.argsort(flat, kind="stable")
     ordered = flat[order]
@@ -103,14 +103,19 @@ class _SortedRuns:
         """(index into ``queries``, slot) for every stored key equal to a query key, capped per bucket."""
         found_q: list[NDArray[np.intp]] = []
         found_s: list[NDArray[np.uint32]] = []
+        # Sorted queries make the binary searches walk the run in order (numpy narrows each search with
+        # the previous result), several times faster than random order on large runs.
+        order = np.argsort(queries)
+        ordered = queries[order]
         for keys, slots in zip(self.keys, self.slots, strict=True):
-            lo = np.searchsorted(keys, queries, side="left")
-            hi = np.searchsorted(keys, queries, side="right")
-            counts = np.minimum(hi - lo, MAX_BUCKET_CANDIDATES)
-            total = int(counts.sum())
-            if total == 0:
+            lo = np.searchsorted(keys, ordered, side="left")
+            hit = np.flatnonzero(keys[np.minimum(lo, keys.size - 1)] == ordered)
+            if hit.size == 0:
                 continue
-            query_index = np.repeat(np.arange(queries.size), counts)
+            lo = lo[hit]
+            counts = np.minimum(np.searchsorted(keys, ordered[hit], side="right") - lo, MAX_BUCKET_CANDIDATES)
+            total = int(counts.sum())
+            query_index = np.repeat(order[hit], counts)
             within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
             found_q.append(query_index)
             found_s.append(slots[np.repeat(lo, counts) + within])

@@ -5,8 +5,8 @@ dataset-wide instruction. The completion column becomes ``original_completion``.
 rendered into one ``_context`` text ("name: value" lines) that the prompt templates use; the image column is
 read into ``_images`` (sent to the model as an image, never as text). Chat mode: the chat column (a list of
 ``{"role", "content"}`` messages, or that list as JSON text) becomes ``original_chat`` and ``_chat``, with
-``original_prompt``/``original_completion`` set to its last user and assistant turns so the per-row steps after
-completion (reasoning, pairs, safety) work on the final turn. Every other source column passes through
+``original_prompt``/``original_completion`` set to its last user and assistant turns, so the per-row steps
+after completion (reasoning, pairs, safety) work on the final turn. Every other source column passes through
 unchanged. Columns whose names start with ``_`` are internal and never written out.
 """
 

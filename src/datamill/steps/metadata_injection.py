@@ -11,8 +11,10 @@ The constraints are what the completion step is told that the prompt would not o
 
 - **length**: the ``length`` target as a word range (tokens × `WORDS_PER_TOKEN`), e.g. "Answer in about 30
   to 112 words." Without it the model learns the length as an unconditional habit rather than an instruction.
-- **style**: a summary of the blueprint, its first sentence cut to `STYLE_SUMMARY_CHARS` at a word boundary.
-  The full blueprint stays the completion's system prompt; the prompt only names the style.
+- **style**: a summary of the blueprint: its first sentences up to `STYLE_SUMMARY_CHARS` characters, leaving
+  out persona sentences ("You are Acme's support agent.", "Act as ..."), which in a user's request would read
+  as an instruction to role-play. The full blueprint stays the completion's system prompt; the prompt only
+  names the style. A blueprint that is all persona adds no style line.
 
 Either can be turned off (``include_length`` / ``include_style``) for a run that wants the behaviour learnt as
 a default instead of as an instruction. The labels ("Context:", "Answer in about ...") are English; for rows
@@ -39,6 +41,7 @@ WORDS_PER_TOKEN = 0.75
 STYLE_SUMMARY_CHARS = 160
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s")
+_PERSONA = re.compile(r"(you are|you're|act as|acting as|your role)\b|as an? [\w' -]*,", re.IGNORECASE)
 
 
 def request_text(row: Row) -> str:
@@ -70,15 +73,19 @@ def length_constraint(token_range: tuple[int, int] | None) -> str:
 
 
 def style_summary(blueprint: str | None) -> str:
-    """The blueprint's first sentence, at most `STYLE_SUMMARY_CHARS` characters (cut at a word)."""
-    text = " ".join((blueprint or "").split())
-    if not text:
+    """The first non-persona sentences of a blueprint, at most `STYLE_SUMMARY_CHARS` characters."""
+    sentences = [s for s in _SENTENCE_END.split(" ".join((blueprint or "").split())) if s]
+    kept = [s for s in sentences if not _PERSONA.match(s)]
+    if not kept:
         return ""
-    first = _SENTENCE_END.split(text, maxsplit=1)[0]
-    if len(first) <= STYLE_SUMMARY_CHARS:
-        return first
-    cut = first[:STYLE_SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",;:")
-    return cut + "..."
+    summary = kept[0]
+    for sentence in kept[1:]:
+        if len(summary) + 1 + len(sentence) > STYLE_SUMMARY_CHARS:
+            break
+        summary = f"{summary} {sentence}"
+    if len(summary) <= STYLE_SUMMARY_CHARS:
+        return summary
+    return summary[:STYLE_SUMMARY_CHARS].rsplit(" ", 1)[0].rstrip(",;:") + "..."
 
 
 class MetadataInjection(RowStep):

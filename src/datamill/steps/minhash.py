@@ -1,6 +1,6 @@
-"""MinHash signatures of texts, computed for a whole batch at once with numpy.
+r"""MinHash signatures of texts, computed for a whole batch at once with numpy.
 
-A text is compared in its normalised form (`canonical_text`: NFKC, case folding, words of ``\\w`` characters
+A text is compared in its normalised form (`canonical_text`: NFKC, case folding, words of ``\w`` characters
 joined by single spaces, the same as exact dedup's), cut into *shingles*, overlapping n-grams of words or of
 characters:
 
@@ -72,7 +72,7 @@ _CHUNK_SHINGLES = 8192
 
 
 def canonical_text(text: str) -> str:
-    """The normalised form shingles are cut from: NFKC, case folded, ``\\w`` words joined by single spaces.
+    r"""The normalised form shingles are cut from: NFKC, case folded, ``\w`` words joined by single spaces.
 
     It equals `datamill.steps.dedup.normalize_text`; `TextBatch` computes the same words without building it.
     """
@@ -93,11 +93,11 @@ def fmix64(h: U64) -> U64:
 
 @dataclass(frozen=True, slots=True)
 class TextBatch:
-    """Texts normalised into one array of code points, with their words located.
+    r"""Texts normalised into one array of code points, with their words located.
 
     Attributes:
         cp: code points of the NFKC, case-folded texts joined by NUL characters.
-        is_word: whether each code point is a ``\\w`` character.
+        is_word: whether each code point is a ``\w`` character.
         starts: position of the first character of every word, in order.
         ends: position after the last character of every word.
         word_doc: the text each word belongs to.
@@ -116,7 +116,8 @@ class TextBatch:
         joined = "\x00".join(t.replace("\x00", " ") if "\x00" in t else t for t in texts)
         if not joined.isascii():
             joined = unicodedata.normalize("NFKC", joined)
-        cp = np.frombuffer(joined.casefold().encode("utf-32-le"), dtype=np.uint32)
+        # surrogatepass: a lone surrogate (from a JSON "\ud800" escape) is a non-word character, not an error.
+        cp = np.frombuffer(joined.casefold().encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
         is_word = _word_characters(cp, ascii_only=joined.isascii())
         padded = np.zeros(cp.size + 2, dtype=np.bool_)
         padded[1:-1] = is_word
@@ -133,7 +134,7 @@ class TextBatch:
     def word_hashes(self) -> U64:
         """A 64-bit hash per word, from its code points alone (the same word hashes the same anywhere)."""
         size = self.cp.size
-        powers, inverse = _power_tables(max(1024, 1 << (size - 1).bit_length()))
+        powers, inverse = _power_tables(size)
         prefix = np.zeros(size + 1, dtype=np.uint64)
         np.cumsum(self.cp * powers[:size], out=prefix[1:])
         return fmix64((prefix[self.ends] - prefix[self.starts]) * inverse[self.starts])
@@ -163,7 +164,7 @@ class TextBatch:
 
 def _word_characters(cp: NDArray[np.uint32], *, ascii_only: bool) -> NDArray[np.bool_]:
     # Unsigned wrap-around turns each range test into one comparison: [0-9], [a-z], [A-Z], "_".
-    is_word = ((cp - 48) < 10) | ((cp - 97) < 26) | ((cp - 65) < 26) | (cp == 95)
+    is_word: NDArray[np.bool_] = ((cp - 48) < 10) | ((cp - 97) < 26) | ((cp - 65) < 26) | (cp == 95)
     if not ascii_only:
         wide = np.flatnonzero(cp >= 128)
         distinct, inverse = np.unique(cp[wide], return_inverse=True)
@@ -178,9 +179,19 @@ def _local_numbers(selected: Indices, count: int) -> Indices:
     return local
 
 
-@functools.lru_cache(maxsize=4)
-def _power_tables(count: int) -> tuple[U64, U64]:
-    """``P**k`` and ``P**-k`` mod ``2**64`` for k in ``range(count)`` (read-only, shared between calls)."""
+def _power_tables(size: int) -> tuple[U64, U64]:
+    """``P**k`` and ``P**-k`` mod ``2**64`` for k in ``range(size)`` at least (read-only arrays)."""
+    rounded = max(1024, 1 << (size - 1).bit_length())
+    # Tables up to 4M entries (64 MB for both) are kept between batches; a larger one is built each time.
+    return _cached_power_tables(rounded) if rounded <= 1 << 22 else _build_power_tables(rounded)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_power_tables(count: int) -> tuple[U64, U64]:
+    return _build_power_tables(count)
+
+
+def _build_power_tables(count: int) -> tuple[U64, U64]:
     tables = []
     for base in (_UNIT_BASE, pow(_UNIT_BASE, -1, 2**64)):
         table = np.full(count, np.uint64(base), dtype=np.uint64)
@@ -219,7 +230,9 @@ def ngram_shingles(units: U64, docs: Indices, n: int, count: int, kind: str) -> 
         hashes, owners = gram[valid], docs[:size][valid]
     else:
         hashes, owners = np.empty(0, np.uint64), np.empty(0, np.intp)
-    short = np.flatnonzero((np.bincount(owners, minlength=count) == 0) & (np.bincount(docs, minlength=count) > 0))
+    short = np.flatnonzero(
+        (np.bincount(owners, minlength=count) == 0) & (np.bincount(docs, minlength=count) > 0)
+    )
     if short.size:
         hashes, owners = _add_whole_texts(hashes, owners, units, docs, short, salt)
     return Shingles(fmix64(hashes) >> _S32, owners, count)
@@ -334,19 +347,22 @@ def sign_texts(
     Texts without a word are in neither. The batch is normalised in slices of at most `_SLICE_CHARS`
     characters, so one batch of very long texts does not need gigabytes of temporary arrays.
     """
-    parts: dict[str, tuple[list[Indices], list[NDArray[np.uint32]]]] = {"characters": ([], []), "words": ([], [])}
+    parts: dict[str, tuple[list[Indices], list[NDArray[np.uint32]]]] = {
+        "characters": ([], []),
+        "words": ([], []),
+    }
     for lo, hi in _slices(texts):
         batch = TextBatch.of(texts[lo:hi])
-        words = batch.word_counts()
-        short = np.flatnonzero((words > 0) & (words < CHAR_SPACE_MAX_WORDS))
-        long = np.flatnonzero(words >= WORD_SPACE_MIN_WORDS)
+        counts = batch.word_counts()
+        short = np.flatnonzero((counts > 0) & (counts < CHAR_SPACE_MAX_WORDS))
+        long = np.flatnonzero(counts >= WORD_SPACE_MIN_WORDS)
         if short.size:
             parts["characters"][0].append(short + lo)
             parts["characters"][1].append(hasher.signatures(batch.char_shingles(short, char_ngram)))
         if long.size:
             parts["words"][0].append(long + lo)
             parts["words"][1].append(hasher.signatures(batch.word_shingles(long, word_ngram)))
-    chars, words = (
+    by_chars, by_words = (
         SpaceSignatures(
             name,
             np.concatenate(members) if members else np.empty(0, np.intp),
@@ -354,7 +370,7 @@ def sign_texts(
         )
         for name, (members, sigs) in parts.items()
     )
-    return chars, words
+    return by_chars, by_words
 
 
 # Characters normalised at once by `sign_texts` (about 30 bytes of temporary arrays per character).

@@ -52,7 +52,7 @@ def list_keys(session: Session) -> list[tuple[ApiKey, Tenant]]:
     rows = session.execute(
         select(ApiKey, Tenant).join(Tenant, ApiKey.tenant_id == Tenant.id).order_by(ApiKey.created_at)
     )
-    return [(key, tenant) for key, tenant in rows.tuples()]
+    return [(row[0], row[1]) for row in rows]
 
 
 def revoke_keys_with_prefix(session: Session, prefix: str) -> int:

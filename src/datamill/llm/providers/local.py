@@ -24,6 +24,8 @@ run end to end offline, never a source of good data.
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -142,8 +144,23 @@ def _load(path: Path) -> _LoadedModel:
                 )
             except ValueError as exc:
                 raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
+            if not _MODELS:
+                atexit.register(_close_all)
             loaded = _MODELS[key] = _LoadedModel(llama)
         return loaded
+
+
+def _close_all() -> None:
+    """Free the loaded models before the interpreter tears llama.cpp's bindings down.
+
+    Left to garbage collection at exit, ``Llama.__del__`` runs after the bindings are gone and prints an
+    ignored TypeError.
+    """
+    with _MODELS_LOCK:
+        for loaded in _MODELS.values():
+            with contextlib.suppress(Exception):
+                loaded.llama.close()
+        _MODELS.clear()
 
 
 def _generate(path: Path, request: ChatRequest) -> ProviderReply:
