@@ -127,6 +127,8 @@ def print_estimate(estimate: Estimate, console: Console) -> None:
             f"{step.output_tokens:,}",
             f"${step.cost_usd:.4f}",
         )
+    if not console.is_terminal:  # piped: don't squeeze the table into 80 columns
+        console = Console(width=160)
     console.print(table)
     console.print(
         f"rows in {estimate.rows_in:,} → out ≈ {estimate.rows_out:,}; calls {estimate.calls:,}; "
