@@ -80,7 +80,9 @@ class AdaptSummary:
 
 
 @dataclass
-class _Prepared:
+class PreparedRun:
+    """A validated, planned and estimated run, ready to execute."""
+
     request: AdaptRequest
     plan: AdaptPlan
     model: ModelHandle
@@ -112,7 +114,7 @@ async def estimate_file_async(
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        return (await _prepare(job, body, settings, gateway)).estimate
+        return (await prepare_adaptation(job, body, settings, gateway)).estimate
     finally:
         if own:
             await gateway.aclose()
@@ -141,7 +143,7 @@ async def adapt_file_async(
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        prepared = await _prepare(job, body, settings, gateway)
+        prepared = await prepare_adaptation(job, body, settings, gateway)
         fingerprint = run_fingerprint(job, prepared, gateway)
         checkpoint = DirectoryCheckpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
         with open_dataset(
@@ -167,7 +169,10 @@ def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSu
     return asyncio.run(adapt_file_async(job, body, **kwargs))
 
 
-async def _prepare(job: AdaptJob, body: Mapping[str, Any], settings: Settings, gateway: Gateway) -> _Prepared:
+async def prepare_adaptation(
+    job: AdaptJob, body: Mapping[str, Any], settings: Settings, gateway: Gateway
+) -> PreparedRun:
+    """Validate ``body``, check the mapping against the file, build the services and the plan, estimate it."""
     request = parse_adapt_request(body)
     with open_dataset(job.input_path, format=job.input_format) as reader:
         if request.column_mapping is not None:
@@ -188,10 +193,10 @@ async def _prepare(job: AdaptJob, body: Mapping[str, Any], settings: Settings, g
     with open_dataset(job.input_path, format=job.input_format) as reader:
         sample = take_sample(reader, plan)
     estimate = await estimate_plan(plan, sample, request=request)
-    return _Prepared(request, plan, model, judge, services, estimate, notes)
+    return PreparedRun(request, plan, model, judge, services, estimate, notes)
 
 
-def run_fingerprint(job: AdaptJob, prepared: _Prepared, gateway: Gateway) -> str:
+def run_fingerprint(job: AdaptJob, prepared: PreparedRun, gateway: Gateway) -> str:
     """What identifies a run for resuming: input file, request, models, options and grounding documents."""
     stat = job.input_path.stat()
     identity = {
@@ -233,7 +238,7 @@ def _write_rejections(output_path: Path, checkpoint: DirectoryCheckpoint) -> str
 
 
 def _summary(
-    job: AdaptJob, prepared: _Prepared, result: AdaptResult, rejected_path: str | None, gateway: Gateway
+    job: AdaptJob, prepared: PreparedRun, result: AdaptResult, rejected_path: str | None, gateway: Gateway
 ) -> AdaptSummary:
     total = gateway.usage.total
     summary = AdaptSummary(
