@@ -74,6 +74,13 @@ _adapt_options = [
     click.option("--blueprint", help="System prompt for style and voice; @FILE reads it from a file."),
     click.option("--length", type=click.Choice(LENGTHS), help="Target length of completions."),
     click.option("--safety", help="Safety categories whose violations remove rows (e.g. violence,hate)."),
+    click.option(
+        "--keep-unsafe-rows",
+        "remove_unsafe_rows",
+        flag_value=False,
+        default=None,
+        help="Flag safety violations in columns but keep the rows.",
+    ),
     click.option("--translate", help="Add translated rows: target languages, e.g. es,fr."),
     click.option("--localize", help="Add localized rows: COUNTRY:language pairs, e.g. MX:es,FR:fr."),
     click.option("--sample-rate", type=float, help="Fraction of rows to translate or localize (0.01–1)."),

@@ -35,6 +35,7 @@ OPTION_FLAGS = (
     "evaluate",
     "eval_sample_size",
     "judge_model",
+    "remove_unsafe_rows",
 )
 
 

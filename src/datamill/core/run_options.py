@@ -12,6 +12,7 @@
 | evaluate            | grade a sample before and after, and write the HTML report      | true    |
 | eval_sample_size    | rows judged by the evaluation                                   | 50      |
 | judge_model         | model for judges (pairs, safety, evaluation); default: --model | none    |
+| remove_unsafe_rows  | safety review removes rows violating a listed category          | true    |
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ RUN_OPTION_FIELDS = (
     "evaluate",
     "eval_sample_size",
     "judge_model",
+    "remove_unsafe_rows",
 )
 
 
@@ -54,6 +56,7 @@ class RunOptions:
     evaluate: bool = True
     eval_sample_size: int = 50
     judge_model: str | None = None
+    remove_unsafe_rows: bool = True
 
 
 def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Issues) -> RunOptions:
@@ -70,7 +73,7 @@ def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Is
     for key in ("batch_size", "grounding_top_k", "eval_sample_size"):
         if values.get(key) is not None:
             out[key] = read_int(values[key], path(key), issues, minimum=1)
-    for key in ("near_dedup", "semantic_dedup", "rephrase_check", "evaluate"):
+    for key in ("near_dedup", "semantic_dedup", "rephrase_check", "evaluate", "remove_unsafe_rows"):
         if values.get(key) is not None:
             out[key] = read_bool(values[key], path(key), issues)
     if values.get("grounding_docs") is not None:

@@ -146,7 +146,8 @@ def _row_steps(
         steps.append(
             LanguageExpansionStep(model, request.language_expansion, services.detector, seed=options.seed)
         )
-    if recipes.prompt_metadata_injection and not chat and mapping.context:
+    has_constraints = bool(mapping.context) or brand.length is not None or bool(brand.blueprint)
+    if recipes.prompt_metadata_injection and not chat and has_constraints:
         steps.append(MetadataInjection(token_range=token_range, blueprint=brand.blueprint))
     if recipes.prompt_rephrase and not chat:
         steps.append(Rephrase(model))
@@ -172,5 +173,9 @@ def _row_steps(
             )
         )
     if brand.safety_categories:
-        steps.append(SafetyReview(judge, categories=brand.safety_categories))
+        steps.append(
+            SafetyReview(
+                judge, categories=brand.safety_categories, remove_violations=options.remove_unsafe_rows
+            )
+        )
     return steps

@@ -273,4 +273,3 @@ def _source_name(source: SourceLanguage) -> str:
         return ""
     canonical = normalize_language(source.code)
     return language_name(canonical) if canonical else ""
-
