@@ -1,4 +1,5 @@
-"""The metadata schema: SQLAlchemy 2 ORM models of tenants, API keys, datasets, their files and uploads.
+"""The metadata schema: SQLAlchemy 2 ORM models of tenants, API keys, datasets, their files and uploads,
+custom evaluations and idempotency records.
 
 Every row that a tenant owns carries `tenant_id`, and every repository query filters on it, so one tenant can
 never read another's rows. Datetimes are stored as naive UTC (`UtcDateTime`) so that SQLite, which keeps no
@@ -158,3 +159,51 @@ class Upload(Base):
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     received_at: Mapped[dt.datetime | None]
+
+
+class CustomEval(Base):
+    """A custom-rubric evaluation of a dataset: an LLM judge scores a sample of rows before and after.
+
+    `status` moves pending → running → succeeded or failed (with `error_message`). `run_id` is the run whose
+    output was judged (None: the dataset's own rows, judged "before" only). `results` keeps the per-row
+    judgements, so every score can be traced.
+    """
+
+    __tablename__ = "custom_evals"
+    __table_args__ = (Index("ix_custom_evals_dataset_created", "dataset_id", "created_at", "id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"))
+    run_id: Mapped[str | None] = mapped_column(String(40))
+    name: Mapped[str | None] = mapped_column(String(512))
+    judge_prompt: Mapped[str] = mapped_column(Text)
+    model: Mapped[str | None] = mapped_column(String(200))
+    sample_size: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    score_before: Mapped[float | None]
+    score_after: Mapped[float | None]
+    improvement_percent: Mapped[float | None]
+    scored_rows: Mapped[int | None]
+    error_message: Mapped[str | None] = mapped_column(Text)
+    results: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime]
+    started_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+
+
+class IdempotencyRecord(Base):
+    """What a request made under an idempotency key, so a replay answers the same (combine's header).
+
+    The key is unique per (tenant, scope); `request_hash` tells a replay from a different request that reuses
+    the key.
+    """
+
+    __tablename__ = "idempotency_records"
+
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime]
