@@ -1,4 +1,4 @@
-"""The whole `datamill demo` on the real bundled model: no network, no keys."""
+"""The real bundled model end to end through the CLI: `datamill demo`, and every recipe; no network, no keys."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def test_demo_runs_the_bundled_model_end_to_end(tmp_path: Path, monkeypatch: pyt
     monkeypatch.delenv("DATAMILL_MODEL", raising=False)
     monkeypatch.delenv("DATAMILL_ROUTES", raising=False)
     out = tmp_path / "demo.jsonl"
-    result = CliRunner().invoke(cli, ["demo", "--max-rows", "3", "-o", str(out), "--json"])
+    result = CliRunner().invoke(
+        cli, ["demo", "--max-rows", "3", "--eval-sample-size", "1", "-o", str(out), "--json"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["model"] == "local/smollm2-135m-instruct"
@@ -32,3 +34,29 @@ def test_demo_runs_the_bundled_model_end_to_end(tmp_path: Path, monkeypatch: pyt
         assert row["enhanced_completion"].strip()
     assert summary["calls"] == 2 * len(rows)
     assert summary["output_tokens"] > 0
+
+
+@pytest.mark.local_model
+def test_all_recipes_run_offline_on_the_bundled_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("DATAMILL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATAMILL_MODEL", raising=False)
+    monkeypatch.delenv("DATAMILL_ROUTES", raising=False)
+    out = tmp_path / "all.jsonl"
+    sample = Path(__file__).parents[1] / "src" / "datamill" / "samples" / "support.csv"
+    args = [
+        "adapt", str(sample), "--prompt", "question", "--completion", "answer", "--context", "product",
+        "--recipes", "dedup,rephrase,reasoning,metadata", "--training-type", "preference_pairs",
+        "--safety", "violence,hate", "--translate", "es", "--sample-rate", "0.5", "--length", "concise",
+        "--max-rows", "4", "--eval-sample-size", "1", "-o", str(out), "--json",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["steps"][-1] == "safety_review"
+    assert "language_expansion" in summary["steps"]
+    assert out.exists()
+    # With seed 0 the sample of 4 holds rows 1 and 3, and row 3 repeats row 1: dedup always rejects one.
+    assert summary["rejections_by_step"]["deduplication"] == 1
+    assert Path(summary["rejected_path"]).exists()
+    report = Path(summary["report_path"]).read_text()
+    assert "<svg" in report

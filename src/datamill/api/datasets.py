@@ -2,19 +2,21 @@
 
 Every call takes the tenant id and answers `NotFoundError` for a dataset of another tenant, exactly as for
 one that does not exist, so ids never leak across tenants. Part of the dataset lifecycle lives elsewhere:
-creating and uploading in `api.uploads`, reading the files in `api.ingest`, runs in the run services.
+creating and uploading in `api.uploads`, reading the files in `api.ingest`, runs in `api.runs` (`get` shows
+a run's progress and evaluation summary, `run_fields`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from datamill.api.errors import ConflictError, NotFoundError, NotReadyError
 from datamill.api.listing import ListQuery, decode_cursor, encode_cursor
-from datamill.store import Dataset, Store, utcnow
+from datamill.store import Dataset, Run, Store, utcnow
 from datamill.store import datasets as repo
+from datamill.store import runs as runs_repo
 from datamill.store.datasets import DatasetFilter, Keyset
 
 #: Statuses during which the pipeline holds the dataset, so it may not be deleted.
@@ -41,6 +43,7 @@ class DatasetView:
     error_data: dict[str, Any] | None = None
     run_id: str | None = None
     progress: dict[str, Any] | None = None
+    evaluation_summary: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, row: Dataset) -> DatasetView:
@@ -63,6 +66,20 @@ class DatasetView:
         )
 
 
+def run_fields(run: Run) -> dict[str, Any]:
+    """What a dataset shows of its latest run: progress while it is active, the summary once graded."""
+    fields: dict[str, Any] = {}
+    if run.status in runs_repo.ACTIVE:
+        total = run.total_rows
+        done = run.processed_rows or 0
+        percent = min(100, done * 100 // total) if total else 0
+        fields["progress"] = {"percent": percent, "processed_rows": done, "total_rows": total}
+    quality = (run.evaluation or {}).get("quality")
+    if run.evaluation_status == "succeeded" and isinstance(quality, dict):
+        fields["evaluation_summary"] = {k: v for k, v in quality.items() if k != "percentile_after"}
+    return fields
+
+
 @dataclass(frozen=True)
 class DatasetPage:
     """One page of a listing; `next_cursor` is None on the last page."""
@@ -78,12 +95,14 @@ class DatasetService:
         self._store = store
 
     def get(self, tenant_id: str, dataset_id: str) -> DatasetView:
-        """One dataset; raises NotFoundError if the tenant has no such (undeleted) dataset."""
+        """One dataset, with its run's progress and evaluation summary; NotFoundError if there is none."""
         with self._store.session() as session:
             row = repo.get_dataset(session, tenant_id, dataset_id)
             if row is None:
                 raise NotFoundError("dataset", dataset_id)
-            return DatasetView.of(row)
+            run = runs_repo.get_run(session, tenant_id, row.run_id) if row.run_id else None
+            view = DatasetView.of(row)
+        return view if run is None else replace(view, **run_fields(run))
 
     def list(self, tenant_id: str, query: ListQuery) -> DatasetPage:
         """One page of the tenant's datasets in the query's order, filters applied on every page.

@@ -14,7 +14,7 @@ from datamill.dataio import open_dataset
 from datamill.llm.gateway import ModelHandle
 from datamill.llm.langid import FastLangDetector
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
-from datamill.pipelines.evaluation import evaluate
+from datamill.pipelines.evaluation import EvaluationReport, evaluate
 from datamill.pipelines.plan import AdaptPlan
 from datamill.pipelines.report_html import render_report
 from datamill.steps.base import Row, StepContext
@@ -45,19 +45,7 @@ async def evaluate_run(
     summary: AdaptSummary,
 ) -> tuple[dict[str, Any] | None, str]:
     """Judge the run's sample, write the JSON results and the HTML report; return the quality and its path."""
-    brand = request.brand_controls
-    report = await evaluate(
-        _before_rows(job, plan),
-        _after_rows(checkpoint),
-        judge,
-        blueprint=brand.blueprint,
-        length_range=brand.length.token_range if brand.length is not None else None,
-        sample_size=job.options.eval_sample_size,
-        seed=job.options.seed,
-        dedup_stats={k: v for k, v in summary.rejections_by_step.items() if k in DEDUP_STEPS},
-        rejection_stats=summary.rejections_by_step,
-        language_detector=FastLangDetector() if request.language_expansion is not None else None,
-    )
+    report = await judge_run(job, request, plan, judge, checkpoint, summary.rejections_by_step)
     json_path, html_path = report_paths(job.output_path)
     result = report.to_dict()
     json_path.write_bytes(orjson.dumps(result, default=str, option=orjson.OPT_INDENT_2))
@@ -78,6 +66,30 @@ async def evaluate_run(
     html_path.write_text(html, encoding="utf-8")
     quality = result.get("quality")
     return (quality if isinstance(quality, dict) else None), str(html_path)
+
+
+async def judge_run(
+    job: AdaptJob,
+    request: AdaptRequest,
+    plan: AdaptPlan,
+    judge: ModelHandle,
+    checkpoint: DirectoryCheckpoint,
+    rejections_by_step: dict[str, int],
+) -> EvaluationReport:
+    """Judge the run's sample before and after; return the report and write nothing (the server's worker)."""
+    brand = request.brand_controls
+    return await evaluate(
+        _before_rows(job, plan),
+        _after_rows(checkpoint),
+        judge,
+        blueprint=brand.blueprint,
+        length_range=brand.length.token_range if brand.length is not None else None,
+        sample_size=job.options.eval_sample_size,
+        seed=job.options.seed,
+        dedup_stats={k: v for k, v in rejections_by_step.items() if k in DEDUP_STEPS},
+        rejection_stats=rejections_by_step,
+        language_detector=FastLangDetector() if request.language_expansion is not None else None,
+    )
 
 
 def _before_rows(job: AdaptJob, plan: AdaptPlan) -> Iterator[Row]:

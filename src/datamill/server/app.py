@@ -1,7 +1,9 @@
 """`create_app(settings)`: the datamill HTTP server as a FastAPI app, built on demand (never at import).
 
 Startup migrates the database and starts the ingest workers, which pick up any upload a previous process left
-unread; shutdown lets the file being read finish and releases the database. Routes: the Adaption-compatible
+unread, and the run worker (`datamill.runners`), which resumes the runs a previous process left unfinished;
+shutdown gives the run in progress back to the queue, lets the file being read finish and releases the
+database. Routes: the Adaption-compatible
 API under ``/api/v1`` (`server.compat.adaption`), the upload links (`server.uploads`), ``/healthz``, and the
 OpenAPI description at ``/openapi.json`` with interactive docs at ``/docs``.
 """
@@ -17,7 +19,13 @@ from starlette.concurrency import run_in_threadpool
 
 from datamill.api.server_settings import ServerSettings
 from datamill.server import uploads
-from datamill.server.compat import adaption
+from datamill.server.compat import (
+    adaption,
+    adaption_combine,
+    adaption_custom_evals,
+    adaption_publish,
+    adaption_runs,
+)
 from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
 
@@ -37,9 +45,13 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ctx.store.migrate)
         await run_in_threadpool(ctx.ingest.start)
+        await ctx.custom_eval_runner.start()
+        await run_in_threadpool(ctx.runs.start)
         try:
             yield
         finally:
+            await run_in_threadpool(ctx.runs.close)
+            await ctx.custom_eval_runner.close()
             await run_in_threadpool(ctx.ingest.close)
             ctx.store.close()
 
@@ -52,8 +64,14 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     )
     app.state.context = ctx
     install_error_handlers(app)
+    adaption_runs.install_run_error_handlers(app)
     app.include_router(uploads.router)
+    # Static /datasets/combine paths before /datasets/{dataset_id}.
+    app.include_router(adaption_combine.router, prefix="/api/v1")
     app.include_router(adaption.router)
+    app.include_router(adaption_custom_evals.router, prefix="/api/v1")
+    app.include_router(adaption_publish.router, prefix="/api/v1")
+    app.include_router(adaption_runs.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import Request
 
+from datamill.api.adapt import make_gateway
+from datamill.api.combine import CombineService
+from datamill.api.custom_evals import BackgroundCustomEvals, CustomEvalService
+from datamill.api.dataset_output import CheckpointRunOutputs, DatasetOutputs
 from datamill.api.datasets import DatasetService
 from datamill.api.ingest import BackgroundIngest, IngestService
+from datamill.api.publish import PublishService, PublishSettings
+from datamill.api.runs_settings import RunSettings
+from datamill.api.runs_wiring import RunServices
 from datamill.api.server_settings import ServerSettings
+from datamill.api.settings import Settings
 from datamill.api.tenants import TenantService
 from datamill.api.uploads import UploadService
 from datamill.server.signing import UploadSigner, load_or_create_secret
@@ -27,10 +35,15 @@ class ServerContext:
     datasets: DatasetService
     uploads: UploadService
     ingest: BackgroundIngest
+    combine: CombineService
+    custom_evals: CustomEvalService
+    custom_eval_runner: BackgroundCustomEvals
+    publish: PublishService
+    runs: RunServices
 
     @classmethod
-    def build(cls, settings: ServerSettings) -> ServerContext:
-        """Wire the services for `settings`; connects to nothing until used."""
+    def build(cls, settings: ServerSettings, *, runs: RunSettings | None = None) -> ServerContext:
+        """Wire the services for `settings` and `runs` (default: the environment); connects to nothing."""
         store = Store.from_url(settings.database_url)
         blobs = blob_store_from_url(settings.blob_url)
         secret = settings.signing_secret or load_or_create_secret(settings.secret_path)
@@ -42,6 +55,12 @@ class ServerContext:
             ttl_s=settings.upload_url_ttl_s,
             on_uploaded=ingest.submit,
         )
+        outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(settings.data_dir))
+        # The judge model and routes come from DATAMILL_MODEL and DATAMILL_ROUTES, as for the CLI.
+        model_settings = replace(Settings.from_env(), data_dir=settings.data_dir)
+        custom_evals = CustomEvalService(
+            store, outputs, lambda: make_gateway(model_settings), model=model_settings.model
+        )
         return cls(
             settings=settings,
             store=store,
@@ -51,6 +70,11 @@ class ServerContext:
             datasets=DatasetService(store),
             uploads=uploads,
             ingest=ingest,
+            combine=CombineService(store, blobs, outputs, on_created=ingest.submit),
+            custom_evals=custom_evals,
+            custom_eval_runner=BackgroundCustomEvals(custom_evals),
+            publish=PublishService(DatasetService(store), outputs, PublishSettings.from_env(), custom_evals),
+            runs=RunServices.build(store, blobs, runs or RunSettings.from_env(), settings.data_dir),
         )
 
 

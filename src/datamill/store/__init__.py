@@ -1,14 +1,14 @@
 """Persistence: the metadata database (SQLAlchemy 2 + Alembic) and blob storage.
 
 `Store.from_url(url)` opens the database (SQLite by default, PostgreSQL for scale-out) and `Store.migrate()`
-brings its schema up to date; the repository modules (`tenants`, `datasets`, `uploads`) hold the queries,
-each taking the caller's session. `blob_store_from_url(url)` gives the `BlobStore` for a local directory or
-any fsspec URL.
+brings its schema up to date; the repository modules (`tenants`, `datasets`, `uploads`, `runs`) hold the
+queries, each taking the caller's session. `blob_store_from_url(url)` gives the `BlobStore` for a local
+directory or any fsspec URL.
 """
 
 from datamill.store.blobs import BlobInfo, BlobStore, BlobTooLargeError, LocalBlobStore, blob_store_from_url
 from datamill.store.db import Store
-from datamill.store.models import ApiKey, Base, Dataset, DatasetFile, Tenant, Upload, utcnow
+from datamill.store.models import ApiKey, Base, Dataset, DatasetFile, Run, Tenant, Upload, utcnow
 
 __all__ = [
     "ApiKey",
@@ -19,6 +19,7 @@ __all__ = [
     "Dataset",
     "DatasetFile",
     "LocalBlobStore",
+    "Run",
     "Store",
     "Tenant",
     "Upload",

@@ -1,5 +1,6 @@
-"""The metadata schema: SQLAlchemy 2 ORM models of tenants, API keys, datasets, their files and uploads,
-custom evaluations and idempotency records.
+"""The metadata schema: SQLAlchemy 2 ORM models of tenants, API keys, datasets, their files and uploads.
+
+Also custom evaluations and idempotency records.
 
 Every row that a tenant owns carries `tenant_id`, and every repository query filters on it, so one tenant can
 never read another's rows. Datetimes are stored as naive UTC (`UtcDateTime`) so that SQLite, which keeps no
@@ -13,7 +14,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, MetaData, Numeric, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -207,3 +220,53 @@ class IdempotencyRecord(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     resource_id: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[dt.datetime]
+
+
+class Run(Base):
+    """A durable job: one adaptation (or translate/localize) of a dataset, claimed and run by a worker.
+
+    `status` moves queued → running → succeeded | failed (cancelled is reserved). A worker holds a running
+    run by its lease (`worker_id`, `lease_expires_at`, extended by heartbeats); a running run whose lease has
+    expired belongs to nobody and is claimed again, which resumes it from its checkpoint. `dataset_id` is
+    the dataset the run writes (the dataset itself for adapt, a new derived dataset for translate/localize);
+    `source_dataset_id` is the one whose files it reads, and scopes the idempotency key with the kind.
+    """
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "kind", "source_dataset_id", "idempotency_key", name="uq_runs_idempotency"
+        ),
+        Index("ix_runs_status_lease", "status", "lease_expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    source_dataset_id: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    request: Mapped[dict[str, Any]]
+    options: Mapped[dict[str, Any]]
+    model: Mapped[str] = mapped_column(String(200))
+    estimate: Mapped[dict[str, Any] | None]
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    launch_response: Mapped[dict[str, Any]]
+    credits_reserved: Mapped[float] = mapped_column(Numeric(20, 6, asdecimal=False))
+    credits_used: Mapped[float | None] = mapped_column(Numeric(20, 6, asdecimal=False))
+    cost_usd: Mapped[float] = mapped_column(Numeric(20, 8, asdecimal=False))
+    processed_rows: Mapped[int] = mapped_column(BigInteger)
+    total_rows: Mapped[int | None] = mapped_column(BigInteger)
+    rows_out: Mapped[int | None] = mapped_column(BigInteger)
+    rows_rejected: Mapped[int | None] = mapped_column(BigInteger)
+    worker_id: Mapped[str | None] = mapped_column(String(120))
+    attempts: Mapped[int]
+    heartbeat_at: Mapped[dt.datetime | None]
+    lease_expires_at: Mapped[dt.datetime | None]
+    error_data: Mapped[dict[str, Any] | None]
+    evaluation_status: Mapped[str | None] = mapped_column(String(16))
+    evaluation: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime]
+    updated_at: Mapped[dt.datetime]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]

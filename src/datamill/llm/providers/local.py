@@ -29,6 +29,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +162,13 @@ def _close_all() -> None:
             with contextlib.suppress(Exception):
                 loaded.llama.close()
         _MODELS.clear()
+    # llama_cpp._utils opens two os.devnull handles at import and never closes them (a ResourceWarning at exit).
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        handle = getattr(utils, name, None)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                handle.close()
 
 
 def _generate(path: Path, request: ChatRequest) -> ProviderReply:

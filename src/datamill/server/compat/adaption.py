@@ -1,18 +1,17 @@
 """The Adaption-compatible API (contract §3): dataset routes, with the upload routes mounted first.
 
 Every handler takes the tenant from the bearer key and calls a service; another tenant's dataset id answers
-404 exactly like an unknown one. Runs, downloads of outputs and evaluations come with the run services.
+404 exactly like an unknown one. Runs, downloads of their output and evaluations are in `adaption_runs`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from datamill.api.datasets import DatasetView
 from datamill.api.listing import parse_list_query
-from datamill.core.errors import ValidationError
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat import adaption_uploads
 from datamill.server.compat.adaption_models import (
@@ -26,7 +25,6 @@ from datamill.server.compat.adaption_models import (
     ProgressPublic,
 )
 
-DOWNLOAD_FORMATS = ("csv", "json", "jsonl", "parquet")
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404)}
 
 router = APIRouter(prefix="/api/v1")
@@ -47,6 +45,7 @@ def dataset_public(view: DatasetView) -> DatasetPublic:
         updated_at=view.updated_at,
         row_count=view.row_count,
         configured_column_mapping=view.configured_column_mapping,
+        evaluation_summary=view.evaluation_summary,
         run_id=view.run_id,
         progress=ProgressPublic(**view.progress) if view.progress else None,
         error_data=ErrorDataPublic(**view.error_data) if view.error_data else None,
@@ -126,25 +125,6 @@ def delete_dataset(dataset_id: str, tenant: CurrentTenant, context: Context) -> 
     """Soft-delete a dataset; 409 while a run is processing it."""
     context.datasets.delete(tenant.id, dataset_id)
     return DatasetDeletePublic(message=f"Dataset {dataset_id} deleted")
-
-
-@datasets.get(
-    "/datasets/{dataset_id}/download",
-    responses={422: {"model": ErrorPublic, "description": "No run has ever started on the dataset."}},
-)
-def download_dataset(
-    dataset_id: str,
-    tenant: CurrentTenant,
-    context: Context,
-    file_format: Annotated[str | None, Query(alias="fileFormat")] = None,
-) -> None:
-    """Download a dataset's output (``fileFormat`` csv by default, json, jsonl, parquet as tar.gz)."""
-    fmt = (file_format or "csv").lower()
-    if fmt not in DOWNLOAD_FORMATS:
-        raise ValidationError.of("fileFormat", f"must be one of {', '.join(DOWNLOAD_FORMATS)}")
-    context.datasets.check_download(tenant.id, dataset_id)
-    # Unreachable until runs exist (check_download answers 422 while no run has started); runs bring it.
-    raise HTTPException(501, "downloads of run output are not implemented yet")
 
 
 router.include_router(datasets)

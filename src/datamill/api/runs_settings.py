@@ -1,0 +1,97 @@
+"""Settings of runs and of the worker that executes them, read from the environment once, in a factory.
+
+| variable                   | meaning                                                        | default      |
+|----------------------------|----------------------------------------------------------------|--------------|
+| DATAMILL_MODEL             | the model of every run (the wire API has no model field)       | the routes'  |
+| DATAMILL_ROUTES            | a routing file whose entries override the shipped ones         | (none)       |
+| DATAMILL_WORKER            | run the in-process worker (``0``/``false``: queue runs only)   | 1            |
+| DATAMILL_RUN_BATCH_SIZE    | rows per batch; each finished batch is checkpointed            | 256          |
+| DATAMILL_RUN_LEASE_S       | seconds a worker's claim lasts without a heartbeat             | 30           |
+| DATAMILL_WORKER_POLL_S     | seconds between polls of an idle worker                        | 1            |
+| DATAMILL_RUN_MAX_ATTEMPTS  | claims a run gets before it is failed (``E0302``)              | 3            |
+| DATAMILL_RUN_EVALUATE      | grade a sample before and after each adaptation                | 1            |
+| DATAMILL_EVAL_SAMPLE_SIZE  | rows the evaluation judges                                     | 50           |
+
+After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from datamill.api.settings import Settings
+from datamill.core.credits import PriceTable
+from datamill.core.errors import ConfigError
+from datamill.core.run_options import RunOptions
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(value: str, name: str) -> bool:
+    text = value.strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise ConfigError(f"{name}: must be one of {', '.join(_TRUE + _FALSE)}, got {value!r}")
+    return text in _TRUE
+
+
+def _number(value: str, name: str, *, integer: bool = False) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0 or (integer and number != int(number)):
+        raise ConfigError(f"{name}: must be a positive {'whole ' if integer else ''}number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How runs execute; see the module docstring. Build with `from_env`, or directly in tests."""
+
+    worker: bool = True
+    model: str | None = None
+    routes_path: Path | None = None
+    batch_size: int = 256
+    lease_s: float = 30.0
+    poll_s: float = 1.0
+    max_attempts: int = 3
+    evaluate: bool = True
+    eval_sample_size: int = 50
+    price_table: PriceTable = field(default_factory=PriceTable)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> RunSettings:
+        """Read the variables of the module docstring; unset ones keep their defaults."""
+        env = dict(os.environ) if env is None else env
+        llm = Settings.from_env(env)
+        values: dict[str, Any] = {"model": llm.model, "routes_path": llm.routes_path}
+        if text := env.get("DATAMILL_WORKER"):
+            values["worker"] = _flag(text, "DATAMILL_WORKER")
+        if text := env.get("DATAMILL_RUN_EVALUATE"):
+            values["evaluate"] = _flag(text, "DATAMILL_RUN_EVALUATE")
+        for name, key in (
+            ("DATAMILL_RUN_BATCH_SIZE", "batch_size"),
+            ("DATAMILL_RUN_MAX_ATTEMPTS", "max_attempts"),
+        ):
+            if text := env.get(name):
+                values[key] = int(_number(text, name, integer=True))
+        if text := env.get("DATAMILL_EVAL_SAMPLE_SIZE"):
+            values["eval_sample_size"] = int(_number(text, "DATAMILL_EVAL_SAMPLE_SIZE", integer=True))
+        for name, key in (("DATAMILL_RUN_LEASE_S", "lease_s"), ("DATAMILL_WORKER_POLL_S", "poll_s")):
+            if text := env.get(name):
+                values[key] = _number(text, name)
+        return replace(cls(), **values)
+
+    def run_options(self) -> RunOptions:
+        """The options a new run is launched with (kept with the run, so a resume uses the same)."""
+        return RunOptions(
+            batch_size=self.batch_size, evaluate=self.evaluate, eval_sample_size=self.eval_sample_size
+        )
+
+    def llm_settings(self, data_dir: Path) -> Settings:
+        """The gateway settings: routing, model, and the response cache in the data dir."""
+        return Settings(data_dir=data_dir, routes_path=self.routes_path, model=self.model)

@@ -1,0 +1,62 @@
+"""`RunServices`: the run services of one server, wired together, and the in-process worker's lifecycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from datamill.api.datasets import DatasetService
+from datamill.api.downloads import DownloadService
+from datamill.api.evaluations import EvaluationService
+from datamill.api.runs import RunService
+from datamill.api.runs_execute import RunExecutor
+from datamill.api.runs_expand import ExpandService
+from datamill.api.runs_quote import RunQuoter
+from datamill.api.runs_settings import RunSettings
+from datamill.runners.worker import BackgroundWorker, Worker
+from datamill.store import BlobStore, Store
+
+
+@dataclass(frozen=True)
+class RunServices:
+    """Launching, expanding, downloading, evaluating, and the worker that executes runs."""
+
+    settings: RunSettings
+    launcher: RunService
+    expand: ExpandService
+    downloads: DownloadService
+    evaluations: EvaluationService
+    worker: BackgroundWorker
+
+    @classmethod
+    def build(cls, store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path) -> RunServices:
+        """Wire everything; nothing starts until `start`."""
+        worker = BackgroundWorker(
+            Worker(
+                store,
+                RunExecutor(store, blobs, settings, data_dir),
+                lease_s=settings.lease_s,
+                poll_s=settings.poll_s,
+                max_attempts=settings.max_attempts,
+            )
+        )
+        quoter = RunQuoter(store, blobs, settings, data_dir)
+        launcher = RunService(store, quoter, on_queued=worker.wake)
+        datasets = DatasetService(store)
+        return cls(
+            settings=settings,
+            launcher=launcher,
+            expand=ExpandService(launcher, quoter, settings),
+            downloads=DownloadService(store, datasets, data_dir),
+            evaluations=EvaluationService(store, datasets),
+            worker=worker,
+        )
+
+    def start(self) -> None:
+        """Start the in-process worker, unless the settings turn it off (runs then wait in the queue)."""
+        if self.settings.worker:
+            self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker; the run it was executing goes back to the queue and resumes on the next start."""
+        self.worker.close()

@@ -1,0 +1,109 @@
+"""A run's output: the checkpointed Parquet parts under ``<data_dir>/runs/<run_id>/``, read and converted.
+
+A run keeps its output where the pipeline checkpointed it (`datamill.pipelines.checkpoint` layout:
+``manifest.json``, ``parts/<batch>.parquet``, ``rejected/<batch>.jsonl``), beside ``request.json`` (the
+run's request) and, once evaluated, ``evaluation.json``. A part is complete on disk or absent, so reading
+while the run is still going (or after it failed) gives exactly the rows of its finished batches, in input
+order. Nothing here writes to the run's directory: readers never disturb a run in progress.
+
+`export` converts the output for a download: csv, json and jsonl through `datamill.dataio`'s writers (one
+schema unified over all parts, internal columns left out), and ``parquet`` as a gzipped tar of one Parquet
+shard per finished batch (``part-00000.parquet``, ...), as the Adaption API serves it.
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datamill.dataio import open_writer
+from datamill.pipelines.checkpoint import conform
+
+#: Download formats and their media types.
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "jsonl": "application/x-ndjson",
+    "parquet": "application/gzip",
+}
+#: File name extension of each download format.
+EXTENSIONS = {"csv": "csv", "json": "json", "jsonl": "jsonl", "parquet": "tar.gz"}
+
+
+def run_dir(data_dir: Path, run_id: str) -> Path:
+    """Where run `run_id` keeps its checkpoint and output."""
+    return data_dir / "runs" / run_id
+
+
+def _parts(root: Path) -> list[Path]:
+    return [p for p in sorted((root / "parts").glob("*.parquet")) if pq.read_metadata(p).num_rows]
+
+
+def output_schema(root: Path) -> pa.Schema | None:
+    """The public schema of the output (internal ``_`` columns left out), or None before any row exists."""
+    paths = _parts(root)
+    if not paths:
+        return None
+    schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+    return pa.schema([f for f in schema if not f.name.startswith("_")])
+
+
+def output_tables(root: Path) -> Iterator[pa.Table]:
+    """The output rows in input order, one table per finished batch, all with `output_schema`."""
+    schema = output_schema(root)
+    if schema is None:
+        return
+    for path in _parts(root):
+        yield conform(pq.read_table(path), schema)
+
+
+def output_rows(root: Path) -> int:
+    """How many output rows the finished batches hold."""
+    return sum(pq.read_metadata(p).num_rows for p in (root / "parts").glob("*.parquet"))
+
+
+def export(root: Path, fmt: str, dest: Path) -> None:
+    """Write the output to `dest` as `fmt` (csv, json, jsonl, or parquet: a tar.gz of shards).
+
+    Raises:
+        ValueError: an unknown format.
+    """
+    if fmt == "parquet":
+        _export_shards(root, dest)
+        return
+    if fmt not in MEDIA_TYPES:
+        raise ValueError(f"unknown download format {fmt!r}")
+    with open_writer(dest, format=fmt) as writer:
+        for table in output_tables(root):
+            writer.write_batch(table)
+
+
+def _export_shards(root: Path, dest: Path) -> None:
+    tmp = dest.with_name(f".{dest.name}.partial")
+    with tarfile.open(tmp, "w:gz") as archive:
+        for number, table in enumerate(output_tables(root)):
+            buffer = io.BytesIO()
+            pq.write_table(table, buffer)
+            info = tarfile.TarInfo(f"part-{number:05d}.parquet")
+            info.size = buffer.tell()
+            buffer.seek(0)
+            archive.addfile(info, buffer)
+    tmp.replace(dest)
+
+
+def write_parquet(root: Path, dest: Path) -> tuple[list[str], int]:
+    """The whole output as one Parquet file at `dest`; returns its columns and row count."""
+    schema = output_schema(root) or pa.schema([])
+    rows = 0
+    tmp = dest.with_name(f".{dest.name}.partial")
+    with pq.ParquetWriter(tmp, schema) as writer:
+        for table in output_tables(root):
+            writer.write_table(table)
+            rows += table.num_rows
+    tmp.replace(dest)
+    return schema.names, rows

@@ -1,0 +1,143 @@
+"""Adaption API run routes: run/adapt (§3.10), translate/localize (§7), evaluation (§3.11), download (§3.8).
+
+Handlers only translate between the wire and the services in `datamill.api.runs`, `runs_expand`,
+`evaluations` and `downloads`. They are plain ``def`` functions (the services block on the database and on
+reading input files), so FastAPI runs them on its thread pool. Errors of their own: 402 when a tenant's
+balance does not cover a run (`InsufficientCreditsError`), and a 500 that says what is wrong when the
+server's model configuration cannot serve runs (`RunConfigError`); both are marked not to be retried.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
+
+from datamill.api.runs import InsufficientCreditsError
+from datamill.api.runs_quote import RunConfigError
+from datamill.server.auth import Context, CurrentTenant
+from datamill.server.compat.adaption_models import ErrorPublic
+from datamill.server.compat.adaption_run_models import (
+    EvaluationPublic,
+    ExpandCreate,
+    ExpandPublic,
+    QualityPublic,
+    RunCreate,
+    RunPublic,
+)
+from datamill.server.errors import error_response
+
+_ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404, 409)}
+_LAUNCH_ERRORS: dict[int | str, dict[str, object]] = {
+    402: {"model": ErrorPublic, "description": "The credit balance does not cover the estimate."},
+}
+
+router = APIRouter(tags=["datasets: runs"], responses=_ERRORS)
+
+
+def _body(body: RunCreate | ExpandCreate | None) -> dict[str, Any]:
+    return body.model_dump(exclude_unset=True) if body is not None else {}
+
+
+def _run(tenant: CurrentTenant, context: Context, dataset_id: str, body: RunCreate | None) -> RunPublic:
+    wire = context.runs.launcher.adapt(tenant.id, dataset_id, _body(body))
+    return RunPublic.model_validate(wire)
+
+
+@router.post(
+    "/datasets/{dataset_id}/adapt",
+    response_model=RunPublic,
+    response_model_exclude_unset=True,
+    responses=_LAUNCH_ERRORS,
+)
+def adapt_dataset(
+    dataset_id: str, tenant: CurrentTenant, context: Context, body: RunCreate | None = None
+) -> RunPublic:
+    """Start an adaptation of the dataset (or, with ``estimate: true``, quote one)."""
+    return _run(tenant, context, dataset_id, body)
+
+
+@router.post(
+    "/datasets/{dataset_id}/run",
+    response_model=RunPublic,
+    response_model_exclude_unset=True,
+    responses=_LAUNCH_ERRORS,
+    deprecated=True,
+)
+def run_dataset(
+    dataset_id: str, tenant: CurrentTenant, context: Context, body: RunCreate | None = None
+) -> RunPublic:
+    """Deprecated alias of ``/adapt``: the same body and response."""
+    return _run(tenant, context, dataset_id, body)
+
+
+@router.post("/datasets/{dataset_id}/translate", response_model=ExpandPublic, responses=_LAUNCH_ERRORS)
+def translate_dataset(
+    dataset_id: str, tenant: CurrentTenant, context: Context, body: ExpandCreate | None = None
+) -> ExpandPublic:
+    """Make a new dataset holding this one's rows plus a sample translated into ``languages``."""
+    return ExpandPublic.model_validate(
+        context.runs.expand.expand(tenant.id, dataset_id, "translate", _body(body))
+    )
+
+
+@router.post("/datasets/{dataset_id}/localize", response_model=ExpandPublic, responses=_LAUNCH_ERRORS)
+def localize_dataset(
+    dataset_id: str, tenant: CurrentTenant, context: Context, body: ExpandCreate | None = None
+) -> ExpandPublic:
+    """Make a new dataset holding this one's rows plus a sample localized for each (country, language)."""
+    return ExpandPublic.model_validate(
+        context.runs.expand.expand(tenant.id, dataset_id, "localize", _body(body))
+    )
+
+
+@router.get("/datasets/{dataset_id}/evaluation", response_model=EvaluationPublic)
+def get_evaluation(dataset_id: str, tenant: CurrentTenant, context: Context) -> EvaluationPublic:
+    """The before/after quality grade of the dataset's latest run (``status`` null before any run)."""
+    view = context.runs.evaluations.get(tenant.id, dataset_id)
+    quality = QualityPublic.model_validate(view.quality) if view.quality is not None else None
+    return EvaluationPublic(
+        dataset_id=view.dataset_id, status=view.status, quality=quality, raw_results=view.raw_results
+    )
+
+
+@router.get(
+    "/datasets/{dataset_id}/download",
+    response_class=FileResponse,
+    responses={422: {"model": ErrorPublic, "description": "No run has ever started on the dataset."}},
+)
+def download_dataset(
+    dataset_id: str,
+    tenant: CurrentTenant,
+    context: Context,
+    file_format: Annotated[str | None, Query(alias="fileFormat")] = None,
+) -> FileResponse:
+    """The output of the dataset's latest run: csv (default), json, jsonl, or parquet as a tar.gz of shards.
+
+    A failed run gives the rows finished before it failed; a run still in progress gives the rows finished so
+    far (header ``x-datamill-run-status`` says which).
+    """
+    prepared = context.runs.downloads.prepare(tenant.id, dataset_id, file_format)
+    return FileResponse(
+        prepared.path,
+        media_type=prepared.media_type,
+        filename=prepared.filename,
+        headers={"x-datamill-run-status": prepared.run_status},
+        background=BackgroundTask(prepared.path.unlink, missing_ok=True),
+    )
+
+
+async def _on_credits(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(402, str(exc))
+
+
+async def _on_run_config(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(500, str(exc))
+
+
+def install_run_error_handlers(app: FastAPI) -> None:
+    """Register the status codes of the run errors (more specific than the generic service-error handler)."""
+    app.add_exception_handler(InsufficientCreditsError, _on_credits)
+    app.add_exception_handler(RunConfigError, _on_run_config)

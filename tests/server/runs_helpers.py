@@ -1,0 +1,149 @@
+"""Helpers the run tests share: a server whose runs use the shipped fake model, uploads, and waiting.
+
+`runs_server` serves `create_app` around a context built with explicit `RunSettings` (the fake model, small
+batches, a fast worker poll), on a loopback port, like the suite's `running_server` does for settings alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import adaption
+import uvicorn
+import yaml
+from server_helpers import wait_for, write_rows
+
+from conftest import RunningServer
+from datamill.api.runs_settings import RunSettings
+from datamill.api.server_settings import ServerSettings
+from datamill.llm.fake_server import FakeOpenAIServer
+from datamill.llm.providers.fake import fake_value
+from datamill.server import create_app
+from datamill.server.context import ServerContext
+
+FAKE_MODEL = "fake/test-model"
+LOOP_MODEL = "loop/model"
+MAPPING = {"prompt": "question", "completion": "answer"}
+
+
+def run_settings(**overrides: Any) -> RunSettings:
+    values: dict[str, Any] = {"model": FAKE_MODEL, "batch_size": 4, "poll_s": 0.2, "eval_sample_size": 10}
+    return RunSettings(**(values | overrides))
+
+
+@contextmanager
+def runs_server(data_dir: Path, runs: RunSettings | None = None, **settings: Any) -> Iterator[RunningServer]:
+    """Serve the app with `runs` (default: `run_settings()`) on a free loopback port until the block ends."""
+    server_settings = ServerSettings.for_data_dir(data_dir, **settings)
+    context = ServerContext.build(server_settings, runs=runs or run_settings())
+    app = create_app(context=context)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", ws="none", http="h11", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    running = RunningServer(f"http://127.0.0.1:{port}", server_settings, context)
+    try:
+        yield running
+    finally:
+        running.close_clients()
+        server.should_exit = True
+        thread.join(20)
+        sock.close()
+
+
+def question(i: int) -> str:
+    """A question of its own words, so that no two are near-duplicates (dedup keeps them all)."""
+    rng = random.Random(i)
+    words = [_WORDS[rng.randrange(len(_WORDS))] + _WORDS[rng.randrange(len(_WORDS))] for _ in range(8)]
+    return f"Question {i}: why does the {' '.join(words)} work?"
+
+
+_WORDS = [
+    "amber",
+    "birch",
+    "cobalt",
+    "delta",
+    "ember",
+    "fjord",
+    "garnet",
+    "harbor",
+    "iris",
+    "jasper",
+    "kelp",
+    "lumen",
+    "maple",
+    "nectar",
+    "onyx",
+]
+
+
+def qa_rows(count: int, start: int = 0) -> list[dict[str, Any]]:
+    """Rows with distinct questions, an id and an answer."""
+    return [{"id": i, "question": question(i), "answer": f"Answer {i}."} for i in range(start, start + count)]
+
+
+def upload(client: adaption.Adaption, path: Path, rows: list[dict[str, Any]], **options: Any) -> str:
+    """Upload `rows` as the file `path` names and wait until they have been read; the dataset id."""
+    done = client.datasets.upload_file(write_rows(path, rows), **options)
+    wait_for(client, done.dataset_id)
+    return done.dataset_id
+
+
+def wait_done(client: adaption.Adaption, dataset_id: str) -> Any:
+    """`wait_for_completion` with short polls, so tests do not sleep for the SDK's 2 s default."""
+    return client.datasets.wait_for_completion(
+        dataset_id, initial_interval=0.05, max_interval=0.2, backoff_factor=1.5, timeout=60
+    )
+
+
+def loopback_reply(body: dict[str, Any]) -> str:
+    """What the loopback model answers: a JSON value for a schema request, else the prompt echoed."""
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    if schema is not None:
+        return json.dumps(fake_value(schema, "loop"))
+    last = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
+    return "[loop] " + " ".join(str(last.get("content", "")).split())[:120]
+
+
+@contextmanager
+def loopback_model(**options: Any) -> Iterator[FakeOpenAIServer]:
+    """A `FakeOpenAIServer` on a thread of its own (answering `loopback_reply` unless told otherwise)."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = FakeOpenAIServer(**({"reply": loopback_reply} | options))
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    try:
+        yield server
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def write_routes(path: Path, base_url: str, **route: Any) -> Path:
+    """A routing file that sends ``loop/*`` models to an OpenAI-compatible server at `base_url`."""
+    entry = {"provider": "openai", "base_url": base_url, "api_key_env": None, "model": "{suffix}"}
+    entry |= {"json_schema": True, "input_price": 0.0, "output_price": 0.0} | route
+    path.write_text(
+        yaml.safe_dump({"default_model": LOOP_MODEL, "routes": {"loop/*": entry}}), encoding="utf-8"
+    )
+    return path
