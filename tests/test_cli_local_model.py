@@ -1,4 +1,4 @@
-"""The real bundled model end to end through the CLI: `datamill demo`, and every recipe; no network, no keys."""
+"""The real bundled model end to end through the CLI: the demo and every recipe, with no network or keys."""
 
 from __future__ import annotations
 
