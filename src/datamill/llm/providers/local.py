@@ -162,7 +162,7 @@ def _close_all() -> None:
             with contextlib.suppress(Exception):
                 loaded.llama.close()
         _MODELS.clear()
-    # llama_cpp._utils opens two os.devnull handles at import and never closes them (a ResourceWarning at exit).
+    # llama_cpp._utils opens two os.devnull handles at import and never closes them (a warning at exit).
     utils = sys.modules.get("llama_cpp._utils")
     for name in ("outnull_file", "errnull_file"):
         handle = getattr(utils, name, None)
