@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from datamill.llm.types import ChatRequest, Message
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
-from datamill.steps.completion import DEFAULT_MAX_TOKENS, length_guidance
+from datamill.steps.completion import answer_budget, length_guidance
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -39,8 +39,7 @@ class ChatCompletion(RowStep):
         self.system = load_template("chat_system").render(
             blueprint=blueprint or "", length_guidance=length_guidance(token_range)
         )
-        self.max_tokens = int(token_range[1] * 1.25) + 16 if token_range else DEFAULT_MAX_TOKENS
-        self.expected_output_tokens = (token_range[0] + token_range[1]) // 2 if token_range else 256
+        self.max_tokens, self.expected_output_tokens = answer_budget(token_range)
         self.temperature = temperature
 
     def requests_for(self, row: Row) -> list[ChatRequest]:

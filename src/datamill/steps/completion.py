@@ -54,6 +54,14 @@ def row_passages(row: Row) -> list[dict[str, Any]]:
     return out
 
 
+def answer_budget(token_range: tuple[int, int] | None) -> tuple[int, int]:
+    """The output-token cap of an answer and the size expected, for a length target (or none)."""
+    if token_range is None:
+        return DEFAULT_MAX_TOKENS, DEFAULT_EXPECTED_TOKENS
+    # Leave headroom above the target so answers end on a sentence rather than a cut.
+    return int(token_range[1] * 1.25) + 16, sum(token_range) // 2
+
+
 class GenerateCompletion(RowStep):
     """Writes ``enhanced_completion`` for ``enhanced_prompt`` (falling back to ``original_prompt``)."""
 
@@ -73,9 +81,7 @@ class GenerateCompletion(RowStep):
         self.template = load_template("completion")
         self.blueprint = blueprint
         self.guidance = length_guidance(token_range)
-        # Leave headroom above the target so answers end on a sentence rather than a cut.
-        self.max_tokens = int(token_range[1] * 1.25) + 16 if token_range else DEFAULT_MAX_TOKENS
-        self.expected_output_tokens = sum(token_range) // 2 if token_range else DEFAULT_EXPECTED_TOKENS
+        self.max_tokens, self.expected_output_tokens = answer_budget(token_range)
         self.temperature = temperature
 
     def requests_for(self, row: Row) -> list[ChatRequest]:
