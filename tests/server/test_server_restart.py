@@ -25,7 +25,7 @@ from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, qa_rows, upload, w
 from datamill.api.tenants import TenantService
 from datamill.store import Run, Store
 
-ROWS = 60
+ROWS = 80
 
 
 def _free_port() -> int:
@@ -86,7 +86,7 @@ def test_a_killed_server_finishes_the_run_with_every_row_once(tmp_path: Path) ->
     store = Store.from_url(f"sqlite:///{data_dir / 'datamill.db'}")
     store.migrate()
     key = TenantService(store).create_key("crash").key
-    with loopback_model(latency_s=0.03) as model:
+    with loopback_model(latency_s=0.05) as model:
         env = os.environ | {
             "DATAMILL_ROUTES": str(write_routes(tmp_path / "routes.yaml", model.base_url, max_concurrency=2)),
             "DATAMILL_MODEL": LOOP_MODEL,
@@ -100,7 +100,7 @@ def test_a_killed_server_finishes_the_run_with_every_row_once(tmp_path: Path) ->
             client = adaption.Adaption(api_key=key, base_url=url, max_retries=0)
             dataset_id = upload(client, tmp_path / "qa.csv", qa_rows(ROWS))
             client.datasets.adapt(dataset_id, column_mapping=MAPPING, recipe_specification=recipes)
-            done_before = _wait_for_progress(client, dataset_id, 15)
+            done_before = _wait_for_progress(client, dataset_id, 10)
             process.send_signal(signal.SIGKILL)
             process.wait(10)
             client.close()

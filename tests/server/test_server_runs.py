@@ -3,6 +3,7 @@ progress, idempotency, credits (402), the errors of bad launches, and tenant iso
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -274,3 +275,43 @@ def test_a_body_that_is_not_an_object_is_400(srv: RunningServer, tmp_path: Path)
     assert answer.status_code == 400
     assert unknown.status_code == 400
     assert [e["field"] for e in unknown.json()["errors"]] == ["x"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".json", ".parquet"])
+def test_every_upload_format_can_be_adapted(srv: RunningServer, tmp_path: Path, suffix: str) -> None:
+    client = srv.client()
+    dataset_id = upload(client, tmp_path / f"qa{suffix}", qa_rows(5))
+    client.datasets.adapt(
+        dataset_id, column_mapping=MAPPING, recipe_specification={"recipes": {"prompt_rephrase": False}}
+    )
+    assert wait_done(client, dataset_id).status == "succeeded"
+    (run,) = _runs_of(srv, dataset_id)
+    assert run.rows_out == 5
+
+
+def test_a_batch_of_files_runs_as_one_dataset(srv: RunningServer) -> None:
+    client = srv.client()
+    parts = [
+        b"id,question,answer\n1,Why is the sky blue today?,Scattering.\n",
+        b"id,question,answer\n2,How do tides follow the moon?,Gravity.\n3,What makes bread rise?,Yeast.\n",
+    ]
+    files = [
+        {"file_name": f"part{i}.csv", "file_format": "csv", "file_size_bytes": len(p)}
+        for i, p in enumerate(parts)
+    ]
+    started = client.datasets.upload.initiate_batch(name="batch", files=files)
+    for upload_slot, data in zip(started.uploads, parts, strict=True):
+        httpx.put(upload_slot.upload_url, content=data).raise_for_status()
+    client.datasets.upload.complete_batch(
+        dataset_id=started.dataset_id,
+        files=[{**f, "s3_key": u.s3_key} for f, u in zip(files, started.uploads, strict=True)],
+    )
+    wait_for(client, started.dataset_id)
+    client.datasets.adapt(started.dataset_id, column_mapping=MAPPING)
+    assert wait_done(client, started.dataset_id).status == "succeeded"
+    text = client.datasets.download(started.dataset_id, file_format="jsonl").text()
+    assert [json.loads(line)["original_prompt"] for line in text.splitlines()] == [
+        "Why is the sky blue today?",
+        "How do tides follow the moon?",
+        "What makes bread rise?",
+    ]

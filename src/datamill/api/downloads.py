@@ -16,8 +16,10 @@ caller deletes it when the response is sent (`DownloadFile.path`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,6 +60,15 @@ class DownloadService:
 
     def __init__(self, store: Store, datasets: DatasetService, data_dir: Path) -> None:
         self._store, self._datasets, self._data_dir = store, datasets, data_dir
+        self._folder = data_dir / "tmp" / "downloads"
+
+    def purge(self, older_than_s: float = 3600.0) -> None:
+        """Delete converted files left behind (a client that went away before the end, a crash)."""
+        cutoff = time.time() - older_than_s
+        for path in self._folder.glob("*") if self._folder.is_dir() else ():
+            with contextlib.suppress(OSError):  # being sent or deleted right now
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def prepare(self, tenant_id: str, dataset_id: str, file_format: str | None) -> DownloadFile:
         """Convert the dataset's run output to a temporary file.
@@ -73,8 +84,7 @@ class DownloadService:
         with self._store.session() as session:
             run = repo.get_run(session, tenant_id, view.run_id)
             status = run.status if run is not None else "succeeded"
-        folder = self._data_dir / "tmp" / "downloads"
-        folder.mkdir(parents=True, exist_ok=True)
-        dest = folder / f"{secrets.token_hex(8)}.{EXTENSIONS[fmt]}"
+        self._folder.mkdir(parents=True, exist_ok=True)
+        dest = self._folder / f"{secrets.token_hex(8)}.{EXTENSIONS[fmt]}"
         export(run_dir(self._data_dir, view.run_id), fmt, dest)
         return DownloadFile(dest, MEDIA_TYPES[fmt], f"{_safe_name(view.name)}.{EXTENSIONS[fmt]}", status)

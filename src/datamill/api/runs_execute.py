@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 import orjson
 import pyarrow.compute as pc
 
-from datamill.api.adapt import PreparedRun, make_gateway
+from datamill.api.adapt import AdaptJob, PreparedRun, make_gateway
 from datamill.api.evaluate_run import judge_run
 from datamill.api.runs_plans import (
     ADAPT,
@@ -121,7 +121,7 @@ class RunExecutor:
 
     async def _evaluate(
         self,
-        job: Any,
+        job: AdaptJob,
         prepared: PreparedRun,
         checkpoint: DirectoryCheckpoint,
         result: AdaptResult,

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from datamill.api.errors import NotFoundError
 from datamill.api.runs import RunService, check_runnable, new_run
 from datamill.api.runs_plans import expansion_body
 from datamill.api.runs_quote import RunQuoter
@@ -145,7 +146,7 @@ def _derived_dataset(source: Dataset, kind: str, request: ExpandRequest) -> Data
 def _status_of(runs: RunService, tenant_id: str, dataset_id: str) -> str | None:
     try:
         return runs.dataset(tenant_id, dataset_id).status
-    except Exception:  # the derived dataset was deleted since: the replay still names it
+    except NotFoundError:  # the derived dataset was deleted since: the replay still names it
         return None
 
 

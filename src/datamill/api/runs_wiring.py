@@ -54,6 +54,7 @@ class RunServices:
 
     def start(self) -> None:
         """Start the in-process worker, unless the settings turn it off (runs then wait in the queue)."""
+        self.downloads.purge()
         if self.settings.worker:
             self.worker.start()
 

@@ -60,13 +60,13 @@ class Heartbeat:
         last_values: dict[str, Any] | None = None
         last_beat = time.monotonic()
         while not self._stop.wait(self._tick_s):
-            values = self._live.values()
-            due = time.monotonic() - last_beat >= self._lease_s / 3
-            if values == last_values and not due:
-                continue
             try:
+                values = self._live.values()
+                due = time.monotonic() - last_beat >= self._lease_s / 3
+                if values == last_values and not due:
+                    continue
                 held = self.beat(values)
-            except Exception:  # a database hiccup: keep running, the next tick tries again
+            except Exception:  # a database hiccup: keep beating, the next tick tries again
                 log.warning("heartbeat of run %s failed", self._run_id, exc_info=True)
                 continue
             last_values, last_beat = values, time.monotonic()

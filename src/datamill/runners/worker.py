@@ -109,7 +109,8 @@ class Worker:
         loop = asyncio.get_running_loop()
 
         def cancel() -> None:
-            loop.call_soon_threadsafe(task.cancel)
+            with contextlib.suppress(RuntimeError):  # the loop has closed: the attempt is over anyway
+                loop.call_soon_threadsafe(task.cancel)
 
         beat = Heartbeat(
             self._store,
