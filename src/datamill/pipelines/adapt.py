@@ -15,9 +15,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 
@@ -25,6 +25,8 @@ from datamill.core.errors import ModelError, fails_every_row
 from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import Rejection, Row, RowRejected, StepContext
+
+T = TypeVar("T")
 
 #: Internal columns a checkpoint keeps, so output rows can be traced to their source rows.
 _IDENTITY = frozenset({"_row", "_variant"})
@@ -134,7 +136,7 @@ class _RowRunner:
         self.on_progress = on_progress
 
     async def run(self, index: int, rows: list[Row], ctx: StepContext, checkpoint: BatchCheckpoint) -> None:
-        results = await asyncio.gather(*(self._one(row, ctx) for row in rows))
+        results = await gather_or_cancel([self._one(row, ctx) for row in rows])
         out = [saved_row(row) for group in results for row in group]
         checkpoint.save(index, out, [rejection_record(r) for r in ctx.rejected])
         self.counters.rows_out += len(out)
@@ -163,9 +165,24 @@ class _RowRunner:
                 ctx.reject(row, step.name, f"model error: {exc}")
                 return []
             if produced is not None:
-                groups = await asyncio.gather(*(self._chain(r, position + 1, ctx) for r in produced))
+                groups = await gather_or_cancel([self._chain(r, position + 1, ctx) for r in produced])
                 return [r for group in groups for r in group]
         return [row]
+
+
+async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Like ``asyncio.gather``, but the first error cancels the siblings (and is raised as itself).
+
+    A run-stopping model error in one row must not leave the batch's other rows calling the model.
+    """
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def public_row(row: Row) -> dict[str, Any]:
