@@ -88,8 +88,12 @@ class RunSettings:
 
     def run_options(self) -> RunOptions:
         """The options a new run is launched with (kept with the run, so a resume uses the same)."""
+        # The Adaption API scores safety and flags issues in columns, but never removes rows.
         return RunOptions(
-            batch_size=self.batch_size, evaluate=self.evaluate, eval_sample_size=self.eval_sample_size
+            batch_size=self.batch_size,
+            evaluate=self.evaluate,
+            eval_sample_size=self.eval_sample_size,
+            remove_unsafe_rows=False,
         )
 
     def llm_settings(self, data_dir: Path) -> Settings:

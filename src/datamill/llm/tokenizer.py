@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datamill.core.errors import ConfigError
-from datamill.llm.providers.local import resolve_model_path
+from datamill.llm.providers.local import llama_class, resolve_model_path
 from datamill.llm.types import Message
 
 #: Markup tokens around each chat message (ChatML: ``<|im_start|>``, role, newline, ``<|im_end|>``, newline).
@@ -108,7 +108,7 @@ class LlamaVocabTokenizer:
 
 def _load_vocab(path: Path) -> Any:
     try:
-        llama_class = importlib.import_module("llama_cpp").Llama
+        llama = llama_class()
     except ImportError as exc:
         raise ConfigError(
             "counting with a model vocabulary needs llama-cpp-python, which is not installed"
@@ -117,7 +117,7 @@ def _load_vocab(path: Path) -> Any:
     # verbose=False (its log levels are mis-mapped in 0.3.x); the warning is noise for a tokenizer.
     with contextlib.redirect_stderr(io.StringIO()):
         try:
-            return llama_class(model_path=str(path), vocab_only=True, verbose=False)
+            return llama(model_path=str(path), vocab_only=True, verbose=False)
         except ValueError as exc:
             raise ConfigError(f"llama.cpp cannot read the vocabulary of {path}: {exc}") from exc
 

@@ -126,11 +126,24 @@ def resolve_model_path(model: str) -> Path:
 
 def _llama_class() -> Any:
     try:
-        return importlib.import_module("llama_cpp").Llama
+        return llama_class()
     except ImportError as exc:
         raise ConfigError(
             f"the local model needs llama-cpp-python, which is not installed: {_INSTALL_HINT}"
         ) from exc
+
+
+_cleanup_registered = False
+
+
+def llama_class() -> Any:
+    """``llama_cpp.Llama``, with a clean-up at exit of what llama.cpp leaves open; ImportError when absent."""
+    global _cleanup_registered
+    llama = importlib.import_module("llama_cpp").Llama
+    if not _cleanup_registered:
+        _cleanup_registered = True
+        atexit.register(_close_all)
+    return llama
 
 
 def _load(path: Path) -> _LoadedModel:
@@ -145,8 +158,6 @@ def _load(path: Path) -> _LoadedModel:
                 )
             except ValueError as exc:
                 raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
-            if not _MODELS:
-                atexit.register(_close_all)
             loaded = _MODELS[key] = _LoadedModel(llama)
         return loaded
 
