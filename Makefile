@@ -7,9 +7,12 @@ PYTHON ?= python3
 # llama.cpp's default -march=native build enables AMX kernels that crash on some Xeons: build portable AVX2.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 STAMP := $(VENV)/.installed
+# The peer tools (Curator, distilabel, datasketch, rensa, text-dedup) live in their own venv, never in ours.
+COMPARE_VENV := bench/.venv-compare
+COMPARE_STAMP := $(COMPARE_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format typecheck check bench clean
+.PHONY: help install demo test lint format typecheck check bench bench-compare clean
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,5 +48,14 @@ check: lint test ## Everything CI runs
 bench: install ## Run the benchmarks; results go to bench/results/
 	$(PY) -m bench
 
+$(COMPARE_STAMP): bench/requirements-compare.txt
+	$(PYTHON) -m venv $(COMPARE_VENV)
+	$(COMPARE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPARE_VENV)/bin/python -m pip install --quiet -r bench/requirements-compare.txt
+	touch $(COMPARE_STAMP)
+
+bench-compare: install $(COMPARE_STAMP) ## Side by side with Curator, distilabel and the dedup libraries (own venv)
+	$(PY) -m bench.compare_tools
+
 clean: ## Remove the virtualenv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache out
+	rm -rf $(VENV) $(COMPARE_VENV) .pytest_cache .mypy_cache .ruff_cache out

@@ -12,7 +12,15 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
-BENCHMARKS = ["gateway_throughput", "read_memory", "dedup", "estimate_accuracy"]
+BENCHMARKS = [
+    "gateway_throughput",
+    "pipeline_throughput",
+    "rerun_cost",
+    "read_memory",
+    "dedup",
+    "estimate_accuracy",
+    "compare_tools",
+]
 
 
 def main() -> None:

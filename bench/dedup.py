@@ -16,26 +16,29 @@ is computed with plain Python sets, independently of the numpy code under test.
 - hashing docs/s: normalising, shingling and signatures alone; LSH docs/s: the rest of the step (index
   look-ups, verification, inserts); peak RSS: VmHWM of the process that ran the engine, with the corpus.
 
-Each engine runs in its own interpreter. ``datasketch`` and ``rensa`` run too when they happen to be
-importable (they are not dependencies), with the same shingles, 128 permutations and threshold, verifying
-candidates by their own Jaccard estimate. Writes bench/results/dedup.json (``summary_md``: a markdown table).
+Each engine runs in its own interpreter. ``datasketch``, ``rensa`` and ``text-dedup`` run too when this
+interpreter or the compare venv (``make bench-compare``, see ``bench/compare_dedup.py``) can import them
+(they are not dependencies): datasketch and rensa with the same shingles, 128 permutations and threshold,
+verifying candidates by their own Jaccard estimate; text-dedup with its own hashing and band choice on the
+same canonical text and word n-grams (``docs`` corpus only: it has no character shingles). Writes
+bench/results/dedup.json (``summary_md``: a markdown table); ``--results`` writes elsewhere.
 
-    python -m bench.dedup --docs 100000
+    python -m bench.dedup --docs 100000          # --docs 1000000 for the 1M run
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import random
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.compare_dedup import child_env, python_for
 
 RESULTS = Path(__file__).parent / "results" / "dedup.json"
 THRESHOLD = 0.8
@@ -47,7 +50,7 @@ PLANTED = (1.0, None, None, None, 0.65, 0.5)
 # Buckets of the removal-rate report (exact Jaccard similarity to the source).
 BUCKETS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5)
 CORPORA = {"docs": (32, 200, "words"), "prompts": (6, 23, "characters")}
-ENGINES = ("datamill", "datasketch", "rensa")
+ENGINES = ("datamill", "datasketch", "rensa", "text-dedup")
 
 
 def _peak_rss_mb() -> float:
@@ -242,6 +245,11 @@ def run_engine(engine: str, corpus: str, count: int) -> dict[str, Any]:
     rss_corpus = _peak_rss_mb()
     if engine == "datamill":
         removed, timing = run_datamill(texts)
+    elif engine == "text-dedup":
+        from bench.compare_dedup import run_text_dedup
+        from datamill.steps.minhash import WORD_NGRAM
+
+        removed, timing = run_text_dedup(texts, WORD_NGRAM, THRESHOLD, NUM_PERM)
     else:
         removed, timing = (run_datasketch if engine == "datasketch" else run_rensa)(texts, space)
     rss = _peak_rss_mb()
@@ -264,15 +272,11 @@ def run_engine(engine: str, corpus: str, count: int) -> dict[str, Any]:
 # ---- driver -------------------------------------------------------------------------------------------
 
 
-def _available(engine: str) -> bool:
-    return engine == "datamill" or importlib.util.find_spec(engine) is not None
-
-
-def _child(engine: str, corpus: str, count: int) -> dict[str, Any]:
+def _child(engine: str, corpus: str, count: int, python: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
-            sys.executable,
+            python,
             "-m",
             "bench.dedup",
             "--engine",
@@ -282,7 +286,7 @@ def _child(engine: str, corpus: str, count: int) -> dict[str, Any]:
             "--count",
             str(count),
         ]
-        code = subprocess.call([*cmd, "--out", str(out)])
+        code = subprocess.call([*cmd, "--out", str(out)], env=child_env())
         if code != 0 or not out.exists():
             return {"engine": engine, "corpus": corpus, "error": f"exit code {code}"}
         result: dict[str, Any] = json.loads(out.read_text())
@@ -318,6 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--corpus", choices=tuple(CORPORA), help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where to write the JSON results")
     args = parser.parse_args(argv)
     if args.engine:  # child process: one engine on one corpus
         args.out.write_text(json.dumps(run_engine(args.engine, args.corpus, args.count)))
@@ -325,14 +330,15 @@ def main(argv: list[str] | None = None) -> None:
     results = []
     for corpus, count in (("docs", args.docs), ("prompts", args.prompts)):
         for engine in ENGINES:
-            if count > 0 and _available(engine):
+            python = python_for(engine)
+            if count > 0 and python and not (engine == "text-dedup" and corpus != "docs"):
                 print(f"== {engine} on {count:,} {corpus}", flush=True)
-                results.append(_child(engine, corpus, count))
+                results.append(_child(engine, corpus, count, python))
                 print(json.dumps(results[-1]), flush=True)
     summary = summary_md(results)
-    RESULTS.parent.mkdir(exist_ok=True)
+    args.results.parent.mkdir(exist_ok=True)
     payload = {"threshold": THRESHOLD, "num_perm": NUM_PERM, "results": results, "summary_md": summary}
-    RESULTS.write_text(json.dumps(payload, indent=2))
+    args.results.write_text(json.dumps(payload, indent=2))
     print(summary)
 
 

@@ -81,6 +81,49 @@ async def test_additive_increase_regrows_to_the_ceiling_and_no_further() -> None
     assert seen[-1] == 8 == limiter.ceiling
 
 
+async def test_after_a_burst_the_limit_regrows_fast_to_what_the_provider_held() -> None:
+    limiter = AdaptiveLimiter(16)
+    windows = [await limiter.acquire() for _ in range(16)]
+    for window in windows[:4]:  # the provider held the other 12
+        limiter.release_rate_limited(window, None)
+    assert limiter.limit == 8
+
+    seen = []
+    for _ in range(12):
+        limiter.release_ok()
+        seen.append(limiter.limit)
+
+    # +1 per success back to 12 (one round trip), then additive probing: far slower above it.
+    assert seen == [9, 10, 11, 12] + [12] * 8
+
+
+async def _successes_until_growth(limiter: AdaptiveLimiter) -> int:
+    start, count = limiter.limit, 0
+    while limiter.limit == start:
+        await limiter.acquire()
+        limiter.release_ok()
+        count += 1
+    return count
+
+
+async def test_a_failed_probe_slows_the_next_probes_and_a_probe_that_holds_resets() -> None:
+    limiter = AdaptiveLimiter(8)
+    limiter.release_rate_limited(await limiter.acquire(), None)  # nothing else in flight: 4, probe from 4
+    assert limiter.limit == 4
+    assert await _successes_until_growth(limiter) == 4  # +1 per round trip (limit successes)
+    assert limiter.limit == 5
+
+    limiter.release_rate_limited(await limiter.acquire(), None)  # the probe to 5 failed
+    assert limiter.limit == 2
+    assert await _successes_until_growth(limiter) == 4 * 2  # +1 per 4 round trips now
+    assert await _successes_until_growth(limiter) == 4 * 3
+    assert await _successes_until_growth(limiter) == 4 * 4
+    assert limiter.limit == 5  # 4 held; now 5, where the probe failed, is probed again
+    assert await _successes_until_growth(limiter) == 4 * 5
+    assert limiter.limit == 6  # 5 held: the provider grew, so probing is fast again
+    assert await _successes_until_growth(limiter) == 6
+
+
 async def test_retry_after_pauses_the_key_then_resumes() -> None:
     limiter = AdaptiveLimiter(4)
     window = await limiter.acquire()

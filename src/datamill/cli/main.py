@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from datamill.cli.adapt import adapt_command, demo_command
+from datamill.cli.generate import generate_command, spec_group
 from datamill.cli.keys import keys_group, tenants_group
 from datamill.cli.models import models_command
 from datamill.cli.serve import serve_command
@@ -22,6 +23,8 @@ cli.add_command(models_command)
 cli.add_command(serve_command)
 cli.add_command(keys_group)
 cli.add_command(tenants_group)
+cli.add_command(spec_group)
+cli.add_command(generate_command)
 
 
 def main() -> None:

@@ -6,9 +6,17 @@
   burst that caused it and do not halve again. So a burst of 429s halves once.
 - A 429 with ``Retry-After`` pauses the whole key: no new request starts until it expires (requests already
   in flight carry on).
-- Additive increase: each success adds ``1/limit``, i.e. +1 for every ``limit`` successes, about +1 per round
-  trip (TCP's congestion avoidance). Adding a whole +1 per success would regrow a halved limit within one
-  round trip and hit the rate limit again straight away (measured in ``bench/gateway_throughput.py``).
+- Fast recovery to the last level that held: a 429 means the provider held at least the requests the client
+  still has in flight, so after a decrease the limiter remembers the fewest requests left in flight when a
+  429 of that burst came back (``recover_to``) and regrows to it at +1 per success (slow start, one round
+  trip from a halved limit). Plain additive increase from a halved limit took dozens of round trips, and a
+  provider capped at 200 concurrent requests got only ~0.68 of its allowed rate
+  (``bench/gateway_throughput.py``).
+- Additive increase above that level, i.e. probing: +1 per ``limit * rounds`` successes, about +1 per
+  ``rounds`` round trips (TCP's congestion avoidance). A probe that fails (a 429 while above the last level
+  that held) multiplies ``rounds`` by 4 (1, 4, 16, 64), because each failed probe costs a ``Retry-After``
+  pause; a probe that holds resets it. Adding a whole +1 per success above the level would hit the rate
+  limit again straight away.
 
 Cost: O(1) per acquire and release, no tasks. The fast path is a counter; a caller that has to wait parks on
 one future in a FIFO; a pause uses one timer per 429 that extends it.
@@ -39,7 +47,10 @@ class AdaptiveLimiter:
 
     __slots__ = (
         "_credit",
+        "_failed_at",
+        "_failed_probes",
         "_paused_until",
+        "_recover_to",
         "_timer",
         "_waiters",
         "_window",
@@ -57,6 +68,9 @@ class AdaptiveLimiter:
         self.rate_limited = 0
         self.decreases = 0
         self._credit = 0.0
+        self._recover_to = self.limit
+        self._failed_probes = 0
+        self._failed_at = 0
         self._window = 0
         self._paused_until = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -89,13 +103,10 @@ class AdaptiveLimiter:
             self._wake()
 
     def release_ok(self) -> None:
-        """Give a slot back after a success: additive increase."""
+        """Give a slot back after a success: regrow quickly to the last level that held, then probe."""
         self.in_flight -= 1
         if self.limit < self.ceiling:
-            self._credit += 1.0 / self.limit
-            if self._credit >= 1.0:
-                self._credit -= 1.0
-                self.limit += 1
+            self._grow()
         if self._waiters:
             self._wake()
 
@@ -104,14 +115,34 @@ class AdaptiveLimiter:
         self.in_flight -= 1
         self.rate_limited += 1
         if window == self._window:
+            if self.limit > self._recover_to:  # a probe above the last level that held has failed
+                self._failed_probes += 1
+                self._failed_at = self.limit
             self.limit = max(1, self.limit // 2)
             self._window += 1
             self._credit = 0.0
             self.decreases += 1
+            self._recover_to = self.in_flight
+        else:
+            # A 429 of the same burst: the provider still held at least what is left in flight.
+            self._recover_to = min(self._recover_to, self.in_flight)
         if retry_after:
             self._pause(retry_after)
         if self._waiters:
             self._wake()
+
+    def _grow(self) -> None:
+        if self.limit < self._recover_to:
+            self.limit += 1  # slow start back to a level the provider held
+            return
+        rounds = 4 ** min(3, self._failed_probes)
+        self._credit += 1.0 / (self.limit * rounds)
+        if self._credit >= 1.0:
+            self._credit -= 1.0
+            self._recover_to = self.limit  # it held for ``rounds`` round trips
+            if self.limit >= self._failed_at:
+                self._failed_probes = 0  # the level that failed last holds now: the provider grew
+            self.limit += 1
 
     def _pause(self, seconds: float) -> None:
         loop = asyncio.get_running_loop()

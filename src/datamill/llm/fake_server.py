@@ -9,11 +9,18 @@ From a shell (a benchmark runs it in its own process so its CPU is not the clien
 
     python -m datamill.llm.fake_server --port 8700 --latency 0.5
 
-Per request, in this order: above ``max_concurrent`` requests in flight → 429 with ``Retry-After``; the first
-``fail_first`` requests → 500; the next ``hang_first`` → no answer until the server stops (past any client
-timeout); otherwise wait ``latency_s``, answer 500 with probability ``error_rate``, else a chat completion
-whose content is ``reply`` (text, or a callable given the request body that returns text or a
-`FakeResponse` for full control of status, body and headers). ``GET /v1/models`` answers at once.
+Per request, in this order: above ``max_concurrent`` requests in flight → 429 with ``Retry-After``; above
+``max_per_minute`` requests admitted in the current minute (fixed windows from the first request) → 429 with
+``Retry-After`` set to the seconds left in the window; the first ``fail_first`` requests → 500; the next
+``hang_first`` → no answer until the server stops (past any client timeout); otherwise wait the latency
+(``latency_s``; with ``latency_dist`` ``uniform`` drawn from ``latency_s * (1 ± latency_spread)``, with
+``lognormal`` a median of ``latency_s`` and sigma ``latency_spread``), answer 500 with probability
+``error_rate``, else a chat completion whose content is ``reply`` (text, or a callable given the request
+body that returns text or a `FakeResponse` for full control of status, body and headers).
+``GET /v1/models`` answers at once.
+
+`echo_reply` answers each request with its last message, so every row of a benchmark gets a distinct answer
+(a fixed reply would make the next step's requests identical, and the response cache would answer them).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class FakeResponse:
 
 
 Reply = str | Callable[[dict[str, Any]], "str | FakeResponse"]
+LATENCY_DISTS = ("fixed", "uniform", "lognormal")
 
 
 class FakeOpenAIServer:
@@ -59,6 +67,9 @@ class FakeOpenAIServer:
         error_rate: float = 0.0,
         max_concurrent: int | None = None,
         retry_after_s: float = 1.0,
+        max_per_minute: int | None = None,
+        latency_dist: str = "fixed",
+        latency_spread: float = 0.0,
         hang_first: int = 0,
         reply: Reply = "fake reply",
         prompt_tokens: int | None = None,
@@ -74,6 +85,13 @@ class FakeOpenAIServer:
         self.error_rate = error_rate
         self.max_concurrent = max_concurrent
         self.retry_after_s = retry_after_s
+        self.max_per_minute = max_per_minute
+        if latency_dist not in LATENCY_DISTS:
+            raise ValueError(f"latency_dist must be one of {LATENCY_DISTS}, not {latency_dist!r}")
+        self.latency_dist = latency_dist
+        self.latency_spread = latency_spread
+        self._minute_start: float | None = None
+        self._minute_count = 0
         self.hang_first = hang_first
         self.reply = reply
         self.prompt_tokens = prompt_tokens
@@ -155,6 +173,11 @@ class FakeOpenAIServer:
             headers = {"Retry-After": f"{self.retry_after_s:g}"}
             self._admit()
             return self._send(FakeResponse(429, {"error": {"message": "too many requests"}}, headers))
+        wait = self._minute_wait()
+        if wait is not None:
+            self._admit()
+            headers = {"Retry-After": f"{wait:.3f}"}
+            return self._send(FakeResponse(429, {"error": {"message": "rate limit per minute"}}, headers))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self._admit()
@@ -170,14 +193,36 @@ class FakeOpenAIServer:
             if self._stopping is not None:
                 await self._stopping.wait()
             return FakeResponse(503, {"error": {"message": "server stopping"}})
-        if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
+        latency = self.latency()
+        if latency > 0:
+            await asyncio.sleep(latency)
         if self.error_rate and self._rng.random() < self.error_rate:
             return FakeResponse(500, {"error": {"message": "random failure"}})
         content = self.reply(body) if callable(self.reply) else self.reply
         if isinstance(content, FakeResponse):
             return content
         return FakeResponse(200, self._completion(number, body, content))
+
+    def latency(self) -> float:
+        """One draw of the answer latency in seconds, from ``latency_dist``."""
+        if self.latency_dist == "uniform":
+            spread = self.latency_s * self.latency_spread
+            return max(0.0, self._rng.uniform(self.latency_s - spread, self.latency_s + spread))
+        if self.latency_dist == "lognormal" and self.latency_s > 0:
+            return self._rng.lognormvariate(math.log(self.latency_s), self.latency_spread)
+        return self.latency_s
+
+    def _minute_wait(self) -> float | None:
+        """Seconds left in the current minute when its budget is spent (count this request otherwise)."""
+        if self.max_per_minute is None:
+            return None
+        now = asyncio.get_running_loop().time()
+        if self._minute_start is None or now - self._minute_start >= 60.0:
+            self._minute_start, self._minute_count = now, 0
+        if self._minute_count >= self.max_per_minute:
+            return max(0.001, 60.0 - (now - self._minute_start))
+        self._minute_count += 1
+        return None
 
     def _completion(self, number: int, body: dict[str, Any], content: str) -> dict[str, Any]:
         prompt_chars = sum(len(str(m.get("content", ""))) for m in body.get("messages", ()))
@@ -212,6 +257,12 @@ class FakeOpenAIServer:
         )
 
 
+def echo_reply(body: dict[str, Any]) -> str:
+    """The request's last message content, prefixed with ``echo:`` (``--echo`` on the command line)."""
+    messages = body.get("messages") or [{}]
+    return "echo: " + str(messages[-1].get("content", ""))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Serve until killed: ``python -m datamill.llm.fake_server --port 8700 --latency 0.5``."""
     parser = argparse.ArgumentParser(description="Loopback OpenAI-compatible fake server.")
@@ -220,17 +271,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--max-concurrent", type=int, default=None, help="429 above this many in flight")
     parser.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds sent with a 429")
+    parser.add_argument("--max-per-minute", type=int, default=None, help="429 above this many a minute")
+    parser.add_argument("--latency-dist", choices=LATENCY_DISTS, default="fixed")
+    parser.add_argument(
+        "--latency-spread", type=float, default=0.0, help="uniform ±fraction, lognormal sigma"
+    )
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--reply", default="fake reply")
+    parser.add_argument("--echo", action="store_true", help="answer each request with its last message")
     args = parser.parse_args(argv)
     server = FakeOpenAIServer(
         latency_s=args.latency,
         max_concurrent=args.max_concurrent,
         retry_after_s=args.retry_after,
+        max_per_minute=args.max_per_minute,
+        latency_dist=args.latency_dist,
+        latency_spread=args.latency_spread,
         fail_first=args.fail_first,
         error_rate=args.error_rate,
-        reply=args.reply,
+        reply=echo_reply if args.echo else args.reply,
         record=False,
         host=args.host,
         port=args.port,

@@ -2,7 +2,8 @@
 
 Templates live in ``datamill/steps/prompts/<name>.yaml``, are versioned like code, and are compiled once per
 process. A template file holds a ``version`` and a ``messages`` list (role + content), so few-shot examples
-are ordinary messages.
+are ordinary messages. A message with no Jinja markup (most few-shot turns) is kept as its text, not
+compiled: rendering a Jinja template costs a context per call, and a rephrase request has seven messages.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ class PromptTemplate:
 
     name: str
     version: int
-    parts: tuple[tuple[Role, jinja2.Template], ...]
+    parts: tuple[tuple[Role, jinja2.Template | str], ...]
 
     def render(self, **variables: Any) -> tuple[Message, ...]:
         messages = []
         for role, template in self.parts:
-            text = template.render(**variables).strip()
+            text = template if isinstance(template, str) else template.render(**variables).strip()
             if text:
                 messages.append(Message(role, text))
         return tuple(messages)
@@ -47,12 +48,19 @@ def load_template(name: str) -> PromptTemplate:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"prompt template {name!r} not found") from exc
-    parts = []
+    parts: list[tuple[Role, jinja2.Template | str]] = []
     for i, item in enumerate(doc.get("messages") or []):
         role = item.get("role")
         if role not in _ROLES:
             raise ConfigError(f"prompt template {name!r}: messages[{i}].role must be one of {_ROLES}")
-        parts.append((role, _ENV.from_string(str(item.get("content", "")))))
+        parts.append((role, _compile(str(item.get("content", "")))))
     if not parts:
         raise ConfigError(f"prompt template {name!r} has no messages")
     return PromptTemplate(name=name, version=int(doc.get("version", 1)), parts=tuple(parts))
+
+
+def _compile(source: str) -> jinja2.Template | str:
+    """A Jinja template, or the stripped text itself when ``source`` has no Jinja markup."""
+    if any(marker in source for marker in ("{{", "{%", "{#")):
+        return _ENV.from_string(source)
+    return source.strip()
