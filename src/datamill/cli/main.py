@@ -9,6 +9,7 @@ from datamill.cli.generate import generate_command, spec_group
 from datamill.cli.keys import keys_group, tenants_group
 from datamill.cli.models import models_command
 from datamill.cli.serve import serve_command
+from datamill.cli.worker import worker_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,6 +22,7 @@ cli.add_command(adapt_command)
 cli.add_command(demo_command)
 cli.add_command(models_command)
 cli.add_command(serve_command)
+cli.add_command(worker_command)
 cli.add_command(keys_group)
 cli.add_command(tenants_group)
 cli.add_command(spec_group)

@@ -5,6 +5,7 @@ On the first start (no API key exists yet) it issues a key for tenant ``default`
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,12 +42,17 @@ def bootstrap(settings: ServerSettings) -> IssuedKey | None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where the database, blobs and keys live (default: DATAMILL_HOME or ~/.local/share/datamill).",
 )
+@click.option(
+    "--no-worker", is_flag=True, help="Serve the API only; `datamill worker` processes run the jobs."
+)
 @handle_errors
-def serve_command(host: str, port: int, data_dir: Path | None) -> None:
+def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) -> None:
     """Serve the Adaption-compatible API (point the SDK's base_url here); see docs/server.md."""
     import uvicorn
 
+    from datamill.api.runs_settings import RunSettings
     from datamill.server import create_app
+    from datamill.server.context import ServerContext
 
     settings = ServerSettings.from_env(data_dir=data_dir)
     issued = bootstrap(settings)
@@ -56,4 +62,8 @@ def serve_command(host: str, port: int, data_dir: Path | None) -> None:
         )
         click.echo(f"\n    {issued.key}\n")
     click.echo(f"datamill: data in {settings.data_dir}; serving on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    runs = RunSettings.from_env()
+    if no_worker:
+        runs = replace(runs, worker=False)
+    context = ServerContext.build(settings, runs=runs)
+    uvicorn.run(create_app(context=context), host=host, port=port, log_level="info")
