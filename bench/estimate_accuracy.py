@@ -36,11 +36,10 @@ from datamill.llm.tokenizer import HeuristicTokenizer, Tokenizer
 from datamill.pipelines.estimate import (
     FIXED_OVERHEAD_S,
     Estimate,
-    compare,
-    comparison_markdown,
     estimate_plan,
     take_sample,
 )
+from datamill.pipelines.estimate_compare import compare, comparison_markdown
 from datamill.pipelines.plan import plan_adaptation
 
 RESULTS = Path(__file__).parent / "results" / "estimate_accuracy.json"

@@ -29,11 +29,10 @@ from datamill.pipelines.estimate import (
     LOCAL_PREFILL_TOKENS_PER_S,
     Estimate,
     StepEstimate,
-    compare,
-    comparison_markdown,
     estimate_plan,
     take_sample,
 )
+from datamill.pipelines.estimate_compare import compare, comparison_markdown
 from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import GenerateCompletion

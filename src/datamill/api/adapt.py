@@ -29,7 +29,8 @@ from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.llm.routing import Routing
 from datamill.pipelines.adapt import AdaptResult, RunCounters, run_adaptation
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
-from datamill.pipelines.estimate import Estimate, compare, estimate_plan, take_sample
+from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
+from datamill.pipelines.estimate_compare import compare
 from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
 
 
