@@ -6,7 +6,7 @@ still share common words):
 - ``docs``: ``--docs`` texts of 32–200 words (default 100,000), compared by word 3-grams;
 - ``prompts``: ``--prompts`` texts of 6–23 words (default 20,000), compared by character 5-grams.
 
-About 40% of the texts are edited copies of an earlier text (as in perf-notes.md): cosmetic copies, copies
+About 40% of the texts are edited copies of an earlier text: cosmetic copies, copies
 at an exact Jaccard similarity drawn from 0.82–1.0, and negatives at about 0.65 and 0.5 (the edited copy
 closest to the level). Each copy comes later in the file than its source. The exact Jaccard similarity
 is computed with plain Python sets, independently of the numpy code under test.
@@ -45,7 +45,7 @@ THRESHOLD = 0.8
 NUM_PERM = 128
 BATCH = 1000
 # Planted copies, in turn: a cosmetic copy (case, punctuation), three near-copies at a similarity drawn from
-# 0.82–1.0, and two negatives at about 0.65 and 0.5 (the mix of perf-notes.md). None means "draw".
+# 0.82–1.0, and two negatives at about 0.65 and 0.5. None means "draw".
 PLANTED = (1.0, None, None, None, 0.65, 0.5)
 # Buckets of the removal-rate report (exact Jaccard similarity to the source).
 BUCKETS = (1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5)

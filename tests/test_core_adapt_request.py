@@ -1,4 +1,4 @@
-"""The run/adapt request body (adaption contract §3.10), and the shape of the `datamill.core` package."""
+"""The run/adapt request body (Adaption API), and the shape of the `datamill.core` package."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from datamill.core import (
 )
 from datamill.core.errors import ValidationError
 
-#: The body the real SDK sent for `client.datasets.run(...)` (contract Appendix A).
+#: The body the real SDK sent for `client.datasets.run(...)` (as the SDK sends it).
 SDK_RUN_BODY: dict[str, Any] = {
     "column_mapping": {"prompt": "question", "completion": "answer"},
     "recipe_specification": {"recipes": {"deduplication": True}},

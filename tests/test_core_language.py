@@ -266,7 +266,7 @@ def test_all_issues_are_collected() -> None:
     }
 
 
-# --- translate and localize endpoint bodies (contract §7) --------------------------------------------------
+# --- translate and localize endpoint bodies (Adaption API) --------------------------------------------------
 
 
 def test_translate_request_as_the_sdk_sends_it() -> None:

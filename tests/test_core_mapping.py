@@ -1,4 +1,4 @@
-"""Column mapping rules (adaption contract §3.10) and the raw-ingest mapping (§3.0)."""
+"""Column mapping rules of the Adaption API, and the raw-ingest mapping."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import pytest
 from datamill.core.errors import ConfigError, UnknownModelError
 from datamill.llm.routing import ROUTES_ENV, Routing
 
-# Appendix A of contracts/dataframer.md: every public model name the wire APIs accept (A.1 covers A.2-A.4
+# Every public model name the wire APIs accept (A.1 covers A.2-A.4
 # except the names listed after it).
 APPENDIX_A = [
     "anthropic/claude-fable-5-1-thinking",

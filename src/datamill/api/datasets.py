@@ -25,7 +25,7 @@ BUSY_STATUSES = ("running",)
 
 @dataclass(frozen=True)
 class DatasetView:
-    """Everything the wire APIs show about a dataset (contract §3.5), in plain types."""
+    """Everything the wire APIs show about a dataset (Adaption API), in plain types."""
 
     id: str
     name: str

@@ -1,4 +1,4 @@
-"""Downloads (contract §3.8): a dataset's run output converted to csv, json, jsonl, or parquet (a tar.gz).
+"""Downloads (Adaption API): a dataset's run output converted to csv, json, jsonl, or parquet (a tar.gz).
 
 ``fileFormat`` defaults to csv; anything else than the four formats is a 400 naming ``fileFormat``. A dataset
 no run ever started on answers 422. Otherwise the answer is the output of the dataset's latest run in its

@@ -1,4 +1,4 @@
-"""A dataset's quality evaluation (contract §3.11): the before/after grade of its latest run.
+"""A dataset's quality evaluation (Adaption API): the before/after grade of its latest run.
 
 ``status`` follows the run: null before any run; ``pending`` while the run is queued or processing rows;
 ``running`` while the judge grades the sample; then ``succeeded``, ``failed`` (the judge could not grade:

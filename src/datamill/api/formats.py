@@ -2,7 +2,7 @@
 
 The wire names eleven formats. Tabular ones (csv, json, jsonl, parquet) and txt become rows; document formats
 (pdf, docx, pptx, xlsx, html, zip) are for document pipelines, of which datamill reads only xlsx (as a
-table). A batch must be all tabular or all documents; txt goes with either (contract §3.4).
+table). A batch must be all tabular or all documents; txt goes with either (Adaption API).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Listing datasets: the query a caller may send, checked, and the opaque cursor of keyset pagination.
 
-The query follows the Adaption API (contract §3.6): ``limit`` (default 20, capped at 100, sent as ``2.0`` by
+The query follows the Adaption API (Adaption API): ``limit`` (default 20, capped at 100, sent as ``2.0`` by
 some clients, so read as a number), ``status``, ``q``, ``created_after``/``created_before`` (ISO-8601),
 ``type``, ``sort`` (``created_at`` | ``updated_at`` | ``name``) and ``sort_direction`` (``desc`` by default).
 
@@ -28,7 +28,7 @@ from datamill.store.datasets import SortKey
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 STATUSES = ("pending", "running", "awaiting_input", "succeeded", "failed")
-# The legacy offset list's status words (contract §3.6), mapped to the cursor list's.
+# The legacy offset list's status words (Adaption API), mapped to the cursor list's.
 _LEGACY_STATUSES = {"complete": "succeeded", "in_progress": "running", "inprogress": "running"}
 KINDS = ("uploaded", "combined", "invented", "augmented", "translated", "localized", "extended")
 # `type` values of the wire list; each kind name is accepted too.

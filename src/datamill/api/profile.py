@@ -1,7 +1,7 @@
 """Profiling an uploaded file: its columns, its row count and which columns hold images.
 
 Image columns are told from a sample of the first batch, keeping it simple: a column is an image column when
-most sampled values look like images. The export encoding (contract §3.5, ``image_column_formats``) follows
+most sampled values look like images. The export encoding (Adaption API) follows
 from what they look like: bytes or ``data:image/...`` URIs are ``embedded_bytes``, ``http(s)`` URLs of image
 files are ``url``, other paths or object keys of image files are ``file_reference``.
 """

@@ -1,4 +1,4 @@
-"""Launching runs: ``POST /datasets/{id}/run`` and ``/adapt`` (contract §3.10) as a service.
+"""Launching runs: ``POST /datasets/{id}/run`` and ``/adapt`` (Adaption API) as a service.
 
 `RunService.adapt` validates the body with `parse_adapt_request` (the one validation every entry point
 shares), checks the dataset can be run, and quotes the run (`RunQuoter`). An estimate stops there and
@@ -79,7 +79,7 @@ class RunService:
         self._on_queued = on_queued or (lambda: None)
 
     def adapt(self, tenant_id: str, dataset_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Quote or launch an adaptation; returns the run/adapt response (camelCase keys, contract §3.10).
+        """Quote or launch an adaptation; returns the run/adapt response (camelCase keys, the Adaption API).
 
         Raises:
             ValidationError: a bad body, or a mapping this dataset or model cannot serve (400).

@@ -1,4 +1,4 @@
-"""Translate and localize (contract §7): a new dataset with a sample of rows rewritten per language or place.
+"""Translate and localize (Adaption API): a new dataset with a sample of rows rewritten per language or place.
 
 The body is validated with `parse_translate_request` / `parse_localize_request`. The run works on the
 source dataset's ``configured_column_mapping`` (set by a raw upload or by an adaptation launch), in prompt
@@ -44,7 +44,7 @@ class ExpandService:
         self._runs, self._quoter, self._settings = runs, quoter, settings
 
     def expand(self, tenant_id: str, dataset_id: str, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Quote or launch a translate or localize run; returns the wire response of §7.
+        """Quote or launch a translate or localize run; returns the wire response of the Adaption API.
 
         Raises:
             ValidationError: a bad body, or a source without a prompt-mode mapping (400).

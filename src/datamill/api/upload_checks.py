@@ -58,7 +58,7 @@ def parse_file_source(source: Mapping[str, Any], field: str = "source") -> FileS
     if mode not in PROCESSING_MODES:
         raise ValidationError.of(join(field, "processing_mode"), f"must be adapt or raw, got {mode!r}")
     mapping = None
-    if mode == "raw":  # the mapping is ignored in adapt mode (contract §3.0); adapt takes its own mapping
+    if mode == "raw":  # the mapping is ignored in adapt mode (Adaption API); adapt takes its own mapping
         if source.get("column_mapping") is None:
             raise ValidationError.of(
                 join(field, "column_mapping"), "required when processing_mode is raw: name the prompt column"

@@ -1,6 +1,6 @@
 """Uploads: create a dataset from a file source, hand out upload slots, receive the bytes, complete.
 
-The flows of the Adaption API (contract §3.0–§3.4, §4) all go through upload slots (`store.models.Upload`):
+The flows of the Adaption API (Adaption API) all go through upload slots (`store.models.Upload`):
 
 - ``POST /datasets`` with a file source creates a pending dataset and one slot;
 - ``upload/initiate`` creates a slot with no dataset, and ``upload/complete`` turns it into one;

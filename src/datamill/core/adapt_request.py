@@ -1,4 +1,4 @@
-"""The body of a run/adapt request (adaption contract §3.10), parsed once for every entry point.
+"""The body of a run/adapt request (Adaption API), parsed once for every entry point.
 
 The CLI, the Python API and both wire APIs hand the same JSON-shaped dict to `parse_adapt_request`, which
 returns an `AdaptRequest` or raises one `ValidationError` listing every issue with its dotted field path

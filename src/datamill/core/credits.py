@@ -20,7 +20,7 @@ field                  default  meaning
 ``minimum_credits``    1        smallest charge for a run that outputs rows or spends money
 =====================  =======  ==========================================================
 
-**Multimodal pricing** (Adaption contract §3.10, exact, not configurable): a run whose image column is also
+**Multimodal pricing** (Adaption API): a run whose image column is also
 in context costs 10 credits per started block of 100 output rows, ``10 × ceil(rows / 100)``; so 1–100 rows
 cost 10, 101–200 cost 20, and 0 rows cost 0. It replaces the text price; the wire's ``creditMultiplier`` is
 the credits per block (`MULTIMODAL_CREDITS_PER_BLOCK`).

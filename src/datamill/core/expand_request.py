@@ -1,4 +1,4 @@
-"""Bodies of the translate and localize endpoints (adaption contract §7).
+"""Bodies of the translate and localize endpoints (Adaption API).
 
 ``POST /datasets/{id}/translate`` takes ``{sample_rate, languages, estimate?, idempotency_key?}`` and
 ``POST /datasets/{id}/localize`` takes ``{sample_rate, pairs, estimate?, idempotency_key?}``. Both build a

@@ -1,6 +1,6 @@
 """Column mappings for adaptation runs: which dataset columns play which role.
 
-A mapping picks one of three modes (adaption contract §3.10):
+A mapping picks one of three modes (Adaption API):
 
 - **prompt**: a ``prompt`` column, an optional ``completion`` column and optional ``context`` columns.
 - **universal_prompt**: one instruction (free text, not a column) folded into every row, which needs at least

@@ -1,4 +1,4 @@
-"""The column mapping of a raw ingest (adaption contract §3.0, ``processing_mode: raw``).
+"""The column mapping of a raw ingest (Adaption API).
 
 A raw dataset is trainable as uploaded, so its mapping names the training columns directly: a ``prompt``
 column (always), and either a ``completion`` column (instruction data) or a ``chosen`` and a ``rejected``

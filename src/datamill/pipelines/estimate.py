@@ -30,7 +30,7 @@ to the rows each step will see:
   are calls over the effective rate (concurrency / latency per call, `BASE_LATENCY_S` plus output tokens at
   `HOSTED_TOKENS_PER_S` unless ``latency_s`` is given) summed over steps, plus `FIXED_OVERHEAD_S`; the local
   model runs one call at a time at `LOCAL_PREFILL_TOKENS_PER_S` / `LOCAL_DECODE_TOKENS_PER_S` (measured on 2
-  cores, ``offline-models.md``); the fake model takes no time.
+  cores); the fake model takes no time.
 
 `datamill.pipelines.estimate_compare.compare` sets an estimate beside the actual usage of the run.
 """
@@ -147,7 +147,7 @@ class Estimate:
         return out
 
     def to_wire(self) -> dict[str, Any]:
-        """The Adaption run/adapt response of an estimate (camelCase keys, as the contract's §3.10)."""
+        """The Adaption run/adapt response of an estimate (camelCase keys, as the Adaption API has it)."""
         wire: dict[str, Any] = {
             "run_id": None,
             "estimatedMinutes": round(self.minutes, 2),

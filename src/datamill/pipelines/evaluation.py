@@ -11,7 +11,7 @@ with the penalties of `evaluation_penalties` (duplicates, empty or truncated row
 whose before or after judgement failed is excluded from both means, so both sides average the same rows; the
 failure is kept in the per-row results.
 
-``quality`` has the Adaption evaluation shape (contract §3.11): grades (A ≥ 8.5, B ≥ 7.0, C ≥ 5.5,
+``quality`` has the Adaption evaluation shape (Adaption API): grades (A ≥ 8.5, B ≥ 7.0, C ≥ 5.5,
 D ≥ 4.0, else E), scores, ``improvement_percent`` = (after − before) / before × 100 (None when before is 0),
 and ``percentile_after``: the percentage of the judged rows' *before* scores at or below the after score,
 i.e. how the adapted dataset ranks among the original rows (100: it scores at least as well as every
@@ -82,7 +82,7 @@ class Quality:
         }
 
     def summary(self) -> dict[str, Any]:
-        """The dataset's ``evaluation_summary`` (contract §3.5): the quality without the percentile."""
+        """The dataset's ``evaluation_summary`` (Adaption API): the quality without the percentile."""
         out = self.to_dict()
         del out["percentile_after"]
         return out
@@ -145,7 +145,7 @@ class SideResult:
 
 @dataclass(slots=True)
 class EvaluationReport:
-    """Everything one evaluation found; `to_dict` has the evaluation response shape (contract §3.11)."""
+    """Everything one evaluation found; `to_dict` has the evaluation response shape (Adaption API)."""
 
     status: str
     quality: Quality

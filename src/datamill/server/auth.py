@@ -1,4 +1,4 @@
-"""Bearer-key authentication: ``Authorization: Bearer <key>`` on every API request (contract §1).
+"""Bearer-key authentication: ``Authorization: Bearer <key>`` on every API request (Adaption API).
 
 A missing, unknown or revoked key answers 401 (the SDK's `AuthenticationError`). The tenant found is what
 every service call is scoped by.

@@ -1,6 +1,6 @@
 """Every error as JSON in one shape, and the status each kind of error gets.
 
-The body is NestJS-style, which the Adaption SDK surfaces verbatim (contract §2.2)::
+The body is NestJS-style, which the Adaption SDK surfaces verbatim (Adaption API)::
 
     {"statusCode": 400, "error": "Bad Request", "message": "...", "errors": [{"field": ..., "reason": ...}]}
 

@@ -1,4 +1,4 @@
-"""Signed upload links: the credential of the bare PUT that uploads a file (contract §4).
+"""Signed upload links: the credential of the bare PUT that uploads a file (Adaption API).
 
 The SDK PUTs the bytes with no Authorization header, so the link carries its own proof: an expiry time and
 an HMAC-SHA256 over the method, the upload id and that time, keyed by a server secret. A link whose signature

@@ -1,4 +1,4 @@
-"""The upload link: a bare ``PUT`` of raw bytes to a signed URL (contract §4, Appendix A).
+"""The upload link: a bare ``PUT`` of raw bytes to a signed URL (Adaption API).
 
 The SDK sends no Authorization and no Content-Type, only the bytes with a Content-Length, and treats any
 non-2xx (a redirect included) as failure; so the link is checked (`signing`), the bytes are streamed into

@@ -1,4 +1,4 @@
-"""The Adaption-compatible API (contract §3): dataset routes, with the upload routes mounted first.
+"""The Adaption-compatible API (Adaption API): dataset routes, with the upload routes mounted first.
 
 Every handler takes the tenant from the bearer key and calls a service; another tenant's dataset id answers
 404 exactly like an unknown one. Runs, downloads of their output and evaluations are in `adaption_runs`.

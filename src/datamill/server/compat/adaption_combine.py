@@ -1,7 +1,7 @@
-"""Adaption API combine routes (contract §7): merge datasets, and the dry run that checks a merge.
+"""Adaption API combine routes (Adaption API): merge datasets, and the dry run that checks a merge.
 
 ``POST /datasets/combine`` takes its idempotency key from the ``Idempotency-Key`` HTTP header (the only
-endpoint that does; contract §2.3). These static paths are registered before ``/datasets/{dataset_id}``.
+endpoint that does; the Adaption API). These static paths are registered before ``/datasets/{dataset_id}``.
 """
 
 from __future__ import annotations

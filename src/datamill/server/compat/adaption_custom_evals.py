@@ -1,4 +1,4 @@
-"""Adaption API custom evaluation routes (contract §7): start one, list a dataset's, read one.
+"""Adaption API custom evaluation routes (Adaption API): start one, list a dataset's, read one.
 
 Creating answers at once with the ``pending`` evaluation; the judge runs in the background
 (`api.custom_evals.BackgroundCustomEvals`), so poll ``get`` until ``succeeded`` or ``failed``.

@@ -1,4 +1,4 @@
-"""Request and response schemas of the Adaption API (contract §3), as pydantic models.
+"""Request and response schemas of the Adaption API (Adaption API), as pydantic models.
 
 Names follow the FastAPI template: ``XCreate`` for a request body, ``XPublic`` for what is sent back. Field
 names and casing are the wire's. Request models ignore unknown keys, because a newer SDK may send fields this

@@ -1,4 +1,4 @@
-"""Adaption API publish route (contract §3.9): the dataset's finished output and a card, to a target.
+"""Adaption API publish route (Adaption API): the dataset's finished output and a card, to a target.
 
 Targets: ``huggingface`` (``target_spec.repo_id``) and ``local``/``fsspec`` (``target_spec.path``) when the
 operator configured them (else 400 naming the setting); ``kaggle`` answers 501. A destination that refuses

@@ -1,4 +1,4 @@
-"""Schemas of the run routes of the Adaption API (contract §3.10, §3.11, §7), as pydantic models.
+"""Schemas of the run routes of the Adaption API (Adaption API), as pydantic models.
 
 Request models only document the body in the OpenAPI description: every field is loosely typed and unknown
 keys are kept, because `datamill.core` validates the body (`parse_adapt_request`, `parse_translate_request`)

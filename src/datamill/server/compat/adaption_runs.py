@@ -1,4 +1,4 @@
-"""Adaption API run routes: run/adapt (§3.10), translate/localize (§7), evaluation (§3.11), download (§3.8).
+"""Adaption API run routes: run/adapt (run/adapt), translate/localize, evaluation, download.
 
 Handlers only translate between the wire and the services in `datamill.api.runs`, `runs_expand`,
 `evaluations` and `downloads`. They are plain ``def`` functions (the services block on the database and on

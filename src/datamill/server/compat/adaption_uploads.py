@@ -1,4 +1,4 @@
-"""Adaption API upload routes (contract §3.0–§3.4): create with a file source, initiate and complete.
+"""Adaption API upload routes (Adaption API): create with a file source, initiate and complete.
 
 Handlers only translate: wire models in, `datamill.api.uploads.UploadService` calls, wire models out. They
 are plain ``def`` functions because the services use blocking database calls; FastAPI runs them on its
