@@ -4,7 +4,8 @@ A `BlobStore` maps keys (``uploads/tn_1/up_2/data.csv``) to bytes. Writes stream
 that hashes (sha256) and counts the bytes as they pass, enforces an optional size limit as it goes, and makes
 the blob appear all at once on `commit` (a temporary file renamed into place), so a reader never sees half a
 file and a failed write leaves nothing behind. `LocalBlobStore` keeps blobs under a directory (the embedded
-default); `FsspecBlobStore` (in `fsspec_blobs`) puts them on any fsspec URL. `blob_store_from_url` picks one.
+default); `FsspecBlobStore` (in `fsspec_blobs`) puts them on any fsspec URL (S3 first: write-once at the
+final key). `blob_store_from_url` picks one.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ class BlobStore(Protocol):
 
     def local_path(self, key: str) -> AbstractContextManager[Path]:
         """A local file holding the blob for the duration of the block (a copy when the store is remote)."""
+        ...
+
+    def version(self, key: str) -> str | None:
+        """A tag that changes when the blob does (ETag and size on object stores), for caching local copies.
+
+        None where `local_path` is the stored file itself, so a copy would only cost disk.
+        """
         ...
 
     def exists(self, key: str) -> bool: ...
@@ -153,6 +161,9 @@ class LocalBlobStore:
         if not path.is_file():
             raise FileNotFoundError(f"no blob {key!r}")
         yield path
+
+    def version(self, key: str) -> str | None:
+        return None  # local_path is the file itself: nothing to cache
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

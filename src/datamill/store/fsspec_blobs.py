@@ -1,13 +1,21 @@
 """`FsspecBlobStore`: blobs on any fsspec filesystem (S3-compatible, GCS, memory, ...).
 
-Writes go to a ``.part`` object first and are moved into place on commit, which is atomic on local and
-memory filesystems and, on object stores, at least never exposes a half-written object under the real key.
-Reading through `local_path` downloads the blob to a temporary file, because the data readers want a path.
+A write streams to the final key through fsspec's transactional file (``autocommit=False``): the bytes are
+hashed and counted as they pass, the parts are uploaded as they fill, and nothing is visible under the key
+until `commit`, which on S3 is the one ``CompleteMultipartUpload`` call (on GCS the finalize of a resumable
+upload, on local and memory filesystems a move into place). So a reader never sees half an object, and an
+aborted write (the size limit passed, the client went away) aborts the multipart upload and leaves nothing.
+No temporary key is written and copied: an S3 copy costs a second full write of every byte.
+
+Endpoints and credentials come from the filesystem's own configuration; for S3 that is the standard AWS
+environment (``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible servers,
+``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``), read when the store is built.
+Reading through `local_path` downloads the blob to a temporary file, because the data readers want a path;
+runs read through a bounded cache instead (`datamill.store.blob_cache`), keyed by `version`.
 """
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -18,13 +26,27 @@ from typing import Any, BinaryIO, cast
 from datamill.store.blobs import BlobInfo, BlobTooLargeError, BlobWriter, HashingCounter, check_key
 
 
+def _discard(file: Any) -> None:
+    """Drop an uncommitted transactional file, so that its bytes never appear under the key."""
+    from fsspec.spec import AbstractBufferedFile
+
+    if isinstance(file, AbstractBufferedFile):
+        file.discard()  # aborts the multipart upload on S3
+        # Marked closed so that garbage collection does not flush (and so upload) the discarded buffer.
+        file.closed = True
+        return
+    file.close()
+    file.discard()
+
+
 class _FsspecWriter:
     def __init__(self, fs: Any, path: str, key: str, max_bytes: int | None) -> None:
-        self._fs, self._path, self._key = fs, path, key
-        self._tmp = f"{path}.{secrets.token_hex(6)}.part"
-        parent = path.rsplit("/", 1)[0]
-        fs.makedirs(parent, exist_ok=True)
-        self._file = fs.open(self._tmp, "wb")
+        from fsspec.implementations.local import LocalFileSystem
+
+        if isinstance(fs, LocalFileSystem):  # object stores have no directories to make
+            fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self._file: Any = fs.open(path, "wb", autocommit=False)
+        self._key = key
         self._counter = HashingCounter(max_bytes)
         self._done = False
 
@@ -37,8 +59,8 @@ class _FsspecWriter:
         self._file.write(chunk)
 
     def commit(self) -> BlobInfo:
-        self._file.close()
-        self._fs.mv(self._tmp, self._path)
+        self._file.close()  # every byte is uploaded, still invisible under the key
+        self._file.commit()  # the object appears whole
         self._done = True
         return BlobInfo(self._key, self._counter.size, self._counter.hexdigest())
 
@@ -46,9 +68,7 @@ class _FsspecWriter:
         if self._done:
             return
         self._done = True
-        self._file.close()
-        if self._fs.exists(self._tmp):
-            self._fs.rm(self._tmp)
+        _discard(self._file)
 
 
 class FsspecBlobStore:
@@ -57,7 +77,10 @@ class FsspecBlobStore:
     def __init__(self, url: str, **storage_options: Any) -> None:
         import fsspec
 
-        fs, root = fsspec.core.url_to_fs(url, **storage_options)
+        # A filesystem of its own, so that it reads the environment (endpoint, keys) when the store is built
+        # rather than reusing one fsspec cached with an older configuration.
+        options = {"skip_instance_cache": True} | storage_options
+        fs, root = fsspec.core.url_to_fs(url, **options)
         self._fs: Any = fs
         self._root = str(root).rstrip("/")
 
@@ -78,6 +101,19 @@ class FsspecBlobStore:
             with self.open_read(key) as src, target.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
             yield target
+
+    def version(self, key: str) -> str:
+        """The blob's ETag (or checksum, or modification time) and size: it changes when the blob does.
+
+        Raises:
+            FileNotFoundError: No such blob.
+        """
+        info: dict[str, Any] = self._fs.info(self._path(key))
+        tag = next(
+            (info[k] for k in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "created") if info.get(k)),
+            "",
+        )
+        return f"{str(tag).strip(chr(34))}:{info.get('size')}"
 
     def exists(self, key: str) -> bool:
         return bool(self._fs.exists(self._path(key)))
