@@ -4,8 +4,9 @@ Every state change a worker makes is one conditional UPDATE, so two workers can 
 
 - `claim_next` takes a ``queued`` run, or a ``running`` one whose lease has expired (its worker died), by
   updating it only if it is still claimable; the loser of a race sees no row changed and tries the next.
-  (On PostgreSQL the candidate SELECT can add ``FOR UPDATE SKIP LOCKED`` to avoid those races entirely;
-  the conditional UPDATE alone is what keeps them correct, on SQLite too.)
+  On PostgreSQL the candidate SELECT adds ``FOR UPDATE SKIP LOCKED``, so concurrent workers take different
+  runs instead of racing for the same one; the conditional UPDATE alone is what keeps claims correct, on
+  SQLite too (where a write locks the whole database anyway).
 - `heartbeat`, `release` and `finish_run` change the run only while the caller still holds its lease
   (``worker_id`` matches and the run is ``running``); False means the lease was lost and the caller must stop.
 
@@ -20,7 +21,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from datamill.store.models import Dataset, DatasetFile, Run, Tenant, utcnow
@@ -130,10 +131,14 @@ def _claimable(now: dt.datetime) -> Any:
 
 def claim_next(session: Session, worker_id: str, now: dt.datetime, lease_s: float) -> Run | None:
     """Take the oldest claimable run for `worker_id` with a lease of `lease_s` seconds, or None."""
-    candidates = session.scalars(
-        select(Run.id).where(_claimable(now)).order_by(Run.created_at, Run.id).limit(8)
-    ).all()
-    for run_id in candidates:
+    candidates = select(Run.id).where(_claimable(now)).order_by(Run.created_at, Run.id)
+    if session.get_bind().dialect.name == "postgresql":
+        # Lock the one candidate taken and skip rows other workers hold, so concurrent claims never queue
+        # behind each other; locking more than one would hide runs from the other workers until commit.
+        candidates = candidates.limit(1).with_for_update(skip_locked=True)
+    else:
+        candidates = candidates.limit(8)
+    for run_id in session.scalars(candidates).all():
         result = session.execute(
             update(Run)
             .where(Run.id == run_id, _claimable(now))
@@ -143,7 +148,9 @@ def claim_next(session: Session, worker_id: str, now: dt.datetime, lease_s: floa
                 attempts=Run.attempts + 1,
                 heartbeat_at=now,
                 lease_expires_at=now + dt.timedelta(seconds=lease_s),
-                started_at=func.coalesce(Run.started_at, now),
+                # Typed like the column, so `now` is stored as naive UTC: a bare aware datetime would make
+                # PostgreSQL convert it to the server's time zone on the way into a timestamp column.
+                started_at=func.coalesce(Run.started_at, literal(now, Run.started_at.type)),
                 updated_at=now,
             )
         )
