@@ -115,13 +115,26 @@ async def test_a_failed_probe_slows_the_next_probes_and_a_probe_that_holds_reset
 
     limiter.release_rate_limited(await limiter.acquire(), None)  # the probe to 5 failed
     assert limiter.limit == 2
-    assert await _successes_until_growth(limiter) == 4 * 2  # +1 per 4 round trips now
-    assert await _successes_until_growth(limiter) == 4 * 3
-    assert await _successes_until_growth(limiter) == 4 * 4
+    assert await _successes_until_growth(limiter) == 8 * 2  # +1 per 8 round trips now
+    assert await _successes_until_growth(limiter) == 8 * 3
+    assert await _successes_until_growth(limiter) == 8 * 4
     assert limiter.limit == 5  # 4 held; now 5, where the probe failed, is probed again
-    assert await _successes_until_growth(limiter) == 4 * 5
+    assert await _successes_until_growth(limiter) == 8 * 5
     assert limiter.limit == 6  # 5 held: the provider grew, so probing is fast again
     assert await _successes_until_growth(limiter) == 6
+
+
+async def test_a_burst_the_provider_mostly_held_makes_the_first_probe_slow() -> None:
+    limiter = AdaptiveLimiter(16)
+    windows = [await limiter.acquire() for _ in range(16)]
+    for window in windows[:4]:
+        limiter.release_rate_limited(window, None)
+    for _ in range(12):
+        limiter.release_ok()
+    assert limiter.limit == 12  # back at what the provider held
+
+    # +1 per 8 round trips (the 8 releases past 12 already earned 8 of the 96 successes needed).
+    assert 8 * 12 - 8 <= await _successes_until_growth(limiter) <= 8 * 12
 
 
 async def test_retry_after_pauses_the_key_then_resumes() -> None:

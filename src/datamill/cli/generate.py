@@ -84,6 +84,7 @@ def spec_validate_command(file: Path) -> None:
 )
 @click.option("--seeds", "seed_paths", multiple=True, type=_PATH, help="Seeds to show (default: the spec's).")
 @click.option("--seed", type=int, help="Seed of every random choice (0).")
+@click.option("--max-tokens", type=int, help="Output cap of each draft or revision call (2048).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True)
 @click.option("--routes", type=_PATH, help="A routing file to add to the shipped one.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
@@ -123,6 +124,7 @@ def body_from_flags(samples: int, flags: dict[str, Any]) -> dict[str, Any]:
         "seed_shuffling_level": flags.get("seed_shuffling"),
         "max_examples_in_prompt": flags.get("max_examples"),
         "seed": flags.get("seed"),
+        "max_output_tokens": flags.get("max_tokens"),
     }
     body.update({k: v for k, v in pairs.items() if v is not None})
     for key in ("revision_types", "filtering_types"):

@@ -90,5 +90,5 @@ class RunExecutor(Protocol):
 
 
 def error_data(code: str, message: str) -> dict[str, Any]:
-    """The ``error_data`` of a failed run (contract §3.5)."""
+    """The ``error_data`` of a failed run (Adaption API)."""
     return {"message": message, "code": code, "level": "error"}
