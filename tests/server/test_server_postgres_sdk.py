@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import adaption
-import httpx
 import pytest
 from pg_helpers import fresh_database, postgres_url
+from process_helpers import free_port, start_cli, wait_healthy
 from runs_helpers import (
     LOOP_MODEL,
     MAPPING,
@@ -66,32 +63,6 @@ def test_the_sdk_flow_on_a_postgresql_server(pg_url: str, tmp_path: Path) -> Non
             assert (run.status, run.rows_out, run.attempts) == ("succeeded", ROWS, 1)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "datamill.cli.main", *args], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.1)
-
-
 def _key(url: str) -> str:
     store = Store.from_url(url)
     try:
@@ -112,7 +83,7 @@ def _run_workers(url: str) -> list[str]:
 
 
 def test_an_api_process_and_two_worker_processes_share_postgresql(pg_url: str, tmp_path: Path) -> None:
-    key, port, data_dir = _key(pg_url), _free_port(), tmp_path / "data"
+    key, port, data_dir = _key(pg_url), free_port(), tmp_path / "data"
     url = f"http://127.0.0.1:{port}"
     processes: list[subprocess.Popen[bytes]] = []
     with loopback_model() as model:
@@ -125,10 +96,12 @@ def test_an_api_process_and_two_worker_processes_share_postgresql(pg_url: str, t
         }
         try:
             serve = ["serve", "--no-worker", "--port", str(port), "--data-dir", str(data_dir)]
-            processes.append(_start(serve, env, tmp_path / "s.log"))
-            _wait_healthy(url, processes[0], tmp_path / "s.log")
+            processes.append(start_cli(serve, env, tmp_path / "s.log"))
+            wait_healthy(url, processes[0], tmp_path / "s.log")
             for i in range(2):
-                processes.append(_start(["worker", "--data-dir", str(data_dir)], env, tmp_path / f"w{i}.log"))
+                processes.append(
+                    start_cli(["worker", "--data-dir", str(data_dir)], env, tmp_path / f"w{i}.log")
+                )
             client = adaption.Adaption(api_key=key, base_url=url, max_retries=0)
             recipes = {"recipes": {"prompt_rephrase": False, "deduplication": False}}
             datasets = [
