@@ -1,0 +1,296 @@
+"""A generation run: exactly ``number_of_samples`` samples that pass the quality gates, or a clear failure.
+
+The run has N *slots*. Slot i draws its property values once, from the spec's distributions with a seeded
+RNG (conditionals honoured), before any model call; then candidates for it are made until one passes:
+
+    pick seed examples → outline (unless skipped) → draft → calculator (when asked) → revisions → gates
+
+(see `datamill.steps.generation`). A candidate failing a gate is discarded and the slot tries again with a
+new attempt number (new request seeds, so no cache hit). Keeping the draw per slot means a property value
+that is hard to get right is retried, not replaced by an easier one, so the delivered mix follows the spec.
+
+Candidate budget: at most `CANDIDATE_BUDGET_FACTOR` × N candidates in all. When it is spent before N samples
+pass, the run raises `GenerationBudgetSpent`, whose message gives the pass rate. An empty sample is always
+rejected, even with no filtering requested. A model error on one candidate counts as a failed candidate
+(gate ``error``), unless it would fail every call the same way (bad key, unknown model), which stops the run.
+
+Concurrency: `DEFAULT_CONCURRENCY` slots are worked on at once; the gateway's per-model limiters bound the
+calls further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datamill.core.errors import DatamillError, ModelError, fails_every_row
+from datamill.core.generation_request import FilteringType, GenerationRequest, Tool
+from datamill.core.spec import Spec, sample_properties
+from datamill.steps.generation.calculator import CalculatorCheck
+from datamill.steps.generation.gates import ConformanceGate, StructuralGate
+from datamill.steps.generation.reviser import SampleReviser
+from datamill.steps.generation.sample import SampleTask, SeedPicker
+from datamill.steps.generation.seeds import SeedSet, field_schema
+from datamill.steps.generation.writer import Draft, SampleWriter, WriterOptions
+
+if TYPE_CHECKING:
+    from datamill.llm.gateway import Gateway, ModelHandle
+
+#: Candidates a run may make, as a multiple of the samples asked for.
+CANDIDATE_BUDGET_FACTOR = 3
+#: Slots worked on at once.
+DEFAULT_CONCURRENCY = 16
+
+
+class GenerationBudgetSpent(DatamillError):
+    """Fewer samples passed the gates than asked for when the candidate budget ran out."""
+
+    def __init__(self, summary: GenerationSummary) -> None:
+        self.summary = summary
+        super().__init__(
+            f"only {summary.delivered} of {summary.requested} samples passed the quality gates after "
+            f"{summary.candidates} candidates (pass rate {summary.pass_rate:.0%}; budget "
+            f"{CANDIDATE_BUDGET_FACTOR}× the samples asked for); rejections: {summary.rejected_by_gate}; "
+            f"first reasons: {summary.reasons}"
+        )
+
+
+@dataclass(frozen=True)
+class GeneratedSample:
+    """A delivered sample: its slot (1-based), text (JSON text when structured) and drawn properties."""
+
+    slot: int
+    text: str
+    properties: dict[str, str]
+    attempts: int
+
+
+@dataclass
+class GenerationCounters:
+    """Live progress, read by a progress bar or a server while the run goes."""
+
+    samples_completed: int = 0
+    samples_failed: int = 0
+    candidates: int = 0
+
+
+@dataclass(frozen=True)
+class GenerationSummary:
+    """What a run did: samples, candidates, pass rate, rejections per gate, usage and cost."""
+
+    requested: int
+    delivered: int
+    candidates: int
+    rejected_by_gate: dict[str, int]
+    usage: dict[str, Any] = field(default_factory=dict)
+    runtime_params: dict[str, Any] = field(default_factory=dict)
+    #: The first rejection reason seen for each gate, to show why candidates fail.
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def pass_rate(self) -> float:
+        return self.delivered / self.candidates if self.candidates else 0.0
+
+    @property
+    def cost_usd(self) -> float:
+        return float(self.usage.get("total", {}).get("cost_usd", 0.0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "delivered": self.delivered,
+            "candidates": self.candidates,
+            "pass_rate": round(self.pass_rate, 4),
+            "rejected_by_gate": dict(self.rejected_by_gate),
+            "rejection_reasons": dict(self.reasons),
+            "cost_usd": self.cost_usd,
+            "usage": self.usage,
+            "runtime_params": self.runtime_params,
+        }
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    samples: list[GeneratedSample]
+    summary: GenerationSummary
+
+
+@dataclass(frozen=True)
+class GenerationModels:
+    generation: ModelHandle
+    outline: ModelHandle
+    revision: ModelHandle
+
+    @classmethod
+    def resolve(cls, gateway: Gateway, request: GenerationRequest) -> GenerationModels:
+        """Handles for the request's models; a model not given falls back to the gateway's role model."""
+
+        def pick(name: str | None, role: str) -> ModelHandle:
+            return gateway.model(name) if name else gateway.role(role)
+
+        generation = pick(request.generation_model, "generation")
+        outline = pick(request.outline_model, "outline") if request.outline_model else generation
+        revision = pick(request.revision_model, "revision") if request.revision_model else generation
+        return cls(generation, outline, revision)
+
+
+def draw_properties(spec: Spec, count: int, seed: int) -> list[dict[str, str]]:
+    """The property values of slots 1..count, drawn in order from one seeded RNG."""
+    rng = random.Random(f"{seed}:properties")
+    return [sample_properties(spec, rng) for _ in range(count)]
+
+
+class GenerationRun:
+    """One run of the generation pipeline (see the module docstring); call `run` once."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        request: GenerationRequest,
+        models: GenerationModels,
+        seeds: SeedSet | None = None,
+        *,
+        gateway: Gateway | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        counters: GenerationCounters | None = None,
+    ) -> None:
+        self.spec = spec
+        self.request = request
+        self.gateway = gateway
+        self.concurrency = max(1, concurrency)
+        self.counters = counters or GenerationCounters()
+        self.seeds = seeds if seeds is not None and seeds.seeds else None
+        self._build_stages(models)
+        self._slots = iter(range(1, request.number_of_samples + 1))
+        self._properties = draw_properties(spec, request.number_of_samples, request.seed)
+        self._budget = CANDIDATE_BUDGET_FACTOR * request.number_of_samples
+        self._accepted: dict[int, GeneratedSample] = {}
+        self._rejected: Counter[str] = Counter()
+        self._reasons: dict[str, str] = {}
+
+    def _build_stages(self, models: GenerationModels) -> None:
+        request = self.request
+        schema = field_schema(self.seeds) if self.seeds is not None else {}
+        self.field_names = tuple(schema.get("properties", {}))
+        picker = SeedPicker(
+            self.seeds,
+            request.seed_shuffling_level,
+            limit=request.max_examples_in_prompt,
+            run_seed=request.seed,
+        )
+        options = WriterOptions(
+            skip_outline=request.skip_outline,
+            unified_multifield=request.unified_multifield,
+            generation_thinking_budget=request.generation_thinking_budget,
+            outline_thinking_budget=request.outline_thinking_budget,
+            max_tokens=request.max_output_tokens,
+        )
+        self.writer = SampleWriter(models.generation, models.outline, picker, schema, options)
+        self.reviser = SampleReviser(
+            models.revision,
+            picker,
+            request.revision_types,
+            request.revision_cycles,
+            field_schema=schema,
+            seeded=self.seeds is not None,
+            thinking_budget=request.revision_thinking_budget,
+            max_tokens=request.max_output_tokens,
+        )
+        # The calculator fixes prose; row samples are left to the revisions (a fix could break their JSON).
+        use_calculator = Tool.CALCULATOR in request.tools and not self.field_names
+        self.calculator = (
+            CalculatorCheck(models.generation, max_tokens=request.max_output_tokens)
+            if use_calculator
+            else None
+        )
+        filters = request.filtering_types
+        self.structural = (
+            StructuralGate.from_seeds(self.seeds) if FilteringType.STRUCTURAL in filters else None
+        )
+        self.conformance = (
+            ConformanceGate(models.revision, thinking_budget=request.revision_thinking_budget)
+            if FilteringType.CONFORMANCE in filters
+            else None
+        )
+
+    async def run(self) -> GenerationResult:
+        """Generate until N samples pass; raises `GenerationBudgetSpent` when the budget runs out first."""
+        workers = [
+            asyncio.create_task(self._work()) for _ in range(min(self.concurrency, len(self._properties)))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:  # a run-stopping error: stop the other workers, then raise it as it is
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        summary = self.summary()
+        if summary.delivered < summary.requested:
+            raise GenerationBudgetSpent(summary)
+        samples = [self._accepted[slot] for slot in sorted(self._accepted)]
+        return GenerationResult(samples, summary)
+
+    def summary(self) -> GenerationSummary:
+        """The run's summary so far."""
+        usage = self.gateway.usage.snapshot() if self.gateway is not None else {}
+        return GenerationSummary(
+            self.request.number_of_samples,
+            len(self._accepted),
+            self.counters.candidates,
+            dict(self._rejected),
+            usage,
+            self.request.runtime_params(),
+            dict(self._reasons),
+        )
+
+    async def _work(self) -> None:
+        for slot in self._slots:
+            if not await self._fill(slot):
+                return
+
+    async def _fill(self, slot: int) -> bool:
+        """Make candidates for ``slot`` until one passes (True) or the budget is spent (False)."""
+        attempt = 0
+        while self.counters.candidates < self._budget:
+            self.counters.candidates += 1
+            task = SampleTask(
+                slot, attempt, self._properties[slot - 1], self.spec, self.field_names, self.request.seed
+            )
+            text, failure = await self._candidate(task)
+            if failure is None:
+                self._accepted[slot] = GeneratedSample(slot, text, task.properties, attempt + 1)
+                self.counters.samples_completed += 1
+                return True
+            gate, reason = failure
+            self._rejected[gate] += 1
+            self._reasons.setdefault(gate, reason)
+            self.counters.samples_failed += 1
+            attempt += 1
+        return False
+
+    async def _candidate(self, task: SampleTask) -> tuple[str, tuple[str, str] | None]:
+        """The candidate's final text, and (gate, reason) when it failed one."""
+        try:
+            draft = await self.writer.write(task)
+            text = draft.text
+            if text.strip() and self.calculator is not None:
+                text = await self.calculator.check(task, text)
+            if text.strip():
+                text = await self.reviser.revise(task, text)
+            if not text.strip():
+                return text, ("structural", "empty sample")
+            problem = self.structural.problem(Draft(text, draft.truncated)) if self.structural else None
+            if problem:
+                return text, ("structural", problem)
+            problem = await self.conformance.problem(task, text) if self.conformance else None
+            if problem:
+                return text, ("conformance", problem)
+        except ModelError as exc:
+            if fails_every_row(exc):
+                raise
+            return "", ("error", str(exc))
+        return text.strip(), None

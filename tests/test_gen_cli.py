@@ -1,0 +1,77 @@
+"""`datamill spec create|validate` and `datamill generate` end to end on the shipped fake model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datamill.cli.main import cli
+from datamill.core.spec import parse_spec_yaml
+
+
+@pytest.fixture
+def runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+    monkeypatch.setenv("DATAMILL_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DATAMILL_ROUTES", raising=False)
+    monkeypatch.delenv("DATAMILL_MODEL", raising=False)
+    return CliRunner()
+
+
+@pytest.fixture
+def seeds(tmp_path: Path) -> Path:
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    for i, text in enumerate(["The phone is great.", "The laptop broke.", "It is fine, I guess."]):
+        (folder / f"review{i}.txt").write_text(text)
+    return folder
+
+
+def test_spec_create_then_generate_jsonl(runner: CliRunner, tmp_path: Path, seeds: Path):
+    spec_path = tmp_path / "spec.yaml"
+    created = runner.invoke(cli, ["spec", "create", str(seeds), "-o", str(spec_path), "--model", "fake/test"])
+    assert created.exit_code == 0, created.output
+    spec = parse_spec_yaml(spec_path.read_text())
+    assert spec.metadata["seed_paths"] == [str(seeds.resolve())]
+    assert spec.metadata["dataset_type"] == "MULTI_FILE"
+    out = tmp_path / "out.jsonl"
+    args = ["generate", "--spec", str(spec_path), "-n", "4", "-o", str(out), "--model", "fake/test"]
+    args += ["--filtering-types", "structural,conformance", "--revision-types", "consistency", "--json"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["delivered"] == 4
+    assert summary["candidates"] >= 4
+    assert summary["runtime_params"]["revision_types"] == ["consistency"]
+    assert len(out.read_text().splitlines()) == 4
+    assert (tmp_path / "out.summary.json").is_file()
+
+
+def test_seedless_spec_and_folder_output(runner: CliRunner, tmp_path: Path):
+    spec_path = tmp_path / "spec.yaml"
+    args = ["spec", "create", "-o", str(spec_path), "--model", "fake/test", "--objectives", "Haiku on rain"]
+    assert runner.invoke(cli, args).exit_code == 0
+    out = tmp_path / "samples"
+    args = ["generate", "--spec", str(spec_path), "-n", "2", "-o", str(out), "--model", "fake/test"]
+    result = runner.invoke(cli, [*args, "--skip-outline"])
+    assert result.exit_code == 0, result.output
+    assert "delivered 2 samples" in result.output
+    assert sorted(p.name for p in out.glob("sample_*.txt")) == ["sample_1.txt", "sample_2.txt"]
+
+
+def test_bad_inputs_name_the_field(runner: CliRunner, tmp_path: Path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec:\n  description: d\n  data_property_variations: [{property_name: A}]\n")
+    result = runner.invoke(cli, ["spec", "validate", str(bad)])
+    assert result.exit_code == 2
+    assert "spec.data_property_variations[0].property_values" in result.output
+    good = tmp_path / "good.yaml"
+    good.write_text("spec:\n  description: d\n")
+    args = ["generate", "--spec", str(good), "-n", "0", "-o", str(tmp_path / "o.jsonl"), "--model", "fake/t"]
+    result = runner.invoke(cli, [*args, "--revision-types", "grammar"])
+    assert result.exit_code == 2
+    assert "number_of_samples" in result.output
+    assert "revision_types[0]" in result.output
+    assert runner.invoke(cli, ["spec", "create", "-o", str(tmp_path / "x.yaml")]).exit_code == 2
