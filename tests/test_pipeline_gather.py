@@ -1,4 +1,4 @@
-"""A run-stopping error in one row cancels the rest of its batch instead of letting them call the model."""
+"""Pipeline plumbing: a row error that stops the run cancels its batch; the GC setting of a run."""
 
 from __future__ import annotations
 
@@ -37,3 +37,19 @@ async def test_first_error_cancels_siblings_and_is_raised_as_itself():
     with pytest.raises(PermanentModelError, match="bad key"):
         await gather_or_cancel([waits(1), fails(), waits(2)])
     assert sorted(cancelled) == [1, 2]
+
+
+def test_quiet_gc_restores_the_collector_after_nested_runs():
+    import gc
+
+    from datamill.pipelines.adapt import quiet_gc
+
+    before = gc.get_threshold()
+    with quiet_gc(young_threshold=12_345):
+        assert gc.get_threshold()[0] == max(before[0], 12_345)
+        assert gc.get_freeze_count() > 0
+        with quiet_gc():
+            assert gc.get_threshold()[0] == max(before[0], 12_345)
+        assert gc.get_threshold()[0] == max(before[0], 12_345)  # the outer run still holds it
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0
