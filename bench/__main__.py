@@ -1,11 +1,18 @@
 """Run every benchmark in its own process, then write bench/results/summary.md from their JSON results.
 
 Each benchmark runs in a fresh interpreter so its peak RSS is its own. Benchmarks measure; they never assert.
+
+    python -m bench                      # every benchmark, then the summary
+    python -m bench --only dedup         # some of them (the summary still lists every result on disk)
+    python -m bench --summary-only       # rebuild the summary from the results on disk
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import platform
 import subprocess
 import sys
 import time
@@ -23,23 +30,56 @@ BENCHMARKS = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run datamill's benchmarks.")
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, help="run only these benchmarks")
+    parser.add_argument("--summary-only", action="store_true", help="only rebuild summary.md")
+    args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
-    lines = ["# datamill benchmark results", "", f"Run at {time.strftime('%Y-%m-%d %H:%M:%S')}.", ""]
+    failed: dict[str, int] = {}
+    if not args.summary_only:
+        for name in args.only or BENCHMARKS:
+            print(f"== bench.{name}", flush=True)
+            code = subprocess.call([sys.executable, "-m", f"bench.{name}"])
+            if code != 0:
+                failed[name] = code
+    (RESULTS / "summary.md").write_text(summary(failed))
+    print(f"wrote {RESULTS / 'summary.md'}")
+
+
+def summary(failed: dict[str, int]) -> str:
+    lines = ["# datamill benchmark results", "", machine(), ""]
     for name in BENCHMARKS:
-        print(f"== bench.{name}", flush=True)
-        code = subprocess.call([sys.executable, "-m", f"bench.{name}"])
         result_file = RESULTS / f"{name}.json"
-        lines.append(f"## {name}")
-        lines.append("")
-        if code != 0 or not result_file.exists():
-            lines.append(f"failed (exit code {code})")
+        lines += [f"## {name}", ""]
+        if name in failed:
+            lines.append(f"failed (exit code {failed[name]})")
+        elif not result_file.exists():
+            lines.append("not run yet")
         else:
             data = json.loads(result_file.read_text())
+            measured = time.strftime("%Y-%m-%d %H:%M", time.gmtime(result_file.stat().st_mtime))
+            lines.append(f"Measured {measured} UTC.")
+            lines.append("")
             lines.append(data.get("summary_md") or "```json\n" + json.dumps(data, indent=2) + "\n```")
         lines.append("")
-    (RESULTS / "summary.md").write_text("\n".join(lines))
-    print(f"wrote {RESULTS / 'summary.md'}")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    """The machine the numbers come from: they only compare with numbers from the same kind of machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"Machine: {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, {platform.system()}. "
+        "Each benchmark ran in its own process; results are single runs unless a table says otherwise."
+    )
 
 
 if __name__ == "__main__":
