@@ -29,19 +29,18 @@ import json
 import math
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench._support import cpu_s, fake_server, process_cpu_s
+
 RESULTS = Path(__file__).parent / "results" / "gateway_throughput.json"
 MODEL = "bench/model"
+ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ("sqlite_cache", "sqlite_cache_bounded_caller", "no_cache", "cache_hits")
 
 
@@ -59,12 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     load_before = os.getloadavg()
     scenarios: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        with _server(args.latency) as (base_url, pid):
+        with fake_server(args.latency) as (base_url, pid):
             for name in SCENARIOS:
                 scenarios[name] = _median(args, name, base_url, pid, Path(tmp), slots=args.concurrency)
         if not args.skip_429:
             cap = args.server_max_concurrent
-            with _server(args.latency, max_concurrent=cap, retry_after=args.retry_after) as (base_url, pid):
+            with fake_server(args.latency, max_concurrent=cap, retry_after=args.retry_after) as (
+                base_url,
+                pid,
+            ):
                 slots = min(args.concurrency, cap)
                 scenarios["rate_limited"] = _median(
                     args, "rate_limited", base_url, pid, Path(tmp), slots=slots
@@ -109,45 +111,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def _server(
-    latency: float, *, max_concurrent: int | None = None, retry_after: float = 1.0
-) -> Iterator[tuple[str, int]]:
-    """``python -m datamill.llm.fake_server`` on a free loopback port, until the block ends."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "datamill.llm.fake_server", "--port", str(port), "--latency", str(latency)]
-    if max_concurrent is not None:
-        cmd += ["--max-concurrent", str(max_concurrent), "--retry-after", str(retry_after)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_until_up(base_url, proc)
-        yield base_url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(base_url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"fake server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(base_url + "/models", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"fake server at {base_url} did not answer within 60 s")
-
-
 def _median(
     args: argparse.Namespace, name: str, base_url: str, pid: int, tmp: Path, *, slots: int
 ) -> dict[str, Any]:
@@ -170,8 +133,8 @@ def _scenario(
     args: argparse.Namespace, name: str, base_url: str, server_pid: int, cache_path: str, *, slots: int
 ) -> dict[str, Any]:
     """One client process for one scenario; adds the bound and the server's CPU."""
-    server_cpu_before = _process_cpu_s(server_pid)
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name, "--base-url", base_url]
+    server_cpu_before = process_cpu_s(server_pid)
+    cmd = [sys.executable, "-m", "bench.gateway_throughput", "--child", name, "--base-url", base_url]
     cmd += [
         "--calls",
         str(args.calls),
@@ -181,9 +144,9 @@ def _scenario(
         str(args.latency),
     ]
     cmd += ["--cache-path", cache_path, "--loop", args.loop]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    server_cpu = _process_cpu_s(server_pid) - server_cpu_before
+    server_cpu = process_cpu_s(server_pid) - server_cpu_before
     hits_only = name == "cache_hits"
     bound = slots / args.latency
     # With `slots` calls in flight, each taking L, N calls need at least ceil(N / slots) * L seconds.
@@ -194,15 +157,6 @@ def _scenario(
     data["server_cpu_ms_per_call"] = 1000 * server_cpu / args.calls if server_cpu >= 0 else None
     print(f"  {name}: {data['calls_per_s']:.0f} calls/s", file=sys.stderr, flush=True)
     return data
-
-
-def _process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of another process (Linux); -1 when unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return -1.0
 
 
 async def _child(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,12 +183,12 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         for i in range(args.calls)
     ]
     async with Gateway(routing, cache=cache, retry=RetryPolicy(max_rate_limit_retries=10_000)) as gateway:
-        cpu_before, started = _cpu_s(), time.perf_counter()
+        cpu_before, started = cpu_s(), time.perf_counter()
         if args.child.endswith("bounded_caller"):
             results = await _bounded(gateway, requests, args.concurrency)
         else:
             results = await asyncio.gather(*(gateway.chat(MODEL, r, tag="bench") for r in requests))
-        wall, cpu = time.perf_counter() - started, _cpu_s() - cpu_before
+        wall, cpu = time.perf_counter() - started, cpu_s() - cpu_before
         limiter = gateway.limiter(MODEL)
         totals = gateway.usage.total
     return {
@@ -262,11 +216,6 @@ async def _bounded(gateway: Any, requests: list[Any], workers: int) -> list[Any]
 
     await asyncio.gather(*(worker() for _ in range(workers)))
     return results
-
-
-def _cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _markdown(result: dict[str, Any]) -> str:

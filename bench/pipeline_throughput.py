@@ -37,14 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench.gateway_throughput import _free_port, _process_cpu_s, _wait_until_up
+from bench._support import cpu_s, fake_server, process_cpu_s, vm_hwm_mb
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
+#: The fake server answers each request with text derived from it (a distinct answer per row).
+ECHO = ("--echo",)
 MODEL = "bench/model"
 OFF = {"deduplication": False, "prompt_metadata_injection": False}
 FULL_RECIPES = {**OFF, "prompt_rephrase": True, "reasoning_traces": True}
@@ -63,16 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         scenarios.update(json.loads(RESULTS.read_text())["scenarios"])
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_full:
-            with _server(args.latency) as (base_url, pid):
+            with fake_server(args.latency, extra_args=ECHO) as (base_url, pid):
                 scenarios["full"] = _scenario(args, "full", args.rows, base_url, pid, Path(tmp))
         if not args.skip_429:
             cap = args.server_max_concurrent
-            with _server(args.latency, max_concurrent=cap, retry_after=args.retry_after) as (base_url, pid):
+            with fake_server(
+                args.latency, max_concurrent=cap, retry_after=args.retry_after, extra_args=ECHO
+            ) as (base_url, pid):
                 scenarios["rate_limited"] = _scenario(
                     args, "rate_limited", args.rows_429, base_url, pid, Path(tmp), slots=cap
                 )
         sizes = [int(s) for s in args.growth_rows.split(",") if s.strip()]
-        with _server(args.growth_latency) as (base_url, pid):
+        with fake_server(args.growth_latency, extra_args=ECHO) as (base_url, pid):
             for size in sizes:
                 scenarios[f"growth_{size}"] = _scenario(
                     args, "growth", size, base_url, pid, Path(tmp), latency=args.growth_latency
@@ -115,26 +117,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-@contextmanager
-def _server(
-    latency: float, *, max_concurrent: int | None = None, retry_after: float = 1.0
-) -> Iterator[tuple[str, int]]:
-    """The fake server (``--echo``: a distinct answer per row) on a free loopback port, for the block."""
-    port = _free_port()
-    cmd = [sys.executable, "-m", "datamill.llm.fake_server", "--port", str(port), "--latency", str(latency)]
-    cmd += ["--echo"]
-    if max_concurrent is not None:
-        cmd += ["--max-concurrent", str(max_concurrent), "--retry-after", str(retry_after)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        _wait_until_up(base_url, proc)
-        yield base_url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def write_input(path: Path, rows: int) -> None:
     """A CSV of ``rows`` distinct support questions (``id,question,product``), written in chunks."""
     products = ("Acme Cloud", "Acme CRM", "Acme Mobile", "Acme Billing")
@@ -170,10 +152,10 @@ def _scenario(
     cmd += ["--concurrency", str(args.concurrency), "--batch-size", str(args.batch_size)]
     if args.profile:
         cmd += ["--profile", f"{args.profile}-{name}.prof"]
-    server_cpu_before, load_before = _process_cpu_s(server_pid), os.getloadavg()[0]
+    server_cpu_before, load_before = process_cpu_s(server_pid), os.getloadavg()[0]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    server_cpu = _process_cpu_s(server_pid) - server_cpu_before
+    server_cpu = process_cpu_s(server_pid) - server_cpu_before
     source.unlink()
     bound = min(args.concurrency, slots or args.concurrency) / latency
     data["latency_s"] = latency
@@ -213,7 +195,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     options = RunOptions(batch_size=args.batch_size, evaluate=False, rephrase_check=False, near_dedup=False)
     job = AdaptJob(Path(args.input), Path(args.home) / "out.jsonl", model=MODEL, options=options)
     routing = Routing.from_dict({"routes": {"bench/*": route}})
-    cpu_before, started = _cpu_s(), time.perf_counter()
+    cpu_before, started = cpu_s(), time.perf_counter()
     profiler = _start_profile(args.profile)
     async with Gateway(routing, cache=SqliteResponseCache(settings.cache_path)) as gateway:
         summary = await adapt_file_async(job, body, settings=settings, gateway=gateway)
@@ -221,7 +203,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
-    run_s, cpu = time.perf_counter() - started, _cpu_s() - cpu_before
+    run_s, cpu = time.perf_counter() - started, cpu_s() - cpu_before
     return {
         "scenario": args.child,
         "steps": summary.steps,
@@ -235,7 +217,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "rows_per_s": summary.rows_in / run_s,
         "cpu_ms_per_row": 1000 * cpu / max(1, summary.rows_in),
         "cpu_ms_per_call": 1000 * cpu / max(1, summary.calls),
-        "peak_rss_mb": _vm_hwm_mb(),
+        "peak_rss_mb": vm_hwm_mb(),
         "rate_limited_429s": limiter.rate_limited,
         "limiter_decreases": limiter.decreases,
         "limiter_final_limit": limiter.limit,
@@ -250,19 +232,6 @@ def _start_profile(path: str) -> Any:
     profiler = cProfile.Profile()
     profiler.enable()
     return profiler
-
-
-def _cpu_s() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-def _vm_hwm_mb() -> float:
-    """Peak resident set size of this process (``VmHWM``) in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def _markdown(result: dict[str, Any]) -> str:

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.pipeline_throughput import MODEL, _cpu_s, _server, _vm_hwm_mb, write_input
+from bench._support import cpu_s, fake_server, vm_hwm_mb
+from bench.pipeline_throughput import ECHO, MODEL, write_input
 
 RESULTS = Path(__file__).parent / "results" / "rerun_cost.json"
 CHANGED = "Formal, precise and complete."
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
     runs: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, _server(args.latency) as (base_url, _pid):
+    with tempfile.TemporaryDirectory() as tmp, fake_server(args.latency, extra_args=ECHO) as (base_url, _pid):
         source = Path(tmp) / "rows.csv"
         write_input(source, args.rows)
         for name, blueprint in RUNS:
@@ -108,7 +109,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     }
     options = RunOptions(evaluate=False, rephrase_check=False, near_dedup=False)
     job = AdaptJob(Path(args.input), Path(args.home) / f"{args.child}.jsonl", model=MODEL, options=options)
-    cpu_before, started = _cpu_s(), time.perf_counter()
+    cpu_before, started = cpu_s(), time.perf_counter()
     async with Gateway(routing, cache=SqliteResponseCache(settings.cache_path)) as gateway:
         summary = await adapt_file_async(job, body, settings=settings, gateway=gateway)
     by_step = {
@@ -125,8 +126,8 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "cache_hits": summary.cache_hits,
         "by_step": by_step,
         "run_s": time.perf_counter() - started,
-        "cpu_s": _cpu_s() - cpu_before,
-        "peak_rss_mb": _vm_hwm_mb(),
+        "cpu_s": cpu_s() - cpu_before,
+        "peak_rss_mb": vm_hwm_mb(),
     }
 
 
