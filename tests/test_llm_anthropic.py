@@ -19,14 +19,6 @@ SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "requi
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[StubServer]:
-    server = StubServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def provider() -> AsyncIterator[AnthropicProvider]:
     transport = HttpTransport()
     yield AnthropicProvider(transport)

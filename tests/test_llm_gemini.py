@@ -20,14 +20,6 @@ PATH = "/v1beta/models/gemini-2.5-flash:generateContent"
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[StubServer]:
-    server = StubServer()
-    await server.start()
-    yield server
-    await server.close()
-
-
-@pytest.fixture
 async def provider() -> AsyncIterator[GeminiProvider]:
     transport = HttpTransport()
     yield GeminiProvider(transport)

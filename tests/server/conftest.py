@@ -49,9 +49,12 @@ class RunningServer:
 
 
 @contextmanager
-def running_server(settings: ServerSettings) -> Iterator[RunningServer]:
-    """Serve `create_app(settings)` on a free loopback port until the block ends."""
-    app = create_app(settings)
+def running_server(
+    settings: ServerSettings, *, context: ServerContext | None = None
+) -> Iterator[RunningServer]:
+    """Serve `create_app` (around `context`, else built from `settings`) on a free loopback port."""
+    context = context or ServerContext.build(settings)
+    app = create_app(context=context)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -64,7 +67,7 @@ def running_server(settings: ServerSettings) -> Iterator[RunningServer]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
-    running = RunningServer(f"http://127.0.0.1:{port}", settings, app.state.context)
+    running = RunningServer(f"http://127.0.0.1:{port}", settings, context)
     try:
         yield running
     finally:

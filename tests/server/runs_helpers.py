@@ -1,7 +1,7 @@
 """Helpers the run tests share: a server whose runs use the shipped fake model, uploads, and waiting.
 
 `runs_server` serves `create_app` around a context built with explicit `RunSettings` (the fake model, small
-batches, a fast worker poll), on a loopback port, like the suite's `running_server` does for settings alone.
+batches, a fast worker poll), on a loopback port, through the suite's `running_server`.
 """
 
 from __future__ import annotations
@@ -9,25 +9,21 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import adaption
-import uvicorn
 import yaml
 from server_helpers import wait_for, write_rows
 
-from conftest import RunningServer
+from conftest import RunningServer, running_server
 from datamill.api.runs_settings import RunSettings
 from datamill.api.server_settings import ServerSettings
 from datamill.llm.fake_server import FakeOpenAIServer
 from datamill.llm.providers.fake import fake_value
-from datamill.server import create_app
 from datamill.server.context import ServerContext
 
 FAKE_MODEL = "fake/test-model"
@@ -45,27 +41,8 @@ def runs_server(data_dir: Path, runs: RunSettings | None = None, **settings: Any
     """Serve the app with `runs` (default: `run_settings()`) on a free loopback port until the block ends."""
     server_settings = ServerSettings.for_data_dir(data_dir, **settings)
     context = ServerContext.build(server_settings, runs=runs or run_settings())
-    app = create_app(context=context)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="none", http="h11", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    running = RunningServer(f"http://127.0.0.1:{port}", server_settings, context)
-    try:
+    with running_server(server_settings, context=context) as running:
         yield running
-    finally:
-        running.close_clients()
-        server.should_exit = True
-        thread.join(20)
-        sock.close()
 
 
 def question(i: int) -> str:
