@@ -64,3 +64,46 @@ def error_body(exc: adaption.APIStatusError) -> dict[str, Any]:
 
 def fields_of(exc: adaption.APIStatusError) -> list[str]:
     return [issue["field"] for issue in error_body(exc)["errors"]]
+
+
+def add_queued_run(session: Any, tenant_id: str, *, reserved: float = 0.0, total: int = 3) -> str:
+    """A running dataset of `tenant_id` with a queued adapt run on it, added to `session`; the run's id."""
+    from datamill.store import Dataset, Run, utcnow
+    from datamill.store.ids import new_id
+
+    now = utcnow()
+    dataset = Dataset(
+        id=new_id("ds"),
+        tenant_id=tenant_id,
+        name="d",
+        kind="uploaded",
+        status="running",
+        ingest_state="ready",
+        processing_mode="adapt",
+        created_at=now,
+        updated_at=now,
+    )
+    run = Run(
+        id=new_id("run"),
+        tenant_id=tenant_id,
+        dataset_id=dataset.id,
+        source_dataset_id=dataset.id,
+        kind="adapt",
+        status="queued",
+        request={},
+        options={},
+        model="fake/x",
+        launch_response={},
+        credits_reserved=reserved,
+        cost_usd=0.0,
+        processed_rows=0,
+        total_rows=total,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    dataset.run_id = run.id
+    session.add(dataset)
+    session.flush()
+    session.add(run)
+    return str(run.id)

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 from pg_helpers import KINDS, database_url
+from server_helpers import add_queued_run
 from sqlalchemy import select, text
 
 from datamill.api.tenants import TenantService
 from datamill.runners import LiveRun, RunExecutor, RunTicket, Worker
-from datamill.store import Dataset, Run, Store, utcnow
+from datamill.store import Run, Store, utcnow
 from datamill.store import runs as runs_repo
-from datamill.store.ids import new_id
 from datamill.store.runs import RunOutcome
 
 RUNS = 20
@@ -44,46 +44,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def _queue(store: Store, count: int) -> list[str]:
     """`count` queued runs of one tenant, each on a dataset of its own; their ids, oldest first."""
     tenant_id = TenantService(store).create_key("fleet").tenant.id
-    ids = []
     with store.session() as session:
-        for _ in range(count):
-            now = utcnow()
-            dataset = Dataset(
-                id=new_id("ds"),
-                tenant_id=tenant_id,
-                name="d",
-                kind="uploaded",
-                status="running",
-                ingest_state="ready",
-                processing_mode="adapt",
-                created_at=now,
-                updated_at=now,
-            )
-            run = Run(
-                id=new_id("run"),
-                tenant_id=tenant_id,
-                dataset_id=dataset.id,
-                source_dataset_id=dataset.id,
-                kind="adapt",
-                status="queued",
-                request={},
-                options={},
-                model="fake/x",
-                launch_response={},
-                credits_reserved=0.0,
-                cost_usd=0.0,
-                processed_rows=0,
-                total_rows=3,
-                attempts=0,
-                created_at=now,
-                updated_at=now,
-            )
-            dataset.run_id = run.id
-            session.add(dataset)
-            session.flush()
-            session.add(run)
-            ids.append(run.id)
-    return ids
+        return [add_queued_run(session, tenant_id) for _ in range(count)]
 
 
 class CountingExecutor:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from server_helpers import add_queued_run
 
 from datamill.api.tenants import TenantService
 from datamill.runners import BackgroundWorker, LiveRun, RunTicket, Worker
@@ -30,43 +31,9 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def _queue(store: Store, *, reserved: float = 10.0, total: int = 5) -> tuple[str, str]:
     """A tenant (100 credits after the reservation) with a running dataset and its queued run."""
     tenant = TenantService(store, default_credits=100.0 - reserved).create_key(new_id("t")).tenant
-    now = utcnow()
-    dataset = Dataset(
-        id=new_id("ds"),
-        tenant_id=tenant.id,
-        name="d",
-        kind="uploaded",
-        status="running",
-        ingest_state="ready",
-        processing_mode="adapt",
-        created_at=now,
-        updated_at=now,
-    )
-    run = Run(
-        id=new_id("run"),
-        tenant_id=tenant.id,
-        dataset_id=dataset.id,
-        source_dataset_id=dataset.id,
-        kind="adapt",
-        status="queued",
-        request={},
-        options={},
-        model="fake/x",
-        launch_response={},
-        credits_reserved=reserved,
-        cost_usd=0.0,
-        processed_rows=0,
-        total_rows=total,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-    dataset.run_id = run.id
     with store.session() as session:
-        session.add(dataset)
-        session.flush()
-        session.add(run)
-    return tenant.id, run.id
+        run_id = add_queued_run(session, tenant.id, reserved=reserved, total=total)
+    return tenant.id, run_id
 
 
 def _run(store: Store, run_id: str) -> Run:
