@@ -143,7 +143,9 @@ def _derived_dataset(source: Dataset, kind: str, request: ExpandRequest) -> Data
     )
 
 
-def _status_of(runs: RunService, tenant_id: str, dataset_id: str) -> str | None:
+def _status_of(runs: RunService, tenant_id: str, dataset_id: str | None) -> str | None:
+    if dataset_id is None:  # expansion runs always have one; a generation job never replays here
+        return None
     try:
         return runs.dataset(tenant_id, dataset_id).status
     except NotFoundError:  # the derived dataset was deleted since: the replay still names it

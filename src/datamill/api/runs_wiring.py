@@ -8,6 +8,8 @@ from pathlib import Path
 from datamill.api.datasets import DatasetService
 from datamill.api.downloads import DownloadService
 from datamill.api.evaluations import EvaluationService
+from datamill.api.generation_jobs import generation_executors
+from datamill.api.job_executor import JobExecutor
 from datamill.api.runs import RunService
 from datamill.api.runs_execute import RunExecutor
 from datamill.api.runs_expand import ExpandService
@@ -34,7 +36,10 @@ class RunServices:
         worker = BackgroundWorker(
             Worker(
                 store,
-                RunExecutor(store, blobs, settings, data_dir),
+                JobExecutor(
+                    RunExecutor(store, blobs, settings, data_dir),
+                    generation_executors(store, blobs, settings, data_dir),
+                ),
                 lease_s=settings.lease_s,
                 poll_s=settings.poll_s,
                 max_attempts=settings.max_attempts,

@@ -30,7 +30,7 @@ class RunTicket:
 
     id: str
     tenant_id: str
-    dataset_id: str
+    dataset_id: str | None
     source_dataset_id: str
     kind: str
     request: dict[str, Any]
@@ -75,7 +75,11 @@ class LiveRun:
         done = self.counters.rows_done
         if self.total_rows is not None:
             done = min(done, self.total_rows)
-        values: dict[str, Any] = {"processed_rows": done, "cost_usd": self.cost_usd()}
+        values: dict[str, Any] = {
+            "processed_rows": done,
+            "rows_rejected": self.counters.rows_rejected,
+            "cost_usd": self.cost_usd(),
+        }
         if self.total_rows is not None:
             values["total_rows"] = self.total_rows
         if self.evaluation_status is not None:

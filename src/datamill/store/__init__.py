@@ -6,6 +6,7 @@ queries, each taking the caller's session. `blob_store_from_url(url)` gives the 
 directory or any fsspec URL.
 """
 
+from datamill.store import generation_models  # registers the generation tables on Base.metadata
 from datamill.store.blobs import BlobInfo, BlobStore, BlobTooLargeError, LocalBlobStore, blob_store_from_url
 from datamill.store.db import Store
 from datamill.store.models import ApiKey, Base, Dataset, DatasetFile, Run, Tenant, Upload, utcnow
@@ -24,5 +25,6 @@ __all__ = [
     "Tenant",
     "Upload",
     "blob_store_from_url",
+    "generation_models",
     "utcnow",
 ]

@@ -225,9 +225,14 @@ class IdempotencyRecord(Base):
 class Run(Base):
     """A durable job: one adaptation (or translate/localize) of a dataset, claimed and run by a worker.
 
-    `status` moves queued → running → succeeded | failed (cancelled is reserved). A worker holds a running
-    run by its lease (`worker_id`, `lease_expires_at`, extended by heartbeats); a running run whose lease has
-    expired belongs to nobody and is claimed again, which resumes it from its checkpoint. `dataset_id` is
+    The generation jobs (`datamill.store.generation_models.JOB_KINDS`) share the queue: they have no
+    `dataset_id`, and `source_dataset_id` holds the id of the resource they work on (spec, generation run,
+    evaluation).
+
+    `status` moves queued → running → succeeded | failed, or to cancelled (`datamill.store.jobs.cancel_job`).
+    A worker holds a running run by its lease (`worker_id`, `lease_expires_at`, extended by heartbeats); a
+    running run whose lease has expired belongs to nobody and is claimed again, which resumes it from its
+    checkpoint. `dataset_id` is
     the dataset the run writes (the dataset itself for adapt, a new derived dataset for translate/localize);
     `source_dataset_id` is the one whose files it reads, and scopes the idempotency key with the kind.
     """
@@ -242,7 +247,7 @@ class Run(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
-    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    dataset_id: Mapped[str | None] = mapped_column(ForeignKey("datasets.id"), index=True)
     source_dataset_id: Mapped[str] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))

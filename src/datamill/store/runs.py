@@ -18,6 +18,7 @@ the run actually used.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,8 @@ class RunOutcome:
         evaluation_status, evaluation: the quality evaluation's status and report.
         files, columns, row_count: for a run that makes its dataset's data (translate, localize), the files
             that now hold it, their columns and rows.
+        settle: for a job on another resource (a generation job), what recording the outcome does to that
+            resource; called in the transaction that records the outcome, only while the lease is held.
     """
 
     status: str
@@ -69,6 +72,7 @@ class RunOutcome:
     files: list[NewFile] = field(default_factory=list)
     columns: list[str] | None = None
     row_count: int | None = None
+    settle: Callable[[Session], None] | None = None
 
 
 def get_run(session: Session, tenant_id: str, run_id: str) -> Run | None:
@@ -220,10 +224,19 @@ def finish_run(session: Session, run_id: str, worker_id: str, outcome: RunOutcom
     assert run is not None
     refund = float(run.credits_reserved) - outcome.credits_used
     session.execute(update(Tenant).where(Tenant.id == run.tenant_id).values(credits=Tenant.credits + refund))
-    dataset = session.get(Dataset, run.dataset_id)
+    scrub_credentials(run)  # a job's credentials never outlive it
+    dataset = session.get(Dataset, run.dataset_id) if run.dataset_id is not None else None
     if dataset is not None and dataset.run_id == run_id:
         _settle_dataset(session, dataset, outcome, now)
+    if outcome.settle is not None:
+        outcome.settle(session)
     return True
+
+
+def scrub_credentials(run: Run | None) -> None:
+    """Erase the credentials a job's request carried (``request["credentials"]``; the job has ended)."""
+    if run is not None and isinstance(run.request, dict) and "credentials" in run.request:
+        run.request = {key: value for key, value in run.request.items() if key != "credentials"}
 
 
 def _settle_dataset(session: Session, dataset: Dataset, outcome: RunOutcome, now: dt.datetime) -> None:
