@@ -356,7 +356,8 @@ _FAST = RetryPolicy(base_delay=0.0, max_delay=0.0, retry_after_scale=0.0)
 
 
 @pytest.fixture
-async def server():
+async def server(monkeypatch):
+    monkeypatch.setenv("DATAMILL_FETCH_ALLOW", "127.0.0.1")  # the fetcher refuses loopback unless allowed
     stub = StubServer()
     await stub.start()
     yield stub
@@ -445,6 +446,17 @@ async def test_http_search_missing_key_is_a_config_error(server: StubServer, mon
     search = HttpSearch(server.base_url, api_key_env="TEST_SEARCH_KEY_UNSET")
     try:
         with pytest.raises(ConfigError, match="TEST_SEARCH_KEY_UNSET"):
+            await search.search("q", 3)
+    finally:
+        await search.aclose()
+    assert server.requests == []
+
+
+async def test_http_search_at_an_internal_address_needs_the_allow_list(server: StubServer, monkeypatch):
+    monkeypatch.delenv("DATAMILL_FETCH_ALLOW")
+    search = HttpSearch(server.base_url, retry=_FAST)
+    try:
+        with pytest.raises(ConfigError, match="loopback address; allow it with DATAMILL_FETCH_ALLOW"):
             await search.search("q", 3)
     finally:
         await search.aclose()

@@ -4,7 +4,8 @@ The grounding step holds a `Search` and never knows which backend answers. Backe
 
 - `LocalFullTextIndex` (``datamill.llm.fulltext``): the embedded default, SQLite FTS5 over documents the
   user supplies;
-- `HttpSearch`: a search API the operator configures, spoken over the gateway's HTTP transport;
+- `HttpSearch`: a search API the operator configures, reached through the safe URL fetcher
+  (``datamill.llm.fetch``): an endpoint on an internal address must be on the ``DATAMILL_FETCH_ALLOW`` list;
 - `FakeSearch`: scripted passages, shipped for tests and demos.
 
 A `Passage` carries the backend's own relevance score (BM25 for the local index, whatever the API returns
@@ -14,8 +15,9 @@ for `HttpSearch`): higher is more relevant, and scores compare only within one b
 ``POST <url>`` with ``{"query": str, "k": int}`` answered by
 ``{"results": [{"source": str, "text": str, "score": number (optional)}, ...]}``, best first. A result without
 a score gets `UNSCORED`. Statuses map as for model providers: 429 and 5xx/408/409 are retried with the
-gateway's `RetryPolicy`; 401/403/404 raise `PermanentModelError`, which stops an adaptation run (every row
-would fail the same way); a reply of the wrong shape raises `ConfigError` (the endpoint is misconfigured).
+gateway's `RetryPolicy`, and so are connection failures and timeouts; 401/403/404 raise `PermanentModelError`,
+which stops an adaptation run (every row would fail the same way); a reply of the wrong shape, or an endpoint
+the fetcher refuses, raises `ConfigError` (the endpoint is misconfigured).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from datamill.core.errors import ConfigError, PermanentModelError, RateLimitedError, TransientError
+from datamill.llm.fetch import FetchFailed, FetchRefused, FetchResult, SafeFetcher
 from datamill.llm.providers.base import retry_after_seconds
 from datamill.llm.retry import RetryPolicy
-from datamill.llm.transport import HttpReply, HttpTransport
 
 #: Score given to an `HttpSearch` result that carries none: the API vouched for it by returning it.
 UNSCORED = 1.0
@@ -84,7 +86,8 @@ class HttpSearch:
 
     Args:
         url: the endpoint to POST queries to.
-        transport: shared HTTP transport (one is created, and closed by `aclose`, when None).
+        fetcher: the safe URL fetcher (one with the ``DATAMILL_FETCH_ALLOW`` policy is created, and closed
+            by `aclose`, when None).
         api_key_env: environment variable holding a key sent as ``Authorization: Bearer <key>``.
         headers: extra headers sent with every request.
         timeout_s: per-request timeout.
@@ -95,15 +98,15 @@ class HttpSearch:
         self,
         url: str,
         *,
-        transport: HttpTransport | None = None,
+        fetcher: SafeFetcher | None = None,
         api_key_env: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.url = url
-        self._transport = transport or HttpTransport(pool_size=64)
-        self._owns_transport = transport is None
+        self._fetcher = fetcher or SafeFetcher()
+        self._owns_fetcher = fetcher is None
         self._api_key_env = api_key_env
         self._headers = dict(headers or {})
         self._timeout_s = timeout_s
@@ -122,14 +125,23 @@ class HttpSearch:
                 await asyncio.sleep(state.next_delay(exc))
 
     async def aclose(self) -> None:
-        """Close the transport if this object created it."""
-        if self._owns_transport:
-            await self._transport.aclose()
+        """Close the fetcher if this object created it."""
+        if self._owns_fetcher:
+            await self._fetcher.aclose()
 
     async def _once(self, query: str, k: int) -> list[Passage]:
-        reply = await self._transport.post_json(
-            self.url, {"query": query, "k": k}, headers=self._request_headers(), timeout_s=self._timeout_s
-        )
+        headers = self._request_headers()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                reply = await self._fetcher.fetch(
+                    self.url, method="POST", json={"query": query, "k": k}, headers=headers
+                )
+        except FetchRefused as exc:
+            raise ConfigError(f"search API {self.url} cannot be reached: {exc.reason}") from exc
+        except FetchFailed as exc:
+            raise TransientError(f"search API {self.url}: {exc.reason}") from exc
+        except TimeoutError:
+            raise TransientError(f"search API {self.url}: no answer within {self._timeout_s:g} s") from None
         self._raise_for_status(reply)
         try:
             body = reply.json()
@@ -148,12 +160,12 @@ class HttpSearch:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
-    def _raise_for_status(self, reply: HttpReply) -> None:
+    def _raise_for_status(self, reply: FetchResult) -> None:
         if 200 <= reply.status < 300:
             return
         message = f"search API {self.url}: HTTP {reply.status}: {reply.body[:300].decode('utf-8', 'replace')}"
         if reply.status == 429:
-            raise RateLimitedError(message, retry_after=retry_after_seconds(reply.headers))
+            raise RateLimitedError(message, retry_after=retry_after_seconds(dict(reply.headers)))
         if reply.status >= 500 or reply.status in (408, 409):
             raise TransientError(message)
         raise PermanentModelError(message, status=reply.status)

@@ -2,9 +2,10 @@
 
 Batch steps (file order): column mapping → ``max_rows`` sampling → exact dedup → near-duplicate dedup
 (MinHash-LSH) → semantic dedup (optional).
-Row steps (concurrent): language expansion → prompt metadata injection → prompt rephrase → rephrase meaning
-check → grounding (``hallucination_mitigation``) → completion (or chat turns) → reasoning traces → preference
-pairs (``training_type=preference_pairs``) → safety review (``safety_categories``).
+Row steps (concurrent): image fetch (an image column's URLs, through the safe fetcher) → language expansion →
+prompt metadata injection → prompt rephrase → rephrase meaning check → grounding
+(``hallucination_mitigation``) → completion (or chat turns) → reasoning traces → preference pairs
+(``training_type=preference_pairs``) → safety review (``safety_categories``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from datamill.steps.completion import GenerateCompletion
 from datamill.steps.dedup import ExactDedup
 from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.grounding import Ground
+from datamill.steps.image_fetch import FetchImages
 from datamill.steps.mapping import MapColumns
 from datamill.steps.metadata_injection import MetadataInjection
 from datamill.steps.near_dedup import NearDedup
@@ -139,7 +141,7 @@ def _row_steps(
     brand = request.brand_controls
     token_range = brand.length.token_range if brand.length is not None else None
     chat = mapping.chat is not None
-    steps: list[RowStep] = []
+    steps: list[RowStep] = [FetchImages()] if mapping.image is not None else []
     if request.language_expansion is not None:
         if services.detector is None:
             raise ValidationError.of("language_expansion", "language expansion needs a language detector")

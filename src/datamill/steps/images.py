@@ -1,8 +1,12 @@
 """Reading an image column's cell into an image the model can see.
 
-A cell may hold an http(s) URL (passed to the provider as a URL), a ``data:`` URI, a file path (absolute or
-relative to the input file's folder), raw bytes, or a Hugging Face-style ``{"bytes": ..., "path": ...}``
-struct. The media type comes from the bytes' signature, else the file extension.
+A cell may hold an http(s) URL, a ``data:`` URI, a file path (absolute or relative to the input file's
+folder), raw bytes, or a Hugging Face-style ``{"bytes": ..., "path": ...}`` struct. The media type comes from
+the bytes' signature, else the file extension.
+
+A URL is first kept as a URL (`load_image` does no I/O on the network); `fetch_image` then downloads it
+through the safe URL fetcher (``datamill.llm.fetch``), so a model provider is never handed an internal
+address to fetch, and a URL that is refused, unreachable, too large or not an image rejects its row.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from datamill.llm.fetch import FetchError, SafeFetcher
 from datamill.llm.types import ImagePart
 from datamill.steps.base import RowRejected
 
@@ -92,3 +97,27 @@ def _from_file(path: Path, base_dir: Path | None) -> ImagePart:
     except OSError as exc:
         raise RowRejected(f"cannot read image file {path}: {exc.strerror or exc}") from exc
     return ImagePart(data=data, media_type=media_type_of(data, path.name))
+
+
+async def fetch_image(part: ImagePart, fetcher: SafeFetcher) -> ImagePart:
+    """The image at ``part.url`` downloaded as bytes; a part that already holds bytes is returned as is.
+
+    Raises:
+        RowRejected: the URL is refused by the fetch policy, fails, answers an error status, is empty, or
+            answers something other than an image.
+    """
+    if part.data is not None or not part.url:
+        return part
+    try:
+        result = await fetcher.fetch(part.url, max_bytes=MAX_IMAGE_BYTES)
+    except FetchError as exc:
+        raise RowRejected(f"image URL {exc}") from exc
+    if not result.ok:
+        raise RowRejected(f"image URL {part.url} answered HTTP {result.status}")
+    if not result.body:
+        raise RowRejected(f"image URL {part.url} answered an empty body")
+    declared = result.content_type
+    if declared and not declared.startswith("image/") and declared != "application/octet-stream":
+        raise RowRejected(f"image URL {part.url} answered {declared}, not an image")
+    media_type = declared if declared.startswith("image/") else media_type_of(result.body, part.url)
+    return ImagePart(data=result.body, media_type=media_type)
