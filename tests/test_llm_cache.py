@@ -169,5 +169,6 @@ def test_a_file_with_the_old_without_rowid_table_is_converted_with_its_entries(t
         tables = [r[0] for r in conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table'")]
         keys = sorted(r[0] for r in conn.execute("SELECT key FROM responses"))
     conn.close()
-    assert len(tables) == 1 and "WITHOUT ROWID" not in tables[0].upper()
+    assert len(tables) == 1
+    assert "WITHOUT ROWID" not in tables[0].upper()
     assert keys == ["new", "old"]

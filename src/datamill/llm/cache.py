@@ -9,11 +9,11 @@ when the oldest unwritten put is older than ``max_delay_s`` (checked at the next
 `close`. A put therefore costs a dict insert, and no write transaction stays open between batches, so several
 worker processes can share one file (WAL mode). If a process dies, at worst its last unwritten puts are lost.
 
-The table is an ordinary rowid table with a unique index on the key, not a ``WITHOUT ROWID`` table: keys are
-random hashes and values are kilobytes, so a ``WITHOUT ROWID`` B-tree splits a random leaf page on nearly every
-insert (measured: about 60 µs of CPU per lookup + insert and a file 3× the data), while a rowid table appends
-the values and only touches the small index pages (about 15 µs). A file made with the old layout is converted
-once, in one transaction, when it is opened.
+The table is an ordinary rowid table with a unique index on the key, not a ``WITHOUT ROWID`` table: keys
+are random hashes and values are kilobytes, so a ``WITHOUT ROWID`` B-tree splits a random leaf page on nearly
+every insert (measured: about 60 µs of CPU per lookup + insert and a file 3× the data), while a rowid table
+appends the values and only touches the small index pages (about 15 µs). A file made with the old layout is
+converted once, in one transaction, when it is opened.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from datamill.llm.types import ChatRequest, Route
 
 _KEY_VERSION = "v1"
 _CREATE_TABLE = (
-    "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS responses "
+    "(key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL)"
 )
 
 
