@@ -108,6 +108,21 @@ class TenantService:
             tenant = repo.tenant_by_id(session, row.tenant_id)
             return None if tenant is None else TenantView.of(tenant)
 
+    def rotate_key(self, key: str) -> IssuedKey | None:
+        """Revoke the active `key` and issue a new one for its tenant, in one transaction.
+
+        None when `key` is not active (unknown, or revoked by a concurrent rotation).
+        """
+        digest = hash_key(key)
+        with self._store.session() as session:
+            row = repo.active_key_by_hash(session, digest) if key.startswith(KEY_PREFIX) else None
+            tenant = None if row is None else repo.tenant_by_id(session, row.tenant_id)
+            if row is None or tenant is None or not repo.revoke_key(session, row.id):
+                return None
+            new_key = KEY_PREFIX + secrets.token_urlsafe(32)
+            added = repo.add_key(session, tenant.id, hash_key(new_key), new_key[:11])
+            return IssuedKey(key=new_key, key_id=added.id, prefix=added.prefix, tenant=TenantView.of(tenant))
+
     def ensure_initial_key(self) -> IssuedKey | None:
         """On a fresh install (no active key at all), issue one for tenant ``default``; else None."""
         with self._store.session() as session:

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from datamill.api.server_settings import ServerSettings
-from datamill.server import uploads
+from datamill.server import downloads_signed, uploads
 from datamill.server.compat import (
     adaption,
     adaption_combine,
@@ -26,6 +26,7 @@ from datamill.server.compat import (
     adaption_publish,
     adaption_runs,
 )
+from datamill.server.compat import dataframer_misc
 from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
 
@@ -72,6 +73,8 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     app.include_router(adaption_custom_evals.router, prefix="/api/v1")
     app.include_router(adaption_publish.router, prefix="/api/v1")
     app.include_router(adaption_runs.router, prefix="/api/v1")
+    app.include_router(downloads_signed.router)
+    app.include_router(dataframer_misc.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

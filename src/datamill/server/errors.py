@@ -15,6 +15,14 @@ The body is NestJS-style, which the Adaption SDK surfaces verbatim (Adaption API
 | NotReadyError                                  | 422    |
 | anything else (a bug)                          | 500    |
 
+On the Dataframer-compatible paths (``/api/dataframer/``, ``/api/data-plane/``, ``/api/users/`` and the signed
+download links) the body is instead the shape that SDK's own code reads::
+
+    {"error": "...", "code": "<machine_code>", "details": [{"field": ..., "reason": ...}]}
+
+with the code of a `CodedError` (``name_taken``, ``in_use``...) or one per status (``validation_error``,
+``not_found``...); a `CodedError` also chooses its status (400 unless it says otherwise).
+
 Every error answer carries ``x-should-retry: false``: the SDK retries 408, 409, 429 and 5xx by itself, and
 none of these would succeed on an immediate retry. A bug is logged with its traceback and answers a generic
 500 that reveals nothing of the server.
@@ -33,6 +41,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from datamill.api.dataframer_common import CodedError
 from datamill.api.errors import (
     ConflictError,
     NotFoundError,
@@ -54,6 +63,21 @@ _STATUS: dict[type[ServiceError], int] = {
 }
 
 
+#: Paths whose errors take the Dataframer shape (matched anywhere in the path, so a mount prefix is fine).
+DATAFRAMER_PATHS = ("/api/dataframer/", "/api/data-plane/", "/api/users/", "/_downloads/")
+_CODES = {
+    400: "validation_error",
+    401: "authentication_failed",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    422: "not_ready",
+    500: "internal_error",
+}
+
+
 class Unauthenticated(Exception):
     """No API key, or one that is unknown or revoked."""
 
@@ -71,6 +95,40 @@ def error_response(
     return JSONResponse(body, status_code=status, headers={"x-should-retry": "false", **(headers or {})})
 
 
+def dataframer_error(
+    status: int,
+    message: str,
+    code: str | None = None,
+    issues: Sequence[Issue] = (),
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """A JSON error in the Dataframer shape (``error``, ``code``, ``details``), marked not to be retried."""
+    body: dict[str, Any] = {
+        "error": message,
+        "code": code or _CODES.get(status, "error"),
+        "details": [issue.to_dict() for issue in issues],
+    }
+    return JSONResponse(body, status_code=status, headers={"x-should-retry": "false", **(headers or {})})
+
+
+def is_dataframer_path(path: str) -> bool:
+    """Whether errors on `path` take the Dataframer shape."""
+    return any(marker in path for marker in DATAFRAMER_PATHS)
+
+
+def _respond(
+    request: Request,
+    status: int,
+    message: str,
+    issues: Sequence[Issue] = (),
+    headers: dict[str, str] | None = None,
+    code: str | None = None,
+) -> JSONResponse:
+    if is_dataframer_path(request.url.path):
+        return dataframer_error(status, message, code, issues, headers)
+    return error_response(status, message, issues, headers)
+
+
 def _field(loc: Sequence[int | str]) -> str:
     """``("body", "source", "files", 0)`` → ``source.files[0]``; the query or path part is dropped."""
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
@@ -84,42 +142,47 @@ def _request_issues(exc: RequestValidationError) -> list[Issue]:
     return [Issue(_field(err.get("loc", ())), str(err.get("msg", "invalid"))) for err in exc.errors()]
 
 
-async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError)
-    return error_response(400, str(exc), exc.issues)
+    return _respond(request, 400, str(exc), exc.issues)
 
 
-async def _on_request_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     issues = _request_issues(exc)
-    return error_response(400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
+    return _respond(request, 400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
 
 
-async def _on_service(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_service(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, CodedError):
+        issues = [Issue(exc.field, str(exc))] if exc.field else []
+        return _respond(request, exc.status, str(exc), issues, code=exc.code)
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return error_response(status, str(exc))
+    return _respond(request, status, str(exc))
 
 
-async def _on_unauthenticated(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+async def _on_unauthenticated(request: Request, exc: Exception) -> JSONResponse:
+    return _respond(request, 401, str(exc), headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _on_http(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and exc.detail == "Not Found":
         message = "no such route; the API lives under /api/v1 (see /docs)"
-    return error_response(exc.status_code, message, headers=dict(exc.headers or {}))
+        if is_dataframer_path(request.url.path):
+            message = "no such route of the Dataframer-compatible API (see /docs)"
+    return _respond(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
 
-async def _on_disconnect(_request: Request, _exc: Exception) -> JSONResponse:
+async def _on_disconnect(request: Request, _exc: Exception) -> JSONResponse:
     # The client went away mid-request; nobody will read this answer, and it is not a server bug.
-    return error_response(400, "the client disconnected before the request body was complete")
+    return _respond(request, 400, "the client disconnected before the request body was complete")
 
 
 async def _on_bug(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal server error; the server log has the details")
+    return _respond(request, 500, "internal server error; the server log has the details")
 
 
 def install_error_handlers(app: FastAPI) -> None:

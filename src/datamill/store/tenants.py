@@ -63,3 +63,11 @@ def revoke_keys_with_prefix(session: Session, prefix: str) -> int:
         .values(revoked_at=utcnow())
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def revoke_key(session: Session, key_id: str) -> bool:
+    """Revoke one active key by id; False when it was already revoked (or is unknown)."""
+    result = session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    return int(getattr(result, "rowcount", 0) or 0) == 1
