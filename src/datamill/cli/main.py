@@ -6,6 +6,7 @@ import click
 
 from datamill.cli.adapt import adapt_command, demo_command
 from datamill.cli.generate import generate_command, spec_group
+from datamill.cli.generate_eval import spec_evaluate_command
 from datamill.cli.keys import keys_group, tenants_group
 from datamill.cli.models import models_command
 from datamill.cli.serve import serve_command
@@ -27,6 +28,7 @@ cli.add_command(keys_group)
 cli.add_command(tenants_group)
 cli.add_command(spec_group)
 cli.add_command(generate_command)
+spec_group.add_command(spec_evaluate_command)
 
 
 def main() -> None:
