@@ -23,14 +23,21 @@ verifying candidates by their own Jaccard estimate; text-dedup with its own hash
 same canonical text and word n-grams (``docs`` corpus only: it has no character shingles). Writes
 bench/results/dedup.json (``summary_md``: a markdown table); ``--results`` writes elsewhere.
 
-    python -m bench.dedup --docs 100000          # --docs 1000000 for the 1M run
+    python -m bench.dedup --docs 100000                   # one size
+    python -m bench.dedup --docs 100000,1000000 --prompts 0 --engines datamill,rensa --merge
+
+``--docs`` takes several sizes (the table then shows how time and memory grow); ``--engines`` runs some of
+the engines only, and ``--merge`` keeps the results on disk for the (engine, corpus, size) runs not redone.
+Each run also records the machine's 1-minute load average as it started and its CPU seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import resource
 import subprocess
 import tempfile
 import time
@@ -274,6 +281,16 @@ def run_engine(engine: str, corpus: str, count: int) -> dict[str, Any]:
 
 
 def _child(engine: str, corpus: str, count: int, python: str) -> dict[str, Any]:
+    load = os.getloadavg()[0]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = _child_run(engine, corpus, count, python)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["loadavg_before"] = round(load, 2)
+    result["cpu_s"] = round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)
+    return result
+
+
+def _child_run(engine: str, corpus: str, count: int, python: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
@@ -299,30 +316,76 @@ def _count(value: int | None) -> str:
 
 
 def summary_md(results: list[dict[str, Any]]) -> str:
+    results = sorted(results, key=_order)
     lines = [
         f"Threshold {THRESHOLD}, {NUM_PERM} permutations, batches of {BATCH}; datamill shingles: "
         "word 3-grams (docs), character 5-grams (prompts).",
         "",
         "| engine | corpus | docs | hashing docs/s | LSH docs/s | end-to-end docs/s | peak RSS MB (corpus) "
-        "| precision | recall |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| precision | recall | CPU s | load before |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['engine']} | {r['corpus']} | failed: {r['error']} | | | | | | |")
+            lines.append(
+                f"| {r['engine']} | {r['corpus']} | {_count(r.get('docs'))} | failed: {r['error']} "
+                "| | | | | | | |"
+            )
             continue
         lines.append(
             f"| {r['engine']} | {r['corpus']} | {r['docs']:,} | {r['hashing_docs_per_s']:,} | "
             f"{_count(r['lsh_docs_per_s'])} | {r['end_to_end_docs_per_s']:,} | {r['peak_rss_mb']:.0f} "
-            f"({r['corpus_rss_mb']:.0f}) | {r['precision']:.4f} | {r['recall']:.4f} |"
+            f"({r['corpus_rss_mb']:.0f}) | {r['precision']:.4f} | {r['recall']:.4f} "
+            f"| {r.get('cpu_s', 'n/a')} | {r.get('loadavg_before', 'n/a')} |"
         )
+    growth = _growth(results)
+    if growth:
+        lines += [
+            "",
+            "Growth (largest size against the smallest, per engine and corpus): time per document and the "
+            "peak RSS above the corpus; 1.00 is linear time.",
+            "",
+            "| engine | corpus | docs | time per doc, ratio | index + working memory MB |",
+            "|---|---|---|---|---|",
+            *growth,
+        ]
     return "\n".join(lines)
+
+
+def _order(r: dict[str, Any]) -> tuple[int, int, int]:
+    engine = ENGINES.index(r["engine"]) if r["engine"] in ENGINES else len(ENGINES)
+    return (tuple(CORPORA).index(r["corpus"]), engine, int(r.get("docs") or 0))
+
+
+def _growth(results: list[dict[str, Any]]) -> list[str]:
+    runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in results:
+        if "error" not in r:
+            runs.setdefault((r["engine"], r["corpus"]), []).append(r)
+    lines = []
+    for (engine, corpus), rs in runs.items():
+        if len(rs) < 2:
+            continue
+        small, large = rs[0], rs[-1]
+        ratio = small["end_to_end_docs_per_s"] / large["end_to_end_docs_per_s"]
+        extra = [round(r["peak_rss_mb"] - r["corpus_rss_mb"]) for r in (small, large)]
+        lines.append(
+            f"| {engine} | {corpus} | {small['docs']:,} → {large['docs']:,} | {ratio:.2f} "
+            f"| {extra[0]} → {extra[1]} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=100_000, help="texts in the 32–200-word corpus")
-    parser.add_argument("--prompts", type=int, default=20_000, help="texts in the 6–23-word corpus")
+    parser.add_argument(
+        "--docs", default="100000", help="texts in the 32–200-word corpus (comma-separated sizes)"
+    )
+    parser.add_argument(
+        "--prompts", default="20000", help="texts in the 6–23-word corpus (comma-separated sizes)"
+    )
+    parser.add_argument("--engines", default=",".join(ENGINES), help="comma-separated engines to run")
+    parser.add_argument("--merge", action="store_true", help="keep the other results on disk")
     parser.add_argument("--engine", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--corpus", choices=tuple(CORPORA), help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
@@ -332,17 +395,28 @@ def main(argv: list[str] | None = None) -> None:
     if args.engine:  # child process: one engine on one corpus
         args.out.write_text(json.dumps(run_engine(args.engine, args.corpus, args.count)))
         return
-    results = []
-    for corpus, count in (("docs", args.docs), ("prompts", args.prompts)):
-        for engine in ENGINES:
-            python = python_for(engine)
-            if count > 0 and python and not (engine == "text-dedup" and corpus != "docs"):
-                print(f"== {engine} on {count:,} {corpus}", flush=True)
-                results.append(_child(engine, corpus, count, python))
-                print(json.dumps(results[-1]), flush=True)
-    summary = summary_md(results)
+    engines = [e for e in args.engines.split(",") if e]
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        parser.error(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
+    results: dict[tuple[str, str, int], dict[str, Any]] = {}
+    if args.merge and args.results.exists():
+        for r in json.loads(args.results.read_text())["results"]:
+            results[(r["engine"], r["corpus"], int(r.get("docs") or 0))] = r
+    for corpus, sizes in (("docs", args.docs), ("prompts", args.prompts)):
+        for count in (int(x) for x in str(sizes).split(",") if x.strip()):
+            for engine in engines:
+                python = python_for(engine)
+                if count > 0 and python and not (engine == "text-dedup" and corpus != "docs"):
+                    print(f"== {engine} on {count:,} {corpus}", flush=True)
+                    result = _child(engine, corpus, count, python)
+                    result.setdefault("docs", count)
+                    results[(engine, corpus, count)] = result
+                    print(json.dumps(result), flush=True)
+    summary = summary_md(list(results.values()))
     args.results.parent.mkdir(exist_ok=True)
-    payload = {"threshold": THRESHOLD, "num_perm": NUM_PERM, "results": results, "summary_md": summary}
+    ordered = sorted(results.values(), key=_order)
+    payload = {"threshold": THRESHOLD, "num_perm": NUM_PERM, "results": ordered, "summary_md": summary}
     args.results.write_text(json.dumps(payload, indent=2))
     print(summary)
 
