@@ -4,8 +4,9 @@ Startup migrates the database and starts the ingest workers, which pick up any u
 unread, and the run worker (`datamill.runners`), which resumes the runs a previous process left unfinished;
 shutdown gives the run in progress back to the queue, lets the file being read finish and releases the
 database. Routes: the Adaption-compatible
-API under ``/api/v1`` (`server.compat.adaption`), the upload links (`server.uploads`), ``/healthz``, and the
-OpenAPI description at ``/openapi.json`` with interactive docs at ``/docs``.
+API under ``/api/v1`` (`server.compat.adaption`), the upload links (`server.uploads`), ``/healthz``, the
+OpenAPI description at ``/openapi.json`` with interactive docs at ``/docs``, and the web app on every other
+path (`server.web`).
 """
 
 from __future__ import annotations
@@ -25,10 +26,14 @@ from datamill.server.compat import (
     adaption_custom_evals,
     adaption_publish,
     adaption_runs,
+    dataframer_evaluations,
+    dataframer_misc,
+    dataframer_runs,
+    dataframer_specs,
 )
-from datamill.server.compat import dataframer_misc
 from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
+from datamill.server.web import create_web_app
 
 
 def _version() -> str:
@@ -75,10 +80,15 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     app.include_router(adaption_runs.router, prefix="/api/v1")
     app.include_router(downloads_signed.router)
     app.include_router(dataframer_misc.router)
+    app.include_router(dataframer_evaluations.router)
+    app.include_router(dataframer_specs.router)
+    app.include_router(dataframer_runs.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
         """Liveness: answers while the process serves requests."""
         return {"status": "ok"}
 
+    # Last: the web app answers every path the API did not claim (and JSON 404s for unknown /api/ paths).
+    app.mount("/", create_web_app(ctx))
     return app

@@ -1,0 +1,93 @@
+"""Dataset pages: the table of datasets with the drop zone, one dataset with a paged preview, and upload.
+
+Upload is the API's signed-link flow driven by the page's script: ``POST /datasets/upload`` creates the
+pending dataset and answers a same-origin upload link, the browser PUTs the file there (with a progress
+bar), then ``POST /datasets/{id}/upload/complete`` checks the size and starts reading the file.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import HTMLResponse
+
+from datamill.api.listing import parse_list_query
+from datamill.api.upload_checks import parse_file_source
+from datamill.core.errors import ValidationError
+from datamill.server.uploads import UPLOAD_PATH
+from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.server.web.preview import read_preview
+from datamill.server.web.runs import run_summary
+
+router = APIRouter()
+
+PAGE_ROWS = 20
+
+
+@router.get("/datasets", response_class=HTMLResponse)
+def list_page(
+    request: Request, web: WebDep, session: SessionDep, cursor: str | None = None, q: str | None = None
+) -> HTMLResponse:
+    query = parse_list_query({"limit": "50", "cursor": cursor, "q": q})
+    page = web.context.datasets.list(session.tenant.id, query)
+    return web.page(
+        request,
+        "datasets.html",
+        session,
+        datasets=page.items,
+        next_cursor=page.next_cursor,
+        q=q or "",
+        max_bytes=web.context.settings.max_upload_bytes,
+    )
+
+
+@router.post("/datasets/upload", status_code=201)
+def start_upload(
+    web: WebDep, session: PostSession, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    """A pending dataset for the file the page is about to send, and where to PUT it."""
+    source = parse_file_source({"name": body.get("name"), "file_format": body.get("file_format")})
+    size = body.get("size_bytes")
+    limit = web.context.settings.max_upload_bytes
+    if isinstance(size, int) and size > limit:
+        raise ValidationError.of("size_bytes", f"the file is larger than the upload limit of {limit} bytes")
+    created = web.context.uploads.create_dataset(session.tenant.id, source)
+    ticket = created.ticket
+    query = web.context.signer.query(ticket.upload_id, ticket.expires_at)
+    return {"dataset_id": created.dataset_id, "upload_url": f"{UPLOAD_PATH}/{ticket.upload_id}?{query}"}
+
+
+@router.post("/datasets/{dataset_id}/upload/complete")
+def complete_upload(
+    dataset_id: str, web: WebDep, session: PostSession, body: Annotated[dict[str, Any], Body()]
+) -> dict[str, Any]:
+    size = body.get("size_bytes")
+    if not isinstance(size, int | float) or isinstance(size, bool):
+        raise ValidationError.of("size_bytes", "required: the byte count of the uploaded file")
+    done = web.context.uploads.complete_by_id(session.tenant.id, dataset_id, size)
+    return {"dataset_id": done.dataset_id, "status": done.status, "url": f"/datasets/{done.dataset_id}"}
+
+
+@router.get("/datasets/{dataset_id}", response_class=HTMLResponse)
+def dataset_page(
+    request: Request, dataset_id: str, web: WebDep, session: SessionDep, offset: int = 0
+) -> HTMLResponse:
+    view = web.context.datasets.get(session.tenant.id, dataset_id)
+    offset = max(0, offset)
+    preview = read_preview(web.context, view.id, offset, PAGE_ROWS) if view.columns else None
+    return web.page(
+        request,
+        "dataset.html",
+        session,
+        dataset=view,
+        preview=preview,
+        page_rows=PAGE_ROWS,
+        run=run_summary(web.context, session.tenant.id, view.run_id) if view.run_id else None,
+    )
+
+
+@router.get("/datasets/{dataset_id}/status.json")
+def dataset_status(dataset_id: str, web: WebDep, session: SessionDep) -> dict[str, Any]:
+    view = web.context.datasets.get(session.tenant.id, dataset_id)
+    return {"dataset_id": view.id, "status": view.status, "row_count": view.row_count}

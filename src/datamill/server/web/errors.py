@@ -1,0 +1,117 @@
+"""How the web app answers errors: an HTML page for a browser, the API's JSON error shape for a script.
+
+A request wants JSON when it is a script call of the pages (``Accept: application/json``) or an unknown
+path under ``/api/`` (which must keep answering like the API). Without a session a page redirects to the
+sign-in form. Another tenant's id is a 404 exactly like an unknown one, because the services say so.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from datamill.api.errors import (
+    ConflictError,
+    NotFoundError,
+    NotReadyError,
+    PayloadTooLargeError,
+    ServiceError,
+    UploadRejectedError,
+)
+from datamill.api.runs import InsufficientCreditsError
+from datamill.api.runs_quote import RunConfigError
+from datamill.core.errors import Issue, ValidationError
+from datamill.server.errors import error_response
+from datamill.server.web.deps import Web
+from datamill.server.web.session import CsrfRejected, SignInRequired
+
+log = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (NotReadyError, 422),
+    (UploadRejectedError, 403),
+    (PayloadTooLargeError, 413),
+    (InsufficientCreditsError, 402),
+    (RunConfigError, 500),
+    (CsrfRejected, 403),
+)
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or "application/json" in request.headers.get("accept", "")
+
+
+def _answer(request: Request, status: int, message: str, issues: tuple[Issue, ...] = ()) -> Response:
+    if wants_json(request):
+        return error_response(status, message, issues)
+    web: Web = request.app.state.web
+    return web.page(
+        request,
+        "error.html",
+        None,
+        status_code=status,
+        status=status,
+        title=http.HTTPStatus(status).phrase,
+        message=message,
+        issues=issues,
+    )
+
+
+async def _on_sign_in(request: Request, _exc: Exception) -> Response:
+    if wants_json(request):
+        return error_response(401, "sign in first: your session is missing or has expired")
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
+async def _on_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ValidationError)
+    return _answer(request, 400, str(exc), tuple(exc.issues))
+
+
+async def _on_request_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    issues = tuple(
+        Issue(".".join(str(p) for p in err.get("loc", ())[1:]) or "body", str(err.get("msg", "invalid")))
+        for err in exc.errors()
+    )
+    return _answer(request, 400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
+
+
+async def _on_service(request: Request, exc: Exception) -> Response:
+    status = next((code for kind, code in _STATUS if isinstance(exc, kind)), 400)
+    return _answer(request, status, str(exc))
+
+
+async def _on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        if request.url.path.startswith("/api/"):
+            return error_response(404, "no such route; the API lives under /api/v1 (see /docs)")
+        message = "no such page"
+    return _answer(request, exc.status_code, message)
+
+
+async def _on_bug(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return _answer(request, 500, "internal server error; the server log has the details")
+
+
+def install_web_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(SignInRequired, _on_sign_in)
+    app.add_exception_handler(ValidationError, _on_validation)
+    app.add_exception_handler(RequestValidationError, _on_request_validation)
+    app.add_exception_handler(ServiceError, _on_service)
+    app.add_exception_handler(CsrfRejected, _on_service)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_bug)

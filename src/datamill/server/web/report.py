@@ -1,0 +1,109 @@
+"""The evaluation report of a dataset's latest run: grades, penalties, lengths and the plots.
+
+Drawn from the stored evaluation with the same SVG charts as the report file of the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from markupsafe import Markup
+
+from datamill.pipelines.report_charts import (
+    AFTER_COLOR,
+    BEFORE_COLOR,
+    SINGLE_COLOR,
+    Series,
+    bar_svg,
+    histogram_svg,
+    score_bins,
+)
+from datamill.server.web.deps import SessionDep, WebDep
+
+router = APIRouter()
+
+
+def _scores(rows: list[Mapping[str, Any]], side: str) -> list[float]:
+    scores = []
+    for row in rows:
+        score = (row.get(side) or {}).get("score")
+        if not row.get("excluded") and isinstance(score, int | float):
+            scores.append(float(score))
+    return scores
+
+
+def charts(raw: Mapping[str, Any]) -> list[Markup]:
+    """The plots of a stored evaluation's ``raw_results``: row scores, languages, rows removed."""
+    rows = [r for r in raw.get("rows") or [] if isinstance(r, Mapping)]
+    bins = score_bins()
+    out = [
+        histogram_svg(
+            "Row scores (judged sample)",
+            bins,
+            [
+                Series("before", bins.counts(_scores(rows, "before")), BEFORE_COLOR),
+                Series("after", bins.counts(_scores(rows, "after")), AFTER_COLOR),
+            ],
+            x_label="row score (0–10)",
+        )
+    ]
+    before = ((raw.get("before") or {}).get("stats") or {}).get("languages") or {}
+    after = ((raw.get("after") or {}).get("stats") or {}).get("languages") or {}
+    languages = list(dict.fromkeys([*before, *after]))
+    if languages:
+        series = [
+            Series("before", [float(before.get(k, 0)) for k in languages], BEFORE_COLOR),
+            Series("after", [float(after.get(k, 0)) for k in languages], AFTER_COLOR),
+        ]
+        out.append(bar_svg("Languages (rows)", languages, series))
+    removed = {f"dedup: {k}": float(v) for k, v in (raw.get("dedup") or {}).items()}
+    removed |= {f"rejected: {k}": float(v) for k, v in (raw.get("rejections") or {}).items()}
+    if removed:
+        out.append(
+            bar_svg("Rows removed", list(removed), [Series("rows", list(removed.values()), SINGLE_COLOR)])
+        )
+    # report_charts escapes every label it draws, so its SVG is safe to insert as markup.
+    return [Markup(svg) for svg in out]
+
+
+def sides(raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Per side: score, penalties and length statistics."""
+    found = []
+    for name in ("before", "after"):
+        side = raw.get(name) or {}
+        stats = side.get("stats") or {}
+        found.append(
+            {
+                "name": name,
+                "mean_row_score": side.get("mean_row_score"),
+                "penalty_points": side.get("penalty_points"),
+                "score": side.get("score"),
+                "penalties": side.get("penalties") or {},
+                "rows": stats.get("rows"),
+                "prompt_tokens": stats.get("prompt_tokens") or {},
+                "answer_tokens": stats.get("answer_tokens") or {},
+            }
+        )
+    return found
+
+
+@router.get("/datasets/{dataset_id}/report", response_class=HTMLResponse)
+def report_page(request: Request, dataset_id: str, web: WebDep, session: SessionDep) -> HTMLResponse:
+    view = web.context.datasets.get(session.tenant.id, dataset_id)
+    evaluation = web.context.runs.evaluations.get(session.tenant.id, dataset_id)
+    raw = evaluation.raw_results or {}
+    return web.page(
+        request,
+        "report.html",
+        session,
+        dataset=view,
+        evaluation=evaluation,
+        charts=charts(raw) if evaluation.quality is not None else [],
+        sides=sides(raw) if evaluation.quality is not None else [],
+        sample=raw.get("sample") or {},
+        judge=raw.get("judge") or {},
+        judged=[r for r in raw.get("rows") or [] if isinstance(r, Mapping)][:50],
+    )

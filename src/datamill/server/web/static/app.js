@@ -1,0 +1,283 @@
+// datamill web app: drag-and-drop upload with progress, live polling, and the adapt form's live checks.
+// Plain script, no build step. Every POST carries the session's CSRF token in a header.
+"use strict";
+
+const csrfToken = () => document.querySelector('meta[name="csrf-token"]').content;
+
+async function sendJSON(method, url, body) {
+  const response = await fetch(url, {
+    method,
+    credentials: "same-origin",
+    headers: { "content-type": "application/json", accept: "application/json", "x-csrf-token": csrfToken() },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data;
+  try { data = await response.json(); } catch (_) { data = { message: response.statusText }; }
+  return { ok: response.ok, status: response.status, data };
+}
+
+const getJSON = (url) => sendJSON("GET", url);
+
+function describeError(data) {
+  const issues = (data && data.errors) || [];
+  if (issues.length) return issues.map((i) => `${i.field}: ${i.reason}`).join("; ");
+  return (data && data.message) || "the request failed";
+}
+
+// ---- upload -------------------------------------------------------------------------------------------
+
+function putFile(url, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress((100 * e.loaded) / e.total); };
+    xhr.onload = () => {
+      if (xhr.status < 300) return resolve();
+      let data = {};
+      try { data = JSON.parse(xhr.responseText); } catch (_) { /* not JSON */ }
+      reject(new Error(describeError(data)));
+    };
+    xhr.onerror = () => reject(new Error("the upload was interrupted; check the connection and try again"));
+    xhr.send(file);
+  });
+}
+
+async function uploadFile(zone, file) {
+  const status = document.getElementById("upload-status");
+  const bar = document.getElementById("upload-progress");
+  const percent = document.getElementById("upload-percent");
+  const error = document.getElementById("upload-error");
+  error.hidden = true;
+  const limit = Number(zone.dataset.maxBytes);
+  if (limit && file.size > limit) {
+    error.textContent = `${file.name} is larger than the upload limit of ${limit} bytes`;
+    error.hidden = false;
+    return;
+  }
+  document.getElementById("upload-name").textContent = file.name;
+  status.hidden = false;
+  const show = (p) => { bar.value = p; percent.textContent = `${Math.round(p)}%`; };
+  show(0);
+  try {
+    const start = await sendJSON("POST", "/datasets/upload", { name: file.name, size_bytes: file.size });
+    if (!start.ok) throw new Error(describeError(start.data));
+    await putFile(start.data.upload_url, file, show);
+    show(100);
+    const done = await sendJSON("POST", `/datasets/${start.data.dataset_id}/upload/complete`, { size_bytes: file.size });
+    if (!done.ok) throw new Error(describeError(done.data));
+    window.location.href = done.data.url;
+  } catch (e) {
+    status.hidden = true;
+    error.textContent = e.message;
+    error.hidden = false;
+  }
+}
+
+function setupUpload() {
+  const zone = document.getElementById("dropzone");
+  if (!zone) return;
+  const input = document.getElementById("file-input");
+  input.addEventListener("change", () => { if (input.files.length) uploadFile(zone, input.files[0]); });
+  zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("over");
+    if (e.dataTransfer.files.length) uploadFile(zone, e.dataTransfer.files[0]);
+  });
+}
+
+// ---- polling ------------------------------------------------------------------------------------------
+
+function setupStatusPoll() {
+  const facts = document.querySelector("[data-poll-status]");
+  if (!facts) return;
+  const tick = async () => {
+    const answer = await getJSON(facts.dataset.pollStatus);
+    if (answer.ok && answer.data.status !== "pending") return window.location.reload();
+    setTimeout(tick, 700);
+  };
+  setTimeout(tick, 500);
+}
+
+const text = (id, value) => { const el = document.getElementById(id); if (el) el.textContent = value; };
+const num = (v) => (v === null || v === undefined ? "–" : Number(v).toLocaleString("en"));
+
+function showRun(run) {
+  document.getElementById("run-progress").value = run.percent;
+  text("run-percent", `${run.percent}%`);
+  const status = document.getElementById("run-status");
+  status.textContent = run.status;
+  status.className = `status status-${run.status}`;
+  text("run-rows", `${num(run.processed_rows)} / ${num(run.total_rows)}`);
+  text("run-rate", `${run.rows_per_s === null ? "–" : run.rows_per_s} rows/s`);
+  text("run-tokens", num(run.tokens_estimated));
+  text("run-cost", `$${run.cost_usd.toFixed(4)}`);
+  text("run-out", num(run.rows_out));
+  text("run-rejected", num(run.rows_rejected));
+  text("run-eval", run.evaluation_status || "–");
+  const error = document.getElementById("run-error");
+  error.hidden = !run.error;
+  error.textContent = run.error || "";
+}
+
+function setupRunPoll() {
+  const card = document.querySelector("[data-poll-run]");
+  if (!card) return;
+  const finalEval = ["succeeded", "failed", "skipped"];
+  const tick = async () => {
+    const answer = await getJSON(card.dataset.pollRun);
+    const run = answer.ok && answer.data.run;
+    if (run) {
+      showRun(run);
+      if (!run.active) document.getElementById("run-done").hidden = false;
+      if (!run.active && finalEval.includes(run.evaluation_status)) {
+        card.dataset.active = "false";
+        card.dataset.finished = "true";
+        return;
+      }
+    }
+    setTimeout(tick, 700);
+  };
+  tick();
+}
+
+// ---- adapt form ---------------------------------------------------------------------------------------
+
+const ROLES = {
+  prompt: ["prompt", "completion", "context", "image"],
+  universal_prompt: ["universal_prompt", "completion", "context", "image"],
+  chat: ["chat", "image"],
+};
+
+const field = (form, name) => form.querySelector(`[name="${name}"]`);
+
+function adaptBody(form) {
+  const mode = form.querySelector('input[name="mode"]:checked').value;
+  const mapping = {};
+  for (const role of ROLES[mode]) {
+    if (role === "context") {
+      const cols = [...form.querySelectorAll('input[name="context"]:checked')].map((c) => c.value);
+      if (cols.length) mapping.context = cols;
+    } else {
+      const value = field(form, role).value.trim();
+      if (value) mapping[role] = value;
+    }
+  }
+  const recipes = {};
+  for (const box of form.querySelectorAll('input[name="recipe"]')) recipes[box.value] = box.checked;
+  const brand = {
+    safety_categories: [...form.querySelectorAll('input[name="safety"]:checked')].map((c) => c.value),
+    hallucination_mitigation: field(form, "hallucination_mitigation").checked,
+  };
+  if (field(form, "length").value) brand.length = field(form, "length").value;
+  if (field(form, "blueprint").value.trim()) brand.blueprint = field(form, "blueprint").value;
+  const body = {
+    column_mapping: mapping,
+    recipe_specification: { recipes },
+    training_type: field(form, "training_type").value,
+    brand_controls: brand,
+    language_expansion: null,
+  };
+  const kind = field(form, "expansion").value;
+  if (kind) {
+    const rate = field(form, "sample_rate").value;
+    const expansion = { type: kind, sample_rate: rate === "" ? null : Number(rate) };
+    const split = (v) => v.split(",").map((s) => s.trim()).filter(Boolean);
+    if (kind === "translate") expansion.languages = split(field(form, "languages").value);
+    else expansion.pairs = split(field(form, "pairs").value).map((p) => {
+      const [country, language] = p.split(":").map((s) => s.trim());
+      return language === undefined ? p : { country, language };
+    });
+    body.language_expansion = expansion;
+  }
+  const maxRows = field(form, "max_rows").value;
+  if (maxRows) body.job_specification = { max_rows: Number(maxRows) };
+  return body;
+}
+
+function showIssues(form, issues) {
+  for (const slot of form.querySelectorAll("[data-issue]")) slot.textContent = "";
+  const slots = [...form.querySelectorAll("[data-issue]")];
+  for (const issue of issues) {
+    // The most specific slot whose field the issue's field starts with.
+    const slot = slots
+      .filter((s) => issue.field === s.dataset.issue || issue.field.startsWith(`${s.dataset.issue}.`) || issue.field.startsWith(`${s.dataset.issue}[`))
+      .sort((a, b) => b.dataset.issue.length - a.dataset.issue.length)[0];
+    if (slot) slot.textContent = (slot.textContent ? `${slot.textContent} ` : "") + issue.reason;
+  }
+  const list = document.getElementById("issues");
+  list.innerHTML = "";
+  for (const issue of issues) {
+    const item = document.createElement("li");
+    item.textContent = `${issue.field}: ${issue.reason}`;
+    list.appendChild(item);
+  }
+}
+
+function showEstimate(e) {
+  text("est-credits", num(e.credits));
+  text("est-cost", `$${e.cost_usd.toFixed(4)}`);
+  text("est-minutes", e.minutes.toFixed(2));
+  text("est-rows", `${num(e.rows_in)} → ${num(e.rows_out)}`);
+  text("est-calls", num(e.calls));
+  text("est-model", e.model);
+}
+
+function setupAdapt() {
+  const form = document.getElementById("adapt-form");
+  if (!form) return;
+  const launch = document.getElementById("launch");
+  const state = document.getElementById("est-state");
+  let sequence = 0;
+  let timer = null;
+
+  const applyMode = () => {
+    const mode = form.querySelector('input[name="mode"]:checked').value;
+    for (const role of form.querySelectorAll("[data-role]")) role.hidden = !ROLES[mode].includes(role.dataset.role);
+  };
+
+  const check = async () => {
+    const mine = ++sequence;
+    state.textContent = "Checking…";
+    form.dataset.state = "checking";
+    const answer = await sendJSON("POST", form.dataset.check, adaptBody(form));
+    if (mine !== sequence) return; // a newer check is on its way
+    if (answer.ok) {
+      showIssues(form, []);
+      showEstimate(answer.data);
+      const short = answer.data.credits > answer.data.balance;
+      state.textContent = short ? `Your balance (${answer.data.balance} credits) does not cover this run.` : "Ready to launch.";
+      launch.disabled = short;
+    } else {
+      const issues = (answer.data && answer.data.errors) || [];
+      showIssues(form, issues.length ? issues : [{ field: "request", reason: describeError(answer.data) }]);
+      state.textContent = "Fix the issues above to see the estimate.";
+      launch.disabled = true;
+    }
+    form.dataset.state = answer.ok ? "valid" : "invalid";
+  };
+
+  const schedule = () => { clearTimeout(timer); timer = setTimeout(check, 250); };
+  form.addEventListener("change", () => { applyMode(); schedule(); });
+  form.addEventListener("input", schedule);
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    launch.disabled = true;
+    state.textContent = "Launching…";
+    const answer = await sendJSON("POST", form.dataset.launch, adaptBody(form));
+    if (answer.ok) return (window.location.href = answer.data.url);
+    const issues = (answer.data && answer.data.errors) || [];
+    showIssues(form, issues.length ? issues : [{ field: "request", reason: describeError(answer.data) }]);
+    state.textContent = describeError(answer.data);
+  });
+  applyMode();
+  check();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  setupUpload();
+  setupStatusPoll();
+  setupRunPoll();
+  setupAdapt();
+});

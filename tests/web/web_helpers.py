@@ -1,0 +1,86 @@
+"""Helpers of the web app tests: finding the system chromium, launching it, signing in, screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 860}
+
+
+def chromium_path() -> str | None:
+    """The system chromium, or None; in CI a missing browser is an error, never a skip."""
+    found = (
+        os.environ.get("DATAMILL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    )
+    if found is None and os.environ.get("CI"):
+        raise RuntimeError("CI must run the browser tests: install chromium (scripts/install-chromium.sh)")
+    return found
+
+
+@contextmanager
+def new_browser(executable: str) -> Iterator[Any]:
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def sign_in(browser: Any, base_url: str, key: str) -> Any:
+    """A new page of a new browser context, signed in with `key`."""
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{base_url}/datasets")
+    assert "/login" in page.url
+    page.fill("#api_key", key)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base_url}/datasets")
+    return page
+
+
+def screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def drop_file(page: Any, selector: str, name: str, content: str) -> None:
+    """Drop a file on `selector` the way a user's drag and drop does (a DataTransfer holding a File)."""
+    transfer = page.evaluate_handle(
+        """([name, text]) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([text], name, { type: "text/csv" }));
+            return transfer;
+        }""",
+        [name, content],
+    )
+    page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+@contextmanager
+def session_client(base_url: str, key: str) -> Iterator[httpx.Client]:
+    """An HTTP client signed in to the web app with `key` (its cookie jar holds the session)."""
+    with httpx.Client(base_url=base_url, follow_redirects=False, timeout=30) as client:
+        answer = client.post("/login", data={"api_key": key, "next": "/datasets"})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def csrf_of(client: httpx.Client, path: str = "/datasets") -> str:
+    """The CSRF token a page of the session carries."""
+    html = client.get(path).text
+    marker = '<meta name="csrf-token" content="'
+    start = html.index(marker) + len(marker)
+    return html[start : html.index('"', start)]
