@@ -4,7 +4,8 @@
 |----------------------------|--------------------------------------------------------------------------|
 | number_of_samples          | required, 1–20000                                                        |
 | spec_id / spec_version     | optional here (the server needs them); version ≥ 1                       |
-| generation/outline/revision_model | model names; routing is checked when the run starts              |
+| generation/outline/revision_model | model names; routing is checked when the run starts; with      |
+|                            | ``allowed_models`` one of those names (the API's enum)                   |
 | *_thinking_budget          | ≥ 1024, and only for a model whose name ends in ``-thinking``            |
 | revision_types             | coherence_flow, consistency, distinguishability, conformance             |
 | filtering_types            | structural, conformance                                                  |
@@ -14,18 +15,21 @@
 | max_examples_in_prompt     | ≥ 1; default: as many seeds as fit the seed token budget                |
 | unified_multifield, skip_outline | booleans (default false)                                           |
 | tools                      | only ``calculator``                                                      |
-| databricks_client_id/secret/api_base | optional (contract §7.1), kept for the run, never echoed       |
+| databricks_client_id/secret/api_base | kept for the run, never echoed; with                          |
+|                            | ``require_databricks_credentials`` all three are required for a          |
+|                            | ``databricks/`` model, and the base must be an http(s) URL               |
 | seed                       | datamill's own: seed of every random choice (default 0)                 |
 | max_output_tokens          | datamill's own: output cap of each draft/revision call, ≥ 16 (2048)     |
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from datamill.core.dataframer_models import DATABRICKS_PREFIX
 from datamill.core.fields import (
     Issues,
     join,
@@ -148,8 +152,23 @@ class GenerationRequest:
         }
 
 
-def parse_generation_request(body: object, field_prefix: str = "") -> GenerationRequest:
-    """Validate a run body; raises one `ValidationError` naming every bad field."""
+def parse_generation_request(
+    body: object,
+    field_prefix: str = "",
+    *,
+    allowed_models: Collection[str] | None = None,
+    require_databricks_credentials: bool = False,
+) -> GenerationRequest:
+    """Validate a run body; raises one `ValidationError` naming every bad field.
+
+    Args:
+        body: the JSON body.
+        field_prefix: the path of the body in a larger document, for the issues' field names.
+        allowed_models: when given, the only model names accepted (the wire API's enum); the library and
+            CLI leave it out and accept any name the routing file knows.
+        require_databricks_credentials: a ``databricks/`` model needs the request's own Databricks client
+            id, secret and API base (the wire API: the run is served from the caller's workspace).
+    """
     issues = Issues()
     values = read_object(body, field_prefix, FIELDS, issues) or {}
 
@@ -169,8 +188,9 @@ def parse_generation_request(body: object, field_prefix: str = "") -> Generation
     out["max_output_tokens"] = read_int(
         values.get("max_output_tokens"), path("max_output_tokens"), issues, minimum=MIN_OUTPUT_TOKENS
     )
-    for key in ("spec_id", *_MODELS):
-        out[key] = read_str(values.get(key), path(key), issues)
+    out["spec_id"] = read_str(values.get("spec_id"), path("spec_id"), issues)
+    for key in _MODELS:
+        out[key] = _model(values.get(key), path(key), issues, allowed_models)
     _read_budgets(values, out, path, issues)
     flags = {k: read_bool(values.get(k), path(k), issues) for k in _FLAGS}
     out["unified_multifield"], out["skip_outline"] = flags["unified_multifield"], flags["skip_outline"]
@@ -180,8 +200,31 @@ def parse_generation_request(body: object, field_prefix: str = "") -> Generation
     out["tools"] = _enum_list(values.get("tools"), path("tools"), issues, Tool)
     _read_types(values, flags["enable_revisions"], out, path, issues)
     out["databricks"] = _databricks(values, path, issues)
+    if require_databricks_credentials:
+        _require_databricks(values, out, path, issues)
     issues.raise_if_any()
     return GenerationRequest(**{k: v for k, v in out.items() if v is not None})
+
+
+def _model(value: object, field: str, issues: Issues, allowed: Collection[str] | None) -> str | None:
+    name = read_str(value, field, issues)
+    if name is not None and allowed is not None and name not in allowed:
+        issues.add(field, f"must be one of {', '.join(allowed)}; got {name!r}")
+        return None
+    return name
+
+
+def _require_databricks(values: Mapping[str, object], out: dict[str, Any], path: Any, issues: Issues) -> None:
+    """A ``databricks/`` model is served from the caller's workspace: its credentials must come along."""
+    users = [key for key in _MODELS if str(out.get(key) or "").startswith(DATABRICKS_PREFIX)]
+    if not users:
+        return
+    for key in _DATABRICKS:
+        if values.get(key) is None:
+            issues.add(path(key), f"is required when {users[0]} is a databricks/ model")
+    base = values.get("databricks_api_base")
+    if isinstance(base, str) and base.strip() and not base.startswith(("https://", "http://")):
+        issues.add(path("databricks_api_base"), f"must be an http(s) URL, got {base!r}")
 
 
 def _bounded(
