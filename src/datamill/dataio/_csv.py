@@ -116,6 +116,12 @@ class _CsvFile:
             found = find_invalid_utf8(self.path)
             if found is not None:
                 return invalid_utf8(self.path, *found)
+        if "straddl" in message:  # pyarrow's words for a row that does not fit in one block
+            return DataFormatError(
+                self.path,
+                f"a row is longer than {_BLOCK_BYTES >> 20} MiB (a huge cell, or a quote never closed): "
+                "close the quote, or save data with very long cells as JSONL or Parquet",
+            )
         return DataFormatError(self.path, f"cannot parse the file: {message}")
 
 

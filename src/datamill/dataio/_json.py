@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 import ijson
 
 from datamill.core.errors import DataFormatError
+from datamill.dataio._depth import JsonDepthGuard
 from datamill.dataio._records import RecordBatcher, kind_phrase
 from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
 from datamill.dataio._text import (
@@ -34,15 +35,17 @@ _SCALAR_EVENTS = {"string": "a string", "number": "a number", "boolean": "a bool
 
 
 class _CountingReader:
-    """Counts the bytes ijson has pulled, to say roughly where a syntax error is in a large file."""
+    """Counts the bytes ijson has pulled (to say roughly where a syntax error is) and guards their depth."""
 
-    def __init__(self, f: Any) -> None:
+    def __init__(self, f: Any, path: str) -> None:
         self._f = f
+        self._depth = JsonDepthGuard(path)
         self.consumed = 0
 
     def read(self, size: int = -1) -> bytes:
         data: bytes = self._f.read(size)
         self.consumed += len(data)
+        self._depth.feed(data)
         return data
 
 
@@ -115,7 +118,7 @@ def _json_stream(path: str, sample: TextSample, batch_size: int) -> BatchStream:
     records: list[dict[str, Any]] = []
     positions: list[int] = []
     with open(path, "rb") as f:
-        counter = _CountingReader(_utf8_stream(f, sample.encoding))
+        counter = _CountingReader(_utf8_stream(f, sample.encoding), path)
         try:
             for number, record in _records(path, counter):
                 records.append(record)
