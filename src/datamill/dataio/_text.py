@@ -79,6 +79,25 @@ def sniff_encoding(path: str, head: bytes, complete: bool) -> str:
     return _guess_legacy_encoding(path, head)
 
 
+_NO_ENCODING = "cannot detect the text encoding: the file may not be text; save it as UTF-8 text"
+_SIGNATURES = (
+    (b"PAR1", "a Parquet file"),
+    (b"PK\x03\x04", "a zip archive (an xlsx workbook is one)"),
+    (b"\x89PNG", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"%PDF", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+)
+
+
+def _binary_hint(head: bytes) -> str | None:
+    """What a binary file really is, when its first bytes say so: the extension lied."""
+    for signature, kind in _SIGNATURES:
+        if head.startswith(signature):
+            return f"this is {kind}, not text: give the file its real extension, or export it as text"
+    return None
+
+
 def _guess_legacy_encoding(path: str, head: bytes) -> str:
     # Imported here: charset-normalizer loads sizeable tables and most files never need it.
     from charset_normalizer import from_bytes
@@ -86,7 +105,7 @@ def _guess_legacy_encoding(path: str, head: bytes) -> str:
     matches = from_bytes(head)
     best = matches.best()
     if best is None or not best.encoding:
-        raise DataFormatError(path, "cannot detect the text encoding; pass it explicitly (encoding=...)")
+        raise DataFormatError(path, _binary_hint(head) or _NO_ENCODING)
     # On short or mixed Western samples charset-normalizer often rates cp1252 level with cp1250 and kin, and
     # picks one of those; cp1252 (which has all the Latin-1 letters) is the likelier origin, so it wins ties.
     for match in matches:
