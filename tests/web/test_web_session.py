@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from runs_helpers import MAPPING, qa_rows, upload
+from runs_helpers import MAPPING, qa_rows, runs_server, upload
 from web_helpers import csrf_of, session_client
 
 from conftest import RunningServer
@@ -153,3 +153,24 @@ def test_the_api_docs_and_health_still_answer(web_server: RunningServer) -> None
         page = client.get("/no/such/page", headers={"cookie": ""})
         assert page.status_code == 404
         assert "text/html" in page.headers["content-type"]
+
+
+def test_the_cookie_is_secure_behind_an_https_public_url(tmp_path: Path) -> None:
+    with runs_server(tmp_path, public_url="https://data.example") as running:
+        answer = httpx.post(f"{running.base_url}/login", data={"api_key": running.new_key()})
+    assert answer.status_code == 303
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_publish_answers_on_the_page(web_server: RunningServer, tmp_path: Path) -> None:
+    key = web_server.new_key()
+    dataset_id = upload(web_server.client(key=key), tmp_path / "qa.csv", qa_rows(3))
+    with session_client(web_server.base_url, key) as client:
+        form = {"csrf_token": csrf_of(client), "target": "local", "location": str(tmp_path / "out")}
+        answer = client.post(f"/datasets/{dataset_id}/publish", data=form)
+        assert answer.status_code == 400
+        assert "text/html" in answer.headers["content-type"]
+        assert "DATAMILL_PUBLISH_ROOTS" in answer.text
+        assert (
+            client.post(f"/datasets/{dataset_id}/publish", data=form | {"csrf_token": "x"}).status_code == 403
+        )

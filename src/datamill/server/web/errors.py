@@ -70,6 +70,8 @@ async def _on_sign_in(request: Request, _exc: Exception) -> Response:
     if wants_json(request):
         return error_response(401, "sign in first: your session is missing or has expired")
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    if request.method != "GET":  # a form posted from an expired session: start over from the list
+        target = "/datasets"
     return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
 
 
