@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from datamill.api.dataframer_eval_job import EvalJobExecutor
 from datamill.api.dataframer_run_job import RunJobExecutor
 from datamill.api.dataframer_spec_job import SpecJobExecutor
 from datamill.api.dataframer_zip_job import ZipJobExecutor
 from datamill.api.runs_settings import RunSettings
 from datamill.runners.execution import RunExecutor
 from datamill.store import BlobStore, Store
-from datamill.store.generation_models import GENERATION_JOB, GENERATION_ZIP_JOB, SPEC_JOB
+from datamill.store.generation_models import GENERATION_EVAL_JOB, GENERATION_JOB, GENERATION_ZIP_JOB, SPEC_JOB
 
 
 def generation_executors(
@@ -21,4 +22,5 @@ def generation_executors(
     executors[SPEC_JOB] = SpecJobExecutor(store, blobs, settings, data_dir)
     executors[GENERATION_JOB] = RunJobExecutor(store, blobs, settings, data_dir)
     executors[GENERATION_ZIP_JOB] = ZipJobExecutor(store, blobs, settings, data_dir)
+    executors[GENERATION_EVAL_JOB] = EvalJobExecutor(store, blobs, settings, data_dir)
     return executors

@@ -1,0 +1,36 @@
+"""Evaluations of generation runs (Dataframer-compatible): create, retrieve, list a run's evaluations.
+
+Handlers are plain functions (FastAPI runs them in its thread pool, as they use the database); they only
+translate: `datamill.api.dataframer_evaluations` holds the rules and the wire shapes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body
+
+from datamill.api.dataframer_evaluations import EvaluationService
+from datamill.server.auth import Context, CurrentTenant
+
+router = APIRouter(prefix="/api/dataframer", tags=["dataframer evaluations"])
+
+
+@router.post("/evaluations/", status_code=201)
+def create_evaluation(
+    context: Context, tenant: CurrentTenant, body: Annotated[Any, Body()] = None
+) -> dict[str, Any]:
+    """Queue an evaluation of a SUCCEEDED run; poll it until SUCCEEDED or FAILED."""
+    return EvaluationService(context.store).create(tenant, body)
+
+
+@router.get("/evaluations/{evaluation_id}/")
+def retrieve_evaluation(evaluation_id: str, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
+    """The evaluation, with its analysis once it SUCCEEDED."""
+    return EvaluationService(context.store).get(tenant.id, evaluation_id)
+
+
+@router.get("/runs/{run_id}/evaluations/")
+def list_run_evaluations(run_id: str, context: Context, tenant: CurrentTenant) -> list[dict[str, Any]]:
+    """The run's evaluations, newest first (a bare array)."""
+    return EvaluationService(context.store).list_for_run(tenant.id, run_id)
