@@ -15,6 +15,7 @@ import pytest
 from df_waits import wait_run, wait_spec
 
 import dataframer
+from datamill.store.generation_runs import files_of_run
 
 SPEC_YAML = """
 spec:
@@ -193,3 +194,18 @@ def test_another_tenant_sees_nothing(client: dataframer.Dataframer, df_server: A
     done = wait_evaluation(client, evaluation.id)
     assert done.status == "SUCCEEDED"
     assert [c.sample_identifier for c in done.sample_classifications] == ["sample_1"]
+
+
+def test_a_run_whose_files_are_lost_fails_with_a_message(client: dataframer.Dataframer, df_server: Any):
+    run = succeeded_run(client, samples=2)
+    lost = next(f for f in run.generated_files if f.path == "sample_2.txt")
+    with df_server.context.store.session() as session:
+        key = next(f.blob_key for f in files_of_run(session, run.id) if f.id == lost.id)
+    df_server.context.blobs.delete(key)
+    done = wait_evaluation(client, client.dataframer.evaluations.create(run_id=run.id).id)
+    assert done.status == "FAILED"
+    assert done.error_message == "run_id: the run's file sample_2.txt cannot be read"
+    assert done.distribution_analysis is None
+    assert done.sample_classifications == []
+    assert done.completed_at is not None
+    assert [e.status for e in client.dataframer.runs.evaluations.list(run.id)] == ["FAILED"]

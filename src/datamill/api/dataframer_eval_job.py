@@ -83,7 +83,7 @@ class EvalJobExecutor:
             model = self._model(gateway, loaded.model)
             counters = MirroredEvalCounters(live.counters)
             found = await contained(evaluate_generation(loaded.spec, samples, model, counters=counters))
-        except (DatamillError, OSError) as exc:
+        except DatamillError as exc:
             log.warning("evaluation %s failed: %s", evaluation_id, exc)
             return RunOutcome(
                 "failed",
@@ -123,8 +123,11 @@ class EvalJobExecutor:
         wanted = {p: k for p, k in wanted.items() if p.endswith(_SAMPLE_SUFFIXES)}
         contents = {}
         for path, key in wanted.items():
-            with self._blobs.open_read(key) as handle:
-                contents[path] = handle.read()
+            try:
+                with self._blobs.open_read(key) as handle:
+                    contents[path] = handle.read()
+            except OSError as exc:  # the message names the run's file, never the storage's own paths
+                raise ValidationError.of("run_id", f"the run's file {path} cannot be read") from exc
         return samples_from_files(contents)
 
 
