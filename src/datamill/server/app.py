@@ -29,6 +29,7 @@ from datamill.server.compat import (
     dataframer_evaluations,
     dataframer_misc,
     dataframer_runs,
+    dataframer_seeds,
     dataframer_specs,
 )
 from datamill.server.context import ServerContext
@@ -80,6 +81,7 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     app.include_router(adaption_runs.router, prefix="/api/v1")
     app.include_router(downloads_signed.router)
     app.include_router(dataframer_misc.router)
+    app.include_router(dataframer_seeds.router)
     app.include_router(dataframer_evaluations.router)
     app.include_router(dataframer_specs.router)
     app.include_router(dataframer_runs.router)
