@@ -46,7 +46,7 @@ def _pick(page: Any, selector: str, value: str) -> str:
 
 def test_adapt_a_dataset_in_the_browser(web_server: RunningServer, browser: Any) -> None:
     base = web_server.base_url
-    page = sign_in(browser, base, web_server.new_key())
+    page = sign_in(browser, base, web_server.new_key("acme-support"))
     rows = qa_rows(11)
     rows.append(dict(rows[0], id=99))  # an exact duplicate question and answer: dedup rejects it
 
