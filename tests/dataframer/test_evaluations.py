@@ -113,7 +113,8 @@ def test_a_run_is_evaluated_with_distributions_score_and_classifications(client:
     areas = done.conformant_areas + done.non_conformant_areas
     assert {(a["property_name"], a["value"]) for a in areas} >= {("Tone", "formal"), ("Topic", "billing")}
     assert all("reason" in a for a in done.non_conformant_areas)
-    assert done.evaluation_model is None or done.evaluation_model == "fake/test-model"
+    assert created.evaluation_model is None
+    assert done.evaluation_model == "fake/test-model"  # the server's model, as none was asked for
 
 
 def test_an_explicit_model_is_used_and_the_run_lists_its_evaluations(client: dataframer.Dataframer):
