@@ -191,3 +191,28 @@ def test_samples_are_read_back_from_either_output_form(tmp_path: Path, output: s
         (s.identifier, s.drawn) for s in samples_from_generation(generated)
     ]
     assert json.loads(read[0].text) == {"subject": "Hi"}
+
+
+class InFlight(FakeProvider):
+    """The fake model, slowed down, counting how many calls it has at once."""
+
+    def __init__(self) -> None:
+        super().__init__(latency_s=0.01)
+        self.now = self.most = 0
+
+    async def complete(self, route: Route, request: ChatRequest):  # type: ignore[no-untyped-def]
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            return await super().complete(route, request)
+        finally:
+            self.now -= 1
+
+
+async def test_classifications_are_bounded_by_the_concurrency():
+    provider = InFlight()
+    gateway = Gateway(Routing.load(), providers={"fake": provider})
+    samples = [EvalSample(f"sample_{i}", f"email #{i}", {"Tone": "formal"}) for i in range(1, 13)]
+    result = await evaluate_generation(SPEC, samples, gateway.model("fake/judge"), concurrency=3)
+    assert len(result.samples) == 12
+    assert provider.most == 3
