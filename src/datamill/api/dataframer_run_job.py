@@ -5,7 +5,8 @@ One attempt: load the run's spec version and request, read the spec's seed datas
 (accepted samples → ``processed_rows``, rejected candidates → ``rows_rejected``, model spend → ``cost_usd``),
 write the samples with `write_generation` (``sample_<n>.txt`` or ``.json``, ``sample_<n>.metadata.json``,
 ``run_summary.json``), upload each file to ``generated/<tenant>/<run>/``, and record the files, the
-summary and the completion time in the transaction that records the job's success.
+summary, the completion time and the models actually used (a model left to the default is named in
+``runtime_params``) in the transaction that records the job's success.
 
 When the candidate budget is spent first, the job fails with the pass-rate message and the summary is
 kept. A ``databricks/`` model uses the credentials in the job's request (`dataframer_databricks`).
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,16 @@ def _models(gateway: Gateway, request: GenerationRequest, credentials: Mapping[s
     )
 
 
+def _resolved(request: GenerationRequest, models: GenerationModels) -> dict[str, Any]:
+    """The runtime parameters with the models actually used filled in (a default model is named)."""
+    params = request.runtime_params()
+    params["generation_model"] = models.generation.name
+    params["outline_model"] = None if request.skip_outline else models.outline.name
+    if params["revision_model"] is not None or request.revision_types or request.filtering_types:
+        params["revision_model"] = models.revision.name
+    return params
+
+
 class RunJobExecutor:
     """Executes generation jobs for a worker; see the module docstring."""
 
@@ -102,10 +114,11 @@ class RunJobExecutor:
             request = parse_generation_request({**body, **credentials})
             live.total_rows = request.number_of_samples
             seeds = self._seeds(dataset_id)
+            models = _models(gateway, request, credentials)
             run = GenerationRun(
                 parse_spec_yaml(spec_yaml),
                 request,
-                _models(gateway, request, credentials),
+                models,
                 seeds,
                 gateway=gateway,
                 counters=MirroredCounters(live.counters),
@@ -127,6 +140,9 @@ class RunJobExecutor:
             return RunOutcome("failed", cost_usd=live.cost_usd(), error_data=job_failure(exc))
         finally:
             await gateway.aclose()
+        result = GenerationResult(
+            result.samples, replace(result.summary, runtime_params=_resolved(request, models))
+        )
         files = self._store_files(ticket.tenant_id, ticket.source_dataset_id, result, seeds)
         summary = result.summary.to_dict()
         return RunOutcome(
@@ -203,4 +219,6 @@ class RunJobExecutor:
             return
         session.add_all(files)
         run.summary = summary
+        if "runtime_params" in summary:
+            run.runtime_params = dict(summary["runtime_params"])
         run.completed_at = utcnow()

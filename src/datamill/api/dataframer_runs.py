@@ -5,11 +5,13 @@ Databricks credentials a ``databricks/`` model needs), checks that the spec SUCC
 version exists (the latest when none is given), stores the request *without* credentials and queues a
 ``GENERATION_JOB`` whose request carries them (erased when the job ends). Status, progress and cost are
 the job's (`datamill.api.dataframer_run_wire`). The ZIP of all files is a ``GENERATION_ZIP_JOB``, queued
-by the first download request: 202 while it builds, then 200 with the link.
+by the first download request: 202 while it builds, then 200 with the link. A ZIP built before the
+run's newest evaluation finished is built again, so the archive always carries the latest results.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -30,6 +32,7 @@ from datamill.store import BlobStore, Store
 from datamill.store.generation_models import GENERATION_JOB, GENERATION_ZIP_JOB, GenerationRun
 from datamill.store.generation_runs import (
     add_generation_run,
+    evaluations_of_run,
     get_generated_file,
     get_generation_run,
     list_generation_runs,
@@ -37,7 +40,7 @@ from datamill.store.generation_runs import (
 )
 from datamill.store.ids import new_id
 from datamill.store.jobs import CREDENTIALS, add_job, cancel_job, get_job
-from datamill.store.models import utcnow
+from datamill.store.models import Run, utcnow
 from datamill.store.specs import get_spec, get_version, latest_version
 
 #: Body fields that are credentials: used by the run's job, never stored with the run or echoed.
@@ -67,6 +70,19 @@ class ZipState:
     ready: bool
     target: DownloadTarget | None = None
     size_bytes: int | None = None
+
+
+def _outdated(session: Session, run: GenerationRun, job: Run) -> bool:
+    """Whether a built ZIP predates the run's newest finished evaluation (whose results it must carry)."""
+    if job.status != "succeeded" or job.finished_at is None:
+        return False
+    finished = [e.completed_at for e in evaluations_of_run(session, run.id) if e.result and e.completed_at]
+    return bool(finished) and _naive(max(finished, key=_naive)) > _naive(job.finished_at)
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    """UTC without a zone (SQLite returns naive datetimes, PostgreSQL aware ones)."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 class RunService:
@@ -175,7 +191,7 @@ class RunService:
                     f"run {run_id!r} is {status}; its files are ready once it SUCCEEDED", "run_not_ready"
                 )
             job = get_job(session, tenant_id, run.zip_job_id)
-            if job is None or job.status in ("failed", "cancelled"):
+            if job is None or job.status in ("failed", "cancelled") or _outdated(session, run, job):
                 job = add_job(session, tenant_id, GENERATION_ZIP_JOB, run.id, {})
                 run.zip_job_id = job.id
                 return ZipState(False)
