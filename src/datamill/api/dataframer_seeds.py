@@ -36,7 +36,7 @@ from datamill.api.dataframer_seed_rules import (
 from datamill.api.dataframer_zip import read_zip
 from datamill.api.errors import NotFoundError
 from datamill.api.tenants import TenantView
-from datamill.core.errors import DataFormatError, ValidationError
+from datamill.core.errors import DataFormatError, Issue, ValidationError
 from datamill.dataio import count_rows
 from datamill.store import BlobStore, Store, utcnow
 from datamill.store import seed_datasets as repo
@@ -122,6 +122,8 @@ class SeedDatasetService:
         try:
             planned = plan_files(contents.dataset_type, contents.files, contents.folder_names)
             return self._store_dataset(tenant, clean_name, description, contents.dataset_type, planned)
+        except ValidationError as exc:  # the rules name files[i]; the request has only zip_file
+            raise ValidationError([Issue("zip_file", issue.reason) for issue in exc.issues]) from exc
         finally:
             contents.close()
 
