@@ -118,6 +118,10 @@ def parse_spec_yaml(text: str) -> Spec:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ValidationError.of("content_yaml", f"is not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ValidationError.of("content_yaml", "nests too deeply to be a spec") from None
+    except ValueError as exc:  # a scalar the YAML loader cannot convert, such as an integer of 5,000 digits
+        raise ValidationError.of("content_yaml", f"holds a value that cannot be read: {exc}") from exc
     if doc is None:
         raise ValidationError.of("content_yaml", "is empty; a spec starts with `spec:`")
     return parse_spec(doc)
