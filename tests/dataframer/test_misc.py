@@ -76,3 +76,14 @@ def test_analysis_needs_a_key(df_endpoint: tuple[str, str]) -> None:
     answer = httpx.get(f"{base_url}/api/dataframer/failures/")
     assert answer.status_code == 401
     assert answer.json()["code"] == "authentication_failed"
+
+
+def test_unimplemented_resources_are_404(client: dataframer.Dataframer) -> None:
+    for call in (
+        lambda: client.dataframer.anonymization_runs.list(),
+        lambda: client.dataframer.red_team_specs.list(),
+        lambda: client.dataframer.red_team_runs.retrieve("r1"),
+    ):
+        with pytest.raises(dataframer.NotFoundError) as caught:
+            call()
+        assert caught.value.body["code"] == "not_found"

@@ -116,7 +116,7 @@ def is_dataframer_path(path: str) -> bool:
     return any(marker in path for marker in DATAFRAMER_PATHS)
 
 
-def _respond(
+def respond_error(
     request: Request,
     status: int,
     message: str,
@@ -124,6 +124,7 @@ def _respond(
     headers: dict[str, str] | None = None,
     code: str | None = None,
 ) -> JSONResponse:
+    """A JSON error in the shape the request's path calls for (Dataframer or the shared one)."""
     if is_dataframer_path(request.url.path):
         return dataframer_error(status, message, code, issues, headers)
     return error_response(status, message, issues, headers)
@@ -144,25 +145,25 @@ def _request_issues(exc: RequestValidationError) -> list[Issue]:
 
 async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ValidationError)
-    return _respond(request, 400, str(exc), exc.issues)
+    return respond_error(request, 400, str(exc), exc.issues)
 
 
 async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     issues = _request_issues(exc)
-    return _respond(request, 400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
+    return respond_error(request, 400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
 
 
 async def _on_service(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, CodedError):
         issues = [Issue(exc.field, str(exc))] if exc.field else []
-        return _respond(request, exc.status, str(exc), issues, code=exc.code)
+        return respond_error(request, exc.status, str(exc), issues, code=exc.code)
     status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
-    return _respond(request, status, str(exc))
+    return respond_error(request, status, str(exc))
 
 
 async def _on_unauthenticated(request: Request, exc: Exception) -> JSONResponse:
-    return _respond(request, 401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+    return respond_error(request, 401, str(exc), headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:
@@ -172,17 +173,17 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
         message = "no such route; the API lives under /api/v1 (see /docs)"
         if is_dataframer_path(request.url.path):
             message = "no such route of the Dataframer-compatible API (see /docs)"
-    return _respond(request, exc.status_code, message, headers=dict(exc.headers or {}))
+    return respond_error(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
 
 async def _on_disconnect(request: Request, _exc: Exception) -> JSONResponse:
     # The client went away mid-request; nobody will read this answer, and it is not a server bug.
-    return _respond(request, 400, "the client disconnected before the request body was complete")
+    return respond_error(request, 400, "the client disconnected before the request body was complete")
 
 
 async def _on_bug(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return _respond(request, 500, "internal server error; the server log has the details")
+    return respond_error(request, 500, "internal server error; the server log has the details")
 
 
 def install_error_handlers(app: FastAPI) -> None:

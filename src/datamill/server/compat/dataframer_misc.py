@@ -90,9 +90,15 @@ def retrieve_judge(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
     raise NotFoundError("judge", judge_id)
 
 
-@router.api_route(f"{_PREFIX}/judges/{{judge_id}}/evaluations/", methods=["GET", "POST"])
-def judge_evaluations(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
-    """Always a 404: there are no judges to evaluate with or list evaluations of."""
+@router.get(f"{_PREFIX}/judges/{{judge_id}}/evaluations/")
+def list_judge_evaluations(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
+    """Always a 404: there are no judges to list evaluations of."""
+    raise NotFoundError("judge", judge_id)
+
+
+@router.post(f"{_PREFIX}/judges/{{judge_id}}/evaluations/")
+def create_judge_evaluation(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
+    """Always a 404: there are no judges to evaluate with."""
     raise NotFoundError("judge", judge_id)
 
 

@@ -27,7 +27,7 @@ from datamill.api.errors import (
 from datamill.api.runs import InsufficientCreditsError
 from datamill.api.runs_quote import RunConfigError
 from datamill.core.errors import Issue, ValidationError
-from datamill.server.errors import error_response
+from datamill.server.errors import is_dataframer_path, respond_error
 from datamill.server.web.deps import Web
 from datamill.server.web.session import CsrfRejected, SignInRequired
 
@@ -52,7 +52,7 @@ def wants_json(request: Request) -> bool:
 
 def _answer(request: Request, status: int, message: str, issues: tuple[Issue, ...] = ()) -> Response:
     if wants_json(request):
-        return error_response(status, message, issues)
+        return respond_error(request, status, message, issues)
     web: Web = request.app.state.web
     return web.page(
         request,
@@ -68,7 +68,7 @@ def _answer(request: Request, status: int, message: str, issues: tuple[Issue, ..
 
 async def _on_sign_in(request: Request, _exc: Exception) -> Response:
     if wants_json(request):
-        return error_response(401, "sign in first: your session is missing or has expired")
+        return respond_error(request, 401, "sign in first: your session is missing or has expired")
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     if request.method != "GET":  # a form posted from an expired session: start over from the list
         target = "/datasets"
@@ -99,7 +99,10 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and exc.detail == "Not Found":
         if request.url.path.startswith("/api/"):
-            return error_response(404, "no such route; the API lives under /api/v1 (see /docs)")
+            message = "no such route; the API lives under /api/v1 (see /docs)"
+            if is_dataframer_path(request.url.path):
+                message = "no such route of the Dataframer-compatible API (see /docs)"
+            return respond_error(request, 404, message)
         message = "no such page"
     return _answer(request, exc.status_code, message)
 
