@@ -58,16 +58,19 @@ class JsonDepthGuard:
 def _peak_bound(brackets: bytes) -> int:
     """An upper bound of how far ``brackets`` rises above its starting depth, found without a Python loop.
 
-    Each pass cuts the innermost empty pairs (``[]``, ``{}``), which rose one level above what is left; what
-    is left after the passes rises at most by the openers it holds.
+    Each replace cuts innermost empty pairs (``[]`` or ``{}``), which rose one level above what is left; what
+    is left after the replaces rises at most by the openers it holds.
     """
-    passes = 0
-    while passes < 8:
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if shorter == brackets:
+    cuts = 0
+    for _ in range(8):
+        shorter = brackets.replace(b"[]", b"")
+        cuts += shorter != brackets
+        shortest = shorter.replace(b"{}", b"")
+        cuts += shortest != shorter
+        if shortest == brackets:
             break
-        brackets, passes = shorter, passes + 1
-    return brackets.count(b"[") + brackets.count(b"{") + passes
+        brackets = shortest
+    return brackets.count(b"[") + brackets.count(b"{") + cuts
 
 
 def _odd_trailing_backslashes(data: bytes) -> bool:
