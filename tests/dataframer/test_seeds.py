@@ -110,7 +110,11 @@ def test_list_retrieve_delete(df_server: RunningServer, client: dataframer.Dataf
     got = seeds.retrieve(first.id)
     assert got.model_dump() == first.model_dump()
     blob = got.files[0].id
+    link = seeds.files.download(blob, dataset_id=first.id).download_url
     assert seeds.delete(first.id) is None
+    gone = httpx.get(link)
+    assert gone.status_code == 404
+    assert gone.json()["code"] == "not_found"
     assert [d.id for d in seeds.list()] == [second.id]
     with pytest.raises(dataframer.NotFoundError) as caught:
         seeds.retrieve(first.id)

@@ -131,9 +131,12 @@ def _disposition(filename: str) -> str:
 def get_download(token: str, request: Request, context: Context) -> StreamingResponse:
     """Serve the bytes a signed link names."""
     target = download_signer(request, context).verify(token)
-    if not context.blobs.exists(target.blob_key):
-        raise NotFoundError("file", target.filename)
-    handle = context.blobs.open_read(target.blob_key)
+    try:
+        if not context.blobs.exists(target.blob_key):
+            raise FileNotFoundError(target.blob_key)
+        handle = context.blobs.open_read(target.blob_key)
+    except FileNotFoundError:  # its dataset or run was deleted since the link was made
+        raise NotFoundError("file", target.filename) from None
 
     def chunks() -> Iterator[bytes]:
         with handle:
