@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from df_models import FAIL_EVERY, gate_reply, loopback_models, plain_reply, scripted_routes
-from df_waits import wait_run, wait_zip
+from df_waits import wait_run, wait_spec, wait_zip
 from sqlalchemy import MetaData, select
 from test_specs import seedless_spec
 
@@ -21,23 +21,28 @@ import dataframer
 from conftest import RunningServer, running_server
 from datamill.api.runs_settings import RunSettings
 from datamill.api.server_settings import ServerSettings
-from datamill.llm.fake_server import FakeOpenAIServer
+from datamill.llm.fake_server import FakeOpenAIServer, FakeResponse
 from datamill.server.context import ServerContext
 
 GATE_MODEL = "openai/gpt-6-astra-thinking"
 SLOW_MODEL = "openai/gpt-6-luna"
+BROKEN_SPEC_MODEL = "openai/gpt-6.1-sol-thinking"
+
+
+def refuse(body: dict[str, object]) -> FakeResponse:
+    return FakeResponse(401, {"error": {"message": "invalid api key"}})
 
 
 @pytest.fixture(scope="module")
 def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningServer, FakeOpenAIServer]]:
-    """A server whose GATE_MODEL fails a share of drafts and whose SLOW_MODEL answers slowly."""
+    """A server whose GATE_MODEL fails some drafts, SLOW_MODEL is slow and BROKEN_SPEC_MODEL answers 401."""
     gate = FakeOpenAIServer(reply=gate_reply)
     slow = FakeOpenAIServer(reply=plain_reply, latency_s=0.2)
-    with loopback_models(gate, slow):
+    broken = FakeOpenAIServer(reply=refuse)
+    with loopback_models(gate, slow, broken):
         data_dir = tmp_path_factory.mktemp("dataframer-scripted")
-        routes = scripted_routes(
-            data_dir / "routes.yaml", {GATE_MODEL: gate.base_url, SLOW_MODEL: slow.base_url}
-        )
+        loopback = {GATE_MODEL: gate.base_url, SLOW_MODEL: slow.base_url, BROKEN_SPEC_MODEL: broken.base_url}
+        routes = scripted_routes(data_dir / "routes.yaml", loopback)
         runs = RunSettings(routes_path=routes, poll_s=0.1)
         settings = ServerSettings.for_data_dir(data_dir)
         with running_server(settings, context=ServerContext.build(settings, runs=runs)) as server:
@@ -80,6 +85,26 @@ def test_gated_run_delivers_exactly_n_and_reports_candidates(scripted_client: da
     for sample in samples:
         text = httpx.get(client.dataframer.runs.files.download(sample.id, run_id=run.id).download_url).text
         assert int(text.rsplit("draft-seed-", 1)[1]) % FAIL_EVERY != 0
+
+
+def test_failed_analysis_fails_the_spec_and_refuses_edits_and_runs(
+    scripted_client: dataframer.Dataframer,
+) -> None:
+    client = scripted_client
+    created = client.dataframer.specs.create(
+        name="doomed", generation_objectives="Emails", spec_generation_model_name=BROKEN_SPEC_MODEL
+    )
+    spec = wait_spec(client, created.id)
+    assert spec.status == "FAILED"
+    assert "cannot be used" in spec.error
+    assert spec.content_yaml is None
+    assert client.dataframer.specs.retrieve(spec.id, include_versions=True).versions == []
+    with pytest.raises(dataframer.BadRequestError) as caught:
+        client.dataframer.specs.update(spec.id, content_yaml="spec:\n  description: x\n")
+    assert caught.value.body["code"] == "spec_not_ready"
+    with pytest.raises(dataframer.BadRequestError) as caught:
+        client.dataframer.runs.create(spec_id=spec.id, number_of_samples=1)
+    assert caught.value.body["code"] == "spec_not_ready"
 
 
 def test_files_and_zip_download(client: dataframer.Dataframer) -> None:
