@@ -36,7 +36,7 @@ RunningServer = _server.RunningServer
 running_server = _server.running_server
 
 from runs_helpers import runs_server  # noqa: E402
-from web_helpers import chromium_path, new_browser  # noqa: E402
+from web_helpers import Screenshots, chromium_path, new_browser, screenshot_folder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +55,9 @@ def browser() -> Iterator[Any]:
         )
     with new_browser(path) as launched:
         yield launched
+
+
+@pytest.fixture(scope="session")
+def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Screenshots:
+    """Saves a page's screenshot: into pytest's tmp dir, or ``docs/screenshots`` when asked to refresh them."""
+    return Screenshots(screenshot_folder(tmp_path_factory.mktemp("screenshots")))

@@ -1,7 +1,8 @@
 """The whole job in headless Chromium: sign in, drop a file, map columns, read the estimate, launch on the
 fake model, watch it finish, compare before and after, read the report, download; and tenant isolation.
 
-Each main page is saved to ``docs/screenshots/`` for the README.
+Each main page is saved as a screenshot: into pytest's tmp dir, or into ``docs/screenshots/`` for the README
+when ``DATAMILL_UPDATE_SCREENSHOTS=1``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 from typing import Any
 
 from runs_helpers import qa_rows
-from web_helpers import drop_file, screenshot, sign_in
+from web_helpers import Screenshots, drop_file, sign_in
 
 from conftest import RunningServer
 
@@ -44,7 +45,9 @@ def _pick(page: Any, selector: str, value: str) -> str:
     return _wait_checked(page)
 
 
-def test_adapt_a_dataset_in_the_browser(web_server: RunningServer, browser: Any) -> None:
+def test_adapt_a_dataset_in_the_browser(
+    web_server: RunningServer, browser: Any, screenshot: Screenshots
+) -> None:
     base = web_server.base_url
     page = sign_in(browser, base, web_server.new_key("acme-support"))
     rows = qa_rows(11)
@@ -142,7 +145,9 @@ def test_adapt_a_dataset_in_the_browser(web_server: RunningServer, browser: Any)
     page.context.close()
 
 
-def test_another_tenant_sees_nothing_of_it(web_server: RunningServer, browser: Any) -> None:
+def test_another_tenant_sees_nothing_of_it(
+    web_server: RunningServer, browser: Any, screenshot: Screenshots
+) -> None:
     owner = sign_in(browser, web_server.base_url, web_server.new_key())
     drop_file(owner, "#dropzone", "private.csv", _csv(qa_rows(3)))
     owner.wait_for_url(re.compile(r".*/datasets/ds_[^/]+$"))

@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+#: Where the README's screenshots live; the tests write there only with ``DATAMILL_UPDATE_SCREENSHOTS=1``.
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORT = {"width": 1280, "height": 860}
 
 
@@ -51,9 +52,22 @@ def sign_in(browser: Any, base_url: str, key: str) -> Any:
     return page
 
 
-def screenshot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def screenshot_folder(scratch: Path) -> Path:
+    """``docs/screenshots`` when ``DATAMILL_UPDATE_SCREENSHOTS=1``, else `scratch` (the tree stays clean)."""
+    return DOCS_SCREENSHOTS if os.environ.get("DATAMILL_UPDATE_SCREENSHOTS") == "1" else scratch
+
+
+class Screenshots:
+    """Saves full-page screenshots as ``<name>.png`` in one folder (see `screenshot_folder`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __call__(self, page: Any, name: str) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
 
 
 def drop_file(page: Any, selector: str, name: str, content: str) -> None:

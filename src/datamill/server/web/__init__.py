@@ -12,6 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from datamill.api.runs_cancel import RunCanceller
 from datamill.api.runs_quote import RunQuoter
 from datamill.server.context import ServerContext
 from datamill.server.signing import load_or_create_secret
@@ -31,6 +32,7 @@ def create_web_app(context: ServerContext) -> FastAPI:
         signer=SessionSigner(secret),
         templates=make_templates(),
         quoter=RunQuoter(context.store, context.blobs, context.runs.settings, settings.data_dir),
+        canceller=RunCanceller(context.store, context.runs.settings, settings.data_dir),
     )
     app.state.context = context
     install_web_error_handlers(app)

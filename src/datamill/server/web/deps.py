@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from datamill.api.runs_cancel import RunCanceller
 from datamill.api.runs_quote import RunQuoter
 from datamill.server.context import ServerContext
 from datamill.server.web.session import (
@@ -29,6 +30,7 @@ class Web:
     signer: SessionSigner
     templates: Jinja2Templates
     quoter: RunQuoter
+    canceller: RunCanceller
 
     def page(
         self, request: Request, name: str, session: WebSession | None, status_code: int = 200, **values: Any

@@ -2,8 +2,9 @@
 
 Progress comes from what the worker's heartbeat records on the run (rows processed of the total, model
 spend); the rate is rows per second since the run started, and tokens are the estimate's, scaled by the
-share of rows done (the worker records spend, not token counts, while a run is going). The run service has
-no cancel operation, so the page offers none.
+share of rows done (the worker records spend, not token counts, while a run is going). Cancel posts to
+``/datasets/{id}/run/cancel``, which calls `datamill.api.runs_cancel.RunCanceller`: the run stops, the
+dataset fails with ``E0304`` and the rows already produced stay downloadable.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from datamill.api.errors import NotFoundError
 from datamill.api.evaluations import evaluation_status
 from datamill.server.context import ServerContext
-from datamill.server.web.deps import SessionDep, WebDep
+from datamill.server.web.deps import PostSession, SessionDep, WebDep
 from datamill.store import runs as runs_repo
 
 router = APIRouter()
@@ -75,3 +77,13 @@ def progress(dataset_id: str, web: WebDep, session: SessionDep) -> dict[str, Any
     view = web.context.datasets.get(session.tenant.id, dataset_id)
     run = run_summary(web.context, session.tenant.id, view.run_id) if view.run_id else None
     return {"dataset_id": view.id, "dataset_status": view.status, "run": run}
+
+
+@router.post("/datasets/{dataset_id}/run/cancel")
+def cancel(dataset_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
+    """Cancel the dataset's run while it is queued or running (409 once it ended)."""
+    view = web.context.datasets.get(session.tenant.id, dataset_id)
+    if view.run_id is None:
+        raise NotFoundError("run of dataset", dataset_id)
+    web.canceller.cancel(session.tenant.id, view.run_id)
+    return {"dataset_id": view.id, "run": run_summary(web.context, session.tenant.id, view.run_id)}

@@ -116,14 +116,30 @@ function showRun(run) {
   text("run-out", num(run.rows_out));
   text("run-rejected", num(run.rows_rejected));
   text("run-eval", run.evaluation_status || "–");
+  const cancelBox = document.getElementById("run-cancel-box");
+  if (cancelBox) cancelBox.hidden = !run.active;
   const error = document.getElementById("run-error");
   error.hidden = !run.error;
   error.textContent = run.error || "";
 }
 
+function setupRunCancel() {
+  const button = document.getElementById("run-cancel");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    if (!window.confirm("Cancel this run? The rows finished so far stay downloadable.")) return;
+    button.disabled = true;
+    const answer = await sendJSON("POST", button.dataset.cancel);
+    if (answer.ok) return showRun(answer.data.run);
+    text("run-cancel-error", describeError(answer.data));
+    button.disabled = false;
+  });
+}
+
 function setupRunPoll() {
   const card = document.querySelector("[data-poll-run]");
   if (!card) return;
+  setupRunCancel();
   const finalEval = ["succeeded", "failed", "skipped"];
   const tick = async () => {
     const answer = await getJSON(card.dataset.pollRun);
