@@ -59,5 +59,5 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def screenshot(tmp_path_factory: pytest.TempPathFactory) -> Screenshots:
-    """Saves a page's screenshot: into pytest's tmp dir, or ``docs/screenshots`` when asked to refresh them."""
+    """Saves screenshots: into pytest's tmp dir, or ``docs/screenshots`` when asked to refresh them."""
     return Screenshots(screenshot_folder(tmp_path_factory.mktemp("screenshots")))
