@@ -328,3 +328,22 @@ def test_txt_in_utf16(tmp_path: Path) -> None:
 def test_explicit_format_reads_a_file_with_any_name(tmp_path: Path) -> None:
     path = write(tmp_path / "export.dat", '{"a": 1}\n')
     assert rows(path, format="jsonl") == [{"a": 1}]
+
+
+def test_counting_csv_rows_spans_blocks_and_quoted_newlines(tmp_path: Path) -> None:
+    # Over 128 KB, so the count parses several blocks; every tenth cell holds a quoted newline.
+    lines = ["id,text"] + [
+        f'{i},"line {i}\n{"x" * 200}"' if i % 10 == 0 else f"{i},{'y' * 200}" for i in range(3000)
+    ]
+    path = write(tmp_path / "a.csv", "\n".join(lines) + "\n")
+    assert path.stat().st_size > 3 * 128 * 1024
+    assert count_rows(path) == 3000 == read_all(path).num_rows
+    assert count_rows(write(tmp_path / "a.tsv", "a\tb\n1\t2\n3\t4\n")) == 2
+
+
+def test_counting_csv_rows_reports_what_a_read_reports(tmp_path: Path) -> None:
+    ragged = write(tmp_path / "ragged.csv", "a,b\n1,2\n" + "3,4\n" * 5000 + "5,6,7\n")
+    with pytest.raises(DataFormatError, match="expected 2 columns, found 3"):
+        count_rows(ragged)
+    with pytest.raises(DataFormatError, match="header"):
+        count_rows(write(tmp_path / "empty.csv", "a,b\n"))

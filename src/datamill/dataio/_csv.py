@@ -5,6 +5,10 @@ column of numbers whose millionth row says "n/a" would fail half-way through a s
 text anyway. Unquoted empty cells are null; a quoted empty cell ("") is an empty string, which lets csv
 written by datamill round-trip. Cells may hold quoted newlines. The delimiter is sniffed on the head sample
 among , ; tab and | (a plain comma when the sniffer cannot tell); tsv uses a tab unless told otherwise.
+
+Files are read in 1 MB blocks. Counting rows parses them the same way (the same checks as a read) but in
+128 KB blocks on the calling thread, then hands the freed buffers back to the operating system: on a 70 MB
+file that takes a few MB instead of the 40–60 MB that pyarrow's read-ahead of 1 MB blocks holds.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from datamill.dataio._text import (
 _SNIFF_CHARS = 16 * 1024
 _DELIMITERS = ",;\t|"
 _BLOCK_BYTES = 1 << 20
+_COUNT_BLOCK_BYTES = 128 << 10
 
 
 def sniff_delimiter(text: str) -> str:
@@ -41,7 +46,7 @@ def sniff_delimiter(text: str) -> str:
 
 
 class _CsvFile:
-    """One csv file with its sniffed settings; `stream()` starts a pass over it."""
+    """One csv file with its sniffed settings; calling it (or `stream()`) starts a pass over it."""
 
     def __init__(self, path: str, sample: TextSample, delimiter: str) -> None:
         self.path = path
@@ -54,7 +59,17 @@ class _CsvFile:
         self._bad_rows.append(row)
         return "error"
 
-    def _open(self, names: list[str] | None) -> pacsv.CSVStreamingReader:
+    def __call__(self) -> BatchStream:
+        return self.stream()
+
+    def count_rows(self) -> int:
+        """The rows of the file (parsed and checked as a read would), in small blocks."""
+        try:
+            return sum(b.num_rows for b in self.stream(block_bytes=_COUNT_BLOCK_BYTES, threads=False))
+        finally:
+            pa.default_memory_pool().release_unused()
+
+    def _open(self, names: list[str] | None, block_bytes: int, threads: bool) -> pacsv.CSVStreamingReader:
         encoding = "utf8" if is_utf8(self.sample.encoding) else self.sample.encoding
         convert = pacsv.ConvertOptions(
             column_types=dict.fromkeys(names, pa.string()) if names is not None else None,
@@ -65,7 +80,9 @@ class _CsvFile:
         try:
             return pacsv.open_csv(
                 self.path,
-                read_options=pacsv.ReadOptions(encoding=encoding, block_size=_BLOCK_BYTES),
+                read_options=pacsv.ReadOptions(
+                    encoding=encoding, block_size=block_bytes, use_threads=threads
+                ),
                 parse_options=pacsv.ParseOptions(
                     delimiter=self.delimiter,
                     newlines_in_values=True,
@@ -76,11 +93,13 @@ class _CsvFile:
         except pa.ArrowException as exc:
             raise self._error(exc) from exc
 
-    def stream(self) -> BatchStream:
+    def stream(self, *, block_bytes: int = _BLOCK_BYTES, threads: bool = True) -> BatchStream:
         self._bad_rows.clear()
         # A first open learns the header; the second reads every column as a string.
-        names = self._open(None).schema.names
-        reader = self._open(names)
+        header = self._open(None, block_bytes, threads)
+        names = header.schema.names
+        header.close()
+        reader = self._open(names, block_bytes, threads)
         rows = 0
         try:
             for batch in self._batches(reader):
@@ -144,7 +163,7 @@ def csv_source(path: str, options: ReadOptions, *, default_delimiter: str | None
     delimiter = options.delimiter or default_delimiter or sniff_delimiter(sample.text)
     if len(delimiter) != 1:
         raise DataFormatError(path, f"the delimiter must be one character, got {delimiter!r}")
-    return _CsvFile(path, sample, delimiter).stream
+    return _CsvFile(path, sample, delimiter)
 
 
 def tsv_source(path: str, options: ReadOptions) -> SourceFactory:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -42,6 +43,7 @@ _SOURCES = {
     "xlsx": xlsx_source,
 }
 
+_COUNT_OPTIONS = frozenset({"format", "batch_size", "encoding", "delimiter", "sheet"})
 # Library errors that mean "this file is not what its format says"; anything else is a bug and propagates.
 _LIBRARY_ERRORS = (pa.ArrowException, ijson.JSONError, UnicodeError, ValueError, zipfile.BadZipFile)
 
@@ -178,8 +180,14 @@ def open_dataset(
     fmt = detect_format(name, format)
     _check_file(name)
     options = ReadOptions(batch_size=batch_size, encoding=encoding, delimiter=delimiter, sheet=sheet)
-    try:
+    with _library_errors(name, fmt):
         return DatasetReader(name, fmt, _SOURCES[fmt](name, options), batch_size)
+
+
+@contextmanager
+def _library_errors(name: str, fmt: str) -> Iterator[None]:
+    try:
+        yield
     except DataFormatError:
         raise
     except _LIBRARY_ERRORS as exc:
@@ -203,8 +211,21 @@ def read_all(path: str | Path, **kw: Any) -> pa.Table:
 def count_rows(path: str | Path, **kw: Any) -> int:
     """Count the rows of a file without holding it in memory; takes `open_dataset`'s options.
 
-    Parquet files are counted from their footer; other formats are streamed.
+    Parquet files are counted from their footer; csv and tsv files are parsed in small blocks (see `_csv`);
+    other formats are streamed.
     """
+    name = str(path)
+    fmt = detect_format(name, kw.get("format"))
+    if fmt in ("csv", "tsv") and set(kw) <= _COUNT_OPTIONS and kw.get("batch_size", 1) >= 1:
+        _check_file(name)
+        options = ReadOptions(
+            encoding=kw.get("encoding"), delimiter=kw.get("delimiter"), sheet=kw.get("sheet")
+        )
+        with _library_errors(name, fmt):
+            source = _SOURCES[fmt](name, options)
+            counter = getattr(source, "count_rows", None)
+            if counter is not None:
+                return int(counter())
     with open_dataset(path, **kw) as reader:
         if reader.format == "parquet":
             return count_parquet_rows(reader.path)
