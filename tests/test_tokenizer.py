@@ -54,6 +54,20 @@ def test_default_tokenizer_uses_the_bundled_vocabulary() -> None:
 
 
 @needs_llama
+def test_vocab_tokenizer_remembers_counts_and_releases_its_vocabulary() -> None:
+    tok = LlamaVocabTokenizer()
+    text = "Rewrite this request: how do i reset my password"
+    first = tok.count(text)
+    assert tok.count(text) == first  # the remembered count
+    tok.release()
+    assert tok._vocab is None
+    tok.release()  # releasing twice is harmless
+    assert tok.count(text) == first  # loads the vocabulary again
+    assert tok._vocab is not None
+    tok.release()
+
+
+@needs_llama
 @pytest.mark.local_model
 async def test_vocab_message_count_matches_what_the_bundled_model_reads() -> None:
     messages = (

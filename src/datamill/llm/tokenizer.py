@@ -8,7 +8,10 @@ OpenAI documents for its chat models (3–4 per message); Anthropic and Gemini a
 
 - `LlamaVocabTokenizer` loads only the vocabulary of the bundled SmolLM2 GGUF (``vocab_only``: about 0.1 s, no
   weights) on its first count and tokenises with it, so for the bundled model the count is exact up to the
-  chat-markup constants (within a token or two per message, measured).
+  chat-markup constants (within a token or two per message, measured). It remembers the count of each text
+  it has seen (an estimate renders the same instructions and few-shot turns for every sample row), and
+  `LlamaVocabTokenizer.release` frees the vocabulary (about 18 MB) and hands the freed heap back to the
+  operating system, so a run does not carry it after planning.
 - `HeuristicTokenizer` counts ``ceil(characters / 4)``, the usual rule for English with GPT-style BPE
   vocabularies; it needs nothing installed.
 - `default_tokenizer` picks the first when llama-cpp-python and the weights are installed, else the second.
@@ -23,6 +26,8 @@ character is often a token or more). Treat an estimate's token counts as ±15% f
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import importlib
 import importlib.util
 import io
@@ -44,6 +49,8 @@ REPLY_PRIMER_TOKENS = 4
 CHARS_PER_TOKEN = 4
 #: The model whose vocabulary `default_tokenizer` loads.
 BUNDLED_VOCAB = "bundled:smollm2"
+#: Texts whose counts a `LlamaVocabTokenizer` remembers (the memo is cleared when it is full).
+COUNT_MEMO_SIZE = 4096
 
 
 class Tokenizer(Protocol):
@@ -90,14 +97,32 @@ class LlamaVocabTokenizer:
         self.model = model
         self._vocab: Any = None
         self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
 
     def count(self, text: str) -> int:
         if not text:
             return 0
-        return len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        known = self._counts.get(text)
+        if known is not None:
+            return known
+        tokens = len(self._load().tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        if len(self._counts) >= COUNT_MEMO_SIZE:
+            self._counts.clear()
+        self._counts[text] = tokens
+        return tokens
 
     def count_messages(self, messages: Sequence[Message]) -> int:
         return count_chat(self, messages)
+
+    def release(self) -> None:
+        """Free the vocabulary and the remembered counts; a later count loads the vocabulary again."""
+        with self._lock:
+            vocab, self._vocab = self._vocab, None
+            self._counts = {}
+        if vocab is not None:
+            vocab.close()
+            del vocab
+            trim_heap()
 
     def _load(self) -> Any:
         with self._lock:
@@ -120,6 +145,20 @@ def _load_vocab(path: Path) -> Any:
             return llama(model_path=str(path), vocab_only=True, verbose=False)
         except ValueError as exc:
             raise ConfigError(f"llama.cpp cannot read the vocabulary of {path}: {exc}") from exc
+
+
+def trim_heap() -> None:
+    """Hand the C heap's free pages back to the operating system (glibc's ``malloc_trim``; elsewhere a no-op).
+
+    llama.cpp frees a vocabulary with ``free``, which keeps the pages in the process; trimming returns them.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return
+    trim(0)
 
 
 def default_tokenizer() -> Tokenizer:

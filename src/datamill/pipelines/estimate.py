@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from datamill.core.credits import MULTIMODAL_CREDITS_PER_BLOCK, PriceTable
 from datamill.core.expansion import LanguageExpansion
 from datamill.llm.fulltext import LocalFullTextIndex
-from datamill.llm.tokenizer import Tokenizer, default_tokenizer
+from datamill.llm.tokenizer import LlamaVocabTokenizer, Tokenizer, default_tokenizer
 from datamill.llm.types import ChatRequest, Route, Usage
 from datamill.steps.base import BatchStep, Row, RowRejected, StepContext
 from datamill.steps.dedup import ExactDedup
@@ -195,7 +195,8 @@ async def estimate_plan(
         sample_rows: mapped rows of a sample of the input (`take_sample`); empty only for an empty input.
         request: the validated request (length, expansion, image column).
         route_prices: the route that prices (and times) every step; None uses each step's own model route.
-        tokenizer: counts prompt tokens; `default_tokenizer()` when None.
+        tokenizer: counts prompt tokens; `default_tokenizer()` when None (released when the estimate is done,
+            so a run does not keep a vocabulary it no longer needs).
         concurrency: calls in flight per model; the route's ``max_concurrency`` when None.
         latency_s: seconds per call; derived from the output size when None.
         price_table: the operator's credit prices; the defaults when None.
@@ -207,7 +208,23 @@ async def estimate_plan(
     """
     if not sample_rows and plan.rows_selected > 0:
         raise ValueError(f"no sample rows to estimate a run of {plan.rows_selected} rows from")
-    counter = _Counter(tokenizer or default_tokenizer(), route_prices, concurrency, latency_s)
+    counting = tokenizer if tokenizer is not None else default_tokenizer()
+    counter = _Counter(counting, route_prices, concurrency, latency_s)
+    try:
+        return await _estimate(plan, sample_rows, request, counter, price_table, extra_steps)
+    finally:
+        if tokenizer is None and isinstance(counting, LlamaVocabTokenizer):
+            counting.release()
+
+
+async def _estimate(
+    plan: AdaptPlan,
+    sample_rows: list[Row],
+    request: AdaptRequest,
+    counter: _Counter,
+    price_table: PriceTable | None,
+    extra_steps: Sequence[tuple[Any, int]],
+) -> Estimate:
     notes: list[str] = []
     rows = [{"_row": i, **row} for i, row in enumerate(sample_rows, 1)]
     rows, count = _batch_filters(plan, rows, notes)
