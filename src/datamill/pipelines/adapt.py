@@ -136,7 +136,7 @@ async def _run(
         await asyncio.gather(*pending, return_exceptions=True)
         raise
     by_step = Counter(str(r.get("step")) for r in checkpoint.iter_rejections())
-    rows_out = sum(t.num_rows for t in checkpoint.iter_output())
+    rows_out = checkpoint.output_rows()
     return AdaptResult(
         rows_in=next_row - 1,
         rows_selected=plan.rows_selected,

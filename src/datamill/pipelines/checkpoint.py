@@ -32,6 +32,8 @@ class BatchCheckpoint(Protocol):
 
     def iter_output(self, *, internal: bool = False) -> Iterator[pa.Table]: ...
 
+    def output_rows(self) -> int: ...
+
     def iter_rejections(self) -> Iterator[dict[str, Any]]: ...
 
 
@@ -75,7 +77,11 @@ class DirectoryCheckpoint:
         if not internal:
             schema = pa.schema([f for f in schema if not f.name.startswith("_")])
         for path in paths:
-            yield conform(pq.read_table(path), schema)
+            yield conform(_read_part(path), schema)
+
+    def output_rows(self) -> int:
+        """How many output rows the saved parts hold, from their footers (no rows are read)."""
+        return sum(pq.read_metadata(p).num_rows for p in (self.root / "parts").glob("*.parquet"))
 
     def iter_rejections(self) -> Iterator[dict[str, Any]]:
         for path in sorted((self.root / "rejected").glob("*.jsonl")):
@@ -85,6 +91,16 @@ class DirectoryCheckpoint:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _read_part(path: Path) -> pa.Table:
+    """One part file, read on this thread.
+
+    ``pq.read_table`` goes through the dataset layer and its thread pools, which for a run's many small parts
+    costs about 25 MB more peak memory and is no faster.
+    """
+    with pq.ParquetFile(path) as part:
+        return part.read(use_threads=False)
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
