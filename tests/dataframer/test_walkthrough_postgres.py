@@ -1,0 +1,43 @@
+"""The Dataframer walkthrough on a server whose database is PostgreSQL (skipped without a test server).
+
+The same calls as `test_walkthrough`, so seed datasets, specs and their versions, generation runs, their
+files, the ZIP and the evaluation all go through the PostgreSQL store and its job queue.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_walkthrough import test_walkthrough as walkthrough
+
+import dataframer
+from conftest import FAKE_MODEL, running_server, write_fake_routes
+from datamill.api.runs_settings import RunSettings
+from datamill.api.server_settings import ServerSettings
+from datamill.server.context import ServerContext
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
+from pg_helpers import fresh_database, postgres_url
+
+
+@pytest.fixture
+def pg_client(tmp_path: Path) -> Iterator[dataframer.Dataframer]:
+    with fresh_database(postgres_url()) as url:
+        routes = write_fake_routes(tmp_path / "routes.yaml")
+        runs = RunSettings(model=FAKE_MODEL, routes_path=routes, batch_size=4, poll_s=0.1)
+        settings = ServerSettings.for_data_dir(tmp_path / "data", database_url=url)
+        context = ServerContext.build(settings, runs=runs)
+        with running_server(settings, context=context) as server:
+            assert context.store.engine.dialect.name == "postgresql"
+            client = dataframer.Dataframer(
+                base_url=server.base_url, api_key=server.new_key("pg-tenant"), max_retries=0
+            )
+            yield client
+            client.close()
+
+
+def test_the_walkthrough_on_postgresql(pg_client: dataframer.Dataframer) -> None:
+    walkthrough(pg_client)
