@@ -4,7 +4,9 @@
 interprets a whitelist of nodes (numbers, + - * / // % **, unary signs, parentheses and the functions in
 `FUNCTIONS`), so there is no name lookup, no attribute access, no import and no I/O by construction. Time
 and memory are bounded by the input size (`MAX_EXPRESSION_CHARS`, `MAX_NODES`), by refusing exponents above
-`MAX_EXPONENT`, and by refusing any intermediate number wider than `MAX_INT_BITS` bits.
+`MAX_EXPONENT` and powers whose result would be wider than `MAX_INT_BITS` bits (before computing them),
+`round` to more than `MAX_ROUND_DIGITS` digits either way, and any intermediate number wider than
+`MAX_INT_BITS` bits.
 
 `CalculatorCheck` runs after the draft: one call asks the generation model for the calculations in the
 sample (JSON: expression and the value the sample states); each is evaluated; when a stated value is wrong,
@@ -33,8 +35,19 @@ MAX_INT_BITS = 4_096
 #: Most calculations checked per sample.
 MAX_CALCULATIONS = 10
 
+#: Most digits `round` may keep or drop (``round(1, -10**9)`` would compute ten to the billionth power).
+MAX_ROUND_DIGITS = 100
+
 Number = int | float
-FUNCTIONS: dict[str, Callable[..., Number]] = {"abs": abs, "round": round, "min": min, "max": max}
+
+
+def _round(value: Number, ndigits: Number | None = None) -> Number:
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_ROUND_DIGITS):
+        raise CalculatorError(f"round takes a whole number of digits up to {MAX_ROUND_DIGITS}")
+    return round(value, ndigits)
+
+
+FUNCTIONS: dict[str, Callable[..., Number]] = {"abs": abs, "round": _round, "min": min, "max": max}
 _BINARY: dict[type[ast.operator], Callable[[Any, Any], Number]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -89,14 +102,22 @@ def _eval(node: ast.expr) -> Number:
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _eval(node.left), _eval(node.right)
-        if isinstance(node.op, ast.Pow) and abs(right) > MAX_EXPONENT:
-            raise CalculatorError(f"exponent above {MAX_EXPONENT}")
+        if isinstance(node.op, ast.Pow):
+            _check_power(left, right)
         return _checked(_BINARY[type(node.op)](left, right))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS:
         if node.keywords:
             raise CalculatorError("keyword arguments are not allowed")
         return _checked(FUNCTIONS[node.func.id](*(_eval(a) for a in node.args)))
     raise CalculatorError(f"{type(node).__name__} is not allowed")
+
+
+def _check_power(base: Number, exponent: Number) -> None:
+    """Refuse a power before computing it when the result would be too large to be worth the time."""
+    if abs(exponent) > MAX_EXPONENT:
+        raise CalculatorError(f"exponent above {MAX_EXPONENT}")
+    if isinstance(base, int) and isinstance(exponent, int) and base.bit_length() * exponent > MAX_INT_BITS:
+        raise CalculatorError("number too large")
 
 
 def _checked(value: object) -> Number:
