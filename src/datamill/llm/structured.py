@@ -2,8 +2,14 @@
 
 Models often wrap JSON in a Markdown fence, so a ```json fence (or a bare ``` fence) is tolerated. When the
 output does not parse or does not validate, the gateway makes a bounded repair retry: it appends the bad
-output and the validation error to the conversation (`repair_request`) and asks again. Compiled validators
-are cached per schema, so validating costs one dict lookup plus the validation itself.
+output (cut to `MAX_ECHOED_CHARS`) and the validation error to the conversation (`repair_request`) and asks
+again; if that fails too, the call fails with an `OutputValidationError` that says why, and the step rejects
+the row with that reason. Compiled validators are cached per schema, so validating costs one dict lookup
+plus the validation itself.
+
+Model output is untrusted: a string in it that carries a chat template's control tokens (``<|im_start|>``,
+``[INST]``, ``<|eot_id|>``, ...) could pose as a new turn, or a system prompt, once a later step puts the
+value into its own prompt. Such output fails validation like any other bad output.
 """
 
 from __future__ import annotations
@@ -25,6 +31,14 @@ _VALIDATORS: dict[bytes, Draft202012Validator] = {}
 _MAX_CACHED_VALIDATORS = 256
 #: Errors named in one message: enough for a repair to fix several at once, short enough to read.
 _MAX_SHOWN_ERRORS = 3
+#: Longest bad output echoed back in a repair request (a runaway reply must not double the next call's cost).
+MAX_ECHOED_CHARS = 4000
+#: Control tokens of common chat templates (ChatML, Llama 2 and 3, Gemma, Mistral, Phi, ...).
+_CONTROL_TOKENS = re.compile(
+    r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)"
+    r"\|>|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>",
+    re.IGNORECASE,
+)
 
 
 def schema_instruction(schema: dict[str, Any]) -> str:
@@ -80,11 +94,34 @@ def validate_output(text: str, schema: dict[str, Any]) -> Any:
     """
     data = parse_json_text(text)
     errors = sorted(validator_for(schema).iter_errors(data), key=relevance)
+    if not errors:
+        token = control_token_in(data)
+        if token is not None:
+            raise OutputValidationError(
+                f"model output holds the chat control token {token!r}; write plain text without it"
+            )
     if errors:
         shown = "; ".join(_describe(e) for e in errors[:_MAX_SHOWN_ERRORS])
         more = f" (and {len(errors) - _MAX_SHOWN_ERRORS} more)" if len(errors) > _MAX_SHOWN_ERRORS else ""
         raise OutputValidationError(f"model output does not match the JSON schema {shown}{more}")
     return data
+
+
+def control_token_in(value: Any) -> str | None:
+    """The first chat-template control token in any string of ``value`` (keys included), else None."""
+    stack = [value]
+    while stack:  # a loop, not recursion: parsed JSON may nest a thousand levels
+        item = stack.pop()
+        if isinstance(item, str):
+            match = _CONTROL_TOKENS.search(item)
+            if match is not None:
+                return match.group(0)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
 
 
 def _describe(error: JsonSchemaError) -> str:
@@ -98,5 +135,6 @@ def repair_request(request: ChatRequest, bad_text: str, error: OutputValidationE
         f"That reply was rejected: {error}. Reply again with only a JSON value that matches the schema, "
         "with no prose and no code fence."
     )
-    messages = (*request.messages, Message("assistant", bad_text), Message("user", feedback))
+    echoed = bad_text if len(bad_text) <= MAX_ECHOED_CHARS else bad_text[:MAX_ECHOED_CHARS] + " [cut]"
+    messages = (*request.messages, Message("assistant", echoed), Message("user", feedback))
     return dataclasses.replace(request, messages=messages)
