@@ -10,6 +10,8 @@
 | DATAMILL_UPLOAD_URL_TTL   | seconds an upload link stays valid       | 3600                           |
 | DATAMILL_SIGNING_SECRET   | key that signs upload links              | generated into the data dir    |
 | DATAMILL_DEFAULT_CREDITS  | credit balance of a new tenant           | 1000                           |
+| DATAMILL_RATE_LIMIT_PER_MINUTE | API requests a key may make a minute (0: no limit) | 1200              |
+| DATAMILL_RATE_LIMIT_BURST | requests a key may make at once          | the per-minute limit           |
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class ServerSettings:
     signing_secret: str | None = None
     default_credits: float = DEFAULT_CREDITS
     ingest_workers: int = 2
+    rate_limit_per_minute: int = 1200
+    rate_limit_burst: int | None = None
 
     @classmethod
     def for_data_dir(cls, data_dir: str | Path, **overrides: Any) -> ServerSettings:
@@ -92,6 +96,10 @@ class ServerSettings:
             overrides["signing_secret"] = secret
         if credits := env.get("DATAMILL_DEFAULT_CREDITS"):
             overrides["default_credits"] = _positive(credits, "DATAMILL_DEFAULT_CREDITS")
+        if limit := env.get("DATAMILL_RATE_LIMIT_PER_MINUTE"):
+            overrides["rate_limit_per_minute"] = int(_positive(limit, "DATAMILL_RATE_LIMIT_PER_MINUTE"))
+        if burst := env.get("DATAMILL_RATE_LIMIT_BURST"):
+            overrides["rate_limit_burst"] = max(1, int(_positive(burst, "DATAMILL_RATE_LIMIT_BURST")))
         return replace(settings, **overrides)
 
     @property

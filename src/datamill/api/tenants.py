@@ -108,6 +108,14 @@ class TenantService:
             tenant = repo.tenant_by_id(session, row.tenant_id)
             return None if tenant is None else TenantView.of(tenant)
 
+    def key_id(self, key: str) -> str | None:
+        """The id of an active `key` (what per-key limits count by), or None for an unknown or revoked one."""
+        if not key.startswith(KEY_PREFIX):
+            return None
+        with self._store.session() as session:
+            row = repo.active_key_by_hash(session, hash_key(key))
+            return None if row is None else row.id
+
     def rotate_key(self, key: str) -> IssuedKey | None:
         """Revoke the active `key` and issue a new one for its tenant, in one transaction.
 
