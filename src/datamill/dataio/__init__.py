@@ -5,11 +5,17 @@ iterable of record batches with bounded memory; `read_all` and `count_rows` are 
 `open_writer` returns a `DatasetWriter` for csv, tsv, json, jsonl and parquet that replaces its target
 atomically; `write_table` writes one table. Every problem with a file's content is a `DataFormatError` that
 says what is wrong and where.
+
+Importing the package switches pyarrow's default memory pool to one that hands freed memory back
+(`use_lean_memory_pool`; ``ARROW_DEFAULT_MEMORY_POOL`` overrides it).
 """
 
 from datamill.dataio._formats import READ_FORMATS, WRITE_FORMATS, detect_format
+from datamill.dataio._memory import use_lean_memory_pool
 from datamill.dataio._reader import DatasetReader, count_rows, open_dataset, read_all
 from datamill.dataio._writer import DatasetWriter, open_writer, write_table
+
+use_lean_memory_pool()
 
 __all__ = [
     "READ_FORMATS",
