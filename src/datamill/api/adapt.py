@@ -93,13 +93,27 @@ class PreparedRun:
     notes: list[str]
 
 
-def make_gateway(settings: Settings, *, use_cache: bool = True, routes: Path | None = None) -> Gateway:
-    """A gateway on the routing file and the persistent response cache in the data directory."""
+def make_gateway(
+    settings: Settings,
+    *,
+    use_cache: bool = True,
+    routes: Path | None = None,
+    cache_commit_every: int | None = None,
+) -> Gateway:
+    """A gateway on the routing file and the persistent response cache in the data directory.
+
+    `cache_commit_every` writes the cache every that many replies (1: each reply is on disk before the call
+    returns, so a killed process pays again only for the calls it had in flight); None keeps the cache's
+    batching.
+    """
     routing = Routing.load(routes or settings.routes_path)
     cache = None
     if use_cache:
         settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
-        cache = SqliteResponseCache(settings.cache_path)
+        if cache_commit_every is None:
+            cache = SqliteResponseCache(settings.cache_path)
+        else:
+            cache = SqliteResponseCache(settings.cache_path, commit_every=cache_commit_every)
     return Gateway(routing, cache=cache)
 
 

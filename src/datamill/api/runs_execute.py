@@ -75,7 +75,9 @@ class RunExecutor:
 
     async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
         root = run_dir(self._data_dir, ticket.id)
-        gateway = make_gateway(self._settings.llm_settings(self._data_dir))
+        gateway = make_gateway(
+            self._settings.llm_settings(self._data_dir), cache_commit_every=self._settings.cache_commit_every
+        )
         base_cost = ticket.cost_usd
         live.cost_usd = lambda: base_cost + gateway.usage.total.cost_usd
         try:

@@ -11,8 +11,12 @@
 | DATAMILL_RUN_MAX_ATTEMPTS  | claims a run gets before it is failed (``E0302``)              | 3            |
 | DATAMILL_RUN_EVALUATE      | grade a sample before and after each adaptation                | 1            |
 | DATAMILL_EVAL_SAMPLE_SIZE  | rows the evaluation judges                                     | 50           |
+| DATAMILL_CACHE_COMMIT_EVERY| model replies a worker caches before writing them to disk      | 1            |
 
-After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over.
+After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over. With
+``DATAMILL_CACHE_COMMIT_EVERY=1`` every model reply is in the response cache before the call returns, so a
+killed worker's run pays again only for the calls that were in flight; a larger value writes less often and
+may pay again for up to that many replies.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class RunSettings:
     max_attempts: int = 3
     evaluate: bool = True
     eval_sample_size: int = 50
+    cache_commit_every: int = 1
     price_table: PriceTable = field(default_factory=PriceTable)
 
     @classmethod
@@ -76,6 +81,7 @@ class RunSettings:
         for name, key in (
             ("DATAMILL_RUN_BATCH_SIZE", "batch_size"),
             ("DATAMILL_RUN_MAX_ATTEMPTS", "max_attempts"),
+            ("DATAMILL_CACHE_COMMIT_EVERY", "cache_commit_every"),
         ):
             if text := env.get(name):
                 values[key] = int(_number(text, name, integer=True))

@@ -19,6 +19,11 @@ Per request, in this order: above ``max_concurrent`` requests in flight → 429 
 body that returns text or a `FakeResponse` for full control of status, body and headers).
 ``GET /v1/models`` answers at once.
 
+``GET /_fake/stats`` reports what the server saw, for a test that runs the server in its own process:
+requests received, in flight now and at the peak, answers by status, and (with ``count_prompts``) how many
+distinct requests were answered 200 and how many of those answers repeated a request answered before
+(``paid_twice``: what a client that lost answers, e.g. killed in the middle of a run, paid for again).
+
 `echo_reply` answers each request with its last message, so every row of a benchmark gets a distinct answer
 (a fixed reply would make the next step's requests identical, and the response cache would answer them).
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import math
 import random
 from collections import Counter
@@ -76,6 +82,7 @@ class FakeOpenAIServer:
         completion_tokens: int | None = None,
         reasoning_tokens: int = 0,
         record: bool = True,
+        count_prompts: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
         seed: int = 0,
@@ -98,6 +105,9 @@ class FakeOpenAIServer:
         self.completion_tokens = completion_tokens
         self.reasoning_tokens = reasoning_tokens
         self.record = record
+        self.count_prompts = count_prompts
+        #: Answers 200 per distinct request (a digest of its model and messages), with ``count_prompts``.
+        self.paid: Counter[str] = Counter()
         self.host = host
         self.port = port
         self.requests: list[dict[str, Any]] = []
@@ -120,6 +130,7 @@ class FakeOpenAIServer:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_fake/stats", self._stats)
         self._stopping = asyncio.Event()
         self._arrived = asyncio.Event()
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
@@ -158,6 +169,21 @@ class FakeOpenAIServer:
     async def _models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
+    def stats(self) -> dict[str, Any]:
+        """What ``GET /_fake/stats`` answers (see the module docstring)."""
+        return {
+            "count": self.count,
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+            "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
+            "paid": sum(self.paid.values()),
+            "distinct_paid": len(self.paid),
+            "paid_twice": sum(n - 1 for n in self.paid.values()),
+        }
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats())
+
     async def _chat(self, request: web.Request) -> web.Response:
         self.count += 1
         number = self.count
@@ -182,7 +208,13 @@ class FakeOpenAIServer:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self._admit()
         try:
-            return self._send(await self._answer(number, body))
+            answer = await self._answer(number, body)
+            if self.count_prompts and answer.status == 200:
+                digest = hashlib.blake2b(
+                    orjson.dumps([body.get("model"), body.get("messages")]), digest_size=16
+                ).hexdigest()
+                self.paid[digest] += 1
+            return self._send(answer)
         finally:
             self.in_flight -= 1
 
@@ -280,6 +312,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--reply", default="fake reply")
     parser.add_argument("--echo", action="store_true", help="answer each request with its last message")
+    parser.add_argument(
+        "--count-prompts", action="store_true", help="count answers per distinct request (GET /_fake/stats)"
+    )
     args = parser.parse_args(argv)
     server = FakeOpenAIServer(
         latency_s=args.latency,
@@ -292,6 +327,7 @@ def main(argv: list[str] | None = None) -> None:
         error_rate=args.error_rate,
         reply=echo_reply if args.echo else args.reply,
         record=False,
+        count_prompts=args.count_prompts,
         host=args.host,
         port=args.port,
     )
