@@ -112,6 +112,15 @@ class Fleet:
         process.send_signal(signal.SIGKILL)
         process.wait(10)
 
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Wait until every worker says it is waiting for runs."""
+        deadline = time.monotonic() + timeout_s
+        for name in self.workers:
+            while "waiting for runs" not in self.log(name):
+                self.check_alive()
+                assert time.monotonic() < deadline, f"worker {name} did not start"
+                time.sleep(0.1)
+
     def check_alive(self) -> None:
         """Fail with its log if a worker exited on its own."""
         for name, process in self.workers.items():

@@ -24,6 +24,7 @@ from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
 from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset, open_writer
+from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.cache import SqliteResponseCache
 from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.llm.routing import Routing
@@ -99,12 +100,13 @@ def make_gateway(
     use_cache: bool = True,
     routes: Path | None = None,
     cache_commit_every: int | None = None,
+    budget: ConcurrencyBudget | None = None,
 ) -> Gateway:
     """A gateway on the routing file and the persistent response cache in the data directory.
 
     `cache_commit_every` writes the cache every that many replies (1: each reply is on disk before the call
     returns, so a killed process pays again only for the calls it had in flight); None keeps the cache's
-    batching.
+    batching. `budget` shares each route's ``max_concurrency`` with every other user of the budget.
     """
     routing = Routing.load(routes or settings.routes_path)
     cache = None
@@ -114,7 +116,7 @@ def make_gateway(
             cache = SqliteResponseCache(settings.cache_path)
         else:
             cache = SqliteResponseCache(settings.cache_path, commit_every=cache_commit_every)
-    return Gateway(routing, cache=cache)
+    return Gateway(routing, cache=cache, budget=budget)
 
 
 async def estimate_file_async(

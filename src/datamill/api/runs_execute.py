@@ -46,6 +46,7 @@ from datamill.api.runs_plans import (
 from datamill.api.runs_settings import RunSettings
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
 from datamill.dataio import open_dataset
+from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.gateway import Gateway
 from datamill.pipelines.adapt import AdaptResult, run_adaptation
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
@@ -70,13 +71,24 @@ def _failure(exc: Exception) -> dict[str, Any]:
 class RunExecutor:
     """Executes adapt, translate and localize runs for a `Worker`; see the module docstring."""
 
-    def __init__(self, store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: RunSettings,
+        data_dir: Path,
+        *,
+        budget: ConcurrencyBudget | None = None,
+    ) -> None:
         self._store, self._blobs, self._settings, self._data_dir = store, blobs, settings, data_dir
+        self._budget = budget
 
     async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
         root = run_dir(self._data_dir, ticket.id)
         gateway = make_gateway(
-            self._settings.llm_settings(self._data_dir), cache_commit_every=self._settings.cache_commit_every
+            self._settings.llm_settings(self._data_dir),
+            cache_commit_every=self._settings.cache_commit_every,
+            budget=self._budget,
         )
         base_cost = ticket.cost_usd
         live.cost_usd = lambda: base_cost + gateway.usage.total.cost_usd

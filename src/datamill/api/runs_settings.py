@@ -12,6 +12,7 @@
 | DATAMILL_RUN_EVALUATE      | grade a sample before and after each adaptation                | 1            |
 | DATAMILL_EVAL_SAMPLE_SIZE  | rows the evaluation judges                                     | 50           |
 | DATAMILL_CACHE_COMMIT_EVERY| model replies a worker caches before writing them to disk      | 1            |
+| DATAMILL_SHARED_CONCURRENCY| a route's ``max_concurrency`` holds for all workers together   | 0            |
 
 After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over. With
 ``DATAMILL_CACHE_COMMIT_EVERY=1`` every model reply is in the response cache before the call returns, so a
@@ -66,6 +67,7 @@ class RunSettings:
     evaluate: bool = True
     eval_sample_size: int = 50
     cache_commit_every: int = 1
+    shared_concurrency: bool = False
     price_table: PriceTable = field(default_factory=PriceTable)
 
     @classmethod
@@ -76,6 +78,8 @@ class RunSettings:
         values: dict[str, Any] = {"model": llm.model, "routes_path": llm.routes_path}
         if text := env.get("DATAMILL_WORKER"):
             values["worker"] = _flag(text, "DATAMILL_WORKER")
+        if text := env.get("DATAMILL_SHARED_CONCURRENCY"):
+            values["shared_concurrency"] = _flag(text, "DATAMILL_SHARED_CONCURRENCY")
         if text := env.get("DATAMILL_RUN_EVALUATE"):
             values["evaluate"] = _flag(text, "DATAMILL_RUN_EVALUATE")
         for name, key in (

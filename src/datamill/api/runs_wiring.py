@@ -15,8 +15,9 @@ from datamill.api.runs_execute import RunExecutor
 from datamill.api.runs_expand import ExpandService
 from datamill.api.runs_quote import RunQuoter
 from datamill.api.runs_settings import RunSettings
-from datamill.runners.worker import BackgroundWorker, Worker
+from datamill.runners.worker import BackgroundWorker, Worker, default_worker_id
 from datamill.store import BlobStore, Store
+from datamill.store.budget import DatabaseConcurrencyBudget
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,14 @@ class RunServices:
     @classmethod
     def build(cls, store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path) -> RunServices:
         """Wire everything; nothing starts until `start`."""
+        budget = None
+        if settings.shared_concurrency:
+            budget = DatabaseConcurrencyBudget(store, owner=default_worker_id(), ttl_s=settings.lease_s)
         worker = BackgroundWorker(
             Worker(
                 store,
                 JobExecutor(
-                    RunExecutor(store, blobs, settings, data_dir),
+                    RunExecutor(store, blobs, settings, data_dir, budget=budget),
                     generation_executors(store, blobs, settings, data_dir),
                 ),
                 lease_s=settings.lease_s,

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 
 class AdaptiveLimiter:
@@ -171,19 +172,29 @@ class AdaptiveLimiter:
                 fut.set_result(None)
 
 
+LimiterKey = tuple[str, str, str | None]
+
+
 class LimiterPool:
-    """One `AdaptiveLimiter` per key, created on first use with the route's ceiling."""
+    """One `AdaptiveLimiter` per key, created on first use with the route's ceiling.
 
-    __slots__ = ("_limiters",)
+    Args:
+        make: builds the limiter of a key (default: a plain `AdaptiveLimiter`; `datamill.llm.budget` makes
+            ones that share a budget with other processes).
+    """
 
-    def __init__(self) -> None:
-        self._limiters: dict[tuple[str, str, str | None], AdaptiveLimiter] = {}
+    __slots__ = ("_limiters", "_make")
 
-    def get(self, key: tuple[str, str, str | None], ceiling: int) -> AdaptiveLimiter:
+    def __init__(self, make: Callable[[LimiterKey, int], AdaptiveLimiter] | None = None) -> None:
+        self._limiters: dict[LimiterKey, AdaptiveLimiter] = {}
+        self._make = make
+
+    def get(self, key: LimiterKey, ceiling: int) -> AdaptiveLimiter:
         limiter = self._limiters.get(key)
         if limiter is None:
-            limiter = self._limiters[key] = AdaptiveLimiter(ceiling)
+            made = self._make(key, ceiling) if self._make is not None else AdaptiveLimiter(ceiling)
+            limiter = self._limiters[key] = made
         return limiter
 
-    def items(self) -> list[tuple[tuple[str, str, str | None], AdaptiveLimiter]]:
+    def items(self) -> list[tuple[LimiterKey, AdaptiveLimiter]]:
         return list(self._limiters.items())

@@ -35,8 +35,9 @@ from datamill.core.errors import (
     RateLimitedError,
     TransientError,
 )
+from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
-from datamill.llm.concurrency import AdaptiveLimiter, LimiterPool
+from datamill.llm.concurrency import AdaptiveLimiter
 from datamill.llm.providers import PROVIDER_CLASSES, provider_class
 from datamill.llm.providers.base import Provider
 from datamill.llm.retry import RetryPolicy
@@ -71,6 +72,8 @@ class Gateway:
         providers: provider instances by kind, overriding the registry (tests inject fakes here).
         roles: role name → model name; unknown roles fall back to ``routing.default_model``.
         repair_attempts: repair calls allowed after a reply that fails its JSON schema.
+        budget: a concurrency budget shared with other processes; each route's ``max_concurrency`` is then
+            the limit of all its users together (`datamill.llm.budget`).
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class Gateway:
         providers: Mapping[str, Provider] | None = None,
         roles: Mapping[str, str] | None = None,
         repair_attempts: int = 1,
+        budget: ConcurrencyBudget | None = None,
     ) -> None:
         self.routing = routing
         self.usage = UsageLedger()
@@ -95,7 +99,7 @@ class Gateway:
         self._created: list[Provider] = []
         self._roles = dict(roles or {})
         self._repair_attempts = max(0, repair_attempts)
-        self._limiters = LimiterPool()
+        self._limiters = limiter_pool(budget)
         self._lanes: dict[str, tuple[Provider, AdaptiveLimiter]] = {}
 
     def model(self, name: str) -> ModelHandle:
@@ -154,6 +158,7 @@ class Gateway:
         for provider in self._created:
             await provider.aclose()
         self._created.clear()
+        close_pool(self._limiters)
         self._providers = dict(self._injected)
         self._lanes.clear()
         if self._owns_transport and self._transport is not None:

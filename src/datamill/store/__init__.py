@@ -6,7 +6,10 @@ queries, each taking the caller's session. `blob_store_from_url(url)` gives the 
 directory or any fsspec URL.
 """
 
-from datamill.store import generation_models  # registers the generation tables on Base.metadata
+from datamill.store import (
+    budget_models,  # registers the concurrency budget tables on Base.metadata
+    generation_models,  # registers the generation tables on Base.metadata
+)
 from datamill.store.blobs import BlobInfo, BlobStore, BlobTooLargeError, LocalBlobStore, blob_store_from_url
 from datamill.store.db import Store
 from datamill.store.models import ApiKey, Base, Dataset, DatasetFile, Run, Tenant, Upload, utcnow
@@ -25,6 +28,7 @@ __all__ = [
     "Tenant",
     "Upload",
     "blob_store_from_url",
+    "budget_models",
     "generation_models",
     "utcnow",
 ]
