@@ -1,0 +1,226 @@
+"""Tenancy of the Dataframer-compatible API, walked from the app's route table.
+
+Tenant A makes one of everything through the official SDK (a seed dataset with files, a seeded spec, a
+finished run with generated files, an evaluation of it); tenant B then calls every ``/api/dataframer``
+route with A's ids in the path (alone and mixed with B's own) or in the body, and must get 404 every time
+with nothing of A's in the answer. A route added later is walked too and fails here until its ids and body
+are described below. The lists B sees hold only B's things, A's things are untouched afterwards, and a
+signed download link of one tenant cannot be turned into a link to the other's file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from df_waits import wait_run, wait_spec
+
+import dataframer
+from conftest import RunningServer
+from datamill.api.dataframer_common import DownloadTarget
+from datamill.server import create_app
+from datamill.server.downloads_signed import DownloadSigner
+from datamill.server.signing import load_or_create_secret
+from route_walk import api_routes, fill, id_variants, path_params
+
+PREFIX = "/api/dataframer"
+MARKER = f"secret-of-a-{secrets.token_hex(4)}"
+
+#: Path parameters that name no resource datamill keeps (production-trace analysis): any id is a 404.
+NOTHING_KEPT = {"failure_id": "fail_1", "judge_id": "judge_1"}
+
+
+@dataclass
+class Tenant:
+    """One tenant's key, SDK client and the ids of what it made."""
+
+    key: str
+    sdk: dataframer.Dataframer
+    ids: dict[str, str]
+    seed_file_id: str
+    run_file_id: str
+    spec_yaml: str
+    links: list[str] = field(default_factory=list)
+
+    def ids_for(self, path: str) -> dict[str, str]:
+        """Its ids by path parameter; ``file_id`` is a seed file's or a generated file's, as the path says."""
+        file_id = self.seed_file_id if "/seed-datasets/" in path else self.run_file_id
+        return self.ids | NOTHING_KEPT | {"file_id": file_id}
+
+
+def _make_tenant(server: RunningServer, name: str) -> Tenant:
+    key = server.new_key(f"{name}-{secrets.token_hex(3)}")
+    sdk = dataframer.Dataframer(base_url=server.base_url, api_key=key, max_retries=0)
+    seeds = [(f"{name}{i}.txt", f"{MARKER} message {i} of {name}".encode(), "text/plain") for i in range(3)]
+    dataset = sdk.dataframer.seed_datasets.create_with_files(
+        name=f"{MARKER}-{name}", dataset_type="MULTI_FILE", files=seeds
+    )
+    spec = sdk.dataframer.specs.create(name=f"{MARKER}-{name}", dataset_id=dataset.id)
+    done_spec = wait_spec(sdk, spec.id)
+    assert done_spec.status == "SUCCEEDED", done_spec.error
+    run = sdk.dataframer.runs.create(spec_id=spec.id, number_of_samples=2)
+    finished = wait_run(sdk, run.id)
+    assert finished.status == "SUCCEEDED", finished.error
+    evaluation = sdk.dataframer.evaluations.create(run_id=run.id)
+    ids = {"dataset_id": dataset.id, "spec_id": spec.id, "run_id": run.id, "evaluation_id": evaluation.id}
+    tenant = Tenant(
+        key, sdk, ids, dataset.files[0].id, finished.generated_files[0].id, done_spec.content_yaml
+    )
+    tenant.links = [
+        sdk.dataframer.seed_datasets.files.download(tenant.seed_file_id, dataset_id=dataset.id).download_url,
+        sdk.dataframer.runs.files.download(tenant.run_file_id, run_id=run.id).download_url,
+    ]
+    return tenant
+
+
+@dataclass
+class World:
+    server: RunningServer
+    a: Tenant
+    b: Tenant
+
+
+@pytest.fixture(scope="module")
+def world(df_server: RunningServer) -> Iterator[World]:
+    a, b = _make_tenant(df_server, "a"), _make_tenant(df_server, "b")
+    yield World(df_server, a, b)
+    a.sdk.close()
+    b.sdk.close()
+
+
+#: Bodies of the routes with ids in their path: valid, so that the tenant check is what answers.
+PATH_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    ("PUT", "/api/dataframer/specs/{spec_id}/"): lambda w: {"content_yaml": w.b.spec_yaml},
+    ("POST", "/api/dataframer/runs/{run_id}/cancel/"): lambda _w: {},
+    ("POST", "/api/dataframer/judges/{judge_id}/evaluations/"): lambda w: {"run_id": w.b.ids["run_id"]},
+}
+
+#: Routes without ids in their path whose body carries them: B's body with A's ids.
+IDS_IN_BODY: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    ("POST", "/api/dataframer/specs/"): lambda w: {"name": "b-spec", "dataset_id": w.a.ids["dataset_id"]},
+    ("POST", "/api/dataframer/runs/"): lambda w: {"spec_id": w.a.ids["spec_id"], "number_of_samples": 1},
+    ("POST", "/api/dataframer/evaluations/"): lambda w: {"run_id": w.a.ids["run_id"]},
+}
+
+#: Routes that take no tenant-owned id: the lists must hold only B's things; the creations are B's own.
+NO_TENANT_IDS = {
+    ("GET", "/api/dataframer/seed-datasets/"),
+    ("GET", "/api/dataframer/specs/"),
+    ("GET", "/api/dataframer/runs/"),
+    ("GET", "/api/dataframer/failures/"),
+    ("GET", "/api/dataframer/context/"),
+    ("GET", "/api/dataframer/judges/"),
+    ("POST", "/api/dataframer/seed-datasets/create/"),
+    ("POST", "/api/dataframer/seed-datasets/create-from-zip/"),
+}
+
+
+def _refusal_problem(answer: httpx.Response, what: str) -> str | None:
+    if answer.status_code != 404:
+        return f"{what}: {answer.status_code} {answer.text[:300]}"
+    if answer.json().get("code") != "not_found":
+        return f"{what}: a 404 not in the Dataframer error shape: {answer.text[:300]}"
+    return f"{what} shows A's data" if MARKER in answer.text else None
+
+
+def _walk_route(http: httpx.Client, w: World, method: str, path: str) -> list[str | None]:
+    """Call one route as B with A's ids; the problems found (None for each call that was refused)."""
+    params = path_params(path)
+    if params:
+        theirs, mine = w.a.ids_for(path), w.b.ids_for(path)
+        if unknown := set(params) - theirs.keys():
+            return [f"{method} {path}: make tenant A own a {sorted(unknown)} in this test"]
+        if (method, path) not in PATH_BODIES and method not in ("GET", "DELETE"):
+            return [f"{method} {path}: give it a valid body in PATH_BODIES"]
+        body = PATH_BODIES[(method, path)](w) if (method, path) in PATH_BODIES else None
+        urls = [fill(path, ids) for ids in id_variants(params, theirs, mine)]
+        return [_refusal_problem(http.request(method, url, json=body), f"{method} {url}") for url in urls]
+    if (method, path) in IDS_IN_BODY:
+        answer = http.request(method, path, json=IDS_IN_BODY[(method, path)](w))
+        return [_refusal_problem(answer, f"{method} {path}")]
+    if (method, path) not in NO_TENANT_IDS:
+        return [f"{method} {path} is not covered: list it in IDS_IN_BODY (with A's ids) or NO_TENANT_IDS"]
+    if method == "GET":  # a list: only B's own
+        answer = http.get(path)
+        leaked = answer.status_code != 200 or any(i in answer.text for i in w.a.ids.values())
+        return [f"GET {path} shows A's things: {answer.text[:300]}" if leaked else None]
+    return []
+
+
+@pytest.fixture(scope="module")
+def walk(world: World) -> list[str | None]:
+    """B walks every route of the API once; one entry per call (a problem, or None)."""
+    routes = api_routes(create_app(context=world.server.context), PREFIX)
+    assert len(routes) > 20
+    headers = {"Authorization": f"Bearer {world.b.key}"}
+    with httpx.Client(base_url=world.server.base_url, headers=headers, timeout=30) as http:
+        return [found for method, path in routes for found in _walk_route(http, world, method, path)]
+
+
+def test_every_route_refuses_another_tenants_ids(walk: list[str | None]) -> None:
+    problems = [problem for problem in walk if problem]
+    assert not problems, "\n".join(problems)
+    assert len(walk) >= 30
+
+
+def test_b_lists_only_its_own(world: World, walk: list[str | None]) -> None:
+    api = world.b.sdk.dataframer
+    assert [d.id for d in api.seed_datasets.list()] == [world.b.ids["dataset_id"]]
+    assert {s.id for s in api.specs.list()} == {world.b.ids["spec_id"]}
+    assert {r.id for r in api.runs.list()} == {world.b.ids["run_id"]}
+
+
+def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | None]) -> None:
+    api, ids = world.a.sdk.dataframer, world.a.ids
+    assert api.seed_datasets.retrieve(ids["dataset_id"]).file_count == 3
+    spec = api.specs.retrieve(ids["spec_id"], include_versions=True)
+    assert [v.version for v in spec.versions] == [1]
+    run = api.runs.retrieve(ids["run_id"])
+    assert (run.status, run.samples_completed) == ("SUCCEEDED", 2)
+    assert [e.id for e in api.runs.evaluations.list(ids["run_id"])] == [ids["evaluation_id"]]
+    for link in world.a.links:
+        assert httpx.get(link).status_code == 200
+
+
+def _signer(world: World) -> DownloadSigner:
+    settings = world.server.settings
+    return DownloadSigner(settings.signing_secret or load_or_create_secret(settings.secret_path))
+
+
+def _payload(link: str) -> dict[str, Any]:
+    payload = link.rpartition("/")[2].partition(".")[0]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+def test_a_download_link_cannot_be_turned_into_another_tenants(world: World) -> None:
+    mine, theirs = world.b.links[0], world.a.links[0]
+    payload = _payload(mine) | {"k": _payload(theirs)["k"]}  # B's link, pointed at A's file
+    forged_payload = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    signature = mine.rpartition(".")[2]
+    forged = f"{mine.rpartition('/')[0]}/{forged_payload}.{signature}"
+    answer = httpx.get(forged)
+    assert answer.status_code == 403
+    assert answer.json()["code"] == "invalid_link"
+    assert MARKER not in answer.text
+    assert httpx.get(mine).content.endswith(b"of b")
+
+
+def test_expired_and_altered_links_are_403(world: World) -> None:
+    link = world.a.links[1]
+    target = _signer(world).verify(link.rpartition("/")[2])
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    expired = _signer(world).token(
+        DownloadTarget(target.blob_key, target.filename, target.content_type), past
+    )
+    answer = httpx.get(f"{link.rpartition('/')[0]}/{expired}")
+    assert (answer.status_code, answer.json()["code"]) == (403, "link_expired")
+    altered = link[:-1] + ("0" if link[-1] != "0" else "1")
+    assert httpx.get(altered).status_code == 403
