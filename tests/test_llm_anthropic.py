@@ -249,7 +249,8 @@ async def test_provider_without_transport_opens_and_closes_its_own(stub: StubSer
     provider = AnthropicProvider()
 
     reply = await provider.complete(make_route(stub.base_url), chat(("user", "hi")))
+    assert provider._transport.open_connections == 1  # kept alive for the next call
     await provider.aclose()
 
     assert reply.text == "ok"
-    assert provider._transport._session is None
+    assert provider._transport.open_connections == 0
