@@ -2,7 +2,9 @@
 
 Sign in with an API key (`auth`), upload and browse datasets (`datasets`), map columns and launch an
 adaptation with a live estimate (`adapt`), watch it (`runs`), compare before and after (`compare`), read the
-evaluation (`report`), download or publish the output (`downloads`). Pages call the `datamill.api`
+evaluation (`report`), download or publish the output (`downloads`); and generate: upload seeds and
+create specs (`gen_seeds`, `gen_specs`), launch and watch runs and browse their samples (`gen_runs`,
+`gen_samples`), evaluate them (`gen_evals`). Pages call the `datamill.api`
 services directly, so they apply the same validation and messages as the wire API, scoped to the signed-in
 tenant. Templates and the small script and stylesheet ship in the package; there is no build step.
 """
@@ -16,7 +18,19 @@ from datamill.api.runs_cancel import RunCanceller
 from datamill.api.runs_quote import RunQuoter
 from datamill.server.context import ServerContext
 from datamill.server.signing import load_or_create_secret
-from datamill.server.web import adapt, auth, compare, datasets, downloads, report, runs
+from datamill.server.web import (
+    adapt,
+    auth,
+    compare,
+    datasets,
+    downloads,
+    gen_evals,
+    gen_runs,
+    gen_seeds,
+    gen_specs,
+    report,
+    runs,
+)
 from datamill.server.web.deps import Web, make_templates
 from datamill.server.web.errors import install_web_error_handlers
 from datamill.server.web.session import SessionSigner
@@ -38,6 +52,8 @@ def create_web_app(context: ServerContext) -> FastAPI:
     install_web_error_handlers(app)
     app.mount("/static", StaticFiles(packages=[("datamill.server.web", "static")]), name="static")
     for module in (auth, datasets, adapt, runs, compare, report, downloads):
+        app.include_router(module.router)
+    for module in (gen_seeds, gen_specs, gen_runs, gen_evals):
         app.include_router(module.router)
     return app
 

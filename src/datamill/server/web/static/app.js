@@ -222,7 +222,7 @@ function showIssues(form, issues) {
       .sort((a, b) => b.dataset.issue.length - a.dataset.issue.length)[0];
     if (slot) slot.textContent = (slot.textContent ? `${slot.textContent} ` : "") + issue.reason;
   }
-  const list = document.getElementById("issues");
+  const list = form.querySelector("ul.issues") || document.getElementById("issues");
   list.innerHTML = "";
   for (const issue of issues) {
     const item = document.createElement("li");
@@ -291,7 +291,148 @@ function setupAdapt() {
   check();
 }
 
+// ---- generate pages -----------------------------------------------------------------------------------
+
+// A form's fields as a JSON body: empty fields are left out, numbers are numbers, data-kind="bool"
+// checkboxes are booleans, data-kind="list" checkboxes of one name make a list of the checked values.
+function formBody(form) {
+  const body = {};
+  for (const el of form.elements) {
+    if (!el.name || el.type === "submit" || el.type === "button") continue;
+    const kind = el.dataset.kind;
+    if (kind === "list") {
+      if (el.checked) (body[el.name] = body[el.name] || []).push(el.value);
+    } else if (kind === "bool") {
+      body[el.name] = el.checked;
+    } else if (el.value.trim() !== "") {
+      body[el.name] = el.type === "number" || kind === "int" ? Number(el.value) : el.value;
+    }
+  }
+  return body;
+}
+
+async function sendForm(url, form) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { accept: "application/json", "x-csrf-token": csrfToken() },
+    body: new FormData(form),
+  });
+  let data;
+  try { data = await response.json(); } catch (_) { data = { message: response.statusText }; }
+  return { ok: response.ok, status: response.status, data };
+}
+
+function setupJsonForms() {
+  for (const form of document.querySelectorAll("form[data-json-form]")) {
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const button = form.querySelector('button[type="submit"]');
+      button.disabled = true;
+      form.dataset.state = "sending";
+      const answer = "multipart" in form.dataset
+        ? await sendForm(form.action, form)
+        : await sendJSON("POST", form.action, formBody(form));
+      if (answer.ok) return (window.location.href = answer.data.url);
+      const issues = (answer.data && answer.data.errors) || [];
+      showIssues(form, issues.length ? issues : [{ field: "request", reason: describeError(answer.data) }]);
+      form.dataset.state = "invalid";
+      button.disabled = false;
+    });
+  }
+}
+
+// Reload the page once a polled JSON's status leaves data-poll-while; meanwhile fill [data-fill] fields.
+function setupPollReload() {
+  const box = document.querySelector("[data-poll-reload]");
+  if (!box) return;
+  const waiting = box.dataset.pollWhile.split(",");
+  const tick = async () => {
+    const answer = await getJSON(box.dataset.pollReload);
+    if (answer.ok) {
+      for (const slot of box.querySelectorAll("[data-fill]")) {
+        const value = answer.data[slot.dataset.fill];
+        if (value !== undefined && value !== null) slot.textContent = value;
+      }
+      if (!waiting.includes(answer.data.status)) return window.location.reload();
+    }
+    setTimeout(tick, 700);
+  };
+  setTimeout(tick, 500);
+}
+
+function setupPostButtons() {
+  for (const button of document.querySelectorAll("button[data-post]")) {
+    button.addEventListener("click", async () => {
+      if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+      button.disabled = true;
+      const answer = await sendJSON("POST", button.dataset.post);
+      if (answer.ok) return window.location.reload();
+      text(`${button.id}-error`, describeError(answer.data));
+      button.disabled = false;
+    });
+  }
+}
+
+function setupZip() {
+  const button = document.getElementById("zip-download");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    text("zip-state", "Building the ZIP…");
+    for (;;) {
+      const answer = await getJSON(button.dataset.zip);
+      if (!answer.ok) { text("zip-state", describeError(answer.data)); break; }
+      if (answer.data.ready) {
+        text("zip-state", `Ready (${num(answer.data.size_bytes)} bytes).`);
+        window.location.href = answer.data.url;
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    button.disabled = false;
+  });
+}
+
+function setupSpecEditor() {
+  const form = document.getElementById("spec-editor");
+  if (!form) return;
+  const area = document.getElementById("spec-yaml");
+  const state = document.getElementById("yaml-state");
+  const save = document.getElementById("spec-save");
+  let sequence = 0;
+  let timer = null;
+  const show = (answer) => {
+    const issues = answer.ok ? [] : (answer.data.errors || []).length ? answer.data.errors : [{ field: "content_yaml", reason: describeError(answer.data) }];
+    showIssues(form, issues);
+    form.dataset.state = answer.ok ? "valid" : "invalid";
+    save.disabled = !answer.ok;
+  };
+  const check = async () => {
+    const mine = ++sequence;
+    form.dataset.state = "checking";
+    const answer = await sendJSON("POST", form.dataset.check, { content_yaml: area.value });
+    if (mine !== sequence) return;
+    show(answer);
+    state.textContent = answer.ok ? `Valid: ${answer.data.axes.length} properties (${answer.data.axes.join(", ")}).` : "Fix the issues below to save.";
+  };
+  area.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(check, 300); });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    save.disabled = true;
+    const answer = await sendJSON("POST", form.dataset.save, { content_yaml: area.value });
+    if (answer.ok) return (window.location.href = answer.data.url);
+    show(answer);
+    state.textContent = describeError(answer.data);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupJsonForms();
+  setupPollReload();
+  setupPostButtons();
+  setupZip();
+  setupSpecEditor();
   setupUpload();
   setupStatusPoll();
   setupRunPoll();

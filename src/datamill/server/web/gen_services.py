@@ -1,0 +1,65 @@
+"""The generation services the generate pages call, and streaming a stored file to the browser.
+
+The services are built per request over the app's store and blobs; `stream` serves a seed file, a
+generated sample or a run's ZIP to the signed-in tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from fastapi.responses import StreamingResponse
+
+from datamill.api.dataframer_common import DownloadTarget
+from datamill.api.dataframer_evaluations import EvaluationService
+from datamill.api.dataframer_runs import RunService
+from datamill.api.dataframer_seeds import SeedDatasetService
+from datamill.api.dataframer_specs import SpecService
+from datamill.api.errors import NotFoundError
+from datamill.server.web.deps import Web
+
+_CHUNK = 1 << 20
+
+
+def seeds(web: Web) -> SeedDatasetService:
+    return SeedDatasetService(web.context.store, web.context.blobs)
+
+
+def specs(web: Web) -> SpecService:
+    return SpecService(web.context.store, web.context.blobs)
+
+
+def runs(web: Web) -> RunService:
+    return RunService(web.context.store, web.context.blobs)
+
+
+def evaluations(web: Web) -> EvaluationService:
+    return EvaluationService(web.context.store)
+
+
+def read_text(web: Web, target: DownloadTarget, limit: int = 200_000) -> str:
+    """The first `limit` bytes of a stored file as text (undecodable bytes replaced)."""
+    with web.context.blobs.open_read(target.blob_key) as handle:
+        return handle.read(limit).decode("utf-8", errors="replace")
+
+
+def stream(web: Web, target: DownloadTarget) -> StreamingResponse:
+    """The stored file as an attachment named after it."""
+    blobs = web.context.blobs
+    if not blobs.exists(target.blob_key):
+        raise NotFoundError("file", target.filename)
+    handle = blobs.open_read(target.blob_key)
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            while chunk := handle.read(_CHUNK):
+                yield chunk
+
+    ascii_name = (
+        target.filename.encode("ascii", "replace").decode("ascii").replace('"', "_").replace("?", "_")
+    )
+    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(target.filename, safe='')}"
+    return StreamingResponse(
+        chunks(), media_type=target.content_type, headers={"Content-Disposition": disposition}
+    )
