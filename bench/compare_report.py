@@ -30,8 +30,8 @@ def _llm_table(result: dict[str, Any]) -> list[str]:
         "Ideal: ceil(2N/C)·L.",
         "",
         "| tool | C | rows out | calls | wall s | ideal s | calls/s | share of C/L | CPU s | CPU ms/row "
-        "| peak PSS MB | max in flight |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| peak PSS MB | max in flight | load before | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["llm"]:
         failed = f" (exit {r['exit_code']})" if r["exit_code"] else ""
@@ -39,7 +39,8 @@ def _llm_table(result: dict[str, Any]) -> list[str]:
             f"| {r['tool']}{failed} | {r['concurrency']} | {r['rows_out']:,} | {r['calls']:,} "
             f"| {r['wall_s']:.1f} | {r['ideal_wall_s']:.1f} | {r['calls_per_s']:.0f} "
             f"| {r['ratio_to_bound']:.2f} | {r['cpu_s']:.1f} "
-            f"| {r['cpu_ms_per_row']:.2f} | {r['peak_tree_pss_mb']:.0f} | {r['server_max_in_flight']} |"
+            f"| {r['cpu_ms_per_row']:.2f} | {r['peak_tree_pss_mb']:.0f} | {r['server_max_in_flight']} "
+            f"| {r.get('loadavg_before', 'n/a')} | {r.get('measured_at', 'n/a')} |"
         )
     return lines
 

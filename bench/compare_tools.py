@@ -52,9 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         print(result["summary_md"])
         return 0
     result["params"] = {"rows": args.rows, "latency_s": args.latency, "concurrency": args.concurrency}
+    previous = json.loads(args.results.read_text()) if args.merge and args.results.exists() else {}
     result["llm"] = [] if args.skip_llm else _llm_runs(args)
+    if previous:
+        redone = {(r["tool"], r["concurrency"]) for r in result["llm"]}
+        kept = [r for r in previous.get("llm", []) if (r["tool"], r["concurrency"]) not in redone]
+        result["llm"] = sorted(
+            kept + result["llm"], key=lambda r: (-r["concurrency"], TOOLS.index(r["tool"]))
+        )
     if not args.skip_dedup:
         result["dedup"] = _dedup(args.dedup_docs)
+    elif "dedup" in previous:
+        result["dedup"] = previous["dedup"]
     result["machine"]["loadavg_after"] = os.getloadavg()
     result["summary_md"] = summary_md(result)
     _write(args.results, result)
@@ -72,6 +81,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-llm", action="store_true")
     parser.add_argument("--skip-dedup", action="store_true")
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge", action="store_true", help="keep the results on disk for the runs and parts not redone"
+    )
     return parser.parse_args(argv)
 
 
@@ -115,6 +127,7 @@ def _one_run(tool: str, rows: Path, args: argparse.Namespace, concurrency: int, 
         assert server.stdout is not None
         server.stdout.readline()  # "listening on ..." once it accepts connections
         cmd, env = _client(tool, rows, work, base_url, concurrency)
+        load_before = os.getloadavg()[0]
         measured = run_measured(cmd, env=env, cwd=ROOT, log=work / "client.log")
     finally:
         server.terminate()
@@ -129,6 +142,8 @@ def _one_run(tool: str, rows: Path, args: argparse.Namespace, concurrency: int, 
         "concurrency": concurrency,
         "rows_in": args.rows,
         "rows_out": rows_out,
+        "loadavg_before": round(load_before, 2),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M"),
         **measured.to_dict(),
         "calls": calls,
         "server_statuses": stats.get("statuses", {}),
