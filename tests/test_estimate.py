@@ -19,7 +19,7 @@ from datamill.llm.langid import FakeLanguageDetector
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.search import FakeSearch, Passage
-from datamill.llm.tokenizer import HeuristicTokenizer
+from datamill.llm.tokenizer import HeuristicTokenizer, LlamaVocabTokenizer
 from datamill.llm.types import ChatRequest, Message, Route
 from datamill.pipelines.adapt import run_adaptation
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
@@ -198,6 +198,29 @@ async def test_input_tokens_are_the_tokenizer_count_of_the_rendered_requests(mod
     rephrase = next(s for s in plan.row_steps if isinstance(s, Rephrase))
     assert est.steps[0].name == rephrase.name
     assert est.steps[0].input_tokens == 10 * rendered_tokens(rephrase, rows[0])
+
+
+async def test_an_estimate_releases_the_vocabulary_it_loaded_but_not_a_given_tokenizer(
+    model: ModelHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    released: list[str] = []
+
+    class Recording(LlamaVocabTokenizer):
+        def count(self, text: str) -> int:
+            return HeuristicTokenizer().count(text)
+
+        def release(self) -> None:
+            released.append(self.model)
+
+    monkeypatch.setattr("datamill.pipelines.estimate.default_tokenizer", lambda: Recording("own"))
+    request = make_request()
+    plan, rows = planned(request, model)
+
+    await estimate_plan(plan, rows, request=request, tokenizer=Recording("given"))
+    assert released == []
+    est = await estimate_plan(plan, rows, request=request)
+    assert released == ["own"]
+    assert sum(step.input_tokens for step in est.steps) > 0
 
 
 async def test_later_steps_render_the_injected_prompt(model: ModelHandle) -> None:
