@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -43,6 +44,7 @@ from datamill.api.runs_plans import (
     prepare_run,
     run_job,
 )
+from datamill.api.runs_ray import ray_runners
 from datamill.api.runs_settings import RunSettings
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
 from datamill.dataio import open_dataset
@@ -114,8 +116,23 @@ class RunExecutor:
             root, fingerprint(ticket.id, ticket.request, ticket.model, ticket.options)
         )
         (root / "request.json").write_bytes(orjson.dumps(ticket.request))
-        with open_dataset(source.path, format=source.format, batch_size=options.batch_size) as reader:
-            result = await run_adaptation(reader, prepared.plan, checkpoint, counters=live.counters)
+        runners = None
+        if self._settings.executor == "ray":
+            make_checkpoint = partial(DirectoryCheckpoint, checkpoint.root, checkpoint.fingerprint)
+            runners = ray_runners(
+                self._settings, self._data_dir, self._store, _run_fields(ticket), source, make_checkpoint
+            )
+            spent = live.cost_usd
+            live.cost_usd = lambda: spent() + runners.cost_usd
+        try:
+            with open_dataset(source.path, format=source.format, batch_size=options.batch_size) as reader:
+                result = await run_adaptation(
+                    reader, prepared.plan, checkpoint, counters=live.counters, batch_runner=runners
+                )
+        finally:
+            if runners is not None:
+                await runners.aclose()
+                log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
         if ticket.kind == ADAPT:
             status, report = await self._evaluate(job, prepared, checkpoint, result, live)
             (root / "evaluation.json").write_bytes(orjson.dumps(report, default=str))
@@ -222,6 +239,10 @@ async def contained(work: Awaitable[T]) -> T:
         for task in stray:
             task.cancel()
         await asyncio.gather(*stray, return_exceptions=True)
+
+
+def _run_fields(ticket: RunTicket) -> dict[str, Any]:
+    return {"kind": ticket.kind, "model": ticket.model, "options": ticket.options, "request": ticket.request}
 
 
 def _new_rows(root: Path) -> int:

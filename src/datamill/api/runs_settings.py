@@ -13,6 +13,9 @@
 | DATAMILL_EVAL_SAMPLE_SIZE  | rows the evaluation judges                                     | 50           |
 | DATAMILL_CACHE_COMMIT_EVERY| model replies a worker caches before writing them to disk      | 1            |
 | DATAMILL_SHARED_CONCURRENCY| a route's ``max_concurrency`` holds for all workers together   | 0            |
+| DATAMILL_EXECUTOR          | ``local`` (batches on the worker) or ``ray`` (on Ray actors)   | local        |
+| DATAMILL_RAY_ADDRESS       | the Ray cluster to join (``auto``, ``ray://host:10001``)       | a local Ray  |
+| DATAMILL_RAY_ACTORS        | Ray actors per run (each with its own model gateway)           | 2            |
 
 After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over. With
 ``DATAMILL_CACHE_COMMIT_EVERY=1`` every model reply is in the response cache before the call returns, so a
@@ -32,6 +35,7 @@ from datamill.core.credits import PriceTable
 from datamill.core.errors import ConfigError
 from datamill.core.run_options import RunOptions
 
+EXECUTORS = ("local", "ray")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -68,6 +72,9 @@ class RunSettings:
     eval_sample_size: int = 50
     cache_commit_every: int = 1
     shared_concurrency: bool = False
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_actors: int = 2
     price_table: PriceTable = field(default_factory=PriceTable)
 
     @classmethod
@@ -80,12 +87,19 @@ class RunSettings:
             values["worker"] = _flag(text, "DATAMILL_WORKER")
         if text := env.get("DATAMILL_SHARED_CONCURRENCY"):
             values["shared_concurrency"] = _flag(text, "DATAMILL_SHARED_CONCURRENCY")
+        if text := env.get("DATAMILL_EXECUTOR"):
+            if text.strip().lower() not in EXECUTORS:
+                raise ConfigError(f"DATAMILL_EXECUTOR: must be one of {', '.join(EXECUTORS)}, got {text!r}")
+            values["executor"] = text.strip().lower()
+        if text := env.get("DATAMILL_RAY_ADDRESS"):
+            values["ray_address"] = text.strip()
         if text := env.get("DATAMILL_RUN_EVALUATE"):
             values["evaluate"] = _flag(text, "DATAMILL_RUN_EVALUATE")
         for name, key in (
             ("DATAMILL_RUN_BATCH_SIZE", "batch_size"),
             ("DATAMILL_RUN_MAX_ATTEMPTS", "max_attempts"),
             ("DATAMILL_CACHE_COMMIT_EVERY", "cache_commit_every"),
+            ("DATAMILL_RAY_ACTORS", "ray_actors"),
         ):
             if text := env.get(name):
                 values[key] = int(_number(text, name, integer=True))

@@ -8,6 +8,10 @@ replayed through the batch steps only (to rebuild their state, e.g. dedup's seen
 
 A row that a step rejects, or whose model call fails for good, is kept with its reason; an error that would
 fail every row (no API key, unknown model, 401/403/404) stops the run.
+
+Where a batch's row steps run is a `BatchRunner`: by default `RowRunner`, on this event loop; a caller may
+pass another (``datamill.runners.ray_executor`` runs each batch on a Ray actor), which must run the plan's row
+steps over the batch, save it to the checkpoint and count it in the run's counters the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pyarrow as pa
 
@@ -60,6 +64,18 @@ class AdaptResult:
     rejections_by_step: dict[str, int] = field(default_factory=dict)
 
 
+class BatchRunner(Protocol):
+    """Runs the row steps of one batch (after its batch steps), then saves it to the checkpoint."""
+
+    async def run(
+        self, index: int, rows: list[Row], ctx: StepContext, checkpoint: BatchCheckpoint
+    ) -> None: ...
+
+
+#: Builds the `BatchRunner` of a run from its plan, counters and progress callback.
+BatchRunnerFactory = Callable[[AdaptPlan, RunCounters, Callable[[RunCounters], None] | None], BatchRunner]
+
+
 async def run_adaptation(
     batches: Iterable[pa.RecordBatch],
     plan: AdaptPlan,
@@ -68,10 +84,11 @@ async def run_adaptation(
     counters: RunCounters | None = None,
     on_progress: Callable[[RunCounters], None] | None = None,
     batches_in_flight: int = 4,
+    batch_runner: BatchRunnerFactory | None = None,
 ) -> AdaptResult:
     """Run ``plan`` over ``batches``, saving each finished batch to ``checkpoint``."""
     with quiet_gc():
-        return await _run(batches, plan, checkpoint, counters, on_progress, batches_in_flight)
+        return await _run(batches, plan, checkpoint, counters, on_progress, batches_in_flight, batch_runner)
 
 
 @contextmanager
@@ -106,12 +123,13 @@ async def _run(
     counters: RunCounters | None,
     on_progress: Callable[[RunCounters], None] | None,
     batches_in_flight: int,
+    batch_runner: BatchRunnerFactory | None = None,
 ) -> AdaptResult:
     started = time.perf_counter()
     counters = counters or RunCounters()
     counters.rows_total = plan.rows_selected
     done = checkpoint.completed()
-    runner = _RowRunner(plan, counters, on_progress)
+    runner = (batch_runner or RowRunner)(plan, counters, on_progress)
     pending: deque[asyncio.Task[None]] = deque()
     next_row = 1
     try:
@@ -167,7 +185,7 @@ def _replay(plan: AdaptPlan, rows: list[Row], counters: RunCounters) -> None:
     counters.batches_resumed += 1
 
 
-class _RowRunner:
+class RowRunner:
     """Runs the row steps of one batch concurrently, then saves the batch."""
 
     def __init__(
