@@ -118,6 +118,11 @@ def _batch_steps(
         # Duplicates are judged on what the model is asked, not on the old answers: two rows asking the
         # same thing would teach two answers to one question. A chat is judged as a whole.
         keys = ("_chat_text",) if mapping.chat is not None else ("original_prompt", "_context")
+        if mapping.image is not None:
+            # The same question about another image is another example: exact dedup keys on the image too,
+            # and the text-similarity dedups, which cannot see images, are left out.
+            steps.append(ExactDedup((*keys, "_image_key")))
+            return steps, selected
         steps.append(ExactDedup(keys))
         if options.near_dedup:
             steps.append(NearDedup(keys))

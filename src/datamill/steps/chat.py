@@ -4,16 +4,18 @@ Each assistant turn is rewritten given the conversation before it (the user turn
 assistant turns as already rewritten), so later answers stay consistent with earlier ones. A conversation that
 ends with a user turn gets a new final answer. The result is ``enhanced_chat``; ``enhanced_prompt`` and
 ``enhanced_completion`` are its last user and assistant turns, so reasoning, pairs and safety apply to the
-final exchange. Rephrase does not apply in chat mode.
+final exchange. Rephrase does not apply in chat mode. The row's images (an image column) go with the first
+user turn, where the conversation starts, in every request of the conversation.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from datamill.llm.types import ChatRequest, Message
+from datamill.llm.types import ChatRequest, ImagePart, Message
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import answer_budget, length_guidance
+from datamill.steps.images import row_images
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -24,7 +26,7 @@ class ChatCompletion(RowStep):
     """Writes ``enhanced_chat`` from ``_chat``: one model call per assistant turn."""
 
     name: ClassVar[str] = "completion"
-    input_columns = ("_chat",)
+    input_columns = ("_chat", "_images")
     output_columns = ("enhanced_chat", "enhanced_prompt", "enhanced_completion")
 
     def __init__(
@@ -45,35 +47,41 @@ class ChatCompletion(RowStep):
     def requests_for(self, row: Row) -> list[ChatRequest]:
         """One request per assistant turn, as if each turn were rewritten to itself (for estimates)."""
         chat = row.get("_chat") or []
+        images = row_images(row)
         requests = []
         for i, message in enumerate(chat):
             if message["role"] == "assistant":
-                requests.append(self._request(chat[:i]))
+                requests.append(self._request(chat[:i], images))
         if chat and chat[-1]["role"] == "user":
-            requests.append(self._request(chat))
+            requests.append(self._request(chat, images))
         return requests
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
         chat: list[dict[str, str]] = row.get("_chat") or []
+        images = row_images(row)
         out: list[dict[str, str]] = []
         for message in chat:
             if message["role"] == "assistant":
-                out.append({"role": "assistant", "content": await self._answer(out)})
+                out.append({"role": "assistant", "content": await self._answer(out, images)})
             elif message["role"] == "user":
                 out.append(dict(message))
         if out and out[-1]["role"] == "user":
-            out.append({"role": "assistant", "content": await self._answer(out)})
+            out.append({"role": "assistant", "content": await self._answer(out, images)})
         row["enhanced_chat"] = [m for m in chat if m["role"] == "system"] + out
         row["enhanced_prompt"] = next(m["content"] for m in reversed(out) if m["role"] == "user")
         row["enhanced_completion"] = out[-1]["content"]
 
-    async def _answer(self, history: list[dict[str, str]]) -> str:
-        result = await self.model.chat(self._request(history), tag=self.name)
+    async def _answer(self, history: list[dict[str, str]], images: tuple[ImagePart, ...]) -> str:
+        result = await self.model.chat(self._request(history, images), tag=self.name)
         text = result.text.strip()
         if not text:
             raise RowRejected("completion: the model returned an empty chat turn")
         return text
 
-    def _request(self, history: list[dict[str, str]]) -> ChatRequest:
+    def _request(self, history: list[dict[str, str]], images: tuple[ImagePart, ...] = ()) -> ChatRequest:
         turns = tuple(Message("user" if m["role"] == "user" else "assistant", m["content"]) for m in history)
+        first_user = next((i for i, turn in enumerate(turns) if turn.role == "user"), None)
+        if images and first_user is not None:
+            turn = turns[first_user]
+            turns = (*turns[:first_user], Message("user", turn.content, images), *turns[first_user + 1 :])
         return ChatRequest((*self.system, *turns), max_tokens=self.max_tokens, temperature=self.temperature)

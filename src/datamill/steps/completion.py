@@ -4,7 +4,8 @@ The blueprint is the system prompt, followed by the length guidance and an instr
 language the request is written in (language expansion produces rows in other languages). The user message
 holds, in order: the row's context unless metadata injection already put it into the prompt, the numbered
 source passages when grounding found some (``_passages``; the model is told to answer from them and cite
-them as [1], [2]), the request, and the original completion as a draft to improve on.
+them as [1], [2]), the request, and the original completion as a draft to improve on. The row's images
+(an image column) go with the user message, so the answer is about what the image shows.
 
 For the planner, `GenerateCompletion.requests_for` renders the exact request a row would get, and
 ``expected_output_tokens`` is the middle of the length target, or `DEFAULT_EXPECTED_TOKENS` without one.
@@ -16,8 +17,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.images import row_images
 from datamill.steps.metadata_injection import pending_context, request_text, word_range
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, with_images
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -66,7 +68,14 @@ class GenerateCompletion(RowStep):
     """Writes ``enhanced_completion`` for ``enhanced_prompt`` (falling back to ``original_prompt``)."""
 
     name: ClassVar[str] = "completion"
-    input_columns = ("enhanced_prompt", "original_prompt", "original_completion", "_context", "_passages")
+    input_columns = (
+        "enhanced_prompt",
+        "original_prompt",
+        "original_completion",
+        "_context",
+        "_passages",
+        "_images",
+    )
     output_columns = ("enhanced_completion",)
 
     def __init__(
@@ -94,6 +103,7 @@ class GenerateCompletion(RowStep):
             blueprint=self.blueprint or "",
             length_guidance=self.guidance,
         )
+        messages = with_images(messages, row_images(row))
         return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)]
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:

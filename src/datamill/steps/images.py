@@ -34,6 +34,11 @@ _SIGNATURES = (
 )
 
 
+def row_images(row: Mapping[str, Any]) -> tuple[ImagePart, ...]:
+    """The images the column mapping read into a row (``_images``); () for a row without any."""
+    return tuple(row.get("_images") or ())
+
+
 def media_type_of(data: bytes, name: str | None = None) -> str:
     """The image's media type from its first bytes, else from its name, else PNG."""
     for signature, media_type in _SIGNATURES:

@@ -3,11 +3,13 @@
 Prompt mode: the prompt column becomes ``original_prompt``; in universal-prompt mode every row gets the
 dataset-wide instruction. The completion column becomes ``original_completion``. The context columns are
 rendered into one ``_context`` text ("name: value" lines) that the prompt templates use; the image column is
-read into ``_images`` (sent to the model as an image, never as text). Chat mode: the chat column (a list of
-``{"role", "content"}`` messages, or that list as JSON text) becomes ``original_chat`` and ``_chat``, with
-``original_prompt``/``original_completion`` set to its last user and assistant turns, so the per-row steps
-after completion (reasoning, pairs, safety) work on the final turn. Every other source column passes through
-unchanged. Columns whose names start with ``_`` are internal and never written out.
+read into ``_images`` (sent to the model as an image, never as text), and ``_image_key`` names it (a hash of
+its bytes, or its URL) so that dedup tells rows with the same text but different images apart. Chat mode:
+the chat column (a list of ``{"role", "content"}`` messages, or that list as JSON text) becomes
+``original_chat`` and ``_chat``, with ``original_prompt``/``original_completion`` set to its last user and
+assistant turns, so the per-row steps after completion (reasoning, pairs, safety) work on the final turn.
+Every other source column passes through unchanged. Columns whose names start with ``_`` are internal and
+never written out.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ class MapColumns(BatchStep):
     """Renames the mapped columns, renders context, reads images and parses chats."""
 
     name: ClassVar[str] = "column_mapping"
-    output_columns = ("original_prompt", "original_completion", "original_chat", "_context", "_images")
+    output_columns = (
+        "original_prompt",
+        "original_completion",
+        "original_chat",
+        "_context",
+        "_images",
+        "_image_key",
+    )
 
     def __init__(self, mapping: ColumnMapping, *, base_dir: Path | None = None) -> None:
         self.mapping = mapping
@@ -68,6 +77,7 @@ class MapColumns(BatchStep):
         if m.image is not None:
             image = load_image(row.get(m.image), self.base_dir)
             out["_images"] = [image] if image is not None else []
+            out["_image_key"] = image.digest() if image is not None else ""
         return out
 
 

@@ -16,6 +16,9 @@ Runs after reasoning traces, when the run's training type is ``preference_pairs`
 
 Columns: ``chosen``, ``rejected``, ``rejected_flaw`` (a `Flaw.key`) and ``pair_judge_reason``.
 
+The row's images go with the rewrite (a wrong fact about the image needs the image) and with the judge's
+request when the judge's route has vision; a text-only judge compares the two answers on their text.
+
 For the planner, `PreferencePairs.requests_for` gives the rewrite and the judge request of the first attempt
 (the judge is rendered with the chosen answer standing in for the rejected one, which is of similar size);
 ``expected_output_tokens`` is their sum per row. The retry is not estimated: it only runs on a lost judgement.
@@ -31,8 +34,9 @@ from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import DEFAULT_EXPECTED_TOKENS, DEFAULT_MAX_TOKENS
 from datamill.steps.dedup import normalize_text
+from datamill.steps.images import row_images
 from datamill.steps.metadata_injection import pending_context, request_text
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, with_images
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -124,7 +128,14 @@ class PreferencePairs(RowStep):
     """
 
     name: ClassVar[str] = "preference_pairs"
-    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion", "_context", "_row")
+    input_columns = (
+        "enhanced_prompt",
+        "original_prompt",
+        "enhanced_completion",
+        "_context",
+        "_row",
+        "_images",
+    )
     output_columns = ("chosen", "rejected", "rejected_flaw", "pair_judge_reason")
 
     def __init__(
@@ -159,6 +170,7 @@ class PreferencePairs(RowStep):
             flaw=flaw.describe(bool(self.blueprint)),
             attempt=attempt,
         )
+        messages = with_images(messages, row_images(row))
         # A distinct seed per attempt keeps the retry from being answered by the response cache.
         return ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature, seed=attempt)
 
@@ -172,6 +184,8 @@ class PreferencePairs(RowStep):
             answer_a=first,
             answer_b=second,
         )
+        if self.judge.route.vision:
+            messages = with_images(messages, row_images(row))
         return ChatRequest(messages, max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, json_schema=JUDGE_SCHEMA)
 
     def requests_for(self, row: Row) -> list[ChatRequest]:

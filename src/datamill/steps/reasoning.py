@@ -5,7 +5,8 @@ did not fold it in) and the final answer, and writes short numbered steps that a
 thinking before answering (``reasoning.yaml``; one worked example keeps small models on format). Showing the
 answer is what makes the trace consistent with the completion it precedes; the prompt forbids mentioning it.
 The trace lands in the ``reasoning`` column; an empty trace rejects the row, since a reasoning dataset with
-holes trains the model to skip its reasoning.
+holes trains the model to skip its reasoning. The row's images go with the request: the steps reason from
+what the image shows, as the answer did.
 
 For the planner, `ReasoningTraces.requests_for` renders the request for a row; before completion has run (an
 estimate over mapped rows) it stands in the original completion for the answer. ``expected_output_tokens`` is
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.images import row_images
 from datamill.steps.metadata_injection import pending_context, request_text
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, with_images
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -37,7 +39,7 @@ class ReasoningTraces(RowStep):
     """Writes ``reasoning`` for the row's prompt and ``enhanced_completion``."""
 
     name: ClassVar[str] = "reasoning_traces"
-    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion", "_context")
+    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion", "_context", "_images")
     output_columns = ("reasoning",)
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
@@ -55,6 +57,7 @@ class ReasoningTraces(RowStep):
         messages = self.template.render(
             prompt=request_text(row), context=pending_context(row), completion=completion
         )
+        messages = with_images(messages, row_images(row))
         return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)]
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:

@@ -3,7 +3,8 @@
 The step rewrites the request as it stands: ``enhanced_prompt`` when metadata injection (or another step)
 already wrote one, else ``original_prompt``. After injection that text holds the context and the constraints,
 and the rewrite weaves them into one natural request (the template's few-shot turns show how); without
-injection the context is shown to the model for reference only and is not part of the rewrite.
+injection the context is shown to the model for reference only and is not part of the rewrite. The row's
+images go with the request, so a rewrite of "what is in this picture?" stays about that picture.
 
 For the planner, `Rephrase.requests_for` renders the exact request a row would get;
 ``expected_output_tokens`` is a typical rewritten request (`EXPECTED_OUTPUT_TOKENS`), and
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING, ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.images import row_images
 from datamill.steps.metadata_injection import pending_context, request_text
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, with_images
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -36,7 +38,7 @@ class Rephrase(RowStep):
     """Writes ``enhanced_prompt`` from the request as it stands (see the module docstring)."""
 
     name: ClassVar[str] = "prompt_rephrase"
-    input_columns = ("enhanced_prompt", "original_prompt", "_context")
+    input_columns = ("enhanced_prompt", "original_prompt", "_context", "_images")
     output_columns = ("enhanced_prompt",)
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
@@ -52,6 +54,7 @@ class Rephrase(RowStep):
         if not prompt.strip():
             return []
         messages = self.template.render(prompt=prompt, context=pending_context(row))
+        messages = with_images(messages, row_images(row))
         return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)]
 
     def estimate_output_tokens(self, row: Row) -> int:

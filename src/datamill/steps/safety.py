@@ -9,6 +9,9 @@ template defines each category (`CATEGORY_DEFINITIONS`) and shows one scored exa
   (0.5: the judge finds the category more present than not), in `SafetyCategory` order;
 - ``safety_scores``: ``{"prompt": {category: score}, "response": {category: score}}``.
 
+Images: the row's images go with the review when the judge's route has vision, so an unsafe image (or a
+request that is only unsafe with its image) is scored; a text-only judge scores the text alone.
+
 Removal: with ``remove_violations`` (the default) a row whose prompt or response reaches the threshold in a
 category the user *listed* is rejected, with a reason naming each such category, where and the score; it
 lands in the rejected-rows file with its scores. Categories not listed are reported in the columns and never
@@ -24,8 +27,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from datamill.core.brand import SafetyCategory
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.images import row_images
 from datamill.steps.metadata_injection import request_text
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, with_images
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -93,7 +97,7 @@ class SafetyReview(RowStep):
     """
 
     name: ClassVar[str] = "safety_review"
-    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion")
+    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion", "_images")
     output_columns = ("prompt_safety_issues", "response_safety_issues", "safety_scores")
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
@@ -120,6 +124,8 @@ class SafetyReview(RowStep):
             response=response,
             categories=[(c.value, CATEGORY_DEFINITIONS[c]) for c in SafetyCategory],
         )
+        if self.model.route.vision:
+            messages = with_images(messages, row_images(row))
         return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=SAFETY_SCHEMA)]
 
     def violations(self, scores: Scores) -> list[str]:

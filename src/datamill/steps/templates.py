@@ -4,10 +4,14 @@ Templates live in ``datamill/steps/prompts/<name>.yaml``, are versioned like cod
 process. A template file holds a ``version`` and a ``messages`` list (role + content), so few-shot examples
 are ordinary messages. A message with no Jinja markup (most few-shot turns) is kept as its text, not
 compiled: rendering a Jinja template costs a context per call, and a rephrase request has seven messages.
+
+`with_images` attaches a row's images to the last user message of a rendered prompt: the turn that holds the
+row (few-shot turns come before it), so the model sees the image with the text it belongs to.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -17,7 +21,7 @@ import jinja2
 import yaml
 
 from datamill.core.errors import ConfigError
-from datamill.llm.types import Message, Role
+from datamill.llm.types import ImagePart, Message, Role
 
 _ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _ROLES: tuple[Role, ...] = ("system", "user", "assistant")
@@ -38,6 +42,18 @@ class PromptTemplate:
             if text:
                 messages.append(Message(role, text))
         return tuple(messages)
+
+
+def with_images(messages: tuple[Message, ...], images: Sequence[ImagePart]) -> tuple[Message, ...]:
+    """``messages`` with ``images`` added to the last user message; unchanged when there are none."""
+    if not images:
+        return messages
+    for i in range(len(messages) - 1, -1, -1):
+        turn = messages[i]
+        if turn.role == "user":
+            seen = Message("user", turn.content, (*turn.images, *images))
+            return (*messages[:i], seen, *messages[i + 1 :])
+    return messages
 
 
 @cache
