@@ -10,38 +10,18 @@ the official SDK executes on the actors and downloads with the same rows as one 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import logging
 import os
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
-from typing import Any
 
-import pyarrow as pa
 import pytest
 
 ray = pytest.importorskip("ray")
 
-from datamill.api.adapt import make_gateway  # noqa: E402
-from datamill.api.runs_plans import prepare_run, run_job  # noqa: E402
-from datamill.api.runs_ray import actor_plan  # noqa: E402
-from datamill.api.runs_settings import RunSettings  # noqa: E402
-from datamill.dataio import open_dataset  # noqa: E402
-from datamill.pipelines.adapt import run_adaptation  # noqa: E402
-from datamill.pipelines.checkpoint import DirectoryCheckpoint  # noqa: E402
-from datamill.runners.inputs import RunInput  # noqa: E402
-from datamill.runners.ray_executor import RayBatchRunners  # noqa: E402
+from adapt_helpers import BATCH, BATCHES, MODEL, REQUEST, ROWS, execute, write_input  # noqa: E402
 
-MODEL = "fake/test-model"
-ROWS = 30
-BATCH = 4
-BATCHES = 8  # 31 input rows in batches of 4
-REQUEST: dict[str, Any] = {
-    "column_mapping": {"prompt": "question", "completion": "answer"},
-    "recipe_specification": {"recipes": {"prompt_rephrase": True, "deduplication": True}},
-}
+from datamill.api.runs_settings import RunSettings  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,67 +31,10 @@ def local_ray() -> Iterator[None]:
     ray.shutdown()
 
 
-def _input(tmp_path: Path) -> RunInput:
-    path = tmp_path / "qa.jsonl"
-    rows = [
-        {"id": i, "question": f"Question {i}: how do I reset device {i % 7}?", "answer": "?"}
-        for i in range(ROWS)
-    ]
-    rows.append(dict(rows[3]) | {"id": 99})  # an exact duplicate: dedup (a batch step) drops it
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return RunInput(path, "jsonl")
-
-
-def _settings() -> RunSettings:
-    return RunSettings(model=MODEL, batch_size=BATCH, evaluate=False)
-
-
-async def _execute(
-    source: RunInput,
-    settings: RunSettings,
-    data_dir: Path,
-    root: Path,
-    *,
-    ray_actors: int = 0,
-    batches: int | None = None,
-) -> tuple[list[dict[str, Any]], int, int]:
-    """Plan and run over `source` into `root`; its output rows, resumed batches and batches sent to Ray."""
-    llm = settings.llm_settings(data_dir)
-    gateway = make_gateway(llm, use_cache=False)
-    options = settings.run_options()
-    job = run_job(source, MODEL, options)
-    runners = None
-    try:
-        prepared = await prepare_run("adapt", job, REQUEST, llm, gateway)
-        checkpoint = DirectoryCheckpoint(root, "fingerprint")
-        if ray_actors:
-            plan = partial(
-                actor_plan, "adapt", source, MODEL, _options(options), REQUEST, settings, data_dir, None
-            )
-            runners = RayBatchRunners(
-                plan, partial(DirectoryCheckpoint, root, "fingerprint"), actors=ray_actors
-            )
-        with open_dataset(source.path, format=source.format, batch_size=BATCH) as reader:
-            stream = itertools.islice(reader, batches) if batches is not None else reader
-            result = await run_adaptation(stream, prepared.plan, checkpoint, batch_runner=runners)
-    finally:
-        if runners is not None:
-            await runners.aclose()
-        await gateway.aclose()
-    rows = pa.concat_tables(checkpoint.iter_output(internal=True)).to_pylist()
-    return rows, result.batches_resumed, runners.batches if runners is not None else 0
-
-
-def _options(options: Any) -> dict[str, Any]:
-    from datamill.api.runs_plans import options_to_dict
-
-    return options_to_dict(options)
-
-
 async def test_a_run_on_ray_actors_gives_the_local_executors_rows(tmp_path: Path) -> None:
-    source, settings = _input(tmp_path), _settings()
-    local, _, _ = await _execute(source, settings, tmp_path / "data", tmp_path / "local")
-    on_ray, _, sent = await _execute(source, settings, tmp_path / "data", tmp_path / "ray", ray_actors=2)
+    source = write_input(tmp_path)
+    local, _, _ = await execute(source, tmp_path / "data", tmp_path / "local")
+    on_ray, _, sent = await execute(source, tmp_path / "data", tmp_path / "ray", ray_actors=2)
     assert sent == BATCHES
     assert 99 not in {r["id"] for r in local}  # dedup, a batch step on the worker, dropped the duplicate
     assert [r["_row"] for r in local] == [r["_row"] for r in on_ray]
@@ -120,13 +43,13 @@ async def test_a_run_on_ray_actors_gives_the_local_executors_rows(tmp_path: Path
 
 
 async def test_a_resumed_run_on_ray_skips_the_saved_batches(tmp_path: Path) -> None:
-    source, settings = _input(tmp_path), _settings()
-    local, _, _ = await _execute(source, settings, tmp_path / "data", tmp_path / "local")
+    source = write_input(tmp_path)
+    local, _, _ = await execute(source, tmp_path / "data", tmp_path / "local")
     root = tmp_path / "ray"
-    await _execute(source, settings, tmp_path / "data", root, batches=3)  # an attempt that stopped early
+    await execute(source, tmp_path / "data", root, batches=3)  # an attempt that stopped early
     saved = {p.name: p.stat().st_mtime_ns for p in (root / "parts").glob("*.parquet")}
     assert len(saved) == 3
-    on_ray, resumed, sent = await _execute(source, settings, tmp_path / "data", root, ray_actors=2)
+    on_ray, resumed, sent = await execute(source, tmp_path / "data", root, ray_actors=2)
     assert (resumed, sent) == (3, BATCHES - 3)
     assert {
         p.name: p.stat().st_mtime_ns for p in (root / "parts").glob("*.parquet") if p.name in saved
