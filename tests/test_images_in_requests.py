@@ -25,8 +25,10 @@ from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ImagePart
 from datamill.pipelines.plan import plan_adaptation
+from datamill.steps.base import RowRejected
 from datamill.steps.chat import ChatCompletion
 from datamill.steps.completion import GenerateCompletion
+from datamill.steps.images import load_image
 from datamill.steps.preference import PreferencePairs
 from datamill.steps.safety import SafetyReview
 
@@ -169,3 +171,15 @@ async def test_text_similarity_dedups_are_left_out_with_an_image_column() -> Non
         plan = plan_adaptation(request, gateway.model("fake/seeing"), total_rows=3)
     assert plan.step_names[:2] == ["column_mapping", "deduplication"]
     assert "near_deduplication" not in plan.step_names
+
+
+def test_file_paths_are_read_only_where_local_files_are_allowed(tmp_path: Path) -> None:
+    (tmp_path / "cat.png").write_bytes(CAT)
+    assert load_image("cat.png", tmp_path) == ImagePart(data=CAT, media_type="image/png")
+    for cell in ("cat.png", str(tmp_path / "cat.png"), {"bytes": None, "path": "cat.png"}):
+        with pytest.raises(RowRejected, match="must hold a URL, a data: URI or bytes on the server"):
+            load_image(cell, tmp_path, local_files=False)
+    assert load_image(data_uri(DOG), None, local_files=False) == ImagePart(data=DOG, media_type="image/png")
+    assert load_image({"bytes": CAT}, None, local_files=False) == ImagePart(data=CAT, media_type="image/png")
+    url = "https://example.test/cat.png"
+    assert load_image(url, None, local_files=False) == ImagePart(url=url, media_type="image/png")

@@ -21,6 +21,7 @@ from datamill.api.evaluate_run import evaluate_run
 from datamill.api.services import build_services, services_fingerprint
 from datamill.api.settings import Settings
 from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
+from datamill.core.errors import ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset, open_writer
@@ -33,6 +34,8 @@ from datamill.pipelines.checkpoint import DirectoryCheckpoint
 from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
 from datamill.pipelines.estimate_compare import compare
 from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
+from datamill.steps.base import StepContext
+from datamill.steps.mapping import MapColumns
 
 
 @dataclass
@@ -46,6 +49,8 @@ class AdaptJob:
     output_format: str | None = None
     use_cache: bool = True
     options: RunOptions = field(default_factory=RunOptions)
+    #: Image cells may name files on this machine (the command line, the library); False on the server.
+    local_image_files: bool = True
 
 
 @dataclass
@@ -206,11 +211,28 @@ async def prepare_adaptation(
         services=services,
         judge=judge,
         base_dir=job.input_path.parent,
+        local_image_files=job.local_image_files,
     )
     with open_dataset(job.input_path, format=job.input_format) as reader:
         sample = take_sample(reader, plan)
+    if not sample and plan.rows_selected > 0:
+        raise _unmappable(job, plan)
     estimate = await estimate_plan(plan, sample, request=request)
     return PreparedRun(request, plan, model, judge, services, estimate, notes)
+
+
+def _unmappable(job: AdaptJob, plan: AdaptPlan) -> ValidationError:
+    """The error of a file whose first rows the column mapping all rejects, with the first row's reason."""
+    with open_dataset(job.input_path, format=job.input_format) as reader:
+        first = next(iter(reader)).slice(0, 1).to_pylist()
+    ctx = StepContext()
+    for step in plan.batch_steps:
+        if isinstance(step, MapColumns):
+            step.process_batch([{"_row": 1, **row} for row in first], ctx)
+    reason = ctx.rejected[0].reason if ctx.rejected else "it was rejected"
+    return ValidationError.of(
+        "column_mapping", f"every row sampled for the estimate is rejected by the mapping (row 1: {reason})"
+    )
 
 
 def run_fingerprint(job: AdaptJob, prepared: PreparedRun, gateway: Gateway) -> str:

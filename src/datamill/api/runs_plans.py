@@ -37,13 +37,17 @@ NO_RECIPES = {"recipes": dict.fromkeys(RECIPE_NAMES, False)}
 
 
 def run_job(source: RunInput, model: str, options: RunOptions) -> AdaptJob:
-    """The `AdaptJob` of a server run; its output path is unused (the output stays in the checkpoint)."""
+    """The `AdaptJob` of a server run; its output path is unused (the output stays in the checkpoint).
+
+    Image cells that name files are refused: a tenant's dataset must not read the server's disk.
+    """
     return AdaptJob(
         input_path=source.path,
         output_path=source.path.with_name(f"{source.path.name}.unused"),
         model=model,
         input_format=source.format,
         options=options,
+        local_image_files=False,
     )
 
 

@@ -76,8 +76,12 @@ def plan_adaptation(
     services: PlanServices | None = None,
     judge: ModelHandle | None = None,
     base_dir: Path | None = None,
+    local_image_files: bool = True,
 ) -> AdaptPlan:
     """Build the steps for ``request``.
+
+    ``base_dir`` is where relative image file paths are read from; with ``local_image_files`` False (server
+    runs) an image cell holding a file path rejects its row instead of being read.
 
     Raises:
         ValidationError: a request this run cannot serve (no mapping, images on a model without vision,
@@ -94,7 +98,8 @@ def plan_adaptation(
             f"model {model.name!r} cannot read images; choose a vision-capable model "
             "(a route with vision: true)",
         )
-    batch, selected = _batch_steps(request, options, services, total_rows, base_dir)
+    mapper = MapColumns(mapping, base_dir=base_dir, local_files=local_image_files)
+    batch, selected = _batch_steps(request, options, services, total_rows, mapper)
     rows = _row_steps(request, model, judge or model, options, services)
     return AdaptPlan(batch, rows, total_rows, selected)
 
@@ -104,11 +109,11 @@ def _batch_steps(
     options: RunOptions,
     services: PlanServices,
     total_rows: int,
-    base_dir: Path | None,
+    mapper: MapColumns,
 ) -> tuple[list[BatchStep], int]:
     mapping = request.column_mapping
     assert mapping is not None
-    steps: list[BatchStep] = [MapColumns(mapping, base_dir=base_dir)]
+    steps: list[BatchStep] = [mapper]
     selected = total_rows
     max_rows = request.job.max_rows
     if max_rows is not None and max_rows < total_rows:

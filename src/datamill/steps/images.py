@@ -2,7 +2,9 @@
 
 A cell may hold an http(s) URL, a ``data:`` URI, a file path (absolute or relative to the input file's
 folder), raw bytes, or a Hugging Face-style ``{"bytes": ..., "path": ...}`` struct. The media type comes from
-the bytes' signature, else the file extension.
+the bytes' signature, else the file extension. File paths are read only where the caller allows local files
+(the command line and the library); the server refuses them (`LOCAL_FILES_REFUSED`), so a dataset cannot make
+the server read its own disk.
 
 A URL is first kept as a URL (`load_image` does no I/O on the network); `fetch_image` then downloads it
 through the safe URL fetcher (``datamill.llm.fetch``), so a model provider is never handed an internal
@@ -24,6 +26,9 @@ from datamill.steps.base import RowRejected
 
 #: Largest image read from a file or cell, in bytes (providers cap images at a few MB).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
+
+#: Why a file-path cell is rejected where local files are not allowed (server runs).
+LOCAL_FILES_REFUSED = "image cells must hold a URL, a data: URI or bytes on the server"
 
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
@@ -48,11 +53,17 @@ def media_type_of(data: bytes, name: str | None = None) -> str:
     return guessed if guessed and guessed.startswith("image/") else "image/png"
 
 
-def load_image(value: Any, base_dir: Path | None) -> ImagePart | None:
+def load_image(value: Any, base_dir: Path | None, *, local_files: bool = True) -> ImagePart | None:
     """The image in a cell, or None for an empty cell.
 
+    Args:
+        value: the cell.
+        base_dir: the folder relative file paths are read from (the input file's).
+        local_files: whether a file path may be read at all; False on the server.
+
     Raises:
-        RowRejected: the cell cannot be read as an image (missing file, bad data URI, too large).
+        RowRejected: the cell cannot be read as an image (missing file, bad data URI, too large), or it is
+            a file path and ``local_files`` is False.
     """
     if value is None or value == "" or value == b"":
         return None
@@ -61,7 +72,7 @@ def load_image(value: Any, base_dir: Path | None) -> ImagePart | None:
         path = value.get("path")
         if data:
             return _from_bytes(bytes(data), str(path) if path else None)
-        return load_image(path, base_dir)
+        return load_image(path, base_dir, local_files=local_files)
     if isinstance(value, bytes | bytearray | memoryview):
         return _from_bytes(bytes(value), None)
     text = str(value).strip()
@@ -69,6 +80,8 @@ def load_image(value: Any, base_dir: Path | None) -> ImagePart | None:
         return ImagePart(url=text, media_type=mimetypes.guess_type(text)[0] or "image/png")
     if text.startswith("data:"):
         return _from_data_uri(text)
+    if not local_files:
+        raise RowRejected(LOCAL_FILES_REFUSED)
     return _from_file(Path(text), base_dir)
 
 

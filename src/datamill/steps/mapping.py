@@ -41,9 +41,12 @@ class MapColumns(BatchStep):
         "_image_key",
     )
 
-    def __init__(self, mapping: ColumnMapping, *, base_dir: Path | None = None) -> None:
+    def __init__(
+        self, mapping: ColumnMapping, *, base_dir: Path | None = None, local_files: bool = True
+    ) -> None:
         self.mapping = mapping
         self.base_dir = base_dir
+        self.local_files = local_files
         self.input_columns = tuple(
             c for c in (mapping.prompt, mapping.completion, mapping.chat, *mapping.context) if c is not None
         )
@@ -75,7 +78,7 @@ class MapColumns(BatchStep):
                 out[key] = value
         out["_context"] = render_context(row, self._text_context)
         if m.image is not None:
-            image = load_image(row.get(m.image), self.base_dir)
+            image = load_image(row.get(m.image), self.base_dir, local_files=self.local_files)
             out["_images"] = [image] if image is not None else []
             out["_image_key"] = image.digest() if image is not None else ""
         return out
