@@ -27,6 +27,7 @@ BENCHMARKS = [
     "dedup",
     "estimate_accuracy",
     "compare_tools",
+    "server_load",
 ]
 
 
