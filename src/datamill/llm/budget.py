@@ -108,6 +108,7 @@ class SharedSlots:
         self._fetching: asyncio.Task[None] | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._returns: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     async def acquire(self) -> None:
         """Wait for a slot of the shared limit."""
@@ -136,9 +137,11 @@ class SharedSlots:
             self._idle = asyncio.get_running_loop().call_later(self.idle_s, self._on_idle)
 
     def close(self) -> None:
-        """Give every held slot back (synchronously; the gateway is closing)."""
-        if self._fetching is not None:
-            self._fetching.cancel()
+        """Give every held slot back (synchronously; the gateway is closing).
+
+        A request to the budget still under way gives back what it gets when it returns.
+        """
+        self._closed = True
         if self.held:
             with contextlib.suppress(Exception):  # unreachable budget: the slots expire on their own
                 self.budget.release(self.key, self.holder, self.held)
@@ -151,6 +154,10 @@ class SharedSlots:
                 grant = await asyncio.to_thread(
                     self.budget.acquire, self.key, self.holder, self.limit, max(1, want)
                 )
+                if self._closed:
+                    if grant.slots:
+                        await asyncio.to_thread(self.budget.release, self.key, self.holder, grant.slots)
+                    return
                 self.held += grant.slots
                 self.share = grant.share
                 self._wake()
@@ -162,6 +169,8 @@ class SharedSlots:
     def _live_waiters(self) -> int:
         while self._waiters and self._waiters[0].done():
             self._waiters.popleft()
+        if self._closed:
+            return 0
         return sum(not f.done() for f in self._waiters)
 
     def _wake(self) -> None:
