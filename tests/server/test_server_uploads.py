@@ -198,12 +198,18 @@ def test_batch_rules_mixed_documents_and_bad_keys(client: adaption.Adaption) -> 
     assert fields_of(caught.value) == ["files[0].s3_key"]
 
 
-def test_url_sources_are_refused_clearly(client: adaption.Adaption) -> None:
+def test_unsupported_url_sources_are_refused_clearly(client: adaption.Adaption) -> None:
     with pytest.raises(adaption.BadRequestError) as caught:
-        client.datasets.create(source={"url": "https://huggingface.co/datasets/x/y", "files": ["train.csv"]})
+        client.datasets.create(source={"url": "https://www.kaggle.com/datasets/x/y", "files": ["train.csv"]})
     assert fields_of(caught.value) == ["source.url"]
     assert caught.value.response.headers["x-should-retry"] == "false"
-    assert "not supported yet" in str(caught.value)
+    assert "Kaggle are not supported" in str(caught.value)
+    with pytest.raises(adaption.BadRequestError) as caught:
+        client.datasets.create(source={"url": "https://huggingface.co/datasets/x/y"})
+    assert fields_of(caught.value) == ["source.files"]
+    with pytest.raises(adaption.BadRequestError) as caught:
+        client.datasets.create(source={"url": "ftp://files.example/data.csv"})
+    assert fields_of(caught.value) == ["source.url"]
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Checks shared by the upload calls: the file source of a new dataset, sizes, hashes and names.
+"""Checks shared by the upload calls: the file or URL source of a new dataset, sizes, hashes and names.
 
 Each raises a `ValidationError` naming the wire field, so every entry point words the problem the same way.
 """
@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from datamill.api.formats import resolve_format
 from datamill.core.errors import Issue, ValidationError
@@ -17,6 +18,9 @@ from datamill.core.fields import join
 from datamill.core.source_mapping import SourceColumnMapping, parse_source_column_mapping
 
 PROCESSING_MODES = ("adapt", "raw")
+#: The longest import URL accepted, in characters (presigned object URLs run to a few hundred).
+MAX_URL_CHARS = 4096
+_PROVIDERS = {"kaggle.com": "Kaggle", "www.kaggle.com": "Kaggle", "docs.google.com": "Google Sheets"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -29,6 +33,13 @@ class FileSource:
     file_format: str
     processing_mode: str = "adapt"
     column_mapping: SourceColumnMapping | None = None
+
+
+@dataclass(frozen=True)
+class UrlSource(FileSource):
+    """A checked URL source of ``POST /datasets``: the file to fetch and how to treat it."""
+
+    url: str = ""
 
 
 def check_name(name: object, field: str) -> str:
@@ -44,16 +55,62 @@ def parse_file_source(source: Mapping[str, Any], field: str = "source") -> FileS
     """Check the ``source`` object of a file upload (no ``url``).
 
     Raises:
-        ValidationError: A ``url`` (imports by URL are not supported yet), a missing name, an unknown or
-            unreadable format, an unknown processing mode, or a missing or malformed raw column mapping.
+        ValidationError: A missing name, an unknown or unreadable format, an unknown processing mode, or a
+            missing or malformed raw column mapping.
     """
-    if source.get("url"):
-        raise ValidationError.of(
-            join(field, "url"),
-            "imports by URL are not supported yet: download the file and upload it (datasets.upload_file)",
-        )
     name = check_name(source.get("name"), join(field, "name"))
+    return _with_mode(
+        source, field, name, resolve_format(name, source.get("file_format"), join(field, "file_format"))
+    )
+
+
+def parse_url_source(source: Mapping[str, Any], field: str = "source") -> UrlSource:
+    """Check the ``source`` object of an import by URL: one file at an http(s) URL.
+
+    A Hugging Face dataset URL with one entry in ``files`` imports that file (its ``resolve/main`` URL); any
+    other URL is the file itself. The name defaults to the URL's last path segment, and the format comes from
+    ``file_format`` or the name's extension. Kaggle and Google Sheets imports are not supported.
+
+    Raises:
+        ValidationError: A URL that is not http(s) or too long, a provider that is not supported, a Hugging
+            Face URL without exactly one file, or what `parse_file_source` refuses.
+    """
+    url_field = join(field, "url")
+    url = source.get("url")
+    if not isinstance(url, str) or len(url) > MAX_URL_CHARS:
+        raise ValidationError.of(url_field, f"must be an http(s) URL of at most {MAX_URL_CHARS} characters")
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError.of(url_field, "must be an http or https URL of the file to import")
+    provider = _PROVIDERS.get(parts.hostname.lower())
+    if provider is not None:
+        raise ValidationError.of(
+            url_field, f"imports from {provider} are not supported: give a direct URL of the file"
+        )
+    url = _huggingface_file(
+        url, parts.hostname.lower(), parts.path, source.get("files"), join(field, "files")
+    )
+    name = source.get("name")
+    if name is None:
+        name = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or "import"
+    name = check_name(name, join(field, "name"))
     fmt = resolve_format(name, source.get("file_format"), join(field, "file_format"))
+    file = _with_mode(source, field, name, fmt)
+    return UrlSource(file.name, file.file_format, file.processing_mode, file.column_mapping, url=url)
+
+
+def _huggingface_file(url: str, host: str, path: str, files: Any, field: str) -> str:
+    """The file URL of a Hugging Face dataset URL and its one ``files`` entry; other URLs as given."""
+    segments = [s for s in path.split("/") if s]
+    if host != "huggingface.co" or len(segments) != 3 or segments[0] != "datasets":
+        return url
+    if not isinstance(files, list) or len(files) != 1 or not isinstance(files[0], str) or not files[0]:
+        raise ValidationError.of(field, "a Hugging Face dataset URL needs exactly one file path in files")
+    return f"https://huggingface.co/{'/'.join(segments)}/resolve/main/{files[0].lstrip('/')}"
+
+
+def _with_mode(source: Mapping[str, Any], field: str, name: str, fmt: str) -> FileSource:
     mode = source.get("processing_mode") or "adapt"
     if mode not in PROCESSING_MODES:
         raise ValidationError.of(join(field, "processing_mode"), f"must be adapt or raw, got {mode!r}")

@@ -53,6 +53,7 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ctx.store.migrate)
         await run_in_threadpool(ctx.ingest.start)
+        await run_in_threadpool(ctx.imports.start)
         await ctx.custom_eval_runner.start()
         await run_in_threadpool(ctx.runs.start)
         try:
@@ -60,6 +61,7 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
         finally:
             await run_in_threadpool(ctx.runs.close)
             await ctx.custom_eval_runner.close()
+            await run_in_threadpool(ctx.imports.close)
             await run_in_threadpool(ctx.ingest.close)
             ctx.store.close()
 

@@ -19,6 +19,7 @@ from datamill.api.server_settings import ServerSettings
 from datamill.api.settings import Settings
 from datamill.api.tenants import TenantService
 from datamill.api.uploads import UploadService
+from datamill.api.url_import import BackgroundImports, UrlImportService
 from datamill.server.signing import UploadSigner, load_or_create_secret
 from datamill.store import BlobStore, Store, blob_store_from_url
 
@@ -35,6 +36,7 @@ class ServerContext:
     datasets: DatasetService
     uploads: UploadService
     ingest: BackgroundIngest
+    imports: BackgroundImports
     combine: CombineService
     custom_evals: CustomEvalService
     custom_eval_runner: BackgroundCustomEvals
@@ -55,6 +57,9 @@ class ServerContext:
             ttl_s=settings.upload_url_ttl_s,
             on_uploaded=ingest.submit,
         )
+        imports = UrlImportService(
+            store, blobs, max_bytes=settings.max_upload_bytes, on_fetched=ingest.submit
+        )
         outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(settings.data_dir))
         # The judge model and routes come from DATAMILL_MODEL and DATAMILL_ROUTES, as for the CLI.
         model_settings = replace(Settings.from_env(), data_dir=settings.data_dir)
@@ -70,6 +75,7 @@ class ServerContext:
             datasets=DatasetService(store),
             uploads=uploads,
             ingest=ingest,
+            imports=BackgroundImports(imports, workers=settings.ingest_workers),
             combine=CombineService(store, blobs, outputs, on_created=ingest.submit),
             custom_evals=custom_evals,
             custom_eval_runner=BackgroundCustomEvals(custom_evals),

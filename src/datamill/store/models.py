@@ -101,8 +101,9 @@ class Dataset(Base):
     """A dataset as the wire APIs see it, plus what ingest learnt about its files.
 
     `status` is the public status (pending, running, awaiting_input, succeeded, failed). `ingest_state` is the
-    upload's progress: ``awaiting_upload`` until the upload is completed, ``uploaded`` while the files wait to
-    be read (re-queued after a restart), ``ready`` once read (whatever the outcome).
+    upload's progress: ``awaiting_upload`` until the upload is completed, ``importing`` while the file of a
+    URL import (`source_url`) is fetched, ``uploaded`` while the files wait to be read (both re-queued after
+    a restart), ``ready`` once read (whatever the outcome).
     """
 
     __tablename__ = "datasets"
@@ -128,6 +129,7 @@ class Dataset(Base):
     image_column_formats: Mapped[dict[str, Any] | None]
     error_data: Mapped[dict[str, Any] | None]
     run_id: Mapped[str | None] = mapped_column(String(40))
+    source_url: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime]
     updated_at: Mapped[dt.datetime]
     deleted_at: Mapped[dt.datetime | None]

@@ -19,7 +19,9 @@ class _Request(BaseModel):
 
 
 class SourceCreate(_Request):
-    url: str | None = Field(None, description="An import URL. Not supported yet: answers 400.")
+    url: str | None = Field(
+        None, description="Import the file at this http(s) URL (a Hugging Face dataset URL takes one file)."
+    )
     files: list[str] | None = None
     sheet_names: list[str] | None = None
     sheet_name: str | None = None

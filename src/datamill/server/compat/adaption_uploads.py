@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from datamill.api.upload_checks import parse_file_source
+from datamill.api.upload_checks import parse_file_source, parse_url_source
 from datamill.api.uploads import BatchFile
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import (
@@ -40,9 +40,16 @@ def create_dataset(
 ) -> DatasetCreatePublic:
     """Create a dataset from a file source; PUT the file to ``upload_instructions.url``, then complete it.
 
-    Imports by URL (``source.url``) are not supported yet and answer 400.
+    With ``source.url`` the dataset is imported instead: it is created ``pending`` with no upload
+    instructions, its file is fetched in the background, then read as an upload; a fetch that is refused or
+    fails marks it ``failed`` with the reason in ``error_data``.
     """
-    source = parse_file_source(body.source.model_dump(exclude_none=True))
+    fields = body.source.model_dump(exclude_none=True)
+    if fields.get("url"):
+        dataset_id, status = context.imports.service.create(tenant.id, parse_url_source(fields))
+        context.imports.submit(dataset_id)
+        return DatasetCreatePublic(dataset_id=dataset_id, status=status, upload_instructions=None)
+    source = parse_file_source(fields)
     created = context.uploads.create_dataset(tenant.id, source)
     instructions = UploadInstructionsPublic(
         url=upload_url(request, context, created.ticket),
