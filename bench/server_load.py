@@ -112,6 +112,36 @@ def _start_server(data_dir: Path, env: dict[str, str]) -> tuple[str, subprocess.
     raise RuntimeError("datamill serve did not answer within 120 s")
 
 
+def _rejections(database_url: str, data_dir: Path) -> dict[str, list[str]]:
+    """Each adapted dataset's rejected rows, as the step that rejected each, from its run's checkpoint."""
+    from sqlalchemy import select
+
+    from datamill.store import Run, Store
+
+    store = Store.from_url(database_url)
+    with store.session() as session:
+        runs = list(session.execute(select(Run.dataset_id, Run.id).where(Run.kind == "adapt")))
+    store.close()
+    found: dict[str, list[str]] = {}
+    for dataset_id, run_id in runs:
+        lines = []
+        for path in sorted((data_dir / "runs" / run_id / "rejected").glob("*.jsonl")):
+            lines += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        found[dataset_id] = [str(json.loads(line)["step"]) for line in lines]
+    return found
+
+
+def _account(rec: Recorder, rows: int, rejected: dict[str, list[str]]) -> Counter[str]:
+    """Every uploaded row is downloaded or rejected with a reason; a failure for each dataset where not."""
+    reasons: Counter[str] = Counter()
+    for dataset_id, got in rec.downloaded.items():
+        mine = rejected.get(dataset_id, [])
+        reasons.update(mine)
+        if got + len(mine) != rows:
+            rec.fail(f"{dataset_id}: {got} rows downloaded and {len(mine)} rejected, of {rows} uploaded")
+    return reasons
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
 
@@ -174,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             server.wait(timeout=60)
         with urllib.request.urlopen(fake_url.removesuffix("/v1") + "/_fake/stats", timeout=5) as answer:
             provider = json.loads(answer.read())
+        done["rejections"] = _account(rec, args.rows, _rejections(database_url, data_dir))
     result = _result(
         args, done, rec, wall, server_cpu, provider, load_before, "postgresql" if postgres else "sqlite"
     )
@@ -202,7 +233,10 @@ def _result(
             "launched": adapt.get("runs", 0),
             "succeeded": adapt.get("succeeded", 0),
         },
-        "adapt_rows": {"uploaded": planned_adapt * args.rows, "downloaded": adapt.get("rows_downloaded", 0)},
+        "adapt_rows": {
+            "uploaded": planned_adapt * args.rows,
+            "downloaded_or_rejected": adapt.get("rows_downloaded", 0) + sum(done["rejections"].values()),
+        },
         "dataframer_runs": {
             "planned": planned_gen,
             "launched": gen.get("runs", 0),
@@ -223,6 +257,7 @@ def _result(
         "server_statuses": {str(code): n for code, n in sorted(rec.statuses.items())},
         "provider": provider,
         "checks": checks,
+        "rejected_rows_by_step": dict(done["rejections"].most_common()),
         "failures": rec.failures[:50],
         "nothing_lost": nothing_lost,
     }
@@ -261,13 +296,17 @@ def _markdown(r: dict[str, Any]) -> str:
         c["dataframer_runs"],
         c["dataframer_samples"],
     )
+    rejected = ", ".join(f"{n} by {step}" for step, n in r["rejected_rows_by_step"].items()) or "none"
     lines += [
         "",
         f"Nothing lost: **{'yes' if r['nothing_lost'] else 'NO'}**. Adapt runs {adapt['succeeded']}/"
-        f"{adapt['planned']} succeeded, rows downloaded {rows['downloaded']}/{rows['uploaded']}; generation "
+        f"{adapt['planned']} succeeded, rows downloaded or rejected with a reason "
+        f"{rows['downloaded_or_rejected']}/{rows['uploaded']} (rejected: {rejected}); generation "
         f"runs {gen['succeeded']}/{gen['planned']} succeeded, samples in the ZIPs {samples['in_zips']}/"
         f"{samples['asked']}.",
-        "Latency is per SDK call, the SDK's own retries included; a poll is one `get_status`/`retrieve`.",
+        "Nothing lost means every uploaded row is in its run's download or among its rejected rows with a "
+        "reason, and every sample of every generation run is in its ZIP. Latency is per SDK call, the SDK's "
+        "own retries included; a poll is one `get_status`/`retrieve`.",
     ]
     if r["failures"]:
         lines += ["", "Failures:", *[f"- {f}" for f in r["failures"][:10]]]

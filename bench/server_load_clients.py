@@ -9,6 +9,7 @@ records a failure otherwise.
 from __future__ import annotations
 
 import io
+import random
 import re
 import threading
 import time
@@ -35,6 +36,8 @@ class Recorder:
         self.latencies: dict[str, list[float]] = defaultdict(list)
         self.statuses: Counter[int] = Counter()
         self.failures: list[str] = []
+        #: Rows downloaded per adapted dataset (checked against the run's rejections afterwards).
+        self.downloaded: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def time(self, op: str, call: Callable[[], T]) -> T:
@@ -68,7 +71,7 @@ def _wait(what: str, poll: Callable[[], T], done: Callable[[T], bool], interval:
         time.sleep(interval)
 
 
-def _adapt_once(rec: Recorder, sdk: Any, path: Path, rows: int, counts: Counter[str]) -> None:
+def _adapt_once(rec: Recorder, sdk: Any, path: Path, counts: Counter[str]) -> None:
     """Upload `path`, wait for ingest, adapt, poll until the run ends, download and count the rows."""
     done = rec.time("adaption.upload_file", lambda: sdk.datasets.upload_file(path))
 
@@ -89,8 +92,47 @@ def _adapt_once(rec: Recorder, sdk: Any, path: Path, rows: int, counts: Counter[
     )
     got = len(output.text().splitlines())
     counts["rows_downloaded"] += got
-    if got != rows:
-        rec.fail(f"{done.dataset_id}: {got} of {rows} rows downloaded")
+    rec.downloaded[done.dataset_id] = got
+
+
+_WORDS = [
+    "amber",
+    "birch",
+    "cobalt",
+    "delta",
+    "ember",
+    "fjord",
+    "garnet",
+    "harbor",
+    "iris",
+    "jasper",
+    "kelp",
+    "lumen",
+    "maple",
+    "nectar",
+    "onyx",
+    "pepper",
+    "quartz",
+    "raven",
+    "sorrel",
+    "tundra",
+    "umber",
+    "violet",
+    "willow",
+    "xenon",
+    "yarrow",
+    "zephyr",
+    "anchor",
+    "beacon",
+    "canyon",
+    "dune",
+]
+
+
+def question(seed: str) -> str:
+    """A question of its own words, so that no two rows are near-duplicates (dedup keeps them all)."""
+    rng = random.Random(seed)
+    return "Why does the " + " ".join(rng.choice(_WORDS) + rng.choice(_WORDS) for _ in range(8)) + " work?"
 
 
 def adaption_client(
@@ -104,9 +146,9 @@ def adaption_client(
     with adaption.Adaption(api_key=key, base_url=base_url, max_retries=5, http_client=http) as sdk:
         for run in range(runs):
             path = tmp / f"{key[-8:]}-{run}.csv"
-            lines = [f"Question {run}-{i} about item {key[-6:]}{i}?,Answer {i}." for i in range(rows)]
+            lines = [f"{question(f'{key}-{run}-{i}')},Answer {i}." for i in range(rows)]
             path.write_text("question,answer\n" + "\n".join(lines) + "\n", encoding="utf-8")
-            _adapt_once(rec, sdk, path, rows, counts)
+            _adapt_once(rec, sdk, path, counts)
     return dict(counts)
 
 

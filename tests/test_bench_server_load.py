@@ -36,7 +36,7 @@ def test_a_tiny_load_loses_nothing(tmp_path: Path) -> None:
     assert result["failures"] == []
     checks = result["checks"]
     assert checks["adapt_runs"] == {"planned": 2, "launched": 2, "succeeded": 2}
-    assert checks["adapt_rows"] == {"uploaded": 16, "downloaded": 16}
+    assert checks["adapt_rows"] == {"uploaded": 16, "downloaded_or_rejected": 16}
     assert checks["dataframer_runs"] == {"planned": 1, "launched": 1, "succeeded": 1}
     assert checks["dataframer_samples"] == {"asked": 2, "in_zips": 2}
     assert int(result["provider"]["statuses"].get("500", 0)) > 0  # faults were injected, and ridden out
