@@ -140,6 +140,21 @@ async def test_an_idle_connection_the_server_closed_is_replaced(start: Start) ->
     await transport.aclose()
 
 
+async def test_a_kept_alive_connection_dropped_unanswered_is_retried_on_a_new_one(start: Start) -> None:
+    def reply(request: bytes) -> list[bytes]:
+        if len(raw.requests) == 2:  # the server drops its kept-alive connection instead of answering
+            return [b""]
+        return [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", b"{}"]
+
+    raw = await start(reply)
+    transport = HttpTransport()
+    await transport.post_json(raw.url, {})
+    assert (await transport.post_json(raw.url, {})).status == 200
+    assert raw.connections == 2
+    assert len(raw.requests) == 3
+    await transport.aclose()
+
+
 async def test_a_reply_cut_short_is_a_transient_error(start: Start) -> None:
     raw = await start(lambda _r: [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", b'{"a"', b""])
     with pytest.raises(TransientError, match=r"connection error calling .*before the reply ended"):

@@ -48,10 +48,12 @@ class Http1Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted any more
+            self.close()
+            return
         self._buffer += data
         self.answered = True
-        if self._waiter is not None:
-            self._advance()
+        self._advance()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -67,10 +69,11 @@ class Http1Connection(asyncio.Protocol):
 
     async def request(self, data: bytes) -> tuple[int, dict[str, str], bytes]:
         """Send one serialised request and return (status, lower-cased headers, body)."""
+        self.answered = self.reusable = False
         if self.transport is None or self.closed or self.transport.is_closing():
             raise ConnectionResetError("the connection is closed")
         waiter: asyncio.Future[tuple[int, dict[str, str], bytes]] = asyncio.get_running_loop().create_future()
-        self._waiter, self._head, self.reusable, self.answered = waiter, None, False, False
+        self._waiter, self._head = waiter, None
         self._chunks, self._trailers = [], False
         self.transport.write(data)
         return await waiter
