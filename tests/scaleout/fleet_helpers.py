@@ -100,9 +100,10 @@ class Fleet:
         wait_healthy(url, self.api, log)
         return url
 
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        """Start (or restart) worker `name`; its output goes to ``<name>.log``."""
-        process = start_cli(["worker", *self._dir()], self.env, self.tmp_path / f"{name}.log")
+    def start(self, name: str, data_dir: Path | None = None) -> subprocess.Popen[bytes]:
+        """Start (or restart) worker `name`, on its own `data_dir` if given; output in ``<name>.log``."""
+        where = ["--data-dir", str(data_dir)] if data_dir is not None else self._dir()
+        process = start_cli(["worker", *where], self.env, self.tmp_path / f"{name}.log")
         self.workers[name] = process
         return process
 

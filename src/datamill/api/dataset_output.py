@@ -12,14 +12,14 @@ output* (`DatasetOutputs.output_of`):
 | anything else                  | none: `NotReadyError` (422)                                |
 
 Where a run's output lives is the seam with the run worker, behind the `RunOutputs` protocol. The default,
-`CheckpointRunOutputs`, reads ``<data_dir>/runs/<run_id>/`` in the checkpoint layout through
+`CheckpointRunOutputs`, reads ``<data_dir>/runs/<run_id>/`` (or the run's prefix under
+``DATAMILL_RUN_DATA_URL`` on object storage) in the checkpoint layout through
 `datamill.runners.outputs` (``manifest.json``, ``parts/*.parquet``), plus ``request.json`` (the run's request)
 and ``evaluation.json`` (its quality report) when they are there, for dataset cards.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ from datamill.api.datasets import DatasetView
 from datamill.api.errors import ConflictError, NotReadyError
 from datamill.dataio import open_dataset
 from datamill.runners import outputs
+from datamill.runners.run_files import RunFiles, run_location
 from datamill.store import BlobStore, DatasetFile, Store
 from datamill.store import datasets as repo
 
@@ -86,36 +87,26 @@ class DatasetRows:
 
 
 class CheckpointRunOutputs:
-    """Run outputs under ``<data_dir>/runs/<run_id>/``, read with `datamill.runners.outputs`."""
+    """Run outputs at their locations (``<data_dir>/runs/<run_id>/``, or under `runs_url`)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self._data_dir = data_dir
+    def __init__(self, data_dir: Path, runs_url: str | None = None) -> None:
+        self._data_dir, self._runs_url = data_dir, runs_url
 
     def find(self, run_id: str) -> RunOutput | None:
         if "/" in run_id or run_id in ("", ".", ".."):
             return None
-        root = outputs.run_dir(self._data_dir, run_id)
-        if not (root / "manifest.json").is_file():
+        root = run_location(self._data_dir, run_id, self._runs_url)
+        files = RunFiles(root)
+        if not files.has("manifest.json"):
             return None
+        report = files.read_json("evaluation.json")
         return RunOutput(
             run_id,
             outputs.output_rows(root),
             lambda: outputs.output_tables(root),
-            _json_or_none(root / "request.json"),
-            _evaluation(root),
+            files.read_json("request.json"),
+            report.get("quality", report) if report else None,
         )
-
-
-def _json_or_none(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    value = json.loads(path.read_text(encoding="utf-8"))
-    return value if isinstance(value, dict) else None
-
-
-def _evaluation(root: Path) -> dict[str, Any] | None:
-    report = _json_or_none(root / "evaluation.json")
-    return report.get("quality", report) if report else None
 
 
 class DatasetOutputs:

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from datamill.api.datasets import DatasetService
 from datamill.core.errors import ValidationError
-from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export, run_dir
+from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export
+from datamill.runners.run_files import run_location
 from datamill.store import Store
 from datamill.store import runs as repo
 
@@ -58,8 +59,11 @@ def _safe_name(name: str) -> str:
 class DownloadService:
     """Converts run outputs for download; see the module docstring."""
 
-    def __init__(self, store: Store, datasets: DatasetService, data_dir: Path) -> None:
+    def __init__(
+        self, store: Store, datasets: DatasetService, data_dir: Path, *, runs_url: str | None = None
+    ) -> None:
         self._store, self._datasets, self._data_dir = store, datasets, data_dir
+        self._runs_url = runs_url
         self._folder = data_dir / "tmp" / "downloads"
 
     def purge(self, older_than_s: float = 3600.0) -> None:
@@ -86,5 +90,5 @@ class DownloadService:
             status = run.status if run is not None else "succeeded"
         self._folder.mkdir(parents=True, exist_ok=True)
         dest = self._folder / f"{secrets.token_hex(8)}.{EXTENSIONS[fmt]}"
-        export(run_dir(self._data_dir, view.run_id), fmt, dest)
+        export(run_location(self._data_dir, view.run_id, self._runs_url), fmt, dest)
         return DownloadFile(dest, MEDIA_TYPES[fmt], f"{_safe_name(view.name)}.{EXTENSIONS[fmt]}", status)

@@ -13,7 +13,7 @@ from datamill.core.adapt_request import AdaptRequest
 from datamill.dataio import open_dataset
 from datamill.llm.gateway import ModelHandle
 from datamill.llm.langid import FastLangDetector
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.pipelines.checkpoint import BatchCheckpoint, DirectoryCheckpoint
 from datamill.pipelines.evaluation import EvaluationReport, evaluate
 from datamill.pipelines.plan import AdaptPlan
 from datamill.pipelines.report_html import render_report
@@ -73,7 +73,7 @@ async def judge_run(
     request: AdaptRequest,
     plan: AdaptPlan,
     judge: ModelHandle,
-    checkpoint: DirectoryCheckpoint,
+    checkpoint: BatchCheckpoint,
     rejections_by_step: dict[str, int],
 ) -> EvaluationReport:
     """Judge the run's sample before and after; return the report and write nothing (the server's worker)."""
@@ -108,6 +108,6 @@ def _before_rows(job: AdaptJob, plan: AdaptPlan) -> Iterator[Row]:
             yield from rows
 
 
-def _after_rows(checkpoint: DirectoryCheckpoint) -> Iterator[Row]:
+def _after_rows(checkpoint: BatchCheckpoint) -> Iterator[Row]:
     for table in checkpoint.iter_output(internal=True):
         yield from table.to_pylist()

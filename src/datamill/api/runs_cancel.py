@@ -25,7 +25,7 @@ from datamill.api.errors import ConflictError, NotFoundError
 from datamill.api.runs_plans import ADAPT
 from datamill.api.runs_settings import RunSettings
 from datamill.runners.execution import error_data
-from datamill.runners.outputs import output_rows, run_dir
+from datamill.runners.outputs import output_rows
 from datamill.store import Dataset, Store, Tenant, utcnow
 from datamill.store import runs as repo
 from datamill.store.jobs import cancel_job
@@ -48,7 +48,7 @@ class RunCanceller:
             NotFoundError: no such run for this tenant (another tenant's id included).
             ConflictError: the run already ended (succeeded, failed or cancelled).
         """
-        root = run_dir(self._data_dir, run_id)
+        root = self._settings.run_location(self._data_dir, run_id)
         with self._store.session() as session:
             run = repo.get_run(session, tenant_id, run_id)
             if run is None:
@@ -58,7 +58,7 @@ class RunCanceller:
                     f"run {run_id!r} is {run.status}; only a queued or running run can be cancelled"
                 )
             session.refresh(run)
-            rows = output_rows(root) if (root / "parts").is_dir() else 0
+            rows = output_rows(root)
             cost = float(run.cost_usd or 0.0)
             used = self._settings.price_table.credits(rows, cost) if rows or cost else 0.0
             used = min(used, float(run.credits_reserved or 0.0))

@@ -2,7 +2,8 @@
 
 One attempt: read the input dataset's files as one local file, rebuild the run's plan from the request,
 model and options stored with it, stream the batches through `run_adaptation` into the checkpoint
-``<data_dir>/runs/<run_id>/`` (a resumed run skips the batches already there; the persistent response cache
+at the run's location (``<data_dir>/runs/<run_id>/``, or under ``DATAMILL_RUN_DATA_URL`` on object
+storage; a resumed run skips the batches already there; the persistent response cache
 makes the calls it repeats free), then for an adaptation grade it (`judge_run`) and for a translate or
 localize run store its output as the derived dataset's file. Credits are settled from what the run produced
 and spent: output rows (new rows for translate/localize) and model spend, as `PriceTable` prices them.
@@ -31,7 +32,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 import pyarrow.compute as pc
 
 from datamill.api.adapt import AdaptJob, PreparedRun, make_gateway
@@ -51,10 +51,12 @@ from datamill.dataio import open_dataset
 from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.gateway import Gateway
 from datamill.pipelines.adapt import AdaptResult, run_adaptation
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.pipelines.checkpoint import BatchCheckpoint
+from datamill.runners.checkpoint_store import checkpoint_at
 from datamill.runners.execution import LiveRun, RunTicket, error_data
 from datamill.runners.inputs import RunInput, dataset_input
-from datamill.runners.outputs import output_rows, output_tables, run_dir, write_parquet
+from datamill.runners.outputs import output_rows, output_tables, write_parquet
+from datamill.runners.run_files import Location, RunFiles
 from datamill.store import BlobStore, Store
 from datamill.store.runs import NewFile, RunOutcome
 
@@ -86,7 +88,7 @@ class RunExecutor:
         self._budget = budget
 
     async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
-        root = run_dir(self._data_dir, ticket.id)
+        root = self._settings.run_location(self._data_dir, ticket.id)
         gateway = make_gateway(
             self._settings.llm_settings(self._data_dir),
             cache_commit_every=self._settings.cache_commit_every,
@@ -105,20 +107,19 @@ class RunExecutor:
             await gateway.aclose()
 
     async def _execute(
-        self, ticket: RunTicket, live: LiveRun, source: RunInput, gateway: Gateway, root: Path
+        self, ticket: RunTicket, live: LiveRun, source: RunInput, gateway: Gateway, root: Location
     ) -> RunOutcome:
         options = options_from_dict(ticket.options)
         job = run_job(source, ticket.model, options)
         llm = self._settings.llm_settings(self._data_dir)
         prepared = await prepare_run(ticket.kind, job, ticket.request, llm, gateway)
         live.total_rows = prepared.plan.rows_selected
-        checkpoint = DirectoryCheckpoint(
-            root, fingerprint(ticket.id, ticket.request, ticket.model, ticket.options)
-        )
-        (root / "request.json").write_bytes(orjson.dumps(ticket.request))
+        run_fingerprint = fingerprint(ticket.id, ticket.request, ticket.model, ticket.options)
+        checkpoint = checkpoint_at(root, run_fingerprint)
+        RunFiles(root).write_json("request.json", ticket.request)
         runners = None
         if self._settings.executor == "ray":
-            make_checkpoint = partial(DirectoryCheckpoint, checkpoint.root, checkpoint.fingerprint)
+            make_checkpoint = partial(checkpoint_at, root, run_fingerprint)
             runners = ray_runners(
                 self._settings, self._data_dir, self._store, _run_fields(ticket), source, make_checkpoint
             )
@@ -127,7 +128,13 @@ class RunExecutor:
         try:
             with open_dataset(source.path, format=source.format, batch_size=options.batch_size) as reader:
                 result = await run_adaptation(
-                    reader, prepared.plan, checkpoint, counters=live.counters, batch_runner=runners
+                    reader,
+                    prepared.plan,
+                    checkpoint,
+                    counters=live.counters,
+                    # Two batches per actor keep every actor busy while the next batch is prepared.
+                    batches_in_flight=max(4, 2 * self._settings.ray_actors) if runners else 4,
+                    batch_runner=runners,
                 )
         finally:
             if runners is not None:
@@ -135,7 +142,7 @@ class RunExecutor:
                 log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
         if ticket.kind == ADAPT:
             status, report = await self._evaluate(job, prepared, checkpoint, result, live)
-            (root / "evaluation.json").write_bytes(orjson.dumps(report, default=str))
+            RunFiles(root).write_json("evaluation.json", report)
             credits = self._settings.price_table.credits(
                 result.rows_out, live.cost_usd(), multimodal=prepared.estimate.multimodal_pricing_applied
             )
@@ -154,7 +161,7 @@ class RunExecutor:
         self,
         job: AdaptJob,
         prepared: PreparedRun,
-        checkpoint: DirectoryCheckpoint,
+        checkpoint: BatchCheckpoint,
         result: AdaptResult,
         live: LiveRun,
     ) -> tuple[str, dict[str, Any]]:
@@ -174,9 +181,10 @@ class RunExecutor:
             return "failed", {"status": "failed", "quality": None, "raw_results": {"error": str(exc)}}
         return report.status, report.to_dict()
 
-    def _derived(self, ticket: RunTicket, root: Path, result: AdaptResult, cost: float) -> RunOutcome:
+    def _derived(self, ticket: RunTicket, root: Location, result: AdaptResult, cost: float) -> RunOutcome:
         """Store a translate/localize run's output as its dataset's own file, and charge for the new rows."""
-        local = root / "data.parquet"
+        local = self._data_dir / "tmp" / f"{ticket.id}.data.parquet"
+        local.parent.mkdir(parents=True, exist_ok=True)
         columns, rows = write_parquet(root, local)
         key = f"derived/{ticket.tenant_id}/{ticket.dataset_id}/data.parquet"
         writer = self._blobs.open_writer(key)
@@ -207,9 +215,9 @@ class RunExecutor:
             row_count=rows,
         )
 
-    def _failed(self, ticket: RunTicket, root: Path, live: LiveRun, error: dict[str, Any]) -> RunOutcome:
+    def _failed(self, ticket: RunTicket, root: Location, live: LiveRun, error: dict[str, Any]) -> RunOutcome:
         """A failed outcome that charges for the rows finished before the failure."""
-        rows = output_rows(root) if (root / "parts").is_dir() else 0
+        rows = output_rows(root)
         billed = rows if ticket.kind == ADAPT else _new_rows(root)
         cost = live.cost_usd()
         return RunOutcome(
@@ -245,7 +253,7 @@ def _run_fields(ticket: RunTicket) -> dict[str, Any]:
     return {"kind": ticket.kind, "model": ticket.model, "options": ticket.options, "request": ticket.request}
 
 
-def _new_rows(root: Path) -> int:
+def _new_rows(root: Location) -> int:
     """Rows a translate/localize run added: those with an ``expansion`` value."""
     total = 0
     for table in output_tables(root):

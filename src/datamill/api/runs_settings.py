@@ -13,6 +13,7 @@
 | DATAMILL_EVAL_SAMPLE_SIZE  | rows the evaluation judges                                     | 50           |
 | DATAMILL_CACHE_COMMIT_EVERY| model replies a worker caches before writing them to disk      | 1            |
 | DATAMILL_SHARED_CONCURRENCY| a route's ``max_concurrency`` holds for all workers together   | 0            |
+| DATAMILL_RUN_DATA_URL      | where runs keep checkpoints and outputs (an fsspec URL)        | DATA_DIR/runs|
 | DATAMILL_EXECUTOR          | ``local`` (batches on the worker) or ``ray`` (on Ray actors)   | local        |
 | DATAMILL_RAY_ADDRESS       | the Ray cluster to join (``auto``, ``ray://host:10001``)       | a local Ray  |
 | DATAMILL_RAY_ACTORS        | Ray actors per run (each with its own model gateway)           | 2            |
@@ -34,6 +35,7 @@ from datamill.api.settings import Settings
 from datamill.core.credits import PriceTable
 from datamill.core.errors import ConfigError
 from datamill.core.run_options import RunOptions
+from datamill.runners.run_files import Location, run_location
 
 EXECUTORS = ("local", "ray")
 _TRUE = ("1", "true", "yes", "on")
@@ -72,6 +74,7 @@ class RunSettings:
     eval_sample_size: int = 50
     cache_commit_every: int = 1
     shared_concurrency: bool = False
+    run_data_url: str | None = None
     executor: str = "local"
     ray_address: str | None = None
     ray_actors: int = 2
@@ -91,6 +94,8 @@ class RunSettings:
             if text.strip().lower() not in EXECUTORS:
                 raise ConfigError(f"DATAMILL_EXECUTOR: must be one of {', '.join(EXECUTORS)}, got {text!r}")
             values["executor"] = text.strip().lower()
+        if text := env.get("DATAMILL_RUN_DATA_URL"):
+            values["run_data_url"] = text.strip()
         if text := env.get("DATAMILL_RAY_ADDRESS"):
             values["ray_address"] = text.strip()
         if text := env.get("DATAMILL_RUN_EVALUATE"):
@@ -119,6 +124,10 @@ class RunSettings:
             eval_sample_size=self.eval_sample_size,
             remove_unsafe_rows=False,
         )
+
+    def run_location(self, data_dir: Path, run_id: str) -> Location:
+        """Where run `run_id` keeps its checkpoint and output: under the run data URL, else the data dir."""
+        return run_location(data_dir, run_id, self.run_data_url)
 
     def llm_settings(self, data_dir: Path) -> Settings:
         """The gateway settings: routing, model, and the response cache in the data dir."""

@@ -56,7 +56,7 @@ class RunServices:
             settings=settings,
             launcher=launcher,
             expand=ExpandService(launcher, quoter, settings),
-            downloads=DownloadService(store, datasets, data_dir),
+            downloads=DownloadService(store, datasets, data_dir, runs_url=settings.run_data_url),
             evaluations=EvaluationService(store, datasets),
             worker=worker,
         )

@@ -1,10 +1,12 @@
-"""A run's output: the checkpointed Parquet parts under ``<data_dir>/runs/<run_id>/``, read and converted.
+"""A run's output: the checkpointed Parquet parts at the run's location, read and converted.
 
 A run keeps its output where the pipeline checkpointed it (`datamill.pipelines.checkpoint` layout:
 ``manifest.json``, ``parts/<batch>.parquet``, ``rejected/<batch>.jsonl``), beside ``request.json`` (the
 run's request) and, once evaluated, ``evaluation.json``. A part is complete on disk or absent, so reading
 while the run is still going (or after it failed) gives exactly the rows of its finished batches, in input
-order. Nothing here writes to the run's directory: readers never disturb a run in progress.
+order. Nothing here writes to the run's location: readers never disturb a run in progress. The location is
+``<data_dir>/runs/<run_id>/`` or a prefix on object storage (`datamill.runners.run_files`); every function
+here reads either.
 
 `export` converts the output for a download: csv, json and jsonl through `datamill.dataio`'s writers (one
 schema unified over all parts, internal columns left out), and ``parquet`` as a gzipped tar of one Parquet
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from datamill.dataio import open_writer
 from datamill.pipelines.checkpoint import conform
+from datamill.runners.run_files import Location, RunFiles
 
 #: Download formats and their media types.
 MEDIA_TYPES = {
@@ -36,38 +39,55 @@ EXTENSIONS = {"csv": "csv", "json": "json", "jsonl": "jsonl", "parquet": "tar.gz
 
 
 def run_dir(data_dir: Path, run_id: str) -> Path:
-    """Where run `run_id` keeps its checkpoint and output."""
+    """Where run `run_id` keeps its checkpoint and output in the data dir (see `run_location`)."""
     return data_dir / "runs" / run_id
 
 
-def _parts(root: Path) -> list[Path]:
-    return [p for p in sorted((root / "parts").glob("*.parquet")) if pq.read_metadata(p).num_rows]
+def _parts(root: Location) -> list[tuple[RunFiles, str]]:
+    files = RunFiles(root)
+    return [(files, p) for p in files.list("parts", ".parquet") if _metadata(files, p).num_rows]
 
 
-def output_schema(root: Path) -> pa.Schema | None:
+def _metadata(files: RunFiles, path: str) -> pq.FileMetaData:
+    with files.open(path) as handle:
+        return pq.read_metadata(handle)
+
+
+def _schema(files: RunFiles, path: str) -> pa.Schema:
+    with files.open(path) as handle:
+        return pq.read_schema(handle)
+
+
+def _table(files: RunFiles, path: str) -> pa.Table:
+    with files.open(path) as handle, pq.ParquetFile(handle) as part:
+        return part.read(use_threads=False)
+
+
+def output_schema(root: Location) -> pa.Schema | None:
     """The public schema of the output (internal ``_`` columns left out), or None before any row exists."""
-    paths = _parts(root)
-    if not paths:
+    parts = _parts(root)
+    if not parts:
         return None
-    schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+    schema = pa.unify_schemas([_schema(f, p) for f, p in parts], promote_options="permissive")
     return pa.schema([f for f in schema if not f.name.startswith("_")])
 
 
-def output_tables(root: Path) -> Iterator[pa.Table]:
+def output_tables(root: Location) -> Iterator[pa.Table]:
     """The output rows in input order, one table per finished batch, all with `output_schema`."""
     schema = output_schema(root)
     if schema is None:
         return
-    for path in _parts(root):
-        yield conform(pq.read_table(path), schema)
+    for files, path in _parts(root):
+        yield conform(_table(files, path), schema)
 
 
-def output_rows(root: Path) -> int:
-    """How many output rows the finished batches hold."""
-    return sum(pq.read_metadata(p).num_rows for p in (root / "parts").glob("*.parquet"))
+def output_rows(root: Location) -> int:
+    """How many output rows the finished batches hold (0 before the first)."""
+    files = RunFiles(root)
+    return sum(_metadata(files, p).num_rows for p in files.list("parts", ".parquet"))
 
 
-def export(root: Path, fmt: str, dest: Path) -> None:
+def export(root: Location, fmt: str, dest: Path) -> None:
     """Write the output to `dest` as `fmt` (csv, json, jsonl, or parquet: a tar.gz of shards).
 
     Raises:
@@ -83,7 +103,7 @@ def export(root: Path, fmt: str, dest: Path) -> None:
             writer.write_batch(table)
 
 
-def _export_shards(root: Path, dest: Path) -> None:
+def _export_shards(root: Location, dest: Path) -> None:
     tmp = dest.with_name(f".{dest.name}.partial")
     with tarfile.open(tmp, "w:gz") as archive:
         for number, table in enumerate(output_tables(root)):
@@ -96,7 +116,7 @@ def _export_shards(root: Path, dest: Path) -> None:
     tmp.replace(dest)
 
 
-def write_parquet(root: Path, dest: Path) -> tuple[list[str], int]:
+def write_parquet(root: Location, dest: Path) -> tuple[list[str], int]:
     """The whole output as one Parquet file at `dest`; returns its columns and row count."""
     schema = output_schema(root) or pa.schema([])
     rows = 0

@@ -5,7 +5,8 @@ dedup) in file order, since they carry state from batch to batch; each batch's r
 ``actors`` Ray actors, which runs the plan's row steps (the model calls) over them on its own event loop and
 gateway, and saves the batch to the run's checkpoint itself (a directory every node sees, or object
 storage). So the checkpoint and resume semantics are the local executor's: a batch is saved whole or not at
-all, and a resumed run skips the saved ones. Up to ``batches_in_flight`` batches are out at once.
+all, and a resumed run skips the saved ones. Up to `run_adaptation`'s ``batches_in_flight`` batches are out
+at once (a worker asks for two per actor).
 
 An actor builds its plan once, from a picklable ``make_plan`` the caller provides (it gets the actor's own
 gateway, with the response cache, and with the shared concurrency budget when one is configured), and opens

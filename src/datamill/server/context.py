@@ -48,6 +48,7 @@ class ServerContext:
         """Wire the services for `settings` and `runs` (default: the environment); connects to nothing."""
         store = Store.from_url(settings.database_url)
         blobs = blob_store_from_url(settings.blob_url)
+        runs = runs or RunSettings.from_env()
         secret = settings.signing_secret or load_or_create_secret(settings.secret_path)
         ingest = BackgroundIngest(IngestService(store, blobs), workers=settings.ingest_workers)
         uploads = UploadService(
@@ -60,7 +61,7 @@ class ServerContext:
         imports = UrlImportService(
             store, blobs, max_bytes=settings.max_upload_bytes, on_fetched=ingest.submit
         )
-        outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(settings.data_dir))
+        outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(settings.data_dir, runs.run_data_url))
         # The judge model and routes come from DATAMILL_MODEL and DATAMILL_ROUTES, as for the CLI.
         model_settings = replace(Settings.from_env(), data_dir=settings.data_dir)
         custom_evals = CustomEvalService(
@@ -80,7 +81,7 @@ class ServerContext:
             custom_evals=custom_evals,
             custom_eval_runner=BackgroundCustomEvals(custom_evals),
             publish=PublishService(DatasetService(store), outputs, PublishSettings.from_env(), custom_evals),
-            runs=RunServices.build(store, blobs, runs or RunSettings.from_env(), settings.data_dir),
+            runs=RunServices.build(store, blobs, runs, settings.data_dir),
         )
 
 

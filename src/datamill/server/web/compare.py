@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from datamill.api.errors import NotReadyError
-from datamill.runners.outputs import output_tables, run_dir
+from datamill.runners.outputs import output_tables
 from datamill.server.web.deps import SessionDep, WebDep
 from datamill.server.web.diff import highlight
 from datamill.server.web.preview import cell
@@ -64,7 +64,7 @@ def compare_page(
     view = web.context.datasets.get(session.tenant.id, dataset_id)
     if view.run_id is None:
         raise NotReadyError(f"dataset {dataset_id!r} has no run yet: adapt it first")
-    root = run_dir(web.context.settings.data_dir, view.run_id)
+    root = web.context.runs.settings.run_location(web.context.settings.data_dir, view.run_id)
     offset = max(0, offset)
     page = list(itertools.islice(_rows(root), offset, offset + PAGE_ROWS + 1))
     shown = []
