@@ -26,6 +26,7 @@ may pay again for up to that many replies.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -94,6 +95,8 @@ class RunSettings:
             if text.strip().lower() not in EXECUTORS:
                 raise ConfigError(f"DATAMILL_EXECUTOR: must be one of {', '.join(EXECUTORS)}, got {text!r}")
             values["executor"] = text.strip().lower()
+            if values["executor"] == "ray" and importlib.util.find_spec("ray") is None:
+                raise ConfigError("DATAMILL_EXECUTOR=ray needs Ray: pip install 'datamill[ray]'")
         if text := env.get("DATAMILL_RUN_DATA_URL"):
             values["run_data_url"] = text.strip()
         if text := env.get("DATAMILL_RAY_ADDRESS"):
