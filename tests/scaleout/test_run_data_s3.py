@@ -51,8 +51,10 @@ def test_a_run_killed_on_one_machine_finishes_on_another_from_s3(tmp_path: Path)
                 recipe_specification={"recipes": {"prompt_rephrase": False, "deduplication": False}},
             )
             fleet.start("a", tmp_path / "machine-a")
+            (run,) = fleet.runs()
             deadline = time.monotonic() + 60
-            while len([k for k in s3.bucket_objects(prefix="runs/") if "/parts/" in k]) < 2:
+            # This run's parts only: moto keeps one store per process, shared by the tests' servers.
+            while len(s3.bucket_objects(prefix=f"runs/{run.id}/parts/")) < 2:
                 fleet.check_alive()
                 assert time.monotonic() < deadline, fleet.log("a")
                 time.sleep(0.2)
