@@ -33,8 +33,8 @@ demo: install ## Adapt the bundled sample with the embedded defaults (local mode
 	$(VENV)/bin/datamill demo -o out/demo.jsonl
 	@echo "First rows of out/demo.jsonl:" && head -n 3 out/demo.jsonl
 
-test: install ## Run the whole test suite (includes the real local model test)
-	$(PY) -m pytest
+test: install ## Run the whole test suite (starts PostgreSQL, installs chromium; includes the real local model)
+	PY=$(PY) scripts/run-tests.sh
 
 lint: install ## ruff (lint + format check), mypy, and the layer contract
 	$(VENV)/bin/ruff check .
