@@ -38,10 +38,32 @@ class PromptTemplate:
     def render(self, **variables: Any) -> tuple[Message, ...]:
         messages = []
         for role, template in self.parts:
-            text = template if isinstance(template, str) else template.render(**variables).strip()
+            text = template if isinstance(template, str) else _render(template, variables).strip()
             if text:
                 messages.append(Message(role, text))
         return tuple(messages)
+
+
+def _render(template: jinja2.Template, variables: dict[str, Any]) -> str:
+    """``template.render(**variables)`` at a third of the cost.
+
+    ``Template.render`` copies the template's globals (a ChainMap over the environment's) into every new
+    context; here they are copied once per template and the row's variables laid over a plain dict. On an
+    error the regular ``render`` runs again, so the exception and its template traceback are Jinja's own.
+    """
+    base: dict[str, Any] | None = getattr(template, _GLOBALS, None)
+    if base is None:
+        base = dict(template.globals)
+        setattr(template, _GLOBALS, base)
+    try:
+        context = template.new_context({**base, **variables}, shared=True)
+        return str(template.environment.concat(template.root_render_func(context)))
+    except Exception:
+        return template.render(**variables)
+
+
+#: The attribute of a compiled template that holds its globals as a plain dict.
+_GLOBALS = "_datamill_globals"
 
 
 def with_images(messages: tuple[Message, ...], images: Sequence[ImagePart]) -> tuple[Message, ...]:
