@@ -78,6 +78,11 @@ class Http1Connection(asyncio.Protocol):
         self.transport.write(data)
         return await waiter
 
+    def expire(self) -> None:
+        """Fail the request in flight with TimeoutError (its deadline passed) and drop the connection."""
+        if self._waiter is not None and not self._waiter.done():
+            self._fail(TimeoutError("the request's deadline passed"))
+
     def close(self) -> None:
         self.closed = True
         if self.transport is not None:

@@ -24,6 +24,7 @@ import orjson
 
 from datamill.core.errors import PermanentModelError, TransientError
 from datamill.llm.http1 import Http1Connection, ProtocolError
+from datamill.llm.http_deadlines import Deadlines
 
 #: Set to 1 (as the test suite does) to refuse any model request to a host that is not loopback.
 BLOCK_REMOTE_ENV = "DATAMILL_BLOCK_REMOTE_MODELS"
@@ -59,8 +60,8 @@ class HttpTransport:
     def __init__(self, *, pool_size: int = 1024) -> None:
         self._pool_size = pool_size
         self._idle: dict[tuple[str, str, int], list[Http1Connection]] = {}
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._deadlines: Deadlines | None = None
         self._targets: dict[str, _Target] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -80,10 +81,18 @@ class HttpTransport:
         data = b"".join(
             (target.prefix, _header_block(headers), b"Content-Length: %d\r\n\r\n" % len(body), body)
         )
-        slots = self._bind()
+        slots, deadlines = self._bind()
+        deadline = deadlines.loop.time() + timeout_s
         try:
-            async with slots, asyncio.timeout(timeout_s):
-                status, reply_headers, reply_body = await self._send(target, data)
+            if slots.locked():
+                async with asyncio.timeout_at(deadline):
+                    await slots.acquire()
+            else:
+                await slots.acquire()  # a free slot: no wait, no timer
+            try:
+                status, reply_headers, reply_body = await self._send(target, data, deadlines, deadline)
+            finally:
+                slots.release()
         except TimeoutError as exc:
             raise TransientError(f"timed out after {timeout_s:g}s calling {url}") from exc
         except (OSError, ProtocolError) as exc:
@@ -101,29 +110,36 @@ class HttpTransport:
             for conn in pool:
                 conn.close()
         self._idle.clear()
+        if self._deadlines is not None:
+            self._deadlines.close()
 
-    async def _send(self, target: _Target, data: bytes) -> _Reply:
+    async def _send(self, target: _Target, data: bytes, deadlines: Deadlines, deadline: float) -> _Reply:
         pool = self._idle.get(target.key)
         while pool:
             conn = pool.pop()
             if conn.closed:
                 continue
             try:
-                return await self._on(conn, target, data)
+                return await self._on(conn, target, data, deadlines, deadline)
             except ConnectionError:
                 if conn.answered:
                     raise
                 # The server closed this idle connection before reading the request: try a new one.
-        return await self._on(await self._connect(target), target, data)
+        async with asyncio.timeout_at(deadline):
+            conn = await self._connect(target)
+        return await self._on(conn, target, data, deadlines, deadline)
 
     async def _on(
-        self, conn: Http1Connection, target: _Target, data: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+        self, conn: Http1Connection, target: _Target, data: bytes, deadlines: Deadlines, deadline: float
+    ) -> _Reply:
+        deadlines.watch(conn, deadline)
         try:
             reply = await conn.request(data)
         except BaseException:
             conn.close()
             raise
+        finally:
+            deadlines.done(conn)
         if conn.reusable:
             pool = self._idle.setdefault(target.key, [])
             if len(pool) < _MAX_IDLE_PER_HOST:
@@ -144,14 +160,14 @@ class HttpTransport:
             _, conn = await loop.create_connection(Http1Connection, target.host, target.port)
         return conn
 
-    def _bind(self) -> asyncio.Semaphore:
-        """The in-flight limit of the running loop; pooled connections of another loop are dropped."""
+    def _bind(self) -> tuple[asyncio.Semaphore, Deadlines]:
+        """The in-flight limit and deadlines of this loop (another loop's pooled connections are dropped)."""
         loop = asyncio.get_running_loop()
-        if loop is not self._loop or self._slots is None:
+        if self._slots is None or self._deadlines is None or loop is not self._deadlines.loop:
             self._idle.clear()
-            self._loop = loop
             self._slots = asyncio.Semaphore(self._pool_size)
-        return self._slots
+            self._deadlines = Deadlines(loop)
+        return self._slots, self._deadlines
 
     def _target(self, url: str) -> _Target:
         parts = urlsplit(url)
