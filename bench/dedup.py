@@ -349,7 +349,31 @@ def summary_md(results: list[dict[str, Any]]) -> str:
             "|---|---|---|---|---|",
             *growth,
         ]
+    lines += ["", *_target_lines(results)]
     return "\n".join(lines)
+
+
+def _target_lines(results: list[dict[str, Any]]) -> list[str]:
+    """datamill against its targets: ≥ 15,000 docs/s end to end, precision ≥ 0.999, recall ≥ 0.99."""
+    lines = ["Targets (datamill): ≥ 15,000 documents/s end to end, precision ≥ 0.999, recall ≥ 0.99, linear."]
+    for r in results:
+        if r["engine"] != "datamill" or "error" in r:
+            continue
+        missed = [
+            label
+            for label, ok in (
+                (f"{r['end_to_end_docs_per_s']:,} docs/s", r["end_to_end_docs_per_s"] >= 15_000),
+                (f"precision {r['precision']:.4f}", r["precision"] >= 0.999),
+                (f"recall {r['recall']:.4f}", r["recall"] >= 0.99),
+            )
+            if not ok
+        ]
+        verdict = "met" if not missed else "MISSED: " + ", ".join(missed)
+        load = r.get("loadavg_before")
+        if missed and load is not None and load > 1.5:
+            verdict += f" (load average {load:.1f} on 2 CPUs as it started)"
+        lines.append(f"- {r['corpus']}, {r['docs']:,} documents: {verdict}")
+    return lines
 
 
 def _order(r: dict[str, Any]) -> tuple[int, int, int]:
