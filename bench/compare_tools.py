@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     if previous:
         redone = {(r["tool"], r["concurrency"]) for r in result["llm"]}
         kept = [r for r in previous.get("llm", []) if (r["tool"], r["concurrency"]) not in redone]
+        for r in kept:
+            r.setdefault("measured_at", str(previous.get("run_at", "earlier"))[:16])
         result["llm"] = sorted(
             kept + result["llm"], key=lambda r: (-r["concurrency"], TOOLS.index(r["tool"]))
         )
