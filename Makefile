@@ -37,8 +37,8 @@ test: install ## Run the whole test suite (starts PostgreSQL, installs chromium;
 	PY=$(PY) scripts/run-tests.sh
 
 lint: install ## ruff (lint + format check), mypy, and the layer contract
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check --no-cache .
+	$(VENV)/bin/ruff format --check --no-cache .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

@@ -25,11 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 import adaption
 import httpx
 import pytest
-from route_walk import api_routes, fill, id_variants, path_params
 from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
 
 from conftest import RunningServer
 from datamill.server import create_app
+from route_walk import api_routes, fill, id_variants, path_params
 
 PREFIX = "/api/v1"
 MARKER = f"secret-of-a-{secrets.token_hex(4)}"
