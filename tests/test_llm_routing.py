@@ -2,53 +2,17 @@ from pathlib import Path
 
 import pytest
 
+from datamill.core.dataframer_models import ALL_MODELS
 from datamill.core.errors import ConfigError, UnknownModelError
 from datamill.llm.routing import ROUTES_ENV, Routing
 
-# Every public model name the wire APIs accept (A.1 covers A.2-A.4
-# except the names listed after it).
-APPENDIX_A = [
-    "anthropic/claude-fable-5-1-thinking",
-    "anthropic/claude-opus-5-5-thinking",
-    "anthropic/claude-sonnet-5-5-thinking",
-    "anthropic/claude-haiku-4-5",
-    "anthropic/claude-haiku-4-5-thinking",
-    "gemini/gemini-3.1-pro-preview",
-    "gemini/gemini-3.1-pro-preview-thinking",
-    "openai/gpt-oss-120b",
-    "deepseek-ai/DeepSeek-V4-Pro-0813",
-    "moonshotai/Kimi-K3",
-    "moonshotai/Kimi-K2.6",
-    "openai/gpt-6-astra",
-    "openai/gpt-6-astra-thinking",
-    "openai/gpt-6.1-sol",
-    "openai/gpt-6.1-sol-thinking",
-    "openai/gpt-5.6-terra",
-    "openai/gpt-5.6-terra-thinking",
-    "openai/gpt-6-luna",
-    "openai/gpt-6-luna-thinking",
-    "databricks/system.ai.claude-haiku-4-5",
-    "databricks/system.ai.claude-haiku-4-5-thinking",
-    "databricks/system.ai.claude-sonnet-5",
-    "databricks/system.ai.claude-sonnet-5-thinking",
-    "databricks/system.ai.claude-opus-5",
-    "databricks/system.ai.claude-opus-5-thinking",
-    "databricks/system.ai.gpt-6-astra",
-    "databricks/system.ai.gpt-6-astra-thinking",
-    "databricks/system.ai.gpt-6-1-sol",
-    "databricks/system.ai.gpt-6-1-sol-thinking",
-    "databricks/system.ai.gpt-5-6-terra",
-    "databricks/system.ai.gpt-5-6-terra-thinking",
-    "databricks/system.ai.gpt-5-6-luna",
-    "databricks/system.ai.gpt-5-6-luna-thinking",
-    "databricks/system.ai.deepseek-v4-pro-0813",
-]
-EXTRA_NAMES = [
+# Names the shipped routes also accept beyond the Dataframer model lists.
+EXTRA_NAMES = (
     "anthropic/claude-sonnet-4-6",
     "gemini/gemini-3-pro-preview-thinking",
     "deepseek-ai/DeepSeek-V3.1",
     "local/smollm2-135m-instruct",
-]
+)
 PROVIDER_AND_KEY = {
     "anthropic/": ("anthropic", "ANTHROPIC_API_KEY"),
     "gemini/": ("gemini", "GEMINI_API_KEY"),
@@ -66,7 +30,7 @@ def shipped(monkeypatch: pytest.MonkeyPatch) -> Routing:
     return Routing.load()
 
 
-@pytest.mark.parametrize("name", APPENDIX_A + EXTRA_NAMES)
+@pytest.mark.parametrize("name", ALL_MODELS + EXTRA_NAMES)
 def test_every_public_name_is_listed_and_resolves(shipped: Routing, name: str) -> None:
     route = shipped.resolve(name)
 
