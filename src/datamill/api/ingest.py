@@ -24,10 +24,10 @@ processing ends, so datasets left behind by a stop or a crash are processed agai
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import Any
 
+from datamill.api.dataset_queue import DatasetQueue
 from datamill.api.profile import FileProfile, profile_file
 from datamill.core.errors import DataFormatError, ValidationError
 from datamill.core.mapping import check_columns
@@ -138,37 +138,11 @@ def _settle(profile: FileProfile, mode: str, mapping: dict[str, Any] | None) -> 
     return {"status": "succeeded", "configured_column_mapping": parsed.to_dict(), "error_data": None}
 
 
-class BackgroundIngest:
-    """Runs `IngestService.process` on a few worker threads; `start` also re-queues unfinished datasets."""
+class BackgroundIngest(DatasetQueue):
+    """Runs `IngestService.process` on a few worker threads; `start` also re-queues unfinished datasets.
+
+    A dataset queued after `close` stays ``uploaded`` and is read on the next start.
+    """
 
     def __init__(self, ingest: IngestService, *, workers: int = 2) -> None:
-        self._ingest = ingest
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-
-    def start(self) -> None:
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="datamill-ingest")
-        for dataset_id in self._ingest.waiting():
-            self.submit(dataset_id)
-
-    def submit(self, dataset_id: str) -> None:
-        """Queue one dataset; after `close` it stays ``uploaded`` and is picked up on the next start."""
-        pool = self._pool
-        try:
-            if pool is None:
-                raise RuntimeError("not started")
-            pool.submit(self._run, dataset_id)
-        except RuntimeError:  # not started, or shut down by a concurrent close
-            log.warning("ingest is not running; dataset %s will be read on the next start", dataset_id)
-
-    def _run(self, dataset_id: str) -> None:
-        try:
-            self._ingest.process(dataset_id)
-        except Exception:  # a worker must not die silently; the dataset stays queued for the next start
-            log.exception("ingest of dataset %s crashed", dataset_id)
-
-    def close(self) -> None:
-        """Finish the dataset being read and drop the queue (those datasets resume on the next start)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        super().__init__(ingest, workers=workers, name="ingest", resumes="read")

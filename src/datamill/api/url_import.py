@@ -16,8 +16,8 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 
+from datamill.api.dataset_queue import DatasetQueue
 from datamill.api.upload_checks import UrlSource, safe_file_name
 from datamill.llm.fetch import FetchError, SafeFetcher
 from datamill.llm.fetch_policy import FetchPolicy
@@ -156,37 +156,12 @@ async def _once(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
 
-class BackgroundImports:
-    """Runs `UrlImportService.process` on worker threads; `start` re-queues unfinished imports."""
+class BackgroundImports(DatasetQueue):
+    """Runs `UrlImportService.process` on worker threads; `start` re-queues unfinished imports.
+
+    An import queued after `close` stays ``importing`` and is fetched on the next start.
+    """
 
     def __init__(self, imports: UrlImportService, *, workers: int = 2) -> None:
+        super().__init__(imports, workers=workers, name="import", resumes="fetched")
         self.service = imports
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-
-    def start(self) -> None:
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="datamill-import")
-        for dataset_id in self.service.waiting():
-            self.submit(dataset_id)
-
-    def submit(self, dataset_id: str) -> None:
-        """Queue one import; after `close` it stays ``importing`` and is fetched on the next start."""
-        pool = self._pool
-        try:
-            if pool is None:
-                raise RuntimeError("not started")
-            pool.submit(self._run, dataset_id)
-        except RuntimeError:
-            log.warning("imports are not running; dataset %s will be fetched on the next start", dataset_id)
-
-    def _run(self, dataset_id: str) -> None:
-        try:
-            self.service.process(dataset_id)
-        except Exception:  # a worker must not die silently; the dataset stays queued for the next start
-            log.exception("import of dataset %s crashed", dataset_id)
-
-    def close(self) -> None:
-        """Finish the fetches under way and drop the queue (those imports resume on the next start)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
