@@ -34,7 +34,8 @@ _MAX_SHOWN_ERRORS = 3
 #: Longest bad output echoed back in a repair request (a runaway reply must not double the next call's cost).
 MAX_ECHOED_CHARS = 4000
 #: Control tokens of common chat templates (ChatML, Llama 2 and 3, Gemma, Mistral, Phi, ...).
-_CONTROL_TOKENS = re.compile(
+#: Shared with the free-text injection detector of the steps, so both check one list.
+CONTROL_TOKENS = re.compile(
     r"<\|(?:im_start|im_end|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id|begin_of_text)"
     r"\|>|\[/?INST\]|<</?SYS>>|<start_of_turn>|<end_of_turn>",
     re.IGNORECASE,
@@ -113,7 +114,7 @@ def control_token_in(value: Any) -> str | None:
     while stack:  # a loop, not recursion: parsed JSON may nest a thousand levels
         item = stack.pop()
         if isinstance(item, str):
-            match = _CONTROL_TOKENS.search(item)
+            match = CONTROL_TOKENS.search(item)
             if match is not None:
                 return match.group(0)
         elif isinstance(item, dict):

@@ -5,7 +5,8 @@ assistant turns as already rewritten), so later answers stay consistent with ear
 ends with a user turn gets a new final answer. The result is ``enhanced_chat``; ``enhanced_prompt`` and
 ``enhanced_completion`` are its last user and assistant turns, so reasoning, pairs and safety apply to the
 final exchange. Rephrase does not apply in chat mode. The row's images (an image column) go with the first
-user turn, where the conversation starts, in every request of the conversation.
+user turn, where the conversation starts, in every request of the conversation. Each rewritten turn is checked
+for instruction injection (`datamill.steps.injection`): one repair, then the row is rejected.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datamill.llm.types import ChatRequest, ImagePart, Message
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import answer_budget, length_guidance
 from datamill.steps.images import row_images
+from datamill.steps.injection import chat_checked, injection_reason
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -72,8 +74,10 @@ class ChatCompletion(RowStep):
         row["enhanced_completion"] = out[-1]["content"]
 
     async def _answer(self, history: list[dict[str, str]], images: tuple[ImagePart, ...]) -> str:
-        result = await self.model.chat(self._request(history, images), tag=self.name)
-        text = result.text.strip()
+        checked = await chat_checked(self.model, self._request(history, images), tag=self.name)
+        if checked.finding is not None:
+            raise RowRejected(injection_reason(self.name, checked.finding))
+        text = checked.text
         if not text:
             raise RowRejected("completion: the model returned an empty chat turn")
         return text

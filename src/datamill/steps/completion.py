@@ -9,6 +9,9 @@ them as [1], [2]), the request, and the original completion as a draft to improv
 
 For the planner, `GenerateCompletion.requests_for` renders the exact request a row would get, and
 ``expected_output_tokens`` is the middle of the length target, or `DEFAULT_EXPECTED_TOKENS` without one.
+
+The answer goes into later steps' prompts, so it is checked for instruction injection
+(`datamill.steps.injection`): one repair, then the row is rejected with the reason.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.images import row_images
+from datamill.steps.injection import chat_checked, injection_reason
 from datamill.steps.metadata_injection import pending_context, request_text, word_range
 from datamill.steps.templates import load_template, with_images
 
@@ -108,8 +112,9 @@ class GenerateCompletion(RowStep):
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
         (request,) = self.requests_for(row)
-        result = await self.model.chat(request, tag=self.name)
-        text = result.text.strip()
-        if not text:
+        checked = await chat_checked(self.model, request, tag=self.name)
+        if checked.finding is not None:
+            raise RowRejected(injection_reason(self.name, checked.finding))
+        if not checked.text:
             raise RowRejected("completion: the model returned an empty answer")
-        row["enhanced_completion"] = text
+        row["enhanced_completion"] = checked.text

@@ -16,12 +16,13 @@ JSON schema. One call is cheaper than one per field (the instructions and the fe
 keeps the fields consistent: a name or an amount localized in the prompt is the same one in the answer.
 
 **Language check.** The new prompt and completion are each checked with `check_language` (short or undecided
-texts pass). The context is not checked: its labels stay in the source language and it is often names and
-codes. A new row that fails, or comes back with an empty field, is asked once more (`RETRY_TEMPERATURE`,
-another seed, and an instruction naming what went wrong); if it fails again that new row alone is rejected
-with `ctx.reject` (the rejected-rows file shows what the model wrote), and the source row and its other new
-rows go on. A model error on one new row rejects that row only, unless it would fail every row (unknown
-model, 401/403/404), which is raised so the run stops.
+texts pass), and every field is checked for instruction injection (`datamill.steps.injection`; a marker
+already in the source field is excused). The context is not language-checked: its labels stay in the source
+language and it is often names and codes. A new row that fails, or comes back with an empty field, is asked
+once more (`RETRY_TEMPERATURE`, another seed, and an instruction naming what went wrong); if it fails again
+that new row alone is rejected with `ctx.reject` (the rejected-rows file shows what the model wrote), and the
+source row and its other new rows go on. A model error on one new row rejects that row only, unless it would
+fail every row (unknown model, 401/403/404), which is raised so the run stops.
 
 **Columns.** New rows: ``language`` (the target code), ``country`` (localize only, else None), ``expansion``
 (``translate`` or ``localize``), ``source_row`` (the ``_row`` they came from), and every other column of the
@@ -53,6 +54,7 @@ from datamill.core.languages import country_name, language_name, normalize_langu
 from datamill.llm.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowStep, StepContext
+from datamill.steps.injection import find_injection
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -240,23 +242,31 @@ class LanguageExpansionStep(RowStep):
             written = {key: str(result.data.get(key) or "").strip() for key in fields}
             for key, value in written.items():
                 new[FIELD_COLUMNS[key]] = value
-            problem = self._problem(written, target)
+            problem = self._problem(written, target, fields)
             if not problem:
                 return new
-        ctx.reject(new, self.name, f"{target.describe()}: failed the language check twice; {problem}")
+        check = "the injection check" if _INJECTED in problem else "the language check"
+        ctx.reject(new, self.name, f"{target.describe()}: failed {check} twice; {problem}")
         return None
 
-    def _problem(self, written: dict[str, str], target: Target) -> str:
+    def _problem(self, written: dict[str, str], target: Target, fields: dict[str, str]) -> str:
         """What is wrong with a new row's fields, or "" when they pass."""
         for key, value in written.items():
             if not value:
                 return f"the {key} came back empty"
+        for key, value in written.items():
+            finding = find_injection(value, source=fields.get(key, ""), prompt_like=key == "prompt")
+            if finding is not None:
+                return f"the {key} {_INJECTED}: {finding.describe()}"
         for key in CHECKED_FIELDS:
             if key in written:
                 check = check_language(self.detector, written[key], target.language)
                 if not check.passed:
                     return f"the {key} was {check.describe()}"
         return ""
+
+
+_INJECTED = "looks like an instruction injection"
 
 
 def _retry_note(target: Target, problem: str) -> str:

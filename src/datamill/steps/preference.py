@@ -14,6 +14,9 @@ Runs after reasoning traces, when the run's training type is ``preference_pairs`
    answer is written again once, with a stronger instruction, and judged again; if chosen still does not win,
    the row is rejected with the judge's reason.
 
+The rejected answer is checked for instruction injection (`datamill.steps.injection`) before the judge sees
+it: one repair, then the row is rejected with the reason.
+
 Columns: ``chosen``, ``rejected``, ``rejected_flaw`` (a `Flaw.key`) and ``pair_judge_reason``.
 
 The row's images go with the rewrite (a wrong fact about the image needs the image) and with the judge's
@@ -35,6 +38,7 @@ from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import DEFAULT_EXPECTED_TOKENS, DEFAULT_MAX_TOKENS
 from datamill.steps.dedup import normalize_text
 from datamill.steps.images import row_images
+from datamill.steps.injection import chat_checked, injection_reason
 from datamill.steps.metadata_injection import pending_context, request_text
 from datamill.steps.templates import load_template, with_images
 
@@ -215,8 +219,11 @@ class PreferencePairs(RowStep):
         )
 
     async def _rewrite(self, row: Row, chosen: str, flaw: Flaw, attempt: int) -> str:
-        result = await self.model.chat(self.rewrite_request(row, chosen, flaw, attempt), tag=self.name)
-        return result.text.strip()
+        request = self.rewrite_request(row, chosen, flaw, attempt)
+        checked = await chat_checked(self.model, request, tag=self.name)
+        if checked.finding is not None:
+            raise RowRejected(injection_reason(self.name, checked.finding))
+        return checked.text
 
     async def _judge(self, row: Row, chosen: str, rejected: str, attempt: int) -> Verdict:
         # Not worth a judge call: an empty or unchanged rewrite is no pair at all.

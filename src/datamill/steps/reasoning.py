@@ -5,7 +5,8 @@ did not fold it in) and the final answer, and writes short numbered steps that a
 thinking before answering (``reasoning.yaml``; one worked example keeps small models on format). Showing the
 answer is what makes the trace consistent with the completion it precedes; the prompt forbids mentioning it.
 The trace lands in the ``reasoning`` column; an empty trace rejects the row, since a reasoning dataset with
-holes trains the model to skip its reasoning. The row's images go with the request: the steps reason from
+holes trains the model to skip its reasoning; so does a trace that still carries an instruction injection
+after one repair (`datamill.steps.injection`). The row's images go with the request: the steps reason from
 what the image shows, as the answer did.
 
 For the planner, `ReasoningTraces.requests_for` renders the request for a row; before completion has run (an
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, ClassVar
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.images import row_images
+from datamill.steps.injection import chat_checked, injection_reason
 from datamill.steps.metadata_injection import pending_context, request_text
 from datamill.steps.templates import load_template, with_images
 
@@ -62,8 +64,10 @@ class ReasoningTraces(RowStep):
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
         (request,) = self.requests_for(row)
-        result = await self.model.chat(request, tag=self.name)
-        text = clean_trace(result.text)
+        checked = await chat_checked(self.model, request, tag=self.name, clean=clean_trace)
+        if checked.finding is not None:
+            raise RowRejected(injection_reason(self.name, checked.finding))
+        text = checked.text
         if not text:
             raise RowRejected("reasoning_traces: the model returned an empty reasoning trace")
         row["reasoning"] = text

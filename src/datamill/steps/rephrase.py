@@ -9,6 +9,9 @@ images go with the request, so a rewrite of "what is in this picture?" stays abo
 For the planner, `Rephrase.requests_for` renders the exact request a row would get;
 ``expected_output_tokens`` is a typical rewritten request (`EXPECTED_OUTPUT_TOKENS`), and
 `Rephrase.estimate_output_tokens` sizes it for a given row (a rewrite is about as long as what it rewrites).
+
+The rewrite is checked for instruction injection (`datamill.steps.injection`, as a prompt: answer-turn
+prefixes count too); after one repair that still injects, the row keeps the request as it stood.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, ClassVar
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.images import row_images
+from datamill.steps.injection import chat_checked
 from datamill.steps.metadata_injection import pending_context, request_text
 from datamill.steps.templates import load_template, with_images
 
@@ -66,11 +70,16 @@ class Rephrase(RowStep):
         if not requests:
             row["enhanced_prompt"] = request_text(row)
             return
-        result = await self.model.chat(requests[0], tag=self.name)
-        text = clean_rephrase(result.text)
-        if not text:
+        checked = await chat_checked(
+            self.model, requests[0], tag=self.name, clean=clean_rephrase, prompt_like=True
+        )
+        if checked.finding is not None:
+            # An injected rewrite must not become the prompt of later steps; the original wording is safe.
+            row["enhanced_prompt"] = request_text(row)
+            return
+        if not checked.text:
             raise RowRejected("prompt_rephrase: the model returned an empty rephrase")
-        row["enhanced_prompt"] = text
+        row["enhanced_prompt"] = checked.text
 
 
 def clean_rephrase(text: str) -> str:
