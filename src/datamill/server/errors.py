@@ -54,7 +54,8 @@ from datamill.core.errors import Issue, ValidationError
 
 log = logging.getLogger(__name__)
 
-_STATUS: dict[type[ServiceError], int] = {
+#: The status of each kind of `ServiceError` (any other kind is a 400).
+SERVICE_STATUS: dict[type[ServiceError], int] = {
     NotFoundError: 404,
     ConflictError: 409,
     NotReadyError: 422,
@@ -130,6 +131,13 @@ def respond_error(
     return error_response(status, message, issues, headers)
 
 
+def route_not_found(path: str) -> str:
+    """The message of a 404 for a path no API route serves."""
+    if is_dataframer_path(path):
+        return "no such route of the Dataframer-compatible API (see /docs)"
+    return "no such route; the API lives under /api/v1 (see /docs)"
+
+
 def _field(loc: Sequence[int | str]) -> str:
     """``("body", "source", "files", 0)`` → ``source.files[0]``; the query or path part is dropped."""
     parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
@@ -158,7 +166,7 @@ async def _on_service(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, CodedError):
         issues = [Issue(exc.field, str(exc))] if exc.field else []
         return respond_error(request, exc.status, str(exc), issues, code=exc.code)
-    status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+    status = next((code for kind, code in SERVICE_STATUS.items() if isinstance(exc, kind)), 400)
     return respond_error(request, status, str(exc))
 
 
@@ -170,9 +178,7 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and exc.detail == "Not Found":
-        message = "no such route; the API lives under /api/v1 (see /docs)"
-        if is_dataframer_path(request.url.path):
-            message = "no such route of the Dataframer-compatible API (see /docs)"
+        message = route_not_found(request.url.path)
     return respond_error(request, exc.status_code, message, headers=dict(exc.headers or {}))
 
 

@@ -16,29 +16,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from datamill.api.errors import (
-    ConflictError,
-    NotFoundError,
-    NotReadyError,
-    PayloadTooLargeError,
-    ServiceError,
-    UploadRejectedError,
-)
+from datamill.api.errors import ServiceError
 from datamill.api.runs import InsufficientCreditsError
 from datamill.api.runs_quote import RunConfigError
 from datamill.core.errors import Issue, ValidationError
-from datamill.server.errors import is_dataframer_path, respond_error
+from datamill.server.errors import SERVICE_STATUS, respond_error, route_not_found
 from datamill.server.web.deps import Web
 from datamill.server.web.session import CsrfRejected, SignInRequired
 
 log = logging.getLogger(__name__)
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (NotReadyError, 422),
-    (UploadRejectedError, 403),
-    (PayloadTooLargeError, 413),
+    *SERVICE_STATUS.items(),
     (InsufficientCreditsError, 402),
     (RunConfigError, 500),
     (CsrfRejected, 403),
@@ -99,10 +88,7 @@ async def _on_http(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and exc.detail == "Not Found":
         if request.url.path.startswith("/api/"):
-            message = "no such route; the API lives under /api/v1 (see /docs)"
-            if is_dataframer_path(request.url.path):
-                message = "no such route of the Dataframer-compatible API (see /docs)"
-            return respond_error(request, 404, message)
+            return respond_error(request, 404, route_not_found(request.url.path))
         message = "no such page"
     return _answer(request, exc.status_code, message)
 
