@@ -35,6 +35,7 @@ from datamill.steps.generation.reviser import SampleReviser
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.generation.seeds import SeedSet, field_schema
 from datamill.steps.generation.writer import Draft, SampleWriter, WriterOptions
+from datamill.steps.injection import InjectedOutput
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import Gateway, ModelHandle
@@ -293,4 +294,6 @@ class GenerationRun:
             if fails_every_row(exc):
                 raise
             return "", ("error", str(exc))
+        except InjectedOutput as exc:
+            return "", ("injection", str(exc))
         return text.strip(), None

@@ -24,7 +24,8 @@ that request's output: rewriting or answering such a row is not an injection by 
 `chat_checked` sends a request and checks the reply; on a finding it asks once more (`retry_request`: the
 same request with a note saying what was wrong and another seed, so the response cache does not answer it)
 and returns the last reply with its finding, if any. The step decides what a second finding means: the
-rephrase keeps the original prompt, the other steps reject the row with `injection_reason`.
+rephrase keeps the original prompt, the other steps reject the row with `injection_reason`. Generation has
+its own repair: `raise_on_injection` fails the candidate, which is regenerated like one that failed a gate.
 """
 
 from __future__ import annotations
@@ -135,6 +136,25 @@ def retry_request(request: ChatRequest, finding: Finding) -> ChatRequest:
     return dataclasses.replace(
         request, messages=tuple(messages), seed=(request.seed or 0) + RETRY_SEED_OFFSET
     )
+
+
+class InjectedOutput(Exception):
+    """Raised where a reply that injects fails a whole unit of work (a generation candidate)."""
+
+    def __init__(self, step: str, finding: Finding) -> None:
+        super().__init__(injection_reason(step, finding))
+        self.finding = finding
+
+
+def raise_on_injection(step: str, request: ChatRequest, result: ChatResult) -> None:
+    """Raise `InjectedOutput` when ``result``'s text injects (markers of ``request`` itself excused).
+
+    Raises:
+        InjectedOutput: the reply holds an injection marker.
+    """
+    finding = find_injection(result.text, source=request_source(request))
+    if finding is not None:
+        raise InjectedOutput(step, finding)
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,9 @@
 Each pass is one call to the revision model that returns the whole sample revised for one concern
 (`INSTRUCTIONS`). ``distinguishability`` shows the seed examples so the sample blends with their style; it
 needs seeds, so it is skipped for seedless specs (the contract: "seeded specs only"). A pass that returns
-nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was.
+nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was. A pass whose
+reply carries an instruction-injection marker raises `InjectedOutput`, like a draft: the candidate is
+regenerated.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datamill.core.generation_request import RevisionType
 from datamill.llm.types import ChatRequest
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.generation.writer import MAX_DRAFT_TOKENS
+from datamill.steps.injection import raise_on_injection
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -68,7 +71,9 @@ class SampleReviser:
         """``text`` after every cycle and pass."""
         for cycle in range(self.cycles):
             for kind in self.types:
-                result = await self.model.chat(self._request(task, text, kind, cycle), tag=self.name)
+                request = self._request(task, text, kind, cycle)
+                result = await self.model.chat(request, tag=self.name)
+                raise_on_injection(self.name, request, result)
                 revised = self._accept(result.text, result.data)
                 if revised:
                     text = revised

@@ -9,7 +9,9 @@
   each seeing the fields written before it. Field texts are read as the seed's type where they parse
   (numbers, booleans) and kept as text otherwise.
 
-A draft is *truncated* when any of its calls stopped at ``max_tokens``; the structural gate rejects it.
+A draft is *truncated* when any of its calls stopped at ``max_tokens``; the structural gate rejects it. A
+call whose reply carries an instruction-injection marker (`datamill.steps.injection`; markers already in the
+request, such as in the seeds, are excused) raises `InjectedOutput`: the candidate fails and is regenerated.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from datamill.llm.types import ChatRequest, ChatResult
 from datamill.steps.generation.sample import SampleTask, SeedPicker
+from datamill.steps.injection import raise_on_injection
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -173,7 +176,9 @@ class SampleWriter:
         return str(self.field_schema.get("properties", {}).get(name, {}).get("type", "string"))
 
     async def _send(self, model: ModelHandle, request: ChatRequest, tag: str | None = None) -> ChatResult:
-        return await model.chat(request, tag=tag or self.name)
+        result = await model.chat(request, tag=tag or self.name)
+        raise_on_injection(tag or self.name, request, result)
+        return result
 
 
 def coerce(text: str, kind: str) -> Any:
