@@ -108,8 +108,9 @@ def test_review_prompt_defines_every_category_and_asks_for_all_scores():
     for category in SafetyCategory:
         assert f"- {category.value}: {CATEGORY_DEFINITIONS[category]}" in system
     user = request.messages[-1].content
-    assert "Request:\nHow do I sharpen a kitchen knife?" in user
-    assert "Response:\nUse a whetstone at a 15 degree angle." in user
+    assert "Request:\n<<<BEGIN REQUEST>>>\nHow do I sharpen a kitchen knife?\n<<<END REQUEST>>>" in user
+    response = "Use a whetstone at a 15 degree angle."
+    assert f"Response:\n<<<BEGIN RESPONSE>>>\n{response}\n<<<END RESPONSE>>>" in user
     assert "old prompt" not in user
     schema = request.json_schema
     assert schema is not None
