@@ -6,9 +6,9 @@ every service call is scoped by.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import Depends
+from fastapi import Body, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from datamill.api.tenants import TenantView
@@ -33,3 +33,5 @@ def current_tenant(
 
 CurrentTenant = Annotated[TenantView, Depends(current_tenant)]
 Context = Annotated[ServerContext, Depends(get_context)]
+#: A request body read as raw JSON, so that the service validates (and names) every field.
+JsonBody = Annotated[Any, Body()]

@@ -6,20 +6,18 @@ translate: `datamill.api.dataframer_evaluations` holds the rules and the wire sh
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 
 from datamill.api.dataframer_evaluations import EvaluationService
-from datamill.server.auth import Context, CurrentTenant
+from datamill.server.auth import Context, CurrentTenant, JsonBody
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer evaluations"])
 
 
 @router.post("/evaluations/", status_code=201)
-def create_evaluation(
-    context: Context, tenant: CurrentTenant, body: Annotated[Any, Body()] = None
-) -> dict[str, Any]:
+def create_evaluation(context: Context, tenant: CurrentTenant, body: JsonBody = None) -> dict[str, Any]:
     """Queue an evaluation of a SUCCEEDED run; poll it until SUCCEEDED or FAILED."""
     return EvaluationService(context.store).create(tenant, body)
 

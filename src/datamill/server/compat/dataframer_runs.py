@@ -9,17 +9,14 @@ URL while its job builds it, then 200 with the URL and its size.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Body, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from datamill.api.dataframer_runs import RunService
-from datamill.server.auth import Context, CurrentTenant
+from datamill.server.auth import Context, CurrentTenant, JsonBody
 from datamill.server.downloads_signed import download_body, download_url
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer: runs"])
-JsonBody = Annotated[Any, Body()]
 
 
 def _service(context: Context) -> RunService:

@@ -7,16 +7,13 @@ validated (and named) by the service.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
-
-from fastapi import APIRouter, Body, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from datamill.api.dataframer_specs import SpecService
-from datamill.server.auth import Context, CurrentTenant
+from datamill.server.auth import Context, CurrentTenant, JsonBody
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer: specs"])
-JsonBody = Annotated[Any, Body()]
 
 
 def _service(context: Context) -> SpecService:
