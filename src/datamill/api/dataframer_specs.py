@@ -141,13 +141,7 @@ class SpecService:
 
     def update(self, tenant_id: str, spec_id: str, body: object) -> dict[str, Any]:
         """Validate the YAML and store it as the next version, keeping the server-owned metadata."""
-        issues = Issues()
-        values = read_object(body, "", ("content_yaml",), issues) or {}
-        text = read_str(values.get("content_yaml"), "content_yaml", issues)
-        if values.get("content_yaml") is None:
-            issues.add("content_yaml", "is required: the full spec YAML")
-        issues.raise_if_any()
-        assert text is not None
+        text = read_content_yaml(body)
         with self._store.session() as session:
             spec = self._spec(session, tenant_id, spec_id)
             status = spec_status(session, spec)
@@ -184,6 +178,18 @@ class SpecService:
         if spec is None:
             raise NotFoundError("spec", spec_id)
         return spec
+
+
+def read_content_yaml(body: object) -> str:
+    """The ``content_yaml`` of an update body; `ValidationError` naming the field if missing or bad."""
+    issues = Issues()
+    values = read_object(body, "", ("content_yaml",), issues) or {}
+    text = read_str(values.get("content_yaml"), "content_yaml", issues)
+    if values.get("content_yaml") is None:
+        issues.add("content_yaml", "is required: the full spec YAML")
+    issues.raise_if_any()
+    assert text is not None
+    return text
 
 
 def _metadata(content_yaml: str) -> dict[str, Any]:

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
+from datamill.api.dataframer_specs import read_content_yaml
 from datamill.core.dataframer_models import RUN_MODELS
 from datamill.core.errors import ValidationError
-from datamill.core.fields import Issues, read_object, read_str
 from datamill.core.generation_request import FilteringType, RevisionType, SeedShuffling
 from datamill.core.spec import parse_spec_yaml
 from datamill.server.web import gen_services as services
@@ -64,24 +64,13 @@ def spec_status(spec_id: str, web: WebDep, session: SessionDep) -> dict[str, Any
     return {"id": spec["id"], "status": spec["status"], "error": spec["error"]}
 
 
-def _yaml(body: object) -> str:
-    issues = Issues()
-    values = read_object(body, "", ("content_yaml",), issues) or {}
-    text = read_str(values.get("content_yaml"), "content_yaml", issues)
-    if values.get("content_yaml") is None:
-        issues.add("content_yaml", "is required: the full spec YAML")
-    issues.raise_if_any()
-    assert text is not None
-    return text
-
-
 @router.post("/generate/specs/{spec_id}/check")
 def check_yaml(
     spec_id: str, web: WebDep, session: PostSession, body: Annotated[Any, Body()] = None
 ) -> dict[str, Any]:
     """Validate edited YAML as the update would; 400 naming each bad YAML path."""
     services.specs(web).get(session.tenant.id, spec_id)  # 404 for an unknown or another tenant's spec
-    parsed = parse_spec_yaml(_yaml(body))
+    parsed = parse_spec_yaml(read_content_yaml(body))
     return {
         "valid": True,
         "axes": [axis.name for axis in parsed.axes],
@@ -94,6 +83,6 @@ def save_yaml(
     spec_id: str, web: WebDep, session: PostSession, body: Annotated[Any, Body()] = None
 ) -> dict[str, Any]:
     """Store the YAML as the spec's next version (the server-owned ``metadata`` is kept)."""
-    services.specs(web).update(session.tenant.id, spec_id, {"content_yaml": _yaml(body)})
+    services.specs(web).update(session.tenant.id, spec_id, {"content_yaml": read_content_yaml(body)})
     latest = services.specs(web).get(session.tenant.id, spec_id, include_versions=True)["versions"][-1]
     return {"version": latest["version"], "url": f"/generate/specs/{spec_id}?version={latest['version']}"}
