@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from datamill.api.dataframer_common import CodedError, creator_email, iso
+from datamill.api.dataframer_run_wire import tenant_run
 from datamill.api.errors import NotFoundError
 from datamill.api.tenants import TenantView
 from datamill.core.dataframer_models import EVALUATION_MODELS
@@ -36,10 +37,8 @@ from datamill.store.generation_models import (
     GENERATION_EVAL_JOB,
     RUN_STATUS,
     GenerationEvaluation,
-    GenerationRun,
     public_status,
 )
-from datamill.store.generation_runs import get_generation_run
 from datamill.store.ids import new_id
 from datamill.store.jobs import add_job, get_job
 from datamill.store.models import Run, utcnow
@@ -74,7 +73,7 @@ class EvaluationService:
     def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
         run_id, model = parse_evaluation_create(body)
         with self._store.session() as session:
-            run = self._run(session, tenant.id, run_id)
+            run = tenant_run(session, tenant.id, run_id)
             job = get_job(session, tenant.id, run.job_id)
             status = public_status(job.status if job else None, RUN_STATUS)
             if status != "SUCCEEDED":
@@ -109,15 +108,8 @@ class EvaluationService:
 
     def list_for_run(self, tenant_id: str, run_id: str) -> list[dict[str, Any]]:
         with self._store.session() as session:
-            self._run(session, tenant_id, run_id)
+            tenant_run(session, tenant_id, run_id)
             return [evaluation_item(session, e) for e in list_evaluations(session, tenant_id, run_id)]
-
-    @staticmethod
-    def _run(session: Session, tenant_id: str, run_id: str) -> GenerationRun:
-        run = get_generation_run(session, tenant_id, run_id)
-        if run is None:
-            raise NotFoundError("run", run_id)
-        return run
 
 
 def evaluation_item(session: Session, evaluation: GenerationEvaluation) -> dict[str, Any]:

@@ -14,10 +14,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from datamill.api.dataframer_common import iso
+from datamill.api.errors import NotFoundError
 from datamill.store.generation_models import RUN_STATUS, GenerationRun, SeedDataset, Spec, public_status
-from datamill.store.generation_runs import files_of_run
+from datamill.store.generation_runs import files_of_run, get_generation_run
 from datamill.store.jobs import get_job
 from datamill.store.models import Run
+
+
+def tenant_run(session: Session, tenant_id: str, run_id: str) -> GenerationRun:
+    """The tenant's run `run_id`; NotFoundError for an unknown (or another tenant's) id."""
+    run = get_generation_run(session, tenant_id, run_id)
+    if run is None:
+        raise NotFoundError("run", run_id)
+    return run
 
 
 def run_status(session: Session, run: GenerationRun) -> str:

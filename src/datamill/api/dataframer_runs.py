@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from datamill.api.dataframer_common import CodedError, DownloadTarget, creator_email
 from datamill.api.dataframer_run_cleanup import delete_runs
-from datamill.api.dataframer_run_wire import run_list_item, run_status, run_wire
+from datamill.api.dataframer_run_wire import run_list_item, run_status, run_wire, tenant_run
 from datamill.api.dataframer_specs import spec_status
 from datamill.api.errors import NotFoundError
 from datamill.api.tenants import TenantView
@@ -34,7 +34,6 @@ from datamill.store.generation_runs import (
     add_generation_run,
     evaluations_of_run,
     get_generated_file,
-    get_generation_run,
     list_generation_runs,
     zip_blob_key,
 )
@@ -147,7 +146,7 @@ class RunService:
 
     def get(self, tenant_id: str, run_id: str) -> dict[str, Any]:
         with self._store.session() as session:
-            return run_wire(session, self._run(session, tenant_id, run_id))
+            return run_wire(session, tenant_run(session, tenant_id, run_id))
 
     def list(self, tenant_id: str) -> list[dict[str, Any]]:
         with self._store.session() as session:
@@ -156,7 +155,7 @@ class RunService:
     def cancel(self, tenant_id: str, run_id: str) -> None:
         """Cancel a PENDING or PROCESSING run; its worker stops at its next heartbeat."""
         with self._store.session() as session:
-            run = self._run(session, tenant_id, run_id)
+            run = tenant_run(session, tenant_id, run_id)
             if not cancel_job(session, tenant_id, run.job_id):
                 raise CodedError(
                     f"run {run_id!r} is {run_status(session, run)}; only PENDING or PROCESSING runs can be "
@@ -167,7 +166,7 @@ class RunService:
 
     def delete(self, tenant_id: str, run_id: str) -> None:
         with self._store.session() as session:
-            self._run(session, tenant_id, run_id)
+            tenant_run(session, tenant_id, run_id)
             keys = delete_runs(session, tenant_id, [run_id])
         for key in keys:
             self._blobs.delete(key)
@@ -175,7 +174,7 @@ class RunService:
     def file(self, tenant_id: str, run_id: str, file_id: str) -> DownloadTarget:
         """One generated file, to download."""
         with self._store.session() as session:
-            run = self._run(session, tenant_id, run_id)
+            run = tenant_run(session, tenant_id, run_id)
             found = get_generated_file(session, run.id, file_id)
             if found is None:
                 raise NotFoundError("file", file_id)
@@ -184,7 +183,7 @@ class RunService:
     def zip(self, tenant_id: str, run_id: str) -> ZipState:
         """The ZIP of every file: queue its job on the first call (or after a failed one), else its state."""
         with self._store.session() as session:
-            run = self._run(session, tenant_id, run_id)
+            run = tenant_run(session, tenant_id, run_id)
             status = run_status(session, run)
             if status != "SUCCEEDED":
                 raise CodedError(
@@ -201,10 +200,3 @@ class RunService:
         with self._blobs.open_read(key) as handle:
             size = handle.seek(0, 2)
         return ZipState(True, DownloadTarget(key, f"{run_id}.zip", "application/zip"), size)
-
-    @staticmethod
-    def _run(session: Session, tenant_id: str, run_id: str) -> GenerationRun:
-        run = get_generation_run(session, tenant_id, run_id)
-        if run is None:
-            raise NotFoundError("run", run_id)
-        return run

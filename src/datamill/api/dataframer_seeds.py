@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from datamill.api.dataframer_common import (
     DownloadTarget,
@@ -136,9 +137,7 @@ class SeedDatasetService:
     def get(self, tenant: TenantView, dataset_id: str) -> SeedDatasetView:
         """The dataset with its files; NotFoundError for an unknown (or another tenant's) id."""
         with self._store.session() as session:
-            row = repo.get_dataset(session, tenant.id, dataset_id)
-            if row is None:
-                raise NotFoundError(_KIND, dataset_id)
+            row = _dataset(session, tenant.id, dataset_id)
             files = repo.files_of(session, row.id)
             session.expunge_all()
         return SeedDatasetView(row, files)
@@ -146,9 +145,7 @@ class SeedDatasetService:
     def delete(self, tenant: TenantView, dataset_id: str) -> None:
         """Delete the dataset and its files; InUseError while a spec references it."""
         with self._store.session() as session:
-            row = repo.get_dataset(session, tenant.id, dataset_id)
-            if row is None:
-                raise NotFoundError(_KIND, dataset_id)
+            row = _dataset(session, tenant.id, dataset_id)
             specs = repo.spec_names_using(session, row.id)
             if specs:
                 shown = ", ".join(repr(s) for s in specs[:5]) + (" ..." if len(specs) > 5 else "")
@@ -249,3 +246,11 @@ class SeedDatasetService:
         for key in keys:
             with contextlib.suppress(Exception):  # best effort; the original failure is what matters
                 self._blobs.delete(key)
+
+
+def _dataset(session: Session, tenant_id: str, dataset_id: str) -> SeedDataset:
+    """The tenant's seed dataset; NotFoundError for an unknown (or another tenant's) id."""
+    row = repo.get_dataset(session, tenant_id, dataset_id)
+    if row is None:
+        raise NotFoundError(_KIND, dataset_id)
+    return row
