@@ -41,6 +41,7 @@ from datamill.pipelines.generate import (
     GenerationModels,
     GenerationResult,
     GenerationRun,
+    GenerationSummary,
 )
 from datamill.pipelines.generate_output import write_generation
 from datamill.runners.execution import LiveRun, RunTicket, error_data
@@ -126,15 +127,8 @@ class RunJobExecutor:
             result = await contained(run.run())
         except GenerationBudgetSpent as exc:
             log.warning("generation run %s: %s", ticket.source_dataset_id, exc)
-            summary = exc.summary.to_dict()
-            return RunOutcome(
-                "failed",
-                rows_out=exc.summary.delivered,
-                rows_rejected=exc.summary.candidates - exc.summary.delivered,
-                cost_usd=live.cost_usd(),
-                error_data=error_data("E0301", str(exc)),
-                settle=lambda session: self._settle(session, ticket.source_dataset_id, [], summary),
-            )
+            failure = error_data("E0301", str(exc))
+            return self._ended("failed", ticket, live, exc.summary, [], failure)
         except (DataFormatError, ValidationError, ConfigError, ModelError) as exc:
             log.warning("generation run %s failed: %s", ticket.source_dataset_id, exc)
             return RunOutcome("failed", cost_usd=live.cost_usd(), error_data=job_failure(exc))
@@ -144,13 +138,26 @@ class RunJobExecutor:
             result.samples, replace(result.summary, runtime_params=_resolved(request, models))
         )
         files = self._store_files(ticket.tenant_id, ticket.source_dataset_id, result, seeds)
-        summary = result.summary.to_dict()
+        return self._ended("succeeded", ticket, live, result.summary, files)
+
+    def _ended(
+        self,
+        status: str,
+        ticket: RunTicket,
+        live: LiveRun,
+        summary: GenerationSummary,
+        files: list[GeneratedFile],
+        failure: dict[str, Any] | None = None,
+    ) -> RunOutcome:
+        """The outcome of a run that generated (all or part of its samples), settling its row with `files`."""
+        stored = summary.to_dict()
         return RunOutcome(
-            "succeeded",
-            rows_out=result.summary.delivered,
-            rows_rejected=result.summary.candidates - result.summary.delivered,
+            status,
+            rows_out=summary.delivered,
+            rows_rejected=summary.candidates - summary.delivered,
             cost_usd=live.cost_usd(),
-            settle=lambda session: self._settle(session, ticket.source_dataset_id, files, summary),
+            error_data=failure,
+            settle=lambda session: self._settle(session, ticket.source_dataset_id, files, stored),
         )
 
     def _load(self, run_id: str) -> tuple[dict[str, Any], str, str | None] | None:
