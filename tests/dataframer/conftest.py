@@ -10,13 +10,10 @@ and for malformed requests the SDK cannot send.
 
 from __future__ import annotations
 
-import importlib.util
 import secrets
-import sys
 import typing
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -26,23 +23,12 @@ import dataframer
 from datamill.api.runs_settings import RunSettings
 from datamill.api.server_settings import ServerSettings
 from datamill.server.context import ServerContext
+from server_conftest import load_server_conftest
 
 FAKE_MODEL = "fake/test-model"
 
 
-def _load_server_conftest() -> ModuleType:
-    """The server tests' conftest, under a name of its own (every conftest module is called ``conftest``)."""
-    path = Path(__file__).resolve().parent.parent / "server" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("server_tests_conftest", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_server_conftest = _load_server_conftest()
+_server_conftest = load_server_conftest()
 RunningServer = _server_conftest.RunningServer
 running_server = _server_conftest.running_server
 

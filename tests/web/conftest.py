@@ -8,30 +8,19 @@ it the browser tests are skipped, except in CI (``CI`` set), where they must run
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_SERVER_TESTS = Path(__file__).resolve().parent.parent / "server"
-if str(_SERVER_TESTS) not in sys.path:
-    sys.path.insert(0, str(_SERVER_TESTS))
+from server_conftest import SERVER_TESTS, load_server_conftest
+
+if str(SERVER_TESTS) not in sys.path:
+    sys.path.insert(0, str(SERVER_TESTS))
 
 
-def _load_server_conftest() -> Any:
-    spec = importlib.util.spec_from_file_location("server_tests_conftest", _SERVER_TESTS / "conftest.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_server = _load_server_conftest()
+_server = load_server_conftest()
 RunningServer = _server.RunningServer
 running_server = _server.running_server
 
