@@ -2,7 +2,8 @@
 
 `execute` plans the run as a worker does (`prepare_run`, the deterministic fake model, no response cache on
 the driver) and runs it with `run_adaptation` into the checkpoint at a local path or an fsspec URL, stopping
-after `batches` batches when asked (an attempt that was interrupted), on `ray_actors` Ray actors when asked.
+after `batches` batches when asked (an attempt that was interrupted), on `ray_actors` Ray actors when asked,
+which may be told to find the input elsewhere and keep their data dir elsewhere.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow as pa
 
 from datamill.api.adapt import make_gateway
 from datamill.api.runs_plans import options_to_dict, prepare_run, run_job
-from datamill.api.runs_ray import actor_plan
+from datamill.api.runs_ray import ActorInput, actor_plan
 from datamill.api.runs_settings import RunSettings
 from datamill.dataio import open_dataset
 from datamill.pipelines.adapt import run_adaptation
@@ -54,8 +55,14 @@ async def execute(
     *,
     ray_actors: int = 0,
     batches: int | None = None,
+    actor_input: ActorInput | None = None,
+    actor_data_dir: Path | None = None,
 ) -> tuple[list[dict[str, Any]], int, int]:
-    """Run into the checkpoint at `location`; its output rows, resumed batches and batches sent to Ray."""
+    """Run into the checkpoint at `location`; its output rows, resumed batches and batches sent to Ray.
+
+    The actors read `actor_input` (by default the driver's file) with `actor_data_dir` (by default
+    `data_dir`) as their data dir.
+    """
     llm = SETTINGS.llm_settings(data_dir)
     gateway = make_gateway(llm, use_cache=False)
     options = SETTINGS.run_options()
@@ -66,7 +73,16 @@ async def execute(
         if ray_actors:
             from datamill.runners.ray_executor import RayBatchRunners
 
-            args = ("adapt", source, MODEL, options_to_dict(options), REQUEST, SETTINGS, data_dir, None)
+            args = (
+                "adapt",
+                actor_input or ActorInput(source),
+                MODEL,
+                options_to_dict(options),
+                REQUEST,
+                SETTINGS,
+                actor_data_dir or data_dir,
+                False,
+            )
             make_checkpoint = partial(checkpoint_at, location, "fingerprint")
             runners = RayBatchRunners(partial(actor_plan, *args), make_checkpoint, actors=ray_actors)
         with open_dataset(source.path, format=source.format, batch_size=BATCH) as reader:

@@ -3,7 +3,9 @@
 A run's batches go to Ray actors, each planning the run on its own gateway with the deterministic fake model;
 the output matches the local executor's row for row. A run whose first batches were checkpointed by an
 interrupted attempt resumes on Ray: the saved batches are skipped, the rest are saved by the actors, and the
-result is again the same. Through a worker (`DATAMILL_EXECUTOR=ray` in its settings), a run launched with
+result is again the same. Actors that do not see the worker's input file, with a data dir of their own,
+read the dataset from the database and a blob store they know only by URL, and give the same rows. Through a
+worker (`DATAMILL_EXECUTOR=ray` in its settings), a run launched with
 the official SDK executes on the actors and downloads with the same rows as one executed locally.
 """
 
@@ -19,9 +21,11 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from adapt_helpers import BATCH, BATCHES, MODEL, REQUEST, ROWS, execute, write_input  # noqa: E402
+from adapt_helpers import BATCH, BATCHES, MODEL, REQUEST, ROWS, SETTINGS, execute, write_input  # noqa: E402
 
+from datamill.api.runs_ray import ActorInput  # noqa: E402
 from datamill.api.runs_settings import RunSettings  # noqa: E402
+from datamill.runners.inputs import RunInput  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,6 +59,74 @@ async def test_a_resumed_run_on_ray_skips_the_saved_batches(tmp_path: Path) -> N
         p.name: p.stat().st_mtime_ns for p in (root / "parts").glob("*.parquet") if p.name in saved
     } == saved
     assert on_ray == local
+
+
+def _dataset_in(tmp_path: Path, source: RunInput) -> tuple[str, str, str]:
+    """`source` as a dataset's one file, in a database and a blob dir of their own: the ids and URLs."""
+    from datamill.api.tenants import TenantService
+    from datamill.store import Dataset, DatasetFile, Store, utcnow
+    from datamill.store.ids import new_id
+
+    database_url = f"sqlite:///{tmp_path / 'metadata.db'}"
+    blob_dir = tmp_path / "cluster-blobs"
+    (blob_dir / "uploads").mkdir(parents=True)
+    (blob_dir / "uploads" / "qa.jsonl").write_bytes(source.path.read_bytes())
+    store = Store.from_url(database_url)
+    try:
+        store.migrate()
+        tenant_id = TenantService(store).create_key("ray").tenant.id
+        now = utcnow()
+        dataset = Dataset(
+            id=new_id("ds"),
+            tenant_id=tenant_id,
+            name="qa",
+            kind="uploaded",
+            status="succeeded",
+            ingest_state="ready",
+            processing_mode="adapt",
+            created_at=now,
+            updated_at=now,
+        )
+        with store.session() as session:
+            session.add(dataset)
+            session.flush()
+            session.add(
+                DatasetFile(
+                    dataset_id=dataset.id,
+                    position=0,
+                    file_name="qa.jsonl",
+                    file_format="jsonl",
+                    blob_key="uploads/qa.jsonl",
+                    size_bytes=source.path.stat().st_size,
+                    sha256="0" * 64,
+                )
+            )
+        return dataset.id, database_url, str(blob_dir)
+    finally:
+        store.close()
+
+
+async def test_actors_without_the_workers_files_read_the_dataset_by_url(tmp_path: Path) -> None:
+    source = write_input(tmp_path)
+    local, _, _ = await execute(source, tmp_path / "data", tmp_path / "local")
+    dataset_id, database_url, blob_url = _dataset_in(tmp_path, source)
+    elsewhere = RunInput(tmp_path / "worker-node" / "data" / "inputs" / "qa.jsonl", "jsonl")
+    assert not elsewhere.path.exists()
+    actor_data = tmp_path / "actor-node"
+    on_ray, _, sent = await execute(
+        source,
+        tmp_path / "data",
+        tmp_path / "ray",
+        ray_actors=2,
+        actor_input=ActorInput(elsewhere, dataset_id, database_url, blob_url),
+        actor_data_dir=actor_data,
+    )
+    assert sent == BATCHES
+    assert on_ray == local
+    assert not (tmp_path / "worker-node").exists()
+    # The actors kept their response cache in their own data dir; the driver keeps none.
+    assert SETTINGS.llm_settings(actor_data).cache_path.is_file()
+    assert not SETTINGS.llm_settings(tmp_path / "data").cache_path.exists()
 
 
 def test_a_worker_with_the_ray_executor_runs_a_launched_run_on_the_actors(

@@ -121,7 +121,13 @@ class RunExecutor:
         if self._settings.executor == "ray":
             make_checkpoint = partial(checkpoint_at, root, run_fingerprint)
             runners = ray_runners(
-                self._settings, self._data_dir, self._store, _run_fields(ticket), source, make_checkpoint
+                self._settings,
+                self._data_dir,
+                self._store,
+                self._blobs,
+                _run_fields(ticket),
+                source,
+                make_checkpoint,
             )
             spent = live.cost_usd
             live.cost_usd = lambda: spent() + runners.cost_usd
@@ -250,7 +256,13 @@ async def contained(work: Awaitable[T]) -> T:
 
 
 def _run_fields(ticket: RunTicket) -> dict[str, Any]:
-    return {"kind": ticket.kind, "model": ticket.model, "options": ticket.options, "request": ticket.request}
+    return {
+        "kind": ticket.kind,
+        "model": ticket.model,
+        "options": ticket.options,
+        "request": ticket.request,
+        "source_dataset_id": ticket.source_dataset_id,
+    }
 
 
 def _new_rows(root: Location) -> int:

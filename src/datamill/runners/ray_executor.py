@@ -3,14 +3,15 @@
 The worker that claimed the run still reads the input and runs the batch steps (column mapping, sampling,
 dedup) in file order, since they carry state from batch to batch; each batch's rows then go to one of
 ``actors`` Ray actors, which runs the plan's row steps (the model calls) over them on its own event loop and
-gateway, and saves the batch to the run's checkpoint itself (a directory every node sees, or object
-storage). So the checkpoint and resume semantics are the local executor's: a batch is saved whole or not at
-all, and a resumed run skips the saved ones. Up to `run_adaptation`'s ``batches_in_flight`` batches are out
-at once (a worker asks for two per actor).
+gateway, and saves the batch to the run's checkpoint itself (on object storage for a cluster of several
+machines, or a directory every node sees). So the checkpoint and resume semantics are the local executor's:
+a batch is saved whole or not at all, and a resumed run skips the saved ones. Up to `run_adaptation`'s
+``batches_in_flight`` batches are out at once (a worker asks for two per actor).
 
 An actor builds its plan once, from a picklable ``make_plan`` the caller provides (it gets the actor's own
-gateway, with the response cache, and with the shared concurrency budget when one is configured), and opens
-the checkpoint with ``make_checkpoint``. An error that stops the run comes back as itself, not wrapped.
+gateway, with the response cache, and with the shared concurrency budget when one is configured, and reads
+the run's input where the actor's node has it, so nothing of the worker's disk is needed), and opens the
+checkpoint with ``make_checkpoint``. An error that stops the run comes back as itself, not wrapped.
 
 `connect` joins the cluster at ``address`` (``DATAMILL_RAY_ADDRESS``; ``auto`` for the one this machine is
 part of) or, with none, starts a local Ray instance; it does nothing when Ray is already initialised in the

@@ -59,6 +59,9 @@ class BlobWriter(Protocol):
 class BlobStore(Protocol):
     """Keyed byte storage; see the module docstring."""
 
+    #: What `blob_store_from_url` opens this store from (another process, or node, opens it again).
+    url: str
+
     def open_writer(self, key: str, *, max_bytes: int | None = None) -> BlobWriter: ...
 
     def open_read(self, key: str) -> BinaryIO: ...
@@ -145,6 +148,7 @@ class LocalBlobStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
+        self.url = str(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).parts)

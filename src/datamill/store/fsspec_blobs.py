@@ -83,6 +83,7 @@ class FsspecBlobStore:
         fs, root = fsspec.core.url_to_fs(url, **options)
         self._fs: Any = fs
         self._root = str(root).rstrip("/")
+        self.url = url
 
     def _path(self, key: str) -> str:
         return f"{self._root}/{check_key(key).as_posix()}"
