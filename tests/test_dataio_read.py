@@ -341,6 +341,11 @@ def test_counting_csv_rows_spans_blocks_and_quoted_newlines(tmp_path: Path) -> N
     assert count_rows(write(tmp_path / "a.tsv", "a\tb\n1\t2\n3\t4\n")) == 2
 
 
+def test_counting_csv_rows_with_a_cell_longer_than_a_counting_block(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", 'id,text\n1,"' + "x" * 300_000 + '"\n2,short\n')
+    assert count_rows(path) == 2 == read_all(path).num_rows
+
+
 def test_counting_csv_rows_reports_what_a_read_reports(tmp_path: Path) -> None:
     ragged = write(tmp_path / "ragged.csv", "a,b\n1,2\n" + "3,4\n" * 5000 + "5,6,7\n")
     with pytest.raises(DataFormatError, match="expected 2 columns, found 3"):
