@@ -172,3 +172,27 @@ def test_a_file_with_the_old_without_rowid_table_is_converted_with_its_entries(t
     assert len(tables) == 1
     assert "WITHOUT ROWID" not in tables[0].upper()
     assert keys == ["new", "old"]
+
+
+def _open_put_close(path: str, index: int, barrier: Any) -> None:
+    barrier.wait()
+    cache = SqliteResponseCache(path, commit_every=1)
+    cache.put(f"k{index}", {"i": index})
+    cache.close()
+
+
+def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    path = str(tmp_path / "shared.sqlite")
+    barrier = context.Barrier(6)
+    workers = [context.Process(target=_open_put_close, args=(path, i, barrier)) for i in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0] * 6
+    cache = SqliteResponseCache(path)
+    assert [cache.get(f"k{i}") for i in range(6)] == [{"i": i} for i in range(6)]
+    cache.close()

@@ -98,14 +98,7 @@ class SqliteResponseCache:
         self._max_delay_s = max_delay_s
         self._pending: dict[str, bytes] = {}
         self._oldest_pending = 0.0
-        self._conn: sqlite3.Connection | None = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        # Checkpoint the WAL every ~40 MB instead of ~4 MB: an index page rewritten by many commits is copied
-        # back to the database once per checkpoint (about 3 µs less CPU per insert, measured).
-        self._conn.execute("PRAGMA wal_autocheckpoint=10000")
-        self._conn.execute(_CREATE_TABLE)
-        _convert_without_rowid(self._conn)
+        self._conn: sqlite3.Connection | None = _open(self.path)
         self._cursor: sqlite3.Cursor = self._conn.cursor()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -165,6 +158,32 @@ class SqliteResponseCache:
         if self._conn is None:
             raise RuntimeError(f"response cache {self.path} is closed")
         return self._conn
+
+
+def _open(path: Path, attempts: int = 50) -> sqlite3.Connection:
+    """Open (and on first use create) the cache file.
+
+    Several processes may open one file at the same moment (the workers or Ray actors of one machine);
+    switching a new file to WAL can then answer "database is locked" at once, without waiting for the busy
+    timeout, so the setup is retried briefly.
+    """
+    for attempt in range(attempts):
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoint the WAL every ~40 MB instead of ~4 MB: an index page rewritten by many commits is
+            # copied back to the database once per checkpoint (about 3 µs less CPU per insert, measured).
+            conn.execute("PRAGMA wal_autocheckpoint=10000")
+            conn.execute(_CREATE_TABLE)
+            _convert_without_rowid(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
 
 
 def _convert_without_rowid(conn: sqlite3.Connection) -> None:
