@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import adaption
+import httpx
 import yaml
 from server_helpers import wait_for, write_rows
 
@@ -81,6 +82,30 @@ def upload(client: adaption.Adaption, path: Path, rows: list[dict[str, Any]], **
     done = client.datasets.upload_file(write_rows(path, rows), **options)
     wait_for(client, done.dataset_id)
     return done.dataset_id
+
+
+#: Two csv files of three distinct questions, uploaded together as one dataset by `upload_batch`.
+BATCH_PARTS = (
+    b"id,question,answer\n1,Why is the sky blue today?,Scattering.\n",
+    b"id,question,answer\n2,How do tides follow the moon?,Gravity.\n3,What makes bread rise?,Yeast.\n",
+)
+
+
+def upload_batch(client: adaption.Adaption, parts: tuple[bytes, ...] = BATCH_PARTS) -> Any:
+    """Upload `parts` as one batch dataset through the SDK's batch flow and wait until it is read."""
+    files = [
+        {"file_name": f"part{i}.csv", "file_format": "csv", "file_size_bytes": len(p)}
+        for i, p in enumerate(parts)
+    ]
+    started = client.datasets.upload.initiate_batch(name="batch", files=files)
+    for upload_slot, data in zip(started.uploads, parts, strict=True):
+        httpx.put(upload_slot.upload_url, content=data).raise_for_status()
+    client.datasets.upload.complete_batch(
+        dataset_id=started.dataset_id,
+        files=[{**f, "s3_key": u.s3_key} for f, u in zip(files, started.uploads, strict=True)],
+    )
+    wait_for(client, started.dataset_id)
+    return started
 
 
 def wait_done(client: adaption.Adaption, dataset_id: str) -> Any:

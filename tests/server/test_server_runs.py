@@ -11,7 +11,7 @@ from typing import Any
 import adaption
 import httpx
 import pytest
-from runs_helpers import MAPPING, qa_rows, run_settings, runs_server, upload, wait_done
+from runs_helpers import MAPPING, qa_rows, run_settings, runs_server, upload, upload_batch, wait_done
 from server_helpers import error_body, fields_of, wait_for
 from sqlalchemy import select
 
@@ -291,22 +291,7 @@ def test_every_upload_format_can_be_adapted(srv: RunningServer, tmp_path: Path, 
 
 def test_a_batch_of_files_runs_as_one_dataset(srv: RunningServer) -> None:
     client = srv.client()
-    parts = [
-        b"id,question,answer\n1,Why is the sky blue today?,Scattering.\n",
-        b"id,question,answer\n2,How do tides follow the moon?,Gravity.\n3,What makes bread rise?,Yeast.\n",
-    ]
-    files = [
-        {"file_name": f"part{i}.csv", "file_format": "csv", "file_size_bytes": len(p)}
-        for i, p in enumerate(parts)
-    ]
-    started = client.datasets.upload.initiate_batch(name="batch", files=files)
-    for upload_slot, data in zip(started.uploads, parts, strict=True):
-        httpx.put(upload_slot.upload_url, content=data).raise_for_status()
-    client.datasets.upload.complete_batch(
-        dataset_id=started.dataset_id,
-        files=[{**f, "s3_key": u.s3_key} for f, u in zip(files, started.uploads, strict=True)],
-    )
-    wait_for(client, started.dataset_id)
+    started = upload_batch(client)
     client.datasets.adapt(started.dataset_id, column_mapping=MAPPING)
     assert wait_done(client, started.dataset_id).status == "succeeded"
     text = client.datasets.download(started.dataset_id, file_format="jsonl").text()

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
+from runs_helpers import MAPPING, qa_rows, runs_server, upload, upload_batch, wait_done
 from s3_helpers import BUCKET, S3Server, moto_s3
-from server_helpers import wait_for
 
 from conftest import RunningServer
 from datamill.api.server_settings import ServerSettings
@@ -99,22 +98,7 @@ def test_an_upload_over_the_limit_leaves_nothing_in_the_bucket(srv: RunningServe
 
 def test_a_batch_of_files_on_s3_runs_as_one_dataset(srv: RunningServer, s3: S3Server) -> None:
     client = srv.client()
-    parts = [
-        b"id,question,answer\n1,Why is the sky blue today?,Scattering.\n",
-        b"id,question,answer\n2,How do tides follow the moon?,Gravity.\n3,What makes bread rise?,Yeast.\n",
-    ]
-    files = [
-        {"file_name": f"part{i}.csv", "file_format": "csv", "file_size_bytes": len(p)}
-        for i, p in enumerate(parts)
-    ]
-    started = client.datasets.upload.initiate_batch(name="batch", files=files)
-    for upload_slot, data in zip(started.uploads, parts, strict=True):
-        httpx.put(upload_slot.upload_url, content=data).raise_for_status()
-    client.datasets.upload.complete_batch(
-        dataset_id=started.dataset_id,
-        files=[{**f, "s3_key": u.s3_key} for f, u in zip(files, started.uploads, strict=True)],
-    )
-    wait_for(client, started.dataset_id)
+    started = upload_batch(client)
     stored = s3.bucket_objects(prefix=f"{PREFIX}/uploads/")
     assert all(f"{PREFIX}/{u.s3_key}" in stored for u in started.uploads)  # the SDK's s3_key is the object's
 
