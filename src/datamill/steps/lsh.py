@@ -5,28 +5,42 @@ Each kept text stores:
 - its signature truncated to 16 bits per value (``num_perm`` × 2 bytes, 256 B at 128 values): two different
   minima agree on their low 16 bits with probability 2^-16, so the similarity estimate moves by less than
   0.0001 (b-bit minwise hashing, Li and König, 2010);
-- one 64-bit key per LSH band with a 32-bit slot number (12 B × 21 bands = 252 B);
+- one hash-table cell per LSH band: the band key's low 32 bits and a 32-bit slot number, 8 B in a table
+  kept 35–70% full (11–23 B per band, 240–480 B for 21 bands);
 - its source row number (8 B).
 
-About 520 B per kept row, whatever the text's length. Band keys live in *sorted runs*, merged when a run
-grows to the size of the one before it (as in a log-structured merge tree): adding n rows costs
-O(n log n) in all, and a batch of queries is answered with ``np.searchsorted`` on each of the O(log n) runs.
+About 500–750 B per kept row, whatever the text's length. The table (`BandTable`) is open addressing with
+linear probing: a batch of look-ups or inserts reads a few neighbouring cells per key, so both cost the same
+whatever the number of rows kept, and time grows linearly with the corpus.
 
 A bucket (one band key) shared by many kept rows, as happens with templated prompts that are similar but
-under the threshold, would make every later query verify all of them; each run contributes at most
-`MAX_BUCKET_CANDIDATES` rows per bucket, the earliest kept. A true near-duplicate agrees on several bands at
-once, so the cap costs recall only on such heavily templated data.
+under the threshold, would make every later query verify all of them; a band key keeps at most
+`MAX_BUCKET_CANDIDATES` rows, the earliest kept. A true near-duplicate agrees on several bands at once, so the
+cap costs recall only on such heavily templated data.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from numpy.typing import NDArray
 
-#: Rows one run contributes for one band key of a query.
+#: Kept rows stored for one band key.
 MAX_BUCKET_CANDIDATES = 32
 #: Candidate pairs verified per numpy chunk (chunk × num_perm × 2 bytes of temporary memory).
 _VERIFY_CHUNK = 8192
+#: Largest fraction of the hash table's cells in use before it doubles.
+_MAX_LOAD = 0.7
+#: Cells of the smallest table, as a power of two.
+_MIN_BITS = 12
+#: Cells read per probe round, in turn; the last repeats. The table always ends with this many empty cells.
+_FIRST_WIDTHS = (4, 16, 64, 256)
+_TAIL = _FIRST_WIDTHS[-1]
+#: Entries laid out per numpy pass when the table doubles.
+_REBUILD_CHUNK = 1 << 20
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
 
 U64 = NDArray[np.uint64]
 Matches = tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]
@@ -75,53 +89,151 @@ def batch_pairs(keys: U64, sigs: NDArray[np.uint16], threshold: float) -> Matche
     return first[hit], second[hit], score[hit]
 
 
-class _SortedRuns:
-    """Band keys with the slot of the row they belong to, as a few sorted arrays."""
+class BandTable:
+    """Band keys with the slot of the row they belong to, in one open-addressing hash table.
+
+    Each cell is one ``uint64``: the key's low 32 bits (its fingerprint, never 0) above the 32-bit slot; 0 is
+    an empty cell. A key's home cell is given by the top bits of its fingerprint and it sits in the first free
+    cell from there on (linear probing, no wrap-around: a tail of empty cells follows the last one used), so
+    a look-up reads a few neighbouring cells and stops at an empty one. Reads go a window of cells at a time
+    for the whole batch of queries, so numpy does the work.
+
+    Look-ups and inserts cost the same at any size (the table is at most `_MAX_LOAD` full); when it fills
+    up it doubles, and the cells are laid out again in one sorted pass. Two keys with the same fingerprint
+    only add a candidate that verification rejects.
+    """
 
     def __init__(self) -> None:
-        self.keys: list[U64] = []
-        self.slots: list[NDArray[np.uint32]] = []
+        self._bits = _MIN_BITS
+        self._cells = np.zeros((1 << _MIN_BITS) + _TAIL, dtype=np.uint64)
+        self._size = 0
 
     @property
     def nbytes(self) -> int:
-        return sum(k.nbytes for k in self.keys) + sum(s.nbytes for s in self.slots)
-
-    def add(self, keys: U64, slots: NDArray[np.uint32]) -> None:
-        order = np.argsort(keys, kind="stable")
-        self.keys.append(keys[order])
-        self.slots.append(slots[order])
-        while len(self.keys) > 1 and self.keys[-2].size <= 2 * self.keys[-1].size:
-            # Older run first, stable sort: equal keys stay in insertion order, so capped buckets keep
-            # the earliest rows.
-            keys = np.concatenate(self.keys[-2:])
-            slots = np.concatenate(self.slots[-2:])
-            order = np.argsort(keys, kind="stable")
-            self.keys[-2:] = [keys[order]]
-            self.slots[-2:] = [slots[order]]
+        return self._cells.nbytes
 
     def lookup(self, queries: U64) -> tuple[NDArray[np.intp], NDArray[np.uint32]]:
-        """(index into ``queries``, slot) for every stored key equal to a query key, capped per bucket."""
+        """(index into ``queries``, slot) for every stored key equal to a query key."""
+        fp = _fingerprints(queries)
         found_q: list[NDArray[np.intp]] = []
         found_s: list[NDArray[np.uint32]] = []
-        # Sorted queries make the binary searches walk the run in order (numpy narrows each search with
-        # the previous result), several times faster than random order on large runs.
-        order = np.argsort(queries)
-        ordered = queries[order]
-        for keys, slots in zip(self.keys, self.slots, strict=True):
-            lo = np.searchsorted(keys, ordered, side="left")
-            hit = np.flatnonzero(keys[np.minimum(lo, keys.size - 1)] == ordered)
-            if hit.size == 0:
-                continue
-            lo = lo[hit]
-            counts = np.minimum(np.searchsorted(keys, ordered[hit], side="right") - lo, MAX_BUCKET_CANDIDATES)
-            total = int(counts.sum())
-            query_index = np.repeat(order[hit], counts)
-            within = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-            found_q.append(query_index)
-            found_s.append(slots[np.repeat(lo, counts) + within])
+        active = np.arange(fp.size)
+        pos = self._home(fp)
+        for width in _widths():
+            if active.size == 0:
+                break
+            cells = self._cells[pos[:, None] + np.arange(width)]
+            first, _ = _first_empty(cells)
+            row, col = np.nonzero((np.arange(width) < first[:, None]) & ((cells >> _SHIFT) == fp[:, None]))
+            if row.size:
+                found_q.append(active[row])
+                found_s.append((cells[row, col] & _LOW32).astype(np.uint32))
+            live = first == width
+            active, pos, fp = active[live], pos[live] + width, fp[live]
         if not found_q:
             return np.empty(0, np.intp), np.empty(0, np.uint32)
         return np.concatenate(found_q), np.concatenate(found_s)
+
+    def add(self, keys: U64, slots: NDArray[np.uint32]) -> None:
+        """Store (key, slot) pairs; a key that already has `MAX_BUCKET_CANDIDATES` slots gets no more."""
+        fp = _fingerprints(keys)
+        self._grow(self._size + fp.size)
+        self._size += self._insert((fp << _SHIFT) | slots.astype(np.uint64))
+
+    def _home(self, fp: U64) -> NDArray[np.intp]:
+        return (fp >> np.uint64(32 - self._bits)).astype(np.intp)
+
+    def _insert(self, entries: U64) -> int:
+        """Put each entry in the first empty cell from its home, counting same-key cells passed on the way.
+
+        Entries racing for one cell all offer a marker there and the largest stays: the earliest entry takes
+        the cell, and the others go on from the next cell, counting the winner if it has their key. Entries
+        with one key start from one home and so move together, so a key keeps exactly its earliest
+        `MAX_BUCKET_CANDIDATES` entries. Returns the entries stored.
+        """
+        count = entries.size
+        fp = entries >> _SHIFT
+        pending = np.arange(count)
+        pos = self._home(fp)
+        seen = np.zeros(count, dtype=np.intp)
+        marker = np.arange(count, 0, -1, dtype=np.uint64)  # earlier is larger; below 2**32, so never an entry
+        stored = 0
+        for width in _widths():
+            if pending.size == 0:
+                break
+            self._keep_tail(int(pos.max()) + width)
+            cells = self._cells[pos[:, None] + np.arange(width)]
+            first, found = _first_empty(cells)
+            key = fp[pending]
+            seen[pending] += np.count_nonzero(
+                (np.arange(width) < first[:, None]) & ((cells >> _SHIFT) == key[:, None]), axis=1
+            )
+            full = seen[pending] >= MAX_BUCKET_CANDIDATES
+            go = np.flatnonzero(found & ~full)
+            target, claim = pos[go] + first[go], pending[go]
+            np.maximum.at(self._cells, target, marker[claim])
+            won = self._cells[target] == marker[claim]
+            self._cells[target[won]] = entries[claim[won]]
+            stored += int(np.count_nonzero(won))
+            lost_at, lost = target[~won], claim[~won]
+            seen[lost] += (self._cells[lost_at] >> _SHIFT) == fp[lost]
+            onward = ~found & ~full
+            pending = np.concatenate((pending[onward], lost))
+            pos = np.concatenate((pos[onward] + width, lost_at + 1))
+        return stored
+
+    def _keep_tail(self, reach: int) -> None:
+        """Make the table long enough that cells up to ``reach`` exist with `_TAIL` empty cells after."""
+        if reach + _TAIL > self._cells.size:
+            grown = np.zeros(reach + 2 * _TAIL, dtype=np.uint64)
+            grown[: self._cells.size] = self._cells
+            self._cells = grown
+
+    def _grow(self, needed: int) -> None:
+        """Double the table until ``needed`` entries keep it at most `_MAX_LOAD` full."""
+        bits = self._bits
+        while needed > (1 << bits) * _MAX_LOAD:
+            bits += 1
+        if bits == self._bits:
+            return
+        entries = self._cells[self._cells != 0]
+        self._cells = np.empty(0, dtype=np.uint64)
+        # Sorted by value is sorted by home; each entry then goes to max(home, previous cell + 1).
+        entries.sort()
+        self._bits = bits
+        self._cells = np.zeros((1 << bits) + _TAIL, dtype=np.uint64)
+        reach = np.iinfo(np.intp).min
+        for lo in range(0, entries.size, _REBUILD_CHUNK):
+            chunk = entries[lo : lo + _REBUILD_CHUNK]
+            ramp = np.arange(lo, lo + chunk.size)
+            offset = np.maximum.accumulate(self._home(chunk >> _SHIFT) - ramp)
+            np.maximum(offset, reach, out=offset)
+            reach = int(offset[-1])
+            cells = ramp + offset
+            self._keep_tail(int(cells[-1]) + 1)
+            self._cells[cells] = chunk
+
+
+def _fingerprints(keys: U64) -> U64:
+    fp = keys & _LOW32
+    fp[fp == 0] = 1
+    return fp
+
+
+def _widths() -> Iterator[int]:
+    """Cells read per probe round: most keys are settled by the first few cells."""
+    yield from _FIRST_WIDTHS
+    while True:
+        yield _FIRST_WIDTHS[-1]
+
+
+def _first_empty(cells: U64) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """Per row of cells: the first empty cell's index (the row's width if none) and whether there is one."""
+    empty = cells == 0
+    first = np.argmax(empty, axis=1)
+    found = empty[np.arange(cells.shape[0]), first]
+    first[~found] = cells.shape[1]
+    return first, found
 
 
 class LshIndex:
@@ -135,7 +247,7 @@ class LshIndex:
     def __init__(self, bands: int, num_perm: int) -> None:
         self.bands = bands
         self.num_perm = num_perm
-        self._runs = _SortedRuns()
+        self._keys = BandTable()
         self._sigs = np.empty((0, num_perm), dtype=np.uint16)
         self._rows = np.empty(0, dtype=np.int64)
         self._size = 0
@@ -146,7 +258,7 @@ class LshIndex:
     @property
     def nbytes(self) -> int:
         """Bytes held for the kept rows (signature arrays at their current capacity)."""
-        return self._runs.nbytes + self._sigs.nbytes + self._rows.nbytes
+        return self._keys.nbytes + self._sigs.nbytes + self._rows.nbytes
 
     def matches(self, keys: U64, sigs: NDArray[np.uint16], threshold: float) -> Matches:
         """Best kept row per query text whose estimated similarity reaches ``threshold``.
@@ -157,7 +269,7 @@ class LshIndex:
         if self._size == 0:
             empty = np.empty(0, np.intp)
             return empty, empty, np.empty(0, np.float64)
-        flat_index, slots = self._runs.lookup(keys.ravel())
+        flat_index, slots = self._keys.lookup(keys.ravel())
         code = (flat_index // self.bands).astype(np.uint64) << np.uint64(32) | slots.astype(np.uint64)
         code = np.unique(code)
         query = (code >> np.uint64(32)).astype(np.intp)
@@ -177,7 +289,7 @@ class LshIndex:
         self._sigs[self._size : self._size + count] = sigs
         self._rows[self._size : self._size + count] = rows
         self._size += count
-        self._runs.add(keys.ravel(), np.repeat(slots, self.bands))
+        self._keys.add(keys.ravel(), np.repeat(slots, self.bands))
 
     def _reserve(self, needed: int) -> None:
         capacity = self._rows.size
