@@ -122,13 +122,12 @@ class BandTable:
         for width in _widths():
             if active.size == 0:
                 break
-            cells = self._cells[pos[:, None] + np.arange(width)]
-            first, _ = _first_empty(cells)
-            row, col = np.nonzero((np.arange(width) < first[:, None]) & ((cells >> _SHIFT) == fp[:, None]))
+            cells, chain = self._window(pos, width)
+            col, row = np.nonzero(chain & ((cells >> _SHIFT) == fp))
             if row.size:
                 found_q.append(active[row])
-                found_s.append((cells[row, col] & _LOW32).astype(np.uint32))
-            live = first == width
+                found_s.append((cells[col, row] & _LOW32).astype(np.uint32))
+            live = chain[-1]
             active, pos, fp = active[live], pos[live] + width, fp[live]
         if not found_q:
             return np.empty(0, np.intp), np.empty(0, np.uint32)
@@ -162,12 +161,10 @@ class BandTable:
             if pending.size == 0:
                 break
             self._keep_tail(int(pos.max()) + width)
-            cells = self._cells[pos[:, None] + np.arange(width)]
-            first, found = _first_empty(cells)
-            key = fp[pending]
-            seen[pending] += np.count_nonzero(
-                (np.arange(width) < first[:, None]) & ((cells >> _SHIFT) == key[:, None]), axis=1
-            )
+            cells, chain = self._window(pos, width)
+            first = np.count_nonzero(chain, axis=0)
+            found = first < width
+            seen[pending] += np.count_nonzero(chain & ((cells >> _SHIFT) == fp[pending]), axis=0)
             full = seen[pending] >= MAX_BUCKET_CANDIDATES
             go = np.flatnonzero(found & ~full)
             target, claim = pos[go] + first[go], pending[go]
@@ -181,6 +178,14 @@ class BandTable:
             pending = np.concatenate((pending[onward], lost))
             pos = np.concatenate((pos[onward] + width, lost_at + 1))
         return stored
+
+    def _window(self, pos: NDArray[np.intp], width: int) -> tuple[U64, NDArray[np.bool_]]:
+        """The ``width`` cells from each position (one column per position), and which lie in the chain.
+
+        A cell is in the chain when it and every cell before it in the column are in use.
+        """
+        cells = self._cells[pos + np.arange(width)[:, None]]
+        return cells, np.logical_and.accumulate(cells != 0, axis=0)
 
     def _keep_tail(self, reach: int) -> None:
         """Make the table long enough that cells up to ``reach`` exist with `_TAIL` empty cells after."""
@@ -225,15 +230,6 @@ def _widths() -> Iterator[int]:
     yield from _FIRST_WIDTHS
     while True:
         yield _FIRST_WIDTHS[-1]
-
-
-def _first_empty(cells: U64) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
-    """Per row of cells: the first empty cell's index (the row's width if none) and whether there is one."""
-    empty = cells == 0
-    first = np.argmax(empty, axis=1)
-    found = empty[np.arange(cells.shape[0]), first]
-    first[~found] = cells.shape[1]
-    return first, found
 
 
 class LshIndex:
