@@ -21,7 +21,6 @@ asserts.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import subprocess
@@ -33,6 +32,7 @@ from typing import Any
 
 from bench._support import cpu_s, fake_server, vm_hwm_mb
 from bench.pipeline_throughput import ECHO, MODEL, write_input
+from datamill.llm import event_loop
 
 RESULTS = Path(__file__).parent / "results" / "rerun_cost.json"
 CHANGED = "Formal, precise and complete."
@@ -42,7 +42,7 @@ RUNS = (("first", "Friendly and brief."), ("blueprint_changed", CHANGED), ("unch
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.child:
-        print(json.dumps(asyncio.run(_child(args))))
+        print(json.dumps(event_loop.run(_child(args))))
         return 0
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()

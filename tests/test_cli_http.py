@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+import zlib
 from pathlib import Path
 
 import orjson
@@ -30,8 +31,8 @@ def routes_file(tmp_path: Path, base_url: str) -> Path:
     return path
 
 
-async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
-    env = dict(os.environ, DATAMILL_HOME=str(tmp_path / "home"))
+async def run_cli(tmp_path: Path, *args: str, loop: str = "asyncio") -> tuple[int, str, str]:
+    env = dict(os.environ, DATAMILL_HOME=str(tmp_path / "home"), DATAMILL_EVENT_LOOP=loop)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -47,10 +48,14 @@ async def run_cli(tmp_path: Path, *args: str) -> tuple[int, str, str]:
 
 def answer(body: dict) -> str:
     last = body["messages"][-1]["content"]
-    return "Clear question?" if "Rewrite this request" in last else "Helpful answer."
+    if "Rewrite this request" not in last:
+        return "Helpful answer."
+    # One rephrase per row, so no two completion requests are alike (an alike one could be a cache hit).
+    return f"Clear question {zlib.crc32(last.encode())}?"
 
 
-async def test_adapt_over_http_uses_the_routed_endpoint(tmp_path: Path):
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_adapt_over_http_uses_the_routed_endpoint(tmp_path: Path, loop: str):
     async with FakeOpenAIServer(reply=answer, prompt_tokens=10, completion_tokens=5) as server:
         routes = routes_file(tmp_path, server.base_url)
         out = tmp_path / "out.jsonl"
@@ -72,13 +77,15 @@ async def test_adapt_over_http_uses_the_routed_endpoint(tmp_path: Path):
             "--no-eval",
             # The scripted rephrase is unrelated to the question, so the meaning check would revert it.
             "--no-rephrase-check",
+            loop=loop,
         )
         assert code == 0, stderr
         summary = json.loads(stdout)
         assert server.count == 18
         assert {r["model"] for r in server.requests} == {"small"}
     rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    assert {r["enhanced_prompt"] for r in rows} == {"Clear question?"}
+    assert len({r["enhanced_prompt"] for r in rows}) == len(rows) == 9
+    assert all(r["enhanced_prompt"].startswith("Clear question ") for r in rows)
     assert {r["enhanced_completion"] for r in rows} == {"Helpful answer."}
     assert summary["input_tokens"] == 180
     assert summary["output_tokens"] == 90

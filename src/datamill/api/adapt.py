@@ -7,7 +7,6 @@ Outputs beside ``output_path`` (``<stem>`` is its name without the extension):
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from datamill.core.errors import ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset, open_writer
+from datamill.llm import event_loop
 from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.cache import SqliteResponseCache
 from datamill.llm.gateway import Gateway, ModelHandle
@@ -188,7 +188,7 @@ async def adapt_file_async(
 
 def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSummary:
     """Blocking form of :func:`adapt_file_async`."""
-    return asyncio.run(adapt_file_async(job, body, **kwargs))
+    return event_loop.run(adapt_file_async(job, body, **kwargs))
 
 
 async def prepare_adaptation(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,6 +21,7 @@ from datamill.cli.progress import print_estimate, print_summary, with_progress
 from datamill.core.errors import ValidationError
 from datamill.core.run_config import RunConfig, merge_bodies, parse_run_config
 from datamill.core.run_options import RunOptions
+from datamill.llm import event_loop
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.estimate import Estimate
 
@@ -196,7 +196,7 @@ def _config_path(config: RunConfig, key: str) -> Path | None:
 def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None:
     console = Console(stderr=True)
     if flags["estimate_only"] or body.get("estimate") is True:
-        estimate = asyncio.run(_estimate(job, body, flags.get("routes")))
+        estimate = event_loop.run(_estimate(job, body, flags.get("routes")))
         if flags["as_json"]:
             click.echo(json.dumps(estimate.to_dict(), indent=2, default=str))
         else:
@@ -204,7 +204,7 @@ def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None
         return
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
     quiet = flags["quiet"] or flags["as_json"]
-    summary = asyncio.run(_run(job, body, flags.get("routes"), quiet, console))
+    summary = event_loop.run(_run(job, body, flags.get("routes"), quiet, console))
     if flags["as_json"]:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:

@@ -6,7 +6,6 @@ the same validation and messages apply as on the wire.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from datamill.api.adapt import make_gateway
 from datamill.api.generate import GenerateJob, SpecJob, create_spec_async, generate_async, read_spec
 from datamill.api.settings import Settings
 from datamill.cli.errors import handle_errors
+from datamill.llm import event_loop
 from datamill.pipelines.generate import DEFAULT_CONCURRENCY, GenerationSummary
 from datamill.pipelines.spec_analysis import SpecAnalysisOptions, SpecDraft
 
@@ -52,7 +52,7 @@ def spec_create_command(seeds: tuple[Path, ...], output: Path, **flags: Any) -> 
         seed=flags["seed"],
     )
     job = SpecJob(seeds, output, flags.get("model"), flags.get("objectives"), options, not flags["no_cache"])
-    draft = asyncio.run(_create(job, flags.get("routes")))
+    draft = event_loop.run(_create(job, flags.get("routes")))
     axes = ", ".join(f"{a.name} ({len(a.values)})" for a in draft.spec.axes) or "none"
     click.echo(f"wrote {output}: {len(draft.spec.requirements)} requirements; axes: {axes}")
 
@@ -100,7 +100,7 @@ def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) 
         not flags["no_cache"],
         flags["concurrency"],
     )
-    summary = asyncio.run(_generate(job, flags.get("routes")))
+    summary = event_loop.run(_generate(job, flags.get("routes")))
     if flags["as_json"]:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from datamill.api.adapt import make_gateway
 from datamill.api.evaluate_generation import EvaluateJob, EvaluationReport, evaluate_samples_async
 from datamill.api.settings import Settings
 from datamill.cli.errors import handle_errors
+from datamill.llm import event_loop
 from datamill.pipelines.generation_eval import DEFAULT_CONCURRENCY
 
 _PATH = click.Path(path_type=Path)
@@ -38,7 +38,7 @@ def spec_evaluate_command(spec_path: Path, samples_path: Path, **flags: Any) -> 
         not flags["no_cache"],
         flags["concurrency"],
     )
-    report = asyncio.run(_evaluate(job, flags.get("routes")))
+    report = event_loop.run(_evaluate(job, flags.get("routes")))
     Console().print(_table(report))
     evaluation = report.evaluation
     score = "n/a" if evaluation.conformance_score is None else f"{evaluation.conformance_score:g}/100"

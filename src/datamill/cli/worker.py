@@ -17,6 +17,7 @@ import click
 
 from datamill.api.server_settings import ServerSettings
 from datamill.cli.errors import handle_errors
+from datamill.llm import event_loop
 
 if TYPE_CHECKING:
     from datamill.runners.worker import Worker
@@ -40,7 +41,7 @@ def worker_command(data_dir: Path | None) -> None:
     worker = context.runs.worker.worker
     click.echo(f"datamill worker {worker.worker_id}: data in {settings.data_dir}; waiting for runs")
     try:
-        asyncio.run(_work(worker))
+        event_loop.run(_work(worker))
     finally:
         context.store.close()
     click.echo(f"datamill worker {worker.worker_id}: stopped")

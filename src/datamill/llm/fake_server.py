@@ -44,6 +44,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from datamill.llm import event_loop
+
 
 @dataclass(slots=True)
 class FakeResponse:
@@ -332,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
     )
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the way to stop it
-        asyncio.run(_serve(server))
+        event_loop.run(_serve(server))
 
 
 async def _serve(server: FakeOpenAIServer) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from typing import cast
 
 #: The most bytes a reply's status line and headers may take.
 MAX_HEAD_BYTES = 64 * 1024
@@ -44,8 +45,8 @@ class Http1Connection(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport; uvloop's does not subclass asyncio.Transport, so no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted any more

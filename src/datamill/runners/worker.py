@@ -25,6 +25,7 @@ import secrets
 import socket
 import threading
 
+from datamill.llm import event_loop
 from datamill.runners.execution import LiveRun, RunExecutor, RunTicket, error_data
 from datamill.runners.heartbeat import Heartbeat
 from datamill.store import Store, utcnow
@@ -180,7 +181,7 @@ class BackgroundWorker:
         self._ready.wait(10)
 
     def _main(self) -> None:
-        asyncio.run(self._serve())
+        event_loop.run(self._serve())
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -1,0 +1,53 @@
+"""The event loop datamill's own entry points run on: asyncio's, or uvloop's when asked.
+
+A run spends much of its CPU in the event loop and the transport (hundreds of model calls in flight), and
+uvloop's loop and TCP transports are written in C: the pipeline benchmark measured 6–9% less CPU per row
+with it. It is opt-in (``pip install uvloop``, ``DATAMILL_EVENT_LOOP=uvloop``; ``auto`` takes it when
+installed): with uvloop, a worker stopped by SIGTERM in the middle of a run was seen to pay again for more
+calls than it had in flight, which the standard loop does not. Code that runs inside someone else's loop (a
+notebook, a web server, pytest-asyncio) is unaffected: only `run` chooses a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from datamill.core.errors import ConfigError
+
+T = TypeVar("T")
+
+#: Environment variable naming the loop: ``asyncio`` (the default), ``uvloop`` or ``auto``.
+EVENT_LOOP_ENV = "DATAMILL_EVENT_LOOP"
+_CHOICES = ("auto", "uvloop", "asyncio")
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory of the chosen event loop, or None for asyncio's default."""
+    choice = os.environ.get(EVENT_LOOP_ENV, "asyncio").strip().lower() or "asyncio"
+    wanted = "uvloop (pip install uvloop)"
+    if choice not in _CHOICES:
+        raise ConfigError(f"{EVENT_LOOP_ENV} must be one of {', '.join(_CHOICES)}, not {choice!r}")
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError as exc:
+        if choice == "uvloop":
+            raise ConfigError(f"{EVENT_LOOP_ENV} asks for {wanted}, which is not installed") from exc
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(main)`` on the chosen event loop."""
+    try:
+        factory = loop_factory()
+    except ConfigError:
+        main.close()  # never started: close it so it is not reported as never awaited
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main)

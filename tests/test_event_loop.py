@@ -1,0 +1,42 @@
+"""Entry points run on asyncio's loop, on uvloop when asked, and name a bad choice."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import uvloop
+
+from datamill.core.errors import ConfigError
+from datamill.llm import event_loop
+
+
+async def _loop_type() -> type:
+    return type(asyncio.get_running_loop())
+
+
+def test_the_standard_loop_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(event_loop.EVENT_LOOP_ENV, raising=False)
+    loop_type = event_loop.run(_loop_type())
+    assert loop_type is not uvloop.Loop
+    assert issubclass(loop_type, asyncio.BaseEventLoop)
+
+
+@pytest.mark.parametrize("choice", ["uvloop", "auto"])
+def test_uvloop_when_asked_or_auto_and_installed(monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
+    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, choice)
+    assert event_loop.run(_loop_type()) is uvloop.Loop
+
+
+def test_a_bad_choice_names_the_variable_and_the_choices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, "tokio")
+    expected = "DATAMILL_EVENT_LOOP must be one of auto, uvloop, asyncio, not 'tokio'"
+    with pytest.raises(ConfigError, match=expected):
+        event_loop.run(_loop_type())
+
+
+def test_asking_for_uvloop_without_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, "uvloop")
+    monkeypatch.setitem(__import__("sys").modules, "uvloop", None)  # import uvloop now raises ImportError
+    with pytest.raises(ConfigError, match=r"pip install uvloop"):
+        event_loop.loop_factory()
