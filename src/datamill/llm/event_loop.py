@@ -3,9 +3,10 @@
 A run spends much of its CPU in the event loop and the transport (hundreds of model calls in flight), and
 uvloop's loop and TCP transports are written in C: the pipeline benchmark measured 6–9% less CPU per row
 with it. It is opt-in (``pip install uvloop``, ``DATAMILL_EVENT_LOOP=uvloop``; ``auto`` takes it when
-installed): with uvloop, a worker stopped by SIGTERM in the middle of a run was seen to pay again for more
-calls than it had in flight, which the standard loop does not. Code that runs inside someone else's loop (a
-notebook, a web server, pytest-asyncio) is unaffected: only `run` chooses a loop.
+installed) and experimental: in the SIGTERM test (``tests/scaleout/test_worker_sigterm.py``) a worker on
+uvloop had 4 calls in flight on a route limited to 2 and paid again for more calls than that, which the
+standard loop does not; a gateway on uvloop in one process holds the limit. Code that runs inside someone
+else's loop (a notebook, a web server, pytest-asyncio) is unaffected: only `run` chooses a loop.
 """
 
 from __future__ import annotations
