@@ -2,7 +2,8 @@
 
 The run goes back to the queue without waiting for its lease to lapse (no worker holds it, and the attempt
 is not counted), its finished batches stay checkpointed, and the next worker finishes it with every row
-exactly once, asking the model again only for the rows that were not finished.
+exactly once, asking the model again only for the rows that were not finished. On both event loops: on
+uvloop, a stop once let other batches' waiting rows take the slots the cancelled calls gave back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import adaption
+import pytest
 from fleet_helpers import Fleet, fake_model, fleet_env, write_routes
 from server_helpers import wait_for, write_rows
 
@@ -23,7 +25,8 @@ ROWS = 40
 CONCURRENCY = 2
 
 
-def test_sigterm_gives_the_run_back_and_the_worker_exits_0(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_sigterm_gives_the_run_back_and_the_worker_exits_0(tmp_path: Path, loop: str) -> None:
     url = f"sqlite:///{tmp_path / 'data' / 'datamill.db'}"
     store = Store.from_url(url)
     store.migrate()
@@ -31,7 +34,9 @@ def test_sigterm_gives_the_run_back_and_the_worker_exits_0(tmp_path: Path) -> No
     store.close()
     with fake_model(tmp_path / "model.log", latency_s=0.3) as model:
         routes = write_routes(tmp_path / "routes.yaml", model.base_url, CONCURRENCY)
-        env = fleet_env(routes, url, DATAMILL_RUN_BATCH_SIZE="5", DATAMILL_RUN_LEASE_S="60")
+        env = fleet_env(
+            routes, url, DATAMILL_RUN_BATCH_SIZE="5", DATAMILL_RUN_LEASE_S="60", DATAMILL_EVENT_LOOP=loop
+        )
         fleet = Fleet(tmp_path, url, env)
         try:
             client = adaption.Adaption(api_key=key, base_url=fleet.serve(), max_retries=0)

@@ -1,12 +1,10 @@
-"""The event loop datamill's own entry points run on: asyncio's, or uvloop's when asked.
+"""The event loop datamill's own entry points run on: uvloop where it is installed, else asyncio's.
 
 A run spends much of its CPU in the event loop and the transport (hundreds of model calls in flight), and
 uvloop's loop and TCP transports are written in C: the pipeline benchmark measured 6–9% less CPU per row
-with it. It is opt-in (``pip install uvloop``, ``DATAMILL_EVENT_LOOP=uvloop``; ``auto`` takes it when
-installed) and experimental: in the SIGTERM test (``tests/scaleout/test_worker_sigterm.py``) a worker on
-uvloop had 4 calls in flight on a route limited to 2 and paid again for more calls than that, which the
-standard loop does not; a gateway on uvloop in one process holds the limit. Code that runs inside someone
-else's loop (a notebook, a web server, pytest-asyncio) is unaffected: only `run` chooses a loop.
+with it. uvloop is a dependency on Linux and macOS; on Windows, or with ``DATAMILL_EVENT_LOOP=asyncio``, the
+standard loop runs. Code that runs inside someone else's loop (a notebook, a web server, pytest-asyncio) is
+unaffected: only `run` chooses a loop.
 """
 
 from __future__ import annotations
@@ -20,14 +18,14 @@ from datamill.core.errors import ConfigError
 
 T = TypeVar("T")
 
-#: Environment variable naming the loop: ``asyncio`` (the default), ``uvloop`` or ``auto``.
+#: Environment variable naming the loop: ``auto`` (the default: uvloop if installed), ``uvloop``, ``asyncio``.
 EVENT_LOOP_ENV = "DATAMILL_EVENT_LOOP"
 _CHOICES = ("auto", "uvloop", "asyncio")
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The factory of the chosen event loop, or None for asyncio's default."""
-    choice = os.environ.get(EVENT_LOOP_ENV, "asyncio").strip().lower() or "asyncio"
+    choice = os.environ.get(EVENT_LOOP_ENV, "auto").strip().lower() or "auto"
     wanted = "uvloop (pip install uvloop)"
     if choice not in _CHOICES:
         raise ConfigError(f"{EVENT_LOOP_ENV} must be one of {', '.join(_CHOICES)}, not {choice!r}")

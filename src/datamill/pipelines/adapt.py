@@ -145,9 +145,9 @@ async def _run(
             rows = _run_batch_steps(plan, rows, ctx, counters)
             pending.append(asyncio.create_task(runner.run(index, rows, ctx, checkpoint)))
             while len(pending) >= batches_in_flight:
-                await pending.popleft()
+                await _oldest(pending)
         while pending:
-            await pending.popleft()
+            await _oldest(pending)
     except BaseException:
         for task in pending:
             task.cancel()
@@ -228,6 +228,17 @@ class RowRunner:
                 groups = await gather_or_cancel([self._chain(r, position + 1, ctx) for r in produced])
                 return [r for group in groups for r in group]
         return [row]
+
+
+async def _oldest(pending: deque[asyncio.Task[None]]) -> None:
+    """Wait for the oldest batch, then drop it from ``pending``.
+
+    The wait is shielded: a stop (the run's task cancelled) must reach the caller's handler, which cancels
+    every batch in one step. Cancelling the awaited batch first would free its model slots while the other
+    batches still run, and their waiting rows would take the slots and send calls nobody will read.
+    """
+    await asyncio.shield(pending[0])
+    pending.popleft()
 
 
 async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
