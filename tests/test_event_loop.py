@@ -1,4 +1,4 @@
-"""Entry points run on uvloop where installed, on asyncio's loop when asked, and name a bad choice."""
+"""Entry points run on asyncio's loop, on uvloop when asked, and name a bad choice."""
 
 from __future__ import annotations
 
@@ -15,17 +15,18 @@ async def _loop_type() -> type:
     return type(asyncio.get_running_loop())
 
 
-@pytest.mark.parametrize("choice", [None, "auto", "uvloop"])
-def test_uvloop_by_default_or_when_asked(monkeypatch: pytest.MonkeyPatch, choice: str | None) -> None:
+@pytest.mark.parametrize("choice", ["auto", "uvloop"])
+def test_uvloop_when_asked(monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
+    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, choice)
+    assert event_loop.run(_loop_type()) is uvloop.Loop
+
+
+@pytest.mark.parametrize("choice", [None, "asyncio"])
+def test_the_standard_loop_unless_asked(monkeypatch: pytest.MonkeyPatch, choice: str | None) -> None:
     if choice is None:
         monkeypatch.delenv(event_loop.EVENT_LOOP_ENV, raising=False)
     else:
         monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, choice)
-    assert event_loop.run(_loop_type()) is uvloop.Loop
-
-
-def test_the_standard_loop_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, "asyncio")
     loop_type = event_loop.run(_loop_type())
     assert loop_type is not uvloop.Loop
     assert issubclass(loop_type, asyncio.BaseEventLoop)
