@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import yaml
 from process_helpers import free_port, start_cli, wait_healthy
+from server_helpers import wait_for, write_rows
 
 from datamill.store import Run, Store
 
@@ -183,3 +184,16 @@ def fleet_env(routes: Path, database_url: str, **extra: str) -> dict[str, str]:
         }
         | extra
     )
+
+
+def launch_completion_run(client: Any, path: Path, questions: list[str]) -> str:
+    """Upload one row per question to the API, wait for it, and launch a completion-only adaptation of it."""
+    rows = [{"id": i, "question": q, "answer": "?"} for i, q in enumerate(questions)]
+    dataset_id: str = client.datasets.upload_file(write_rows(path, rows)).dataset_id
+    wait_for(client, dataset_id)
+    client.datasets.adapt(
+        dataset_id,
+        column_mapping={"prompt": "question", "completion": "answer"},
+        recipe_specification={"recipes": {"prompt_rephrase": False, "deduplication": False}},
+    )
+    return dataset_id

@@ -13,9 +13,8 @@ import time
 from pathlib import Path
 
 import adaption
-from fleet_helpers import Fleet, fake_model, fleet_env, write_routes
+from fleet_helpers import Fleet, fake_model, fleet_env, launch_completion_run, write_routes
 from s3_helpers import BUCKET, moto_s3
-from server_helpers import wait_for, write_rows
 
 from datamill.api.tenants import TenantService
 from datamill.store import Store
@@ -42,14 +41,8 @@ def test_a_run_killed_on_one_machine_finishes_on_another_from_s3(tmp_path: Path)
         fleet = Fleet(tmp_path, url, env)
         try:
             client = adaption.Adaption(api_key=key, base_url=fleet.serve(), max_retries=0)
-            rows = [{"id": i, "question": f"How far is town {i}?", "answer": "?"} for i in range(ROWS)]
-            dataset_id = client.datasets.upload_file(write_rows(tmp_path / "qa.jsonl", rows)).dataset_id
-            wait_for(client, dataset_id)
-            client.datasets.adapt(
-                dataset_id,
-                column_mapping={"prompt": "question", "completion": "answer"},
-                recipe_specification={"recipes": {"prompt_rephrase": False, "deduplication": False}},
-            )
+            questions = [f"How far is town {i}?" for i in range(ROWS)]
+            dataset_id = launch_completion_run(client, tmp_path / "qa.jsonl", questions)
             fleet.start("a", tmp_path / "machine-a")
             (run,) = fleet.runs()
             deadline = time.monotonic() + 60

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import adaption
 import pytest
-from fleet_helpers import Fleet, fake_model, fleet_env, write_routes
-from server_helpers import wait_for, write_rows
+from fleet_helpers import Fleet, fake_model, fleet_env, launch_completion_run, write_routes
 
 from datamill.api.tenants import TenantService
 from datamill.store import Store
@@ -40,14 +39,8 @@ def test_sigterm_gives_the_run_back_and_the_worker_exits_0(tmp_path: Path, loop:
         fleet = Fleet(tmp_path, url, env)
         try:
             client = adaption.Adaption(api_key=key, base_url=fleet.serve(), max_retries=0)
-            rows = [{"id": i, "question": f"What is {i} plus {i}?", "answer": "?"} for i in range(ROWS)]
-            dataset_id = client.datasets.upload_file(write_rows(tmp_path / "qa.jsonl", rows)).dataset_id
-            wait_for(client, dataset_id)
-            client.datasets.adapt(
-                dataset_id,
-                column_mapping={"prompt": "question", "completion": "answer"},
-                recipe_specification={"recipes": {"prompt_rephrase": False, "deduplication": False}},
-            )
+            questions = [f"What is {i} plus {i}?" for i in range(ROWS)]
+            dataset_id = launch_completion_run(client, tmp_path / "qa.jsonl", questions)
             worker = fleet.start("w0")
             deadline = time.monotonic() + 60
             while not (fleet.runs()[0].processed_rows or 0) >= 5:
