@@ -26,7 +26,7 @@ from datamill.store import BlobStore, Store
 from datamill.store.generation_models import SPEC_JOB, SPEC_STATUS, SeedDataset, Spec, public_status
 from datamill.store.ids import new_id
 from datamill.store.jobs import add_job, cancel_job, get_job
-from datamill.store.models import utcnow
+from datamill.store.models import Run, utcnow
 from datamill.store.specs import (
     add_version,
     delete_spec,
@@ -199,12 +199,14 @@ def _metadata(content_yaml: str) -> dict[str, Any]:
 
 
 def spec_status(session: Session, spec: Spec) -> str:
-    job = get_job(session, spec.tenant_id, spec.job_id)
+    return _status_of(get_job(session, spec.tenant_id, spec.job_id))
+
+
+def _status_of(job: Run | None) -> str:
     return public_status(job.status if job else None, SPEC_STATUS)
 
 
-def _error(session: Session, spec: Spec) -> str | None:
-    job = get_job(session, spec.tenant_id, spec.job_id)
+def _error(job: Run | None) -> str | None:
     if job is None or job.status in ("queued", "running", "succeeded"):
         return None
     message = (job.error_data or {}).get("message")
@@ -216,12 +218,12 @@ def _dataset_name(session: Session, spec: Spec) -> str | None:
     return dataset.name if dataset else None
 
 
-def spec_list_item(session: Session, spec: Spec) -> dict[str, Any]:
+def spec_list_item(session: Session, spec: Spec, *, status: str | None = None) -> dict[str, Any]:
     return {
         "id": spec.id,
         "name": spec.name,
         "description": spec.description,
-        "status": spec_status(session, spec),
+        "status": spec_status(session, spec) if status is None else status,
         "dataset_id": spec.dataset_id,
         "dataset_name": _dataset_name(session, spec),
         "dataset_type": spec.dataset_type,
@@ -230,11 +232,16 @@ def spec_list_item(session: Session, spec: Spec) -> dict[str, Any]:
 
 
 def spec_wire(session: Session, spec: Spec, *, include_versions: bool = False) -> dict[str, Any]:
-    """The spec object of create, retrieve and update."""
-    status = spec_status(session, spec)
+    """The spec object of create, retrieve and update.
+
+    The analysis job is read once: its status, its error and whether the versions are read all come from
+    that one read, so a job that finishes while the object is built cannot show SUCCEEDED without content.
+    """
+    job = get_job(session, spec.tenant_id, spec.job_id)
+    status = _status_of(job)
     versions = versions_of(session, spec.id) if status == "SUCCEEDED" else []
-    wire = spec_list_item(session, spec) | {
-        "error": _error(session, spec),
+    wire = spec_list_item(session, spec, status=status) | {
+        "error": _error(job),
         "content_yaml": versions[-1].content_yaml if versions else None,
         "runtime_params": dict(spec.runtime_params),
         "updated_at": iso(spec.updated_at),
