@@ -1,4 +1,4 @@
-"""Entry points run on asyncio's loop, on uvloop when asked, and name a bad choice."""
+"""Entry points run on uvloop by default, on asyncio's loop when asked, and name a bad choice."""
 
 from __future__ import annotations
 
@@ -15,18 +15,17 @@ async def _loop_type() -> type:
     return type(asyncio.get_running_loop())
 
 
-@pytest.mark.parametrize("choice", ["auto", "uvloop"])
-def test_uvloop_when_asked(monkeypatch: pytest.MonkeyPatch, choice: str) -> None:
-    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, choice)
-    assert event_loop.run(_loop_type()) is uvloop.Loop
-
-
-@pytest.mark.parametrize("choice", [None, "asyncio"])
-def test_the_standard_loop_unless_asked(monkeypatch: pytest.MonkeyPatch, choice: str | None) -> None:
+@pytest.mark.parametrize("choice", [None, "", "auto", "uvloop"])
+def test_uvloop_by_default_and_when_asked(monkeypatch: pytest.MonkeyPatch, choice: str | None) -> None:
     if choice is None:
         monkeypatch.delenv(event_loop.EVENT_LOOP_ENV, raising=False)
     else:
         monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, choice)
+    assert event_loop.run(_loop_type()) is uvloop.Loop
+
+
+def test_the_standard_loop_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(event_loop.EVENT_LOOP_ENV, "ASYNCIO ")
     loop_type = event_loop.run(_loop_type())
     assert loop_type is not uvloop.Loop
     assert issubclass(loop_type, asyncio.BaseEventLoop)
@@ -37,6 +36,12 @@ def test_a_bad_choice_names_the_variable_and_the_choices(monkeypatch: pytest.Mon
     expected = "DATAMILL_EVENT_LOOP must be one of auto, uvloop, asyncio, not 'tokio'"
     with pytest.raises(ConfigError, match=expected):
         event_loop.run(_loop_type())
+
+
+def test_without_uvloop_the_default_falls_back_to_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(event_loop.EVENT_LOOP_ENV, raising=False)
+    monkeypatch.setitem(__import__("sys").modules, "uvloop", None)  # as on Windows, where it has no build
+    assert event_loop.loop_factory() is None
 
 
 def test_asking_for_uvloop_without_it_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

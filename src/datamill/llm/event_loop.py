@@ -1,12 +1,12 @@
-"""The event loop datamill's own entry points run on: asyncio's, or uvloop's when asked.
+"""The event loop datamill's own entry points run on: uvloop's where it is installed, else asyncio's.
 
 A run spends much of its CPU in the event loop and the transport (hundreds of model calls in flight), and
 uvloop's loop and TCP transports are written in C: the pipeline benchmark measured 6–9% less CPU per row
-with it. It is opt-in (``pip install uvloop``, then ``DATAMILL_EVENT_LOOP=uvloop``, or ``auto`` to take it
-when installed) until the whole test suite passes reliably on it: its timings exposed a stop race in the
-pipeline (fixed) and a test of the generation API that read a finished spec without its YAML once. Code
-that runs inside someone else's loop (a notebook, a web server, pytest-asyncio) is unaffected: only `run`
-chooses a loop.
+with it. uvloop is a dependency on Linux and macOS (it has no Windows build), so ``auto``, the default,
+takes it there and asyncio's loop elsewhere. ``DATAMILL_EVENT_LOOP=asyncio`` picks the standard loop (to
+rule the loop out when chasing a problem); ``uvloop`` insists on uvloop and says what to install when it is
+missing. Code that runs inside someone else's loop (a notebook, a web server, pytest-asyncio) is
+unaffected: only `run` chooses a loop.
 """
 
 from __future__ import annotations
@@ -20,14 +20,14 @@ from datamill.core.errors import ConfigError
 
 T = TypeVar("T")
 
-#: Environment variable naming the loop: ``asyncio`` (default), ``uvloop``, ``auto`` (uvloop if installed).
+#: Environment variable naming the loop: ``auto`` (default: uvloop if installed), ``uvloop``, ``asyncio``.
 EVENT_LOOP_ENV = "DATAMILL_EVENT_LOOP"
 _CHOICES = ("auto", "uvloop", "asyncio")
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """The factory of the chosen event loop, or None for asyncio's default."""
-    choice = os.environ.get(EVENT_LOOP_ENV, "asyncio").strip().lower() or "asyncio"
+    choice = os.environ.get(EVENT_LOOP_ENV, "auto").strip().lower() or "auto"
     wanted = "uvloop (pip install uvloop)"
     if choice not in _CHOICES:
         raise ConfigError(f"{EVENT_LOOP_ENV} must be one of {', '.join(_CHOICES)}, not {choice!r}")

@@ -96,6 +96,18 @@ def _rules(prompt_like: bool) -> list[tuple[str, re.Pattern[str]]]:
     return rules
 
 
+#: For ASCII text: words one of which every match of a rule holds, lower-cased. A text with none of a
+#: rule's words cannot match it, and ``in`` on a lower-cased copy is far cheaper than the case-insensitive
+#: search. Outside ASCII the rules always run: there a letter such as "ı" or "ſ" matches "i" or "s"
+#: case-insensitively without lower-casing to it.
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "control_token": ("<", "["),
+    "system_turn": ("system",),
+    "role_turn": ("assistant", "user", "human", "ai"),
+    "override": ("ignore", "disregard", "forget", "instructions", "now"),
+}
+
+
 def find_injection(text: str, *, source: str = "", prompt_like: bool = False) -> Finding | None:
     """The first injection marker in ``text``, or None.
 
@@ -104,7 +116,10 @@ def find_injection(text: str, *, source: str = "", prompt_like: bool = False) ->
         source: what the model was given; a rule that already matches it is not applied to ``text``.
         prompt_like: the output is supposed to be a prompt, so answer-turn prefixes count too.
     """
+    lowered = text.lower() if text.isascii() else None
     for rule, pattern in _rules(prompt_like):
+        if lowered is not None and not any(word in lowered for word in _NEEDS[rule]):
+            continue
         match = pattern.search(text)
         if match is not None and (not source or pattern.search(source) is None):
             return Finding(rule, match.group(0).strip())
@@ -179,11 +194,13 @@ async def chat_checked(
     prompt_like: bool = False,
 ) -> Checked:
     """Send ``request``, check the cleaned reply, and repair once on a finding (see the module docstring)."""
-    source = request_source(request)
 
     def check(result: ChatResult) -> Checked:
         text = clean(result.text)
-        return Checked(text, find_injection(text, source=source, prompt_like=prompt_like), result)
+        finding = find_injection(text, prompt_like=prompt_like)
+        if finding is not None:  # only now: what the model was given may excuse it
+            finding = find_injection(text, source=request_source(request), prompt_like=prompt_like)
+        return Checked(text, finding, result)
 
     checked = check(await model.chat(request, tag=tag))
     if checked.finding is not None:
