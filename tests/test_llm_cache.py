@@ -205,7 +205,8 @@ async def test_look_ups_in_a_loop_share_a_read_transaction_that_ends_on_its_own(
     reader = SqliteResponseCache(path, read_window_s=0.05)
     writer = SqliteResponseCache(path)
     assert reader.get("k") is None
-    assert reader._conn is not None and reader._conn.in_transaction  # the look-up left a read open
+    assert reader._conn is not None
+    assert reader._conn.in_transaction  # the look-up left a read open
     writer.put("k", {"text": "written meanwhile"})
     writer.flush()  # WAL: the open read does not block another connection's write
     await asyncio.sleep(0.2)  # the window's timer ends the read; the next look-up sees the new entry
