@@ -173,7 +173,42 @@ def test_a_file_with_the_old_without_rowid_table_is_converted_with_its_entries(t
     conn.close()
     assert len(tables) == 1
     assert "WITHOUT ROWID" not in tables[0].upper()
-    assert keys == ["new", "old"]
+    assert keys == [b"new", b"old"]  # keys that are not digests are stored as their UTF-8
+
+
+def test_a_file_with_hex_keys_is_converted_to_binary_keys_with_its_entries(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    digest = "ab" * 32
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE responses (key TEXT PRIMARY KEY, value BLOB NOT NULL, created_at REAL NOT NULL)"
+        )
+        conn.execute("INSERT INTO responses VALUES (?, ?, 1.0)", (digest, b'{"text": "hex"}'))
+        conn.execute("INSERT INTO responses VALUES ('plain', ?, 1.0)", (b'{"text": "plain"}',))
+    conn.close()
+
+    cache = SqliteResponseCache(path)
+    assert cache.get(digest) == {"text": "hex"}
+    assert cache.get("plain") == {"text": "plain"}
+    cache.close()
+    with sqlite3.connect(path) as conn:
+        stored = sorted(conn.execute("SELECT typeof(key), length(key) FROM responses"))
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.close()
+    assert stored == [("blob", 5), ("blob", 32)]
+    assert version == 1
+
+
+def test_digest_keys_are_stored_as_their_32_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    key = cache_key(ROUTE, ChatRequest((Message("user", "hi"),)))
+    cache = SqliteResponseCache(path)
+    cache.put(key, {"text": "hello"})
+    cache.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT key FROM responses").fetchall() == [(bytes.fromhex(key),)]
+    conn.close()
+    assert SqliteResponseCache(path).get(key) == {"text": "hello"}
 
 
 def _open_put_close(path: str, index: int, barrier: Any) -> None:
