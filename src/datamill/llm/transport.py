@@ -26,7 +26,8 @@ from datamill.core.errors import PermanentModelError, TransientError
 from datamill.llm.http1 import Http1Connection, ProtocolError
 from datamill.llm.http_deadlines import Deadlines
 
-#: Set to 1 (as the test suite does) to refuse any model request to a host that is not loopback.
+#: Set to 1 (as the test suite does) to refuse any model request to a host that is not loopback. A transport
+#: reads it when it first meets a URL (an allowed URL is remembered with its connection details).
 BLOCK_REMOTE_ENV = "DATAMILL_BLOCK_REMOTE_MODELS"
 _USER_AGENT = "datamill"
 _Reply = tuple[int, dict[str, str], bytes]
@@ -75,7 +76,6 @@ class HttpTransport:
             PermanentModelError: when remote hosts are blocked and the URL is not loopback, or a header
                 value holds a line break.
         """
-        _check_host_allowed(url)
         target = self._targets.get(url) or self._target(url)
         body = orjson.dumps(payload)
         data = b"".join(
@@ -170,6 +170,7 @@ class HttpTransport:
         return self._slots, self._deadlines
 
     def _target(self, url: str) -> _Target:
+        _check_host_allowed(url)
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
