@@ -235,35 +235,36 @@ def test_processes_opening_a_new_file_at_once_all_get_in(tmp_path: Path):
     cache.close()
 
 
+def _written_by_another_process(path: Path, key: str, value: dict[str, Any]) -> None:
+    """``key`` put and written by another connection to the file (as another worker would)."""
+    other = SqliteResponseCache(path)
+    other.put(key, value)
+    other.close()
+
+
 async def test_look_ups_in_a_loop_share_a_read_transaction_that_ends_on_its_own(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite"
     reader = SqliteResponseCache(path, read_window_s=0.05)
-    writer = SqliteResponseCache(path)
     assert reader.get("k") is None
     assert reader._conn is not None
     assert reader._conn.in_transaction  # the look-up left a read open
-    writer.put("k", {"text": "written meanwhile"})
-    writer.flush()  # WAL: the open read does not block another connection's write
+    _written_by_another_process(path, "k", {"text": "written meanwhile"})  # WAL: the read does not block it
     await asyncio.sleep(0.2)  # the window's timer ends the read; the next look-up sees the new entry
     assert not reader._conn.in_transaction
     assert reader.get("k") == {"text": "written meanwhile"}
     reader.close()
-    writer.close()
 
 
 async def test_a_flush_ends_the_read_so_the_write_and_later_look_ups_see_everything(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite"
     cache = SqliteResponseCache(path, read_window_s=60.0)
-    other = SqliteResponseCache(path)
     assert cache.get("theirs") is None
-    other.put("theirs", {"text": "b"})
-    other.flush()
+    _written_by_another_process(path, "theirs", {"text": "b"})
     cache.put("mine", {"text": "a"})
     assert cache.get("mine") == {"text": "a"}  # an unwritten put is answered from memory
     cache.flush()
     assert cache.get("theirs") == {"text": "b"}
     cache.close()
-    other.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT COUNT(*) FROM responses").fetchone() == (2,)
 
@@ -271,16 +272,13 @@ async def test_a_flush_ends_the_read_so_the_write_and_later_look_ups_see_everyth
 def test_a_read_left_open_by_a_finished_loop_is_not_reused_past_its_window(tmp_path: Path) -> None:
     path = tmp_path / "cache.sqlite"
     cache = SqliteResponseCache(path, read_window_s=0.05)
-    other = SqliteResponseCache(path)
 
     async def look_up() -> dict[str, Any] | None:
         return cache.get("k")
 
     assert asyncio.run(look_up()) is None  # the loop closes before the window's timer runs
-    other.put("k", {"text": "later"})
-    other.flush()
+    _written_by_another_process(path, "k", {"text": "later"})
     time.sleep(0.1)
     assert asyncio.run(look_up()) == {"text": "later"}
     assert cache.get("k") == {"text": "later"}  # outside a loop: a transaction per look-up
     cache.close()
-    other.close()
