@@ -267,10 +267,6 @@ def stored_key(key: str) -> bytes:
     return key.encode()
 
 
-def _stored_old_key(key: str | bytes) -> bytes:
-    return stored_key(key) if isinstance(key, str) else key
-
-
 def _convert_hex_keys(conn: sqlite3.Connection) -> None:
     """Store the keys of a file written with hex keys as bytes (once; entries kept)."""
     if _user_version(conn) >= _BINARY_KEYS:
@@ -278,7 +274,7 @@ def _convert_hex_keys(conn: sqlite3.Connection) -> None:
     with _transaction(conn):
         if _user_version(conn) >= _BINARY_KEYS:  # another process converted it while this one waited
             return
-        conn.create_function("datamill_stored_key", 1, _stored_old_key, deterministic=True)
+        conn.create_function("datamill_stored_key", 1, stored_key, deterministic=True)
         conn.execute(
             "UPDATE OR REPLACE responses SET key = datamill_stored_key(key) WHERE typeof(key) = 'text'"
         )
