@@ -1,4 +1,4 @@
-"""What the benchmarks share: a fake provider in its own process, and this process's CPU and peak memory."""
+"""What the benchmarks share: a fake provider in its own process, CPU, peak memory and the median run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 @contextmanager
@@ -78,3 +79,8 @@ def vm_hwm_mb() -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The run with the median ``key`` (the upper middle one of an even count)."""
+    return sorted(runs, key=lambda r: r[key])[len(runs) // 2]

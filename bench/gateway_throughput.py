@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._support import cpu_s, fake_server, process_cpu_s
+from bench._support import cpu_s, fake_server, median_run, process_cpu_s
 
 RESULTS = Path(__file__).parent / "results" / "gateway_throughput.json"
 MODEL = "bench/model"
@@ -123,9 +123,8 @@ def _median(
         elif name == "cache_hits":
             cache = str(tmp / "sqlite_cache-0.sqlite")  # filled by the first sqlite_cache run
         runs.append(_scenario(args, name, base_url, pid, cache, slots=slots))
-    runs.sort(key=lambda r: r["calls_per_s"])
-    chosen = runs[len(runs) // 2]
-    chosen["all_runs_calls_per_s"] = [round(r["calls_per_s"], 1) for r in runs]
+    chosen = median_run(runs, "calls_per_s")
+    chosen["all_runs_calls_per_s"] = sorted(round(r["calls_per_s"], 1) for r in runs)
     return chosen
 
 

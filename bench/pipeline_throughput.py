@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._support import fake_server, process_cpu_s, vm_hwm_mb
+from bench._support import fake_server, median_run, process_cpu_s, vm_hwm_mb
 from datamill.llm import event_loop
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
@@ -153,8 +153,7 @@ def _median(
     """
     repeats = range(max(1, args.repeats))
     runs = [_scenario(args, kind, rows, base_url, pid, tmp, slots=slots, run=i) for i in repeats]
-    runs.sort(key=lambda r: r["cpu_ms_per_row"])
-    chosen = runs[len(runs) // 2]
+    chosen = median_run(runs, "cpu_ms_per_row")
     chosen["all_runs"] = [
         {key: r[key] for key in ("cpu_ms_per_row", "ratio_to_bound", "server_cpu_ms_per_call", "peak_rss_mb")}
         for r in runs
