@@ -25,14 +25,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from datamill.api.adapt import AdaptJob, adapt_file
-from datamill.api.settings import Settings
 from datamill.core import parse_adapt_request
 from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset
 from datamill.llm.gateway import Gateway
 from datamill.llm.routing import Routing
-from datamill.llm.tokenizer import HeuristicTokenizer, Tokenizer
 from datamill.pipelines.estimate import (
     FIXED_OVERHEAD_S,
     Estimate,
@@ -41,6 +38,9 @@ from datamill.pipelines.estimate import (
 )
 from datamill.pipelines.estimate_compare import compare, comparison_markdown
 from datamill.pipelines.plan import plan_adaptation
+from datamill.services.adaptation.adapt import AdaptJob, adapt_file
+from datamill.services.settings.entry import Settings
+from datamill.text.tokenizer import HeuristicTokenizer, Tokenizer
 
 RESULTS = Path(__file__).parent / "results" / "estimate_accuracy.json"
 MODEL = "local/smollm2-135m-instruct"

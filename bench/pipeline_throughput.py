@@ -2,7 +2,8 @@
 
 For an API-bound pipeline the bound is C/L (concurrency over latency): 512 calls/s at C=256, L=0.5 s, so
 the ideal wall time of a run is ``calls / (C/L)``. Each scenario adapts a generated CSV (``question``,
-``product``) through ``datamill.api.adapt.adapt_file_async`` in a fresh client process (so its CPU and peak
+``product``) through ``datamill.services.adaptation.adapt.adapt_file_async`` in a fresh client process (so
+its CPU and peak
 RSS are its own) with a route ``bench/*`` to ``python -m datamill.llm.fake_server`` (max_concurrency C), a
 fresh SQLite response cache (every call a miss, as in a first run), and batch size 256 with the pipeline's
 4 batches in flight (1,024 rows, so at least C calls are always waiting on the limiter).
@@ -201,12 +202,12 @@ def _scenario(
 
 async def _child(args: argparse.Namespace) -> dict[str, Any]:
     """Adapt ``--input`` through the public API; time, CPU and peak RSS of this process."""
-    from datamill.api.adapt import AdaptJob, adapt_file_async
-    from datamill.api.settings import Settings
     from datamill.core.run_options import RunOptions
     from datamill.llm.cache import SqliteResponseCache
     from datamill.llm.gateway import Gateway
     from datamill.llm.routing import Routing
+    from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async
+    from datamill.services.settings.entry import Settings
 
     route = {
         "provider": "openai",

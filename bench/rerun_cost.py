@@ -90,12 +90,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 async def _child(args: argparse.Namespace) -> dict[str, Any]:
-    from datamill.api.adapt import AdaptJob, adapt_file_async
-    from datamill.api.settings import Settings
     from datamill.core.run_options import RunOptions
     from datamill.llm.cache import SqliteResponseCache
     from datamill.llm.gateway import Gateway
     from datamill.llm.routing import Routing
+    from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async
+    from datamill.services.settings.entry import Settings
 
     route = {"provider": "openai", "base_url": args.base_url, "max_concurrency": args.concurrency}
     routing = Routing.from_dict({"routes": {"bench/*": route}})

@@ -71,7 +71,7 @@ def _routes(path: Path, fake_url: str) -> Path:
 
 def _keys(database_url: str, count: int) -> list[str]:
     """One key per client, each for a tenant of its own, written straight to the server's database."""
-    from datamill.api.tenants import TenantService
+    from datamill.services.tenants import TenantService
     from datamill.store import Store
 
     store = Store.from_url(database_url)

@@ -13,13 +13,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from datamill.api.adapt import AdaptJob, adapt_file_async
-from datamill.api.settings import Settings
 from datamill.core.run_options import RunOptions
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider, default_reply
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
+from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async
+from datamill.services.settings.entry import Settings
 
 ROWS = [
     ("how do i reset my password", "Acme Cloud"),

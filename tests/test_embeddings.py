@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from datamill.core.errors import ConfigError
-from datamill.llm.embeddings import (
+from datamill.text.embeddings import (
     FAKE_DIM,
     MINILM_DIM,
     BatchingEmbedder,

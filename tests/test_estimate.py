@@ -13,13 +13,9 @@ import pytest
 from datamill.core import AdaptRequest, LanguageExpansion, parse_adapt_request
 from datamill.core.credits import PriceTable, multimodal_credits
 from datamill.core.expansion import parse_language_expansion
-from datamill.llm.fulltext import LocalFullTextIndex
 from datamill.llm.gateway import Gateway, ModelHandle
-from datamill.llm.langid import FakeLanguageDetector
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
-from datamill.llm.search import FakeSearch, Passage
-from datamill.llm.tokenizer import HeuristicTokenizer, LlamaVocabTokenizer
 from datamill.llm.types import ChatRequest, Message, Route
 from datamill.pipelines.adapt import run_adaptation
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
@@ -40,6 +36,10 @@ from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.grounding import Ground
 from datamill.steps.metadata_injection import CONTEXT_INJECTED, MetadataInjection
 from datamill.steps.rephrase import Rephrase
+from datamill.text.fulltext import LocalFullTextIndex
+from datamill.text.langid import FakeLanguageDetector
+from datamill.text.search import FakeSearch, Passage
+from datamill.text.tokenizer import HeuristicTokenizer, LlamaVocabTokenizer
 
 TOK = HeuristicTokenizer()
 RAW = [

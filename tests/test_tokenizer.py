@@ -9,14 +9,14 @@ import pytest
 
 from datamill.core.errors import ConfigError
 from datamill.llm.providers.local import LlamaCppProvider
-from datamill.llm.tokenizer import (
+from datamill.llm.types import ChatRequest, Message, Route
+from datamill.text.tokenizer import (
     MESSAGE_OVERHEAD_TOKENS,
     REPLY_PRIMER_TOKENS,
     HeuristicTokenizer,
     LlamaVocabTokenizer,
     default_tokenizer,
 )
-from datamill.llm.types import ChatRequest, Message, Route
 
 needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"

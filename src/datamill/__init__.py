@@ -1,6 +1,7 @@
 """datamill: an engine that turns raw data into LLM training data.
 
-The Python API lives in :mod:`datamill.api` (``datamill.api.adapt.adapt_file``); the command line is
+The Python API lives in :mod:`datamill.services` (``datamill.services.adaptation.adapt.adapt_file``); the
+command line is
 ``datamill`` (:mod:`datamill.cli`).
 """
 

@@ -20,9 +20,9 @@ import yaml
 from dataframer.types.dataframer import evaluation_create_params, run_create_params, spec_create_params
 
 import dataframer
-from datamill.api.runs_settings import RunSettings
-from datamill.api.server_settings import ServerSettings
 from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
 from server_conftest import load_server_conftest
 
 FAKE_MODEL = "fake/test-model"

@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 import dataframer
 from conftest import FAKE_MODEL, RunningServer, running_server, write_fake_routes
-from datamill.api.runs_settings import RunSettings
-from datamill.api.server_settings import ServerSettings
 from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
 
 #: Examples per operation; ``DATAMILL_FUZZ_EXAMPLES=200`` runs a deeper search locally.
 EXAMPLES = int(os.environ.get("DATAMILL_FUZZ_EXAMPLES", "25"))

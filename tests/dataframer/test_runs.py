@@ -19,10 +19,10 @@ from test_specs import seedless_spec
 
 import dataframer
 from conftest import RunningServer, running_server
-from datamill.api.runs_settings import RunSettings
-from datamill.api.server_settings import ServerSettings
 from datamill.llm.fake_server import FakeOpenAIServer, FakeResponse
 from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
 
 GATE_MODEL = "openai/gpt-6-astra-thinking"
 SLOW_MODEL = "openai/gpt-6-luna"

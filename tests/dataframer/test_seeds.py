@@ -145,9 +145,9 @@ def test_altered_or_expired_links_are_refused(
 ) -> None:
     import datetime as dt
 
-    from datamill.api.dataframer_common import DownloadTarget
     from datamill.server.downloads_signed import DownloadSigner
     from datamill.server.signing import load_or_create_secret
+    from datamill.services.generation.common import DownloadTarget
 
     made = client.dataframer.seed_datasets.create_with_files(
         name="links", dataset_type="MULTI_FILE", files=[b"secret one", b"secret two"]

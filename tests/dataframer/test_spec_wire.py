@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from datamill.api import dataframer_specs
-from datamill.api.dataframer_specs import SpecService
-from datamill.api.tenants import TenantView
+from datamill.services.generation import specs as dataframer_specs
+from datamill.services.generation.specs import SpecService
+from datamill.services.tenants import TenantView
 from datamill.store import LocalBlobStore, Store
 from datamill.store.generation_models import Spec
 from datamill.store.specs import add_version

@@ -24,10 +24,10 @@ from df_waits import wait_run, wait_spec
 
 import dataframer
 from conftest import RunningServer
-from datamill.api.dataframer_common import DownloadTarget
 from datamill.server import create_app
 from datamill.server.downloads_signed import DownloadSigner
 from datamill.server.signing import load_or_create_secret
+from datamill.services.generation.common import DownloadTarget
 from route_walk import api_routes, fill, id_variants, path_params
 
 PREFIX = "/api/dataframer"

@@ -15,9 +15,9 @@ from test_walkthrough import test_walkthrough as walkthrough
 
 import dataframer
 from conftest import FAKE_MODEL, running_server, write_fake_routes
-from datamill.api.runs_settings import RunSettings
-from datamill.api.server_settings import ServerSettings
 from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "server"))
 from pg_helpers import fresh_database, postgres_url

@@ -9,9 +9,9 @@ import hostile_zips
 import pytest
 from hostile_files import FILES, GENERATED, UNREADABLE
 
-from datamill.api.dataframer_zip import read_zip
 from datamill.core.errors import DataFormatError, ValidationError
 from datamill.dataio import count_rows, open_dataset, read_all
+from datamill.services.generation.seed_zip import read_zip
 
 NAMES = sorted([*UNREADABLE, *GENERATED])
 

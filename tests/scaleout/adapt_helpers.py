@@ -16,14 +16,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from datamill.api.adapt import make_gateway
-from datamill.api.runs_plans import options_to_dict, prepare_run, run_job
-from datamill.api.runs_ray import ActorInput, actor_plan
-from datamill.api.runs_settings import RunSettings
 from datamill.dataio import open_dataset
 from datamill.pipelines.adapt import run_adaptation
 from datamill.runners.checkpoint_store import checkpoint_at
 from datamill.runners.inputs import RunInput
+from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.adaptation.plans import options_to_dict, prepare_run, run_job
+from datamill.services.adaptation.ray_actors import ActorInput, actor_plan
+from datamill.services.settings.runs import RunSettings
 
 MODEL = "fake/test-model"
 ROWS = 30

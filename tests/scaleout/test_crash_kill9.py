@@ -27,7 +27,7 @@ from fleet_helpers import Fleet, fake_model, fleet_env, write_routes
 from pg_helpers import KINDS, database_url
 from server_helpers import wait_for, write_rows
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Store
 
 KILLS = 12

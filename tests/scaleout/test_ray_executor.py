@@ -23,9 +23,9 @@ ray = pytest.importorskip("ray")
 
 from adapt_helpers import BATCH, BATCHES, MODEL, REQUEST, ROWS, SETTINGS, execute, write_input  # noqa: E402
 
-from datamill.api.runs_ray import ActorInput  # noqa: E402
-from datamill.api.runs_settings import RunSettings  # noqa: E402
 from datamill.runners.inputs import RunInput  # noqa: E402
+from datamill.services.adaptation.ray_actors import ActorInput  # noqa: E402
+from datamill.services.settings.runs import RunSettings  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,7 +63,7 @@ async def test_a_resumed_run_on_ray_skips_the_saved_batches(tmp_path: Path) -> N
 
 def _dataset_in(tmp_path: Path, source: RunInput) -> tuple[str, str, str]:
     """`source` as a dataset's one file, in a database and a blob dir of their own: the ids and URLs."""
-    from datamill.api.tenants import TenantService
+    from datamill.services.tenants import TenantService
     from datamill.store import Dataset, DatasetFile, Store, utcnow
     from datamill.store.ids import new_id
 
@@ -136,8 +136,8 @@ def test_a_worker_with_the_ray_executor_runs_a_launched_run_on_the_actors(
     from fleet_helpers import Fleet
     from server_helpers import wait_for, write_rows
 
-    from datamill.api.runs_wiring import RunServices
-    from datamill.api.tenants import TenantService
+    from datamill.services.tenants import TenantService
+    from datamill.services.wiring import RunServices
     from datamill.store import Store, blob_store_from_url
 
     data_dir = tmp_path / "data"
@@ -157,7 +157,7 @@ def test_a_worker_with_the_ray_executor_runs_a_launched_run_on_the_actors(
             client.datasets.adapt(dataset_id, column_mapping=REQUEST["column_mapping"])
             datasets.append(dataset_id)
         blobs = blob_store_from_url(str(data_dir / "blobs"))
-        caplog.set_level(logging.INFO, logger="datamill.api.runs_execute")
+        caplog.set_level(logging.INFO, logger="datamill.services.jobs.adaptation")
         for executor in ("local", "ray"):  # the runs are claimed oldest first
             settings = RunSettings(model=MODEL, batch_size=BATCH, evaluate=False, executor=executor)
             worker = RunServices.build(store, blobs, settings, data_dir).worker.worker

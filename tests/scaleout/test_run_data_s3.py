@@ -16,7 +16,7 @@ import adaption
 from fleet_helpers import Fleet, fake_model, fleet_env, launch_completion_run, write_routes
 from s3_helpers import BUCKET, moto_s3
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Store
 
 ROWS = 40

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from datamill.api.runs_settings import RunSettings
 from datamill.core.errors import ConfigError
+from datamill.services.settings.runs import RunSettings
 
 
 def test_scale_out_settings_are_read_from_the_environment(tmp_path: Path) -> None:

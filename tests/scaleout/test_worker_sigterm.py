@@ -17,7 +17,7 @@ import adaption
 import pytest
 from fleet_helpers import Fleet, fake_model, fleet_env, launch_completion_run, write_routes
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Store
 
 ROWS = 40

@@ -18,9 +18,9 @@ import adaption
 import pytest
 import uvicorn
 
-from datamill.api.server_settings import ServerSettings
 from datamill.server import create_app
 from datamill.server.context import ServerContext
+from datamill.services.settings.server import ServerSettings
 
 
 @dataclass

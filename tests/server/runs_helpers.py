@@ -21,11 +21,11 @@ import yaml
 from server_helpers import wait_for, write_rows
 
 from conftest import RunningServer, running_server
-from datamill.api.runs_settings import RunSettings
-from datamill.api.server_settings import ServerSettings
 from datamill.llm.fake_server import FakeOpenAIServer
 from datamill.llm.providers.fake import fake_value
 from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
 
 FAKE_MODEL = "fake/test-model"
 LOOP_MODEL = "loop/model"

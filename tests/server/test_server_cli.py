@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from server_helpers import wait_for, write_csv
 
 from conftest import running_server
-from datamill.api.server_settings import ServerSettings
 from datamill.cli.keys import keys_group, tenants_group
+from datamill.services.settings.server import ServerSettings
 from datamill.store import Dataset, Store
 
 # The commands are invoked directly (main.py only registers them), so no other command is imported.

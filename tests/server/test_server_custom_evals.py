@@ -15,15 +15,15 @@ import pytest
 from server_helpers import fields_of, qa_rows, wait_for, write_rows
 
 from conftest import RunningServer, running_server
-from datamill.api.custom_evals import BackgroundCustomEvals, CustomEvalService, CustomEvalView
-from datamill.api.dataset_output import CheckpointRunOutputs, DatasetOutputs
-from datamill.api.server_settings import ServerSettings
-from datamill.api.tenants import TenantService
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService, CustomEvalView
+from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
+from datamill.services.settings.server import ServerSettings
+from datamill.services.tenants import TenantService
 from datamill.store import Dataset, LocalBlobStore, Store, utcnow
 from datamill.store.ids import new_id
 

@@ -30,7 +30,7 @@ from runs_helpers import (
 )
 from sqlalchemy import select
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Run, Store
 
 ROWS = 6

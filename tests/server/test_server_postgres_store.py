@@ -17,7 +17,7 @@ from pg_helpers import KINDS, database_url
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Base, Dataset, Run, Store, utcnow
 from datamill.store import datasets as datasets_repo
 from datamill.store import runs as runs_repo

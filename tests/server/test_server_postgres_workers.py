@@ -22,8 +22,8 @@ from pg_helpers import KINDS, database_url
 from server_helpers import add_queued_run
 from sqlalchemy import select, text
 
-from datamill.api.tenants import TenantService
 from datamill.runners import LiveRun, RunExecutor, RunTicket, Worker
+from datamill.services.tenants import TenantService
 from datamill.store import Run, Store, utcnow
 from datamill.store import runs as runs_repo
 from datamill.store.runs import RunOutcome

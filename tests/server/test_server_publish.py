@@ -22,9 +22,9 @@ import pytest
 from server_helpers import error_body, fields_of, qa_rows, wait_for, write_rows
 
 from conftest import RunningServer, running_server
-from datamill.api.server_settings import ServerSettings
 from datamill.dataio import read_all
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.services.settings.server import ServerSettings
 from datamill.store import Dataset
 
 HF_TOKEN = "hf_test_token"

@@ -10,8 +10,8 @@ import pytest
 
 import dataframer
 from conftest import RunningServer, running_server
-from datamill.api.server_settings import ServerSettings
 from datamill.server.ratelimit import RateLimiter
+from datamill.services.settings.server import ServerSettings
 
 PER_MINUTE = 120  # two a second
 BURST = 2

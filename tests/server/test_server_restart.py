@@ -22,7 +22,7 @@ import adaption
 import httpx
 from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, qa_rows, upload, wait_done, write_routes
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Run, Store
 
 ROWS = 80

@@ -1,4 +1,5 @@
-"""Cancelling an adaptation run (`datamill.api.runs_cancel`): the worker stops, the dataset is failed with
+"""Cancelling an adaptation run (`datamill.services.adaptation.cancel`): the worker stops, the dataset is
+failed with
 E0304, the finished rows stay downloadable, the unused credits come back; and what cannot be cancelled."""
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from runs_helpers import (
 )
 
 from conftest import RunningServer
-from datamill.api.errors import ConflictError, NotFoundError
-from datamill.api.runs_cancel import RunCanceller
 from datamill.llm.fake_server import FakeOpenAIServer
+from datamill.services.adaptation.cancel import RunCanceller
+from datamill.services.errors import ConflictError, NotFoundError
 from datamill.store import Dataset
 from datamill.store import runs as runs_repo
 

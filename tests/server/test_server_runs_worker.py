@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from server_helpers import add_queued_run
 
-from datamill.api.tenants import TenantService
 from datamill.runners import BackgroundWorker, LiveRun, RunTicket, Worker
+from datamill.services.tenants import TenantService
 from datamill.store import Dataset, Run, Store, utcnow
 from datamill.store import runs as repo
 from datamill.store.ids import new_id

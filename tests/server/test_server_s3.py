@@ -16,7 +16,7 @@ from runs_helpers import MAPPING, qa_rows, runs_server, upload, upload_batch, wa
 from s3_helpers import BUCKET, S3Server, moto_s3
 
 from conftest import RunningServer
-from datamill.api.server_settings import ServerSettings
+from datamill.services.settings.server import ServerSettings
 
 LIMIT = 64 * 1024
 PREFIX = "datamill"

@@ -9,12 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from datamill.api.errors import UploadRejectedError
-from datamill.api.profile import detect_image_columns
-from datamill.api.server_settings import ServerSettings, parse_size
-from datamill.api.tenants import TenantService
 from datamill.core.errors import ConfigError, ValidationError
 from datamill.server.signing import UploadSigner, load_or_create_secret
+from datamill.services.datasets.profile import detect_image_columns
+from datamill.services.errors import UploadRejectedError
+from datamill.services.settings.server import ServerSettings, parse_size
+from datamill.services.tenants import TenantService
 from datamill.store import Store
 
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from conftest import RunningServer, running_server
-from datamill.api.server_settings import ServerSettings
+from datamill.services.settings.server import ServerSettings
 
 LIMIT = 1024
 

@@ -12,7 +12,7 @@ import adaption
 from process_helpers import free_port, start_cli, wait_healthy
 from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, qa_rows, upload, wait_done, write_routes
 
-from datamill.api.tenants import TenantService
+from datamill.services.tenants import TenantService
 from datamill.store import Store
 
 ROWS = 12

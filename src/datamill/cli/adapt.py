@@ -13,8 +13,6 @@ import click
 import yaml
 from rich.console import Console
 
-from datamill.api.adapt import AdaptJob, AdaptSummary, adapt_file_async, estimate_file_async, make_gateway
-from datamill.api.settings import Settings
 from datamill.cli.adapt_body import LENGTHS, body_from_flags, options_from_flags
 from datamill.cli.errors import handle_errors
 from datamill.cli.progress import print_estimate, print_summary, with_progress
@@ -24,6 +22,14 @@ from datamill.core.run_options import RunOptions
 from datamill.llm import event_loop
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.estimate import Estimate
+from datamill.services.adaptation.adapt import (
+    AdaptJob,
+    AdaptSummary,
+    adapt_file_async,
+    estimate_file_async,
+    make_gateway,
+)
+from datamill.services.settings.entry import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 

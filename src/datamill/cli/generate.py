@@ -13,13 +13,19 @@ from typing import Any
 import click
 from rich.console import Console
 
-from datamill.api.adapt import make_gateway
-from datamill.api.generate import GenerateJob, SpecJob, create_spec_async, generate_async, read_spec
-from datamill.api.settings import Settings
 from datamill.cli.errors import handle_errors
 from datamill.llm import event_loop
 from datamill.pipelines.generate import DEFAULT_CONCURRENCY, GenerationSummary
 from datamill.pipelines.spec_analysis import SpecAnalysisOptions, SpecDraft
+from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.generation.library import (
+    GenerateJob,
+    SpecJob,
+    create_spec_async,
+    generate_async,
+    read_spec,
+)
+from datamill.services.settings.entry import Settings
 
 _PATH = click.Path(path_type=Path)
 

@@ -9,12 +9,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datamill.api.adapt import make_gateway
-from datamill.api.evaluate_generation import EvaluateJob, EvaluationReport, evaluate_samples_async
-from datamill.api.settings import Settings
 from datamill.cli.errors import handle_errors
 from datamill.llm import event_loop
 from datamill.pipelines.generation_eval import DEFAULT_CONCURRENCY
+from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.generation.evaluate import EvaluateJob, EvaluationReport, evaluate_samples_async
+from datamill.services.settings.entry import Settings
 
 _PATH = click.Path(path_type=Path)
 

@@ -15,11 +15,11 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datamill.api.server_settings import ServerSettings
 from datamill.cli.errors import handle_errors
+from datamill.services.settings.server import ServerSettings
 
 if TYPE_CHECKING:
-    from datamill.api.tenants import TenantService
+    from datamill.services.tenants import TenantService
 
 _DATA_DIR = click.option(
     "--data-dir",
@@ -31,7 +31,7 @@ _DATA_DIR = click.option(
 @contextmanager
 def _tenants(data_dir: Path | None) -> Iterator[TenantService]:
     # sqlalchemy comes with the optional 'server' extra: imported here so the rest of the CLI works without it
-    from datamill.api.tenants import TenantService
+    from datamill.services.tenants import TenantService
     from datamill.store import Store
 
     settings = ServerSettings.from_env(data_dir=data_dir)

@@ -8,10 +8,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from datamill.api.settings import Settings
 from datamill.cli.errors import handle_errors
 from datamill.core.errors import ConfigError
 from datamill.llm.routing import Routing
+from datamill.services.settings.entry import Settings
 
 
 @click.command("models")

@@ -11,10 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from datamill.api.adapt import AdaptSummary
     from datamill.llm.gateway import Gateway
     from datamill.pipelines.adapt import RunCounters
     from datamill.pipelines.estimate import Estimate
+    from datamill.services.adaptation.adapt import AdaptSummary
 
 T = TypeVar("T")
 

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from datamill.api.server_settings import ServerSettings
 from datamill.cli.errors import handle_errors
+from datamill.services.settings.server import ServerSettings
 
 if TYPE_CHECKING:
-    from datamill.api.tenants import IssuedKey
+    from datamill.services.tenants import IssuedKey
 
 # The server packages (fastapi, uvicorn, sqlalchemy) come with the optional 'server' extra, so they are
 # imported when a command needs them: the rest of the CLI works without the extra.
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def bootstrap(settings: ServerSettings) -> IssuedKey | None:
     """Migrate the database and issue the first key if there is none; the new key, or None."""
-    from datamill.api.tenants import TenantService
+    from datamill.services.tenants import TenantService
     from datamill.store import Store
 
     store = Store.from_url(settings.database_url)
@@ -50,9 +50,9 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
     """Serve the Adaption-compatible API (point the SDK's base_url here); see docs/server.md."""
     import uvicorn
 
-    from datamill.api.runs_settings import RunSettings
     from datamill.server import create_app
     from datamill.server.context import ServerContext
+    from datamill.services.settings.runs import RunSettings
 
     settings = ServerSettings.from_env(data_dir=data_dir)
     issued = bootstrap(settings)

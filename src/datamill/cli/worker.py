@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import click
 
-from datamill.api.server_settings import ServerSettings
 from datamill.cli.errors import handle_errors
 from datamill.llm import event_loop
+from datamill.services.settings.server import ServerSettings
 
 if TYPE_CHECKING:
     from datamill.runners.worker import Worker
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 @handle_errors
 def worker_command(data_dir: Path | None) -> None:
     """Run queued adaptation jobs until stopped (SIGTERM or Ctrl-C)."""
-    from datamill.api.runs_settings import RunSettings
     from datamill.server.context import ServerContext
+    from datamill.services.settings.runs import RunSettings
 
     settings = ServerSettings.from_env(data_dir=data_dir)
     context = ServerContext.build(settings, runs=RunSettings.from_env())

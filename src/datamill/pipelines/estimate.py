@@ -47,8 +47,6 @@ from typing import TYPE_CHECKING, Any
 
 from datamill.core.credits import MULTIMODAL_CREDITS_PER_BLOCK, PriceTable
 from datamill.core.expansion import LanguageExpansion
-from datamill.llm.fulltext import LocalFullTextIndex
-from datamill.llm.tokenizer import LlamaVocabTokenizer, Tokenizer, default_tokenizer
 from datamill.llm.types import ChatRequest, Route, Usage
 from datamill.steps.base import BatchStep, Row, RowRejected, StepContext
 from datamill.steps.dedup import ExactDedup
@@ -57,6 +55,8 @@ from datamill.steps.mapping import MapColumns
 from datamill.steps.metadata_injection import MetadataInjection
 from datamill.steps.near_dedup import NearDedup
 from datamill.steps.sample import SampleRows
+from datamill.text.fulltext import LocalFullTextIndex
+from datamill.text.tokenizer import LlamaVocabTokenizer, Tokenizer, default_tokenizer
 
 if TYPE_CHECKING:
     import pyarrow as pa

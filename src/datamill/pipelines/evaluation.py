@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datamill.core.errors import ValidationError
-from datamill.llm.langid import LanguageDetector
 from datamill.pipelines.evaluation_judge import Judgement, QualityJudge
 from datamill.pipelines.evaluation_penalties import (
     Penalty,
@@ -50,6 +49,7 @@ from datamill.pipelines.evaluation_sample import (
     stratified_sample,
 )
 from datamill.pipelines.evaluation_stats import SideStats, side_stats
+from datamill.text.langid import LanguageDetector
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -202,7 +202,7 @@ async def evaluate(
         seed: seeds the sample (and is passed to the judge).
         dedup_stats: duplicates the run's dedup removed, by kind (every value counts).
         rejection_stats: rows the run rejected, by step (reported, not penalised).
-        language_detector: a `datamill.llm.langid.LanguageDetector` (e.g. ``FastLangDetector()``), for the
+        language_detector: a `datamill.text.langid.LanguageDetector` (e.g. ``FastLangDetector()``), for the
             language-mismatch penalty (optional).
         language_column: the column holding each row's language, when the data has one.
 

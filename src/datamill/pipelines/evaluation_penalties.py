@@ -38,9 +38,9 @@ from functools import cache
 from typing import Any
 
 from datamill.core.languages import language_codes, language_name, normalize_language
-from datamill.llm.langid import LanguageDetector, check_language
 from datamill.pipelines.evaluation_sample import Row, RowPair, SideText, text_of
 from datamill.steps.dedup import normalize_text
+from datamill.text.langid import LanguageDetector, check_language
 
 DUPLICATE_WEIGHT, DUPLICATE_CAP = 10.0, 2.0
 EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP = 10.0, 3.0
@@ -168,7 +168,7 @@ def language_mismatch_penalty(
     """Judged rows whose text a detector places outside the row's declared language.
 
     A text too short to judge is not counted; a detection below the detector's confidence bar counts as
-    checked and matching (`datamill.llm.langid.check_language`).
+    checked and matching (`datamill.text.langid.check_language`).
     """
     checked = affected = 0
     if detector is not None:

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from datamill.llm.langid import MIN_CONFIDENCE, MIN_LETTERS, LanguageDetector, count_letters
 from datamill.pipelines.evaluation_sample import Row, SideText, approx_tokens, text_of
+from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, LanguageDetector, count_letters
 
 #: Percentiles reported for each length distribution.
 LENGTH_PERCENTILES = (10, 50, 90)

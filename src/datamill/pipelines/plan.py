@@ -37,10 +37,10 @@ from datamill.steps.semantic_dedup import SemanticDedup
 
 if TYPE_CHECKING:
     from datamill.core.adapt_request import AdaptRequest
-    from datamill.llm.embeddings import Embedder
     from datamill.llm.gateway import ModelHandle
-    from datamill.llm.langid import LanguageDetector
-    from datamill.llm.search import Search
+    from datamill.text.embeddings import Embedder
+    from datamill.text.langid import LanguageDetector
+    from datamill.text.search import Search
 
 
 @dataclass

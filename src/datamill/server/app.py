@@ -18,7 +18,6 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from datamill.api.server_settings import ServerSettings
 from datamill.server import downloads_signed, uploads
 from datamill.server.compat import (
     adaption,
@@ -36,6 +35,7 @@ from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
 from datamill.server.ratelimit import install_rate_limit
 from datamill.server.web import create_web_app
+from datamill.services.settings.server import ServerSettings
 
 
 def _version() -> str:

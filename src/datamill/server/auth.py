@@ -11,9 +11,9 @@ from typing import Annotated, Any
 from fastapi import Body, Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from datamill.api.tenants import TenantView
 from datamill.server.context import ServerContext, get_context
 from datamill.server.errors import Unauthenticated
+from datamill.services.tenants import TenantView
 
 bearer_scheme = HTTPBearer(auto_error=False, description="An API key made by `datamill keys create`.")
 

@@ -6,21 +6,21 @@ from dataclasses import dataclass, replace
 
 from fastapi import Request
 
-from datamill.api.adapt import make_gateway
-from datamill.api.combine import CombineService
-from datamill.api.custom_evals import BackgroundCustomEvals, CustomEvalService
-from datamill.api.dataset_output import CheckpointRunOutputs, DatasetOutputs
-from datamill.api.datasets import DatasetService
-from datamill.api.ingest import BackgroundIngest, IngestService
-from datamill.api.publish import PublishService, PublishSettings
-from datamill.api.runs_settings import RunSettings
-from datamill.api.runs_wiring import RunServices
-from datamill.api.server_settings import ServerSettings
-from datamill.api.settings import Settings
-from datamill.api.tenants import TenantService
-from datamill.api.uploads import UploadService
-from datamill.api.url_import import BackgroundImports, UrlImportService
 from datamill.server.signing import UploadSigner, load_or_create_secret
+from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.datasets.catalog import DatasetService
+from datamill.services.datasets.combine import CombineService
+from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService
+from datamill.services.datasets.ingest import BackgroundIngest, IngestService
+from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
+from datamill.services.datasets.publish.service import PublishService, PublishSettings
+from datamill.services.datasets.uploads import UploadService
+from datamill.services.datasets.url_import import BackgroundImports, UrlImportService
+from datamill.services.settings.entry import Settings
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
+from datamill.services.tenants import TenantService
+from datamill.services.wiring import RunServices
 from datamill.store import BlobStore, Store, blob_store_from_url
 
 

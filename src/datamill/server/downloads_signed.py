@@ -23,10 +23,10 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from datamill.api.dataframer_common import CodedError, DownloadTarget
-from datamill.api.errors import NotFoundError
 from datamill.server.auth import Context
 from datamill.server.signing import load_or_create_secret
+from datamill.services.errors import NotFoundError
+from datamill.services.generation.common import CodedError, DownloadTarget
 
 DOWNLOAD_PATH = "/_downloads"
 #: How long a download link stays valid.

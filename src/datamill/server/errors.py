@@ -41,8 +41,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from datamill.api.dataframer_common import CodedError
-from datamill.api.errors import (
+from datamill.core.errors import Issue, ValidationError
+from datamill.services.errors import (
     ConflictError,
     NotFoundError,
     NotReadyError,
@@ -50,7 +50,7 @@ from datamill.api.errors import (
     ServiceError,
     UploadRejectedError,
 )
-from datamill.core.errors import Issue, ValidationError
+from datamill.services.generation.common import CodedError
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The SDK PUTs the bytes with no Authorization header, so the link carries its own proof: an expiry time and
 an HMAC-SHA256 over the method, the upload id and that time, keyed by a server secret. A link whose signature
 does not match (altered id, altered expiry) or whose time has passed is refused with 403; that a link is used
-only once is enforced by the upload slot itself (`datamill.api.uploads`).
+only once is enforced by the upload slot itself (`datamill.services.datasets.uploads`).
 
 The secret comes from the settings or, by default, from a file in the data dir, created on first start.
 """
@@ -18,7 +18,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlencode
 
-from datamill.api.errors import UploadRejectedError
+from datamill.services.errors import UploadRejectedError
 
 
 class UploadSigner:

@@ -11,9 +11,9 @@ import datetime as dt
 
 from fastapi import APIRouter, Request
 
-from datamill.api.uploads import UploadTicket
 from datamill.core.errors import ValidationError
 from datamill.server.auth import Context
+from datamill.services.datasets.uploads import UploadTicket
 
 UPLOAD_PATH = "/_uploads"
 

@@ -1,6 +1,6 @@
 """Language expansion: a sample of rows rewritten per language (translate) or per country (localize).
 
-Each new row is checked by language identification (`datamill.llm.langid`) before it is kept.
+Each new row is checked by language identification (`datamill.text.langid`) before it is kept.
 
 **Which rows.** A row is expanded when ``hash(seed, _row)``, read as a fraction in [0, 1), is below
 ``sample_rate`` (`is_selected`). The choice depends on nothing but the seed and the row number, so it is the
@@ -51,15 +51,15 @@ import orjson
 from datamill.core.errors import ModelError, fails_every_row
 from datamill.core.expansion import ExpansionType, LanguageExpansion
 from datamill.core.languages import country_name, language_name, normalize_language
-from datamill.llm.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowStep, StepContext
 from datamill.steps.injection import find_injection
 from datamill.steps.templates import load_template
+from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
-    from datamill.llm.langid import LanguageDetector
+    from datamill.text.langid import LanguageDetector
 
 #: Low temperature: a translation has one right meaning; a little freedom lets it read naturally.
 TEMPERATURE = 0.2

@@ -29,8 +29,8 @@ from datamill.core.errors import ConfigError
 from datamill.steps.base import Row, RowStep, StepContext
 
 if TYPE_CHECKING:
-    from datamill.llm.search import Passage, Search
     from datamill.llm.types import ChatRequest
+    from datamill.text.search import Passage, Search
 
 #: Passages kept per row: enough to cover a multi-part question, few enough for a small model's prompt.
 DEFAULT_TOP_K = 3

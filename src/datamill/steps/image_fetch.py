@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from datamill.llm.fetch import SafeFetcher
-from datamill.llm.fetch_policy import FetchPolicy
 from datamill.steps.base import Row, RowStep, StepContext
 from datamill.steps.images import fetch_image
+from datamill.text.fetch import SafeFetcher
+from datamill.text.fetch_policy import FetchPolicy
 
 
 class FetchImages(RowStep):

@@ -7,7 +7,7 @@ the bytes' signature, else the file extension. File paths are read only where th
 the server read its own disk.
 
 A URL is first kept as a URL (`load_image` does no I/O on the network); `fetch_image` then downloads it
-through the safe URL fetcher (``datamill.llm.fetch``), so a model provider is never handed an internal
+through the safe URL fetcher (``datamill.text.fetch``), so a model provider is never handed an internal
 address to fetch, and a URL that is refused, unreachable, too large or not an image rejects its row.
 """
 
@@ -20,9 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from datamill.llm.fetch import FetchError, SafeFetcher
 from datamill.llm.types import ImagePart
 from datamill.steps.base import RowRejected
+from datamill.text.fetch import FetchError, SafeFetcher
 
 #: Largest image read from a file or cell, in bytes (providers cap images at a few MB).
 MAX_IMAGE_BYTES = 20 * 1024 * 1024

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from datamill.llm.embeddings import BatchingEmbedder, Embedder
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowStep, StepContext
+from datamill.text.embeddings import BatchingEmbedder, Embedder
 
 #: Cosine similarity between original and rephrased prompt below which the rephrase is discarded.
 REPHRASE_MIN_SIMILARITY = 0.7

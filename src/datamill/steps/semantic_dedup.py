@@ -29,8 +29,8 @@ from typing import ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from datamill.llm.embeddings import Embedder
 from datamill.steps.base import BatchStep, Row, StepContext
+from datamill.text.embeddings import Embedder
 
 #: Cosine similarity at or above which a later row is a semantic duplicate of a kept row.
 SEMANTIC_DUP_THRESHOLD = 0.95

@@ -10,8 +10,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from datamill.api.datasets import DatasetView
-from datamill.api.listing import parse_list_query
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat import adaption_uploads
 from datamill.server.compat.adaption_models import (
@@ -24,6 +22,8 @@ from datamill.server.compat.adaption_models import (
     ErrorPublic,
     ProgressPublic,
 )
+from datamill.services.datasets.catalog import DatasetView
+from datamill.services.datasets.listing import parse_list_query
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404)}
 

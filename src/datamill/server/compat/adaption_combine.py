@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.api.combine import dump_report
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import ErrorPublic
+from datamill.services.datasets.combine import dump_report
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404)}
 

@@ -12,9 +12,9 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.api.custom_evals import CustomEvalView
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import ErrorPublic
+from datamill.services.datasets.custom_evals import CustomEvalView
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorPublic} for code in (400, 401, 404, 409, 422)

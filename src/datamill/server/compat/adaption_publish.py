@@ -14,11 +14,11 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from datamill.api.publish import TargetNotImplemented
-from datamill.api.publish_targets import PublishUpstreamError
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import ErrorPublic
 from datamill.server.errors import error_response
+from datamill.services.datasets.publish.service import TargetNotImplemented
+from datamill.services.datasets.publish.targets import PublishUpstreamError
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorPublic} for code in (400, 401, 404, 409, 422, 501, 502)

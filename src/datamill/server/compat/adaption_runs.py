@@ -1,6 +1,7 @@
 """Adaption API run routes: run/adapt (run/adapt), translate/localize, evaluation, download.
 
-Handlers only translate between the wire and the services in `datamill.api.runs`, `runs_expand`,
+Handlers only translate between the wire and the services in `datamill.services.adaptation.launch`,
+`runs_expand`,
 `evaluations` and `downloads`. They are plain ``def`` functions (the services block on the database and on
 reading input files), so FastAPI runs them on its thread pool. Errors of their own: 402 when a tenant's
 balance does not cover a run (`InsufficientCreditsError`), and a 500 that says what is wrong when the
@@ -15,8 +16,6 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
-from datamill.api.runs import InsufficientCreditsError
-from datamill.api.runs_quote import RunConfigError
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import ErrorPublic
 from datamill.server.compat.adaption_run_models import (
@@ -28,6 +27,8 @@ from datamill.server.compat.adaption_run_models import (
     RunPublic,
 )
 from datamill.server.errors import error_response
+from datamill.services.adaptation.launch import InsufficientCreditsError
+from datamill.services.adaptation.quote import RunConfigError
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404, 409)}
 _LAUNCH_ERRORS: dict[int | str, dict[str, object]] = {

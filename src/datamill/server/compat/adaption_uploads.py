@@ -1,6 +1,7 @@
 """Adaption API upload routes (Adaption API): create with a file source, initiate and complete.
 
-Handlers only translate: wire models in, `datamill.api.uploads.UploadService` calls, wire models out. They
+Handlers only translate: wire models in, `datamill.services.datasets.uploads.UploadService` calls, wire
+models out. They
 are plain ``def`` functions because the services use blocking database calls; FastAPI runs them on its
 thread pool. The static ``/datasets/upload/*`` paths are registered before ``/datasets/{dataset_id}``.
 """
@@ -9,8 +10,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from datamill.api.upload_checks import parse_file_source, parse_url_source
-from datamill.api.uploads import BatchFile
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import (
     BatchUploadPublic,
@@ -28,6 +27,8 @@ from datamill.server.compat.adaption_models import (
     UploadInstructionsPublic,
 )
 from datamill.server.uploads import upload_url
+from datamill.services.datasets.upload_checks import parse_file_source, parse_url_source
+from datamill.services.datasets.uploads import BatchFile
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404)}
 

@@ -1,7 +1,7 @@
 """Evaluations of generation runs (Dataframer-compatible): create, retrieve, list a run's evaluations.
 
 Handlers are plain functions (FastAPI runs them in its thread pool, as they use the database); they only
-translate: `datamill.api.dataframer_evaluations` holds the rules and the wire shapes.
+translate: `datamill.services.generation.evaluations` holds the rules and the wire shapes.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from datamill.api.dataframer_evaluations import EvaluationService
 from datamill.server.auth import Context, CurrentTenant, JsonBody
+from datamill.services.generation.evaluations import EvaluationService
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer evaluations"])
 

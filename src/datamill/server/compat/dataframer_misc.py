@@ -17,9 +17,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials
 
-from datamill.api.errors import NotFoundError
 from datamill.server.auth import Context, CurrentTenant, bearer_scheme
 from datamill.server.errors import Unauthenticated, dataframer_error
+from datamill.services.errors import NotFoundError
 
 router = APIRouter(tags=["dataframer"])
 _PREFIX = "/api/dataframer"

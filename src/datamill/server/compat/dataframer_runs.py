@@ -2,7 +2,7 @@
 
 Create, list, retrieve, cancel, delete, one file's download and the ZIP of all files.
 
-Handlers only translate between the wire and `datamill.api.dataframer_runs.RunService`. Downloads answer
+Handlers only translate between the wire and `datamill.services.generation.runs.RunService`. Downloads answer
 JSON with a signed ``download_url`` (`datamill.server.downloads_signed`); the ZIP answers 202 with a null
 URL while its job builds it, then 200 with the URL and its size.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from datamill.api.dataframer_runs import RunService
 from datamill.server.auth import Context, CurrentTenant, JsonBody
 from datamill.server.downloads_signed import download_body, download_url
+from datamill.services.generation.runs import RunService
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer: runs"])
 

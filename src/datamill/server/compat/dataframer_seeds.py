@@ -3,7 +3,7 @@
 The two creates are ``multipart/form-data``: ``dataset_type``, ``name``, ``description``, repeated
 ``folder_names[]`` and ``files[]`` (``files`` and ``folder_names`` are read too), or ``name``,
 ``description`` and ``zip_file``. A body over `MAX_BODY` answers 413 before it is read, and one without a
-Content-Length 411. The rules and the storing are `datamill.api.dataframer_seeds`'; the routes translate.
+Content-Length 411. The rules and the storing are `datamill.services.generation.seeds`'; the routes translate.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
-from datamill.api.dataframer_common import CodedError
-from datamill.api.dataframer_seed_rules import MAX_FILES, MAX_TOTAL_BYTES, MB, IncomingFile
-from datamill.api.dataframer_seeds import SeedDatasetService
-from datamill.api.errors import PayloadTooLargeError
 from datamill.core.errors import ValidationError
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.downloads_signed import download_body
+from datamill.services.errors import PayloadTooLargeError
+from datamill.services.generation.common import CodedError
+from datamill.services.generation.seed_rules import MAX_FILES, MAX_TOTAL_BYTES, MB, IncomingFile
+from datamill.services.generation.seeds import SeedDatasetService
 
 #: The largest request body read: 50 MB of files plus room for the multipart framing.
 MAX_BODY = MAX_TOTAL_BYTES + 2 * MB

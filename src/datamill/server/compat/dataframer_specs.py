@@ -1,6 +1,6 @@
 """Dataframer-compatible spec routes: ``/api/dataframer/specs/...`` (create, list, retrieve, update, delete).
 
-Handlers only translate between the wire and `datamill.api.dataframer_specs.SpecService`; they are plain
+Handlers only translate between the wire and `datamill.services.generation.specs.SpecService`; they are plain
 ``def`` functions, run on FastAPI's thread pool. Bodies are read as raw JSON so that every field is
 validated (and named) by the service.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from datamill.api.dataframer_specs import SpecService
 from datamill.server.auth import Context, CurrentTenant, JsonBody
+from datamill.services.generation.specs import SpecService
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer: specs"])
 

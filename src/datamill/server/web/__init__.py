@@ -4,7 +4,7 @@ Sign in with an API key (`auth`), upload and browse datasets (`datasets`), map c
 adaptation with a live estimate (`adapt`), watch it (`runs`), compare before and after (`compare`), read the
 evaluation (`report`), download or publish the output (`downloads`); and generate: upload seeds and
 create specs (`gen_seeds`, `gen_specs`), launch and watch runs and browse their samples (`gen_runs`,
-`gen_samples`), evaluate them (`gen_evals`). Pages call the `datamill.api`
+`gen_samples`), evaluate them (`gen_evals`). Pages call the `datamill.services`
 services directly, so they apply the same validation and messages as the wire API, scoped to the signed-in
 tenant. Templates and the small script and stylesheet ship in the package; there is no build step.
 """
@@ -14,8 +14,6 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from datamill.api.runs_cancel import RunCanceller
-from datamill.api.runs_quote import RunQuoter
 from datamill.server.context import ServerContext
 from datamill.server.signing import load_or_create_secret
 from datamill.server.web import (
@@ -34,6 +32,8 @@ from datamill.server.web import (
 from datamill.server.web.deps import Web, make_templates
 from datamill.server.web.errors import install_web_error_handlers
 from datamill.server.web.session import SessionSigner
+from datamill.services.adaptation.cancel import RunCanceller
+from datamill.services.adaptation.quote import RunQuoter
 
 
 def create_web_app(context: ServerContext) -> FastAPI:

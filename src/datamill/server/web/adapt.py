@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
-from datamill.api.runs import check_runnable
-from datamill.api.runs_plans import ADAPT
 from datamill.core.adapt_request import parse_adapt_request
 from datamill.core.brand import Length, SafetyCategory
 from datamill.core.recipes import RECIPE_NAMES, Recipes, TrainingType
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.services.adaptation.launch import check_runnable
+from datamill.services.adaptation.plans import ADAPT
 
 router = APIRouter()
 

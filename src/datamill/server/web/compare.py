@@ -17,11 +17,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from datamill.api.errors import NotReadyError
 from datamill.runners.outputs import output_tables
 from datamill.server.web.deps import SessionDep, WebDep
 from datamill.server.web.diff import highlight
 from datamill.server.web.preview import cell
+from datamill.services.errors import NotReadyError
 
 router = APIRouter()
 

@@ -12,13 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
-from datamill.api.listing import parse_list_query
-from datamill.api.upload_checks import parse_file_source
 from datamill.core.errors import ValidationError
 from datamill.server.uploads import UPLOAD_PATH
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
 from datamill.server.web.preview import read_preview
 from datamill.server.web.runs import run_summary
+from datamill.services.datasets.listing import parse_list_query
+from datamill.services.datasets.upload_checks import parse_file_source
 
 router = APIRouter()
 

@@ -10,8 +10,6 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from datamill.api.runs_cancel import RunCanceller
-from datamill.api.runs_quote import RunQuoter
 from datamill.server.context import ServerContext
 from datamill.server.web.session import (
     CSRF_FIELD,
@@ -20,6 +18,8 @@ from datamill.server.web.session import (
     WebSession,
     current_session,
 )
+from datamill.services.adaptation.cancel import RunCanceller
+from datamill.services.adaptation.quote import RunQuoter
 
 
 @dataclass(frozen=True)

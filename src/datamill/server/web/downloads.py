@@ -8,10 +8,10 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from starlette.background import BackgroundTask
 
-from datamill.api.downloads import FORMATS
-from datamill.api.publish import TargetNotImplemented
-from datamill.api.publish_targets import PublishUpstreamError
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.services.datasets.downloads import FORMATS
+from datamill.services.datasets.publish.service import TargetNotImplemented
+from datamill.services.datasets.publish.targets import PublishUpstreamError
 
 router = APIRouter()
 

@@ -16,13 +16,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from datamill.api.errors import ServiceError
-from datamill.api.runs import InsufficientCreditsError
-from datamill.api.runs_quote import RunConfigError
 from datamill.core.errors import Issue, ValidationError
 from datamill.server.errors import SERVICE_STATUS, respond_error, route_not_found
 from datamill.server.web.deps import Web
 from datamill.server.web.session import CsrfRejected, SignInRequired
+from datamill.services.adaptation.launch import InsufficientCreditsError
+from datamill.services.adaptation.quote import RunConfigError
+from datamill.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 

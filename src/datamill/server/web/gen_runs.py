@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from datamill.api.dataframer_common import CodedError
 from datamill.core.dataframer_models import EVALUATION_MODELS
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
 from datamill.server.web.gen_samples import read_page, sample_files
+from datamill.services.generation.common import CodedError
 
 router = APIRouter()
 

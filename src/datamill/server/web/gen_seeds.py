@@ -15,11 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from starlette.datastructures import FormData, UploadFile
 
-from datamill.api.dataframer_seed_rules import DATASET_TYPES, MAX_FILES, IncomingFile
 from datamill.core.dataframer_models import EVALUATION_MODELS, RUN_MODELS, SPEC_MODELS
 from datamill.core.errors import ValidationError
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.services.generation.seed_rules import DATASET_TYPES, MAX_FILES, IncomingFile
 
 router = APIRouter()
 

@@ -11,13 +11,13 @@ from urllib.parse import quote
 
 from fastapi.responses import StreamingResponse
 
-from datamill.api.dataframer_common import DownloadTarget
-from datamill.api.dataframer_evaluations import EvaluationService
-from datamill.api.dataframer_runs import RunService
-from datamill.api.dataframer_seeds import SeedDatasetService
-from datamill.api.dataframer_specs import SpecService
-from datamill.api.errors import NotFoundError
 from datamill.server.web.deps import Web
+from datamill.services.errors import NotFoundError
+from datamill.services.generation.common import DownloadTarget
+from datamill.services.generation.evaluations import EvaluationService
+from datamill.services.generation.runs import RunService
+from datamill.services.generation.seeds import SeedDatasetService
+from datamill.services.generation.specs import SpecService
 
 _CHUNK = 1 << 20
 

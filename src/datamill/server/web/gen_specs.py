@@ -12,13 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
-from datamill.api.dataframer_specs import read_content_yaml
 from datamill.core.dataframer_models import RUN_MODELS
 from datamill.core.errors import ValidationError
 from datamill.core.generation_request import FilteringType, RevisionType, SeedShuffling
 from datamill.core.spec import parse_spec_yaml
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.services.generation.specs import read_content_yaml
 
 router = APIRouter()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from datamill.api.runs_plans import input_cache_dir
 from datamill.dataio import open_dataset
 from datamill.runners.inputs import dataset_input
 from datamill.server.context import ServerContext
+from datamill.services.adaptation.plans import input_cache_dir
 
 #: Characters of one cell shown in a preview (the rest is cut, marked with an ellipsis).
 CELL_CHARS = 300

@@ -3,7 +3,8 @@
 Progress comes from what the worker's heartbeat records on the run (rows processed of the total, model
 spend); the rate is rows per second since the run started, and tokens are the estimate's, scaled by the
 share of rows done (the worker records spend, not token counts, while a run is going). Cancel posts to
-``/datasets/{id}/run/cancel``, which calls `datamill.api.runs_cancel.RunCanceller`: the run stops, the
+``/datasets/{id}/run/cancel``, which calls `datamill.services.adaptation.cancel.RunCanceller`: the run stops,
+the
 dataset fails with ``E0304`` and the rows already produced stay downloadable.
 """
 
@@ -15,10 +16,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from datamill.api.errors import NotFoundError
-from datamill.api.evaluations import evaluation_status
 from datamill.server.context import ServerContext
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.services.datasets.evaluations import evaluation_status
+from datamill.services.errors import NotFoundError
 from datamill.store import runs as runs_repo
 
 router = APIRouter()

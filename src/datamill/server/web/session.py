@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from fastapi import Request
 from fastapi.responses import Response
 
-from datamill.api.tenants import TenantView, hash_key
 from datamill.server.context import ServerContext
+from datamill.services.tenants import TenantView, hash_key
 from datamill.store import tenants as tenants_repo
 from datamill.store.models import ApiKey
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from datamill.core.errors import DataFormatError
 from datamill.dataio import detect_format, read_all
-from datamill.llm.tokenizer import HeuristicTokenizer
+from datamill.text.tokenizer import HeuristicTokenizer
 
 #: Formats whose rows are samples; every other file is one text sample.
 ROW_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "xlsx")

@@ -1,0 +1,1 @@
+"""Adapting a dataset: plan, quote, launch, cancel, expand and evaluate runs."""

@@ -1,0 +1,1 @@
+"""Datasets: uploads, URL imports, ingest, listing, downloads, combine, custom evaluations and publishing."""

@@ -1,0 +1,94 @@
+"""Downloads (Adaption API): a dataset's run output converted to csv, json, jsonl, or parquet (a tar.gz).
+
+``fileFormat`` defaults to csv; anything else than the four formats is a 400 naming ``fileFormat``. A dataset
+no run ever started on answers 422. Otherwise the answer is the output of the dataset's latest run in its
+current state:
+
+- succeeded: every output row;
+- failed: the rows of the batches finished before the failure;
+- still running (or queued): the rows finished so far, in input order. Partial rows rather than a 409,
+  because they are exactly what a failed run would give, and a 409 would make the SDK retry in vain; the
+  ``x-datamill-run-status`` header says the run is not finished.
+
+The file is converted into a temporary file under ``<data_dir>/tmp/downloads`` and streamed from there; the
+caller deletes it when the response is sent (`DownloadFile.path`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from datamill.core.errors import ValidationError
+from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export
+from datamill.runners.run_files import run_location
+from datamill.services.datasets.catalog import DatasetService
+from datamill.store import Store
+from datamill.store import runs as repo
+
+FORMATS = tuple(MEDIA_TYPES)
+
+
+@dataclass(frozen=True)
+class DownloadFile:
+    """A converted output, ready to stream; delete `path` once it is sent."""
+
+    path: Path
+    media_type: str
+    filename: str
+    run_status: str
+
+
+def parse_format(value: str | None) -> str:
+    """The download format a ``fileFormat`` value names (csv when absent); ValidationError otherwise."""
+    fmt = (value or "csv").strip().lower()
+    if fmt not in FORMATS:
+        raise ValidationError.of("fileFormat", f"must be one of {', '.join(FORMATS)}, got {value!r}")
+    return fmt
+
+
+def _safe_name(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
+    return cleaned[:100] or "dataset"
+
+
+class DownloadService:
+    """Converts run outputs for download; see the module docstring."""
+
+    def __init__(
+        self, store: Store, datasets: DatasetService, data_dir: Path, *, runs_url: str | None = None
+    ) -> None:
+        self._store, self._datasets, self._data_dir = store, datasets, data_dir
+        self._runs_url = runs_url
+        self._folder = data_dir / "tmp" / "downloads"
+
+    def purge(self, older_than_s: float = 3600.0) -> None:
+        """Delete converted files left behind (a client that went away before the end, a crash)."""
+        cutoff = time.time() - older_than_s
+        for path in self._folder.glob("*") if self._folder.is_dir() else ():
+            with contextlib.suppress(OSError):  # being sent or deleted right now
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    def prepare(self, tenant_id: str, dataset_id: str, file_format: str | None) -> DownloadFile:
+        """Convert the dataset's run output to a temporary file.
+
+        Raises:
+            ValidationError: an unknown ``fileFormat``.
+            NotFoundError: no such dataset for this tenant.
+            NotReadyError: no run has ever started on the dataset (422).
+        """
+        fmt = parse_format(file_format)
+        view = self._datasets.check_download(tenant_id, dataset_id)
+        assert view.run_id is not None  # check_download answers NotReadyError otherwise
+        with self._store.session() as session:
+            run = repo.get_run(session, tenant_id, view.run_id)
+            status = run.status if run is not None else "succeeded"
+        self._folder.mkdir(parents=True, exist_ok=True)
+        dest = self._folder / f"{secrets.token_hex(8)}.{EXTENSIONS[fmt]}"
+        export(run_location(self._data_dir, view.run_id, self._runs_url), fmt, dest)
+        return DownloadFile(dest, MEDIA_TYPES[fmt], f"{_safe_name(view.name)}.{EXTENSIONS[fmt]}", status)

@@ -1,0 +1,167 @@
+"""Imports by URL: ``POST /datasets`` with ``source.url`` creates a dataset and fetches its file later.
+
+`UrlImportService.create` answers at once with a ``pending`` dataset (``ingest_state: importing``, the URL in
+``source_url``, its one file listed with size 0 until fetched). `BackgroundImports` then fetches the file on
+a worker thread through the safe fetcher (`datamill.text.fetch`: internal addresses refused unless
+``DATAMILL_FETCH_ALLOW`` lists them, at most the upload limit in bytes, at most `IMPORT_TIMEOUT_S` seconds),
+stores it in the blob store and hands the dataset to ingest, which reads it as it reads an upload. A fetch
+that is refused, fails, answers an error status or an empty body marks the dataset ``failed`` with
+``error_data`` code ``E0104`` and the reason. Datasets still ``importing`` when the server stops are fetched
+again on the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from datamill.services.datasets.queue import DatasetQueue
+from datamill.services.datasets.upload_checks import UrlSource, safe_file_name
+from datamill.store import BlobInfo, BlobStore, Dataset, DatasetFile, Store, utcnow
+from datamill.store import datasets as repo
+from datamill.store.blobs import write_stream
+from datamill.store.ids import new_id
+from datamill.text.fetch import FetchError, SafeFetcher
+from datamill.text.fetch_policy import FetchPolicy
+
+log = logging.getLogger(__name__)
+
+#: The longest an import's fetch may take, redirects and body included.
+IMPORT_TIMEOUT_S = 300.0
+#: ``error_data.code`` of a dataset whose file could not be fetched.
+IMPORT_FAILED = "E0104"
+
+
+class ImportFailure(Exception):
+    """Why the file of an import could not be fetched, in words for ``error_data.message``."""
+
+
+class UrlImportService:
+    """Creates imported datasets and fetches their files (see the module docstring).
+
+    Args:
+        store: the database.
+        blobs: where the fetched file is stored.
+        max_bytes: the largest file imported (the upload limit).
+        on_fetched: called with the dataset id once its file is stored (the ingest queue).
+        policy: what may be fetched; the ``DATAMILL_FETCH_ALLOW`` setting when None.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        *,
+        max_bytes: int,
+        on_fetched: Callable[[str], None] = lambda _dataset_id: None,
+        policy: FetchPolicy | None = None,
+    ) -> None:
+        self._store, self._blobs = store, blobs
+        self._max = max_bytes
+        self._on_fetched = on_fetched
+        base = policy if policy is not None else FetchPolicy.from_env()
+        self._policy = dataclasses.replace(base, max_bytes=max_bytes, timeout_s=IMPORT_TIMEOUT_S)
+
+    def create(self, tenant_id: str, source: UrlSource) -> tuple[str, str]:
+        """A pending dataset for ``source``; its (id, status). The fetch is left to `BackgroundImports`."""
+        now = utcnow()
+        with self._store.session() as session:
+            row = Dataset(
+                id=new_id("ds"),
+                tenant_id=tenant_id,
+                name=source.name,
+                kind="uploaded",
+                status="pending",
+                ingest_state="importing",
+                processing_mode=source.processing_mode,
+                source_column_mapping=source.column_mapping.to_dict() if source.column_mapping else None,
+                source_url=source.url,
+                created_at=now,
+                updated_at=now,
+            )
+            session.add(row)
+            session.flush()
+            key = f"imports/{tenant_id}/{row.id}/{safe_file_name(source.name, source.file_format)}"
+            session.add(
+                DatasetFile(
+                    dataset_id=row.id,
+                    position=0,
+                    file_name=source.name,
+                    file_format=source.file_format,
+                    blob_key=key,
+                    size_bytes=0,
+                    sha256="",
+                )
+            )
+            return row.id, row.status
+
+    def waiting(self) -> list[str]:
+        """Ids of the datasets whose file has not been fetched yet."""
+        with self._store.session() as session:
+            return repo.dataset_ids_in_ingest_state(session, "importing")
+
+    def process(self, dataset_id: str) -> None:
+        """Fetch one dataset's file and queue it for ingest, or mark it failed; others are left alone."""
+        with self._store.session() as session:
+            row = repo.get_dataset_any_tenant(session, dataset_id)
+            if row is None or row.deleted_at is not None or row.ingest_state != "importing":
+                return
+            url = row.source_url or ""
+            (file,) = repo.files_of(session, dataset_id)
+            key = file.blob_key
+        try:
+            info = asyncio.run(self._fetch(url, key))
+        except ImportFailure as failure:
+            self._fail(dataset_id, str(failure))
+            return
+        except Exception:
+            log.exception("import of dataset %s failed", dataset_id)
+            self._fail(dataset_id, "internal error while importing the file; the server log has details")
+            return
+        with self._store.session() as session:
+            row = repo.get_dataset_any_tenant(session, dataset_id)
+            if row is None or row.ingest_state != "importing":
+                return
+            (file,) = repo.files_of(session, dataset_id)
+            file.size_bytes, file.sha256 = info.size, info.sha256
+            row.ingest_state, row.updated_at = "uploaded", utcnow()
+        self._on_fetched(dataset_id)
+
+    async def _fetch(self, url: str, key: str) -> BlobInfo:
+        try:
+            async with SafeFetcher(self._policy) as fetcher:
+                result = await fetcher.fetch(url)
+        except FetchError as exc:
+            raise ImportFailure(f"cannot import {exc.url}: {exc.reason}") from exc
+        if not result.ok:
+            raise ImportFailure(f"cannot import {url}: it answered HTTP {result.status}")
+        if not result.body:
+            raise ImportFailure(f"cannot import {url}: it answered an empty body")
+
+        return await write_stream(self._blobs, key, _once(result.body), max_bytes=self._max)
+
+    def _fail(self, dataset_id: str, message: str) -> None:
+        with self._store.session() as session:
+            row = repo.get_dataset_any_tenant(session, dataset_id)
+            if row is None:
+                return
+            row.status = "failed"
+            row.error_data = {"message": message, "code": IMPORT_FAILED, "level": "error"}
+            row.ingest_state, row.updated_at = "ready", utcnow()
+
+
+async def _once(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+class BackgroundImports(DatasetQueue):
+    """Runs `UrlImportService.process` on worker threads; `start` re-queues unfinished imports.
+
+    An import queued after `close` stays ``importing`` and is fetched on the next start.
+    """
+
+    def __init__(self, imports: UrlImportService, *, workers: int = 2) -> None:
+        super().__init__(imports, workers=workers, name="import", resumes="fetched")
+        self.service = imports

@@ -1,0 +1,1 @@
+"""Generation from seeds: seed datasets, specs, generation runs and their evaluations."""

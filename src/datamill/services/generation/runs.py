@@ -1,0 +1,202 @@
+"""Generation runs of the Dataframer-compatible API: create (a job), read, cancel, delete, downloads.
+
+Creating a run validates the body (`datamill.core.generation_request`, with the API's model enum and the
+Databricks credentials a ``databricks/`` model needs), checks that the spec SUCCEEDED and that the
+version exists (the latest when none is given), stores the request *without* credentials and queues a
+``GENERATION_JOB`` whose request carries them (erased when the job ends). Status, progress and cost are
+the job's (`datamill.services.generation.run_view`). The ZIP of all files is a ``GENERATION_ZIP_JOB``, queued
+by the first download request: 202 while it builds, then 200 with the link. A ZIP built before the
+run's newest evaluation finished is built again, so the archive always carries the latest results.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from datamill.core.dataframer_models import RUN_MODELS
+from datamill.core.errors import Issue, ValidationError
+from datamill.core.generation_request import GenerationRequest, parse_generation_request
+from datamill.services.errors import NotFoundError
+from datamill.services.generation.common import CodedError, DownloadTarget, creator_email
+from datamill.services.generation.run_cleanup import delete_runs
+from datamill.services.generation.run_view import run_list_item, run_status, run_wire, tenant_run
+from datamill.services.generation.specs import spec_status
+from datamill.services.tenants import TenantView
+from datamill.store import BlobStore, Store
+from datamill.store.generation_models import GENERATION_JOB, GENERATION_ZIP_JOB, GenerationRun
+from datamill.store.generation_runs import (
+    add_generation_run,
+    evaluations_of_run,
+    get_generated_file,
+    list_generation_runs,
+    zip_blob_key,
+)
+from datamill.store.ids import new_id
+from datamill.store.jobs import CREDENTIALS, add_job, cancel_job, get_job
+from datamill.store.models import Run, utcnow
+from datamill.store.specs import get_spec, get_version, latest_version
+
+#: Body fields that are credentials: used by the run's job, never stored with the run or echoed.
+SECRET_FIELDS = ("databricks_client_id", "databricks_client_secret", "databricks_api_base")
+
+
+def parse_run_create(body: object) -> GenerationRequest:
+    """The validated body; `spec_id` is required here (the library's callers pass a spec file instead)."""
+    issues: list[Issue] = []
+    if isinstance(body, Mapping) and body.get("spec_id") is None:
+        issues.append(Issue("spec_id", "is required: the id of a SUCCEEDED spec"))
+    try:
+        request = parse_generation_request(
+            body, allowed_models=RUN_MODELS, require_databricks_credentials=True
+        )
+    except ValidationError as exc:
+        raise ValidationError(issues + list(exc.issues)) from None
+    if issues:
+        raise ValidationError(issues)
+    return request
+
+
+@dataclass(frozen=True)
+class ZipState:
+    """The ZIP download's answer: 202 while it builds, 200 with the blob once built."""
+
+    ready: bool
+    target: DownloadTarget | None = None
+    size_bytes: int | None = None
+
+
+def _outdated(session: Session, run: GenerationRun, job: Run) -> bool:
+    """Whether a built ZIP predates the run's newest finished evaluation (whose results it must carry)."""
+    if job.status != "succeeded" or job.finished_at is None:
+        return False
+    finished = [e.completed_at for e in evaluations_of_run(session, run.id) if e.result and e.completed_at]
+    return bool(finished) and _naive(max(finished, key=_naive)) > _naive(job.finished_at)
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    """UTC without a zone (SQLite returns naive datetimes, PostgreSQL aware ones)."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+class RunService:
+    """The run operations of one tenant's requests; see the module docstring."""
+
+    def __init__(self, store: Store, blobs: BlobStore) -> None:
+        self._store, self._blobs = store, blobs
+
+    def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
+        request = parse_run_create(body)
+        assert isinstance(body, Mapping)
+        assert request.spec_id is not None
+        with self._store.session() as session:
+            spec = get_spec(session, tenant.id, request.spec_id)
+            if spec is None:
+                raise NotFoundError("spec", request.spec_id)
+            status = spec_status(session, spec)
+            if status != "SUCCEEDED":
+                raise CodedError(
+                    f"spec {spec.id!r} is {status}; a run needs a SUCCEEDED spec",
+                    "spec_not_ready",
+                    field="spec_id",
+                )
+            version = self._version(session, spec.id, request.spec_version)
+            stored = {k: v for k, v in body.items() if k not in SECRET_FIELDS}
+            run = GenerationRun(
+                id=new_id("genrun"),
+                tenant_id=tenant.id,
+                spec_id=spec.id,
+                spec_version=version,
+                number_of_samples=request.number_of_samples,
+                request=stored,
+                runtime_params=request.runtime_params(),
+                job_id="",
+                summary=None,
+                zip_job_id=None,
+                created_by_email=creator_email(tenant),
+                created_at=utcnow(),
+                completed_at=None,
+            )
+            add_generation_run(session, run)
+            job_request: dict[str, Any] = {}
+            if request.databricks:
+                job_request[CREDENTIALS] = dict(request.databricks)
+            job = add_job(
+                session, tenant.id, GENERATION_JOB, run.id, job_request, request.generation_model or ""
+            )
+            run.job_id = job.id
+            return run_wire(session, run)
+
+    @staticmethod
+    def _version(session: Session, spec_id: str, asked: int | None) -> int:
+        latest = latest_version(session, spec_id)
+        assert latest is not None  # a SUCCEEDED spec has version 1
+        if asked is None:
+            return latest.version
+        if get_version(session, spec_id, asked) is None:
+            raise ValidationError.of(
+                "spec_version", f"spec {spec_id!r} has versions 1 to {latest.version}; got {asked}"
+            )
+        return asked
+
+    def get(self, tenant_id: str, run_id: str) -> dict[str, Any]:
+        with self._store.session() as session:
+            return run_wire(session, tenant_run(session, tenant_id, run_id))
+
+    def list(self, tenant_id: str) -> list[dict[str, Any]]:
+        with self._store.session() as session:
+            return [run_list_item(session, run) for run in list_generation_runs(session, tenant_id)]
+
+    def cancel(self, tenant_id: str, run_id: str) -> None:
+        """Cancel a PENDING or PROCESSING run; its worker stops at its next heartbeat."""
+        with self._store.session() as session:
+            run = tenant_run(session, tenant_id, run_id)
+            if not cancel_job(session, tenant_id, run.job_id):
+                raise CodedError(
+                    f"run {run_id!r} is {run_status(session, run)}; only PENDING or PROCESSING runs can be "
+                    "canceled",
+                    "not_cancelable",
+                )
+            run.completed_at = utcnow()
+
+    def delete(self, tenant_id: str, run_id: str) -> None:
+        with self._store.session() as session:
+            tenant_run(session, tenant_id, run_id)
+            keys = delete_runs(session, tenant_id, [run_id])
+        for key in keys:
+            self._blobs.delete(key)
+
+    def file(self, tenant_id: str, run_id: str, file_id: str) -> DownloadTarget:
+        """One generated file, to download."""
+        with self._store.session() as session:
+            run = tenant_run(session, tenant_id, run_id)
+            found = get_generated_file(session, run.id, file_id)
+            if found is None:
+                raise NotFoundError("file", file_id)
+            return DownloadTarget(found.blob_key, PurePosixPath(found.path).name, found.file_type)
+
+    def zip(self, tenant_id: str, run_id: str) -> ZipState:
+        """The ZIP of every file: queue its job on the first call (or after a failed one), else its state."""
+        with self._store.session() as session:
+            run = tenant_run(session, tenant_id, run_id)
+            status = run_status(session, run)
+            if status != "SUCCEEDED":
+                raise CodedError(
+                    f"run {run_id!r} is {status}; its files are ready once it SUCCEEDED", "run_not_ready"
+                )
+            job = get_job(session, tenant_id, run.zip_job_id)
+            if job is None or job.status in ("failed", "cancelled") or _outdated(session, run, job):
+                job = add_job(session, tenant_id, GENERATION_ZIP_JOB, run.id, {})
+                run.zip_job_id = job.id
+                return ZipState(False)
+            if job.status != "succeeded":
+                return ZipState(False)
+            key = zip_blob_key(tenant_id, run.id, job.id)
+        with self._blobs.open_read(key) as handle:
+            size = handle.seek(0, 2)
+        return ZipState(True, DownloadTarget(key, f"{run_id}.zip", "application/zip"), size)

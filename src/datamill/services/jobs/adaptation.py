@@ -1,0 +1,274 @@
+"""Executing a claimed run: the `RunExecutor` the server's worker is built with.
+
+One attempt: read the input dataset's files as one local file, rebuild the run's plan from the request,
+model and options stored with it, stream the batches through `run_adaptation` into the checkpoint
+at the run's location (``<data_dir>/runs/<run_id>/``, or under ``DATAMILL_RUN_DATA_URL`` on object
+storage; a resumed run skips the batches already there; the persistent response cache
+makes the calls it repeats free), then for an adaptation grade it (`judge_run`) and for a translate or
+localize run store its output as the derived dataset's file. Credits are settled from what the run produced
+and spent: output rows (new rows for translate/localize) and model spend, as `PriceTable` prices them.
+
+Beside the checkpoint the run writes ``request.json`` and, once graded, ``evaluation.json`` (the report),
+for readers of its output (dataset cards). A failure that stops the run becomes a failed outcome whose
+``error_data`` code says what kind it is:
+
+| code  | meaning                                                                    |
+|-------|----------------------------------------------------------------------------|
+| E0300 | the model cannot be used (unknown model, missing key, 401/403/404)         |
+| E0301 | the request does not fit the data or the model (e.g. a column is missing)  |
+| E0302 | the run was started too many times without finishing (given up; worker)    |
+| E0303 | the input cannot be read                                                   |
+| E0399 | an internal error (the server log has the traceback)                       |
+
+The rows of the batches finished before a failure stay downloadable and are charged for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow.compute as pc
+
+from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
+from datamill.dataio import open_dataset
+from datamill.llm.budget import ConcurrencyBudget
+from datamill.llm.gateway import Gateway
+from datamill.pipelines.adapt import AdaptResult, run_adaptation
+from datamill.pipelines.checkpoint import BatchCheckpoint
+from datamill.runners.checkpoint_store import checkpoint_at
+from datamill.runners.execution import LiveRun, RunTicket, error_data
+from datamill.runners.inputs import RunInput, dataset_input
+from datamill.runners.outputs import output_rows, output_tables, write_parquet
+from datamill.runners.run_files import Location, RunFiles
+from datamill.services.adaptation.adapt import AdaptJob, PreparedRun, make_gateway
+from datamill.services.adaptation.evaluate import judge_run
+from datamill.services.adaptation.plans import (
+    ADAPT,
+    fingerprint,
+    input_cache_dir,
+    options_from_dict,
+    prepare_run,
+    run_job,
+)
+from datamill.services.adaptation.ray_actors import ray_runners
+from datamill.services.settings.runs import RunSettings
+from datamill.store import BlobStore, Store
+from datamill.store.runs import NewFile, RunOutcome
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, DataFormatError):
+        return error_data("E0303", f"the input cannot be read: {exc.reason}")
+    if isinstance(exc, ValidationError):
+        return error_data("E0301", str(exc))
+    return error_data("E0300", f"the model cannot be used: {exc}")
+
+
+class RunExecutor:
+    """Executes adapt, translate and localize runs for a `Worker`; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        settings: RunSettings,
+        data_dir: Path,
+        *,
+        budget: ConcurrencyBudget | None = None,
+    ) -> None:
+        self._store, self._blobs, self._settings, self._data_dir = store, blobs, settings, data_dir
+        self._budget = budget
+
+    async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
+        root = self._settings.run_location(self._data_dir, ticket.id)
+        gateway = make_gateway(
+            self._settings.llm_settings(self._data_dir),
+            cache_commit_every=self._settings.cache_commit_every,
+            budget=self._budget,
+        )
+        base_cost = ticket.cost_usd
+        live.cost_usd = lambda: base_cost + gateway.usage.total.cost_usd
+        try:
+            cache = input_cache_dir(self._data_dir)
+            with dataset_input(self._store, self._blobs, ticket.source_dataset_id, cache) as source:
+                return await contained(self._execute(ticket, live, source, gateway, root))
+        except (DataFormatError, ValidationError, ConfigError, ModelError) as exc:
+            log.warning("run %s failed: %s", ticket.id, exc)
+            return self._failed(ticket, root, live, _failure(exc))
+        finally:
+            await gateway.aclose()
+
+    async def _execute(
+        self, ticket: RunTicket, live: LiveRun, source: RunInput, gateway: Gateway, root: Location
+    ) -> RunOutcome:
+        options = options_from_dict(ticket.options)
+        job = run_job(source, ticket.model, options)
+        llm = self._settings.llm_settings(self._data_dir)
+        prepared = await prepare_run(ticket.kind, job, ticket.request, llm, gateway)
+        live.total_rows = prepared.plan.rows_selected
+        run_fingerprint = fingerprint(ticket.id, ticket.request, ticket.model, ticket.options)
+        checkpoint = checkpoint_at(root, run_fingerprint)
+        RunFiles(root).write_json("request.json", ticket.request)
+        runners = None
+        if self._settings.executor == "ray":
+            make_checkpoint = partial(checkpoint_at, root, run_fingerprint)
+            runners = ray_runners(
+                self._settings,
+                self._data_dir,
+                self._store,
+                self._blobs,
+                _run_fields(ticket),
+                source,
+                make_checkpoint,
+            )
+            spent = live.cost_usd
+            live.cost_usd = lambda: spent() + runners.cost_usd
+        try:
+            with open_dataset(source.path, format=source.format, batch_size=options.batch_size) as reader:
+                result = await run_adaptation(
+                    reader,
+                    prepared.plan,
+                    checkpoint,
+                    counters=live.counters,
+                    # Two batches per actor keep every actor busy while the next batch is prepared.
+                    batches_in_flight=max(4, 2 * self._settings.ray_actors) if runners else 4,
+                    batch_runner=runners,
+                )
+        finally:
+            if runners is not None:
+                await runners.aclose()
+                log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
+        if ticket.kind == ADAPT:
+            status, report = await self._evaluate(job, prepared, checkpoint, result, live)
+            RunFiles(root).write_json("evaluation.json", report)
+            credits = self._settings.price_table.credits(
+                result.rows_out, live.cost_usd(), multimodal=prepared.estimate.multimodal_pricing_applied
+            )
+            return RunOutcome(
+                "succeeded",
+                rows_out=result.rows_out,
+                rows_rejected=result.rows_rejected,
+                credits_used=credits,
+                cost_usd=live.cost_usd(),
+                evaluation_status=status,
+                evaluation=report,
+            )
+        return self._derived(ticket, root, result, live.cost_usd())
+
+    async def _evaluate(
+        self,
+        job: AdaptJob,
+        prepared: PreparedRun,
+        checkpoint: BatchCheckpoint,
+        result: AdaptResult,
+        live: LiveRun,
+    ) -> tuple[str, dict[str, Any]]:
+        """The evaluation's status and report; a judge that cannot work fails the evaluation, not the run."""
+        if not job.options.evaluate:
+            return "skipped", {
+                "status": "skipped",
+                "quality": None,
+                "raw_results": {"reason": "evaluation is off"},
+            }
+        live.evaluation_status = "running"
+        try:
+            report = await judge_run(
+                job, prepared.request, prepared.plan, prepared.judge, checkpoint, result.rejections_by_step
+            )
+        except (ConfigError, ModelError, ValidationError) as exc:
+            return "failed", {"status": "failed", "quality": None, "raw_results": {"error": str(exc)}}
+        return report.status, report.to_dict()
+
+    def _derived(self, ticket: RunTicket, root: Location, result: AdaptResult, cost: float) -> RunOutcome:
+        """Store a translate/localize run's output as its dataset's own file, and charge for the new rows."""
+        local = self._data_dir / "tmp" / f"{ticket.id}.data.parquet"
+        local.parent.mkdir(parents=True, exist_ok=True)
+        columns, rows = write_parquet(root, local)
+        key = f"derived/{ticket.tenant_id}/{ticket.dataset_id}/data.parquet"
+        writer = self._blobs.open_writer(key)
+        try:
+            with local.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    writer.write(chunk)
+            info = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        local.unlink(missing_ok=True)
+        new_rows = _new_rows(root)
+        return RunOutcome(
+            "succeeded",
+            rows_out=result.rows_out,
+            rows_rejected=result.rows_rejected,
+            credits_used=self._settings.price_table.credits(new_rows, cost),
+            cost_usd=cost,
+            evaluation_status="skipped",
+            evaluation={
+                "status": "skipped",
+                "quality": None,
+                "raw_results": {"reason": f"{ticket.kind} runs are not graded"},
+            },
+            files=[NewFile("data.parquet", "parquet", key, info.size, info.sha256)],
+            columns=columns,
+            row_count=rows,
+        )
+
+    def _failed(self, ticket: RunTicket, root: Location, live: LiveRun, error: dict[str, Any]) -> RunOutcome:
+        """A failed outcome that charges for the rows finished before the failure."""
+        rows = output_rows(root)
+        billed = rows if ticket.kind == ADAPT else _new_rows(root)
+        cost = live.cost_usd()
+        return RunOutcome(
+            "failed",
+            rows_out=rows,
+            rows_rejected=live.counters.rows_rejected,
+            credits_used=self._settings.price_table.credits(billed, cost) if rows or cost else 0.0,
+            cost_usd=cost,
+            error_data=error,
+            evaluation_status="skipped",
+            row_count=rows if ticket.kind != ADAPT else None,
+        )
+
+
+async def contained(work: Awaitable[T]) -> T:
+    """Await `work`, then cancel any task it started that is still going.
+
+    When one row's model call fails the run, `asyncio.gather` in the pipeline lets the other rows' calls go
+    on; on the worker's long-lived loop they would outlive the run (and reopen the closed HTTP session).
+    """
+    before = asyncio.all_tasks()
+    try:
+        return await work
+    finally:
+        current = asyncio.current_task()
+        stray = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
+        for task in stray:
+            task.cancel()
+        await asyncio.gather(*stray, return_exceptions=True)
+
+
+def _run_fields(ticket: RunTicket) -> dict[str, Any]:
+    return {
+        "kind": ticket.kind,
+        "model": ticket.model,
+        "options": ticket.options,
+        "request": ticket.request,
+        "source_dataset_id": ticket.source_dataset_id,
+    }
+
+
+def _new_rows(root: Location) -> int:
+    """Rows a translate/localize run added: those with an ``expansion`` value."""
+    total = 0
+    for table in output_tables(root):
+        if "expansion" in table.column_names:
+            total += int(pc.count(table.column("expansion")).as_py())
+    return total

@@ -1,0 +1,26 @@
+"""The executors of the generation jobs, by ``runs.kind`` (see `datamill.store.generation_models`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datamill.runners.execution import RunExecutor
+from datamill.services.jobs.generation_eval import EvalJobExecutor
+from datamill.services.jobs.generation_run import RunJobExecutor
+from datamill.services.jobs.generation_zip import ZipJobExecutor
+from datamill.services.jobs.spec_analysis import SpecJobExecutor
+from datamill.services.settings.runs import RunSettings
+from datamill.store import BlobStore, Store
+from datamill.store.generation_models import GENERATION_EVAL_JOB, GENERATION_JOB, GENERATION_ZIP_JOB, SPEC_JOB
+
+
+def generation_executors(
+    store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path
+) -> dict[str, RunExecutor]:
+    """One executor per generation job kind, sharing the server's store, blobs and run settings."""
+    executors: dict[str, RunExecutor] = {}
+    executors[SPEC_JOB] = SpecJobExecutor(store, blobs, settings, data_dir)
+    executors[GENERATION_JOB] = RunJobExecutor(store, blobs, settings, data_dir)
+    executors[GENERATION_ZIP_JOB] = ZipJobExecutor(store, blobs, settings, data_dir)
+    executors[GENERATION_EVAL_JOB] = EvalJobExecutor(store, blobs, settings, data_dir)
+    return executors

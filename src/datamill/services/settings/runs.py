@@ -1,0 +1,137 @@
+"""Settings of runs and of the worker that executes them, read from the environment once, in a factory.
+
+| variable                   | meaning                                                        | default      |
+|----------------------------|----------------------------------------------------------------|--------------|
+| DATAMILL_MODEL             | the model of every run (the wire API has no model field)       | the routes'  |
+| DATAMILL_ROUTES            | a routing file whose entries override the shipped ones         | (none)       |
+| DATAMILL_WORKER            | run the in-process worker (``0``/``false``: queue runs only)   | 1            |
+| DATAMILL_RUN_BATCH_SIZE    | rows per batch; each finished batch is checkpointed            | 256          |
+| DATAMILL_RUN_LEASE_S       | seconds a worker's claim lasts without a heartbeat             | 30           |
+| DATAMILL_WORKER_POLL_S     | seconds between polls of an idle worker                        | 1            |
+| DATAMILL_RUN_MAX_ATTEMPTS  | claims a run gets before it is failed (``E0302``)              | 3            |
+| DATAMILL_RUN_EVALUATE      | grade a sample before and after each adaptation                | 1            |
+| DATAMILL_EVAL_SAMPLE_SIZE  | rows the evaluation judges                                     | 50           |
+| DATAMILL_CACHE_COMMIT_EVERY| model replies a worker caches before writing them to disk      | 1            |
+| DATAMILL_SHARED_CONCURRENCY| a route's ``max_concurrency`` holds for all workers together   | 0            |
+| DATAMILL_RUN_DATA_URL      | where runs keep checkpoints and outputs (an fsspec URL)        | DATA_DIR/runs|
+| DATAMILL_EXECUTOR          | ``local`` (batches on the worker) or ``ray`` (on Ray actors)   | local        |
+| DATAMILL_RAY_ADDRESS       | the Ray cluster to join (``auto``, ``ray://host:10001``)       | a local Ray  |
+| DATAMILL_RAY_ACTORS        | Ray actors per run (each with its own model gateway)           | 2            |
+
+After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over. With
+``DATAMILL_CACHE_COMMIT_EVERY=1`` every model reply is in the response cache before the call returns, so a
+killed worker's run pays again only for the calls that were in flight; a larger value writes less often and
+may pay again for up to that many replies.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from datamill.core.credits import PriceTable
+from datamill.core.errors import ConfigError
+from datamill.core.run_options import RunOptions
+from datamill.runners.run_files import Location, run_location
+from datamill.services.settings.entry import Settings
+
+EXECUTORS = ("local", "ray")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def _flag(value: str, name: str) -> bool:
+    text = value.strip().lower()
+    if text not in _TRUE + _FALSE:
+        raise ConfigError(f"{name}: must be one of {', '.join(_TRUE + _FALSE)}, got {value!r}")
+    return text in _TRUE
+
+
+def _number(value: str, name: str, *, integer: bool = False) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if number <= 0 or (integer and number != int(number)):
+        raise ConfigError(f"{name}: must be a positive {'whole ' if integer else ''}number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How runs execute; see the module docstring. Build with `from_env`, or directly in tests."""
+
+    worker: bool = True
+    model: str | None = None
+    routes_path: Path | None = None
+    batch_size: int = 256
+    lease_s: float = 30.0
+    poll_s: float = 1.0
+    max_attempts: int = 3
+    evaluate: bool = True
+    eval_sample_size: int = 50
+    cache_commit_every: int = 1
+    shared_concurrency: bool = False
+    run_data_url: str | None = None
+    executor: str = "local"
+    ray_address: str | None = None
+    ray_actors: int = 2
+    price_table: PriceTable = field(default_factory=PriceTable)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> RunSettings:
+        """Read the variables of the module docstring; unset ones keep their defaults."""
+        env = dict(os.environ) if env is None else env
+        llm = Settings.from_env(env)
+        values: dict[str, Any] = {"model": llm.model, "routes_path": llm.routes_path}
+        if text := env.get("DATAMILL_WORKER"):
+            values["worker"] = _flag(text, "DATAMILL_WORKER")
+        if text := env.get("DATAMILL_SHARED_CONCURRENCY"):
+            values["shared_concurrency"] = _flag(text, "DATAMILL_SHARED_CONCURRENCY")
+        if text := env.get("DATAMILL_EXECUTOR"):
+            if text.strip().lower() not in EXECUTORS:
+                raise ConfigError(f"DATAMILL_EXECUTOR: must be one of {', '.join(EXECUTORS)}, got {text!r}")
+            values["executor"] = text.strip().lower()
+            if values["executor"] == "ray" and importlib.util.find_spec("ray") is None:
+                raise ConfigError("DATAMILL_EXECUTOR=ray needs Ray: pip install 'datamill[ray]'")
+        if text := env.get("DATAMILL_RUN_DATA_URL"):
+            values["run_data_url"] = text.strip()
+        if text := env.get("DATAMILL_RAY_ADDRESS"):
+            values["ray_address"] = text.strip()
+        if text := env.get("DATAMILL_RUN_EVALUATE"):
+            values["evaluate"] = _flag(text, "DATAMILL_RUN_EVALUATE")
+        for name, key in (
+            ("DATAMILL_RUN_BATCH_SIZE", "batch_size"),
+            ("DATAMILL_RUN_MAX_ATTEMPTS", "max_attempts"),
+            ("DATAMILL_CACHE_COMMIT_EVERY", "cache_commit_every"),
+            ("DATAMILL_RAY_ACTORS", "ray_actors"),
+        ):
+            if text := env.get(name):
+                values[key] = int(_number(text, name, integer=True))
+        if text := env.get("DATAMILL_EVAL_SAMPLE_SIZE"):
+            values["eval_sample_size"] = int(_number(text, "DATAMILL_EVAL_SAMPLE_SIZE", integer=True))
+        for name, key in (("DATAMILL_RUN_LEASE_S", "lease_s"), ("DATAMILL_WORKER_POLL_S", "poll_s")):
+            if text := env.get(name):
+                values[key] = _number(text, name)
+        return replace(cls(), **values)
+
+    def run_options(self) -> RunOptions:
+        """The options a new run is launched with (kept with the run, so a resume uses the same)."""
+        # The Adaption API scores safety and flags issues in columns, but never removes rows.
+        return RunOptions(
+            batch_size=self.batch_size,
+            evaluate=self.evaluate,
+            eval_sample_size=self.eval_sample_size,
+            remove_unsafe_rows=False,
+        )
+
+    def run_location(self, data_dir: Path, run_id: str) -> Location:
+        """Where run `run_id` keeps its checkpoint and output: under the run data URL, else the data dir."""
+        return run_location(data_dir, run_id, self.run_data_url)
+
+    def llm_settings(self, data_dir: Path) -> Settings:
+        """The gateway settings: routing, model, and the response cache in the data dir."""
+        return Settings(data_dir=data_dir, routes_path=self.routes_path, model=self.model)

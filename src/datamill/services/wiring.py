@@ -1,0 +1,72 @@
+"""`RunServices`: the run services of one server, wired together, and the in-process worker's lifecycle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from datamill.runners.worker import BackgroundWorker, Worker, default_worker_id
+from datamill.services.adaptation.expand import ExpandService
+from datamill.services.adaptation.launch import RunService
+from datamill.services.adaptation.quote import RunQuoter
+from datamill.services.datasets.catalog import DatasetService
+from datamill.services.datasets.downloads import DownloadService
+from datamill.services.datasets.evaluations import EvaluationService
+from datamill.services.jobs.adaptation import RunExecutor
+from datamill.services.jobs.executor import JobExecutor
+from datamill.services.jobs.generation import generation_executors
+from datamill.services.settings.runs import RunSettings
+from datamill.store import BlobStore, Store
+from datamill.store.budget import DatabaseConcurrencyBudget
+
+
+@dataclass(frozen=True)
+class RunServices:
+    """Launching, expanding, downloading, evaluating, and the worker that executes runs."""
+
+    settings: RunSettings
+    launcher: RunService
+    expand: ExpandService
+    downloads: DownloadService
+    evaluations: EvaluationService
+    worker: BackgroundWorker
+
+    @classmethod
+    def build(cls, store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path) -> RunServices:
+        """Wire everything; nothing starts until `start`."""
+        budget = None
+        if settings.shared_concurrency:
+            budget = DatabaseConcurrencyBudget(store, owner=default_worker_id(), ttl_s=settings.lease_s)
+        worker = BackgroundWorker(
+            Worker(
+                store,
+                JobExecutor(
+                    RunExecutor(store, blobs, settings, data_dir, budget=budget),
+                    generation_executors(store, blobs, settings, data_dir),
+                ),
+                lease_s=settings.lease_s,
+                poll_s=settings.poll_s,
+                max_attempts=settings.max_attempts,
+            )
+        )
+        quoter = RunQuoter(store, blobs, settings, data_dir)
+        launcher = RunService(store, quoter, on_queued=worker.wake)
+        datasets = DatasetService(store)
+        return cls(
+            settings=settings,
+            launcher=launcher,
+            expand=ExpandService(launcher, quoter, settings),
+            downloads=DownloadService(store, datasets, data_dir, runs_url=settings.run_data_url),
+            evaluations=EvaluationService(store, datasets),
+            worker=worker,
+        )
+
+    def start(self) -> None:
+        """Start the in-process worker, unless the settings turn it off (runs then wait in the queue)."""
+        self.downloads.purge()
+        if self.settings.worker:
+            self.worker.start()
+
+    def close(self) -> None:
+        """Stop the worker; the run it was executing goes back to the queue and resumes on the next start."""
+        self.worker.close()
