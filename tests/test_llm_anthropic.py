@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from datamill.core.errors import ConfigError, PermanentModelError, RateLimitedError, TransientError
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.anthropic import AnthropicProvider
-from datamill.llm.transport import HttpTransport
 from datamill.llm.types import ChatRequest, Message, Role, Route
 from http_stubs import StubServer
 

@@ -5,9 +5,9 @@ import pytest
 
 from datamill.core.errors import ConfigError, PermanentModelError, RateLimitedError, TransientError
 from datamill.llm.fake_server import FakeOpenAIServer, FakeResponse
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers import provider_class
 from datamill.llm.providers.openai import OpenAIProvider, build_payload, parse_reply, reasoning_effort
-from datamill.llm.transport import HttpTransport
 from datamill.llm.types import ChatRequest, Message, Route
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from datamill.core.errors import PermanentModelError, TransientError
-from datamill.llm.transport import HttpTransport
+from datamill.llm.http.transport import HttpTransport
 
 Reply = Callable[[bytes], list[bytes]]  # request head+body -> chunks to write (b"" = close)
 

@@ -9,6 +9,7 @@ DatamillError
       ├── RateLimitedError      429 (carries Retry-After), retried by the gateway
       ├── TransientError        5xx, timeouts, connection errors, retried by the gateway
       ├── PermanentModelError   any other 4xx: never retried
+      │    └── ConnectionConfigError  the endpoint cannot be reached as configured (DNS, refused, TLS, 3xx)
       └── OutputValidationError model output that does not match the requested JSON schema
 """
 
@@ -95,6 +96,22 @@ class PermanentModelError(ModelError):
     def __init__(self, message: str, status: int | None = None) -> None:
         self.status = status
         super().__init__(message)
+
+
+class ConnectionConfigError(PermanentModelError):
+    """A call that cannot reach its endpoint as configured; never retried.
+
+    `kind` names the cause: ``"dns"`` (the host name does not resolve), ``"refused"`` (nothing listens on the
+    port), ``"tls"`` (the server's certificate does not verify against the trusted CAs), ``"redirect"`` (a 3xx
+    reply: the base URL is not the API's), ``"proxy"`` (the proxy refused the tunnel or cannot be reached).
+    One such failure rejects its row; a run decides how many in a row mean the whole run must stop.
+    """
+
+    KINDS = ("dns", "refused", "tls", "redirect", "proxy")
+
+    def __init__(self, message: str, kind: str, status: int | None = None) -> None:
+        self.kind = kind
+        super().__init__(message, status=status)
 
 
 class OutputValidationError(ModelError):

@@ -38,12 +38,12 @@ from datamill.core.errors import (
 from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
 from datamill.llm.concurrency import AdaptiveLimiter
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers import PROVIDER_CLASSES, provider_class
 from datamill.llm.providers.base import Provider
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
 from datamill.llm.structured import repair_request, validate_output
-from datamill.llm.transport import HttpTransport
 from datamill.llm.types import ChatRequest, ChatResult, ProviderReply, Route, Usage
 from datamill.llm.usage import UsageLedger
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datamill.core.errors import ConfigError
-from datamill.llm.transport import BLOCK_REMOTE_ENV
+from datamill.llm.http.transport import BLOCK_REMOTE_ENV
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -31,9 +31,9 @@ from typing import Any
 import orjson
 
 from datamill.core.errors import TransientError
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
-from datamill.llm.transport import HttpTransport
 from datamill.llm.types import ChatRequest, ImagePart, Message, ProviderReply, Route, Usage
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"

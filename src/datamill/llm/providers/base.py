@@ -13,7 +13,7 @@ from datamill.core.errors import (
     RateLimitedError,
     TransientError,
 )
-from datamill.llm.transport import HttpReply
+from datamill.llm.http.transport import HttpReply
 from datamill.llm.types import ChatRequest, ProviderReply, Route
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from datamill.llm.transport import HttpTransport
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.types import ChatRequest, ProviderReply, Route, Usage
 
 Responder = Callable[[Route, ChatRequest], str]

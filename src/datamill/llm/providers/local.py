@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from datamill.core.errors import ConfigError, PermanentModelError
-from datamill.llm.transport import HttpTransport
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.types import ChatRequest, ProviderReply, Route, Usage
 
 #: Bundled models by name: (weights package, file inside it). The package is located, never imported.

@@ -27,9 +27,9 @@ from typing import Any
 import orjson
 
 from datamill.core.errors import ConfigError, TransientError
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
-from datamill.llm.transport import HttpTransport
 from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
 
 

@@ -1,8 +1,8 @@
 """The HTTP transport every hosted provider shares: kept-alive HTTP/1.1 connections, JSON in and out.
 
-Requests go through `datamill.llm.http1` connections rather than aiohttp or httpx: at 256 concurrent calls
-httpx 0.28 spends about 20 ms of CPU per call, aiohttp about 0.15 ms and this transport about 0.04 ms (see
-bench/gateway_throughput.py), and on two cores client CPU per call caps throughput.
+Requests go through `datamill.llm.http.http1` connections rather than aiohttp or httpx: at 256 concurrent
+calls httpx 0.28 spends about 20 ms of CPU per call, aiohttp about 0.15 ms and this transport about 0.04 ms
+(see bench/gateway_throughput.py), and on two cores client CPU per call caps throughput.
 
 Connections are pooled per (scheme, host, port) and per event loop, at most ``pool_size`` requests in flight.
 A request that finds its kept-alive connection closed by the server before any reply arrived is sent once
@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from datamill.core.errors import PermanentModelError, TransientError
-from datamill.llm.http1 import Http1Connection, ProtocolError
-from datamill.llm.http_deadlines import Deadlines
+from datamill.llm.http.deadlines import Deadlines
+from datamill.llm.http.http1 import Http1Connection, ProtocolError
 
 #: Set to 1 (as the test suite does) to refuse any model request to a host that is not loopback. A transport
 #: reads it when it first meets a URL (an allowed URL is remembered with its connection details).

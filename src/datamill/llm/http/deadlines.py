@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
-from datamill.llm.http1 import Http1Connection
+from datamill.llm.http.http1 import Http1Connection
 
 #: How often in-flight requests are checked against their deadlines, in seconds.
 SWEEP_S = 0.05
