@@ -213,3 +213,48 @@ def test_models_command_lists_routes(runner: CliRunner):
     assert result.exit_code == 0, result.output
     assert "local/smollm2-135m-instruct" in result.stdout
     assert "anthropic/" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("out_name", "extra", "said"),
+    [
+        ("out.jsonl", ("--format", "xml"), "unknown format 'xml'"),
+        ("out.xml", (), "cannot tell the file format"),
+    ],
+)
+def test_an_unwritable_output_format_is_refused_before_any_model_call(
+    runner: CliRunner, tmp_path: Path, out_name: str, extra: tuple[str, ...], said: str
+):
+    out = tmp_path / "new" / out_name
+    code, text, _ = adapt(runner, str(SAMPLE), *SAMPLE_ARGS, "-o", str(out), *extra)
+    assert code != 0
+    assert said in text
+    assert "csv, json, jsonl, parquet, tsv" in text
+    assert not (tmp_path / "new").exists()
+    # No run started: nothing was checkpointed and no reply was cached.
+    assert not (tmp_path / "home" / "runs").exists()
+
+
+async def test_the_python_api_checks_the_output_before_any_model_call(tmp_path: Path):
+    from datamill.core.errors import DataFormatError
+    from datamill.llm.gateway import Gateway
+    from datamill.llm.providers.fake import FakeProvider
+    from datamill.llm.routing import Routing
+    from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async
+    from datamill.services.settings.entry import Settings
+
+    fake = FakeProvider()
+    (tmp_path / "folder.jsonl").mkdir()
+    settings = Settings(data_dir=tmp_path / "home")
+    body = {"column_mapping": {"prompt": "question", "completion": "answer"}}
+    async with Gateway(Routing.load(), providers={"fake": fake}) as gateway:
+        for output, fmt, said in (
+            (tmp_path / "out.xml", None, "cannot tell the file format"),
+            (tmp_path / "out.jsonl", "xml", "unknown format"),
+            (tmp_path / "missing" / "out.jsonl", None, "does not exist"),
+            (tmp_path / "folder.jsonl", None, "is a directory"),
+        ):
+            job = AdaptJob(SAMPLE, output, model="fake/demo", output_format=fmt)
+            with pytest.raises(DataFormatError, match=said):
+                await adapt_file_async(job, body, settings=settings, gateway=gateway)
+    assert fake.calls == []

@@ -75,3 +75,43 @@ def test_bad_inputs_name_the_field(runner: CliRunner, tmp_path: Path):
     assert "number_of_samples" in result.output
     assert "revision_types[0]" in result.output
     assert runner.invoke(cli, ["spec", "create", "-o", str(tmp_path / "x.yaml")]).exit_code == 2
+
+
+def test_every_generation_command_uses_the_datamill_model_setting(
+    runner: CliRunner, tmp_path: Path, seeds: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # A routing file whose own default is another (fake) model: the setting must win over it.
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("default_model: fake/routing-default\nroutes: {}\n")
+    monkeypatch.setenv("DATAMILL_ROUTES", str(routes))
+    monkeypatch.setenv("DATAMILL_MODEL", "fake/from-setting")
+    spec_path = tmp_path / "spec.yaml"
+    created = runner.invoke(cli, ["spec", "create", str(seeds), "-o", str(spec_path)])
+    assert created.exit_code == 0, created.output
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(cli, ["generate", "--spec", str(spec_path), "-n", "2", "-o", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    assert set(json.loads(result.stdout)["usage"]["by_model"]) == {"fake/from-setting"}
+    evaluated = runner.invoke(cli, ["spec", "evaluate", str(spec_path), "--samples", str(out)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "judge fake/from-setting" in evaluated.output
+    # A model named on the command line still wins over the setting.
+    named = runner.invoke(
+        cli, ["spec", "evaluate", str(spec_path), "--samples", str(out), "--model", "fake/named"]
+    )
+    assert "judge fake/named" in named.output
+
+
+async def test_the_default_model_of_every_role_is_the_setting_else_the_routing_default(tmp_path: Path):
+    from datamill.services.adaptation.adapt import make_gateway
+    from datamill.services.settings.entry import Settings
+
+    routes = tmp_path / "routes.yaml"
+    routes.write_text("default_model: fake/routing-default\nroutes: {}\n")
+    gateway = make_gateway(Settings(tmp_path / "home", routes, "fake/from-setting"), use_cache=False)
+    assert gateway.role("spec").name == "fake/from-setting"
+    assert gateway.role("judge").name == "fake/from-setting"
+    plain = make_gateway(Settings(tmp_path / "home", routes, None), use_cache=False)
+    assert plain.role("generation").name == "fake/routing-default"
+    await gateway.aclose()
+    await plain.aclose()

@@ -79,12 +79,41 @@ async def test_chat_completion_regenerates_each_assistant_turn_in_order():
         row = {"_chat": chat}
         assert len(step.requests_for(row)) == 2
         await step.process_row(row, StepContext())
-    assert seen == [["q1"], ["q1", "answer 1", "q2"]]
+    assert seen == [["old system", "q1"], ["old system", "q1", "answer 1", "q2"]]
     assert fake.calls[0].messages[0].content.startswith("Be Acme.")
     assert row["enhanced_chat"][0] == {"role": "system", "content": "old system"}
     assert [m["content"] for m in row["enhanced_chat"][1:]] == ["q1", "answer 1", "q2", "answer 2"]
     assert row["enhanced_prompt"] == "q2"
     assert row["enhanced_completion"] == "answer 2"
+
+
+async def test_the_rows_own_system_message_reaches_every_turn_and_the_estimate():
+    fake = FakeProvider(responder=lambda route, request: "Arr, matey.")
+    chat = [
+        {"role": "system", "content": "You are a pirate."},
+        {"role": "user", "content": "Where is the treasure?"},
+        {"role": "assistant", "content": "Under the palm tree."},
+        {"role": "user", "content": "How deep?"},
+        {"role": "assistant", "content": "Ten feet."},
+    ]
+    async with Gateway(Routing.load(), providers={"fake": fake}) as gateway:
+        step = ChatCompletion(gateway.model("fake/m"), blueprint="Be brief.")
+        row = {"_chat": chat}
+        estimated = step.requests_for(row)
+        await step.process_row(row, StepContext())
+    assert len(fake.calls) == 2
+    for request in (*fake.calls, *estimated):
+        roles = [m.role for m in request.messages]
+        assert roles[:2] == ["system", "system"]
+        assert request.messages[0].content.startswith("Be brief.")
+        assert request.messages[1].content == "You are a pirate."
+        # The system message is never rendered as a turn of the conversation.
+        assert all(m.content != "You are a pirate." for m in request.messages[2:])
+        assert roles[2] == "user"
+    assert [[m.role for m in r.messages] for r in estimated] == [
+        [m.role for m in r.messages] for r in fake.calls
+    ]
+    assert row["enhanced_chat"][0] == {"role": "system", "content": "You are a pirate."}
 
 
 def test_image_cells_of_every_kind(tmp_path: Path):

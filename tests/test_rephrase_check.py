@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 
@@ -12,7 +12,9 @@ from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
-from datamill.steps.base import StepContext
+from datamill.steps.base import Row, StepContext
+from datamill.steps.completion import GenerateCompletion
+from datamill.steps.metadata_injection import MetadataInjection
 from datamill.steps.rephrase import Rephrase
 from datamill.steps.rephrase_check import REPHRASE_MIN_SIMILARITY, RephraseMeaningCheck
 from datamill.text.embeddings import FakeEmbedder, MiniLMEmbedder, Vectors
@@ -118,3 +120,59 @@ async def test_minilm_keeps_a_rephrase_and_reverts_an_answer():
     assert rephrased["rephrase_similarity"] > 0.9
     assert answered["rephrase_reverted"] is True
     assert answered["enhanced_prompt"] == "recommend book like dune"
+
+
+# Universal-prompt rows: the context is folded into the prompt by metadata injection before the rephrase.
+_LAMP_CONTEXT = "product: Aurora Desk Lamp\nprice: 49 EUR"
+_LAMP_REWRITE = "Write a product blurb for the Aurora Desk Lamp, which costs 49 EUR."
+
+
+def _lamp_responder(route: Route, request: ChatRequest) -> str:
+    if request.messages[-1].content.startswith("Rewrite this request:"):
+        return _LAMP_REWRITE
+    return "Meet the Aurora Desk Lamp: warm light for 49 EUR."
+
+
+async def _inject_rephrase_check_complete(responder: Callable[[Route, ChatRequest], str]) -> tuple[Row, list]:
+    provider = FakeProvider(responder=responder)
+    gateway = Gateway(Routing.load(), providers={"fake": provider})
+    model = gateway.model("fake/test")
+    row: Row = {"original_prompt": "Write a product blurb.", "_context": _LAMP_CONTEXT}
+    ctx = StepContext()
+    for step in (
+        MetadataInjection(),
+        Rephrase(model),
+        RephraseMeaningCheck(FakeEmbedder()),
+        GenerateCompletion(model),
+    ):
+        await step.process_row(row, ctx)
+    await gateway.aclose()
+    return row, provider.calls
+
+
+async def test_a_rewrite_that_folds_in_the_context_is_kept():
+    row, calls = await _inject_rephrase_check_complete(_lamp_responder)
+    # Against the bare prompt this faithful rewrite scores below the threshold; against the text that was
+    # rewritten (context folded in) it is a close match, and it stays.
+    bare = FakeEmbedder().embed(["Write a product blurb.", _LAMP_REWRITE])
+    assert float(bare[0] @ bare[1]) < REPHRASE_MIN_SIMILARITY
+    assert row["rephrase_reverted"] is False
+    assert row["enhanced_prompt"] == _LAMP_REWRITE
+    completion = calls[-1]
+    assert "Aurora Desk Lamp" in completion.messages[-1].content
+    assert "49 EUR" in completion.messages[-1].content
+
+
+async def test_a_reverted_rewrite_keeps_the_injected_context_for_the_completion():
+    def answers_instead(route: Route, request: ChatRequest) -> str:
+        # The rephrase answers the request instead of rewriting it; the check must revert that.
+        return "Here it is: a lamp that shines brightly on every desk at night."
+
+    row, calls = await _inject_rephrase_check_complete(answers_instead)
+    assert row["rephrase_reverted"] is True
+    # The revert restores the text that was rewritten, context included, not the bare prompt.
+    assert "Aurora Desk Lamp" in row["enhanced_prompt"]
+    assert "49 EUR" in row["enhanced_prompt"]
+    completion_request = calls[-1].messages[-1].content
+    assert "Aurora Desk Lamp" in completion_request
+    assert "price: 49 EUR" in completion_request

@@ -19,6 +19,7 @@ from datamill.cli.progress import print_estimate, print_summary, with_progress
 from datamill.core.errors import ValidationError
 from datamill.core.run_config import RunConfig, merge_bodies, parse_run_config
 from datamill.core.run_options import RunOptions
+from datamill.dataio import WRITE_FORMATS, detect_format
 from datamill.llm import event_loop
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.estimate import Estimate
@@ -39,7 +40,10 @@ DEMO_BLUEPRINT = (
 )
 
 _run_options = [
-    click.option("--model", help="Model name (see `datamill models`); default: the routing file's default."),
+    click.option(
+        "--model",
+        help="Model name (see `datamill models`); default: DATAMILL_MODEL, else the routing file's default.",
+    ),
     click.option("--judge-model", help="Model for judges (pairs, safety, evaluation); default: --model."),
     click.option(
         "--routes", type=click.Path(path_type=Path), help="A routing file to add to the shipped one."
@@ -208,6 +212,8 @@ def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None
         else:
             print_estimate(estimate, Console())
         return
+    # The output format is checked before the folder is made; adapt_file checks the path before any call.
+    detect_format(job.output_path, job.output_format, supported=WRITE_FORMATS)
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
     quiet = flags["quiet"] or flags["as_json"]
     summary = event_loop.run(_run(job, body, flags.get("routes"), quiet, console))

@@ -38,7 +38,9 @@ def spec_group() -> None:
 @spec_group.command("create")
 @click.argument("seeds", nargs=-1, type=_PATH)
 @click.option("-o", "--output", type=_PATH, required=True, help="Where to write the spec YAML.")
-@click.option("--model", help="Model that writes the spec; default: the routing file's default.")
+@click.option(
+    "--model", help="Model that writes the spec; default: DATAMILL_MODEL, else the routing file's default."
+)
 @click.option("--objectives", help="What to generate (required without SEEDS; steers the spec with them).")
 @click.option("--extrapolate-values", is_flag=True, help="Invent values beyond those in the seeds.")
 @click.option("--extrapolate-axes", is_flag=True, help="Invent axes the seeds do not show.")
@@ -76,7 +78,7 @@ def spec_validate_command(file: Path) -> None:
 @click.option("--spec", "spec_path", type=_PATH, required=True, help="The spec YAML.")
 @click.option("-n", "--samples", type=int, required=True, help="Samples to deliver (1–20000).")
 @click.option("-o", "--output", type=_PATH, required=True, help="OUT.jsonl, or a folder of sample files.")
-@click.option("--model", help="Generation model; default: the routing file's default.")
+@click.option("--model", help="Generation model; default: DATAMILL_MODEL, else the routing file's default.")
 @click.option("--outline-model", help="Outline model; default: --model.")
 @click.option("--revision-model", help="Model for revisions and the conformance gate; default: --model.")
 @click.option("--revision-types", help="coherence_flow,consistency,distinguishability,conformance")

@@ -13,7 +13,7 @@ Importing the package switches pyarrow's default memory pool to one that hands f
 from datamill.dataio._formats import READ_FORMATS, WRITE_FORMATS, detect_format
 from datamill.dataio._memory import use_lean_memory_pool
 from datamill.dataio._reader import DatasetReader, count_rows, open_dataset, read_all
-from datamill.dataio._writer import DatasetWriter, open_writer, write_table
+from datamill.dataio._writer import DatasetWriter, check_writable, open_writer, write_table
 
 use_lean_memory_pool()
 
@@ -22,6 +22,7 @@ __all__ = [
     "WRITE_FORMATS",
     "DatasetReader",
     "DatasetWriter",
+    "check_writable",
     "count_rows",
     "detect_format",
     "open_dataset",

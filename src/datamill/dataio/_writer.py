@@ -119,6 +119,31 @@ class DatasetWriter:
         return f"DatasetWriter(path={self.path!r}, format={self.format!r}, rows_written={self.rows_written})"
 
 
+def check_writable(path: str | Path, *, format: str | None = None) -> str:
+    """Check, before any work, that `path` can be written in `format`; returns the format.
+
+    The format must be one datamill writes (named, or told from the extension), `path` must not be a
+    directory, and the folder it goes in must exist and be writable. Nothing is created.
+
+    Raises:
+        DataFormatError: The format is unknown or read-only, or the path cannot be written; the message
+            says which and what to do.
+    """
+    name = str(path)
+    fmt = detect_format(name, format, supported=WRITE_FORMATS)
+    target = Path(name)
+    if target.is_dir():
+        raise DataFormatError(name, "is a directory; give a file name for the output")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise DataFormatError(name, f"the folder {str(folder)!r} does not exist; create it first")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataFormatError(name, f"the folder {str(folder)!r} is not writable")
+    if target.exists() and not os.access(target, os.W_OK):
+        raise DataFormatError(name, "the file exists and is not writable")
+    return fmt
+
+
 def open_writer(path: str | Path, *, format: str | None = None) -> DatasetWriter:
     """Open a writer for `path`; the format is told from the extension unless given.
 

@@ -70,7 +70,9 @@ class Gateway:
         transport: shared HTTP transport (one is created, and closed by `aclose`, when None).
         retry: retry policy (defaults: `RetryPolicy()`).
         providers: provider instances by kind, overriding the registry (tests inject fakes here).
-        roles: role name → model name; unknown roles fall back to ``routing.default_model``.
+        roles: role name → model name; unknown roles fall back to ``default_model``.
+        default_model: the model of every role not in ``roles`` (the ``DATAMILL_MODEL`` setting); None:
+            the routing file's ``default_model``.
         repair_attempts: repair calls allowed after a reply that fails its JSON schema.
         budget: a concurrency budget shared with other processes; each route's ``max_concurrency`` is then
             the limit of all its users together (`datamill.llm.budget`).
@@ -85,10 +87,13 @@ class Gateway:
         retry: RetryPolicy | None = None,
         providers: Mapping[str, Provider] | None = None,
         roles: Mapping[str, str] | None = None,
+        default_model: str | None = None,
         repair_attempts: int = 1,
         budget: ConcurrencyBudget | None = None,
     ) -> None:
         self.routing = routing
+        #: The model used when a caller names none: ``default_model``, else the routing file's default.
+        self.default_model = default_model or routing.default_model
         self.usage = UsageLedger()
         self._cache = cache
         self._transport = transport
@@ -107,8 +112,8 @@ class Gateway:
         return ModelHandle(self, name, self.routing.resolve(name))
 
     def role(self, role: str) -> ModelHandle:
-        """The model configured for a role (``generation``, ``judge``, ...), else the default model."""
-        return self.model(self._roles.get(role) or self.routing.default_model)
+        """The model configured for a role (``generation``, ``judge``, ...), else `default_model`."""
+        return self.model(self._roles.get(role) or self.default_model)
 
     def limiter(self, name: str) -> AdaptiveLimiter:
         """The concurrency limiter a model name's calls go through."""

@@ -10,6 +10,10 @@ For the planner, `Rephrase.requests_for` renders the exact request a row would g
 ``expected_output_tokens`` is a typical rewritten request (`EXPECTED_OUTPUT_TOKENS`), and
 `Rephrase.estimate_output_tokens` sizes it for a given row (a rewrite is about as long as what it rewrites).
 
+The text that was rewritten is kept in ``_rephrase_source`` (`REPHRASE_SOURCE`), so the meaning check compares
+the rewrite with what the model was given (context and constraints included) and, when it reverts, restores
+that text rather than the bare original prompt.
+
 The rewrite is checked for instruction injection (`datamill.steps.injection`, as a prompt: answer-turn
 prefixes count too); after one repair that still injects, the row keeps the request as it stood.
 """
@@ -35,6 +39,9 @@ EXPECTED_OUTPUT_TOKENS = 60
 #: Characters per token used to size a rewrite from the text it rewrites (English text, common tokenizers).
 CHARS_PER_TOKEN = 4
 
+#: Row key holding the text the rewrite was made from (the request as it stood before this step).
+REPHRASE_SOURCE = "_rephrase_source"
+
 _LABEL = re.compile(r"^(rewritten|rephrased)( request| prompt| question)?\s*:\s*", re.IGNORECASE)
 
 
@@ -43,7 +50,7 @@ class Rephrase(RowStep):
 
     name: ClassVar[str] = "prompt_rephrase"
     input_columns = ("enhanced_prompt", "original_prompt", "_context", "_images")
-    output_columns = ("enhanced_prompt",)
+    output_columns = ("enhanced_prompt", REPHRASE_SOURCE)
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
     def __init__(self, model: ModelHandle, *, max_tokens: int = 256, temperature: float = 0.3) -> None:
@@ -67,8 +74,9 @@ class Rephrase(RowStep):
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
         requests = self.requests_for(row)
+        row[REPHRASE_SOURCE] = request_text(row)
         if not requests:
-            row["enhanced_prompt"] = request_text(row)
+            row["enhanced_prompt"] = row[REPHRASE_SOURCE]
             return
         checked = await chat_checked(
             self.model, requests[0], tag=self.name, clean=clean_rephrase, prompt_like=True

@@ -1,9 +1,13 @@
 """Rephrase meaning check: is the rewritten prompt still about what the original asked?
 
-Runs right after the prompt rephrase step. It embeds ``original_prompt`` and ``enhanced_prompt`` and writes
-their cosine similarity to ``rephrase_similarity``. Below `REPHRASE_MIN_SIMILARITY` the rephrase is
-discarded: ``enhanced_prompt`` goes back to the original and ``rephrase_reverted`` is True (else False). The
-row itself always stays: losing a row over a bad rephrase would be worse than keeping its original wording.
+Runs right after the prompt rephrase step. It embeds the text the rephrase was made from
+(``_rephrase_source``: after metadata injection that is the prompt with the row's context and the run's
+constraints folded in; else ``original_prompt``) and the rewrite (``enhanced_prompt``), and writes their
+cosine similarity to ``rephrase_similarity``. Comparing with the bare original prompt instead would score a
+faithful rewrite that weaves in the context as a drift. Below `REPHRASE_MIN_SIMILARITY` the rephrase is
+discarded: ``enhanced_prompt`` goes back to the text it was made from, context and constraints included, and
+``rephrase_reverted`` is True (else False). The row itself always stays: losing a row over a bad rephrase
+would be worse than keeping its original wording.
 
 Why 0.7. Measured with the bundled all-MiniLM-L6-v2 on ten good rephrases of terse prompts ("fix my wifi" →
 "How can I fix my Wi-Fi connection?") and twelve typical failures of small models. Good rephrases scored
@@ -24,6 +28,7 @@ from typing import ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowStep, StepContext
+from datamill.steps.rephrase import REPHRASE_SOURCE
 from datamill.text.embeddings import BatchingEmbedder, Embedder
 
 #: Cosine similarity between original and rephrased prompt below which the rephrase is discarded.
@@ -40,7 +45,7 @@ class RephraseMeaningCheck(RowStep):
     """
 
     name: ClassVar[str] = "rephrase_check"
-    input_columns = ("original_prompt", "enhanced_prompt")
+    input_columns = ("original_prompt", "enhanced_prompt", REPHRASE_SOURCE)
     output_columns = ("enhanced_prompt", "rephrase_similarity", "rephrase_reverted")
 
     def __init__(
@@ -54,7 +59,8 @@ class RephraseMeaningCheck(RowStep):
         return []
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
-        original = _as_text(row.get("original_prompt"))
+        source = row.get(REPHRASE_SOURCE)
+        original = _as_text(source if source is not None else row.get("original_prompt"))
         enhanced = row.get("enhanced_prompt")
         row["rephrase_reverted"] = False
         if enhanced is None:

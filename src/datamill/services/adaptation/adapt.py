@@ -20,7 +20,7 @@ from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
 from datamill.core.errors import ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
-from datamill.dataio import count_rows, open_dataset, open_writer
+from datamill.dataio import check_writable, count_rows, open_dataset, open_writer
 from datamill.llm import event_loop
 from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.cache import SqliteResponseCache
@@ -109,6 +109,9 @@ def make_gateway(
 ) -> Gateway:
     """A gateway on the routing file and the persistent response cache in the data directory.
 
+    The gateway's default model, used by every command and job that names none, is ``settings.model``
+    (``DATAMILL_MODEL``), else the routing file's ``default_model``.
+
     `cache_commit_every` writes the cache every that many replies (1: each reply is on disk before the call
     returns, so a killed process pays again only for the calls it had in flight); None keeps the cache's
     batching. `budget` shares each route's ``max_concurrency`` with every other user of the budget.
@@ -121,7 +124,7 @@ def make_gateway(
             cache = SqliteResponseCache(settings.cache_path)
         else:
             cache = SqliteResponseCache(settings.cache_path, commit_every=cache_commit_every)
-    return Gateway(routing, cache=cache, budget=budget)
+    return Gateway(routing, cache=cache, budget=budget, default_model=settings.model)
 
 
 async def estimate_file_async(
@@ -158,9 +161,11 @@ async def adapt_file_async(
 
     Raises:
         ValidationError: a bad request, or a mapping that names columns the file does not have.
-        DataFormatError: an unreadable input file.
+        DataFormatError: an unreadable input file, or an output format or path that cannot be written
+            (checked before any model call).
         ModelError / ConfigError: a model problem that would fail every row.
     """
+    check_writable(job.output_path, format=job.output_format)
     settings = settings or Settings.from_env()
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
@@ -200,7 +205,7 @@ async def prepare_adaptation(
         if request.column_mapping is not None:
             check_columns(request.column_mapping, reader.columns)
     total = count_rows(job.input_path, format=job.input_format)
-    model = gateway.model(job.model or settings.model or gateway.routing.default_model)
+    model = gateway.model(job.model or settings.model or gateway.default_model)
     judge = gateway.model(job.options.judge_model) if job.options.judge_model else model
     services, notes = await build_services(request, job.options, settings.data_dir)
     plan = plan_adaptation(

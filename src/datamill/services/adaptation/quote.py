@@ -79,7 +79,7 @@ class RunQuoter:
         try:
             cache = input_cache_dir(self._data_dir)
             with dataset_input(self._store, self._blobs, dataset_id, cache) as source:
-                job = run_job(source, llm.model or gateway.routing.default_model, options)
+                job = run_job(source, gateway.default_model, options)
                 prepared = await prepare_run(kind, job, body, llm, gateway)
         finally:
             await gateway.aclose()

@@ -191,7 +191,7 @@ class CustomEvalService:
         mapping = rows.dataset.configured_column_mapping
         gateway = self._gateway_factory()
         try:
-            model = gateway.model(self._model or gateway.routing.default_model)
+            model = gateway.model(self._model or gateway.default_model)
             judge = RubricJudge(model, row.judge_prompt)
             verdicts = await asyncio.gather(*(_judge_row(judge, r, mapping) for _, r in sample))
         finally:
