@@ -101,10 +101,13 @@ async def test_every_step_runs_in_order_with_its_columns(source: Path, tmp_path:
     options = RunOptions(batch_size=4, grounding_docs=(str(docs),), eval_sample_size=4, rephrase_check=False)
     job = AdaptJob(source, out, model="fake/scripted", options=options)
     fake = FakeProvider(responder=scripted)
-    async with Gateway(Routing.load(), providers={"fake": fake}) as gateway:
+    priced = tmp_path / "routes.yaml"
+    priced.write_text("routes:\n  fake/scripted: {input_price: 1.0, output_price: 4.0}\n")
+    async with Gateway(Routing.load(priced), providers={"fake": fake}) as gateway:
         summary = await adapt_file_async(
             job, body, settings=Settings(data_dir=tmp_path / "home"), gateway=gateway
         )
+        billed = gateway.usage.total.cost_usd
 
     assert summary.steps == [
         "column_mapping",
@@ -147,3 +150,7 @@ async def test_every_step_runs_in_order_with_its_columns(source: Path, tmp_path:
     assert grounded[0]["grounding_sources"][0]["source"].endswith("passwords.md")
     assert Path(summary.report_path).exists()
     assert summary.quality is not None
+    # Every call is in the reported cost, the evaluation judge's included.
+    assert summary.usage_by_step["evaluation"]["calls"] > 0
+    assert summary.cost_usd == pytest.approx(billed)
+    assert summary.cost_usd == pytest.approx(sum(t["cost_usd"] for t in summary.usage_by_step.values()))

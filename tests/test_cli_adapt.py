@@ -65,8 +65,11 @@ def test_adapt_sample_writes_rephrased_prompts_and_completions(runner: CliRunner
     rejected = read_jsonl(tmp_path / "out.rejected.jsonl")
     assert rejected[0]["row_number"] == 3
     assert rejected[0]["reason"] == "exact duplicate of row 1"
-    # Two calls per surviving row: rephrase and completion.
-    assert summary["calls"] == 18
+    # Two calls per surviving row (rephrase and completion), and two judge calls per row (the original and
+    # the adapted example are graded): every call is counted, the evaluation's too.
+    calls = {step: totals["calls"] for step, totals in summary["usage_by_step"].items()}
+    assert calls == {"prompt_rephrase": 9, "completion": 9, "evaluation": 18}
+    assert summary["calls"] == 36
     assert summary["cache_hits"] == 0
     assert summary["input_tokens"] > 0
     assert summary["output_tokens"] > 0
@@ -79,7 +82,7 @@ def test_rerun_is_served_from_the_cache(runner: CliRunner, tmp_path: Path):
     code, text, summary = adapt(runner, str(SAMPLE), *SAMPLE_ARGS, "-o", str(second), "--json")
     assert code == 0, text
     assert summary["calls"] == 0
-    assert summary["cache_hits"] == 18
+    assert summary["cache_hits"] == 36
     assert read_jsonl(first) == read_jsonl(second)
 
 
@@ -109,7 +112,7 @@ def test_recipes_none_skips_dedup_and_rephrase(runner: CliRunner, tmp_path: Path
     )
     assert code == 0, text
     assert summary["rows_out"] == 10
-    assert summary["calls"] == 10
+    assert summary["usage_by_step"]["completion"]["calls"] == 10
     assert summary["steps"] == ["column_mapping", "completion"]
     assert out.read_text().splitlines()[0].count(",") >= 3
 

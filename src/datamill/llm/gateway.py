@@ -232,9 +232,7 @@ class Gateway:
                 raise
             else:
                 limiter.release_ok()
-                paid.input_tokens += reply.usage.input_tokens
-                paid.output_tokens += reply.usage.output_tokens
-                paid.thinking_tokens += reply.usage.thinking_tokens
+                paid.add(reply.usage)
                 return reply
             if state is None:
                 state = self._retry.start()
@@ -276,7 +274,7 @@ def _normalise(route: Route, request: ChatRequest) -> ChatRequest:
 def _cache_value(reply: ProviderReply, usage: Usage, cost: float, data: Any) -> dict[str, Any]:
     value: dict[str, Any] = {
         "text": reply.text,
-        "usage": [usage.input_tokens, usage.output_tokens, usage.thinking_tokens],
+        "usage": usage.to_list(),
         "cost_usd": cost,
         "finish_reason": reply.finish_reason,
     }

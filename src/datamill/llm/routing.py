@@ -9,6 +9,12 @@ name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each
                         text after the first ``/``). Default ``{suffix}``.
 ``api_key_env``         variable holding the API key (null: no key)
 ``input_price``         USD per million input tokens; ``output_price`` likewise for output and thinking tokens
+``cached_input_price``  USD per million input tokens read from the provider's prompt cache; default: the
+                        input price times the provider kind's documented ratio (`CACHE_PRICE_RATIOS`)
+``cache_write_price``   USD per million input tokens written to the prompt cache (Anthropic bills writes above
+                        the input price); default likewise
+``batch_discount``      the fraction taken off the prices of calls sent through the provider's batch API, from
+                        0 (none) to below 1; default: `BATCH_DISCOUNTS` for the provider kind
 ``max_concurrency``     ceiling of the adaptive concurrency limiter
 ``timeout_s``           per-request timeout in seconds
 ``json_schema``         the provider enforces JSON schemas natively
@@ -44,7 +50,9 @@ ROUTES_ENV = "DATAMILL_ROUTES"
 THINKING_SUFFIX = "-thinking"
 
 _STR_FIELDS = frozenset({"provider", "base_url", "base_url_env", "model", "api_key_env"})
-_FLOAT_FIELDS = frozenset({"input_price", "output_price", "timeout_s"})
+_FLOAT_FIELDS = frozenset(
+    {"input_price", "output_price", "cached_input_price", "cache_write_price", "batch_discount", "timeout_s"}
+)
 _INT_FIELDS = frozenset({"max_concurrency", "default_thinking_budget"})
 _BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision"})
 _NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking"})
@@ -53,6 +61,9 @@ _FIELDS = _STR_FIELDS | _FLOAT_FIELDS | _INT_FIELDS | _BOOL_FIELDS | {"headers"}
 _ROUTE_FIELDS = (
     "input_price",
     "output_price",
+    "cached_input_price",
+    "cache_write_price",
+    "batch_discount",
     "timeout_s",
     "json_schema",
     "vision",
@@ -61,6 +72,18 @@ _ROUTE_FIELDS = (
     "headers",
 )
 _TOP_LEVEL = frozenset({"default_model", "routes"})
+
+#: Prompt-cache prices as fractions of the input price, per provider kind, from the providers' price lists:
+#: (cache read, cache write). OpenAI and Gemini bill cache reads at a tenth of the input price and writes at
+#: the input price; Anthropic bills reads at a tenth and 5-minute cache writes at 1.25 times the input price.
+#: A route's ``cached_input_price`` / ``cache_write_price`` override them.
+CACHE_PRICE_RATIOS: dict[str, tuple[float, float]] = {
+    "openai": (0.1, 1.0),
+    "anthropic": (0.1, 1.25),
+    "gemini": (0.1, 1.0),
+}
+#: The batch APIs of OpenAI, Anthropic and Gemini bill half price; other kinds have no batch API.
+BATCH_DISCOUNTS: dict[str, float] = {"openai": 0.5, "anthropic": 0.5, "gemini": 0.5}
 
 
 @dataclass(frozen=True)
@@ -241,6 +264,8 @@ def _check_field(where: str, field: str, raw: Any) -> Any:
             raise ConfigError(f"{where}: must be a non-negative number")
         if field == "timeout_s" and raw == 0:
             raise ConfigError(f"{where}: must be greater than 0")
+        if field == "batch_discount" and raw >= 1:
+            raise ConfigError(f"{where}: must be below 1 (0.5 takes half off)")
         return float(raw)
     if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
         raise ConfigError(f"{where}: must map header names to strings")
@@ -265,9 +290,15 @@ def _to_route(name: str, fields: dict[str, Any]) -> Route:
         if not base_url:
             raise ConfigError(f"model {name!r} needs an endpoint: set the {env} environment variable")
     kwargs: dict[str, Any] = {k: fields[k] for k in _ROUTE_FIELDS if k in fields}
+    provider = fields["provider"]
+    read_ratio, write_ratio = CACHE_PRICE_RATIOS.get(provider, (1.0, 1.0))
+    input_price = float(fields.get("input_price", 0.0))
+    kwargs.setdefault("cached_input_price", round(input_price * read_ratio, 9))
+    kwargs.setdefault("cache_write_price", round(input_price * write_ratio, 9))
+    kwargs.setdefault("batch_discount", BATCH_DISCOUNTS.get(provider, 0.0))
     return Route(
         name=name,
-        provider=fields["provider"],
+        provider=provider,
         model=model,
         base_url=base_url,
         api_key_env=fields.get("api_key_env"),

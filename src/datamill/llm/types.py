@@ -36,11 +36,18 @@ class ImagePart:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """One turn. ``images`` go with the text to vision-capable routes (``Route.vision``)."""
+    """One turn. ``images`` go with the text to vision-capable routes (``Route.vision``).
+
+    ``cache_point`` marks the end of a request's stable prefix: the turns up to and including this one are
+    the same in many requests (a step's instructions, the blueprint, the seed examples), and what follows
+    is per row. Providers that cache prompt prefixes on request (Anthropic's ``cache_control``) mark it;
+    the others cache matching prefixes on their own. It is not part of the response-cache key.
+    """
 
     role: Role
     content: str
     images: tuple[ImagePart, ...] = ()
+    cache_point: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,16 +75,45 @@ class ChatRequest:
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens one or more calls used, as the provider reported them.
+
+    ``input_tokens`` counts every prompt token; ``cached_input_tokens`` (read from the provider's prompt
+    cache) and ``cache_write_tokens`` (written to it, which Anthropic bills above the input price) are the
+    parts of it that are billed at other prices (`Route.cost`).
+    """
+
     input_tokens: int = 0
     output_tokens: int = 0
     thinking_tokens: int = 0
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
             self.thinking_tokens + other.thinking_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
         )
+
+    def add(self, other: Usage) -> None:
+        """Add ``other`` to these counts in place."""
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.thinking_tokens += other.thinking_tokens
+        self.cached_input_tokens += other.cached_input_tokens
+        self.cache_write_tokens += other.cache_write_tokens
+
+    def to_list(self) -> list[int]:
+        """The counts in field order (what the response cache stores; `Usage(*values)` reads it back)."""
+        return [
+            self.input_tokens,
+            self.output_tokens,
+            self.thinking_tokens,
+            self.cached_input_tokens,
+            self.cache_write_tokens,
+        ]
 
     @property
     def total_tokens(self) -> int:
@@ -119,6 +155,11 @@ class Route:
         api_key_env: name of the environment variable holding the key (None: no key).
         input_price: USD per million input tokens.
         output_price: USD per million output (and thinking) tokens.
+        cached_input_price: USD per million input tokens read from the provider's prompt cache (None: the
+            input price).
+        cache_write_price: USD per million input tokens written to the prompt cache (None: the input price).
+        batch_discount: the fraction taken off every price of a call sent through the provider's batch API
+            (0.5: half price).
         thinking: extended thinking is on (the name ends in ``-thinking``).
         default_thinking_budget: budget used when a request does not give one.
         max_concurrency: ceiling for the adaptive concurrency limiter.
@@ -135,6 +176,9 @@ class Route:
     api_key_env: str | None = None
     input_price: float = 0.0
     output_price: float = 0.0
+    cached_input_price: float | None = None
+    cache_write_price: float | None = None
+    batch_discount: float = 0.0
     thinking: bool = False
     default_thinking_budget: int = 2048
     max_concurrency: int = 64
@@ -143,8 +187,22 @@ class Route:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     vision: bool = False
 
-    def cost(self, usage: Usage) -> float:
-        return (
-            usage.input_tokens * self.input_price
+    def cost(self, usage: Usage, *, batched: bool = False) -> float:
+        """What the provider bills for ``usage``, in USD.
+
+        Uncached input at the input price, cache reads at the cached-input price, cache writes at the
+        cache-write price, output and thinking at the output price; a batched call (sent through the
+        provider's batch API) gets ``batch_discount`` off the whole.
+        """
+        cached = usage.cached_input_tokens
+        written = usage.cache_write_tokens
+        uncached = max(0, usage.input_tokens - cached - written)
+        cached_price = self.input_price if self.cached_input_price is None else self.cached_input_price
+        write_price = self.input_price if self.cache_write_price is None else self.cache_write_price
+        total = (
+            uncached * self.input_price
+            + cached * cached_price
+            + written * write_price
             + (usage.output_tokens + usage.thinking_tokens) * self.output_price
         ) / 1_000_000
+        return total * (1.0 - self.batch_discount) if batched else total

@@ -6,6 +6,10 @@ the response cache (free: their tokens and cost are **not** added to ``usage``/`
 would have had goes to ``saved_usd``); ``failures`` raised an error, cancellations included (tokens already
 paid for, e.g. by a failed repair, still count in ``usage`` and ``cost_usd``). ``requests`` is their sum.
 ``latency_s`` sums the wall time of paid calls, retries and waits included.
+
+``usage`` and ``cost_usd`` are what the providers bill: prompt-cache reads and writes at their own prices
+(`Route.cost`), and the attempts the provider billed but whose reply never arrived whole (a connection reset
+mid-body, a timeout after the request was sent); ``unread`` counts those attempts (`datamill.llm.billing`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class UsageTotals:
     calls: int = 0
     cache_hits: int = 0
     failures: int = 0
+    unread: int = 0
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     saved_usd: float = 0.0
@@ -38,10 +43,7 @@ class UsageTotals:
 
     def add_call(self, usage: Usage, cost: float, latency_s: float) -> None:
         self.calls += 1
-        mine = self.usage
-        mine.input_tokens += usage.input_tokens
-        mine.output_tokens += usage.output_tokens
-        mine.thinking_tokens += usage.thinking_tokens
+        self.usage.add(usage)
         self.cost_usd += cost
         self.latency_s += latency_s
 
@@ -51,7 +53,10 @@ class UsageTotals:
             "calls": self.calls,
             "cache_hits": self.cache_hits,
             "failures": self.failures,
+            "unread": self.unread,
             "input_tokens": self.usage.input_tokens,
+            "cached_input_tokens": self.usage.cached_input_tokens,
+            "cache_write_tokens": self.usage.cache_write_tokens,
             "output_tokens": self.usage.output_tokens,
             "thinking_tokens": self.usage.thinking_tokens,
             "cost_usd": self.cost_usd,
@@ -89,6 +94,14 @@ class UsageLedger:
             if usage is not None:
                 totals.usage = totals.usage + usage
             totals.cost_usd += cost
+
+    def record_unread(self, tag: str, model: str, count: int) -> None:
+        """``count`` attempts of one call were billed but their replies never read.
+
+        Their usage and cost go in with the call's, through `record_call` or `record_failure`.
+        """
+        for totals in self._rows(tag, model):
+            totals.unread += count
 
     def snapshot(self) -> dict[str, Any]:
         """Plain dicts: ``{"total": {...}, "by_tag": {tag: {...}}, "by_model": {model: {...}}}``."""

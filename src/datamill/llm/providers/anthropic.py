@@ -15,6 +15,12 @@ How a provider-neutral `ChatRequest` maps onto the Messages API:
   way back. With thinking on the API forbids forced tools, so the system prompt asks for JSON only
   (`schema_instruction`) and the gateway validates the text.
 - ``seed`` is ignored: the API has none.
+- Prompt caching: the message marked `Message.cache_point` (the end of a step's stable prefix: its
+  instructions, the blueprint, the seed examples) gets ``cache_control: {"type": "ephemeral"}`` on its last
+  content block (on the ``system`` block when it is a system message), so the API caches the tools, the
+  system prompt and the turns up to it. The API ignores the mark on prefixes shorter than the model's minimum
+  (1,024 to 4,096 tokens); cache writes and reads come back as ``cache_creation_input_tokens`` and
+  ``cache_read_input_tokens`` and are priced at the route's ``cache_write_price`` and ``cached_input_price``.
 
 Replies: text blocks are concatenated, thinking blocks dropped. Anthropic counts thinking tokens inside
 ``usage.output_tokens`` and does not report them apart, so ``Usage.thinking_tokens`` stays 0 and cost is still
@@ -43,6 +49,8 @@ DEFAULT_MAX_TOKENS = 1024
 #: The smallest thinking budget the API accepts.
 MIN_THINKING_BUDGET = 1024
 OUTPUT_TOOL = "output"
+#: Marks the end of the prompt prefix Anthropic caches (5 minutes, refreshed on every hit).
+CACHE_CONTROL = {"type": "ephemeral"}
 _WRAP_KEY = "value"
 
 _STOP_REASONS = {
@@ -119,23 +127,40 @@ def build_payload(route: Route, request: ChatRequest) -> tuple[dict[str, Any], b
             ]
             payload["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
     if system:
-        payload["system"] = "\n\n".join(system)
+        joined = "\n\n".join(system)
+        point = _cache_point(request.messages)
+        if point is not None and request.messages[point].role == "system":
+            payload["system"] = [{"type": "text", "text": joined, "cache_control": CACHE_CONTROL}]
+        else:
+            payload["system"] = joined
     if request.stop:
         payload["stop_sequences"] = list(request.stop)
     return payload, wrapped
 
 
+def _cache_point(messages: tuple[Message, ...]) -> int | None:
+    """The index of the last message marked as the end of the stable prefix, if any."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i].cache_point:
+            return i
+    return None
+
+
 def _turns(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
     """User and assistant turns in order; consecutive turns of one role are merged, as the API expects.
 
-    A turn with images is sent as content blocks: the images (base64 or URL sources), then the text.
+    A turn with images is sent as content blocks: the images (base64 or URL sources), then the text. The
+    message that ends the stable prefix (`Message.cache_point`) gets ``cache_control`` on its last block.
     """
+    point = _cache_point(messages)
     turns: list[dict[str, Any]] = []
-    for message in messages:
+    for i, message in enumerate(messages):
         if message.role == "system":
             continue
         blocks = [_image_block(image) for image in message.images]
         blocks.append({"type": "text", "text": message.content})
+        if i == point:
+            blocks[-1]["cache_control"] = CACHE_CONTROL
         if turns and turns[-1]["role"] == message.role:
             turns[-1]["blocks"].extend(blocks)
         else:
@@ -144,8 +169,8 @@ def _turns(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
 
 
 def _flatten(blocks: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """Text-only turns stay plain strings (the common, compact form)."""
-    if all(b["type"] == "text" for b in blocks):
+    """Text-only turns stay plain strings (the common, compact form); a cache mark needs blocks."""
+    if all(b["type"] == "text" and "cache_control" not in b for b in blocks):
         return "\n\n".join(b["text"] for b in blocks)
     return blocks
 
@@ -191,14 +216,17 @@ def _parse_message(body: dict[str, Any], unwrap: bool) -> ProviderReply:
             tool_text = orjson.dumps(data).decode()
         # thinking and redacted_thinking blocks are the model's scratch work, not the answer.
     usage = body.get("usage") or {}
-    input_tokens = (
-        int(usage.get("input_tokens") or 0)
-        + int(usage.get("cache_creation_input_tokens") or 0)
-        + int(usage.get("cache_read_input_tokens") or 0)
-    )
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    read = int(usage.get("cache_read_input_tokens") or 0)
+    input_tokens = int(usage.get("input_tokens") or 0) + written + read
     stop_reason = body.get("stop_reason")
     return ProviderReply(
         text=tool_text if tool_text is not None else "".join(texts),
-        usage=Usage(input_tokens=input_tokens, output_tokens=int(usage.get("output_tokens") or 0)),
+        usage=Usage(
+            input_tokens=input_tokens,
+            output_tokens=int(usage.get("output_tokens") or 0),
+            cached_input_tokens=read,
+            cache_write_tokens=written,
+        ),
         finish_reason=_STOP_REASONS.get(stop_reason, stop_reason) if stop_reason else None,
     )

@@ -15,7 +15,9 @@ How a provider-neutral `ChatRequest` maps onto ``generateContent``:
   is rejected by models that cannot turn thinking off).
 
 Replies: text parts of the first candidate are concatenated, parts marked ``thought: true`` skipped. Usage
-maps ``promptTokenCount``, ``candidatesTokenCount`` and ``thoughtsTokenCount`` (billed at the output price). A
+maps ``promptTokenCount``, ``candidatesTokenCount`` and ``thoughtsTokenCount`` (billed at the output price);
+``cachedContentTokenCount``, the part of the prompt read from Gemini's implicit prompt cache, is billed at the
+route's cached-input price. A
 prompt blocked by safety (``promptFeedback.blockReason``, or no candidates) or a candidate stopped for safety
 with no text raises PermanentModelError naming the reason: retrying the same request would be blocked again.
 A 200 whose body is not a Gemini response raises TransientError, as in the OpenAI provider.
@@ -153,6 +155,7 @@ def _parse_response(body: dict[str, Any], route: Route) -> ProviderReply:
             input_tokens=int(usage.get("promptTokenCount") or 0),
             output_tokens=int(usage.get("candidatesTokenCount") or 0),
             thinking_tokens=int(usage.get("thoughtsTokenCount") or 0),
+            cached_input_tokens=int(usage.get("cachedContentTokenCount") or 0),
         ),
         finish_reason=_finish_reason(finish),
     )

@@ -14,7 +14,9 @@ How a provider-neutral `ChatRequest` maps onto the API:
   "schema": ...}}`` when the route enforces schemas, else ``{"type": "json_object"}`` plus a system
   instruction carrying the schema; the gateway validates the reply either way.
 
-Replies: ``choices[0].message.content``, ``finish_reason``, and ``usage``: ``prompt_tokens`` as input,
+Replies: ``choices[0].message.content``, ``finish_reason``, and ``usage``: ``prompt_tokens`` as input, of
+which ``prompt_tokens_details.cached_tokens`` were read from the provider's prompt cache (OpenAI caches
+prompt prefixes of 1,024 tokens and more on its own, with no request field),
 ``completion_tokens_details.reasoning_tokens`` as thinking, and the rest of ``completion_tokens`` as output
 (the API counts reasoning inside completion tokens, so it is subtracted to avoid counting it twice). HTTP
 errors map through `raise_for_status`; a 200 whose body is not a chat completion raises TransientError.
@@ -122,7 +124,10 @@ def parse_reply(body: bytes, route: Route) -> ProviderReply:
         usage = data.get("usage") or {}
         completion = int(usage.get("completion_tokens") or 0)
         reasoning = int((usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0)
-        tokens = Usage(int(usage.get("prompt_tokens") or 0), max(0, completion - reasoning), reasoning)
+        cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        tokens = Usage(
+            int(usage.get("prompt_tokens") or 0), max(0, completion - reasoning), reasoning, cached
+        )
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         shown = body[:200].decode("utf-8", "replace")
         raise TransientError(f"{route.name}: malformed chat completion ({exc!r}): {shown!r}") from None

@@ -77,6 +77,7 @@ class AdaptSummary:
     cost_usd: float
     elapsed_s: float
     usage_by_step: dict[str, Any] = field(default_factory=dict)
+    cached_input_tokens: int = 0
     estimate: dict[str, Any] | None = None
     estimate_vs_actual: dict[str, Any] | None = None
     quality: dict[str, Any] | None = None
@@ -184,6 +185,7 @@ async def adapt_file_async(
             summary.quality, summary.report_path = await evaluate_run(
                 job, prepared.request, prepared.plan, prepared.judge, checkpoint, summary
             )
+            _count_usage(summary, gateway)  # the judge's calls are billed too
         checkpoint.remove()
         return summary
     finally:
@@ -305,9 +307,21 @@ def _summary(
         thinking_tokens=total.usage.thinking_tokens,
         cost_usd=total.cost_usd,
         elapsed_s=result.elapsed_s,
-        usage_by_step=gateway.usage.snapshot().get("by_tag", {}),
         estimate=prepared.estimate.to_dict(),
         notes=list(prepared.notes),
     )
+    _count_usage(summary, gateway)
     summary.estimate_vs_actual = compare(prepared.estimate, summary.to_dict(), rows_out=result.rows_out)
     return summary
+
+
+def _count_usage(summary: AdaptSummary, gateway: Gateway) -> None:
+    """Set the summary's calls, tokens and cost to what the gateway's ledger holds now."""
+    total = gateway.usage.total
+    summary.calls, summary.cache_hits = total.calls, total.cache_hits
+    summary.input_tokens = total.usage.input_tokens
+    summary.cached_input_tokens = total.usage.cached_input_tokens
+    summary.output_tokens = total.usage.output_tokens
+    summary.thinking_tokens = total.usage.thinking_tokens
+    summary.cost_usd = total.cost_usd
+    summary.usage_by_step = gateway.usage.snapshot().get("by_tag", {})
