@@ -261,3 +261,17 @@ async def test_the_python_api_checks_the_output_before_any_model_call(tmp_path: 
             with pytest.raises(DataFormatError, match=said):
                 await adapt_file_async(job, body, settings=settings, gateway=gateway)
     assert fake.calls == []
+
+
+def test_a_repeated_column_is_renamed_and_the_summary_says_so(runner: CliRunner, tmp_path: Path):
+    data = tmp_path / "dup.csv"
+    data.write_text("question,answer,answer\nHow do I reset it?,Old answer,Second answer\n")
+    out = tmp_path / "out.jsonl"
+    args = ["--prompt", "question", "--completion", "answer", "--recipes", "none", "--model", "fake/demo"]
+    code, text, summary = adapt(runner, str(data), *args, "-o", str(out), "--json")
+    assert code == 0, text
+    assert summary is not None
+    assert any("'answer_2'" in note for note in summary["notes"])
+    (row,) = read_jsonl(out)
+    assert row["original_completion"] == "Old answer"
+    assert row["answer_2"] == "Second answer"

@@ -352,3 +352,43 @@ def test_counting_csv_rows_reports_what_a_read_reports(tmp_path: Path) -> None:
         count_rows(ragged)
     with pytest.raises(DataFormatError, match="header"):
         count_rows(write(tmp_path / "empty.csv", "a,b\n"))
+
+
+def _duplicate_files(tmp_path: Path) -> dict[str, Path]:
+    """The same table, header ``question,answer,answer,answer_2``, in every format that has a header."""
+    header = ["question", "answer", "answer", "answer_2"]
+    values = ["q1", "first", "second", "third"]
+    csv_path = tmp_path / "dup.csv"
+    csv_path.write_text(",".join(header) + "\n" + ",".join(values) + "\n")
+    tsv_path = tmp_path / "dup.tsv"
+    tsv_path.write_text("\t".join(header) + "\n" + "\t".join(values) + "\n")
+    parquet_path = tmp_path / "dup.parquet"
+    table = pa.Table.from_arrays([pa.array([v]) for v in values], names=header)
+    pq.write_table(table, parquet_path)
+    xlsx_path = make_workbook(tmp_path / "dup.xlsx", {"Sheet": [header, values]})
+    return {"csv": csv_path, "tsv": tsv_path, "parquet": parquet_path, "xlsx": xlsx_path}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "parquet", "xlsx"])
+def test_repeated_column_names_are_renamed_in_every_reader_and_said(
+    tmp_path: Path, fmt: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _duplicate_files(tmp_path)[fmt]
+    with caplog.at_level("WARNING", logger="datamill.dataio"), open_dataset(path) as reader:
+        # No value is lost: the repeat gets the first free suffix (answer_2 is taken by the file itself).
+        assert reader.columns == ["question", "answer", "answer_3", "answer_2"]
+        assert reader.renamed_columns == {"answer_3": "answer"}
+        assert "'answer_3'" in str(reader.rename_note)
+    assert rows(path) == [{"question": "q1", "answer": "first", "answer_3": "second", "answer_2": "third"}]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("repeats in the header" in m and str(path) in m for m in logged)
+
+
+def test_a_header_without_repeats_is_read_as_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_text("question,answer\nq,a\n")
+    with open_dataset(path) as reader:
+        assert reader.columns == ["question", "answer"]
+        assert reader.renamed_columns == {}
+        assert reader.rename_note is None
+        assert reader.schema.metadata is None

@@ -9,6 +9,8 @@ among , ; tab and | (a plain comma when the sniffer cannot tell); tsv uses a tab
 Files are read in 1 MB blocks. Counting rows parses them the same way (the same checks as a read) but in
 128 KB blocks on the calling thread, then hands the freed buffers back to the operating system: on a 70 MB
 file that takes a few MB instead of the 40–60 MB that pyarrow's read-ahead of 1 MB blocks holds.
+
+A header that repeats a name keeps every column: the repeats get a ``_2``, ``_3`` suffix (see `_names`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from datamill.core.errors import DataFormatError
+from datamill.dataio._names import renamed_batch, unique_names, warn_renamed
 from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
 from datamill.dataio._text import (
     TextSample,
@@ -105,12 +108,14 @@ class _CsvFile:
         header = self._open(None, block_bytes, threads)
         names = header.schema.names
         header.close()
+        unique, renamed = unique_names(names)
+        warn_renamed(self.path, names, renamed)
         reader = self._open(names, block_bytes, threads)
         rows = 0
         try:
             for batch in self._batches(reader):
                 rows += batch.num_rows
-                yield batch
+                yield renamed_batch(batch, unique, renamed) if renamed else batch
         finally:
             reader.close()
         if rows == 0:

@@ -1,4 +1,7 @@
-"""Reading Parquet files batch by batch with `ParquetFile.iter_batches`, types as stored."""
+"""Reading Parquet files batch by batch with `ParquetFile.iter_batches`, types as stored.
+
+A file whose columns repeat a name keeps every column: the repeats get a ``_2``, ``_3`` suffix (see `_names`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datamill.core.errors import DataFormatError
+from datamill.dataio._names import renamed_batch, unique_names, warn_renamed
 from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
 
 
@@ -18,11 +22,14 @@ def _open(path: str) -> pq.ParquetFile:
 
 def _stream(path: str, batch_size: int) -> BatchStream:
     parquet = _open(path)
+    names = parquet.schema_arrow.names
+    unique, renamed = unique_names(names)
+    warn_renamed(path, names, renamed)
     rows = 0
     try:
         for batch in parquet.iter_batches(batch_size=batch_size):
             rows += batch.num_rows
-            yield batch
+            yield renamed_batch(batch, unique, renamed) if renamed else batch
     except pa.ArrowException as exc:
         raise DataFormatError(path, f"corrupt Parquet data ({exc})") from exc
     finally:

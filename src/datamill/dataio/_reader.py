@@ -29,6 +29,7 @@ from datamill.dataio._csv import csv_source, tsv_source
 from datamill.dataio._formats import detect_format
 from datamill.dataio._json import json_source
 from datamill.dataio._jsonl import jsonl_source, txt_source
+from datamill.dataio._names import describe, renamed_columns
 from datamill.dataio._parquet import count_parquet_rows, parquet_source
 from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
 from datamill.dataio._xlsx import xlsx_source
@@ -68,6 +69,8 @@ class DatasetReader:
     Attributes:
         path: The file.
         format: Its format ('csv', 'tsv', 'json', 'jsonl', 'parquet', 'xlsx' or 'txt').
+        renamed_columns: ``{new name: name in the file}`` for the columns whose name repeats an earlier one
+            in the header and were read under a ``_2``, ``_3`` suffix (see `rename_note`); {} when none.
     """
 
     def __init__(self, path: str, fmt: str, factory: SourceFactory, batch_size: int) -> None:
@@ -85,6 +88,12 @@ class DatasetReader:
         if self._first is None:  # sources raise their own, better worded, "empty" errors; this is a backstop
             raise DataFormatError(path, "file is empty: it has no rows")
         self._schema: pa.Schema = self._first.schema
+        self.renamed_columns = renamed_columns(self._schema)
+
+    @property
+    def rename_note(self) -> str | None:
+        """A sentence saying which repeated columns were renamed, or None when none were."""
+        return f"{self.path}: {describe(self.renamed_columns)}" if self.renamed_columns else None
 
     @property
     def schema(self) -> pa.Schema:

@@ -1,10 +1,11 @@
 """Reading .xlsx workbooks with openpyxl in read-only mode, one sheet, row by row.
 
 The first row is the header; a blank header cell is named ``column_<n>`` and a repeated name gets a ``_<k>``
-suffix, so no column is lost to a collision. Fully empty rows are skipped. Like csv, every cell is read as a
-string, so a column mixing numbers and text (common in spreadsheets) reads cleanly: numbers as written (3,
-0.5), booleans as TRUE/FALSE (as Excel's own csv export writes them), dates in ISO format. A value beyond the
-header's width becomes a new column ``column_<n>`` rather than being dropped.
+suffix, as in every reader (see `_names`), so no column is lost to a collision. Fully empty rows are skipped.
+Like csv, every cell is read as a string, so a column mixing numbers and text (common in spreadsheets) reads
+cleanly: numbers as written (3, 0.5), booleans as TRUE/FALSE (as Excel's own csv export writes them), dates
+in ISO format. A value beyond the header's width becomes a new column ``column_<n>`` rather than being
+dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from datamill.core.errors import DataFormatError
+from datamill.dataio._names import renamed_batch, unique_names, warn_renamed
 from datamill.dataio._records import RecordBatcher
 from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
 
@@ -36,20 +38,17 @@ def cell_text(value: Any) -> str | None:
     return str(value)
 
 
-def header_names(cells: tuple[Any, ...]) -> list[str]:
-    """Column names from the header row: blanks named by position, repeats made unique, trailing ones cut."""
+def header_names(cells: tuple[Any, ...]) -> tuple[list[str], list[str], dict[str, str]]:
+    """Column names from the header row (blanks named by position, trailing ones cut), made unique.
+
+    Returns the names as written, the unique names, and ``{new name: original name}`` for the renamed ones.
+    """
     texts = [cell_text(cell) for cell in cells]
     while texts and texts[-1] is None:
         texts.pop()
-    names: list[str] = []
-    for index, text in enumerate(texts, start=1):
-        base = text if text is not None else f"column_{index}"
-        name, k = base, 1
-        while name in names:
-            k += 1
-            name = f"{base}_{k}"
-        names.append(name)
-    return names
+    written = [text if text is not None else f"column_{index}" for index, text in enumerate(texts, start=1)]
+    unique, renamed = unique_names(written)
+    return written, unique, renamed
 
 
 def _load(path: str) -> Any:
@@ -96,7 +95,8 @@ def _stream(path: str, options: ReadOptions) -> BatchStream:
         header = next(rows, None)
         if header is None:
             raise DataFormatError(path, f"file is empty: the sheet {sheet.title!r} has no cells")
-        names = header_names(header[1])
+        written, names, renamed = header_names(header[1])
+        warn_renamed(path, written, renamed)
         batcher = RecordBatcher(path, "row", value_type=pa.string(), columns=names)
         records: list[dict[str, str | None]] = []
         positions: list[int] = []
@@ -108,15 +108,19 @@ def _stream(path: str, options: ReadOptions) -> BatchStream:
             positions.append(number)
             if len(records) == options.batch_size:
                 seen += len(records)
-                yield batcher.to_batch(list(records), positions)
+                yield _marked(batcher.to_batch(list(records), positions), renamed)
                 records, positions = [], []
         if records:
             seen += len(records)
-            yield batcher.to_batch(list(records), positions)
+            yield _marked(batcher.to_batch(list(records), positions), renamed)
         if seen == 0:
             raise DataFormatError(path, f"file is empty: the sheet {sheet.title!r} has a header but no rows")
     finally:
         book.close()
+
+
+def _marked(batch: pa.RecordBatch, renamed: dict[str, str]) -> pa.RecordBatch:
+    return renamed_batch(batch, batch.schema.names, renamed) if renamed else batch
 
 
 def _sheet(path: str, book: Any, name: str | None) -> Any:

@@ -206,10 +206,13 @@ async def prepare_adaptation(
     with open_dataset(job.input_path, format=job.input_format) as reader:
         if request.column_mapping is not None:
             check_columns(request.column_mapping, reader.columns)
+        rename_note = reader.rename_note
     total = count_rows(job.input_path, format=job.input_format)
     model = gateway.model(job.model or settings.model or gateway.default_model)
     judge = gateway.model(job.options.judge_model) if job.options.judge_model else model
     services, notes = await build_services(request, job.options, settings.data_dir)
+    if rename_note is not None:
+        notes.insert(0, rename_note)
     plan = plan_adaptation(
         request,
         model,
