@@ -11,7 +11,9 @@ that is hard to get right is retried, not replaced by an easier one, so the deli
 
 Candidate budget: at most `CANDIDATE_BUDGET_FACTOR` × N candidates in all. When it is spent before N samples
 pass, the run raises `GenerationBudgetSpent`, whose message gives the pass rate. An empty sample is always
-rejected, even with no filtering requested. A model error on one candidate counts as a failed candidate
+rejected, even with no filtering requested, and so is a candidate any of whose writing calls (outline
+sections, draft, fields, calculator fix, revisions) stopped at the token limit (gate ``truncated``): a cut
+sample is never delivered. A model error on one candidate counts as a failed candidate
 (gate ``error``), unless it would fail every call the same way (bad key, unknown model), which stops the run.
 
 Concurrency: `DEFAULT_CONCURRENCY` slots are worked on at once; the gateway's per-model limiters bound the
@@ -34,7 +36,7 @@ from datamill.steps.generation.gates import ConformanceGate, StructuralGate
 from datamill.steps.generation.reviser import SampleReviser
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.generation.seeds import SeedSet, field_schema
-from datamill.steps.generation.writer import Draft, SampleWriter, WriterOptions
+from datamill.steps.generation.writer import Draft, OutputCut, SampleWriter, WriterOptions
 from datamill.steps.injection import InjectedOutput
 
 if TYPE_CHECKING:
@@ -277,6 +279,9 @@ class GenerationRun:
         """The candidate's final text, and (gate, reason) when it failed one."""
         try:
             draft = await self.writer.write(task)
+            if draft.truncated:
+                limit = self.request.max_output_tokens
+                return "", ("truncated", f"the draft was cut off at the token limit ({limit} tokens)")
             text = draft.text
             if text.strip() and self.calculator is not None:
                 text = await self.calculator.check(task, text)
@@ -284,7 +289,7 @@ class GenerationRun:
                 text = await self.reviser.revise(task, text)
             if not text.strip():
                 return text, ("structural", "empty sample")
-            problem = self.structural.problem(Draft(text, draft.truncated)) if self.structural else None
+            problem = self.structural.problem(Draft(text)) if self.structural else None
             if problem:
                 return text, ("structural", problem)
             problem = await self.conformance.problem(task, text) if self.conformance else None
@@ -296,4 +301,6 @@ class GenerationRun:
             return "", ("error", str(exc))
         except InjectedOutput as exc:
             return "", ("injection", str(exc))
+        except OutputCut as exc:
+            return "", ("truncated", str(exc))
         return text.strip(), None

@@ -10,7 +10,8 @@ and memory are bounded by the input size (`MAX_EXPRESSION_CHARS`, `MAX_NODES`), 
 
 `CalculatorCheck` runs after the draft: one call asks the generation model for the calculations in the
 sample (JSON: expression and the value the sample states); each is evaluated; when a stated value is wrong,
-one revision call gets the correct results and fixes the sample. About doubles the calls of a sample.
+one revision call gets the correct results and fixes the sample. About doubles the calls of a sample. A fix
+cut off at the token limit raises `OutputCut` (the candidate is made again) rather than replacing the sample.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from datamill.llm.types import ChatRequest
 from datamill.steps.generation.sample import SampleTask
+from datamill.steps.generation.writer import raise_if_cut
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -173,6 +175,7 @@ class CalculatorCheck:
             messages, max_tokens=self.max_tokens, temperature=0.0, seed=task.request_seed("calc-fix")
         )
         fixed = await self.model.chat(request, tag=self.name)
+        raise_if_cut(f"{self.name} fix", fixed, self.max_tokens)
         return fixed.text.strip() or text
 
 

@@ -3,7 +3,8 @@
 Each pass is one call to the revision model that returns the whole sample revised for one concern
 (`INSTRUCTIONS`). ``distinguishability`` shows the seed examples so the sample blends with their style; it
 needs seeds, so it is skipped for seedless specs (the contract: "seeded specs only"). A pass that returns
-nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was. A pass whose
+nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was. A pass cut off at
+the token limit raises `OutputCut`: a half-revised sample is never delivered, the candidate is made again. A pass whose
 reply carries an instruction-injection marker raises `InjectedOutput`, like a draft: the candidate is
 regenerated.
 """
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from datamill.core.generation_request import RevisionType
 from datamill.llm.types import ChatRequest
 from datamill.steps.generation.sample import SampleTask, SeedPicker
-from datamill.steps.generation.writer import MAX_DRAFT_TOKENS
+from datamill.steps.generation.writer import MAX_DRAFT_TOKENS, raise_if_cut
 from datamill.steps.injection import raise_on_injection
 from datamill.steps.templates import load_template
 
@@ -74,6 +75,7 @@ class SampleReviser:
                 request = self._request(task, text, kind, cycle)
                 result = await self.model.chat(request, tag=self.name)
                 raise_on_injection(self.name, request, result)
+                raise_if_cut(f"{self.name} ({kind.value}, cycle {cycle + 1})", result, self.max_tokens)
                 revised = self._accept(result.text, result.data)
                 if revised:
                     text = revised

@@ -9,8 +9,9 @@
   each seeing the fields written before it. Field texts are read as the seed's type where they parse
   (numbers, booleans) and kept as text otherwise.
 
-A draft is *truncated* when any of its calls stopped at ``max_tokens``; the structural gate rejects it. A
-call whose reply carries an instruction-injection marker (`datamill.steps.injection`; markers already in the
+A draft is *truncated* when any of its calls stopped at ``max_tokens``; the run rejects such a candidate
+whatever its filters (gate ``truncated``), and so it does when a later call that rewrites the sample (a
+revision, a calculator fix) is cut: those raise `OutputCut` (see `raise_if_cut`). A call whose reply carries an instruction-injection marker (`datamill.steps.injection`; markers already in the
 request, such as in the seeds, are excused) raises `InjectedOutput`: the candidate fails and is regenerated.
 """
 
@@ -51,6 +52,16 @@ OUTLINE_SCHEMA: dict[str, Any] = {
     },
     "required": ["sections"],
 }
+
+
+class OutputCut(Exception):
+    """A call that writes the sample stopped at the token limit: the candidate must not be delivered."""
+
+
+def raise_if_cut(stage: str, result: ChatResult, max_tokens: int) -> None:
+    """Raise `OutputCut` when ``result`` stopped at the token limit (``finish_reason`` "length")."""
+    if _cut(result):
+        raise OutputCut(f"{stage}: the reply was cut off at the token limit ({max_tokens} tokens)")
 
 
 @dataclass(frozen=True)
