@@ -1,5 +1,8 @@
-"""Generation never delivers a cut sample: drafts, revisions and calculator fixes cut at the token limit by the
-provider simulator are rejected (gate ``truncated``) and the slot is made again."""
+"""Generation never delivers a cut sample.
+
+Drafts, revisions and calculator fixes that the provider simulator cuts at the token limit are rejected (gate
+``truncated``) and the slot is made again.
+"""
 
 from __future__ import annotations
 

@@ -3,10 +3,10 @@
 Each pass is one call to the revision model that returns the whole sample revised for one concern
 (`INSTRUCTIONS`). ``distinguishability`` shows the seed examples so the sample blends with their style; it
 needs seeds, so it is skipped for seedless specs (the contract: "seeded specs only"). A pass that returns
-nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was. A pass cut off at
-the token limit raises `OutputCut`: a half-revised sample is never delivered, the candidate is made again. A pass whose
-reply carries an instruction-injection marker raises `InjectedOutput`, like a draft: the candidate is
-regenerated.
+nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was. A pass cut off
+at the token limit raises `OutputCut`: a half-revised sample is never delivered, the candidate is made again.
+A pass whose reply carries an instruction-injection marker raises `InjectedOutput`, like a draft: the
+candidate is regenerated.
 """
 
 from __future__ import annotations

@@ -11,8 +11,9 @@
 
 A draft is *truncated* when any of its calls stopped at ``max_tokens``; the run rejects such a candidate
 whatever its filters (gate ``truncated``), and so it does when a later call that rewrites the sample (a
-revision, a calculator fix) is cut: those raise `OutputCut` (see `raise_if_cut`). A call whose reply carries an instruction-injection marker (`datamill.steps.injection`; markers already in the
-request, such as in the seeds, are excused) raises `InjectedOutput`: the candidate fails and is regenerated.
+revision, a calculator fix) is cut: those raise `OutputCut` (see `raise_if_cut`). A call whose reply carries
+an instruction-injection marker (`datamill.steps.injection`; markers already in the request, such as in the
+seeds, are excused) raises `InjectedOutput`: the candidate fails and is regenerated.
 """
 
 from __future__ import annotations
