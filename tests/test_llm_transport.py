@@ -4,76 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 import pytest
 
-from datamill.core.errors import PermanentModelError, TransientError
+from datamill.core.errors import ConnectionConfigError, PermanentModelError, TransientError
 from datamill.llm.http.transport import HttpTransport
-
-Reply = Callable[[bytes], list[bytes]]  # request head+body -> chunks to write (b"" = close)
-
-
-@dataclass
-class RawServer:
-    """A loopback HTTP server whose replies are raw bytes, written chunk by chunk."""
-
-    reply: Reply
-    connections: int = 0
-    requests: list[bytes] = field(default_factory=list)
-    close_idle_after_reply: bool = False
-    port: int = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-                request = head + await reader.readexactly(length)
-                self.requests.append(request)
-                for chunk in self.reply(request):
-                    if chunk == b"":
-                        return
-                    writer.write(chunk)
-                    await writer.drain()
-                    await asyncio.sleep(0.01)
-                if self.close_idle_after_reply:
-                    return
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        finally:
-            writer.close()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/chat"
-
-
-Start = Callable[[Reply], Awaitable[RawServer]]
+from raw_http import Start, fixed, raw_servers
 
 
 @pytest.fixture
 async def start() -> AsyncIterator[Start]:
-    started: list[asyncio.Server] = []
-
-    async def start_server(reply: Reply) -> RawServer:
-        raw = RawServer(reply)
-        server = await asyncio.start_server(raw.handle, "127.0.0.1", 0)
-        raw.port = server.sockets[0].getsockname()[1]
-        started.append(server)
-        return raw
-
-    yield start_server
-    for server in started:
-        server.close()
-        await server.wait_closed()
-
-
-def fixed(status: str, body: bytes, *extra: str) -> Reply:
-    head = f"HTTP/1.1 {status}\r\nContent-Length: {len(body)}\r\n" + "".join(f"{h}\r\n" for h in extra)
-    return lambda _request: [head.encode() + b"\r\n", body]
+    async with raw_servers() as start_server:
+        yield start_server
 
 
 async def test_a_reply_with_a_length_is_read_and_the_connection_kept_alive(start: Start) -> None:
@@ -163,7 +106,7 @@ async def test_a_reply_cut_short_is_a_transient_error(start: Start) -> None:
 
 async def test_a_reply_that_is_not_http_is_a_transient_error(start: Start) -> None:
     raw = await start(lambda _r: [b"SSH-2.0-OpenSSH\r\n\r\n"])
-    with pytest.raises(TransientError, match=r"not an HTTP/1\.x status line"):
+    with pytest.raises(TransientError, match=r"not a valid HTTP/1\.x reply"):
         await HttpTransport().post_json(raw.url, {})
 
 
@@ -175,11 +118,12 @@ async def test_a_slow_reply_times_out(start: Start) -> None:
     assert transport.open_connections == 0  # a connection with a reply still coming is never reused
 
 
-async def test_a_refused_connection_is_a_transient_error(start: Start) -> None:
+async def test_a_refused_connection_is_a_configuration_error(start: Start) -> None:
     raw = await start(fixed("200 OK", b"{}"))
     url = raw.url.replace(str(raw.port), "1")
-    with pytest.raises(TransientError, match="connection error calling"):
+    with pytest.raises(ConnectionConfigError, match=r"127\.0\.0\.1:1 refused the connection") as caught:
         await HttpTransport().post_json(url, {})
+    assert caught.value.kind == "refused"
 
 
 async def test_a_header_value_with_a_line_break_is_refused_before_sending(

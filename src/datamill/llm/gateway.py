@@ -38,6 +38,7 @@ from datamill.core.errors import (
 from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
 from datamill.llm.concurrency import AdaptiveLimiter
+from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers import PROVIDER_CLASSES, provider_class
 from datamill.llm.providers.base import Provider
@@ -83,7 +84,7 @@ class Gateway:
         routing: Routing,
         *,
         cache: ResponseCache | None = None,
-        transport: HttpTransport | None = None,
+        transport: Transport | None = None,
         retry: RetryPolicy | None = None,
         providers: Mapping[str, Provider] | None = None,
         roles: Mapping[str, str] | None = None,

@@ -22,6 +22,8 @@ name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each
 ``thinking``            force extended thinking on or off (default: on when the name ends in ``-thinking``)
 ``keep_thinking_suffix`` keep ``-thinking`` in the provider model id (default: dropped)
 ``default_thinking_budget``, ``headers`` (a mapping of extra HTTP headers)
+``proxy``               the HTTP proxy of the route's requests (``http://host:port``), or ``none`` to connect
+                        directly; without it the proxy environment variables decide (docs/models.md)
 
 How a name resolves: the fields of the first matching pattern (patterns of the user file first, in file order,
 then the shipped ones), overlaid by the fields of an entry named exactly, if any. So an exact entry may give
@@ -43,19 +45,20 @@ from typing import Any
 import yaml
 
 from datamill.core.errors import ConfigError, UnknownModelError
+from datamill.llm.http.proxies import DIRECT, Proxy
 from datamill.llm.types import Route
 
 #: Environment variable naming a user routing file, read by `Routing.load` when no path is given.
 ROUTES_ENV = "DATAMILL_ROUTES"
 THINKING_SUFFIX = "-thinking"
 
-_STR_FIELDS = frozenset({"provider", "base_url", "base_url_env", "model", "api_key_env"})
+_STR_FIELDS = frozenset({"provider", "base_url", "base_url_env", "model", "api_key_env", "proxy"})
 _FLOAT_FIELDS = frozenset(
     {"input_price", "output_price", "cached_input_price", "cache_write_price", "batch_discount", "timeout_s"}
 )
 _INT_FIELDS = frozenset({"max_concurrency", "default_thinking_budget"})
 _BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision"})
-_NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking"})
+_NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking", "proxy"})
 _FIELDS = _STR_FIELDS | _FLOAT_FIELDS | _INT_FIELDS | _BOOL_FIELDS | {"headers"}
 #: Entry fields copied to `Route` as they are.
 _ROUTE_FIELDS = (
@@ -70,6 +73,7 @@ _ROUTE_FIELDS = (
     "max_concurrency",
     "default_thinking_budget",
     "headers",
+    "proxy",
 )
 _TOP_LEVEL = frozenset({"default_model", "routes"})
 
@@ -250,6 +254,8 @@ def _check_field(where: str, field: str, raw: Any) -> Any:
     if field in _STR_FIELDS:
         if not isinstance(raw, str) or not raw:
             raise ConfigError(f"{where}: must be a non-empty string")
+        if field == "proxy" and raw.strip().lower() not in DIRECT:
+            Proxy.parse(raw, source=where)  # raises ConfigError naming what is wrong
         return raw
     if field in _BOOL_FIELDS:
         if not isinstance(raw, bool):

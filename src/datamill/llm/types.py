@@ -167,6 +167,8 @@ class Route:
         json_schema: the provider enforces JSON schemas natively.
         headers: extra HTTP headers sent with every request.
         vision: the model accepts images in messages.
+        proxy: the HTTP proxy for this route's requests (None: the proxy environment variables decide;
+            ``"none"``: connect directly).
     """
 
     name: str
@@ -186,6 +188,7 @@ class Route:
     json_schema: bool = True
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     vision: bool = False
+    proxy: str | None = None
 
     def cost(self, usage: Usage, *, batched: bool = False) -> float:
         """What the provider bills for ``usage``, in USD.

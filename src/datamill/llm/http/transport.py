@@ -1,21 +1,29 @@
 """The HTTP transport every hosted provider shares: kept-alive HTTP/1.1 connections, JSON in and out.
 
 Requests go through `datamill.llm.http.http1` connections rather than aiohttp or httpx: at 256 concurrent
-calls httpx 0.28 spends about 20 ms of CPU per call, aiohttp about 0.15 ms and this transport about 0.04 ms
+calls httpx 0.28 spends about 20 ms of CPU per call, aiohttp about 0.15 ms and this transport about 0.05 ms
 (see bench/gateway_throughput.py), and on two cores client CPU per call caps throughput.
 
-Connections are pooled per (scheme, host, port) and per event loop, at most ``pool_size`` requests in flight.
-A request that finds its kept-alive connection closed by the server before any reply arrived is sent once
-more on a new connection (the server never saw it); any other failure is a `TransientError` for the
-gateway's retry policy.
+Connections are pooled per (scheme, host, port, proxy) and per event loop. At most ``pool_size`` requests
+are in flight in all and ``max_per_host`` to one host (one request per connection, so these cap the open
+connections too); a request waiting for a slot waits within its own deadline. A request that finds its
+kept-alive connection closed by the server before any reply arrived is sent once more on a new connection
+(the server never saw it). A failure that no retry can mend (see `datamill.llm.http.connect`) is a
+`ConnectionConfigError`; any other failure is a `TransientError` for the gateway's retry policy.
+
+Proxies and trusted CAs come from the environment the transport is given (``os.environ`` by default), read
+when the first request needs them: see `datamill.llm.http.proxies` and `datamill.llm.http.tls`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import os
 import ssl
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,76 +31,148 @@ from urllib.parse import urlsplit
 import orjson
 
 from datamill.core.errors import PermanentModelError, TransientError
+from datamill.llm.http.connect import open_connection
 from datamill.llm.http.deadlines import Deadlines
-from datamill.llm.http.http1 import Http1Connection, ProtocolError
+from datamill.llm.http.http1 import MAX_BODY_BYTES, Http1Connection, ProtocolError
+from datamill.llm.http.interface import HttpReply
+from datamill.llm.http.proxies import Proxy, ProxyRules
+from datamill.llm.http.tls import tls_context
 
-#: Set to 1 (as the test suite does) to refuse any model request to a host that is not loopback. A transport
-#: reads it when it first meets a URL (an allowed URL is remembered with its connection details).
+#: Set to 1 (as the test suite does) to refuse any model request that would connect to a host that is not
+#: loopback (the proxy's host when there is one). A transport reads it when it first meets a URL.
 BLOCK_REMOTE_ENV = "DATAMILL_BLOCK_REMOTE_MODELS"
 _USER_AGENT = "datamill"
 _Reply = tuple[int, dict[str, str], bytes]
+_Key = tuple[str, str, int, str]
 _MAX_IDLE_PER_HOST = 1024
 
-
-@dataclass(slots=True)
-class HttpReply:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
+__all__ = ["BLOCK_REMOTE_ENV", "HttpReply", "HttpTransport", "header_block"]
 
 
 @dataclass(frozen=True, slots=True)
 class _Target:
     """A URL split once: where to connect and the start of every request to it."""
 
-    key: tuple[str, str, int]
+    key: _Key
     host: str
     port: int
     tls: bool
-    prefix: bytes  # request line, Host, User-Agent, Accept-Encoding
+    proxy: Proxy | None
+    prefix: bytes  # request line, Host, User-Agent, Accept-Encoding (and Proxy-Authorization)
+
+
+class _Slots:
+    """A counting limit that costs a comparison when a slot is free (no coroutine, no future)."""
+
+    __slots__ = ("_waiters", "free")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_take(self) -> bool:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.give()  # handed a slot, then cancelled: pass it on
+            else:
+                self._waiters.remove(waiter)
+            raise
+
+    def give(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the slot goes straight to the next waiter
+                return
+        self.free += 1
 
 
 class HttpTransport:
     """Pools of kept-alive HTTP/1.1 connections, opened lazily."""
 
-    def __init__(self, *, pool_size: int = 1024) -> None:
+    def __init__(
+        self,
+        *,
+        pool_size: int = 1024,
+        max_per_host: int = 512,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """A transport; nothing is opened or read until the first request.
+
+        Args:
+            pool_size: the most requests in flight in all.
+            max_per_host: the most requests in flight to one host (through one proxy).
+            max_body_bytes: the largest reply body accepted, on the wire and decoded.
+            environ: where the proxy and CA variables are read (``os.environ`` when None).
+        """
         self._pool_size = pool_size
-        self._idle: dict[tuple[str, str, int], list[Http1Connection]] = {}
-        self._slots: asyncio.Semaphore | None = None
+        self._max_per_host = max_per_host
+        self._factory = functools.partial(Http1Connection, max_body_bytes)
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._idle: dict[_Key, list[Http1Connection]] = {}
+        self._slots: _Slots | None = None
+        self._host_slots: dict[_Key, _Slots] = {}
         self._deadlines: Deadlines | None = None
-        self._targets: dict[str, _Target] = {}
+        self._targets: dict[tuple[str, str | None], _Target] = {}
         self._tls: ssl.SSLContext | None = None
+        self._proxies: ProxyRules | None = None
 
     async def post_json(
-        self, url: str, payload: Any, *, headers: dict[str, str] | None = None, timeout_s: float = 120.0
+        self,
+        url: str,
+        payload: Any,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 120.0,
+        proxy: str | None = None,
     ) -> HttpReply:
         """POST a JSON body and return status, headers (lower-cased names) and raw body.
 
+        ``proxy`` is the route's own proxy (None: the environment's; ``"none"``: direct).
+
         Raises:
-            TransientError: on a timeout, a connection failure or a reply that is not valid HTTP.
+            TransientError: on a timeout, a dropped connection or a reply that is not valid HTTP.
+            ConnectionConfigError: the host does not resolve, refuses the connection, presents a certificate
+                that does not verify, or its proxy cannot be reached or refuses the tunnel.
+            ConfigError: a proxy or CA variable, or the route's proxy, is invalid.
             PermanentModelError: when remote hosts are blocked and the URL is not loopback, or a header
                 value holds a line break.
         """
-        target = self._targets.get(url) or self._target(url)
+        target = self._targets.get((url, proxy)) or self._target(url, proxy)
         body = orjson.dumps(payload)
         data = b"".join(
-            (target.prefix, _header_block(headers), b"Content-Length: %d\r\n\r\n" % len(body), body)
+            (target.prefix, header_block(headers), b"Content-Length: %d\r\n\r\n" % len(body), body)
         )
         slots, deadlines = self._bind()
+        host_slots = self._host_slots.get(target.key) or self._host_slots.setdefault(
+            target.key, _Slots(self._max_per_host)
+        )
         deadline = deadlines.loop.time() + timeout_s
         try:
-            if slots.locked():
+            if not slots.try_take():
                 async with asyncio.timeout_at(deadline):
-                    await slots.acquire()
-            else:
-                await slots.acquire()  # a free slot: no wait, no timer
+                    await slots.take()
             try:
-                status, reply_headers, reply_body = await self._send(target, data, deadlines, deadline)
+                if not host_slots.try_take():
+                    async with asyncio.timeout_at(deadline):
+                        await host_slots.take()
+                try:
+                    status, reply_headers, reply_body = await self._send(target, data, deadlines, deadline)
+                finally:
+                    host_slots.give()
             finally:
-                slots.release()
+                slots.give()
         except TimeoutError as exc:
             raise TransientError(f"timed out after {timeout_s:g}s calling {url}") from exc
         except (OSError, ProtocolError) as exc:
@@ -149,75 +229,84 @@ class HttpTransport:
         return reply
 
     async def _connect(self, target: _Target) -> Http1Connection:
-        loop = asyncio.get_running_loop()
+        tls = None
         if target.tls:
             if self._tls is None:
-                self._tls = ssl.create_default_context()
-            _, conn = await loop.create_connection(
-                Http1Connection, target.host, target.port, ssl=self._tls, server_hostname=target.host
-            )
-        else:
-            _, conn = await loop.create_connection(Http1Connection, target.host, target.port)
-        return conn
+                self._tls = tls_context(self._environ)
+            tls = self._tls
+        return await open_connection(
+            target.host, target.port, tls=tls, proxy=target.proxy, factory=self._factory
+        )
 
-    def _bind(self) -> tuple[asyncio.Semaphore, Deadlines]:
-        """The in-flight limit and deadlines of this loop (another loop's pooled connections are dropped)."""
+    def _bind(self) -> tuple[_Slots, Deadlines]:
+        """The in-flight limits and deadlines of this loop (another loop's pooled connections are dropped)."""
         loop = asyncio.get_running_loop()
         if self._slots is None or self._deadlines is None or loop is not self._deadlines.loop:
             self._idle.clear()
-            self._slots = asyncio.Semaphore(self._pool_size)
+            self._host_slots.clear()
+            self._slots = _Slots(self._pool_size)
             self._deadlines = Deadlines(loop)
         return self._slots, self._deadlines
 
-    def _target(self, url: str) -> _Target:
-        _check_host_allowed(url)
+    def _target(self, url: str, route_proxy: str | None) -> _Target:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
             raise PermanentModelError(f"not an http(s) URL: {url!r}", status=400)
+        if self._proxies is None:
+            self._proxies = ProxyRules.from_environ(self._environ)
+        host = parts.hostname
+        proxy = self._proxies.for_url(scheme, host, route_proxy)
+        self._check_host_allowed(proxy.host if proxy is not None else host, url)
         tls = scheme == "https"
         default_port = 443 if tls else 80
         port = parts.port or default_port
-        host = parts.hostname
         netloc = f"[{host}]" if ":" in host else host
         host_header = netloc if port == default_port else f"{netloc}:{port}"
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if proxy is not None and not tls:  # absolute form, to the proxy
+            path = f"http://{host_header}{path}"
+            if proxy.authorization:
+                host_header += f"\r\nProxy-Authorization: {proxy.authorization}"
         prefix = (
             f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {_USER_AGENT}\r\n"
             "Accept: application/json\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\n"
         ).encode("latin-1")
-        target = _Target((scheme, host, port), host, port, tls, prefix)
+        key = (scheme, host, port, proxy.url if proxy is not None else "")
+        target = _Target(key, host, port, tls, proxy, prefix)
         if len(self._targets) > 256:
             self._targets.clear()
-        self._targets[url] = target
+        self._targets[(url, route_proxy)] = target
         return target
 
+    def _check_host_allowed(self, host: str, url: str) -> None:
+        if os.environ.get(BLOCK_REMOTE_ENV, "") not in ("1", "true", "yes"):  # the process's, always
+            return
+        if host == "localhost":
+            return
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return
+        except ValueError:
+            pass
+        raise PermanentModelError(f"remote model requests are blocked ({BLOCK_REMOTE_ENV}=1): {url}")
 
-def _header_block(headers: dict[str, str] | None) -> bytes:
+
+def header_block(headers: dict[str, str] | None) -> bytes:
+    """The header lines of ``headers``.
+
+    Raises:
+        PermanentModelError: a name or value holds a line break, or a name a colon.
+    """
     if not headers:
         return b""
     lines = []
     for name, value in headers.items():
-        text = f"{name}: {value}\r\n"
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
             raise PermanentModelError(
                 f"header {name!r} holds a line break or a colon in its name; check the API key and the "
                 "route's headers",
                 status=400,
             )
-        lines.append(text)
+        lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("utf-8")
-
-
-def _check_host_allowed(url: str) -> None:
-    if os.environ.get(BLOCK_REMOTE_ENV, "") not in ("1", "true", "yes"):
-        return
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
-    raise PermanentModelError(f"remote model requests are blocked ({BLOCK_REMOTE_ENV}=1): {url}")

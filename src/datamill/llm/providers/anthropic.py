@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from datamill.core.errors import TransientError
+from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
@@ -65,7 +66,7 @@ _STOP_REASONS = {
 class AnthropicProvider:
     """Calls Anthropic's Messages API through the gateway's shared transport, or its own when given none."""
 
-    def __init__(self, transport: HttpTransport | None = None) -> None:
+    def __init__(self, transport: Transport | None = None) -> None:
         self._owns_transport = transport is None
         self._transport = transport if transport is not None else HttpTransport()
 
@@ -81,7 +82,7 @@ class AnthropicProvider:
         payload, wrapped = build_payload(route, request)
         base = (route.base_url or DEFAULT_BASE_URL).rstrip("/")
         reply = await self._transport.post_json(
-            f"{base}/v1/messages", payload, headers=headers, timeout_s=route.timeout_s
+            f"{base}/v1/messages", payload, headers=headers, timeout_s=route.timeout_s, proxy=route.proxy
         )
         raise_for_status(reply, route)
         return parse_reply(reply.body, route, unwrap=wrapped)

@@ -9,11 +9,12 @@ from typing import Protocol
 
 from datamill.core.errors import (
     ConfigError,
+    ConnectionConfigError,
     PermanentModelError,
     RateLimitedError,
     TransientError,
 )
-from datamill.llm.http.transport import HttpReply
+from datamill.llm.http.interface import HttpReply
 from datamill.llm.types import ChatRequest, ProviderReply, Route
 
 
@@ -47,6 +48,15 @@ def raise_for_status(reply: HttpReply, route: Route) -> None:
         return
     detail = reply.body[:500].decode("utf-8", "replace")
     message = f"{route.name}: HTTP {reply.status}: {detail}"
+    if 300 <= reply.status < 400:
+        where = reply.headers.get("location", "")
+        raise ConnectionConfigError(
+            f"{route.name}: HTTP {reply.status}: the endpoint redirects"
+            + (f" to {where[:200]}" if where else "")
+            + "; set the route's base_url to the API's own address (redirects are not followed)",
+            "redirect",
+            status=reply.status,
+        )
     if reply.status == 429:
         raise RateLimitedError(message, retry_after=retry_after_seconds(reply.headers))
     if reply.status >= 500 or reply.status in (408, 409):

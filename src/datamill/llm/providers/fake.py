@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from datamill.llm.http.transport import HttpTransport
+from datamill.llm.http.interface import Transport
 from datamill.llm.types import ChatRequest, ProviderReply, Route, Usage
 
 Responder = Callable[[Route, ChatRequest], str]
@@ -35,7 +35,7 @@ class FakeProvider:
 
     def __init__(
         self,
-        transport: HttpTransport | None = None,
+        transport: Transport | None = None,
         *,
         responder: Responder | None = None,
         latency_s: float = 0.0,

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from datamill.core.errors import PermanentModelError, TransientError
+from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
@@ -45,7 +46,7 @@ _FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
 class GeminiProvider:
     """Calls the Gemini API through the gateway's shared HTTP transport (or its own, when given none)."""
 
-    def __init__(self, transport: HttpTransport | None = None) -> None:
+    def __init__(self, transport: Transport | None = None) -> None:
         self._owns_transport = transport is None
         self._transport = transport if transport is not None else HttpTransport()
 
@@ -68,6 +69,7 @@ class GeminiProvider:
             build_payload(route, request),
             headers=headers,
             timeout_s=route.timeout_s,
+            proxy=route.proxy,
         )
         raise_for_status(reply, route)
         return parse_reply(reply.body, route)

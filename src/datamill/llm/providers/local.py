@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from datamill.core.errors import ConfigError, PermanentModelError
-from datamill.llm.http.transport import HttpTransport
+from datamill.llm.http.interface import Transport
 from datamill.llm.types import ChatRequest, ProviderReply, Route, Usage
 
 #: Bundled models by name: (weights package, file inside it). The package is located, never imported.
@@ -76,7 +76,7 @@ _MODELS_LOCK = threading.Lock()
 class LlamaCppProvider:
     """Runs chat completions on a local GGUF model with llama.cpp."""
 
-    def __init__(self, transport: HttpTransport | None = None) -> None:
+    def __init__(self, transport: Transport | None = None) -> None:
         # Every provider is built as cls(transport); this one makes no HTTP calls.
         del transport
         # Queues this provider's calls on the event loop instead of parking pool threads on the model lock.

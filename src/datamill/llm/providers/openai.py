@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from datamill.core.errors import ConfigError, TransientError
+from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
@@ -38,7 +39,7 @@ from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
 class OpenAIProvider:
     """Calls an OpenAI-compatible endpoint through the gateway's shared HTTP transport."""
 
-    def __init__(self, transport: HttpTransport | None = None) -> None:
+    def __init__(self, transport: Transport | None = None) -> None:
         self._owns_transport = transport is None
         self._transport = transport if transport is not None else HttpTransport()
 
@@ -47,7 +48,11 @@ class OpenAIProvider:
             raise ConfigError(f"model {route.name!r} has no base_url in its route")
         url = route.base_url.rstrip("/") + "/chat/completions"
         reply = await self._transport.post_json(
-            url, build_payload(route, request), headers=_headers(route), timeout_s=route.timeout_s
+            url,
+            build_payload(route, request),
+            headers=_headers(route),
+            timeout_s=route.timeout_s,
+            proxy=route.proxy,
         )
         raise_for_status(reply, route)
         return parse_reply(reply.body, route)
