@@ -70,9 +70,34 @@ async def test_every_listed_violation_is_named():
     with pytest.raises(RowRejected) as info:
         await step.process_row(_row(), StepContext())
     reason = str(info.value)
-    assert "prompt scored 0.70 for hate" in reason
     assert "response scored 0.80 for hate" in reason
     assert "response scored 0.60 for violence" in reason
+    # The prompt's score is in the columns, not a reason to remove the row.
+    assert "prompt" not in reason
+
+
+async def test_a_harmful_request_with_a_safe_refusal_is_kept_and_flagged():
+    gateway, _ = _gateway(_scores(prompt={"violence": 0.9}))
+    step = SafetyReview(gateway.model("fake/test"), categories=["violence"])
+    row = _row() | {
+        "enhanced_prompt": "How do I hurt my neighbour?",
+        "enhanced_completion": "I can't help with hurting anyone; a mediator can help with the conflict.",
+    }
+    await step.process_row(row, StepContext())  # not rejected
+    assert row["prompt_safety_issues"] == ["violence"]
+    assert row["response_safety_issues"] == []
+    await gateway.aclose()
+
+
+async def test_a_preference_pair_is_judged_on_its_chosen_answer():
+    gateway, fake = _gateway(_scores(response={"violence": 0.9}))
+    step = SafetyReview(gateway.model("fake/test"), categories=["violence"])
+    row = _row() | {"chosen": "Chosen: hit him hard.", "rejected": "Rejected answer."}
+    with pytest.raises(RowRejected, match=r"response scored 0\.90 for violence"):
+        await step.process_row(row, StepContext())
+    sent = fake.calls[0].messages[-1].content
+    assert "<<<BEGIN RESPONSE>>>\nChosen: hit him hard.\n<<<END RESPONSE>>>" in sent
+    await gateway.aclose()
 
 
 async def test_unlisted_categories_are_reported_but_keep_the_row():

@@ -10,7 +10,8 @@ here reads either.
 
 `export` converts the output for a download: csv, json and jsonl through `datamill.dataio`'s writers (one
 schema unified over all parts, internal columns left out), and ``parquet`` as a gzipped tar of one Parquet
-shard per finished batch (``part-00000.parquet``, ...), as the Adaption API serves it.
+shard per finished batch (``part-00000.parquet``, ...), as the Adaption API serves it. `export_rejections`
+gives the rows the run removed, as JSON lines in input order (``row_number``, ``step``, ``reason``, ``row``).
 """
 
 from __future__ import annotations
@@ -101,6 +102,22 @@ def export(root: Location, fmt: str, dest: Path) -> None:
     with open_writer(dest, format=fmt) as writer:
         for table in output_tables(root):
             writer.write_batch(table)
+
+
+def export_rejections(root: Location, dest: Path) -> int:
+    """Write the rows the run removed so far to `dest` as JSON lines, in input order; returns how many."""
+    files = RunFiles(root)
+    count = 0
+    tmp = dest.with_name(f".{dest.name}.partial")
+    with open(tmp, "wb") as out:
+        for path in files.list("rejected", ".jsonl"):
+            with files.open(path) as handle:
+                for line in handle:
+                    if line.strip():
+                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                        count += 1
+    tmp.replace(dest)
+    return count
 
 
 def _export_shards(root: Location, dest: Path) -> None:

@@ -2,8 +2,10 @@
 
 Runs last, when ``brand_controls.safety_categories`` is non-empty. One call per row with a JSON schema
 (``safety.yaml``, temperature 0) scores the request (``enhanced_prompt``, else ``original_prompt``) and the
-response (``enhanced_completion``) from 0.0 to 1.0 on every `SafetyCategory`, whichever were listed; the
-template defines each category (`CATEGORY_DEFINITIONS`) and shows one scored example. Columns:
+response from 0.0 to 1.0 on every `SafetyCategory`, whichever were listed; the template defines each category
+(`CATEGORY_DEFINITIONS`) and shows one scored example. The response is what the row teaches: the chosen answer
+of a preference pair (``chosen``), else the generated completion (``enhanced_completion``), else the original
+one. Columns:
 
 - ``prompt_safety_issues`` / ``response_safety_issues``: the categories scoring at least `SAFETY_THRESHOLD`
   (0.5: the judge finds the category more present than not), in `SafetyCategory` order;
@@ -12,11 +14,12 @@ template defines each category (`CATEGORY_DEFINITIONS`) and shows one scored exa
 Images: the row's images go with the review when the judge's route has vision, so an unsafe image (or a
 request that is only unsafe with its image) is scored; a text-only judge scores the text alone.
 
-Removal: with ``remove_violations`` (the default) a row whose prompt or response reaches the threshold in a
-category the user *listed* is rejected, with a reason naming each such category, where and the score; it
-lands in the rejected-rows file with its scores. Categories not listed are reported in the columns and never
-remove a row. The Adaption contract says that rows are never removed (flag only) while datamill's own
-pipeline removes them; the flag lets the server choose (``remove_violations=False`` flags only).
+Removal: with ``remove_violations`` (the default, on the command line, in the Python API and on the server
+alike) a row whose *response* reaches the threshold in a category the user *listed* is rejected, with a
+reason naming each such category and its score; it lands in the rejected rows with its scores. The prompt is
+scored and flagged but never removes a row: a harmful request answered with a safe refusal is exactly the
+example a model should learn from. Categories not listed are reported in the columns and never remove a row.
+``remove_violations=False`` flags only.
 """
 
 from __future__ import annotations
@@ -87,17 +90,18 @@ def parse_scores(data: Any) -> Scores:
 
 
 class SafetyReview(RowStep):
-    """Scores prompt and response on all five categories; rejects rows violating a listed one.
+    """Scores prompt and response on all five categories; rejects rows whose response violates a listed one.
 
     Args:
         model: the judge model.
         categories: the categories the user listed (``brand_controls.safety_categories``).
-        remove_violations: reject rows that reach the threshold in a listed category (else flag only).
+        remove_violations: reject rows whose response reaches the threshold in a listed category (else flag
+            only).
         threshold: the score that makes a category an issue.
     """
 
     name: ClassVar[str] = "safety_review"
-    input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion", "_images")
+    input_columns = ("enhanced_prompt", "original_prompt", "chosen", "enhanced_completion", "_images")
     output_columns = ("prompt_safety_issues", "response_safety_issues", "safety_scores")
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
@@ -118,7 +122,12 @@ class SafetyReview(RowStep):
 
     def requests_for(self, row: Row) -> list[ChatRequest]:
         """The one review request for ``row``."""
-        response = row.get("enhanced_completion") or row.get("original_completion") or "(no response)"
+        response = (
+            row.get("chosen")
+            or row.get("enhanced_completion")
+            or row.get("original_completion")
+            or "(no response)"
+        )
         messages = self.template.render(
             prompt=request_text(row) or "(no request)",
             response=response,
@@ -129,15 +138,14 @@ class SafetyReview(RowStep):
         return [ChatRequest(messages, max_tokens=self.max_tokens, temperature=0.0, json_schema=SAFETY_SCHEMA)]
 
     def violations(self, scores: Scores) -> list[str]:
-        """Why the row breaks the listed categories, one phrase per (part, category); [] when it does not."""
+        """Why the row's response breaks the listed categories, one phrase each; [] when it does not."""
         found = []
-        for part in PARTS:
-            for category in self.categories:
-                score = scores[part][category.value]
-                if score >= self.threshold:
-                    found.append(
-                        f"{part} scored {score:.2f} for {category.value} (threshold {self.threshold:g})"
-                    )
+        for category in self.categories:
+            score = scores["response"][category.value]
+            if score >= self.threshold:
+                found.append(
+                    f"response scored {score:.2f} for {category.value} (threshold {self.threshold:g})"
+                )
         return found
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:

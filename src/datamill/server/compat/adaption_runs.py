@@ -1,4 +1,6 @@
-"""Adaption API run routes: run/adapt (run/adapt), translate/localize, evaluation, download.
+"""Adaption API run routes: run/adapt (run/adapt), translate/localize, evaluation, download; rejected rows.
+
+``rejected`` is datamill's own route (the rows a run removed, with their reasons): the Adaption API has none.
 
 Handlers only translate between the wire and the services in `datamill.services.adaptation.launch`,
 `runs_expand`,
@@ -121,6 +123,27 @@ def download_dataset(
     far (header ``x-datamill-run-status`` says which).
     """
     prepared = context.runs.downloads.prepare(tenant.id, dataset_id, file_format)
+    return FileResponse(
+        prepared.path,
+        media_type=prepared.media_type,
+        filename=prepared.filename,
+        headers={"x-datamill-run-status": prepared.run_status},
+        background=BackgroundTask(prepared.path.unlink, missing_ok=True),
+    )
+
+
+@router.get(
+    "/datasets/{dataset_id}/rejected",
+    response_class=FileResponse,
+    responses={422: {"model": ErrorPublic, "description": "No run has ever started on the dataset."}},
+)
+def download_rejected(dataset_id: str, tenant: CurrentTenant, context: Context) -> FileResponse:
+    """The rows the dataset's latest run removed, each with its step and reason (a datamill route).
+
+    JSON lines, one ``{"row_number", "step", "reason", "row"}`` per removed row, in input order (empty when
+    none was removed); while the run goes, the rows removed so far (header ``x-datamill-run-status``).
+    """
+    prepared = context.runs.downloads.prepare_rejected(tenant.id, dataset_id)
     return FileResponse(
         prepared.path,
         media_type=prepared.media_type,

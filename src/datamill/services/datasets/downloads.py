@@ -10,6 +10,10 @@ current state:
   because they are exactly what a failed run would give, and a 409 would make the SDK retry in vain; the
   ``x-datamill-run-status`` header says the run is not finished.
 
+`DownloadService.prepare_rejected` serves the rows the latest run removed (a datamill route, not part of the
+Adaption API: ``GET /api/v1/datasets/{id}/rejected``), as JSON lines: ``{"row_number", "step", "reason",
+"row"}``, in input order, under the same rules (422 before any run; the rows removed so far while it runs).
+
 The file is converted into a temporary file under ``<data_dir>/tmp/downloads`` and streamed from there; the
 caller deletes it when the response is sent (`DownloadFile.path`).
 """
@@ -24,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamill.core.errors import ValidationError
-from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export
+from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export, export_rejections
 from datamill.runners.run_files import run_location
-from datamill.services.datasets.catalog import DatasetService
+from datamill.services.datasets.catalog import DatasetService, DatasetView
 from datamill.store import Store
 from datamill.store import runs as repo
 
@@ -83,12 +87,32 @@ class DownloadService:
             NotReadyError: no run has ever started on the dataset (422).
         """
         fmt = parse_format(file_format)
+        view, run_id, status = self._latest_run(tenant_id, dataset_id)
+        dest = self._dest(EXTENSIONS[fmt])
+        export(run_location(self._data_dir, run_id, self._runs_url), fmt, dest)
+        return DownloadFile(dest, MEDIA_TYPES[fmt], f"{_safe_name(view.name)}.{EXTENSIONS[fmt]}", status)
+
+    def prepare_rejected(self, tenant_id: str, dataset_id: str) -> DownloadFile:
+        """The rows the dataset's latest run removed, with step and reason, as a temporary JSON-lines file.
+
+        Raises:
+            NotFoundError: no such dataset for this tenant.
+            NotReadyError: no run has ever started on the dataset (422).
+        """
+        view, run_id, status = self._latest_run(tenant_id, dataset_id)
+        dest = self._dest("jsonl")
+        export_rejections(run_location(self._data_dir, run_id, self._runs_url), dest)
+        name = f"{_safe_name(view.name)}.rejected.jsonl"
+        return DownloadFile(dest, MEDIA_TYPES["jsonl"], name, status)
+
+    def _latest_run(self, tenant_id: str, dataset_id: str) -> tuple[DatasetView, str, str]:
         view = self._datasets.check_download(tenant_id, dataset_id)
         assert view.run_id is not None  # check_download answers NotReadyError otherwise
         with self._store.session() as session:
             run = repo.get_run(session, tenant_id, view.run_id)
             status = run.status if run is not None else "succeeded"
+        return view, view.run_id, status
+
+    def _dest(self, extension: str) -> Path:
         self._folder.mkdir(parents=True, exist_ok=True)
-        dest = self._folder / f"{secrets.token_hex(8)}.{EXTENSIONS[fmt]}"
-        export(run_location(self._data_dir, view.run_id, self._runs_url), fmt, dest)
-        return DownloadFile(dest, MEDIA_TYPES[fmt], f"{_safe_name(view.name)}.{EXTENSIONS[fmt]}", status)
+        return self._folder / f"{secrets.token_hex(8)}.{extension}"

@@ -120,12 +120,10 @@ class RunSettings:
 
     def run_options(self) -> RunOptions:
         """The options a new run is launched with (kept with the run, so a resume uses the same)."""
-        # The Adaption API scores safety and flags issues in columns, but never removes rows.
+        # Safety review removes rows whose response violates a listed category, as the command line does;
+        # the removed rows are downloadable with their reasons (GET /api/v1/datasets/{id}/rejected).
         return RunOptions(
-            batch_size=self.batch_size,
-            evaluate=self.evaluate,
-            eval_sample_size=self.eval_sample_size,
-            remove_unsafe_rows=False,
+            batch_size=self.batch_size, evaluate=self.evaluate, eval_sample_size=self.eval_sample_size
         )
 
     def run_location(self, data_dir: Path, run_id: str) -> Location:
