@@ -58,9 +58,11 @@ def scripted(route: Route, request: ChatRequest) -> str:
             {"reason": "the other answer is wrong", "better": "B" if "FLAWED" in answer_a else "A"}
         )
     if system.startswith("You are a content-safety reviewer"):
-        violent = 0.9 if "weapon" in last else 0.0
+        asked, _, answered = last.partition("<<<BEGIN RESPONSE>>>")
         scores = {c: 0.0 for c in ("violence", "self_harm", "harassment", "hate", "sexual")}
-        return json.dumps({"prompt": {**scores, "violence": violent}, "response": scores})
+        prompt = {**scores, "violence": 0.9 if "weapon" in asked else 0.0}
+        response = {**scores, "violence": 0.9 if "weapon" in answered else 0.0}
+        return json.dumps({"prompt": prompt, "response": response})
     return default_reply(request)
 
 
