@@ -237,3 +237,28 @@ def test_loopback_hosts_never_take_the_environments_proxy(host: str) -> None:
 def test_a_proxy_variable_the_client_cannot_use_is_a_configuration_error(value: str) -> None:
     with pytest.raises(ConfigError, match="HTTPS_PROXY"):
         ProxyRules.from_environ({"HTTPS_PROXY": value})
+
+
+def test_tunnels_and_tls_work_on_uvloop_as_runs_use_it(ca: trustme.CA, ca_file: Path) -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> tuple[list[object], int]:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ca.issue_cert(HOST).configure_cert(context)
+        provider = await RawServer(fixed("200 OK", b'{"loop": "uvloop"}')).start(context)
+        proxy = await ConnectProxy(provider.port).start()
+        transport = HttpTransport(environ={"HTTPS_PROXY": proxy.url, "SSL_CERT_FILE": str(ca_file)})
+        try:
+            replies = [
+                (await transport.post_json(f"https://{HOST}/v1/chat", {}, timeout_s=10)).json()
+                for _ in range(2)
+            ]
+        finally:
+            await transport.aclose()
+            await proxy.close()
+            await provider.close()
+        return replies, len(proxy.connects)
+
+    replies, tunnels = uvloop.run(scenario())
+    assert replies == [{"loop": "uvloop"}] * 2
+    assert tunnels == 1
