@@ -319,9 +319,9 @@ def test_judge_request_carries_rubric_targets_texts_and_schema():
     before, after = judge.requests_for(row)
     assert before.json_schema == JUDGE_SCHEMA
     assert before.temperature == 0.0
-    last = before.messages[-1].content
-    assert "Speak like a pirate." in last
-    assert "40 to 150 tokens" in last
+    stable, last = before.messages[-2].content, before.messages[-1].content
+    assert "Speak like a pirate." in stable
+    assert "40 to 150 tokens" in stable
     assert "product: X" in last
     assert "(empty)" in last
     assert "Better q?" in after.messages[-1].content

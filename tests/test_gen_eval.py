@@ -60,7 +60,7 @@ SAMPLES = [
 
 
 def _number(request: ChatRequest) -> int:
-    return int(re.findall(r"email #(\d+)", request.messages[1].content)[-1])
+    return int(re.findall(r"email #(\d+)", "\n".join(m.content for m in request.messages))[-1])
 
 
 def scripted(route: Route, request: ChatRequest) -> str:

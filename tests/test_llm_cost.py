@@ -195,3 +195,18 @@ async def test_the_ledger_sums_what_the_provider_billed(stub: StubServer) -> Non
         2000,
     )
     assert totals["saved_usd"] == pytest.approx(a.cost_usd)
+
+
+def test_a_rows_own_system_message_stays_outside_the_cached_system_block() -> None:
+    request = ChatRequest(
+        (
+            Message("system", "The blueprint.", cache_point=True),
+            Message("system", "The row's own system message."),
+            Message("user", "Hi"),
+        )
+    )
+    payload, _ = anthropic.build_payload(route("anthropic"), request)
+    assert payload["system"] == [
+        {"type": "text", "text": "The blueprint.", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "The row's own system message."},
+    ]

@@ -86,7 +86,10 @@ def spec_validate_command(file: Path) -> None:
 @click.option("--max-revision-cycles", type=int, help="Revision cycles (1–5; 2 when revising).")
 @click.option("--skip-outline", is_flag=True, default=None, help="Draft each sample in one call.")
 @click.option("--unified-multifield", is_flag=True, default=None, help="All fields of a row in one call.")
-@click.option("--seed-shuffling", help="none, sample, field or prompt (default sample).")
+@click.option(
+    "--seed-shuffling",
+    help="none, sample, field or prompt (default none: the same seeds in every prompt, cacheable).",
+)
 @click.option(
     "--max-examples", type=int, help="Seed examples per prompt (default: as many as fit 10K tokens)."
 )

@@ -11,7 +11,8 @@
 | filtering_types            | structural, conformance                                                  |
 | max_revision_cycles        | 1–5; `DEFAULT_REVISION_CYCLES` when revisions are on and it is not given |
 | enable_revisions           | deprecated: true with neither list given = all revision types + structural |
-| seed_shuffling_level       | none, sample, field, prompt (default sample)                             |
+| seed_shuffling_level       | none, sample, field, prompt (default none: every prompt shows the same   |
+|                            | seeds first, so providers serve them from their prompt cache)            |
 | max_examples_in_prompt     | ≥ 1; default: as many seeds as fit the seed token budget                |
 | unified_multifield, skip_outline | booleans (default false)                                           |
 | tools                      | only ``calculator``                                                      |
@@ -114,7 +115,7 @@ class GenerationRequest:
     revision_types: tuple[RevisionType, ...] = ()
     filtering_types: tuple[FilteringType, ...] = ()
     max_revision_cycles: int | None = None
-    seed_shuffling_level: SeedShuffling = SeedShuffling.SAMPLE
+    seed_shuffling_level: SeedShuffling = SeedShuffling.NONE
     max_examples_in_prompt: int | None = None
     unified_multifield: bool = False
     skip_outline: bool = False

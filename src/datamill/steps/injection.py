@@ -145,7 +145,7 @@ def retry_request(request: ChatRequest, finding: Finding) -> ChatRequest:
     messages = list(request.messages)
     if messages and messages[-1].role == "user":
         last = messages[-1]
-        messages[-1] = Message("user", f"{last.content}\n\n{note}", last.images)
+        messages[-1] = Message("user", f"{last.content}\n\n{note}", last.images, last.cache_point)
     else:
         messages.append(Message("user", note))
     return dataclasses.replace(

@@ -5,6 +5,11 @@ process. A template file holds a ``version`` and a ``messages`` list (role + con
 are ordinary messages. A message with no Jinja markup (most few-shot turns) is kept as its text, not
 compiled: rendering a Jinja template costs a context per call, and a rephrase request has seven messages.
 
+A message may carry ``cache: true``: it ends the template's *stable prefix*, the turns that are the same for
+every row of a run (instructions, few-shot turns, the blueprint, a rubric, seed examples). Templates put that
+prefix first and the row's own content after it, so providers can serve the prefix from their prompt cache;
+the rendered message gets `Message.cache_point` (when it renders empty, the message before it does).
+
 `with_images` attaches a row's images to the last user message of a rendered prompt: the turn that holds the
 row (few-shot turns come before it), so the model sees the image with the text it belongs to.
 """
@@ -34,13 +39,18 @@ class PromptTemplate:
     name: str
     version: int
     parts: tuple[tuple[Role, jinja2.Template | str], ...]
+    #: Index in ``parts`` of the message that ends the stable prefix (``cache: true``), if any.
+    cache_part: int | None = None
 
     def render(self, **variables: Any) -> tuple[Message, ...]:
-        messages = []
-        for role, template in self.parts:
+        messages: list[Message] = []
+        for index, (role, template) in enumerate(self.parts):
             text = template if isinstance(template, str) else _render(template, variables).strip()
             if text:
                 messages.append(Message(role, text))
+            if index == self.cache_part and messages:
+                last = messages[-1]
+                messages[-1] = Message(last.role, last.content, last.images, cache_point=True)
         return tuple(messages)
 
 
@@ -73,7 +83,7 @@ def with_images(messages: tuple[Message, ...], images: Sequence[ImagePart]) -> t
     for i in range(len(messages) - 1, -1, -1):
         turn = messages[i]
         if turn.role == "user":
-            seen = Message("user", turn.content, (*turn.images, *images))
+            seen = Message("user", turn.content, (*turn.images, *images), turn.cache_point)
             return (*messages[:i], seen, *messages[i + 1 :])
     return messages
 
@@ -87,14 +97,19 @@ def load_template(name: str) -> PromptTemplate:
     except FileNotFoundError as exc:
         raise ConfigError(f"prompt template {name!r} not found") from exc
     parts: list[tuple[Role, jinja2.Template | str]] = []
+    cache_part = None
     for i, item in enumerate(doc.get("messages") or []):
         role = item.get("role")
         if role not in _ROLES:
             raise ConfigError(f"prompt template {name!r}: messages[{i}].role must be one of {_ROLES}")
         parts.append((role, _compile(str(item.get("content", "")))))
+        if item.get("cache"):
+            cache_part = i
     if not parts:
         raise ConfigError(f"prompt template {name!r} has no messages")
-    return PromptTemplate(name=name, version=int(doc.get("version", 1)), parts=tuple(parts))
+    return PromptTemplate(
+        name=name, version=int(doc.get("version", 1)), parts=tuple(parts), cache_part=cache_part
+    )
 
 
 def _compile(source: str) -> jinja2.Template | str:

@@ -128,15 +128,29 @@ def build_payload(route: Route, request: ChatRequest) -> tuple[dict[str, Any], b
             ]
             payload["tool_choice"] = {"type": "tool", "name": OUTPUT_TOOL}
     if system:
-        joined = "\n\n".join(system)
-        point = _cache_point(request.messages)
-        if point is not None and request.messages[point].role == "system":
-            payload["system"] = [{"type": "text", "text": joined, "cache_control": CACHE_CONTROL}]
-        else:
-            payload["system"] = joined
+        payload["system"] = _system(request.messages, system)
     if request.stop:
         payload["stop_sequences"] = list(request.stop)
     return payload, wrapped
+
+
+def _system(messages: tuple[Message, ...], texts: list[str]) -> str | list[dict[str, Any]]:
+    """The ``system`` field: one string, or text blocks when the stable prefix ends in a system message.
+
+    ``texts`` are the system messages' texts in order, plus any instruction the provider added after them.
+    The block that ends the prefix carries ``cache_control``; system text after it (a row's own system
+    message) goes in a second block, outside the cached prefix.
+    """
+    point = _cache_point(messages)
+    if point is None or messages[point].role != "system":
+        return "\n\n".join(texts)
+    cut = sum(1 for m in messages[: point + 1] if m.role == "system")
+    blocks: list[dict[str, Any]] = [
+        {"type": "text", "text": "\n\n".join(texts[:cut]), "cache_control": CACHE_CONTROL}
+    ]
+    if texts[cut:]:
+        blocks.append({"type": "text", "text": "\n\n".join(texts[cut:])})
+    return blocks
 
 
 def _cache_point(messages: tuple[Message, ...]) -> int | None:

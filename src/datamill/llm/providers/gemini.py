@@ -3,7 +3,8 @@
 How a provider-neutral `ChatRequest` maps onto ``generateContent``:
 
 - System messages go to ``systemInstruction``; user and assistant turns to ``contents`` with the roles
-  ``user`` and ``model``.
+  ``user`` and ``model`` (consecutive messages of one role become one turn with several parts). Gemini caches
+  repeated prompt prefixes on its own (implicit caching), so the stable prefix needs no mark.
 - ``generationConfig`` carries ``temperature``, ``maxOutputTokens``, ``stopSequences`` and ``seed`` when
   given.
 - A JSON schema sets ``responseMimeType: application/json`` and ``responseJsonSchema`` (native constrained
@@ -109,7 +110,17 @@ def build_payload(route: Route, request: ChatRequest) -> dict[str, Any]:
 
 
 def _contents(messages: tuple[Message, ...]) -> list[dict[str, Any]]:
-    return [{"role": _ROLES[m.role], "parts": _parts(m)} for m in messages if m.role != "system"]
+    """User and model turns; consecutive messages of one role become one turn with several parts."""
+    contents: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        role = _ROLES[m.role]
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(_parts(m))
+        else:
+            contents.append({"role": role, "parts": _parts(m)})
+    return contents
 
 
 def _parts(message: Message) -> list[dict[str, Any]]:

@@ -185,7 +185,12 @@ def _close_all() -> None:
 def _generate(path: Path, request: ChatRequest) -> ProviderReply:
     model = _load(path)
     max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-    messages = [{"role": m.role, "content": m.content} for m in request.messages]
+    messages: list[dict[str, str]] = []
+    for m in request.messages:
+        if messages and messages[-1]["role"] == m.role:  # one turn, as chat templates expect
+            messages[-1]["content"] += "\n\n" + m.content
+        else:
+            messages.append({"role": m.role, "content": m.content})
     kwargs: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": request.temperature,

@@ -10,6 +10,7 @@ Seed shuffling (``seed_shuffling_level``) says how often the examples shown chan
 | level  | the examples are shuffled ...                 |
 |--------|-----------------------------------------------|
 | none   | never: every prompt shows the same examples   |
+|        | (the default: the prompt prefix is cacheable) |
 | sample | once per sample (slot)                        |
 | field  | once per field of a multi-field sample        |
 | prompt | for every prompt                              |
@@ -61,7 +62,7 @@ class SeedPicker:
     def __init__(
         self,
         seeds: SeedSet | None,
-        level: SeedShuffling = SeedShuffling.SAMPLE,
+        level: SeedShuffling = SeedShuffling.NONE,
         *,
         limit: int | None = None,
         budget: int = DEFAULT_PROMPT_SEED_TOKENS,
