@@ -103,7 +103,7 @@ async def test_the_provider_certificate_is_verified_inside_the_tunnel(
 async def test_http_goes_to_the_proxy_in_absolute_form(start: Start, proxy_to: list[ConnectProxy]) -> None:
     raw = await start(fixed("200 OK", b'{"via": "proxy"}'))
     proxy = await _proxy(proxy_to, raw.port)
-    transport = HttpTransport(environ={"http_proxy": f"127.0.0.1:{proxy.port}"})  # no scheme: http://
+    transport = HttpTransport(environ={"http_proxy": f"u:pw@127.0.0.1:{proxy.port}"})  # no scheme: http://
 
     reply = await transport.post_json("http://api.provider.test:8080/v1/chat?x=1", {}, timeout_s=10)
     await transport.aclose()
@@ -112,6 +112,7 @@ async def test_http_goes_to_the_proxy_in_absolute_form(start: Start, proxy_to: l
     assert proxy.heads[0].startswith(
         b"POST http://api.provider.test:8080/v1/chat?x=1 HTTP/1.1\r\nHost: api.provider.test:8080\r\n"
     )
+    assert b"\r\nProxy-Authorization: Basic dTpwdw==\r\n" in proxy.heads[0]  # u:pw
     assert proxy.connects == []
 
 
