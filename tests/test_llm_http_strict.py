@@ -105,6 +105,14 @@ async def test_malformed_heads_and_unknown_codings_are_refused(
         await HttpTransport().post_json(raw.url, {}, timeout_s=5)
 
 
+async def test_a_switch_of_protocols_is_refused(start: Start) -> None:
+    raw = await start(
+        lambda _r: [b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n"]
+    )
+    with pytest.raises(TransientError, match="switched protocols"):
+        await HttpTransport().post_json(raw.url, {}, timeout_s=5)
+
+
 async def test_a_head_over_64_kb_is_refused(start: Start) -> None:
     raw = await start(lambda _r: [b"HTTP/1.1 200 OK\r\n", b"X-Big: " + b"a" * 70_000 + b"\r\n"])
     with pytest.raises(TransientError, match="headers exceed 64 KB"):

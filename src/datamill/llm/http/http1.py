@@ -79,6 +79,9 @@ class Http1Connection(asyncio.Protocol):
             self._head_size += len(data)
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(ProtocolError("the server switched protocols (101), which this client does not speak"))
+            return
         except httptools.HttpParserError as exc:
             cause = exc.__context__
             self._fail(
