@@ -145,26 +145,26 @@ def test_altered_or_expired_links_are_refused(
 ) -> None:
     import datetime as dt
 
-    from datamill.server.downloads_signed import DownloadSigner
-    from datamill.server.signing import load_or_create_secret
+    from datamill.server.downloads_signed import sign_download, verify_download
+    from datamill.server.signing import LinkSigner, load_or_create_secret
     from datamill.services.generation.common import DownloadTarget
 
     made = client.dataframer.seed_datasets.create_with_files(
         name="links", dataset_type="MULTI_FILE", files=[b"secret one", b"secret two"]
     )
     link = client.dataframer.seed_datasets.files.download(made.files[0].id, dataset_id=made.id).download_url
-    payload, _, signature = link.rpartition("/")[2].partition(".")
+    payload, _, signature = link.rpartition("/")[2].rpartition(".")
     base = link.rpartition("/")[0]
     for bad in (f"{payload}.{'0' * len(signature)}", f"{payload[:-2]}xx.{signature}", payload):
         answer = httpx.get(f"{base}/{bad}")
         assert answer.status_code == 403
         assert answer.json()["code"] == "invalid_link"
     settings = df_server.settings
-    signer = DownloadSigner(settings.signing_secret or load_or_create_secret(settings.secret_path))
+    signer = LinkSigner(settings.signing_secret or load_or_create_secret(settings.secret_path))
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    target = signer.verify(link.rpartition("/")[2])
+    target = verify_download(signer, link.rpartition("/")[2])
     expired = httpx.get(
-        f"{base}/{signer.token(DownloadTarget(target.blob_key, 'x.txt', 'text/plain'), past)}"
+        f"{base}/{sign_download(signer, DownloadTarget(target.blob_key, 'x.txt', 'text/plain'), past)}"
     )
     assert expired.status_code == 403
     assert expired.json()["code"] == "link_expired"

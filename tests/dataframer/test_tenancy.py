@@ -25,8 +25,8 @@ from df_waits import wait_run, wait_spec
 import dataframer
 from conftest import RunningServer
 from datamill.server import create_app
-from datamill.server.downloads_signed import DownloadSigner
-from datamill.server.signing import load_or_create_secret
+from datamill.server.downloads_signed import sign_download, verify_download
+from datamill.server.signing import DOWNLOAD, LinkSigner, load_or_create_secret
 from datamill.services.generation.common import DownloadTarget
 from route_walk import api_routes, fill, id_variants, path_params
 
@@ -189,20 +189,18 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
         assert httpx.get(link).status_code == 200
 
 
-def _signer(world: World) -> DownloadSigner:
+def _signer(world: World) -> LinkSigner:
     settings = world.server.settings
-    return DownloadSigner(settings.signing_secret or load_or_create_secret(settings.secret_path))
+    return LinkSigner(settings.signing_secret or load_or_create_secret(settings.secret_path))
 
 
-def _payload(link: str) -> dict[str, Any]:
-    payload = link.rpartition("/")[2].partition(".")[0]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    return decoded
+def _payload(world: World, link: str) -> dict[str, Any]:
+    return dict(_signer(world).verify(DOWNLOAD, link.rpartition("/")[2]))
 
 
 def test_a_download_link_cannot_be_turned_into_another_tenants(world: World) -> None:
     mine, theirs = world.b.links[0], world.a.links[0]
-    payload = _payload(mine) | {"k": _payload(theirs)["k"]}  # B's link, pointed at A's file
+    payload = _payload(world, mine) | {"k": _payload(world, theirs)["k"]}  # B's link, pointed at A's file
     forged_payload = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
     signature = mine.rpartition(".")[2]
     forged = f"{mine.rpartition('/')[0]}/{forged_payload}.{signature}"
@@ -215,10 +213,10 @@ def test_a_download_link_cannot_be_turned_into_another_tenants(world: World) -> 
 
 def test_expired_and_altered_links_are_403(world: World) -> None:
     link = world.a.links[1]
-    target = _signer(world).verify(link.rpartition("/")[2])
+    target = verify_download(_signer(world), link.rpartition("/")[2])
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    expired = _signer(world).token(
-        DownloadTarget(target.blob_key, target.filename, target.content_type), past
+    expired = sign_download(
+        _signer(world), DownloadTarget(target.blob_key, target.filename, target.content_type), past
     )
     answer = httpx.get(f"{link.rpartition('/')[0]}/{expired}")
     assert (answer.status_code, answer.json()["code"]) == (403, "link_expired")

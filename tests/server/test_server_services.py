@@ -10,9 +10,15 @@ import pyarrow as pa
 import pytest
 
 from datamill.core.errors import ConfigError, ValidationError
-from datamill.server.signing import UploadSigner, load_or_create_secret
+from datamill.server.signing import (
+    DOWNLOAD,
+    UPLOAD,
+    LinkExpired,
+    LinkInvalid,
+    LinkSigner,
+    load_or_create_secret,
+)
 from datamill.services.datasets.profile import detect_image_columns
-from datamill.services.errors import UploadRejectedError
 from datamill.services.settings.server import ServerSettings, parse_size
 from datamill.services.tenants import TenantService
 from datamill.store import Store
@@ -61,18 +67,24 @@ def test_bad_settings_are_config_errors(env: dict[str, str], tmp_path: Path) -> 
 
 
 def test_a_signed_link_verifies_until_it_expires() -> None:
-    signer = UploadSigner("secret")
+    signer = LinkSigner("k" * 32)
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
-    query = dict(part.split("=") for part in signer.query("up_1", now + dt.timedelta(minutes=5)).split("&"))
-    signer.verify("up_1", query["expires"], query["signature"], now)
-    with pytest.raises(UploadRejectedError, match="expired"):
-        signer.verify("up_1", query["expires"], query["signature"], now + dt.timedelta(minutes=6))
-    with pytest.raises(UploadRejectedError, match="signature"):
-        signer.verify("up_2", query["expires"], query["signature"], now)
-    with pytest.raises(UploadRejectedError, match="signature"):
-        UploadSigner("other").verify("up_1", query["expires"], query["signature"], now)
-    with pytest.raises(UploadRejectedError, match="not signed"):
-        signer.verify("up_1", None, query["signature"], now)
+    token = signer.sign(UPLOAD, {"upload_id": "up_1"}, now + dt.timedelta(minutes=5))
+    assert signer.verify(UPLOAD, token, now) == {"upload_id": "up_1"}
+    with pytest.raises(LinkExpired):
+        signer.verify(UPLOAD, token, now + dt.timedelta(minutes=6))
+    with pytest.raises(LinkInvalid):  # a token made for uploads is not a download token
+        signer.verify(DOWNLOAD, token, now)
+    with pytest.raises(LinkInvalid):
+        LinkSigner("o" * 32).verify(UPLOAD, token, now)
+    with pytest.raises(LinkInvalid):
+        signer.verify(UPLOAD, token[:-1] + ("A" if token[-1] != "A" else "B"), now)
+
+
+@pytest.mark.parametrize("secret", ["", "short", "x" * 31])
+def test_a_signer_refuses_a_secret_under_32_bytes(secret: str) -> None:
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        LinkSigner(secret)
 
 
 def test_the_signing_secret_is_made_once_and_kept(tmp_path: Path) -> None:
@@ -81,6 +93,15 @@ def test_the_signing_secret_is_made_once_and_kept(tmp_path: Path) -> None:
     assert len(first) == 64
     assert load_or_create_secret(path) == first
     assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["key"]  # no temporary file left beside it
+
+
+@pytest.mark.parametrize("content", ["", "\n", "abc\n"])
+def test_a_secret_file_left_empty_or_short_is_refused_not_used(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "key"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match="shorter than 32 bytes"):
+        load_or_create_secret(path)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from fastapi import Request
 
-from datamill.server.signing import UploadSigner, load_or_create_secret
+from datamill.server.signing import LinkSigner, load_or_create_secret
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.datasets.catalog import DatasetService
 from datamill.services.datasets.combine import CombineService
@@ -31,7 +31,7 @@ class ServerContext:
     settings: ServerSettings
     store: Store
     blobs: BlobStore
-    signer: UploadSigner
+    signer: LinkSigner
     tenants: TenantService
     datasets: DatasetService
     uploads: UploadService
@@ -71,7 +71,7 @@ class ServerContext:
             settings=settings,
             store=store,
             blobs=blobs,
-            signer=UploadSigner(secret),
+            signer=LinkSigner(secret),
             tenants=TenantService(store, default_credits=settings.default_credits),
             datasets=DatasetService(store),
             uploads=uploads,

@@ -41,7 +41,7 @@ def _service(context: Context) -> SeedDatasetService:
 
 async def _form(request: Request) -> FormData:
     length = request.headers.get("content-length")
-    if length is None or not length.isdigit():
+    if length is None or not (length.isascii() and length.isdigit()):
         raise LengthRequiredError("send the upload with a Content-Length header", "length_required")
     if int(length) > MAX_BODY:
         raise PayloadTooLargeError(MAX_BODY)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse
 
 from datamill.core.errors import ValidationError
-from datamill.server.uploads import UPLOAD_PATH
+from datamill.server.uploads import UPLOAD_PATH, upload_query
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
 from datamill.server.web.preview import read_preview
 from datamill.server.web.runs import run_summary
@@ -54,7 +54,7 @@ def start_upload(
         raise ValidationError.of("size_bytes", f"the file is larger than the upload limit of {limit} bytes")
     created = web.context.uploads.create_dataset(session.tenant.id, source)
     ticket = created.ticket
-    query = web.context.signer.query(ticket.upload_id, ticket.expires_at)
+    query = upload_query(web.context.signer, ticket)
     return {"dataset_id": created.dataset_id, "upload_url": f"{UPLOAD_PATH}/{ticket.upload_id}?{query}"}
 
 
