@@ -3,9 +3,9 @@
 The SDKs PUT uploaded bytes and GET downloads with no Authorization header, so a link carries its own proof:
 a token made by itsdangerous' URL-safe serializer (HMAC-SHA256) over what the link grants (the upload id, or
 the blob key, file name and content type) and its expiry time, keyed by the server secret with a salt per
-purpose, so an upload token never verifies as a download token. A token that was altered, or made with another secret or
-for another purpose, is refused with 403; so is one whose expiry time has passed. That an upload link is used
-only once is enforced by the upload slot itself (`datamill.services.datasets.uploads`).
+purpose, so an upload token never verifies as a download token. A token that was altered, or made with
+another secret or for another purpose, is refused with 403; so is one whose expiry time has passed. That an
+upload link is used only once is enforced by the upload slot itself (`datamill.services.datasets.uploads`).
 
 The secret is at least `MIN_SECRET_BYTES` bytes. It comes from the settings or, by default, from a file in
 the data dir, created on first start by writing a temporary file and linking it into place, so a crash never
