@@ -22,6 +22,7 @@ from datamill.llm.simulator.behaviours import BEHAVIOURS, ERROR_BEHAVIOURS, Beha
 from datamill.llm.simulator.formats import Answer, WireRequest
 from datamill.llm.simulator.log import Billed, LogEntry, SimLog
 from datamill.llm.simulator.server import FAMILIES, ProviderSimulator
+from datamill.llm.simulator.thread import serve_in_thread
 
 __all__ = [
     "BEHAVIOURS",
@@ -36,4 +37,5 @@ __all__ = [
     "ProviderSimulator",
     "SimLog",
     "WireRequest",
+    "serve_in_thread",
 ]

@@ -1,0 +1,219 @@
+"""Row fidelity of ``datamill adapt`` against the provider simulator, mode by mode and quirk by quirk."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fidelity_helpers import (
+    BLUEPRINT,
+    INPUT_COLUMNS,
+    LENGTH_TEXT,
+    MODELS,
+    MODES,
+    UNIVERSAL,
+    Run,
+    adapt,
+    assert_accounted,
+    assert_completion_requests_carry,
+    assert_no_quirk_output,
+    assert_usage_matches,
+    png,
+    requests_answered_with,
+    rows,
+)
+
+from datamill.llm.simulator import ProviderSimulator, WireRequest
+
+
+def _needs(run: Run, source: list[dict[str, Any]], mode: str) -> dict[str, list[str]]:
+    by_id = {row["id"]: row for row in source}
+    needs = {}
+    for row in run.rows:
+        original = by_id[str(row["id"])]
+        wanted = [BLUEPRINT, LENGTH_TEXT]
+        if row.get("expansion") == "translate":
+            wanted.append(row["original_prompt"])  # the translated request
+        elif mode != "chat":
+            wanted.append(original["product"])
+        if mode == "universal":
+            wanted += [UNIVERSAL, original["price"]]
+        if mode == "prompt":
+            wanted.append(original["price"])
+        needs[str(row["id"]) + str(row.get("expansion"))] = wanted
+    return needs
+
+
+def _check_invariants(run: Run) -> None:
+    assert_accounted(run)
+    assert_no_quirk_output(run, INPUT_COLUMNS)
+    assert_usage_matches(run)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_a_clean_run_keeps_every_row_and_sends_each_row_what_it_needs(
+    sim: ProviderSimulator, tmp_path: Path, mode: str
+) -> None:
+    source = rows(tmp_path)
+    run = adapt(sim, tmp_path, source, *MODES[mode])
+
+    _check_invariants(run)
+    assert len({str(r["id"]) for r in run.rows}) == len(source), run.rejected
+    if mode == "chat":
+        _assert_chat_turns_carry_the_system_message(run, source)
+        return
+    keyed = [dict(row, id=str(row["id"]) + str(row.get("expansion"))) for row in run.rows]
+    keyed_run = Run(run.code, run.output, run.summary, keyed, run.rejected, run.log, run.input_ids)
+    assert_completion_requests_carry(keyed_run, _needs(run, source, mode))
+    if mode == "image":
+        _assert_images_reach_the_completion(run)
+    if mode == "pairs":
+        for row in run.rows:
+            assert row["chosen"] == row["enhanced_completion"]
+            for prompt in requests_answered_with(run, row["rejected"]):
+                assert BLUEPRINT in prompt  # the flawed answer is written against the style guide
+    if mode == "reasoning":
+        for row in run.rows:
+            prompts = requests_answered_with(run, row["reasoning"])
+            assert prompts
+            assert all(row["enhanced_completion"] in p for p in prompts)
+
+
+def _assert_chat_turns_carry_the_system_message(run: Run, source: list[dict[str, Any]]) -> None:
+    by_id = {row["id"]: row for row in source}
+    for row in run.rows:
+        system = by_id[str(row["id"])]["conversation"][0]["content"]
+        assert row["enhanced_chat"][0] == {"role": "system", "content": system}
+        answers = [turn["content"] for turn in row["enhanced_chat"] if turn["role"] == "assistant"]
+        assert len(answers) == 2
+        for answer in answers:
+            prompts = requests_answered_with(run, answer)
+            assert prompts, f"row {row['id']}: no request was answered with {answer!r}"
+            for prompt in prompts:
+                assert system in prompt
+                assert BLUEPRINT in prompt
+                assert LENGTH_TEXT in prompt
+
+
+def _assert_images_reach_the_completion(run: Run) -> None:
+    for row in run.rows:
+        image = base64.b64encode(png(int(row["id"]))).decode()
+        wanted = row["enhanced_completion"].strip()
+        entries = [e for e in run.log if e.status == 200 and (e.text or "").strip() == wanted]
+        assert entries
+        for entry in entries:
+            assert image in orjson.dumps(entry.body).decode()
+
+
+@pytest.mark.parametrize("api", ["anthropic", "gemini"])
+def test_each_wire_format_keeps_rows_and_accounts_for_usage(
+    sim: ProviderSimulator, tmp_path: Path, api: str
+) -> None:
+    source = rows(tmp_path)
+    run = adapt(sim, tmp_path, source, *MODES["pairs"], model=MODELS[api])
+
+    _check_invariants(run)
+    assert {e.api for e in run.log} == {api}
+    assert len(run.rows) == len(source)
+
+
+def _completion(request: WireRequest) -> bool:
+    """The requests that write an answer: their system prompt starts with the row's blueprint."""
+    return request.system.startswith(BLUEPRINT)
+
+
+#: (behaviour, api) pairs whose invariants hold on every reply, in prompt mode.
+EVERY_REPLY = [
+    ("reasoning_field", "openai"),
+    ("reasoning_field", "anthropic"),
+    ("reasoning_field", "gemini"),
+    ("refusal_field", "openai"),
+    ("refusal_field", "anthropic"),
+    ("empty", "openai"),
+    ("empty", "anthropic"),
+    ("empty", "gemini"),
+    ("content_filter", "openai"),
+    ("content_filter", "anthropic"),
+]
+
+
+@pytest.mark.parametrize(("behaviour", "api"), EVERY_REPLY)
+def test_a_quirk_on_every_reply_keeps_no_garbage(
+    sim: ProviderSimulator, tmp_path: Path, behaviour: str, api: str
+) -> None:
+    sim.set(behaviour, 1.0)
+    run = adapt(sim, tmp_path, rows(tmp_path), *MODES["prompt"], "--no-rephrase-check", model=MODELS[api])
+
+    assert sim.log.with_behaviour(behaviour)
+    _check_invariants(run)
+
+
+def _json_step(request: WireRequest) -> bool:
+    return request.wants_json
+
+
+TARGETS = {"answers": _completion, "json": _json_step}
+#: Quirks a careful client reads through: every row must be kept. (behaviour, which requests get it)
+RECOVERABLE = [("reasoning_field", "answers"), ("reasoning_field", "json"), ("json_fence", "json")]
+
+
+@pytest.mark.parametrize(("behaviour", "target"), RECOVERABLE)
+def test_a_quirk_the_client_can_read_through_loses_no_row(
+    sim: ProviderSimulator, tmp_path: Path, behaviour: str, target: str
+) -> None:
+    sim.set(behaviour, 1.0, when=TARGETS[target])
+    source = rows(tmp_path)
+    run = adapt(sim, tmp_path, source, *MODES["pairs"], "--no-rephrase-check")
+
+    assert sim.log.with_behaviour(behaviour)
+    _check_invariants(run)
+    assert len(run.rows) == len(source), run.rejected
+
+
+#: Quirks no client can read through: each row that met one is rejected with a reason naming it.
+NAMED = {"empty": ("empty",)}
+UNRECOVERABLE = [("empty", "answers")]
+
+
+@pytest.mark.parametrize(("behaviour", "target"), UNRECOVERABLE)
+def test_an_unusable_answer_rejects_its_row_naming_why(
+    sim: ProviderSimulator, tmp_path: Path, behaviour: str, target: str
+) -> None:
+    sim.set(behaviour, 1.0, when=TARGETS[target])
+    run = adapt(sim, tmp_path, rows(tmp_path), *MODES["pairs"], "--no-rephrase-check")
+
+    assert sim.log.with_behaviour(behaviour)
+    _check_invariants(run)
+    assert run.rejected
+    for rejection in run.rejected:
+        assert any(word in rejection["reason"].lower() for word in NAMED[behaviour]), rejection["reason"]
+
+
+def test_failures_that_retries_fix_lose_no_row(sim: ProviderSimulator, tmp_path: Path) -> None:
+    sim.set_rates(rate_limit=0.1, server_error=0.1, overloaded=0.1, slow_first_byte=0.1)
+    sim.slow_first_byte_s = 0.05
+    source = rows(tmp_path, 8)
+    run = adapt(sim, tmp_path, source, *MODES["pairs"], "--no-rephrase-check")
+
+    for name in ("rate_limit", "server_error", "overloaded", "slow_first_byte"):
+        assert sim.log.with_behaviour(name), name
+    _check_invariants(run)
+    assert {str(r["id"]) for r in run.rows} == {r["id"] for r in source}
+
+
+@pytest.mark.parametrize("api", list(MODELS))
+def test_cost_is_what_the_provider_bills_with_a_cached_blueprint(
+    sim: ProviderSimulator, tmp_path: Path, api: str
+) -> None:
+    guide = " ".join(
+        f"Rule {i}: answer as a patient pirate would, with care and plain words." for i in range(90)
+    )
+    args = ["--prompt", "question", "--context", "product", "--blueprint", guide, "--recipes", "none"]
+    run = adapt(sim, tmp_path, rows(tmp_path, 4), *args, model=MODELS[api])
+
+    _check_invariants(run)
+    if api != "anthropic":  # Anthropic caches only what a request marks with cache_control
+        assert run.log.billed().cached_input_tokens > 0
