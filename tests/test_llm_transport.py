@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from datamill.core.errors import ConnectionConfigError, PermanentModelError, TransientError
+from datamill.core.errors import ConnectionConfigError, PermanentModelError, TransientError, UnreadReplyError
 from datamill.llm.http.transport import HttpTransport
 from raw_http import Start, fixed, raw_servers
 
@@ -104,6 +104,16 @@ async def test_a_reply_cut_short_is_a_transient_error(start: Start) -> None:
         await HttpTransport().post_json(raw.url, {})
 
 
+async def test_a_2xx_reply_cut_short_was_billed_and_an_error_reply_was_not(start: Start) -> None:
+    ok = await start(lambda _r: [b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", b'{"a"', b""])
+    with pytest.raises(UnreadReplyError):
+        await HttpTransport().post_json(ok.url, {})
+    failed = await start(lambda _r: [b"HTTP/1.1 500 Oops\r\nContent-Length: 100\r\n\r\n", b'{"a"', b""])
+    with pytest.raises(TransientError) as caught:
+        await HttpTransport().post_json(failed.url, {})
+    assert not isinstance(caught.value, UnreadReplyError)
+
+
 async def test_a_reply_that_is_not_http_is_a_transient_error(start: Start) -> None:
     raw = await start(lambda _r: [b"SSH-2.0-OpenSSH\r\n\r\n"])
     with pytest.raises(TransientError, match=r"not a valid HTTP/1\.x reply"):
@@ -113,7 +123,7 @@ async def test_a_reply_that_is_not_http_is_a_transient_error(start: Start) -> No
 async def test_a_slow_reply_times_out(start: Start) -> None:
     raw = await start(lambda _r: [b"HTTP/1.1 200 OK\r\n"] + [b"X-Wait: 1\r\n"] * 50)
     transport = HttpTransport()
-    with pytest.raises(TransientError, match=r"timed out after 0.1s"):
+    with pytest.raises(UnreadReplyError, match=r"timed out after 0.1s"):  # sent: the provider bills it
         await transport.post_json(raw.url, {}, timeout_s=0.1)
     assert transport.open_connections == 0  # a connection with a reply still coming is never reused
 

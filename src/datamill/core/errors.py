@@ -8,6 +8,7 @@ DatamillError
       ├── UnknownModelError     a model name that no route matches
       ├── RateLimitedError      429 (carries Retry-After), retried by the gateway
       ├── TransientError        5xx, timeouts, connection errors, retried by the gateway
+      │    └── UnreadReplyError     a billed reply that never arrived whole (timeout, reset mid-body)
       ├── PermanentModelError   any other 4xx: never retried
       │    └── ConnectionConfigError  the endpoint cannot be reached as configured (DNS, refused, TLS, 3xx)
       └── OutputValidationError model output that does not match the requested JSON schema
@@ -88,6 +89,14 @@ class RateLimitedError(ModelError):
 
 class TransientError(ModelError):
     """A failure worth retrying: 5xx, timeout, dropped connection."""
+
+
+class UnreadReplyError(TransientError):
+    """A billed request whose reply never arrived whole.
+
+    The deadline passed after it was sent, or the connection dropped mid-body after a 2xx status; see
+    `datamill.llm.billing`.
+    """
 
 
 class PermanentModelError(ModelError):

@@ -34,7 +34,9 @@ from datamill.core.errors import (
     PermanentModelError,
     RateLimitedError,
     TransientError,
+    UnreadReplyError,
 )
+from datamill.llm.billing import Billed
 from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
 from datamill.llm.concurrency import AdaptiveLimiter
@@ -146,14 +148,18 @@ class Gateway:
             if hit is not None:
                 return self._from_cache(route, hit, tag)
         started = perf_counter()
-        paid = Usage()
+        billed = Billed()
         try:
-            reply, data = await self._complete(route, request, paid)
+            reply, data = await self._complete(route, request, billed)
         except BaseException:
+            paid = billed.usage
+            self._record_unread(tag, route, billed)
             self.usage.record_failure(tag, route.name, paid, route.cost(paid))
             raise
         latency = perf_counter() - started
+        paid = billed.usage
         cost = route.cost(paid)
+        self._record_unread(tag, route, billed)
         self.usage.record_call(tag, route.name, paid, cost, latency)
         if key is not None and self._cache is not None:
             self._cache.put(key, _cache_value(reply, paid, cost, data))
@@ -187,7 +193,11 @@ class Gateway:
             hit["text"], usage, route.name, 0.0, cost, True, hit.get("data"), hit.get("finish_reason")
         )
 
-    async def _complete(self, route: Route, request: ChatRequest, paid: Usage) -> tuple[ProviderReply, Any]:
+    def _record_unread(self, tag: str, route: Route, billed: Billed) -> None:
+        if billed.unread:
+            self.usage.record_unread(tag, route.name, billed.unread)
+
+    async def _complete(self, route: Route, request: ChatRequest, paid: Billed) -> tuple[ProviderReply, Any]:
         """The provider's reply (validated and repaired when a schema is set) and its parsed data."""
         reply = await self._send(route, request, paid)
         schema = request.json_schema
@@ -205,8 +215,12 @@ class Gateway:
             reply = await self._send(route, request, paid)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _send(self, route: Route, request: ChatRequest, paid: Usage) -> ProviderReply:
-        """One provider reply through the limiter, with retries; adds its usage to ``paid``."""
+    async def _send(self, route: Route, request: ChatRequest, paid: Billed) -> ProviderReply:
+        """One provider reply through the limiter, with retries; adds what was billed to ``paid``.
+
+        An attempt the provider billed but whose reply was never read whole (`UnreadReplyError`) is retried
+        and counted with the answer's usage (`datamill.llm.billing`).
+        """
         if not route.vision and any(m.images for m in request.messages):
             raise PermanentModelError(
                 f"model {route.name!r} does not accept images (its route has no `vision: true`); "
@@ -222,6 +236,10 @@ class Gateway:
             except RateLimitedError as exc:
                 limiter.release_rate_limited(window, exc.retry_after)
                 error: RateLimitedError | TransientError = exc
+            except UnreadReplyError as exc:
+                limiter.release()
+                paid.pending_unread += 1
+                error = exc
             except TransientError as exc:
                 limiter.release()
                 error = exc
@@ -233,11 +251,15 @@ class Gateway:
                 raise
             else:
                 limiter.release_ok()
-                paid.add(reply.usage)
+                paid.answered(reply.usage)
                 return reply
             if state is None:
                 state = self._retry.start()
-            delay = state.next_delay(error)
+            try:
+                delay = state.next_delay(error)
+            except BaseException:
+                paid.gave_up(request)
+                raise
             if delay > 0:
                 await asyncio.sleep(delay)
 

@@ -138,6 +138,11 @@ class Http1Connection(asyncio.Protocol):
 
     # -- requests ----------------------------------------------------------------------------------------
 
+    @property
+    def reply_status(self) -> int:
+        """The status of the reply being read: 0 until its headers are complete."""
+        return self._status
+
     async def request(self, data: bytes) -> _Reply:
         """Send one serialised request and return (status, lower-cased headers, body)."""
         self.answered = self.reusable = False

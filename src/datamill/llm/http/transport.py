@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from datamill.core.errors import PermanentModelError, TransientError
+from datamill.core.errors import PermanentModelError, TransientError, UnreadReplyError
 from datamill.llm.http.connect import open_connection
 from datamill.llm.http.deadlines import Deadlines
 from datamill.llm.http.http1 import MAX_BODY_BYTES, Http1Connection, ProtocolError
@@ -173,6 +173,13 @@ class HttpTransport:
                     host_slots.give()
             finally:
                 slots.give()
+        except _Unread as exc:
+            cause = exc.__cause__
+            if isinstance(cause, TimeoutError):
+                message = f"timed out after {timeout_s:g}s calling {url}"
+            else:
+                message = f"connection error calling {url}: {exc}"
+            raise UnreadReplyError(f"{message} (a reply the provider bills all the same)") from cause
         except TimeoutError as exc:
             raise TransientError(f"timed out after {timeout_s:g}s calling {url}") from exc
         except (OSError, ProtocolError) as exc:
@@ -215,6 +222,14 @@ class HttpTransport:
         deadlines.watch(conn, deadline)
         try:
             reply = await conn.request(data)
+        except TimeoutError as exc:
+            conn.close()  # sent, and the provider answers (and bills) it after the client is gone
+            raise _Unread(str(exc)) from exc
+        except (OSError, ProtocolError) as exc:
+            conn.close()
+            if 200 <= conn.reply_status < 300:
+                raise _Unread(str(exc)) from exc
+            raise
         except BaseException:
             conn.close()
             raise
@@ -310,3 +325,7 @@ def header_block(headers: dict[str, str] | None) -> bytes:
             )
         lines.append(f"{name}: {value}\r\n")
     return "".join(lines).encode("utf-8")
+
+
+class _Unread(Exception):
+    """A request that was sent and billed, whose reply did not arrive whole."""
