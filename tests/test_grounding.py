@@ -95,11 +95,17 @@ async def test_an_empty_prompt_searches_nothing():
     assert row["grounded"] is False
 
 
-def test_query_prefers_the_rephrased_prompt_and_adds_context_values():
+def test_query_is_the_rephrased_request_and_the_context_values():
     row = _row(enhanced_prompt="Rephrased question?", _context="product: Cloud Drive\ntier: Pro")
     assert query_for(row) == "Rephrased question?\nCloud Drive\nPro"
     assert query_for(_row(_context="")) == "how reset pw"
     assert query_for({"enhanced_prompt": None, "original_prompt": None}) == ""
+
+
+def test_after_metadata_injection_the_query_leaves_the_runs_constraints_out():
+    injected = "Context:\nproduct: Cloud\n\nhow reset pw\n\nAnswer in about 30 to 112 words.\nStyle: Brief."
+    row = _row(enhanced_prompt=injected, _context="product: Cloud", _context_injected=True)
+    assert query_for(row) == "how reset pw\nCloud"
 
 
 def test_snippet_cuts_long_passages_at_a_word():
@@ -162,3 +168,108 @@ async def test_ground_on_the_local_index_cites_the_relevant_document(tmp_path: P
     assert "Forgot password" in row["_passages"][0]["text"]
     assert off_topic["grounded"] is False
     assert (step.counts.grounded, step.counts.ungrounded) == (1, 1)
+
+
+def _support_kb(tmp_path: Path) -> Path:
+    """A small knowledge base in which "plan" is on almost every page, as a product's plan names are."""
+    docs = tmp_path / "kb"
+    docs.mkdir()
+    (docs / "reset.md").write_text(
+        "To reset your Cloud Drive password, open Settings, then Security, then Reset password. The email "
+        "with the link is valid for 24 hours on every plan."
+    )
+    (docs / "refunds.md").write_text(
+        "Annual plans can be refunded within 30 days of purchase. Monthly plans are not refunded, but you "
+        "can cancel at any time."
+    )
+    (docs / "sharing.md").write_text(
+        "On the Pro plan you can share a folder with your team: right-click the folder, choose Share. You "
+        "can work from home or the office."
+    )
+    (docs / "storage.md").write_text(
+        "The Free plan includes 5 GB of storage, the Pro plan 2 TB. Deleted files stay in the trash."
+    )
+    return docs
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How do I plan a wedding on a budget?",
+        "What is a good bread recipe to bake at home?",
+        "How do I reset the oil light in my car?",
+    ],
+)
+async def test_an_unrelated_question_gets_no_passage_through_one_shared_word(tmp_path: Path, question: str):
+    index = LocalFullTextIndex.build(_support_kb(tmp_path), tmp_path / "kb.sqlite")
+    try:
+        # The index does find something: the question shares one word with a page ...
+        assert index.search_sync(question, 6)
+        row = _row(original_prompt=question)
+        await Ground(index).process_row(row, StepContext())
+    finally:
+        index.close()
+    # ... but a passage that covers so little of the question is no source for its answer.
+    assert row["grounded"] is False
+    assert row["_passages"] == []
+
+
+@pytest.mark.parametrize(
+    ("question", "source"),
+    [
+        ("How do I reset my password?", "kb/reset.md"),
+        ("Can I get a refund on my monthly plan?", "kb/refunds.md"),
+        ("How do I share a folder with my team?", "kb/sharing.md"),
+        ("How long do deleted files stay in the trash?", "kb/storage.md"),
+    ],
+)
+async def test_a_question_the_documents_answer_is_grounded_in_them(
+    tmp_path: Path, question: str, source: str
+):
+    index = LocalFullTextIndex.build(_support_kb(tmp_path), tmp_path / "kb.sqlite")
+    try:
+        (best, *_) = index.search_sync(question, 6)
+        row = _row(original_prompt=question)
+        await Ground(index).process_row(row, StepContext())
+    finally:
+        index.close()
+    assert best.relevance is not None
+    assert 0.0 < best.relevance <= 1.0
+    assert row["grounding_sources"][0]["source"] == source
+
+
+async def test_passages_without_a_relevance_are_judged_by_score_alone():
+    step = Ground(FakeSearch(PASSAGES), top_k=5, min_relevance=0.99)
+    row = _row()
+    await step.process_row(row, StepContext())
+    assert len(row["_passages"]) == 4
+    covered = [Passage("kb/a.md", "Open Settings.", 2.0, 0.5), Passage("kb/b.md", "Other.", 3.0, 0.1)]
+    row = _row()
+    await Ground(FakeSearch(covered), min_relevance=0.3).process_row(row, StepContext())
+    assert [p["source"] for p in row["_passages"]] == ["kb/a.md"]
+
+
+def test_with_grounding_the_completion_is_not_shown_the_ungrounded_answer_as_a_draft():
+    from datamill.core.adapt_request import parse_adapt_request
+    from datamill.core.run_options import RunOptions
+    from datamill.llm.gateway import Gateway
+    from datamill.llm.routing import Routing
+    from datamill.pipelines.plan import PlanServices, plan_adaptation
+    from datamill.steps.completion import GenerateCompletion
+
+    gateway = Gateway(Routing.load())
+    model = gateway.model("fake/test")
+    row = _row(original_prompt="How do I reset my password?", original_completion="Call Bob at 555-0100.")
+    for mitigation, shown in ((False, True), (True, False)):
+        request = parse_adapt_request(
+            {
+                "column_mapping": {"prompt": "q", "completion": "a"},
+                "recipe_specification": {"recipes": {"prompt_rephrase": False}},
+                "brand_controls": {"hallucination_mitigation": mitigation},
+            }
+        )
+        services = PlanServices(search=FakeSearch(PASSAGES))
+        plan = plan_adaptation(request, model, total_rows=1, options=RunOptions(), services=services)
+        (completion,) = [s for s in plan.row_steps if isinstance(s, GenerateCompletion)]
+        (sent,) = completion.requests_for(row)
+        assert ("Call Bob at 555-0100." in sent.messages[-1].content) is shown

@@ -104,6 +104,11 @@ _adapt_options = [
         "--grounding-top-k", type=click.IntRange(min=1), help="Passages per row when grounding (3)."
     ),
     click.option(
+        "--grounding-min-relevance",
+        type=click.FloatRange(0, 1),
+        help="Share of the query a passage must cover to ground an answer (0.25).",
+    ),
+    click.option(
         "--near-dedup/--no-near-dedup", default=None, help="MinHash-LSH near-duplicate removal (on)."
     ),
     click.option(

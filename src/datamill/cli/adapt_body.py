@@ -32,6 +32,7 @@ OPTION_FLAGS = (
     "semantic_dedup",
     "rephrase_check",
     "grounding_top_k",
+    "grounding_min_relevance",
     "evaluate",
     "eval_sample_size",
     "judge_model",

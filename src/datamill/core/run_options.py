@@ -9,6 +9,7 @@
 | rephrase_check      | revert rephrases whose meaning drifted (embedding similarity)   | true    |
 | grounding_docs      | files or folders the local search index is built from          | []      |
 | grounding_top_k     | passages retrieved per row when grounding                      | 3       |
+| grounding_min_relevance | share of the query a passage must cover to be kept (0–1)    | 0.25    |
 | evaluate            | grade a sample before and after, and write the HTML report      | true    |
 | eval_sample_size    | rows judged by the evaluation                                   | 50      |
 | judge_model         | model for judges (pairs, safety, evaluation); default: --model | none    |
@@ -25,6 +26,7 @@ from datamill.core.fields import (
     join,
     read_bool,
     read_int,
+    read_number,
     read_str,
     read_str_list,
 )
@@ -37,6 +39,7 @@ RUN_OPTION_FIELDS = (
     "rephrase_check",
     "grounding_docs",
     "grounding_top_k",
+    "grounding_min_relevance",
     "evaluate",
     "eval_sample_size",
     "judge_model",
@@ -53,6 +56,7 @@ class RunOptions:
     rephrase_check: bool = True
     grounding_docs: tuple[str, ...] = field(default_factory=tuple)
     grounding_top_k: int = 3
+    grounding_min_relevance: float = 0.25
     evaluate: bool = True
     eval_sample_size: int = 50
     judge_model: str | None = None
@@ -76,6 +80,10 @@ def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Is
     for key in ("near_dedup", "semantic_dedup", "rephrase_check", "evaluate", "remove_unsafe_rows"):
         if values.get(key) is not None:
             out[key] = read_bool(values[key], path(key), issues)
+    if values.get("grounding_min_relevance") is not None:
+        out["grounding_min_relevance"] = read_number(
+            values["grounding_min_relevance"], path("grounding_min_relevance"), issues, minimum=0, maximum=1
+        )
     if values.get("grounding_docs") is not None:
         out["grounding_docs"] = read_str_list(values["grounding_docs"], path("grounding_docs"), issues)
     if values.get("judge_model") is not None:

@@ -171,11 +171,26 @@ def _row_steps(
                 "brand_controls.hallucination_mitigation",
                 "grounding needs documents to search: give grounding_docs (--grounding-docs DIR)",
             )
-        steps.append(Ground(services.search, top_k=options.grounding_top_k))
+        steps.append(
+            Ground(
+                services.search,
+                top_k=options.grounding_top_k,
+                min_relevance=options.grounding_min_relevance,
+            )
+        )
     if chat:
         steps.append(ChatCompletion(model, blueprint=brand.blueprint, token_range=token_range))
     else:
-        steps.append(GenerateCompletion(model, blueprint=brand.blueprint, token_range=token_range))
+        # With grounding, the answer rests on the sources found (or, without any, on the request alone): the
+        # original answer is ungrounded and is not shown as a draft to improve on.
+        steps.append(
+            GenerateCompletion(
+                model,
+                blueprint=brand.blueprint,
+                token_range=token_range,
+                show_draft=not brand.hallucination_mitigation,
+            )
+        )
     if recipes.reasoning_traces:
         steps.append(ReasoningTraces(model))
     if request.training_type == TrainingType.PREFERENCE_PAIRS:

@@ -4,7 +4,9 @@ The blueprint is the system prompt, followed by the length guidance and an instr
 language the request is written in (language expansion produces rows in other languages). The user message
 holds, in order: the row's context unless metadata injection already put it into the prompt, the numbered
 source passages when grounding found some (``_passages``; the model is told to answer from them and cite
-them as [1], [2]), the request, and the original completion as a draft to improve on. The row's images
+them as [1], [2]), the request, and the original completion as a draft to improve on. With grounding on
+(``show_draft=False``) no draft is shown: the original answer is ungrounded, and shown to the model it would
+come back as the answer whether or not the sources support it. The row's images
 (an image column) go with the user message, so the answer is about what the image shows.
 
 For the planner, `GenerateCompletion.requests_for` renders the exact request a row would get, and
@@ -89,8 +91,10 @@ class GenerateCompletion(RowStep):
         blueprint: str | None = None,
         token_range: tuple[int, int] | None = None,
         temperature: float = 0.7,
+        show_draft: bool = True,
     ) -> None:
         self.model = model
+        self.show_draft = show_draft
         self.template = load_template("completion")
         self.blueprint = blueprint
         self.guidance = length_guidance(token_range)
@@ -103,7 +107,7 @@ class GenerateCompletion(RowStep):
             prompt=request_text(row),
             context=pending_context(row),
             passages=row_passages(row),
-            draft=row.get("original_completion") or "",
+            draft=(row.get("original_completion") or "") if self.show_draft else "",
             blueprint=self.blueprint or "",
             length_guidance=self.guidance,
         )

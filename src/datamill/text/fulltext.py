@@ -34,6 +34,7 @@ import asyncio
 import csv
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -76,7 +77,12 @@ _SCHEMA = f"""
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE VIRTUAL TABLE passages USING fts5(source UNINDEXED, text, tokenize = '{_TOKENIZER}');
 """
-_SEARCH = "SELECT source, text, bm25(passages) FROM passages WHERE passages MATCH ? ORDER BY 3 LIMIT ?"
+_SEARCH = "SELECT rowid, source, text, bm25(passages) FROM passages WHERE passages MATCH ? ORDER BY 4 LIMIT ?"
+# Per query term: how many passages hold it, and which of the hits (a JSON list of rowids) do.
+_TERM = (
+    "SELECT count(*), json_group_array(rowid) FILTER (WHERE rowid IN (SELECT value FROM json_each(?))) "
+    "FROM passages WHERE passages MATCH ?"
+)
 _KIND = "datamill-fulltext"
 # Letters and digits only: the same runs unicode61 makes tokens of, so no query word is FTS syntax.
 _WORD = re.compile(r"[^\W_]+")
@@ -204,16 +210,38 @@ class LocalFullTextIndex:
 
     def search_sync(self, query: str, k: int) -> list[Passage]:
         """`search` in the calling thread."""
-        match = build_query(query)
-        if not match or k <= 0:
+        terms = query_terms(query)
+        if not terms or k <= 0:
             return []
         with self._lock:
-            rows = self._conn.execute(_SEARCH, (match, k)).fetchall()
-        return [Passage(source, text, -rank) for source, text, rank in rows]
+            rows = self._conn.execute(_SEARCH, (_match(terms), k)).fetchall()
+            relevance = self._relevance(terms, [row[0] for row in rows])
+        return [Passage(source, text, -rank, relevance.get(rowid, 0.0)) for rowid, source, text, rank in rows]
+
+    def _relevance(self, terms: list[str], rowids: list[int]) -> dict[int, float]:
+        """Each hit's share of the query's IDF weight (see the module docstring), from 0 to 1."""
+        if not rowids:
+            return {}
+        ids = json.dumps(rowids)
+        total = 0.0
+        matched = dict.fromkeys(rowids, 0.0)
+        for term in terms:
+            count, holders = self._conn.execute(_TERM, (ids, _match([term]))).fetchone()
+            weight = 1.0 + math.log((self.passages + 1.0) / (count + 0.5))
+            total += weight
+            for rowid in json.loads(holders or "[]"):
+                matched[rowid] += weight
+        return {rowid: (weight / total if total else 0.0) for rowid, weight in matched.items()}
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def query_terms(text: str, max_terms: int = MAX_QUERY_TERMS) -> list[str]:
+    """The distinct words of ``text`` that a search looks for: letters and digits, less English stopwords."""
+    words = dict.fromkeys(w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
+    return [w for w in words if w not in _STOPWORDS][:max_terms]
 
 
 def build_query(text: str, max_terms: int = MAX_QUERY_TERMS) -> str:
@@ -223,8 +251,10 @@ def build_query(text: str, max_terms: int = MAX_QUERY_TERMS) -> str:
     operator, a column filter or a prefix. English stopwords are dropped: a passage that shares only "the"
     with a prompt does not support an answer to it. A text with no other word gives "" (nothing to search).
     """
-    words = dict.fromkeys(w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text)))
-    terms = [w for w in words if w not in _STOPWORDS][:max_terms]
+    return _match(query_terms(text, max_terms))
+
+
+def _match(terms: list[str]) -> str:
     return " OR ".join(f'"{term}"' for term in terms)
 
 

@@ -45,11 +45,14 @@ class Passage:
         source: where it comes from (a file path, ``file#record``, a URL), shown to the user as a citation.
         text: the passage itself.
         score: the backend's relevance score; higher is more relevant.
+        relevance: how much of the query the passage covers, from 0 to 1, comparable across queries and
+            corpora; None when the backend does not say (then only ``score`` is known).
     """
 
     source: str
     text: str
     score: float
+    relevance: float | None = None
 
 
 class Search(Protocol):
