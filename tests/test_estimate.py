@@ -16,7 +16,7 @@ from datamill.core.expansion import parse_language_expansion
 from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
-from datamill.llm.types import ChatRequest, Message, Route
+from datamill.llm.types import ChatRequest, Message, Route, Usage
 from datamill.pipelines.adapt import run_adaptation
 from datamill.pipelines.checkpoint import DirectoryCheckpoint
 from datamill.pipelines.estimate import (
@@ -479,3 +479,50 @@ async def test_estimate_matches_a_fake_run_and_compares_with_its_ledger(
     assert all(s["calls"]["error"] == 0.0 for s in cmp["steps"].values())
     assert cmp["input_tokens"]["actual"] > 0
     assert "| calls | 6 | 6 | +0.0% |" in comparison_markdown(cmp)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+async def test_a_cacheable_prefix_and_the_batch_discount_are_priced(
+    model: ModelHandle, provider: str
+) -> None:
+    blueprint = "Answer as a careful support engineer who cites the product manual. " * 300
+    step = GenerateCompletion(model, blueprint=blueprint)
+    route = Routing.from_dict(
+        {
+            "routes": {
+                "acme/m": {
+                    "provider": provider,
+                    "input_price": 3.0,
+                    "output_price": 15.0,
+                    "api_key_env": None,
+                }
+            }
+        }
+    ).resolve("acme/m")
+    rows = sample(10)
+    prefix = TOK.count_messages(step.requests_for(rows[0])[0].messages[:1])
+    assert prefix >= 4096
+    kwargs: dict[str, Any] = {
+        "request": make_request(),
+        "tokenizer": TOK,
+        "route_prices": route,
+        "concurrency": 4,
+    }
+    est = await estimate_plan(hand_plan([step], rows=100), rows, **kwargs)
+    (completion,) = est.steps
+    # The first 4 calls (as many as run at once) find nothing cached; the other 96 read the prefix.
+    assert completion.cached_input_tokens == est.cached_input_tokens == pytest.approx(96 * prefix, abs=2)
+    writes = 4 * prefix if provider == "anthropic" else 0
+    assert completion.cache_write_tokens == pytest.approx(writes, abs=2)
+    uncached = completion.input_tokens - completion.cached_input_tokens - completion.cache_write_tokens
+    expected = (
+        uncached * 3.0
+        + completion.cached_input_tokens * 0.3
+        + completion.cache_write_tokens * (3.75 if provider == "anthropic" else 3.0)
+        + completion.output_tokens * 15.0
+    ) / 1e6
+    assert est.cost_usd == pytest.approx(expected)
+    assert est.cost_usd < 0.5 * route.cost(Usage(completion.input_tokens, completion.output_tokens))
+    batched = await estimate_plan(hand_plan([step], rows=100), rows, batched=True, **kwargs)
+    assert batched.batched
+    assert batched.cost_usd == pytest.approx(est.cost_usd * 0.5)

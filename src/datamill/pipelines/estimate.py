@@ -25,12 +25,19 @@ to the rows each step will see:
   attribute (both per row), else each request's ``max_tokens`` (an upper bound, `FALLBACK_MAX_TOKENS` when
   unset). Thinking routes add the full thinking budget per request (an upper bound). Retries, repair calls and
   the response cache are not predicted: an estimate prices a cold run without failures.
+- **Prompt cache.** A step's requests put the part every row shares first and mark where it ends
+  (`Message.cache_point`); its tokens are the cacheable prefix when they reach the provider kind's minimum
+  (`MIN_CACHED_PREFIX_TOKENS`). The first calls of a step, as many as run at once (the concurrency), find
+  nothing cached: Anthropic bills them as cache writes, the others at the input price; every later call reads
+  the prefix from the cache (the providers keep it for minutes and refresh it on each hit), billed at the
+  route's ``cached_input_price``.
 - **Money and time.** Cost uses the route's USD prices (`route_prices` for every step, else each step's own
-  model route); credits follow `PriceTable` and the exact multimodal rule (`datamill.core.credits`). Minutes
-  are calls over the effective rate (concurrency / latency per call, `BASE_LATENCY_S` plus output tokens at
-  `HOSTED_TOKENS_PER_S` unless ``latency_s`` is given) summed over steps, plus `FIXED_OVERHEAD_S`; the local
-  model runs one call at a time at `LOCAL_PREFILL_TOKENS_PER_S` / `LOCAL_DECODE_TOKENS_PER_S` (measured on 2
-  cores); the fake model takes no time.
+  model route), with the prompt cache as above and, for a run sent through the provider's batch API
+  (``batched``), the route's ``batch_discount`` off; credits follow `PriceTable` and the exact multimodal rule
+  (`datamill.core.credits`). Minutes are calls over the effective rate (concurrency / latency per call,
+  `BASE_LATENCY_S` plus output tokens at `HOSTED_TOKENS_PER_S` unless ``latency_s`` is given) summed over
+  steps, plus `FIXED_OVERHEAD_S`; the local model runs one call at a time at `LOCAL_PREFILL_TOKENS_PER_S` /
+  `LOCAL_DECODE_TOKENS_PER_S` (measured on 2 cores); the fake model takes no time.
 
 `datamill.pipelines.estimate_compare.compare` sets an estimate beside the actual usage of the run.
 """
@@ -79,6 +86,9 @@ LOCAL_DECODE_TOKENS_PER_S = 100.0
 FALLBACK_PROMPT_TOKENS = 200
 #: Output tokens assumed for a request without ``max_tokens`` from a step that gives no expectation.
 FALLBACK_MAX_TOKENS = 1024
+#: The shortest prompt prefix each provider kind caches, in tokens: OpenAI and Gemini Flash 1,024, Gemini Pro
+#: 2,048; Anthropic's minimum is 1,024 to 4,096 by model, and the estimate takes the largest (it errs high).
+MIN_CACHED_PREFIX_TOKENS = {"openai": 1024, "anthropic": 4096, "gemini": 2048}
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,8 @@ class StepEstimate:
         name: the step's name (also the usage-ledger tag of its calls).
         calls_per_row: average model calls per row the step sees.
         input_tokens, output_tokens, thinking_tokens: totals over the rows the step sees.
+        cached_input_tokens, cache_write_tokens: the parts of ``input_tokens`` expected to be read from and
+            written to the provider's prompt cache.
         calls: total model calls.
         rows: rows the step sees.
         cost_usd: model cost at the route's prices.
@@ -108,6 +120,8 @@ class StepEstimate:
     seconds: float = 0.0
     model: str | None = None
     basis: str = "requests_for"
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,6 +147,8 @@ class Estimate:
     sample_size: int = 0
     notes: tuple[str, ...] = ()
     price_table: PriceTable = field(default_factory=PriceTable)
+    cached_input_tokens: int = 0
+    batched: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -187,6 +203,7 @@ async def estimate_plan(
     latency_s: float | None = None,
     price_table: PriceTable | None = None,
     extra_steps: Sequence[tuple[Any, int]] = (),
+    batched: bool = False,
 ) -> Estimate:
     """Estimate ``plan`` from mapped ``sample_rows`` (see the module docstring for every rule).
 
@@ -202,6 +219,7 @@ async def estimate_plan(
         price_table: the operator's credit prices; the defaults when None.
         extra_steps: ``(step, rows)`` pairs of model work outside the plan's row steps (the evaluation judge
             on its sample of rows); each is estimated on the sample like a row step.
+        batched: the calls go through the providers' batch APIs (priced with the route's ``batch_discount``).
 
     Raises:
         ValueError: no sample rows for a plan that selects rows.
@@ -209,9 +227,10 @@ async def estimate_plan(
     if not sample_rows and plan.rows_selected > 0:
         raise ValueError(f"no sample rows to estimate a run of {plan.rows_selected} rows from")
     counting = tokenizer if tokenizer is not None else default_tokenizer()
-    counter = _Counter(counting, route_prices, concurrency, latency_s)
+    counter = _Counter(counting, route_prices, concurrency, latency_s, batched)
     try:
-        return await _estimate(plan, sample_rows, request, counter, price_table, extra_steps)
+        estimate = await _estimate(plan, sample_rows, request, counter, price_table, extra_steps)
+        return dataclasses.replace(estimate, batched=batched)
     finally:
         if tokenizer is None and isinstance(counting, LlamaVocabTokenizer):
             counting.release()
@@ -243,12 +262,18 @@ class _Counter:
     """Renders, counts, prices and times one step over the sample rows."""
 
     def __init__(
-        self, tokenizer: Tokenizer, route: Route | None, concurrency: int | None, latency_s: float | None
+        self,
+        tokenizer: Tokenizer,
+        route: Route | None,
+        concurrency: int | None,
+        latency_s: float | None,
+        batched: bool = False,
     ) -> None:
         self.tokenizer = tokenizer
         self.route = route
         self.concurrency = concurrency
         self.latency_s = latency_s
+        self.batched = batched
         self.notes: list[str] = []
 
     def step(self, step: Any, rows: list[Row], count: int) -> StepEstimate:
@@ -263,14 +288,17 @@ class _Counter:
             self.notes.append(f"{name}: no requests_for; assumed one call per row of its input text")
         if not rows and count:
             self.notes.append(f"{name}: no sample row reaches this step; its calls are not estimated")
-        calls = tokens_in = tokens_out = thinking = 0.0
+        calls = tokens_in = tokens_out = thinking = prefix = 0.0
         for row in rows:
             requests = render(dict(row)) if render is not None else None
             c, i, o, t = self._row(step, row, requests, route)
             calls, tokens_in, tokens_out, thinking = calls + c, tokens_in + i, tokens_out + o, thinking + t
+            prefix += self._cacheable(requests, route)
         per = scale * count / len(rows) if rows else 0.0
         n_calls = round(calls * per)
         usage = Usage(round(tokens_in * per), round(tokens_out * per), round(thinking * per))
+        if route is not None and n_calls and prefix:
+            self._cache_split(usage, round(prefix * per), n_calls, route)
         return StepEstimate(
             name=name,
             calls_per_row=calls * scale / len(rows) if rows else 0.0,
@@ -279,11 +307,34 @@ class _Counter:
             calls=n_calls,
             rows=count,
             thinking_tokens=usage.thinking_tokens,
-            cost_usd=route.cost(usage) if route is not None else 0.0,
+            cost_usd=route.cost(usage, batched=self.batched) if route is not None else 0.0,
             seconds=self._seconds(route, n_calls, usage),
             model=route.name if route is not None else None,
             basis=basis,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
         )
+
+    def _cacheable(self, requests: list[ChatRequest] | None, route: Route | None) -> int:
+        """Tokens of ``requests``' stable prefixes that the route's provider would cache."""
+        if not requests or route is None or route.provider not in MIN_CACHED_PREFIX_TOKENS:
+            return 0
+        minimum = MIN_CACHED_PREFIX_TOKENS[route.provider]
+        total = 0
+        for request in requests:
+            point = max((i for i, m in enumerate(request.messages) if m.cache_point), default=None)
+            if point is not None:
+                tokens = self.tokenizer.count_messages(request.messages[: point + 1])
+                total += tokens if tokens >= minimum else 0
+        return total
+
+    def _cache_split(self, usage: Usage, prefix: int, calls: int, route: Route) -> None:
+        """Set the cache reads (and Anthropic's writes) of a step's ``prefix`` tokens over ``calls`` calls."""
+        cold = min(calls, max(1, self.concurrency or route.max_concurrency))
+        cached = round(prefix * (calls - cold) / calls)
+        usage.cached_input_tokens = min(cached, usage.input_tokens)
+        if route.provider == "anthropic":
+            usage.cache_write_tokens = min(prefix - cached, usage.input_tokens - usage.cached_input_tokens)
 
     def _row(
         self, step: Any, row: Row, requests: list[ChatRequest] | None, route: Route | None
@@ -464,6 +515,7 @@ def _total(
         credit_multiplier=float(MULTIMODAL_CREDITS_PER_BLOCK) if multimodal else None,
         rows_selected=plan.rows_selected,
         thinking_tokens=sum(s.thinking_tokens for s in steps),
+        cached_input_tokens=sum(s.cached_input_tokens for s in steps),
         sample_size=sample_size,
         notes=tuple(notes),
         price_table=prices,
