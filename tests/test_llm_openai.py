@@ -45,14 +45,28 @@ def test_payload_leaves_out_unset_optional_parameters() -> None:
     assert set(payload) == {"model", "messages", "temperature"}
 
 
-def test_native_json_schema_uses_response_format_json_schema() -> None:
+def test_native_json_schema_uses_response_format_json_schema_in_strict_mode() -> None:
     payload = build_payload(_route(), _request(json_schema=SCHEMA))
 
     assert payload["response_format"] == {
         "type": "json_schema",
-        "json_schema": {"name": "output", "schema": SCHEMA},
+        "json_schema": {
+            "name": "output",
+            "schema": {**SCHEMA, "additionalProperties": False},
+            "strict": True,
+        },
     }
     assert payload["messages"][0] == {"role": "system", "content": "be brief"}
+
+
+def test_a_schema_without_a_strict_form_is_sent_without_strict() -> None:
+    optional = {"type": "object", "properties": {"answer": {"type": "string"}, "note": {"type": "string"}}}
+    payload = build_payload(_route(), _request(json_schema=optional))
+
+    assert payload["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": optional},
+    }
 
 
 def test_without_native_schemas_it_asks_for_json_and_instructs() -> None:

@@ -222,3 +222,72 @@ async def test_an_empty_then_valid_reply_is_repaired() -> None:
     async with Gateway(_routing(), providers={"fake": fake}) as gateway:
         result = await gateway.chat("f/m", _ask())
     assert result.data == {"score": 4, "reason": "ok"}
+
+
+def test_strict_form_closes_every_object_and_leaves_length_checks_to_validation() -> None:
+    from datamill.llm.structured import strict_schema
+    from datamill.steps.expansion import fields_schema
+    from datamill.steps.generation.writer import OUTLINE_SCHEMA
+
+    outline = strict_schema(OUTLINE_SCHEMA)
+    assert outline is not None
+    assert outline["additionalProperties"] is False
+    section = outline["properties"]["sections"]["items"]
+    assert section["additionalProperties"] is False
+    assert section["required"] == ["title", "summary"]
+    assert (
+        outline["properties"]["sections"]["maxItems"] == OUTLINE_SCHEMA["properties"]["sections"]["maxItems"]
+    )
+    fields = strict_schema(fields_schema(["prompt"]))
+    assert fields == {
+        "type": "object",
+        "properties": {"prompt": {"type": "string"}},
+        "required": ["prompt"],
+        "additionalProperties": False,
+    }
+    with pytest.raises(OutputValidationError):  # minLength is still checked, by datamill
+        validate_output('{"prompt": ""}', fields_schema(["prompt"]))
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "array", "items": {"type": "string"}},
+        {"type": "object", "properties": {"a": {"type": "string"}}},
+        {
+            "type": "object",
+            "properties": {"a": {"type": "string"}},
+            "required": ["a"],
+            "additionalProperties": True,
+        },
+        {"type": "object", "properties": {"a": {"oneOf": [{"type": "string"}]}}, "required": ["a"]},
+    ],
+)
+def test_schemas_without_a_strict_form(schema: dict[str, Any]) -> None:
+    from datamill.llm.structured import strict_schema
+
+    assert strict_schema(schema) is None
+
+
+@pytest.mark.parametrize("model", ["sim-openai/gpt", "sim-anthropic/claude", "sim-gemini/pro"])
+async def test_each_provider_gets_its_native_structured_output(model: str) -> None:
+    from datamill.llm.simulator import ProviderSimulator
+    from datamill.steps.generation.writer import OUTLINE_SCHEMA
+
+    request = ChatRequest(
+        (Message("user", "Plan a short guide."),), max_tokens=400, json_schema=OUTLINE_SCHEMA
+    )
+    async with ProviderSimulator(seed=2) as sim, Gateway(Routing.from_dict(sim.routes())) as gateway:
+        result = await gateway.chat(model, request)
+        (entry,) = sim.log
+    assert result.data["sections"]
+    body = entry.body
+    if model.startswith("sim-openai"):
+        spec = body["response_format"]["json_schema"]
+        assert spec["strict"] is True
+        assert spec["schema"]["properties"]["sections"]["items"]["additionalProperties"] is False
+    elif model.startswith("sim-anthropic"):
+        assert body["tool_choice"] == {"type": "tool", "name": "output"}
+        assert body["tools"][0]["input_schema"] == OUTLINE_SCHEMA
+    else:
+        assert body["generationConfig"]["responseJsonSchema"] == OUTLINE_SCHEMA

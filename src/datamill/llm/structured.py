@@ -42,6 +42,70 @@ CONTROL_TOKENS = re.compile(
 )
 
 
+#: Keywords a strict-mode schema may keep (OpenAI structured outputs' supported subset).
+_STRICT_KEYWORDS = frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const", "anyOf",
+        "description", "title", "$defs", "$ref", "minimum", "maximum", "exclusiveMinimum",
+        "exclusiveMaximum", "multipleOf", "pattern", "format", "minItems", "maxItems",
+    }
+)  # fmt: skip
+#: Keywords left out of the strict copy: the provider does not enforce them, the gateway's validation does.
+_VALIDATED_HERE = frozenset({"minLength", "maxLength", "uniqueItems", "minProperties", "maxProperties"})
+_STRICT: dict[bytes, dict[str, Any] | None] = {}
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any] | None:
+    """``schema`` in the form strict structured outputs accept, or None when it has no such form.
+
+    Strict mode (OpenAI ``json_schema`` with ``strict: true``) constrains decoding to the schema, so the
+    reply parses and has the right shape; it needs an object at the root, every object closed
+    (``additionalProperties: false``, added when absent) with all its properties required, and only the
+    keywords it supports. Length and uniqueness keywords are left out of the copy and still checked by
+    `validate_output`. A schema with optional properties, open objects, ``allOf``/``oneOf``/``not`` or
+    conditionals has no strict form; it is sent without ``strict`` and validated as before.
+    """
+    key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    if key not in _STRICT:
+        if len(_STRICT) >= _MAX_CACHED_VALIDATORS:
+            _STRICT.clear()
+        _STRICT[key] = _strict(schema) if schema.get("type") == "object" else None
+    return _STRICT[key]
+
+
+def _strict(node: Any) -> Any:
+    """A strict copy of a schema node; None anywhere below means the schema has no strict form."""
+    if not isinstance(node, dict):
+        return None
+    out: dict[str, Any] = {}
+    for name, value in node.items():
+        if name in _VALIDATED_HERE:
+            continue
+        if name not in _STRICT_KEYWORDS:
+            return None
+        if name in ("properties", "$defs"):
+            children = {k: _strict(v) for k, v in value.items()}
+            if any(v is None for v in children.values()):
+                return None
+            out[name] = children
+        elif name == "items" or name == "anyOf":
+            children_list = [_strict(v) for v in value] if name == "anyOf" else [_strict(value)]
+            if any(v is None for v in children_list):
+                return None
+            out[name] = children_list if name == "anyOf" else children_list[0]
+        else:
+            out[name] = value
+    if node.get("type") == "object" or "properties" in node:
+        if node.get("additionalProperties", False) is not False:
+            return None
+        if set(node.get("required", ())) != set(node.get("properties", {})):
+            return None  # optional properties have no strict form without changing the reply's shape
+        out["additionalProperties"] = False
+        out.setdefault("properties", {})
+        out["required"] = list(node.get("required", ()))
+    return out
+
+
 def schema_instruction(schema: dict[str, Any]) -> str:
     """What to tell a model that cannot enforce a schema itself."""
     return (

@@ -11,8 +11,11 @@ How a provider-neutral `ChatRequest` maps onto the API:
   ``max_completion_tokens`` = answer cap + budget instead of ``max_tokens`` (reasoning models count reasoning
   inside it and reject ``max_tokens``), and no ``temperature`` (reasoning models accept only the default).
 - A JSON schema becomes ``response_format: {"type": "json_schema", "json_schema": {"name": "output",
-  "schema": ...}}`` when the route enforces schemas, else ``{"type": "json_object"}`` plus a system
-  instruction carrying the schema; the gateway validates the reply either way.
+  "schema": ..., "strict": true}}`` when the route enforces schemas: strict mode, with the schema's strict
+  form (`strict_schema`: objects closed, length keywords left to datamill's validation), or without
+  ``strict`` for a schema that has no strict form (optional properties, open objects). A route that does not
+  enforce schemas gets ``{"type": "json_object"}`` plus a system instruction carrying the schema. The gateway
+  validates the reply against the full schema either way.
 
 Replies: ``choices[0].message.content``, ``finish_reason``, and ``usage``: ``prompt_tokens`` as input, of
 which ``prompt_tokens_details.cached_tokens`` were read from the provider's prompt cache (OpenAI caches
@@ -32,7 +35,7 @@ from datamill.core.errors import ConfigError, TransientError
 from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
-from datamill.llm.structured import schema_instruction
+from datamill.llm.structured import schema_instruction, strict_schema
 from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
 
 
@@ -88,10 +91,11 @@ def build_payload(route: Route, request: ChatRequest) -> dict[str, Any]:
         payload["seed"] = request.seed
     if request.json_schema is not None:
         if route.json_schema:
-            payload["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "output", "schema": request.json_schema},
-            }
+            strict = strict_schema(request.json_schema)
+            spec: dict[str, Any] = {"name": "output", "schema": request.json_schema}
+            if strict is not None:
+                spec = {"name": "output", "schema": strict, "strict": True}
+            payload["response_format"] = {"type": "json_schema", "json_schema": spec}
         else:
             payload["response_format"] = {"type": "json_object"}
             _add_instruction(messages, schema_instruction(request.json_schema))
