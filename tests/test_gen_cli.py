@@ -105,6 +105,7 @@ def test_every_generation_command_uses_the_datamill_model_setting(
 async def test_the_default_model_of_every_role_is_the_setting_else_the_routing_default(tmp_path: Path):
     from datamill.services.adaptation.adapt import make_gateway
     from datamill.services.settings.entry import Settings
+    from datamill.services.settings.runs import RunSettings
 
     routes = tmp_path / "routes.yaml"
     routes.write_text("default_model: fake/routing-default\nroutes: {}\n")
@@ -113,5 +114,9 @@ async def test_the_default_model_of_every_role_is_the_setting_else_the_routing_d
     assert gateway.role("judge").name == "fake/from-setting"
     plain = make_gateway(Settings(tmp_path / "home", routes, None), use_cache=False)
     assert plain.role("generation").name == "fake/routing-default"
-    await gateway.aclose()
-    await plain.aclose()
+    # The server's generation, spec and evaluation jobs build their gateways from the run settings.
+    server_settings = RunSettings(model="fake/from-setting", routes_path=routes).llm_settings(tmp_path)
+    server = make_gateway(server_settings, use_cache=False)
+    assert server.role("generation").name == server.role("spec").name == "fake/from-setting"
+    for made in (gateway, plain, server):
+        await made.aclose()
