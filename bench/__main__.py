@@ -23,6 +23,7 @@ BENCHMARKS = [
     "gateway_throughput",
     "pipeline_throughput",
     "rerun_cost",
+    "prompt_cache_cost",
     "read_memory",
     "dedup",
     "estimate_accuracy",

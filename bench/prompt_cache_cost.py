@@ -1,0 +1,307 @@
+"""What an adaptation and a generation run cost on the provider simulator, priced by the providers' rules.
+
+Two workloads, each run once per provider (OpenAI, Anthropic and Gemini wire formats) against
+`datamill.llm.simulator`, whose prompt cache follows the providers' documented behaviour (automatic for OpenAI
+and Gemini in 128-token blocks from 1,024 tokens; Anthropic up to the ``cache_control`` mark):
+
+- ``adaptation``: ``--rows`` (2,000) support questions through prompt_rephrase, completion and
+  reasoning_traces with a long blueprint (about 2,600 tokens), through ``adapt_file_async``;
+- ``generation``: ``--samples`` (1,000) samples of a spec with six seed examples in every prompt (one draft
+  call per sample: no outline, revisions or gates), through `GenerationRun`; once with the default seed
+  layout (the same seeds, first) and once with ``seed_shuffling_level: sample`` (seeds shuffled per sample:
+  no two prompts share the prefix).
+
+Every run's tokens are priced three ways, at each provider's list prices (`PRICES`; cache reads a tenth of
+the input price, Anthropic's 5-minute cache writes 1.25 times): **on-demand uncached** (every prompt token at
+the input price), **billed** (what the simulator billed: cache reads and writes at their prices) and
+**reported** (what datamill's ledger says it cost; it should equal billed). The *cache factor* is billed /
+uncached. Rows (samples) out are reported for each run so the factors compare like with like.
+
+Batch mode (the providers' batch APIs, half price) is a pricing mode of its own: `MODES` lists the modes
+measured; a run in batch mode is added there as a `Mode` whose ``batched`` is true once the run API can send
+batches, and its *batch factor* is its billed cost over the on-demand one (the cost uses `Route.cost` with
+``batched=True``).
+
+    python -m bench.prompt_cache_cost [--rows 2000] [--samples 1000] [--providers openai anthropic gemini]
+
+Writes ``bench/results/prompt_cache_cost.json`` (with ``summary_md``) and prints the summary. Measures; never
+asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.pipeline_throughput import write_input
+from datamill.llm import event_loop
+
+RESULTS = Path(__file__).parent / "results" / "prompt_cache_cost.json"
+#: List prices in USD per million tokens (input, output) of one model per provider; cache prices follow from
+#: the routing defaults (reads a tenth of the input price; Anthropic writes 1.25 times).
+PRICES = {"openai": (1.25, 10.0), "anthropic": (3.0, 15.0), "gemini": (2.0, 12.0)}
+FAMILY = {"openai": "sim-openai", "anthropic": "sim-anthropic", "gemini": "sim-gemini"}
+BLUEPRINT = " ".join(
+    f"Rule {i}: answer as a patient support engineer, name the product, give the steps in order, "
+    "keep every number exact and end with one sentence on what to do if it still fails."
+    for i in range(1, 61)
+)
+SPEC_YAML = """
+spec:
+  description: A customer support email about an order, written by the customer
+  requirements:
+    - Sign with a first name only
+    - Mention the order number
+    - Stay under 150 words
+  data_property_variations:
+    - property_name: Tone
+      property_values: [formal, casual, angry]
+    - property_name: Topic
+      property_values: [late delivery, broken item, wrong size, refund]
+"""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A way of sending a run's calls; ``batched`` runs go through the providers' batch APIs."""
+
+    name: str
+    batched: bool = False
+
+
+#: The modes measured. Batch mode joins as ``Mode("batch", batched=True)`` once runs can be sent in batches.
+MODES = (Mode("on_demand"),)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    load_before = os.getloadavg()
+    runs = event_loop.run(_all(args))
+    result = {
+        "benchmark": "prompt_cache_cost",
+        "run_at": started,
+        "params": {"rows": args.rows, "samples": args.samples, "providers": args.providers},
+        "prices_usd_per_million": {p: {"input": i, "output": o} for p, (i, o) in PRICES.items()},
+        "modes": [m.name for m in MODES],
+        "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "runs": runs,
+    }
+    result["summary_md"] = _markdown(result)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(result["summary_md"])
+    print(f"\nwrote {RESULTS}")
+    return 0
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Cost of adaptation and generation, cached and uncached.")
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument(
+        "--providers", nargs="+", choices=sorted(PRICES), default=["openai", "anthropic", "gemini"]
+    )
+    return parser.parse_args(argv)
+
+
+async def _all(args: argparse.Namespace) -> list[dict[str, Any]]:
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "rows.csv"
+        write_input(source, args.rows)
+        for mode in MODES:
+            for provider in args.providers:
+                runs.append(await _adaptation(provider, mode, source, Path(tmp)))
+                print(f"  adaptation {provider}: {_line(runs[-1])}", file=sys.stderr)
+                for shuffling in ("none", "sample"):
+                    runs.append(await _generation(provider, mode, args.samples, shuffling))
+                    print(f"  generation {provider} ({shuffling}): {_line(runs[-1])}", file=sys.stderr)
+    return runs
+
+
+def _line(run: dict[str, Any]) -> str:
+    factor, reported, billed = run["cache_factor"], run["reported_usd"], run["billed_usd"]
+    return f"cache factor {factor:.3f}, reported ${reported:.2f} of ${billed:.2f} billed"
+
+
+def _routing(sim: Any, provider: str) -> tuple[Any, str]:
+    from datamill.llm.routing import Routing
+
+    routes = sim.routes()
+    price_in, price_out = PRICES[provider]
+    for key, entry in routes["routes"].items():
+        if key.startswith(FAMILY[provider]):
+            entry.update(input_price=price_in, output_price=price_out, max_concurrency=64)
+    return Routing.from_dict(routes), f"{FAMILY[provider]}/model"
+
+
+async def _adaptation(provider: str, mode: Mode, source: Path, tmp: Path) -> dict[str, Any]:
+    from datamill.core.run_options import RunOptions
+    from datamill.llm.gateway import Gateway
+    from datamill.llm.simulator import ProviderSimulator
+    from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async
+    from datamill.services.settings.entry import Settings
+
+    body = {
+        "column_mapping": {"prompt": "question", "context": ["product"]},
+        "recipe_specification": {
+            "recipes": {
+                "deduplication": False,
+                "prompt_metadata_injection": False,
+                "prompt_rephrase": True,
+                "reasoning_traces": True,
+            }
+        },
+        "brand_controls": {"blueprint": BLUEPRINT},
+    }
+    options = RunOptions(evaluate=False, rephrase_check=False, near_dedup=False)
+    home = tmp / f"home-{provider}-{mode.name}"
+    home.mkdir(parents=True, exist_ok=True)
+    async with ProviderSimulator(seed=1) as sim:
+        routing, model = _routing(sim, provider)
+        job = AdaptJob(source, home / "out.jsonl", model=model, options=options, use_cache=False)
+        started = time.perf_counter()
+        async with Gateway(routing) as gateway:
+            summary = await adapt_file_async(job, body, settings=Settings(data_dir=home), gateway=gateway)
+            route = gateway.routing.resolve(model)
+            reported = gateway.usage.total.cost_usd
+        figures = _priced(sim, route, mode, reported)
+    return {
+        "workload": "adaptation",
+        "provider": provider,
+        "mode": mode.name,
+        "steps": summary.steps,
+        "rows_in": summary.rows_in,
+        "rows_out": summary.rows_out,
+        "run_s": round(time.perf_counter() - started, 1),
+        **figures,
+    }
+
+
+async def _generation(provider: str, mode: Mode, samples: int, shuffling: str) -> dict[str, Any]:
+    from datamill.core.generation_request import parse_generation_request
+    from datamill.core.spec import parse_spec_yaml
+    from datamill.llm.gateway import Gateway
+    from datamill.llm.simulator import ProviderSimulator
+    from datamill.pipelines.generate import GenerationModels, GenerationRun
+    from datamill.steps.generation.seeds import Seed, SeedSet
+
+    seeds = SeedSet(tuple(Seed(f"email{i}.txt", _seed_email(i)) for i in range(1, 7)), "SINGLE_FILE")
+    async with ProviderSimulator(seed=1) as sim:
+        routing, model = _routing(sim, provider)
+        request = parse_generation_request(
+            {
+                "number_of_samples": samples,
+                "generation_model": model,
+                "skip_outline": True,
+                "seed_shuffling_level": shuffling,
+            }
+        )
+        started = time.perf_counter()
+        async with Gateway(routing) as gateway:
+            models = GenerationModels.resolve(gateway, request)
+            run = GenerationRun(parse_spec_yaml(SPEC_YAML), request, models, seeds, gateway=gateway)
+            result = await run.run()
+            route = gateway.routing.resolve(model)
+            reported = gateway.usage.total.cost_usd
+        figures = _priced(sim, route, mode, reported)
+    return {
+        "workload": "generation",
+        "provider": provider,
+        "mode": mode.name,
+        "seed_shuffling_level": shuffling,
+        "samples_out": len(result.samples),
+        "run_s": round(time.perf_counter() - started, 1),
+        **figures,
+    }
+
+
+def _seed_email(number: int) -> str:
+    lines = [
+        f"Subject: Order {48000 + number}",
+        "",
+        "Hello,",
+        "",
+        f"I ordered a pair of walking boots (order {48000 + number}) three weeks ago and the tracking",
+        "page has shown 'in transit' for twelve days. I paid for express delivery because I need them",
+        "for a trip that starts on Saturday. Could you tell me where the parcel is, and if it cannot",
+        "arrive by Friday, refund the express fee and send a replacement pair by courier? I have attached",
+        "the receipt and the tracking screenshot. I have been a customer for six years and this is the",
+        "first time something went wrong, so I hope we can sort it out quickly. Please reply by email.",
+        "",
+        f"Thanks, {['Anna', 'Ben', 'Carla', 'Dev', 'Ema', 'Finn'][number - 1]}",
+    ]
+    return "\n".join(lines)
+
+
+def _priced(sim: Any, route: Any, mode: Mode, reported: float) -> dict[str, Any]:
+    from datamill.llm.types import Usage
+
+    billed = sim.log.billed()
+    usage = Usage(
+        billed.input_tokens,
+        billed.output_tokens,
+        billed.reasoning_tokens,
+        billed.cached_input_tokens,
+        billed.cache_write_tokens,
+    )
+    uncached = route.cost(Usage(usage.input_tokens, usage.output_tokens, usage.thinking_tokens))
+    cost = route.cost(usage, batched=mode.batched)
+    return {
+        "requests": len(sim.log),
+        "input_tokens": usage.input_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "output_tokens": usage.output_tokens + usage.thinking_tokens,
+        "cached_share": round(usage.cached_input_tokens / usage.input_tokens, 4)
+        if usage.input_tokens
+        else 0.0,
+        "uncached_usd": round(uncached, 4),
+        "billed_usd": round(cost, 4),
+        "reported_usd": round(reported, 4),
+        "cache_factor": round(cost / uncached, 4) if uncached else 1.0,
+    }
+
+
+def _markdown(result: dict[str, Any]) -> str:
+    params = result["params"]
+    lines = [
+        f"Provider simulator, list prices (USD per million tokens: {_prices(result)}); {params['rows']} "
+        "rows adapted (rephrase, completion, reasoning; blueprint about 2,600 tokens), "
+        f"{params['samples']} samples generated (six seed examples per prompt). *Uncached*: every prompt "
+        "token at the input price; *billed*: as the simulator billed it (cache reads at a tenth, Anthropic "
+        "cache writes at 1.25×); *reported*: datamill's ledger. Batch factor: not measured yet (batch mode).",
+        "",
+        "| workload | provider | mode | rows out | cached share | uncached $ | billed $ | reported $ "
+        "| cache factor |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in result["runs"]:
+        workload = run["workload"]
+        if workload == "generation":
+            workload += f" (seeds: {run['seed_shuffling_level']})"
+        rows = run.get("rows_out", run.get("samples_out"))
+        lines.append(
+            f"| {workload} | {run['provider']} | {run['mode']} | {rows} | {run['cached_share']:.0%} | "
+            f"{run['uncached_usd']:.2f} | {run['billed_usd']:.2f} | {run['reported_usd']:.2f} | "
+            f"{run['cache_factor']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def _prices(result: dict[str, Any]) -> str:
+    return ", ".join(
+        f"{p} {v['input']:g}/{v['output']:g}" for p, v in result["prices_usd_per_million"].items()
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
