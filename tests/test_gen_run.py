@@ -170,7 +170,8 @@ async def test_empty_samples_are_always_rejected_and_fatal_errors_stop_the_run()
     run, _, _ = _run({"number_of_samples": 2, "skip_outline": True}, lambda route, request: "  ")
     with pytest.raises(GenerationBudgetSpent) as info:
         await run.run()
-    assert info.value.summary.rejected_by_gate == {"structural": 6}
+    assert info.value.summary.rejected_by_gate == {"empty": 6}
+    assert "empty reply" in info.value.summary.reasons["empty"]
 
     def denied(route: Route, request: ChatRequest) -> str:
         raise PermanentModelError("bad key", status=401)

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from datamill.core.errors import ConfigError, PermanentModelError, RateLimitedError, TransientError
+from datamill.core.errors import (
+    ConfigError,
+    ContentFilteredError,
+    PermanentModelError,
+    RateLimitedError,
+    TransientError,
+)
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.gemini import GeminiProvider
 from datamill.llm.types import ChatRequest, Message, Role, Route
@@ -158,19 +164,24 @@ async def test_json_schema_on_route_without_native_schemas(
     [
         ({"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 5}}, "SAFETY"),
         ({"candidates": [], "usageMetadata": {"promptTokenCount": 5}}, "no candidates"),
-        (
-            {"candidates": [{"finishReason": "PROHIBITED_CONTENT", "index": 0}], "usageMetadata": {}},
-            "PROHIBITED_CONTENT",
-        ),
     ],
 )
-async def test_blocked_responses_are_permanent_errors(
+async def test_blocked_prompts_are_filtered_and_not_retryable(
     stub: StubServer, provider: GeminiProvider, body: dict[str, Any], reason: str
 ) -> None:
     stub.reply(200, body)
 
-    with pytest.raises(PermanentModelError, match=reason):
+    with pytest.raises(ContentFilteredError, match=reason) as caught:
         await provider.complete(make_route(stub.base_url), chat(("user", "something")))
+    assert not caught.value.retryable
+
+
+async def test_a_blocked_answer_reads_as_content_filter(stub: StubServer, provider: GeminiProvider) -> None:
+    stub.reply(200, {"candidates": [{"finishReason": "PROHIBITED_CONTENT", "index": 0}], "usageMetadata": {}})
+
+    reply = await provider.complete(make_route(stub.base_url), chat(("user", "something")))
+
+    assert (reply.text, reply.finish_reason) == ("", "content_filter")
 
 
 @pytest.mark.parametrize(

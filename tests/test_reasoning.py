@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from datamill.core.errors import EmptyReplyError
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
@@ -67,11 +68,18 @@ def test_reasoning_estimate_falls_back_to_the_original_completion():
     assert step.expected_output_tokens > 0
 
 
-@pytest.mark.parametrize("reply", ["", "   ", "Reasoning:  "])
-async def test_empty_trace_rejects_the_row(reply: str):
+@pytest.mark.parametrize(
+    ("reply", "error", "reason"),
+    [
+        ("", EmptyReplyError, "empty reply"),
+        ("   ", EmptyReplyError, "empty reply"),
+        ("Reasoning:  ", RowRejected, "empty reasoning trace"),
+    ],
+)
+async def test_empty_trace_rejects_the_row(reply: str, error: type[Exception], reason: str):
     gateway, _ = _gateway(lambda route, request: reply)
     row = _row()
-    with pytest.raises(RowRejected, match="empty reasoning trace"):
+    with pytest.raises(error, match=reason):
         await ReasoningTraces(gateway.model("fake/test")).process_row(row, StepContext())
     assert "reasoning" not in row
     await gateway.aclose()

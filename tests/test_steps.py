@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from datamill.core.errors import EmptyReplyError
 from datamill.core.mapping import parse_column_mapping
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
-from datamill.steps.base import RowRejected, StepContext
+from datamill.steps.base import StepContext
 from datamill.steps.completion import DEFAULT_EXPECTED_TOKENS, GenerateCompletion, length_guidance
 from datamill.steps.dedup import ExactDedup, normalize_text
 from datamill.steps.mapping import MapColumns
@@ -131,12 +132,14 @@ async def test_rephrase_and_completion_write_their_columns():
     await gateway.aclose()
 
 
-async def test_empty_model_output_rejects_the_row():
-    gateway, _ = _gateway(lambda route, request: "   ")
+async def test_empty_model_output_is_asked_again_then_named():
+    gateway, fake = _gateway(lambda route, request: "   ")
     row = {"original_prompt": "x", "_context": ""}
-    with pytest.raises(RowRejected, match="empty"):
+    with pytest.raises(EmptyReplyError, match="empty reply"):
         await GenerateCompletion(gateway.model("fake/test")).process_row(row, StepContext())
     await gateway.aclose()
+    assert len(fake.calls) == 2
+    assert "enhanced_completion" not in row
 
 
 def _model():

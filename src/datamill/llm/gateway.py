@@ -10,7 +10,11 @@ provider. What one call does:
    was first made (and ``latency_s`` 0); the ledger counts it under ``cache_hits`` and ``saved_usd`` and adds
    no cost.
 3. Acquire a slot from the (provider, model, endpoint) `AdaptiveLimiter`, call the provider, retry per
-   `RetryPolicy` (429s pause and shrink the limiter).
+   `RetryPolicy` (429s pause and shrink the limiter). A route whose calls fail systemically (unreachable
+   endpoint, a 400 on every request) is stopped by its `RouteHealth` with `RouteFailingError`.
+   Each reply goes through `usable_reply` (`datamill.llm.replies`): reasoning is split off the answer, and
+   a refusal, a cut, an empty or a filtered reply is asked again within ``max_reply_attempts``, then raised
+   as the `UnusableReplyError` that names it. A result is always a whole answer.
 4. With a ``json_schema``: parse and validate the reply; on failure, up to ``repair_attempts`` repair calls
    that show the model its bad output and the error; then `OutputValidationError`.
 5. Cost via ``route.cost(usage)`` (repair calls included), recorded in `usage` under the call's tag; only a
@@ -30,25 +34,34 @@ from typing import Any
 
 from datamill.core.errors import (
     ConfigError,
+    ConnectionConfigError,
+    ModelError,
     OutputValidationError,
     PermanentModelError,
     RateLimitedError,
     TransientError,
+    TruncatedReplyError,
     UnreadReplyError,
+    UnusableReplyError,
 )
 from datamill.llm.billing import Billed
 from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
 from datamill.llm.concurrency import AdaptiveLimiter
+from datamill.llm.health import DEFAULT_STOP_AFTER, RouteHealth
 from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers import PROVIDER_CLASSES, provider_class
 from datamill.llm.providers.base import Provider
+from datamill.llm.replies import usable_reply
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
 from datamill.llm.structured import repair_request, validate_output
 from datamill.llm.types import ChatRequest, ChatResult, ProviderReply, Route, Usage
 from datamill.llm.usage import UsageLedger
+
+#: Added to a request's seed when a reply that is not an answer is asked again (the same seed may repeat it).
+_RETRY_SEED_STEP = 7919
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -79,6 +92,8 @@ class Gateway:
         repair_attempts: repair calls allowed after a reply that fails its JSON schema.
         budget: a concurrency budget shared with other processes; each route's ``max_concurrency`` is then
             the limit of all its users together (`datamill.llm.budget`).
+        stop_after_failures: systemic failures of a route in a row (unreachable endpoint, a 400 before any
+            success) after which its calls raise `RouteFailingError` (`datamill.llm.health`).
     """
 
     def __init__(
@@ -93,6 +108,7 @@ class Gateway:
         default_model: str | None = None,
         repair_attempts: int = 1,
         budget: ConcurrencyBudget | None = None,
+        stop_after_failures: int = DEFAULT_STOP_AFTER,
     ) -> None:
         self.routing = routing
         #: The model used when a caller names none: ``default_model``, else the routing file's default.
@@ -109,6 +125,8 @@ class Gateway:
         self._repair_attempts = max(0, repair_attempts)
         self._limiters = limiter_pool(budget)
         self._lanes: dict[str, tuple[Provider, AdaptiveLimiter]] = {}
+        self._stop_after = stop_after_failures
+        self._health: dict[str, RouteHealth] = {}
 
     def model(self, name: str) -> ModelHandle:
         """A handle on a public model name, resolved now (unknown → `UnknownModelError`)."""
@@ -134,6 +152,9 @@ class Gateway:
             UnknownModelError: no route for ``model``.
             OutputValidationError: the reply failed its JSON schema after the repair attempts.
             RateLimitedError, TransientError: retries exhausted; the message counts the attempts.
+            RefusalError, TruncatedReplyError, EmptyReplyError, ContentFilteredError: the replies were not
+                answers, within ``max_reply_attempts``.
+            RouteFailingError: the route is down (`datamill.llm.health`); the run must stop.
             PermanentModelError, ConfigError: not retried.
         """
         return await self.chat_route(self.routing.resolve(model), request, tag=tag)
@@ -145,7 +166,7 @@ class Gateway:
         if self._cache is not None:
             key = cache_key(route, request)
             hit = self._cache.get(key)
-            if hit is not None:
+            if hit is not None and _usable_hit(hit, route):
                 return self._from_cache(route, hit, tag)
         started = perf_counter()
         billed = Billed()
@@ -163,7 +184,9 @@ class Gateway:
         self.usage.record_call(tag, route.name, paid, cost, latency)
         if key is not None and self._cache is not None:
             self._cache.put(key, _cache_value(reply, paid, cost, data))
-        return ChatResult(reply.text, paid, route.name, latency, cost, False, data, reply.finish_reason)
+        return ChatResult(
+            reply.text, paid, route.name, latency, cost, False, data, reply.finish_reason, reply.reasoning
+        )
 
     async def aclose(self) -> None:
         """Close the providers and transport this gateway created, and flush and close the cache."""
@@ -190,7 +213,15 @@ class Gateway:
         cost = float(hit["cost_usd"])
         self.usage.record_cache_hit(tag, route.name, cost)
         return ChatResult(
-            hit["text"], usage, route.name, 0.0, cost, True, hit.get("data"), hit.get("finish_reason")
+            hit["text"],
+            usage,
+            route.name,
+            0.0,
+            cost,
+            True,
+            hit.get("data"),
+            hit.get("finish_reason"),
+            hit.get("reasoning"),
         )
 
     def _record_unread(self, tag: str, route: Route, billed: Billed) -> None:
@@ -228,31 +259,48 @@ class Gateway:
                 status=400,
             )
         provider, limiter = self._lanes.get(route.name) or self._lane(route)
+        health = self._health.get(route.name) or self._route_health(route)
         state = None
         while True:
+            health.check()
             window = await limiter.acquire()
+            if health.down is not None:  # stopped while this call waited for a slot
+                limiter.release()
+                health.check()
             try:
                 reply = await provider.complete(route, request)
             except RateLimitedError as exc:
                 limiter.release_rate_limited(window, exc.retry_after)
-                error: RateLimitedError | TransientError = exc
+                error: ModelError = exc
             except UnreadReplyError as exc:
                 limiter.release()
                 paid.pending_unread += 1
                 error = exc
-            except TransientError as exc:
+            except (TransientError, UnusableReplyError) as exc:
                 limiter.release()
+                error = exc
+            except ConnectionConfigError as exc:
+                limiter.release()
+                health.failed(exc)
                 error = exc
             except (TimeoutError, ConnectionError) as exc:
                 limiter.release()
                 error = TransientError(f"{route.name}: {exc!r}")
+            except PermanentModelError as exc:
+                limiter.release()
+                health.failed(exc)
+                raise
             except BaseException:
                 limiter.release()
                 raise
             else:
                 limiter.release_ok()
+                health.succeeded()
                 paid.answered(reply.usage)
-                return reply
+                try:
+                    return usable_reply(reply, route)
+                except UnusableReplyError as exc:
+                    error = exc
             if state is None:
                 state = self._retry.start()
             try:
@@ -260,8 +308,13 @@ class Gateway:
             except BaseException:
                 paid.gave_up(request)
                 raise
+            request = _retry_request(request, error)
             if delay > 0:
                 await asyncio.sleep(delay)
+
+    def _route_health(self, route: Route) -> RouteHealth:
+        health = self._health[route.name] = RouteHealth(route.name, self._stop_after)
+        return health
 
     def _lane(self, route: Route) -> tuple[Provider, AdaptiveLimiter]:
         lane = self._lanes.get(route.name)
@@ -294,6 +347,29 @@ def _normalise(route: Route, request: ChatRequest) -> ChatRequest:
     return request
 
 
+def _usable_hit(hit: dict[str, Any], route: Route) -> bool:
+    """Whether a cached reply is an answer (a cache written before replies were checked may hold others)."""
+    reply = ProviderReply(str(hit.get("text") or ""), Usage(), hit.get("finish_reason"))
+    try:
+        checked = usable_reply(reply, route)
+    except UnusableReplyError:
+        return False
+    return checked.text == reply.text
+
+
+def _retry_request(request: ChatRequest, error: ModelError) -> ChatRequest:
+    """The request to send after ``error``.
+
+    A cut reply gets twice the output cap, a refusal, an empty or a filtered reply another seed (when the
+    request has one); anything else is sent again as it was.
+    """
+    if isinstance(error, TruncatedReplyError) and request.max_tokens is not None:
+        return dataclasses.replace(request, max_tokens=request.max_tokens * 2)
+    if isinstance(error, UnusableReplyError) and request.seed is not None:
+        return dataclasses.replace(request, seed=request.seed + _RETRY_SEED_STEP)
+    return request
+
+
 def _cache_value(reply: ProviderReply, usage: Usage, cost: float, data: Any) -> dict[str, Any]:
     value: dict[str, Any] = {
         "text": reply.text,
@@ -303,4 +379,6 @@ def _cache_value(reply: ProviderReply, usage: Usage, cost: float, data: Any) -> 
     }
     if data is not None:
         value["data"] = data
+    if reply.reasoning is not None:
+        value["reasoning"] = reply.reasoning
     return value

@@ -5,6 +5,12 @@
 - A transient failure (`TransientError`: 5xx, 408/409, timeouts, dropped connections) waits a jittered
   exponential backoff ("full jitter": uniform in [0, min(max_delay, base_delay * 2**n)]); a call makes at
   most ``max_attempts`` transient attempts in all.
+- A connection that cannot be made as configured (`ConnectionConfigError`: DNS, refused, TLS, redirect) is
+  counted and delayed as a transient failure: the gateway's route health (`datamill.llm.health`) decides
+  when such failures mean the endpoint is dead, and stops the run then.
+- A reply that is not an answer (`UnusableReplyError`: a refusal, a cut, an empty or filtered reply) is
+  asked again at once, up to ``max_reply_attempts`` replies in all; one the provider marks not retryable (a
+  blocked prompt) is not.
 - Anything else (`PermanentModelError`, `ConfigError`, ...) is never retried.
 
 When the budget is spent the gateway raises an error of the last cause's class whose message says how many
@@ -17,7 +23,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from datamill.core.errors import ModelError, RateLimitedError, TransientError
+from datamill.core.errors import (
+    ConnectionConfigError,
+    ModelError,
+    RateLimitedError,
+    TransientError,
+    UnusableReplyError,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +39,8 @@ class RetryPolicy:
     Attributes:
         max_attempts: transient attempts in all, the first included (1 disables transient retries).
         max_rate_limit_retries: retries after a 429, counted apart from transient ones.
+        max_reply_attempts: replies in all (the first included) when a reply is a refusal, a cut, empty or
+            filtered; 1 disables those retries.
         base_delay: first backoff step in seconds.
         max_delay: cap of one backoff step in seconds.
         max_retry_after: cap on a provider's ``Retry-After`` in seconds.
@@ -36,6 +50,7 @@ class RetryPolicy:
 
     max_attempts: int = 5
     max_rate_limit_retries: int = 20
+    max_reply_attempts: int = 2
     base_delay: float = 0.5
     max_delay: float = 30.0
     max_retry_after: float = 300.0
@@ -61,17 +76,18 @@ class RetryPolicy:
 class RetryState:
     """Counts one call's failures and says how long to wait before the next attempt."""
 
-    __slots__ = ("policy", "rate_limited", "transient")
+    __slots__ = ("policy", "rate_limited", "transient", "unusable")
 
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
         self.rate_limited = 0
         self.transient = 0
+        self.unusable = 0
 
     @property
     def attempts(self) -> int:
         """Requests made so far, this one included: one per failure plus the one that failed last."""
-        return self.rate_limited + self.transient
+        return self.rate_limited + self.transient + self.unusable
 
     def next_delay(self, error: ModelError) -> float:
         """Seconds to wait before retrying after ``error``.
@@ -86,7 +102,14 @@ class RetryState:
             if self.rate_limited > policy.max_rate_limit_retries:
                 raise self._exhausted(error) from error
             return policy.rate_limit_delay(self.rate_limited - 1, error.retry_after)
-        if isinstance(error, TransientError):
+        if isinstance(error, UnusableReplyError):
+            self.unusable += 1
+            if not error.retryable or self.unusable >= policy.max_reply_attempts:
+                if self.attempts == 1:
+                    raise error
+                raise self._exhausted(error) from error
+            return 0.0
+        if isinstance(error, TransientError | ConnectionConfigError):
             self.transient += 1
             if self.transient >= policy.max_attempts:
                 raise self._exhausted(error) from error
@@ -94,8 +117,11 @@ class RetryState:
         raise error
 
     def _exhausted(self, last: ModelError) -> ModelError:
-        detail = f"({self.transient} transient failures, {self.rate_limited} rate-limited)"
         attempts = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+        if isinstance(last, UnusableReplyError):
+            # The same class, so the reason a row is rejected with still names what the replies were.
+            return type(last)(f"{last} ({attempts})", retryable=last.retryable)
+        detail = f"({self.transient} transient failures, {self.rate_limited} rate-limited)"
         message = f"gave up after {attempts} {detail}; last error: {last}"
         if isinstance(last, RateLimitedError):
             return RateLimitedError(message, retry_after=last.retry_after)

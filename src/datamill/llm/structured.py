@@ -1,6 +1,7 @@
 """Structured output: parse a reply as JSON and check it against the request's JSON schema (Draft 2020-12).
 
-Models often wrap JSON in a Markdown fence, so a ```json fence (or a bare ``` fence) is tolerated. When the
+Models often wrap JSON in a Markdown fence or in prose ("Here is the JSON: {...}"), so a ```json fence (or a
+bare ``` fence) and the first object or array inside prose are read too (`parse_json_text`). When the
 output does not parse or does not validate, the gateway makes a bounded repair retry: it appends the bad
 output (cut to `MAX_ECHOED_CHARS`) and the validation error to the conversation (`repair_request`) and asks
 again; if that fails too, the call fails with an `OutputValidationError` that says why, and the step rejects
@@ -15,7 +16,9 @@ value into its own prompt. Such output fails validation like any other bad outpu
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -26,6 +29,11 @@ from jsonschema.exceptions import ValidationError as JsonSchemaError
 from datamill.core.errors import OutputValidationError, ValidationError
 from datamill.llm.types import ChatRequest, Message
 
+_NOTHING = object()
+_JSON_START = re.compile(r"[\[{]")
+_DECODER = json.JSONDecoder()
+#: Opening brackets tried when looking for JSON inside prose (a long reply full of brackets stays cheap).
+_MAX_EMBEDDED_STARTS = 32
 _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\r?\n(.*?)\r?\n?[ \t]*```", re.DOTALL)
 _VALIDATORS: dict[bytes, Draft202012Validator] = {}
 _MAX_CACHED_VALIDATORS = 256
@@ -115,21 +123,55 @@ def schema_instruction(schema: dict[str, Any]) -> str:
 
 
 def parse_json_text(text: str) -> Any:
-    """The JSON value in a reply, tolerating a Markdown code fence around it.
+    """The JSON value in a reply: the whole reply, a Markdown fence, or the first object or array in prose.
 
     Raises:
         OutputValidationError: the reply holds no parseable JSON.
     """
+    for value in json_candidates(text):
+        return value
+    raise _not_json(text)
+
+
+def json_candidates(text: str) -> Iterator[Any]:
+    """The JSON values a reply may mean, most likely first.
+
+    In order: the reply as it is; the content of its first ```json (or bare ```) fence; each JSON object or
+    array that starts inside the reply ("Here is the answer: {...} Hope this helps."), up to
+    `_MAX_EMBEDDED_STARTS` opening brackets. Scalars are only taken from the whole reply or a fence, never
+    picked out of prose.
+    """
     candidate = text.strip()
+    whole = _loads(candidate)
+    if whole is not _NOTHING:
+        yield whole
+        return
     if "```" in candidate:
         match = _FENCE.search(candidate)
-        if match is not None:
-            candidate = match.group(1).strip()
+        fenced = _NOTHING if match is None else _loads(match.group(1).strip())
+        if fenced is not _NOTHING:
+            yield fenced
+    for tried, match in enumerate(_JSON_START.finditer(candidate)):
+        if tried >= _MAX_EMBEDDED_STARTS:
+            break
+        try:
+            value, _ = _DECODER.raw_decode(candidate, match.start())
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than Python's json allows
+            continue
+        yield value
+
+
+def _loads(text: str) -> Any:
+    """``text`` parsed as JSON, or `_NOTHING`."""
     try:
-        return orjson.loads(candidate)
-    except orjson.JSONDecodeError as exc:
-        shown = text if len(text) <= 200 else text[:200] + "..."
-        raise OutputValidationError(f"model output is not valid JSON ({exc}): {shown!r}") from None
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return _NOTHING
+
+
+def _not_json(text: str) -> OutputValidationError:
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    return OutputValidationError(f"model output is not valid JSON: {shown!r}")
 
 
 def validator_for(schema: dict[str, Any]) -> Draft202012Validator:
@@ -157,8 +199,18 @@ def validate_output(text: str, schema: dict[str, Any]) -> Any:
     Raises:
         OutputValidationError: the text is not JSON, or the value breaks the schema (the message says where).
     """
-    data = parse_json_text(text)
-    errors = sorted(validator_for(schema).iter_errors(data), key=relevance)
+    validator = validator_for(schema)
+    data: Any = _NOTHING
+    errors: list[JsonSchemaError] = []
+    for value in json_candidates(text):
+        found = sorted(validator.iter_errors(value), key=relevance)
+        if not found:
+            data, errors = value, []
+            break
+        if data is _NOTHING:  # the likeliest reading is the one whose errors are shown
+            data, errors = value, found
+    if data is _NOTHING:
+        raise _not_json(text)
     if not errors:
         token = control_token_in(data)
         if token is not None:

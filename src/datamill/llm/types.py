@@ -122,11 +122,23 @@ class Usage:
 
 @dataclass(slots=True)
 class ProviderReply:
-    """What a provider returns for one request, before the gateway adds cost and caching."""
+    """What a provider returns for one request, before the gateway adds cost and caching.
+
+    Attributes:
+        text: the answer text as the provider sent it (reasoning tags included, when the model wrote them).
+        usage: tokens billed for this request.
+        finish_reason: why generation stopped, in OpenAI's words: ``stop``, ``length`` (the token limit),
+            ``content_filter``, ``refusal``; other values as the provider sent them.
+        refusal: the provider's own refusal message (OpenAI's ``message.refusal``), when it sent one.
+        reasoning: reasoning the provider returned apart from the answer (``reasoning_content``, thinking
+            blocks and parts).
+    """
 
     text: str
     usage: Usage
     finish_reason: str | None = None
+    refusal: str | None = None
+    reasoning: str | None = None
 
 
 @dataclass(slots=True)
@@ -141,6 +153,8 @@ class ChatResult:
     cached: bool = False
     data: Any = None
     finish_reason: str | None = None
+    #: The model's reasoning, split off the answer (``<think>`` text, ``reasoning_content``, thinking blocks).
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

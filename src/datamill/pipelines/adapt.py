@@ -7,7 +7,9 @@ steps. Every finished batch is saved to the checkpoint in input order. On resume
 replayed through the batch steps only (to rebuild their state, e.g. dedup's seen hashes) and skipped.
 
 A row that a step rejects, or whose model call fails for good, is kept with its reason; an error that would
-fail every row (no API key, unknown model, 401/403/404) stops the run.
+fail every row (no API key, unknown model, 401/403/404, no quota, a route the gateway found down) stops the
+run. A run that ends with every row rejected delivered nothing: its result carries a `failure` naming the
+commonest cause (`all_rejected`), and the callers fail the run with it.
 
 Where a batch's row steps run is a `BatchRunner`: by default `RowRunner`, on this event loop; a caller may
 pass another (``datamill.runners.ray_executor`` runs each batch on a Ray actor), which must run the plan's row
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import re
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Iterable, Iterator
@@ -39,6 +42,9 @@ _GC_STATE: dict[str, Any] = {"depth": 0, "threshold": (700, 10, 10)}
 
 #: Internal columns a checkpoint keeps, so output rows can be traced to their source rows.
 _IDENTITY = frozenset({"_row", "_variant"})
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_NUMBER = re.compile(r"\d+")
 
 
 @dataclass
@@ -62,6 +68,8 @@ class AdaptResult:
     batches_resumed: int
     elapsed_s: float
     rejections_by_step: dict[str, int] = field(default_factory=dict)
+    #: Why the run has nothing to deliver (every row rejected), else None; see `all_rejected`.
+    failure: str | None = None
 
 
 class BatchRunner(Protocol):
@@ -153,7 +161,14 @@ async def _run(
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         raise
-    by_step = Counter(str(r.get("step")) for r in checkpoint.iter_rejections())
+    by_step: Counter[str] = Counter()
+    by_reason: Counter[str] = Counter()
+    examples: dict[str, dict[str, Any]] = {}
+    for record in checkpoint.iter_rejections():
+        by_step[str(record.get("step"))] += 1
+        kind = reason_kind(record)
+        by_reason[kind] += 1
+        examples.setdefault(kind, record)
     rows_out = checkpoint.output_rows()
     return AdaptResult(
         rows_in=next_row - 1,
@@ -163,6 +178,34 @@ async def _run(
         batches_resumed=counters.batches_resumed,
         elapsed_s=time.perf_counter() - started,
         rejections_by_step=dict(by_step),
+        failure=all_rejected(rows_out, by_reason, examples),
+    )
+
+
+def reason_kind(record: dict[str, Any]) -> str:
+    """A rejection's step and reason with the row's own parts (URLs, quoted text, numbers) blanked out.
+
+    Rejections for one cause then count together.
+    """
+    reason = _URL.sub("<url>", str(record.get("reason") or ""))
+    reason = _QUOTED.sub("'…'", reason)
+    return f"{record.get('step')}: {_NUMBER.sub('N', reason)}"
+
+
+def all_rejected(rows_out: int, by_reason: Counter[str], examples: dict[str, dict[str, Any]]) -> str | None:
+    """Why a run that delivered no row failed: every row was rejected; the commonest cause, with an example.
+
+    None when some row was delivered, or when no row was rejected (an empty input is not a failure).
+    """
+    rejected = sum(by_reason.values())
+    if rows_out or not rejected:
+        return None
+    kind, count = by_reason.most_common(1)[0]
+    example = examples[kind]
+    share = "all of them" if count == rejected else f"{count} of them"
+    return (
+        f"every row was rejected ({rejected} rows); {share} by {example.get('step')}, "
+        f"for example row {example.get('row_number')}: {example.get('reason')}"
     )
 
 

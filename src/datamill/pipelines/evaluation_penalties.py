@@ -10,8 +10,7 @@ duplicates           10      2.0   before: duplicates the run's dedup removed (e
                                    found in the source rows if more, over the source rows; after: exact
                                    duplicates of (prompt, answer) in the output rows
 empty or truncated   10      3.0   rows whose prompt or answer is empty, or whose answer looks cut off
-                                   (`looks_truncated`, or a ``_finish_reason`` of ``length``), over all
-                                   rows of that side
+                                   (`looks_truncated`), over all rows of that side
 language mismatch    10      2.0   judged rows whose answer (the prompt if the answer is empty) a language
                                    detector places in another language than the row's language column,
                                    over the judged rows it could check (`llm.langid.check_language`: too
@@ -22,6 +21,10 @@ language mismatch    10      2.0   judged rows whose answer (the prompt if the a
 So 5% duplicates cost 0.5 points and 20% empty or truncated rows cost 2.0; the caps keep one flaw from sinking
 a grade by itself. "Exact" means equal after the dedup step's normalisation (case, punctuation and spacing
 ignored).
+
+An answer the provider cut at its token limit never reaches the output: the gateway asks again and then
+rejects the row (`datamill.llm.replies`). So the heuristic is what finds cut answers, in the source rows
+(before) and in answers that stopped early on their own (after).
 
 `looks_truncated` is a text heuristic: an unclosed code fence; a last line ending in ``, ; : - (`` or a
 dangling connective (and, the, of, ...); or a prose line of at least `TRUNCATED_MIN_LINE_CHARS` characters
@@ -47,8 +50,6 @@ EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP = 10.0, 3.0
 LANGUAGE_MISMATCH_WEIGHT, LANGUAGE_MISMATCH_CAP = 10.0, 2.0
 #: A bare prose line at least this long that ends without punctuation reads as cut mid-sentence.
 TRUNCATED_MIN_LINE_CHARS = 60
-#: Row column a completion step may set to its provider's finish reason.
-FINISH_REASON_COLUMN = "_finish_reason"
 
 _OPEN_ENDINGS = frozenset(",;:-(–—[{")
 _DANGLING_WORDS = frozenset(
@@ -118,16 +119,18 @@ def _ends_closed(line: str) -> bool:
     return category[0] in "PS"
 
 
-def is_empty_or_truncated(side: SideText, row: Row) -> bool:
+def is_empty_or_truncated(side: SideText) -> bool:
     """Whether a row's prompt or answer is empty, or its answer looks cut off."""
     if not side.prompt.strip() or not side.answer.strip():
         return True
-    return row.get(FINISH_REASON_COLUMN) == "length" or looks_truncated(side.answer)
+    return looks_truncated(side.answer)
 
 
 def empty_or_truncated_penalty(rows: Sequence[Row], sides: Sequence[SideText]) -> Penalty:
     """The empty-or-truncated penalty over every row of one side (``sides[i]`` is ``rows[i]``'s text)."""
-    affected = sum(is_empty_or_truncated(side, row) for side, row in zip(sides, rows, strict=True))
+    if len(rows) != len(sides):
+        raise ValueError(f"{len(rows)} rows but {len(sides)} texts")
+    affected = sum(is_empty_or_truncated(side) for side in sides)
     return penalty(
         "empty_or_truncated", affected, len(rows), EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP
     )

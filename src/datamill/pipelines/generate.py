@@ -11,10 +11,12 @@ that is hard to get right is retried, not replaced by an easier one, so the deli
 
 Candidate budget: at most `CANDIDATE_BUDGET_FACTOR` × N candidates in all. When it is spent before N samples
 pass, the run raises `GenerationBudgetSpent`, whose message gives the pass rate. An empty sample is always
-rejected, even with no filtering requested, and so is a candidate any of whose writing calls (outline
-sections, draft, fields, calculator fix, revisions) stopped at the token limit (gate ``truncated``): a cut
-sample is never delivered. A model error on one candidate counts as a failed candidate
-(gate ``error``), unless it would fail every call the same way (bad key, unknown model), which stops the run.
+rejected, even with no filtering requested. A call whose reply is not an answer (the gateway's
+`UnusableReplyError`: a refusal, a cut at the token limit, an empty or filtered reply, after its retry) fails
+the candidate under a gate of that name (``refusal``, ``truncated``, ``empty``, ``content_filter``), whichever
+call it was (outline, section, field, calculator fix or revision), so no cut or refused text is delivered.
+Any other model error on one candidate counts as a failed candidate (gate ``error``), unless it would fail
+every call the same way (bad key, unknown model, unreachable endpoint, no quota), which stops the run.
 
 Concurrency: `DEFAULT_CONCURRENCY` slots are worked on at once; the gateway's per-model limiters bound the
 calls further.
@@ -28,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from datamill.core.errors import DatamillError, ModelError, fails_every_row
+from datamill.core.errors import DatamillError, ModelError, UnusableReplyError, fails_every_row
 from datamill.core.generation_request import FilteringType, GenerationRequest, Tool
 from datamill.core.spec import Spec, sample_properties
 from datamill.steps.generation.calculator import CalculatorCheck
@@ -295,6 +297,8 @@ class GenerationRun:
             problem = await self.conformance.problem(task, text) if self.conformance else None
             if problem:
                 return text, ("conformance", problem)
+        except UnusableReplyError as exc:  # a refused, cut, empty or filtered call: the candidate is redone
+            return "", (exc.reason, str(exc))
         except ModelError as exc:
             if fails_every_row(exc):
                 raise

@@ -22,11 +22,12 @@ How a provider-neutral `ChatRequest` maps onto the Messages API:
   (1,024 to 4,096 tokens); cache writes and reads come back as ``cache_creation_input_tokens`` and
   ``cache_read_input_tokens`` and are priced at the route's ``cache_write_price`` and ``cached_input_price``.
 
-Replies: text blocks are concatenated, thinking blocks dropped. Anthropic counts thinking tokens inside
-``usage.output_tokens`` and does not report them apart, so ``Usage.thinking_tokens`` stays 0 and cost is still
-right (thinking is billed at the output price). ``stop_reason`` is mapped to the OpenAI vocabulary the gateway
-uses (``stop``, ``length``, ``content_filter``); other values pass through unchanged. A 200 whose body is
-not a Messages API response raises TransientError, as in the OpenAI provider (proxies sometimes mangle
+Replies: text blocks are concatenated; thinking blocks are returned apart as reasoning, never as the answer.
+Anthropic counts thinking tokens inside ``usage.output_tokens`` and does not report them apart, so
+``Usage.thinking_tokens`` stays 0 and cost is still right (thinking is billed at the output price).
+``stop_reason`` is mapped to the OpenAI vocabulary the gateway uses (``end_turn`` and ``stop_sequence`` →
+``stop``, ``max_tokens`` → ``length``, ``refusal`` → ``refusal``, whose content may be empty); other values
+pass through unchanged. A 200 whose body is not a Messages API response raises TransientError, as in the OpenAI provider (proxies sometimes mangle
 replies).
 """
 
@@ -59,7 +60,7 @@ _STOP_REASONS = {
     "stop_sequence": "stop",
     "tool_use": "stop",
     "max_tokens": "length",
-    "refusal": "content_filter",
+    "refusal": "refusal",
 }
 
 
@@ -219,17 +220,20 @@ def parse_reply(body: bytes, route: Route, *, unwrap: bool = False) -> ProviderR
 
 def _parse_message(body: dict[str, Any], unwrap: bool) -> ProviderReply:
     texts: list[str] = []
+    thinking: list[str] = []
     tool_text: str | None = None
-    for block in body["content"]:
+    for block in body["content"] or []:
         kind = block.get("type")
         if kind == "text":
             texts.append(block.get("text", ""))
+        elif kind == "thinking":
+            thinking.append(block.get("thinking", ""))
         elif kind == "tool_use" and block.get("name") == OUTPUT_TOOL:
             data = block.get("input")
             if unwrap and isinstance(data, dict):
                 data = data.get(_WRAP_KEY)
             tool_text = orjson.dumps(data).decode()
-        # thinking and redacted_thinking blocks are the model's scratch work, not the answer.
+        # thinking blocks are the model's scratch work, kept apart; redacted_thinking holds no readable text.
     usage = body.get("usage") or {}
     written = int(usage.get("cache_creation_input_tokens") or 0)
     read = int(usage.get("cache_read_input_tokens") or 0)
@@ -244,4 +248,5 @@ def _parse_message(body: dict[str, Any], unwrap: bool) -> ProviderReply:
             cache_write_tokens=written,
         ),
         finish_reason=_STOP_REASONS.get(stop_reason, stop_reason) if stop_reason else None,
+        reasoning="\n\n".join(t for t in thinking if t) or None,
     )

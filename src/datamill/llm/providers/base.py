@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
@@ -11,6 +12,7 @@ from datamill.core.errors import (
     ConfigError,
     ConnectionConfigError,
     PermanentModelError,
+    QuotaExhaustedError,
     RateLimitedError,
     TransientError,
 )
@@ -42,8 +44,20 @@ def api_key(route: Route) -> str | None:
     return key
 
 
+#: What a 400 or 429 says when the account, not the request, is the problem (OpenAI ``insufficient_quota``,
+#: Anthropic "Your credit balance is too low", billing errors): waiting or retrying never clears it.
+_NO_FUNDS = re.compile(
+    r"insufficient_quota|credit balance is too low|billing_error|insufficient (?:funds|credits?|balance)|"
+    r"payment required",
+    re.IGNORECASE,
+)
+
+
 def raise_for_status(reply: HttpReply, route: Route) -> None:
-    """Map a non-2xx reply to the gateway's error classes."""
+    """Map a non-2xx reply to the gateway's error classes.
+
+    A 402, or a 400/429 whose body says the quota or the credit is spent, is a `QuotaExhaustedError`.
+    """
     if 200 <= reply.status < 300:
         return
     detail = reply.body[:500].decode("utf-8", "replace")
@@ -55,6 +69,12 @@ def raise_for_status(reply: HttpReply, route: Route) -> None:
             + (f" to {where[:200]}" if where else "")
             + "; set the route's base_url to the API's own address (redirects are not followed)",
             "redirect",
+            status=reply.status,
+        )
+    if reply.status == 402 or (reply.status in (400, 429) and _NO_FUNDS.search(detail)):
+        raise QuotaExhaustedError(
+            f"{message} (the account behind {route.api_key_env or 'this route'} has no quota or credit "
+            "left: add credit or raise the limit, then run again)",
             status=reply.status,
         )
     if reply.status == 429:

@@ -15,13 +15,14 @@ How a provider-neutral `ChatRequest` maps onto ``generateContent``:
   given. Non-thinking routes send no ``thinkingConfig`` at all: the model's own default applies (a budget of 0
   is rejected by models that cannot turn thinking off).
 
-Replies: text parts of the first candidate are concatenated, parts marked ``thought: true`` skipped. Usage
-maps ``promptTokenCount``, ``candidatesTokenCount`` and ``thoughtsTokenCount`` (billed at the output price);
-``cachedContentTokenCount``, the part of the prompt read from Gemini's implicit prompt cache, is billed at the
-route's cached-input price. A
-prompt blocked by safety (``promptFeedback.blockReason``, or no candidates) or a candidate stopped for safety
-with no text raises PermanentModelError naming the reason: retrying the same request would be blocked again.
-A 200 whose body is not a Gemini response raises TransientError, as in the OpenAI provider.
+Replies: text parts of the first candidate are concatenated; parts marked ``thought: true`` are returned apart
+as reasoning. Usage maps ``promptTokenCount``, ``candidatesTokenCount`` and ``thoughtsTokenCount`` (billed at
+the output price); ``cachedContentTokenCount``, the part of the prompt read from Gemini's implicit prompt
+cache, is billed at the route's cached-input price. ``finishReason`` ``MAX_TOKENS`` becomes ``length``, and
+``SAFETY``, ``RECITATION`` and the other block reasons ``content_filter``, with or without parts (the gateway
+rejects both, see `datamill.llm.replies`). A prompt blocked by safety (``promptFeedback.blockReason``, or no
+candidates) raises ContentFilteredError marked not retryable: the same request would be blocked again. A 200
+whose body is not a Gemini response raises TransientError, as in the OpenAI provider.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import orjson
 
-from datamill.core.errors import PermanentModelError, TransientError
+from datamill.core.errors import ContentFilteredError, PermanentModelError, TransientError
 from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
 from datamill.llm.providers.base import api_key, raise_for_status
@@ -40,7 +41,16 @@ from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 
 _ROLES = {"user": "user", "assistant": "model"}
-_BLOCKED = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"}
+_BLOCKED = {
+    "SAFETY",
+    "PROHIBITED_CONTENT",
+    "BLOCKLIST",
+    "SPII",
+    "RECITATION",
+    "IMAGE_SAFETY",
+    "IMAGE_PROHIBITED_CONTENT",
+    "IMAGE_RECITATION",
+}
 _FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
 
 
@@ -139,7 +149,7 @@ def parse_reply(body: bytes, route: Route) -> ProviderReply:
     """Turn a ``generateContent`` response body into a `ProviderReply`.
 
     Raises:
-        PermanentModelError: the prompt or the answer was blocked.
+        ContentFilteredError: the prompt was blocked.
         TransientError: the body is not a Gemini response.
     """
     try:
@@ -154,13 +164,13 @@ def _parse_response(body: dict[str, Any], route: Route) -> ProviderReply:
     candidates = body.get("candidates") or []
     if block_reason or not candidates:
         reason = block_reason or "no candidates returned"
-        raise PermanentModelError(f"{route.name}: Gemini blocked the prompt: {reason}")
+        # The same prompt would be blocked again: not worth a retry.
+        raise ContentFilteredError(f"{route.name}: Gemini blocked the prompt: {reason}", retryable=False)
     candidate = candidates[0]
     parts = (candidate.get("content") or {}).get("parts") or []
     text = "".join(p.get("text", "") for p in parts if not p.get("thought"))
+    thoughts = "".join(p.get("text", "") for p in parts if p.get("thought"))
     finish = candidate.get("finishReason")
-    if finish in _BLOCKED and not text:
-        raise PermanentModelError(f"{route.name}: Gemini blocked the answer: {finish}")
     usage = body.get("usageMetadata") or {}
     return ProviderReply(
         text=text,
@@ -171,6 +181,7 @@ def _parse_response(body: dict[str, Any], route: Route) -> ProviderReply:
             cached_input_tokens=int(usage.get("cachedContentTokenCount") or 0),
         ),
         finish_reason=_finish_reason(finish),
+        reasoning=thoughts or None,
     )
 
 

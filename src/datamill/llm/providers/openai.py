@@ -17,9 +17,11 @@ How a provider-neutral `ChatRequest` maps onto the API:
   enforce schemas gets ``{"type": "json_object"}`` plus a system instruction carrying the schema. The gateway
   validates the reply against the full schema either way.
 
-Replies: ``choices[0].message.content``, ``finish_reason``, and ``usage``: ``prompt_tokens`` as input, of
-which ``prompt_tokens_details.cached_tokens`` were read from the provider's prompt cache (OpenAI caches
-prompt prefixes of 1,024 tokens and more on its own, with no request field),
+Replies: ``choices[0].message.content``, ``finish_reason``, ``message.refusal`` (structured outputs'
+refusal, sent with a null content), ``message.reasoning_content`` or ``message.reasoning`` (the reasoning
+that DeepSeek, vLLM's reasoning parsers and OpenRouter return apart from the answer), and ``usage``:
+``prompt_tokens`` as input, of which ``prompt_tokens_details.cached_tokens`` were read from the provider's
+prompt cache (OpenAI caches prompt prefixes of 1,024 tokens and more on its own, with no request field),
 ``completion_tokens_details.reasoning_tokens`` as thinking, and the rest of ``completion_tokens`` as output
 (the API counts reasoning inside completion tokens, so it is subtracted to avoid counting it twice). HTTP
 errors map through `raise_for_status`; a 200 whose body is not a chat completion raises TransientError.
@@ -128,7 +130,10 @@ def parse_reply(body: bytes, route: Route) -> ProviderReply:
     try:
         data = orjson.loads(body)
         choice = data["choices"][0]
-        text = _content_text(choice["message"].get("content"))
+        message = choice["message"]
+        text = _content_text(message.get("content"))
+        refusal = message.get("refusal") or None
+        reasoning_text = message.get("reasoning_content") or message.get("reasoning") or None
         finish_reason = choice.get("finish_reason")
         usage = data.get("usage") or {}
         completion = int(usage.get("completion_tokens") or 0)
@@ -140,7 +145,13 @@ def parse_reply(body: bytes, route: Route) -> ProviderReply:
     except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         shown = body[:200].decode("utf-8", "replace")
         raise TransientError(f"{route.name}: malformed chat completion ({exc!r}): {shown!r}") from None
-    return ProviderReply(text, tokens, finish_reason)
+    return ProviderReply(
+        text,
+        tokens,
+        finish_reason,
+        refusal=str(refusal) if refusal is not None else None,
+        reasoning=reasoning_text if isinstance(reasoning_text, str) else None,
+    )
 
 
 def _content(message: Message) -> str | list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
-from datamill.core.errors import ValidationError
+from datamill.core.errors import RunFailedError, ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
 from datamill.dataio import check_writable, count_rows, open_dataset, open_writer
@@ -178,6 +178,8 @@ async def adapt_file_async(
             job.input_path, format=job.input_format, batch_size=job.options.batch_size
         ) as reader:
             result = await run_adaptation(reader, prepared.plan, checkpoint, counters=counters)
+        if result.failure is not None:
+            raise _nothing_delivered(job, checkpoint, result.failure)
         _export(checkpoint, job)
         rejected_path = _write_rejections(job.output_path, checkpoint)
         summary = _summary(job, prepared, result, rejected_path, gateway)
@@ -191,6 +193,18 @@ async def adapt_file_async(
     finally:
         if own:
             await gateway.aclose()
+
+
+def _nothing_delivered(job: AdaptJob, checkpoint: DirectoryCheckpoint, failure: str) -> RunFailedError:
+    """The error of a run whose every row was rejected: no output file, the rejected rows written.
+
+    The checkpoint goes too: the run is over, and a rerun after fixing the cause must not replay it.
+    """
+    rejected_path = _write_rejections(job.output_path, checkpoint)
+    checkpoint.remove()
+    return RunFailedError(
+        f"{failure}. No output was written; the rejected rows and their reasons are in {rejected_path}"
+    )
 
 
 def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSummary:

@@ -14,10 +14,12 @@ for readers of its output (dataset cards). A failure that stops the run becomes 
 
 | code  | meaning                                                                    |
 |-------|----------------------------------------------------------------------------|
-| E0300 | the model cannot be used (unknown model, missing key, 401/403/404)         |
+| E0300 | the model cannot be used (unknown model, missing key, 401/403/404, no quota |
+|       | or credit left, an endpoint that cannot be reached, a 400 on every request) |
 | E0301 | the request does not fit the data or the model (e.g. a column is missing)  |
 | E0302 | the run was started too many times without finishing (given up; worker)    |
 | E0303 | the input cannot be read                                                   |
+| E0304 | every row was rejected: nothing to deliver (the message names the cause)   |
 | E0399 | an internal error (the server log has the traceback)                       |
 
 The rows of the batches finished before a failure stay downloadable and are charged for.
@@ -146,6 +148,8 @@ class RunExecutor:
             if runners is not None:
                 await runners.aclose()
                 log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
+        if result.failure is not None:
+            return self._failed(ticket, root, live, error_data("E0304", result.failure))
         if ticket.kind == ADAPT:
             status, report = await self._evaluate(job, prepared, checkpoint, result, live)
             RunFiles(root).write_json("evaluation.json", report)
