@@ -12,10 +12,15 @@ import orjson
 import pytest
 
 from datamill.core.errors import (
+    ContentFilteredError,
+    EmptyReplyError,
     OutputValidationError,
     PermanentModelError,
+    QuotaExhaustedError,
     RateLimitedError,
+    RefusalError,
     TransientError,
+    TruncatedReplyError,
 )
 from datamill.llm.gateway import Gateway
 from datamill.llm.retry import RetryPolicy
@@ -29,7 +34,7 @@ SCHEMA = {
     "properties": {"answer": {"type": "string"}, "score": {"type": "integer", "minimum": 1}},
     "required": ["answer", "score"],
 }
-NO_RETRY = RetryPolicy(max_attempts=1, max_rate_limit_retries=0)
+NO_RETRY = RetryPolicy(max_attempts=1, max_rate_limit_retries=0, max_reply_attempts=1)
 FAST = RetryPolicy(
     max_attempts=4, base_delay=0.001, max_delay=0.005, max_rate_limit_retries=3, max_retry_after=0.01
 )
@@ -109,25 +114,22 @@ async def test_usage_billed_is_what_the_gateway_counts() -> None:
 @pytest.mark.parametrize("api", APIS)
 async def test_refusal_text(api: str) -> None:
     async with ProviderSimulator(rates={"refusal_text": 1.0}) as sim, _gateway(sim) as gateway:
-        result = await gateway.chat(f"sim-{api}/m", _text())
+        with pytest.raises(RefusalError, match="the model refused"):
+            await gateway.chat(f"sim-{api}/m", _text())
 
-    assert result.text == REFUSAL_TEXT
     assert sim.log.entries[0].behaviour == "refusal_text"
     assert sim.log.quirk_texts() == {REFUSAL_TEXT}
 
 
 async def test_native_refusals() -> None:
     async with ProviderSimulator(rates={"refusal_field": 1.0}) as sim, _gateway(sim) as gateway:
-        openai = await gateway.chat("sim-openai/m", _text())
-        anthropic = await gateway.chat("sim-anthropic/m", _text())
-        gemini = await gateway.chat("sim-gemini/m", _text())
+        for api in APIS:
+            with pytest.raises(RefusalError, match="the model refused"):
+                await gateway.chat(f"sim-{api}/m", _text())
         first = orjson.loads(await _raw(sim, "openai"))["choices"][0]["message"]
 
     assert first["content"] is None
     assert first["refusal"] == REFUSAL_FIELD
-    assert openai.text == ""  # what today's provider makes of it
-    assert (anthropic.text, anthropic.finish_reason) == ("", "content_filter")
-    assert gemini.text == REFUSAL_TEXT
     assert sim.log.entries[0].text == REFUSAL_FIELD
 
 
@@ -136,19 +138,21 @@ async def test_truncation_cuts_the_answer_and_says_so(api: str) -> None:
     async with ProviderSimulator() as sim, _gateway(sim) as gateway:
         clean = await gateway.chat(f"sim-{api}/m", _text(max_tokens=50))
         sim.set("truncation", 1.0)
-        cut = await gateway.chat(f"sim-{api}/m", _text("Name three rivers in Spain!", max_tokens=50))
+        with pytest.raises(TruncatedReplyError, match="cut at the token limit"):
+            await gateway.chat(f"sim-{api}/m", _text("Name three rivers in Spain!", max_tokens=50))
 
     assert clean.finish_reason == "stop"
-    assert cut.finish_reason == "length"
-    assert 0 < len(cut.text) < len(clean.text)
-    assert "[sim] Name three rivers".startswith(cut.text[:20])
+    cut = sim.log.entries[1].text
+    assert cut is not None
+    assert 0 < len(cut) < len(clean.text)
+    assert "[sim] Name three rivers".startswith(cut[:20])
     assert sim.log.entries[1].billed is not None
     assert sim.log.entries[1].billed.output_tokens == 50
 
 
 async def test_truncated_forced_tool_call_has_empty_arguments() -> None:
     async with ProviderSimulator(rates={"truncation": 1.0}) as sim, _gateway(sim) as gateway:
-        with pytest.raises(OutputValidationError):
+        with pytest.raises(TruncatedReplyError):
             await gateway.chat("sim-anthropic/m", _json())
 
     assert sim.log.entries[0].body["tool_choice"]["name"] == "output"
@@ -158,9 +162,13 @@ async def test_truncated_forced_tool_call_has_empty_arguments() -> None:
 async def test_think_tags_come_before_the_answer(api: str) -> None:
     async with ProviderSimulator(rates={"think": 1.0}) as sim, _gateway(sim) as gateway:
         result = await gateway.chat(f"sim-{api}/m", _text())
+    raw = sim.log.entries[0].text
 
-    assert result.text.startswith("<think>\nThe user asks: Name three rivers in Spain.")
-    assert result.text.endswith("</think>\n\n[sim] Name three rivers in Spain.")
+    assert result.text == "[sim] Name three rivers in Spain."
+    assert result.reasoning is not None
+    assert result.reasoning.startswith("The user asks: Name three rivers in Spain.")
+    assert raw is not None
+    assert raw.startswith("<think>\nThe user asks")
 
 
 @pytest.mark.parametrize("api", APIS)
@@ -186,8 +194,7 @@ async def test_fenced_json_and_json_in_prose(api: str) -> None:
     ):
         fenced = await gateway.chat(f"sim-{api}/m", _json())
         sim.set_rates(prose_json=1.0)
-        with pytest.raises(OutputValidationError):  # prose around JSON is not extracted today
-            await gateway.chat(f"sim-{api}/m", _json("Grade this other answer."))
+        in_prose = await gateway.chat(f"sim-{api}/m", _json("Grade this other answer."))
 
     assert fenced.text.startswith("```json\n{")
     assert fenced.text.endswith("}\n```")
@@ -196,6 +203,8 @@ async def test_fenced_json_and_json_in_prose(api: str) -> None:
     assert prose is not None
     assert prose.startswith("Sure! Here is the JSON")
     assert '"score":1' in prose
+    assert set(in_prose.data) == {"answer", "score"}
+    assert len(sim.log) == 2  # no repair call
 
 
 async def test_fences_do_not_apply_to_forced_tool_calls() -> None:
@@ -209,22 +218,22 @@ async def test_fences_do_not_apply_to_forced_tool_calls() -> None:
 @pytest.mark.parametrize("api", APIS)
 async def test_empty_content(api: str) -> None:
     async with ProviderSimulator(rates={"empty": 1.0}) as sim, _gateway(sim) as gateway:
-        result = await gateway.chat(f"sim-{api}/m", _text())
+        with pytest.raises(EmptyReplyError, match="empty reply"):
+            await gateway.chat(f"sim-{api}/m", _text())
 
-    assert (result.text, result.finish_reason) == ("", "stop")
     assert sim.log.entries[0].behaviour == "empty"
 
 
 async def test_content_filter_in_each_format() -> None:
     async with ProviderSimulator(rates={"content_filter": 1.0}) as sim, _gateway(sim) as gateway:
-        openai = await gateway.chat("sim-openai/m", _text())
-        anthropic = await gateway.chat("sim-anthropic/m", _text())
-        with pytest.raises(PermanentModelError, match="blocked the answer: SAFETY"):
-            await gateway.chat("sim-gemini/m", _text())
+        for api in ("openai", "gemini"):
+            with pytest.raises(ContentFilteredError, match="content filter"):
+                await gateway.chat(f"sim-{api}/m", _text())
+        # Anthropic's only safety stop is the `refusal` stop reason.
+        with pytest.raises(RefusalError, match="the model refused"):
+            await gateway.chat("sim-anthropic/m", _text())
         gemini = orjson.loads(await _raw(sim, "gemini"))["candidates"][0]
 
-    assert (openai.text, openai.finish_reason) == ("", "content_filter")
-    assert (anthropic.text, anthropic.finish_reason) == ("", "content_filter")
     assert gemini["finishReason"] == "SAFETY"
     assert "content" not in gemini
 
@@ -265,6 +274,11 @@ async def test_rate_limit_sends_retry_after_and_the_providers_headers() -> None:
 async def test_insufficient_quota_and_bad_requests() -> None:
     async with ProviderSimulator(rates={"insufficient_quota": 1.0}) as sim:
         quota = {api: await _post(sim, api) for api in APIS}
+        async with _gateway(sim, retry=FAST) as gateway:
+            for api in APIS:
+                with pytest.raises(QuotaExhaustedError, match="no quota or credit left"):
+                    await gateway.chat(f"sim-{api}/m", _text())
+        asked = len(sim.log)
         sim.set_rates(bad_request=1.0)
         async with _gateway(sim) as gateway:
             for api in APIS:
@@ -278,6 +292,7 @@ async def test_insufficient_quota_and_bad_requests() -> None:
     assert "credit balance" in quota["anthropic"].text
     assert quota["gemini"].status_code == 429
     assert "RetryInfo" not in quota["gemini"].text
+    assert asked == 6  # three raw posts, then one call per API: a quota that will not clear is not retried
 
 
 async def test_server_errors_and_resets_are_retried_and_resets_are_billed() -> None:
@@ -314,7 +329,8 @@ async def test_rates_are_drawn_per_request_and_reproducible() -> None:
     async def behaviours(order: list[int]) -> dict[int, str | None]:
         sim = ProviderSimulator(rates={"refusal_text": 0.3, "empty": 0.1}, seed=5)
         async with sim, _gateway(sim) as gateway:
-            await asyncio.gather(*(gateway.chat("sim-openai/m", _text(f"row {i}")) for i in order))
+            calls = (gateway.chat("sim-openai/m", _text(f"row {i}")) for i in order)
+            await asyncio.gather(*calls, return_exceptions=True)
         return {int(e.body["messages"][1]["content"].split()[1]): e.behaviour for e in sim.log}
 
     forward = await behaviours(list(range(200)))
@@ -344,10 +360,11 @@ async def test_a_behaviour_can_be_limited_to_some_requests() -> None:
     async with ProviderSimulator() as sim, _gateway(sim) as gateway:
         sim.set("refusal_text", 1.0, when=completion)
         other = await gateway.chat("sim-openai/m", _text("REPHRASE: hi"))
-        refused = await gateway.chat("sim-openai/m", _text("COMPLETE: hi"))
+        with pytest.raises(RefusalError):
+            await gateway.chat("sim-openai/m", _text("COMPLETE: hi"))
 
     assert other.text == "[sim] REPHRASE: hi"
-    assert refused.text == REFUSAL_TEXT
+    assert sim.log.entries[1].text == REFUSAL_TEXT
 
 
 def test_rates_are_checked() -> None:

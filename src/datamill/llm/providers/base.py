@@ -48,7 +48,7 @@ def api_key(route: Route) -> str | None:
 #: Anthropic "Your credit balance is too low", billing errors): waiting or retrying never clears it.
 _NO_FUNDS = re.compile(
     r"insufficient_quota|credit balance is too low|billing_error|insufficient (?:funds|credits?|balance)|"
-    r"payment required",
+    r"payment required|check your plan and billing details",
     re.IGNORECASE,
 )
 
