@@ -120,7 +120,7 @@ async def test_a_reply_that_is_not_an_answer_is_asked_again(bad: FakeResponse) -
         (completion("I can't help with that."), RefusalError, "refused"),
         (completion(None, refusal="I cannot help with that."), RefusalError, "refused"),
         (completion("   "), EmptyReplyError, "empty reply"),
-        (completion("Paris is", "length"), TruncatedReplyError, "cut at the token limit"),
+        (completion("Paris is", "length"), TruncatedReplyError, "cut off at the token limit"),
         (completion("", "content_filter"), ContentFilteredError, "content filter"),
     ],
 )

@@ -14,7 +14,6 @@ import pytest
 from datamill.core.errors import (
     ContentFilteredError,
     EmptyReplyError,
-    OutputValidationError,
     PermanentModelError,
     QuotaExhaustedError,
     RateLimitedError,
@@ -138,7 +137,7 @@ async def test_truncation_cuts_the_answer_and_says_so(api: str) -> None:
     async with ProviderSimulator() as sim, _gateway(sim) as gateway:
         clean = await gateway.chat(f"sim-{api}/m", _text(max_tokens=50))
         sim.set("truncation", 1.0)
-        with pytest.raises(TruncatedReplyError, match="cut at the token limit"):
+        with pytest.raises(TruncatedReplyError, match="cut off at the token limit"):
             await gateway.chat(f"sim-{api}/m", _text("Name three rivers in Spain!", max_tokens=50))
 
     assert clean.finish_reason == "stop"

@@ -1,4 +1,4 @@
-"""Each provider quirk at 100% and in a realistic mix, through ``datamill adapt`` against the provider simulator.
+"""Each provider quirk at 100% and in a realistic mix, through `datamill adapt` against the simulator.
 
 A quirk no client can read through (a refusal, a cut, a filtered or an empty reply) rejects every row with a
 reason naming it, and a run that delivers nothing fails. A quirk a client can read through (reasoning text,
@@ -28,7 +28,7 @@ from datamill.llm.simulator import ProviderSimulator, WireRequest
 NAMED = {
     "refusal_text": "refused",
     "refusal_field": "refused",
-    "truncation": "cut at the token limit",
+    "truncation": "cut off at the token limit",
     "empty": "empty reply",
     "content_filter": "content filter",
 }

@@ -17,7 +17,7 @@ DatamillError
       ├── OutputValidationError model output that does not match the requested JSON schema
       └── UnusableReplyError    a reply that is not an answer, retried once, then the row is rejected
            ├── RefusalError          the model refused
-           ├── TruncatedReplyError   the reply was cut at the token limit
+           ├── TruncatedReplyError   the reply was cut off at the token limit
            ├── EmptyReplyError       no answer text (nothing, or only reasoning)
            └── ContentFilteredError  the provider's content filter withheld the answer
 """

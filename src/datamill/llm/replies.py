@@ -108,7 +108,7 @@ def usable_reply(reply: ProviderReply, route: Route) -> ProviderReply:
         what = "during its reasoning, before any answer" if not text.strip() else _shown(text, tail=True)
         tokens = reply.usage.output_tokens + reply.usage.thinking_tokens
         raise TruncatedReplyError(
-            f"{route.name}: the reply was cut at the token limit after {tokens} tokens (finish reason "
+            f"{route.name}: the reply was cut off at the token limit after {tokens} tokens (finish reason "
             f"'length'): {what}"
         )
     if not text.strip():

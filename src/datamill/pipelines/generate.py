@@ -12,7 +12,7 @@ that is hard to get right is retried, not replaced by an easier one, so the deli
 Candidate budget: at most `CANDIDATE_BUDGET_FACTOR` × N candidates in all. When it is spent before N samples
 pass, the run raises `GenerationBudgetSpent`, whose message gives the pass rate. An empty sample is always
 rejected, even with no filtering requested. A call whose reply is not an answer (the gateway's
-`UnusableReplyError`: a refusal, a cut at the token limit, an empty or filtered reply, after its retry) fails
+`UnusableReplyError`: a refusal, a reply cut off at the token limit, an empty or filtered one) fails
 the candidate under a gate of that name (``refusal``, ``truncated``, ``empty``, ``content_filter``), whichever
 call it was (outline, section, field, calculator fix or revision), so no cut or refused text is delivered.
 Any other model error on one candidate counts as a failed candidate (gate ``error``), unless it would fail
