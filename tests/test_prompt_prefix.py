@@ -244,3 +244,17 @@ def test_every_model_step_is_covered() -> None:
         if "cache: true" in (resources.files("datamill.steps") / "prompts" / f"{name}.yaml").read_text()
     }
     assert marked == per_row
+
+
+@pytest.mark.parametrize(
+    ("level", "marked"), [("none", True), ("sample", True), ("field", False), ("prompt", False)]
+)
+def test_seeds_shuffled_per_prompt_leave_the_prefix_unmarked(
+    model: ModelHandle, level: str, marked: bool
+) -> None:
+    # A prefix no later prompt reads would only pay Anthropic's cache-write price.
+    from datamill.core.generation_request import SeedShuffling
+
+    writer = SampleWriter(model, model, SeedPicker(SEEDS, SeedShuffling(level)))
+    (request,) = writer.requests_for(TASKS[0])
+    assert any(m.cache_point for m in request.messages) is marked

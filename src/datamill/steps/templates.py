@@ -88,6 +88,11 @@ def with_images(messages: tuple[Message, ...], images: Sequence[ImagePart]) -> t
     return messages
 
 
+def without_cache_point(messages: tuple[Message, ...]) -> tuple[Message, ...]:
+    """``messages`` with no `Message.cache_point`: for a prefix no other request shares."""
+    return tuple(Message(m.role, m.content, m.images) if m.cache_point else m for m in messages)
+
+
 @cache
 def load_template(name: str) -> PromptTemplate:
     """Load and compile ``prompts/<name>.yaml`` from the package."""

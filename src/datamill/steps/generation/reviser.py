@@ -19,7 +19,7 @@ from datamill.llm.types import ChatRequest
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.generation.writer import MAX_DRAFT_TOKENS, raise_if_cut
 from datamill.steps.injection import raise_on_injection
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, without_cache_point
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -87,6 +87,8 @@ class SampleReviser:
         messages = self.template.render(
             **task.variables(), instruction=INSTRUCTIONS[kind], sample=text, seeds=seeds
         )
+        if seeds and not self.picker.shares_prefix:
+            messages = without_cache_point(messages)
         return ChatRequest(
             messages,
             max_tokens=self.max_tokens,

@@ -74,6 +74,15 @@ class SeedPicker:
         self._budget = budget
         self._run_seed = run_seed
 
+    @property
+    def shares_prefix(self) -> bool:
+        """Whether prompts that show seeds share them with later prompts (a prefix worth caching).
+
+        Seeds shuffled per field or per prompt make each prompt's prefix its own: marking it for the
+        provider's cache would pay Anthropic's cache-write price for a prefix no later prompt reads.
+        """
+        return not self._seeds or self._level in (SeedShuffling.NONE, SeedShuffling.SAMPLE)
+
     def pick(self, task: SampleTask, call: str, field: str = "") -> list[str]:
         """The example texts for one prompt of ``task``; ``call`` names the prompt, ``field`` its field."""
         if not self._seeds:

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from datamill.llm.types import ChatRequest, ChatResult
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.injection import raise_on_injection
-from datamill.steps.templates import load_template
+from datamill.steps.templates import load_template, without_cache_point
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -150,6 +150,8 @@ class SampleWriter:
     def _outline_request(self, task: SampleTask) -> ChatRequest:
         seeds = self.picker.pick(task, "outline")
         messages = self.outline_template.render(**task.variables(), seeds=seeds, max_sections=MAX_SECTIONS)
+        if not self.picker.shares_prefix:
+            messages = without_cache_point(messages)
         return ChatRequest(
             messages,
             max_tokens=self.options.max_tokens,
@@ -171,6 +173,8 @@ class SampleWriter:
         variables = task.variables() | base | extra
         seeds = self.picker.pick(task, call, str(extra.get("field") or ""))
         messages = self.draft_template.render(**variables, seeds=seeds)
+        if not self.picker.shares_prefix:
+            messages = without_cache_point(messages)
         schema = self.field_schema if task.field_names and not extra.get("field") else None
         return ChatRequest(
             messages,
