@@ -40,7 +40,8 @@ from server_conftest import load_server_conftest
 
 _server = load_server_conftest()
 BRAND = {"blueprint": BLUEPRINT, "length": "concise"}
-NO_RECIPES = {"recipes": {"deduplication": False}}
+NO_DEDUP = {"recipes": {"deduplication": False}}
+NO_REPHRASE = {"recipes": {"deduplication": False, "prompt_rephrase": False}}
 
 
 @pytest.fixture
@@ -117,7 +118,7 @@ def test_a_prompt_run_sends_each_row_its_context_blueprint_and_length(
         source,
         column_mapping={"prompt": "question", "context": ["product", "price"]},
         brand_controls=BRAND,
-        recipe_specification=NO_RECIPES,
+        recipe_specification=NO_DEDUP,
     )
 
     assert run.code == 0, run.output
@@ -168,7 +169,7 @@ def test_empty_answers_reject_their_rows_with_a_downloadable_reason(
         source,
         column_mapping={"prompt": "question", "context": ["product"]},
         brand_controls=BRAND,
-        recipe_specification=NO_RECIPES,
+        recipe_specification=NO_REPHRASE,
     )
 
     assert sim.log.with_behaviour("empty")
