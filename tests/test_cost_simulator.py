@@ -5,6 +5,7 @@ Anthropic and Gemini wire formats."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,41 @@ async def test_error_answers_cost_nothing(sim: ProviderSimulator) -> None:
     assert totals.unread == 0
     _assert_tokens_match(totals, sim)
     assert totals.cost_usd == pytest.approx(_billed_usd(sim, route), rel=1e-9)
+
+
+def test_the_cli_summary_shows_the_tokens_read_from_the_prompt_cache(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from datamill.cli.main import cli
+    from datamill.llm.simulator import serve_in_thread
+
+    source = tmp_path / "in.csv"
+    source.write_text("question\n" + "".join(f"how do i export report {i}\n" for i in range(4)))
+    with serve_in_thread(seed=1) as simulator:
+        routes = simulator.write_routes(tmp_path / "routes.yaml", **PRICES)
+        argv = [
+            "adapt",
+            str(source),
+            "--prompt",
+            "question",
+            "--model",
+            "sim-openai/gpt",
+            "--routes",
+            str(routes),
+        ]
+        argv += [
+            "--blueprint",
+            BLUEPRINT,
+            "--recipes",
+            "none",
+            "--no-eval",
+            "--no-cache",
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ]
+        env = {"DATAMILL_HOME": str(tmp_path / "home"), "DATAMILL_ROUTES": None, "DATAMILL_MODEL": None}
+        result = CliRunner().invoke(cli, argv, env=env)
+        cached = simulator.log.billed().cached_input_tokens
+    assert result.exit_code == 0, result.output
+    assert cached > 0
+    assert f"{cached:,} from the prompt cache" in result.output

@@ -71,7 +71,7 @@ def print_summary(summary: AdaptSummary, console: Console) -> None:
         ("rows out", f"{summary.rows_out:,}"),
         ("rows rejected", f"{summary.rows_rejected:,} ({rejected})"),
         ("model calls", f"{summary.calls:,} sent, {summary.cache_hits:,} from cache"),
-        ("tokens", f"{summary.input_tokens:,} in, {summary.output_tokens:,} out"),
+        ("tokens", _tokens(summary)),
         ("cost", f"${summary.cost_usd:.4f}"),
         ("time", f"{summary.elapsed_s:.1f} s"),
         ("output", summary.output_path),
@@ -137,3 +137,11 @@ def print_estimate(estimate: Estimate, console: Console) -> None:
     )
     for note in estimate.notes:
         console.print(f"note: {note}")
+
+
+def _tokens(summary: AdaptSummary) -> str:
+    """Tokens in (and how many of them the providers read from their prompt cache) and out."""
+    cached = (
+        f" ({summary.cached_input_tokens:,} from the prompt cache)" if summary.cached_input_tokens else ""
+    )
+    return f"{summary.input_tokens:,} in{cached}, {summary.output_tokens:,} out"
