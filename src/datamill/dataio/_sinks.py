@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import BinaryIO, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -33,10 +34,13 @@ class CsvSink:
     one-column file a null is written as "" too, since an empty line would be skipped on reading.
     """
 
-    def __init__(self, f: BinaryIO, path: str, delimiter: str = ",") -> None:
+    def __init__(
+        self, f: BinaryIO, path: str, delimiter: str = ",", *, neutralize_formulas: bool = False
+    ) -> None:
         self._f = f
         self._path = path
         self._delimiter = delimiter
+        self._neutralize = neutralize_formulas
         self._names: list[str] | None = None
         self._writer: pacsv.CSVWriter | None = None
         self._count = 0
@@ -55,6 +59,8 @@ class CsvSink:
             column = text_column(batch.column(index)) if index >= 0 else pa.nulls(batch.num_rows, pa.string())
             if len(self._names) == 1:
                 column = column.fill_null("")
+            if self._neutralize:
+                column = neutralize_formulas(column)
             columns.append(column)
         assert self._writer is not None
         self._writer.write_batch(pa.record_batch(columns, names=self._names))
@@ -138,12 +144,35 @@ class ParquetSink:
             self._writer.close()
 
 
-def make_sink(fmt: str, f: BinaryIO, path: str) -> Sink:
-    """The sink for writable format `fmt` (one of `WRITE_FORMATS`)."""
+def neutralize_formulas(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Text a spreadsheet would run as a formula, prefixed with ``'`` so it shows as text.
+
+    A cell is a formula to Excel, LibreOffice and Google Sheets when it starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return; such a cell gets a leading apostrophe, unless it is a plain number
+    (``-3``, ``+1.5e3``), which no spreadsheet runs.
+    """
+    risky = pc.and_(
+        pc.match_substring_regex(column, _FORMULA_START),
+        pc.invert(pc.match_substring_regex(column, _PLAIN_NUMBER)),
+    )
+    quoted = pc.binary_join_element_wise("'", column, "")
+    return pc.if_else(pc.fill_null(risky, False), quoted, column)
+
+
+_FORMULA_START = "^[=+\\-@\t\r]"
+_PLAIN_NUMBER = "^[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def make_sink(fmt: str, f: BinaryIO, path: str, *, neutralize_formulas: bool = False) -> Sink:
+    """The sink for writable format `fmt` (one of `WRITE_FORMATS`).
+
+    With `neutralize_formulas`, csv and tsv cells that a spreadsheet would run as formulas are written as text
+    (see `neutralize_formulas`); other formats are not read by spreadsheets and are written as they are.
+    """
     if fmt == "csv":
-        return CsvSink(f, path)
+        return CsvSink(f, path, neutralize_formulas=neutralize_formulas)
     if fmt == "tsv":
-        return CsvSink(f, path, delimiter="\t")
+        return CsvSink(f, path, delimiter="\t", neutralize_formulas=neutralize_formulas)
     if fmt == "jsonl":
         return JsonlSink(f, path)
     if fmt == "json":

@@ -31,7 +31,7 @@ class DatasetWriter:
         rows_written: Rows accepted so far.
     """
 
-    def __init__(self, path: str, fmt: str) -> None:
+    def __init__(self, path: str, fmt: str, *, neutralize_formulas: bool = False) -> None:
         self.path = path
         self.format = fmt
         self.rows_written = 0
@@ -40,7 +40,7 @@ class DatasetWriter:
         self._file: BinaryIO = open(self._temp, "xb")  # noqa: SIM115 - closed by close() or abort()
         self._batches = 0
         try:
-            self._sink: Sink = make_sink(fmt, self._file, path)
+            self._sink: Sink = make_sink(fmt, self._file, path, neutralize_formulas=neutralize_formulas)
         except BaseException:
             self._file.close()
             Path(self._temp).unlink(missing_ok=True)
@@ -144,14 +144,20 @@ def check_writable(path: str | Path, *, format: str | None = None) -> str:
     return fmt
 
 
-def open_writer(path: str | Path, *, format: str | None = None) -> DatasetWriter:
+def open_writer(
+    path: str | Path, *, format: str | None = None, neutralize_formulas: bool = False
+) -> DatasetWriter:
     """Open a writer for `path`; the format is told from the extension unless given.
+
+    With `neutralize_formulas`, csv and tsv cells a spreadsheet would run as formulas (``=…``, ``+…``,
+    ``-…``, ``@…``) are written with a leading ``'`` so they show as text; numbers are left as they are.
 
     Raises:
         DataFormatError: The format is unknown or cannot be written (xlsx and txt are read-only).
     """
     name = str(path)
-    return DatasetWriter(name, detect_format(name, format, supported=WRITE_FORMATS))
+    fmt = detect_format(name, format, supported=WRITE_FORMATS)
+    return DatasetWriter(name, fmt, neutralize_formulas=neutralize_formulas)
 
 
 def write_table(path: str | Path, table: pa.Table | pa.RecordBatch, *, format: str | None = None) -> None:

@@ -91,6 +91,8 @@ def output_rows(root: Location) -> int:
 def export(root: Location, fmt: str, dest: Path) -> None:
     """Write the output to `dest` as `fmt` (csv, json, jsonl, or parquet: a tar.gz of shards).
 
+    In csv, cells a spreadsheet would run as formulas are neutralized (`datamill.dataio.open_writer`).
+
     Raises:
         ValueError: an unknown format.
     """
@@ -99,7 +101,8 @@ def export(root: Location, fmt: str, dest: Path) -> None:
         return
     if fmt not in MEDIA_TYPES:
         raise ValueError(f"unknown download format {fmt!r}")
-    with open_writer(dest, format=fmt) as writer:
+    # Downloads are opened in spreadsheets: a cell like =HYPERLINK(...) is written as text, not run.
+    with open_writer(dest, format=fmt, neutralize_formulas=True) as writer:
         for table in output_tables(root):
             writer.write_batch(table)
 

@@ -34,6 +34,7 @@ from datamill.server.compat import (
 from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
 from datamill.server.ratelimit import install_rate_limit
+from datamill.server.request_guard import RequestGuard, SecurityHeaders
 from datamill.server.web import create_web_app
 from datamill.services.settings.server import ServerSettings
 
@@ -75,6 +76,8 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     app.state.context = ctx
     install_error_handlers(app)
     install_rate_limit(app, ctx)
+    app.add_middleware(RequestGuard)  # outside the rate limit: a body is measured before its key is looked up
+    app.add_middleware(SecurityHeaders)
     adaption_runs.install_run_error_handlers(app)
     app.include_router(uploads.router)
     # Static /datasets/combine paths before /datasets/{dataset_id}.

@@ -1,0 +1,160 @@
+r"""Checks every request passes before a route reads it, and headers every response carries.
+
+`RequestGuard` reads a JSON body (POST, PUT, PATCH) before any route, key check included, sees it:
+- a body over `MAX_JSON_BODY_BYTES` is refused with 413 as soon as that many bytes have arrived, so a large
+  body costs neither memory nor a key lookup;
+- a string holding a lone UTF-16 surrogate (an unpaired ``\ud800`` escape: valid JSON, but text no database
+  can store) is refused with 400 naming the field, instead of failing later inside the store.
+The body is then handed on unchanged. Errors take the shape of the API the path belongs to.
+
+`SecurityHeaders` adds ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` with the matching
+``Content-Security-Policy: frame-ancestors 'none'``, and ``Referrer-Policy: no-referrer`` (signed links
+carry their credential in the URL, so no page may leak its address) to every response that has not set
+them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from datamill.core.errors import Issue
+from datamill.server.errors import dataframer_error, error_response, is_dataframer_path
+
+#: The largest JSON request body (uploads go through the upload link, not a JSON body).
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# An escaped surrogate (\uD800-\uDFFF); a body without one cannot hold a lone surrogate, since raw UTF-8
+# cannot encode one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+)
+
+
+class RequestGuard:
+    """ASGI middleware: see the module docstring."""
+
+    def __init__(self, app: ASGIApp, max_json_bytes: int = MAX_JSON_BODY_BYTES) -> None:
+        self.app = app
+        self.max_json_bytes = max_json_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", ""))
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_json_bytes:
+                await _refuse(path, 413, f"the JSON body is larger than {self.max_json_bytes} bytes", None)(
+                    scope, receive, send
+                )
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        field = _lone_surrogate_field(body)
+        if field is not None:
+            reason = "holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not text"
+            await _refuse(path, 400, f"{field} {reason}", field)(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+
+class SecurityHeaders:
+    """ASGI middleware: see the module docstring."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(item for item in _SECURITY_HEADERS if item[0] not in present)
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _is_json(scope: Scope) -> bool:
+    content_type = Headers(scope=scope).get("content-type", "").lower()
+    return content_type.startswith("application/json") or content_type.endswith("+json")
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the disconnect, when it comes
+
+    return replay
+
+
+def _lone_surrogate_field(body: bytes) -> str | None:
+    """The dotted path of the first string (or key) holding a lone surrogate; None when there is none."""
+    if not _SURROGATE_ESCAPE.search(body):
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:  # not JSON at all: the route answers that in its own words
+        return None
+    return _find(document, "body")
+
+
+def _find(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if _has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _has_surrogate(key):
+                return path
+            found = _find(item, f"{path}.{key}" if path != "body" else key)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # only a surrogate code point cannot be encoded
+        return True
+    return False
+
+
+def _refuse(path: str, status: int, message: str, field: str | None) -> ASGIApp:
+    issues = [Issue(field, message)] if field else []
+    if is_dataframer_path(path):
+        return dataframer_error(status, message, issues=issues)
+    return error_response(status, message, issues)
