@@ -449,12 +449,20 @@ def test_compare_counts_cache_hits_as_calls_and_says_so() -> None:
 
 
 def test_compare_is_like_for_like_when_usage_comes_by_step() -> None:
-    est = fixed_estimate(steps=[StepEstimate("completion", 1.0, 1100, 500, 20)])
-    step = {"requests": 20, "calls": 20, "input_tokens": 1000, "output_tokens": 500, "cost_usd": 0.01}
+    est = fixed_estimate(steps=[StepEstimate("completion", 1.0, 1100, 500, 20)], cached_input_tokens=800)
+    step = {
+        "requests": 20,
+        "calls": 20,
+        "input_tokens": 1000,
+        "cached_input_tokens": 900,
+        "output_tokens": 500,
+        "cost_usd": 0.01,
+    }
     judge = {"requests": 8, "calls": 8, "input_tokens": 4000, "output_tokens": 80, "cost_usd": 0.02}
     snapshot = {"total": {"calls": 28}, "by_tag": {"completion": step, "evaluation": judge}}
     result = compare(est, snapshot)
     assert result["input_tokens"]["actual"] == 1000
+    assert result["cached_input_tokens"] == {"estimated": 800, "actual": 900, "error": pytest.approx(-1 / 9)}
     assert result["calls"]["error"] == 0.0
     assert result["cost_usd"]["actual"] == pytest.approx(0.01)
     assert result["steps"]["completion"]["input_tokens"]["error"] == pytest.approx(0.1)

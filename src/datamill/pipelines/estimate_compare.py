@@ -36,6 +36,7 @@ def compare(
     est = estimate  # short name: the figures below fit one line each
     out: dict[str, Any] = {
         **_figures(est.calls, est.input_tokens, est.output_tokens, est.thinking_tokens, totals),
+        "cached_input_tokens": _pair(est.cached_input_tokens, int(totals.get("cached_input_tokens") or 0)),
         "cost_usd": _pair(est.cost_usd, actual_cost),
         "credits": _pair(
             est.credits, est.price_table.credits(actual_rows, actual_cost, multimodal=multimodal)
@@ -61,7 +62,16 @@ def compare(
 
 
 def _sum_usage(parts: list[Mapping[str, Any]]) -> dict[str, Any]:
-    keys = ("requests", "calls", "cache_hits", "input_tokens", "output_tokens", "thinking_tokens", "cost_usd")
+    keys = (
+        "requests",
+        "calls",
+        "cache_hits",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "thinking_tokens",
+        "cost_usd",
+    )
     return {key: sum(p.get(key) or 0 for p in parts) for key in keys}
 
 
@@ -94,7 +104,16 @@ def _pair(estimated: float, actual: float) -> dict[str, Any]:
 def comparison_markdown(comparison: Mapping[str, Any]) -> str:
     """A Markdown table of `compare`'s totals and per-step tokens, for summaries and reports."""
     lines = ["| figure | estimated | actual | error |", "|---|---:|---:|---:|"]
-    figures = ("calls", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "credits", "rows_out")
+    figures = (
+        "calls",
+        "input_tokens",
+        "cached_input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cost_usd",
+        "credits",
+        "rows_out",
+    )
     rows = [(name, comparison[name]) for name in figures if name in comparison]
     for step, figs in (comparison.get("steps") or {}).items():
         rows += [(f"{step}: {name}", figs[name]) for name in ("calls", "total_tokens")]
