@@ -207,3 +207,34 @@ async def test_quirky_replies_never_reach_the_output_and_every_row_is_accounted_
     assert {r["enhanced_completion"] for r in rows} == {"Helpful answer."}
     assert all(r["enhanced_prompt"].startswith("Clear question ") for r in rows)
     assert requests > 120  # the quirky first replies were asked again
+
+
+async def test_a_run_whose_every_image_url_is_refused_fails_naming_the_fetch_policy(tmp_path: Path) -> None:
+    source = tmp_path / "images.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["question", "image"])
+        writer.writerows([f"What is in picture {i}?", f"http://127.0.0.1:9/picture{i}.png"] for i in range(6))
+    out = tmp_path / "out.jsonl"
+    code, _, stderr = await run_cli(
+        tmp_path,
+        "adapt",
+        str(source),
+        "--prompt",
+        "question",
+        "--image",
+        "image",
+        "--model",
+        "fake/demo",
+        "-o",
+        str(out),
+        "--no-eval",
+        "-q",
+    )
+
+    assert code == 1
+    assert "every row was rejected (6 rows); all of them by image_fetch" in stderr
+    assert "loopback" in stderr
+    assert not out.exists()
+    rejected = read_jsonl(tmp_path / "out.rejected.jsonl")
+    assert sorted(r["row_number"] for r in rejected) == list(range(1, 7))
