@@ -49,7 +49,8 @@ def test_cancel_a_run_from_the_watch_page(
     _launch(page)
     page.wait_for_url(f"{dataset_url}/run")
     page.wait_for_function("() => document.getElementById('run-status').textContent === 'running'")
-    page.wait_for_function("() => Number(document.getElementById('run-progress').value) > 0")
+    # Past the first batches of 4 rows, so some are saved before the cancel lands.
+    page.wait_for_function("() => Number(document.getElementById('run-progress').value) >= 15")
     assert page.is_visible("#run-cancel")
 
     page.once("dialog", lambda dialog: dialog.accept())
