@@ -158,6 +158,9 @@ def test_files_and_zip_download(client: dataframer.Dataframer) -> None:
         ({"number_of_samples": 20001}, "number_of_samples"),
         ({"spec_version": 0}, "spec_version"),
         ({"spec_version": 99}, "spec_version"),
+        ({"spec_version": 2**63}, "spec_version"),  # more than any database integer holds
+        ({"spec_version": 1e308}, "spec_version"),
+        ({"seed": 2**64}, "seed"),
         ({"max_revision_cycles": 6}, "max_revision_cycles"),
         (
             {"generation_model": "openai/gpt-6-luna", "generation_thinking_budget": 2048},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 import yaml
@@ -90,6 +92,23 @@ def test_update_adds_a_version_and_keeps_the_server_metadata(client: dataframer.
     assert [v.version for v in versions] == [1, 2]
     assert versions[0].content_yaml == first
     assert versions[1].content_yaml == updated.content_yaml
+
+
+def test_concurrent_edits_each_get_a_version(client: dataframer.Dataframer) -> None:
+    spec_id = seedless_spec(client)
+    first = yaml.safe_load(client.dataframer.specs.retrieve(spec_id).content_yaml)
+
+    def edit(number: int) -> str:
+        edited = first | {"spec": first["spec"] | {"description": f"Edit {number}"}}
+        return str(client.dataframer.specs.update(spec_id, content_yaml=yaml.safe_dump(edited)).status)
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        statuses = list(pool.map(edit, range(10)))
+    assert statuses == ["SUCCEEDED"] * 10
+    versions = client.dataframer.specs.retrieve(spec_id, include_versions=True).versions
+    assert [v.version for v in versions] == list(range(1, 12))
+    descriptions = {yaml.safe_load(v.content_yaml)["spec"]["description"] for v in versions[1:]}
+    assert descriptions == {f"Edit {number}" for number in range(10)}
 
 
 @pytest.mark.parametrize(

@@ -159,8 +159,17 @@ def read_number(
     return float(value)
 
 
-def read_int(value: object, field: str, issues: Issues, *, minimum: int | None = None) -> int | None:
-    """A whole number (``10`` or ``10.0``, never ``10.5`` or a boolean), at least `minimum` when given."""
+#: The largest whole number a request may hold: a database's 64-bit integer.
+MAX_INT = 2**63 - 1
+
+
+def read_int(
+    value: object, field: str, issues: Issues, *, minimum: int | None = None, maximum: int = MAX_INT
+) -> int | None:
+    """A whole number (``10`` or ``10.0``, never ``10.5`` or a boolean), within `minimum` and `maximum`.
+
+    The default maximum refuses here, not in the store, a number no database column could hold.
+    """
     if value is None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -173,7 +182,15 @@ def read_int(value: object, field: str, issues: Issues, *, minimum: int | None =
     if minimum is not None and number < minimum:
         issues.add(field, f"must be at least {minimum}, got {number}")
         return None
+    if number > maximum:
+        issues.add(field, f"must be at most {maximum}, got {_short(number)}")
+        return None
     return number
+
+
+def _short(number: int) -> str:
+    digits = str(number)
+    return digits if len(digits) <= 24 else f"a number of {len(digits)} digits"
 
 
 def read_enum(value: object, field: str, issues: Issues, enum: type[E]) -> E | None:

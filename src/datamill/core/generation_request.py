@@ -44,6 +44,8 @@ from datamill.core.fields import (
 
 MAX_SAMPLES = 20_000
 MAX_REVISION_CYCLES = 5
+#: The largest spec version (the versions column is a 32-bit integer).
+MAX_VERSION = 2**31 - 1
 #: Revision cycles when revisions are requested without a count (the SDK advises 2–3 for most documents).
 DEFAULT_REVISION_CYCLES = 2
 #: Output cap of one draft, section, field or revision call unless the request sets ``max_output_tokens``.
@@ -180,7 +182,9 @@ def parse_generation_request(
     out["number_of_samples"] = _bounded(values, "number_of_samples", path, issues, 1, MAX_SAMPLES)
     if values.get("number_of_samples") is None:
         issues.add(path("number_of_samples"), f"is required (1–{MAX_SAMPLES})")
-    out["spec_version"] = read_int(values.get("spec_version"), path("spec_version"), issues, minimum=1)
+    out["spec_version"] = read_int(
+        values.get("spec_version"), path("spec_version"), issues, minimum=1, maximum=MAX_VERSION
+    )
     out["max_revision_cycles"] = _bounded(values, "max_revision_cycles", path, issues, 1, MAX_REVISION_CYCLES)
     out["max_examples_in_prompt"] = read_int(
         values.get("max_examples_in_prompt"), path("max_examples_in_prompt"), issues, minimum=1

@@ -79,6 +79,10 @@ def parse_spec_create(body: object) -> dict[str, Any]:
     return {**out, **flags, "spec_generation_model_name": model}
 
 
+#: How many times an edit is stored again after losing the race for a version number.
+_VERSION_ATTEMPTS = 20
+
+
 class SpecService:
     """The spec operations of one tenant's requests; see the module docstring."""
 
@@ -140,8 +144,26 @@ class SpecService:
             return [spec_list_item(session, spec) for spec in list_specs(session, tenant_id)]
 
     def update(self, tenant_id: str, spec_id: str, body: object) -> dict[str, Any]:
-        """Validate the YAML and store it as the next version, keeping the server-owned metadata."""
+        """Validate the YAML and store it as the next version, keeping the server-owned metadata.
+
+        Concurrent edits each get a version of their own: an edit that lost the race for a version number
+        (the unique constraint on spec and version) is stored again as the next one.
+        """
         text = read_content_yaml(body)
+        for _ in range(_VERSION_ATTEMPTS - 1):
+            try:
+                return self._add_version(tenant_id, spec_id, text)
+            except IntegrityError:
+                continue
+        try:
+            return self._add_version(tenant_id, spec_id, text)
+        except IntegrityError:
+            raise CodedError(
+                f"spec {spec_id!r} is being edited by many requests at once; send the edit again",
+                "conflict",
+            ) from None
+
+    def _add_version(self, tenant_id: str, spec_id: str, text: str) -> dict[str, Any]:
         with self._store.session() as session:
             spec = self._spec(session, tenant_id, spec_id)
             status = spec_status(session, spec)
