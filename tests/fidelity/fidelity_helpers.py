@@ -176,7 +176,15 @@ def assert_usage_matches(run: Run) -> None:
 def requests_answered_with(run: Run, text: str) -> list[str]:
     """The prompts of the requests whose answer was ``text``."""
     wanted = text.strip()
-    return [e.prompt for e in run.log if e.status == 200 and (e.text or "").strip() == wanted]
+    return [e.prompt for e in run.log if e.status == 200 and answer_text(e.text) == wanted]
+
+
+def answer_text(sent: str | None) -> str:
+    """The answer in a reply: without the reasoning a ``think`` reply puts before it."""
+    text = (sent or "").strip()
+    if text.startswith("<think>") and "</think>" in text:
+        text = text.split("</think>", 1)[1].strip()
+    return text
 
 
 def assert_completion_requests_carry(

@@ -17,6 +17,7 @@ from fidelity_helpers import (
     UNIVERSAL,
     Run,
     adapt,
+    answer_text,
     assert_accounted,
     assert_completion_requests_carry,
     assert_no_quirk_output,
@@ -104,7 +105,7 @@ def _assert_images_reach_the_completion(run: Run) -> None:
     for row in run.rows:
         image = base64.b64encode(png(int(row["id"]))).decode()
         wanted = row["enhanced_completion"].strip()
-        entries = [e for e in run.log if e.status == 200 and (e.text or "").strip() == wanted]
+        entries = [e for e in run.log if e.status == 200 and answer_text(e.text) == wanted]
         assert entries
         for entry in entries:
             assert image in orjson.dumps(entry.body).decode()
@@ -127,71 +128,73 @@ def _completion(request: WireRequest) -> bool:
     return request.system.startswith(BLUEPRINT)
 
 
-#: (behaviour, api) pairs whose invariants hold on every reply, in prompt mode.
-EVERY_REPLY = [
-    ("reasoning_field", "openai"),
-    ("reasoning_field", "anthropic"),
-    ("reasoning_field", "gemini"),
-    ("refusal_field", "openai"),
-    ("refusal_field", "anthropic"),
-    ("empty", "openai"),
-    ("empty", "anthropic"),
-    ("empty", "gemini"),
-    ("content_filter", "openai"),
-    ("content_filter", "anthropic"),
-]
+@pytest.mark.parametrize("api", list(MODELS))
+def test_reasoning_beside_every_answer_loses_no_row(sim: ProviderSimulator, tmp_path: Path, api: str) -> None:
+    sim.set("reasoning_field", 1.0)
+    source = rows(tmp_path)
+    run = adapt(sim, tmp_path, source, *MODES["pairs"], "--no-rephrase-check", model=MODELS[api])
 
-
-@pytest.mark.parametrize(("behaviour", "api"), EVERY_REPLY)
-def test_a_quirk_on_every_reply_keeps_no_garbage(
-    sim: ProviderSimulator, tmp_path: Path, behaviour: str, api: str
-) -> None:
-    sim.set(behaviour, 1.0)
-    run = adapt(sim, tmp_path, rows(tmp_path), *MODES["prompt"], "--no-rephrase-check", model=MODELS[api])
-
-    assert sim.log.with_behaviour(behaviour)
+    assert sim.log.with_behaviour("reasoning_field")
     _check_invariants(run)
+    assert len(run.rows) == len(source), run.rejected
 
 
-def _json_step(request: WireRequest) -> bool:
-    return request.wants_json
+#: Words the reason of a row whose answer was unusable carries.
+NAMED = {
+    "refusal_text": "refused",
+    "refusal_field": "refused",
+    "truncation": "cut off at the token limit",
+    "empty": "empty reply",
+    "content_filter": "content filter",
+}
 
 
-TARGETS = {"answers": _completion, "json": _json_step}
-#: Quirks a careful client reads through: every row must be kept. (behaviour, which requests get it)
-RECOVERABLE = [("reasoning_field", "answers"), ("reasoning_field", "json"), ("json_fence", "json")]
-
-
-@pytest.mark.parametrize(("behaviour", "target"), RECOVERABLE)
-def test_a_quirk_the_client_can_read_through_loses_no_row(
-    sim: ProviderSimulator, tmp_path: Path, behaviour: str, target: str
+@pytest.mark.parametrize("behaviour", list(NAMED))
+def test_an_unusable_answer_rejects_its_row_at_the_answer_step_naming_why(
+    sim: ProviderSimulator, tmp_path: Path, behaviour: str
 ) -> None:
-    sim.set(behaviour, 1.0, when=TARGETS[target])
+    sim.set(behaviour, 1.0, when=_completion)  # the rephrase before it is answered cleanly
     source = rows(tmp_path)
     run = adapt(sim, tmp_path, source, *MODES["pairs"], "--no-rephrase-check")
 
     assert sim.log.with_behaviour(behaviour)
     _check_invariants(run)
-    assert len(run.rows) == len(source), run.rejected
-
-
-#: Quirks no client can read through: each row that met one is rejected with a reason naming it.
-NAMED = {"empty": ("empty",)}
-UNRECOVERABLE = [("empty", "answers")]
-
-
-@pytest.mark.parametrize(("behaviour", "target"), UNRECOVERABLE)
-def test_an_unusable_answer_rejects_its_row_naming_why(
-    sim: ProviderSimulator, tmp_path: Path, behaviour: str, target: str
-) -> None:
-    sim.set(behaviour, 1.0, when=TARGETS[target])
-    run = adapt(sim, tmp_path, rows(tmp_path), *MODES["pairs"], "--no-rephrase-check")
-
-    assert sim.log.with_behaviour(behaviour)
-    _check_invariants(run)
-    assert run.rejected
+    assert run.code == 1, run.output  # nothing delivered: the run fails
+    assert sorted(str(r["row"]["id"]) for r in run.rejected) == sorted(run.input_ids)
     for rejection in run.rejected:
-        assert any(word in rejection["reason"].lower() for word in NAMED[behaviour]), rejection["reason"]
+        assert rejection["step"] == "completion"
+        assert NAMED[behaviour] in rejection["reason"], rejection["reason"]
+
+
+REALISTIC_MIX = {
+    "refusal_text": 0.02,
+    "refusal_field": 0.02,
+    "truncation": 0.02,
+    "think": 0.03,
+    "empty": 0.02,
+    "content_filter": 0.01,
+    "json_fence": 0.01,
+    "prose_json": 0.01,
+    "rate_limit": 0.03,
+    "server_error": 0.01,
+    "overloaded": 0.01,
+}
+
+
+@pytest.mark.parametrize("mode", ["universal", "image", "expansion", "reasoning"])
+def test_a_realistic_mix_keeps_no_garbage_and_each_kept_row_its_context(
+    sim: ProviderSimulator, tmp_path: Path, mode: str
+) -> None:
+    sim.set_rates(**REALISTIC_MIX)
+    source = rows(tmp_path, 16)
+    run = adapt(sim, tmp_path, source, *MODES[mode], "--no-rephrase-check")
+
+    assert {e.behaviour for e in sim.log} & {"refusal_text", "refusal_field", "truncation", "think", "empty"}
+    _check_invariants(run)
+    assert run.rows
+    keyed = [dict(row, id=str(row["id"]) + str(row.get("expansion"))) for row in run.rows]
+    keyed_run = Run(run.code, run.output, run.summary, keyed, run.rejected, run.log, run.input_ids)
+    assert_completion_requests_carry(keyed_run, _needs(run, source, mode))
 
 
 def test_failures_that_retries_fix_lose_no_row(sim: ProviderSimulator, tmp_path: Path) -> None:
