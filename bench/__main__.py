@@ -29,6 +29,7 @@ BENCHMARKS = [
     "estimate_accuracy",
     "compare_tools",
     "server_load",
+    "server_estimate",
 ]
 
 

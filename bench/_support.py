@@ -84,3 +84,47 @@ def vm_hwm_mb() -> float:
 def median_run(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
     """The run with the median ``key`` (the upper middle one of an even count)."""
     return sorted(runs, key=lambda r: r[key])[len(runs) // 2]
+
+
+def tenant_keys(database_url: str, count: int) -> list[str]:
+    """One key per client, each for a tenant of its own, written straight to the server's database."""
+    from datamill.services.tenants import TenantService
+    from datamill.store import Store
+
+    store = Store.from_url(database_url)
+    store.migrate()
+    tenants = TenantService(store, default_credits=1e9)
+    suffix = os.urandom(3).hex()
+    keys = [tenants.create_key(f"load-{suffix}-{i}").key for i in range(count)]
+    store.close()
+    return keys
+
+
+def start_serve(data_dir: Path, env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
+    """``datamill serve`` on a free loopback port with `env`, logging to ``serve.log``; (URL, process)."""
+    port = free_port()
+    log = (data_dir / "serve.log").open("ab")
+    cmd = [
+        sys.executable,
+        "-m",
+        "datamill.cli.main",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+    ]
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"datamill serve exited: {(data_dir / 'serve.log').read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    return base_url, proc
+        except OSError:
+            time.sleep(0.2)
+    proc.terminate()
+    raise RuntimeError("datamill serve did not answer within 120 s")

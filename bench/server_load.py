@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from typing import Any
 
 import yaml
 
-from bench._support import fake_server, free_port, process_cpu_s
+from bench._support import fake_server, process_cpu_s, start_serve, tenant_keys
 from bench.server_load_clients import Recorder, adaption_client, dataframer_client
 
 RESULTS = Path(__file__).parent / "results" / "server_load.json"
@@ -69,49 +68,6 @@ def _routes(path: Path, fake_url: str) -> Path:
     return path
 
 
-def _keys(database_url: str, count: int) -> list[str]:
-    """One key per client, each for a tenant of its own, written straight to the server's database."""
-    from datamill.services.tenants import TenantService
-    from datamill.store import Store
-
-    store = Store.from_url(database_url)
-    store.migrate()
-    tenants = TenantService(store, default_credits=1e9)
-    suffix = os.urandom(3).hex()
-    keys = [tenants.create_key(f"load-{suffix}-{i}").key for i in range(count)]
-    store.close()
-    return keys
-
-
-def _start_server(data_dir: Path, env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
-    port = free_port()
-    log = (data_dir / "serve.log").open("ab")
-    cmd = [
-        sys.executable,
-        "-m",
-        "datamill.cli.main",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"datamill serve exited: {(data_dir / 'serve.log').read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
-                if answer.status == 200:
-                    return base_url, proc
-        except OSError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise RuntimeError("datamill serve did not answer within 120 s")
-
-
 def _rejections(database_url: str, data_dir: Path) -> dict[str, list[str]]:
     """Each adapted dataset's rejected rows, as the step that rejected each, from its run's checkpoint."""
     from sqlalchemy import select
@@ -127,7 +83,7 @@ def _rejections(database_url: str, data_dir: Path) -> dict[str, list[str]]:
         lines = []
         for path in sorted((data_dir / "runs" / run_id / "rejected").glob("*.jsonl")):
             lines += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        found[dataset_id] = [str(json.loads(line)["step"]) for line in lines]
+        found[str(dataset_id)] = [str(json.loads(line)["step"]) for line in lines]
     return found
 
 
@@ -192,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             "DATAMILL_WORKER_POLL_S": "0.2",
             "DATAMILL_RUN_BATCH_SIZE": "16",
         }
-        keys = _keys(database_url, args.clients + args.df_clients)
-        base_url, server = _start_server(data_dir, env)
+        keys = tenant_keys(database_url, args.clients + args.df_clients)
+        base_url, server = start_serve(data_dir, env)
         try:
             started = time.perf_counter()
             done = _drive(args, base_url, keys, Path(tmp), rec)

@@ -18,7 +18,7 @@ from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Message, Route, Usage
 from datamill.pipelines.adapt import run_adaptation
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.pipelines.checkpoint import Checkpoint
 from datamill.pipelines.estimate import (
     FIXED_OVERHEAD_S,
     LOCAL_DECODE_TOKENS_PER_S,
@@ -30,6 +30,8 @@ from datamill.pipelines.estimate import (
 )
 from datamill.pipelines.estimate_compare import compare, comparison_markdown
 from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
+from datamill.server.compat.adaption_runs import run_public
+from datamill.services.adaptation.launch import Launch
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.completion import GenerateCompletion
 from datamill.steps.expansion import LanguageExpansionStep
@@ -331,10 +333,16 @@ async def test_planned_language_expansion(model: ModelHandle) -> None:
     assert est.rows_out == 6
 
 
+def _wire(estimate: Estimate) -> dict[str, Any]:
+    """The run/adapt response of an estimate, as the server sends it."""
+    public = run_public(Launch.of(estimate.to_dict(), None))
+    return public.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
 async def test_text_only_wire_response(model: ModelHandle) -> None:
     request = make_request()
     plan, rows = planned(request, model)
-    wire = (await estimate_plan(plan, rows, request=request, tokenizer=TOK)).to_wire()
+    wire = _wire(await estimate_plan(plan, rows, request=request, tokenizer=TOK))
     assert wire["run_id"] is None
     assert wire["estimate"] is True
     assert wire["multimodalPricingApplied"] is False
@@ -350,7 +358,7 @@ async def test_multimodal_wire_response(model: ModelHandle) -> None:
     est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
     assert est.multimodal_pricing_applied
     assert est.credits == multimodal_credits(est.rows_out) == 10
-    wire = est.to_wire()
+    wire = _wire(est)
     assert wire["multimodalPricingApplied"] is True
     assert wire["creditMultiplier"] == 10
 
@@ -478,7 +486,7 @@ async def test_estimate_matches_a_fake_run_and_compares_with_its_ledger(
     est = await estimate_plan(plan, rows, request=request, tokenizer=TOK)
     run_plan = plan_adaptation(request, model, total_rows=len(RAW))
     result = await run_adaptation(
-        [pa.RecordBatch.from_pylist(RAW)], run_plan, DirectoryCheckpoint(tmp_path / "run", "fp")
+        [pa.RecordBatch.from_pylist(RAW)], run_plan, Checkpoint(tmp_path / "run", "fp")
     )
     cmp = compare(est, model.gateway.usage, rows_out=result.rows_out)
     assert cmp["calls"] == {"estimated": 6, "actual": 6, "error": 0.0}

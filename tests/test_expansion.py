@@ -16,7 +16,7 @@ from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
 from datamill.pipelines.adapt import run_adaptation
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.pipelines.checkpoint import Checkpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import StepContext
 from datamill.steps.expansion import (
@@ -345,7 +345,7 @@ async def test_fan_out_rows_reach_the_output_with_one_schema(tmp_path):
         {"q": ENGLISH["prompt"], "a": ENGLISH["completion"], "product": "Cloud", "id": i} for i in range(20)
     ]
     batches = pa.Table.from_pylist(rows).to_batches(max_chunksize=5)
-    checkpoint = DirectoryCheckpoint(tmp_path / "run", "fp")
+    checkpoint = Checkpoint(tmp_path / "run", "fp")
     result = await run_adaptation(batches, plan, checkpoint)
     table = pa.concat_tables(checkpoint.iter_output())
     chosen = sum(step.selects({"_row": n}) for n in range(1, 21))

@@ -1,7 +1,8 @@
 """Planning and running one adaptation in the test process, locally or on Ray actors, into any checkpoint.
 
-`execute` plans the run as a worker does (`prepare_run`, the deterministic fake model, no response cache on
-the driver) and runs it with `run_adaptation` into the checkpoint at a local path or an fsspec URL, stopping
+`execute` plans the run as a launch does and rebuilds its steps from the stored plan as a worker does
+(`plan_run`, then `build_run`; the deterministic fake model, no response cache on the driver) and runs it
+with `run_adaptation` into the checkpoint at a local path or an fsspec URL, stopping
 after `batches` batches when asked (an attempt that was interrupted), on `ray_actors` Ray actors when asked,
 which may be told to find the input elsewhere and keep their data dir elsewhere.
 """
@@ -16,12 +17,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from datamill.core.adapt_request import parse_adapt_request
 from datamill.dataio import open_dataset
 from datamill.pipelines.adapt import run_adaptation
-from datamill.runners.checkpoint_store import checkpoint_at
-from datamill.runners.inputs import RunInput
+from datamill.pipelines.checkpoint import Checkpoint
 from datamill.services.adaptation.adapt import make_gateway
-from datamill.services.adaptation.plans import options_to_dict, prepare_run, run_job
+from datamill.services.adaptation.prepare import RunSource, build_run, plan_run
 from datamill.services.adaptation.ray_actors import ActorInput, actor_plan
 from datamill.services.settings.runs import RunSettings
 
@@ -36,7 +37,7 @@ REQUEST: dict[str, Any] = {
 SETTINGS = RunSettings(model=MODEL, batch_size=BATCH, evaluate=False)
 
 
-def write_input(tmp_path: Path) -> RunInput:
+def write_input(tmp_path: Path) -> RunSource:
     """`ROWS` questions and one exact duplicate (which dedup, a batch step, drops) as a jsonl file."""
     path = tmp_path / "qa.jsonl"
     rows = [
@@ -45,11 +46,11 @@ def write_input(tmp_path: Path) -> RunInput:
     ]
     rows.append(dict(rows[3]) | {"id": 99})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return RunInput(path, "jsonl")
+    return RunSource(path, "jsonl", local_image_files=False)
 
 
 async def execute(
-    source: RunInput,
+    source: RunSource,
     data_dir: Path,
     location: str | Path,
     *,
@@ -68,26 +69,27 @@ async def execute(
     options = SETTINGS.run_options()
     runners: Any = None
     try:
-        prepared = await prepare_run("adapt", run_job(source, MODEL, options), REQUEST, llm, gateway)
-        checkpoint = checkpoint_at(location, "fingerprint")
+        request = parse_adapt_request(REQUEST)
+        planned = await plan_run("adapt", source, request, MODEL, options, gateway, data_dir)
+        prepared = await build_run(planned.plan, source, gateway, data_dir)
+        checkpoint = Checkpoint(location, "fingerprint")
         if ray_actors:
             from datamill.runners.ray_executor import RayBatchRunners
 
-            args = (
-                "adapt",
-                actor_input or ActorInput(source),
-                MODEL,
-                options_to_dict(options),
-                REQUEST,
-                SETTINGS,
-                actor_data_dir or data_dir,
-                False,
-            )
-            make_checkpoint = partial(checkpoint_at, location, "fingerprint")
+            assert planned.estimate is not None
+            run = {
+                "kind": "adapt",
+                "model": MODEL,
+                "options": planned.plan.options_record(),
+                "request": planned.plan.request.to_dict(),
+                "estimate": planned.estimate.to_dict(),
+            }
+            args = (actor_input or ActorInput(source), run, SETTINGS, actor_data_dir or data_dir, False)
+            make_checkpoint = partial(Checkpoint, location, "fingerprint")
             runners = RayBatchRunners(partial(actor_plan, *args), make_checkpoint, actors=ray_actors)
         with open_dataset(source.path, format=source.format, batch_size=BATCH) as reader:
             stream = itertools.islice(reader, batches) if batches is not None else reader
-            result = await run_adaptation(stream, prepared.plan, checkpoint, batch_runner=runners)
+            result = await run_adaptation(stream, prepared.steps, checkpoint, batch_runner=runners)
     finally:
         if runners is not None:
             await runners.aclose()

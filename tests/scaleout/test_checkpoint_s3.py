@@ -15,8 +15,7 @@ import pytest
 from adapt_helpers import BATCHES, execute, write_input
 from s3_helpers import BUCKET, S3Server, moto_s3
 
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
-from datamill.runners.checkpoint_store import FsspecCheckpoint, checkpoint_at
+from datamill.pipelines.checkpoint import Checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -32,13 +31,12 @@ def _rows(index: int) -> list[dict[str, object]]:
 
 def test_the_checkpoint_contract_holds_on_s3(s3: S3Server) -> None:
     url = f"s3://{BUCKET}/runs/contract"
-    first = checkpoint_at(url, "fp1")
-    assert isinstance(first, FsspecCheckpoint)
+    first = Checkpoint(url, "fp1")
     assert first.completed() == set()
     first.save(1, _rows(1), [{"row_number": 9, "step": "safety", "reason": "unsafe", "row": {}}])
     first.save(0, _rows(0), [])
     first.save(2, [], [])  # a batch whose rows were all rejected
-    other = checkpoint_at(url, "fp1")  # another worker opening the same run
+    other = Checkpoint(url, "fp1")  # another worker opening the same run
     assert other.completed() == {0, 1, 2}
     tables = list(other.iter_output(internal=True))
     assert [r["text"] for t in tables for r in t.to_pylist()] == ["row 0.0", "row 0.1", "row 1.0", "row 1.1"]
@@ -51,14 +49,17 @@ def test_the_checkpoint_contract_holds_on_s3(s3: S3Server) -> None:
         *(f"runs/contract/parts/{i:08d}.parquet" for i in range(3)),
         *(f"runs/contract/rejected/{i:08d}.jsonl" for i in range(3)),
     }
-    changed = checkpoint_at(url, "fp2")  # the run's request changed: start over
+    changed = Checkpoint(url, "fp2")  # the run's request changed: start over
     assert changed.completed() == set()
     assert set(s3.bucket_objects(prefix="runs/contract/")) == {"runs/contract/manifest.json"}
 
 
-def test_a_local_path_gets_a_directory_checkpoint(tmp_path: Path) -> None:
-    assert isinstance(checkpoint_at(tmp_path / "run", "fp"), DirectoryCheckpoint)
-    assert isinstance(checkpoint_at(f"file://{tmp_path / 'run2'}", "fp"), DirectoryCheckpoint)
+def test_a_local_path_and_a_file_url_are_local_directories(tmp_path: Path) -> None:
+    Checkpoint(tmp_path / "run", "fp").save(0, _rows(0), [])
+    Checkpoint(f"file://{tmp_path / 'run2'}", "fp").save(0, _rows(0), [])
+    for name in ("run", "run2"):
+        assert (tmp_path / name / "parts" / "00000000.parquet").is_file()
+        assert (tmp_path / name / "manifest.json").is_file()
 
 
 async def test_a_run_interrupted_on_one_machine_resumes_on_another_from_s3(

@@ -23,7 +23,7 @@ ray = pytest.importorskip("ray")
 
 from adapt_helpers import BATCH, BATCHES, MODEL, REQUEST, ROWS, SETTINGS, execute, write_input  # noqa: E402
 
-from datamill.runners.inputs import RunInput  # noqa: E402
+from datamill.services.adaptation.prepare import RunSource  # noqa: E402
 from datamill.services.adaptation.ray_actors import ActorInput  # noqa: E402
 from datamill.services.settings.runs import RunSettings  # noqa: E402
 
@@ -61,7 +61,7 @@ async def test_a_resumed_run_on_ray_skips_the_saved_batches(tmp_path: Path) -> N
     assert on_ray == local
 
 
-def _dataset_in(tmp_path: Path, source: RunInput) -> tuple[str, str, str]:
+def _dataset_in(tmp_path: Path, source: RunSource) -> tuple[str, str, str]:
     """`source` as a dataset's one file, in a database and a blob dir of their own: the ids and URLs."""
     from datamill.services.tenants import TenantService
     from datamill.store import Dataset, DatasetFile, Store, utcnow
@@ -110,7 +110,7 @@ async def test_actors_without_the_workers_files_read_the_dataset_by_url(tmp_path
     source = write_input(tmp_path)
     local, _, _ = await execute(source, tmp_path / "data", tmp_path / "local")
     dataset_id, database_url, blob_url = _dataset_in(tmp_path, source)
-    elsewhere = RunInput(tmp_path / "worker-node" / "data" / "inputs" / "qa.jsonl", "jsonl")
+    elsewhere = RunSource(tmp_path / "worker-node" / "data" / "inputs" / "qa.jsonl", "jsonl")
     assert not elsewhere.path.exists()
     actor_data = tmp_path / "actor-node"
     on_ray, _, sent = await execute(

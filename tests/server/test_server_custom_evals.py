@@ -19,7 +19,7 @@ from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.pipelines.checkpoint import Checkpoint
 from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService, CustomEvalView
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
 from datamill.services.settings.server import ServerSettings
@@ -77,7 +77,7 @@ def _adapted_rows(count: int) -> list[dict[str, Any]]:
 def _finish_run(store: Store, data_dir: Path, dataset_id: str, rows: list[dict[str, Any]]) -> str:
     """Stand in for a finished run: its output parts where runs keep them, and the dataset marked done."""
     run_id = new_id("run")
-    DirectoryCheckpoint(data_dir / "runs" / run_id, "fingerprint").save(0, rows, [])
+    Checkpoint(data_dir / "runs" / run_id, "fingerprint").save(0, rows, [])
     with store.session() as session:
         row = session.get(Dataset, dataset_id)
         assert row is not None

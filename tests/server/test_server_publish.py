@@ -23,7 +23,7 @@ from server_helpers import error_body, fields_of, qa_rows, wait_for, write_rows
 
 from conftest import RunningServer, running_server
 from datamill.dataio import read_all
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
+from datamill.pipelines.checkpoint import Checkpoint
 from datamill.services.settings.server import ServerSettings
 from datamill.store import Dataset
 
@@ -185,7 +185,7 @@ def test_a_run_output_is_published_with_its_request_and_evaluation(
         {"original_prompt": "q0", "enhanced_prompt": "Q0?"},
         {"original_prompt": "q1", "enhanced_prompt": "Q1?"},
     ]
-    DirectoryCheckpoint(run_dir, "fingerprint").save(0, output, [])
+    Checkpoint(run_dir, "fingerprint").save(0, output, [])
     (run_dir / "request.json").write_text(
         json.dumps({"recipe_specification": {"recipes": {"deduplication": True}}})
     )

@@ -16,6 +16,7 @@ A header that repeats a name keeps every column: the repeats get a ``_2``, ``_3`
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -42,8 +43,15 @@ _COUNT_BLOCK_BYTES = 128 << 10
 
 def sniff_delimiter(text: str) -> str:
     """Guess the delimiter of csv text among , ; tab and |, falling back to a comma."""
+    return _sniff(text[:_SNIFF_CHARS])
+
+
+@functools.lru_cache(maxsize=32)
+def _sniff(head: str) -> str:
+    # The sniffer's regular expressions take tens of milliseconds on a full sample, and a run opens its
+    # input several times (check, count, sample, read): each head is sniffed once.
     try:
-        return csv.Sniffer().sniff(text[:_SNIFF_CHARS], delimiters=_DELIMITERS).delimiter
+        return csv.Sniffer().sniff(head, delimiters=_DELIMITERS).delimiter
     except csv.Error:
         return ","
 

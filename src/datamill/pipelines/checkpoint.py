@@ -1,24 +1,29 @@
 """Batch checkpoints: every finished batch is saved, so an interrupted run resumes where it stopped.
 
-A run's directory holds ``manifest.json`` (the run's fingerprint), ``parts/<index>.parquet`` (the output
-rows of each finished batch) and ``rejected/<index>.jsonl`` (its rejected rows with reasons). Each file is
-written to a temporary name and renamed, so a batch is either complete on disk or absent. A directory whose
-fingerprint does not match the run (the input, request or model changed) is cleared and the run starts over.
+A run's checkpoint is a folder (`datamill.dataio.folder.Folder`: a local directory by default, or any fsspec
+URL such as ``s3://bucket/datamill/runs/<run_id>``, so any worker on any machine resumes it). It holds
+``manifest.json`` (the run's fingerprint), ``parts/<index>.parquet`` (the output rows of each finished batch)
+and ``rejected/<index>.jsonl`` (its rejected rows, each with the step and the reason). Each file lands whole
+or not at all, and a batch's rejections are written before its part, so a part present means its batch is
+done.
+
+`CheckpointFiles` only reads: the output (one schema unified over the parts), the row count (from the parts'
+footers) and the rejected rows, so readers never disturb a run in progress. `Checkpoint` opens the folder
+for a run: a folder whose fingerprint does not match (the input, request, model or options changed) is
+cleared and the run starts over.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import uuid
+import io
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from datamill.dataio.folder import Folder, Location
 
 _MANIFEST = "manifest.json"
 
@@ -37,31 +42,20 @@ class BatchCheckpoint(Protocol):
     def iter_rejections(self) -> Iterator[dict[str, Any]]: ...
 
 
-class DirectoryCheckpoint:
-    """Checkpoints in a local directory (one per run)."""
+class CheckpointFiles:
+    """The saved batches of a run, read-only; see the module docstring."""
 
-    def __init__(self, root: Path, fingerprint: str) -> None:
-        self.root = root
-        self.fingerprint = fingerprint
-        manifest = root / _MANIFEST
-        if manifest.exists() and json.loads(manifest.read_text()).get("fingerprint") != fingerprint:
-            shutil.rmtree(root)
-        (root / "parts").mkdir(parents=True, exist_ok=True)
-        (root / "rejected").mkdir(parents=True, exist_ok=True)
-        if not manifest.exists():
-            _atomic_write(manifest, json.dumps({"fingerprint": fingerprint}).encode())
+    def __init__(self, location: Location) -> None:
+        self.location = location
+        self.folder = Folder(location)
 
     def completed(self) -> set[int]:
-        return {int(p.stem) for p in (self.root / "parts").glob("*.parquet")}
+        return {int(path.rsplit("/", 1)[-1].split(".")[0]) for path in self._parts()}
 
-    def save(self, index: int, rows: list[dict[str, Any]], rejections: list[dict[str, Any]]) -> None:
-        # Rejections first: the part file is the "batch done" marker, so it must be the last to land.
-        lines = b"".join(orjson.dumps(r, default=str) + b"\n" for r in rejections)
-        _atomic_write(self.root / "rejected" / f"{index:08d}.jsonl", lines)
-        table = pa.Table.from_pylist(rows) if rows else pa.table({})
-        tmp = self.root / "parts" / f".{index:08d}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, tmp)
-        os.replace(tmp, self.root / "parts" / f"{index:08d}.parquet")
+    def output_schema(self) -> pa.Schema | None:
+        """The public schema of the output (internal ``_`` columns left out); None before any row exists."""
+        paths = self._nonempty_parts()
+        return _public(_unified(self.folder, paths)) if paths else None
 
     def iter_output(self, *, internal: bool = False) -> Iterator[pa.Table]:
         """The saved rows in batch order, every table conformed to one schema unified over all parts.
@@ -70,37 +64,82 @@ class DirectoryCheckpoint:
         list of structs in another is unified here, before any writer fixes its schema. Parts keep the row
         identity columns (``_row``, ``_variant``) for the evaluation; they are dropped unless ``internal``.
         """
-        paths = [p for p in sorted((self.root / "parts").glob("*.parquet")) if pq.read_metadata(p).num_rows]
+        paths = self._nonempty_parts()
         if not paths:
             return
-        schema = pa.unify_schemas([pq.read_schema(p) for p in paths], promote_options="permissive")
+        schema = _unified(self.folder, paths)
         if not internal:
-            schema = pa.schema([f for f in schema if not f.name.startswith("_")])
+            schema = _public(schema)
         for path in paths:
-            yield conform(_read_part(path), schema)
+            yield conform(self._read(path), schema)
 
     def output_rows(self) -> int:
         """How many output rows the saved parts hold, from their footers (no rows are read)."""
-        return sum(pq.read_metadata(p).num_rows for p in (self.root / "parts").glob("*.parquet"))
+        return sum(self._metadata(path).num_rows for path in self._parts())
 
     def iter_rejections(self) -> Iterator[dict[str, Any]]:
-        for path in sorted((self.root / "rejected").glob("*.jsonl")):
-            for line in path.read_bytes().splitlines():
+        """The rejected rows of the saved batches in batch order: ``step``, ``reason``, the row's fields."""
+        for path in self.folder.list("rejected", ".jsonl"):
+            for line in self.folder.cat(path).splitlines():
                 if line.strip():
                     yield orjson.loads(line)
 
+    def _parts(self) -> list[str]:
+        return self.folder.list("parts", ".parquet")
+
+    def _nonempty_parts(self) -> list[str]:
+        return [path for path in self._parts() if self._metadata(path).num_rows]
+
+    def _metadata(self, path: str) -> pq.FileMetaData:
+        with self.folder.open(path) as handle:
+            return pq.read_metadata(handle)
+
+    def _read(self, path: str) -> pa.Table:
+        """One part, read on this thread.
+
+        ``pq.read_table`` goes through the dataset layer and its thread pools, which for a run's many small
+        parts costs about 25 MB more peak memory and is no faster.
+        """
+        with self.folder.open(path) as handle, pq.ParquetFile(handle) as part:
+            return part.read(use_threads=False)
+
+
+class Checkpoint(CheckpointFiles):
+    """A run's checkpoint, opened to save batches under `fingerprint`; see the module docstring."""
+
+    def __init__(self, location: Location, fingerprint: str) -> None:
+        super().__init__(location)
+        self.fingerprint = fingerprint
+        manifest = self.folder.read_json(_MANIFEST)
+        if manifest is not None and manifest.get("fingerprint") == fingerprint:
+            return
+        if manifest is not None:
+            self.folder.remove()  # the run's input, request, model or options changed: start over
+        self.folder.write_json(_MANIFEST, {"fingerprint": fingerprint})
+
+    def save(self, index: int, rows: list[dict[str, Any]], rejections: list[dict[str, Any]]) -> None:
+        # Rejections first: the part file is the "batch done" marker, so it must be the last to land.
+        lines = b"".join(orjson.dumps(r, default=str) + b"\n" for r in rejections)
+        self.folder.put(f"rejected/{index:08d}.jsonl", lines)
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows) if rows else pa.table({}), buffer)
+        self.folder.put(f"parts/{index:08d}.parquet", buffer.getvalue())
+
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Delete the checkpoint (after its output was exported)."""
+        self.folder.remove()
 
 
-def _read_part(path: Path) -> pa.Table:
-    """One part file, read on this thread.
+def _unified(folder: Folder, paths: list[str]) -> pa.Schema:
+    schemas = []
+    for path in paths:
+        with folder.open(path) as handle:
+            schemas.append(pq.read_schema(handle))
+    return pa.unify_schemas(schemas, promote_options="permissive")
 
-    ``pq.read_table`` goes through the dataset layer and its thread pools, which for a run's many small parts
-    costs about 25 MB more peak memory and is no faster.
-    """
-    with pq.ParquetFile(path) as part:
-        return part.read(use_threads=False)
+
+def _public(schema: pa.Schema) -> pa.Schema:
+    return pa.schema([f for f in schema if not f.name.startswith("_")])
 
 
 def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -113,9 +152,3 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -129,7 +129,7 @@ class StepEstimate:
 
 @dataclass(frozen=True)
 class Estimate:
-    """The quote for a run; `to_wire` gives the run/adapt response fields of an estimate."""
+    """The quote for a run (the server's wire layer writes the run/adapt response from it)."""
 
     steps: list[StepEstimate]
     rows_in: int
@@ -161,19 +161,6 @@ class Estimate:
         out["price_table"] = self.price_table.to_dict()
         out["total_tokens"] = self.total_tokens
         return out
-
-    def to_wire(self) -> dict[str, Any]:
-        """The Adaption run/adapt response of an estimate (camelCase keys, as the Adaption API has it)."""
-        wire: dict[str, Any] = {
-            "run_id": None,
-            "estimatedMinutes": round(self.minutes, 2),
-            "estimatedCreditsConsumed": self.credits,
-            "estimate": True,
-            "multimodalPricingApplied": self.multimodal_pricing_applied,
-        }
-        if self.multimodal_pricing_applied and self.credit_multiplier is not None:
-            wire["creditMultiplier"] = self.credit_multiplier
-        return wire
 
 
 def take_sample(batches: Iterable[pa.RecordBatch], plan: AdaptPlan, *, limit: int = SAMPLE_ROWS) -> list[Row]:

@@ -26,6 +26,7 @@ class RunTicket:
         cost_usd: model spend recorded by earlier attempts (the response cache makes repeated calls free,
             so the spend of every attempt adds up to what the run cost).
         attempts: this attempt's number, from 1.
+        estimate: the estimate made at launch (with the request, model and options: the run's stored plan).
     """
 
     id: str
@@ -39,6 +40,7 @@ class RunTicket:
     cost_usd: float
     attempts: int
     total_rows: int | None
+    estimate: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, run: Run) -> RunTicket:
@@ -54,6 +56,7 @@ class RunTicket:
             cost_usd=float(run.cost_usd or 0.0),
             attempts=run.attempts,
             total_rows=run.total_rows,
+            estimate=dict(run.estimate or {}),
         )
 
 

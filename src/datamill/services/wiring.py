@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ class RunServices:
     """Launching, expanding, downloading, evaluating, and the worker that executes runs."""
 
     settings: RunSettings
+    quoter: RunQuoter
     launcher: RunService
     expand: ExpandService
     downloads: DownloadService
@@ -54,6 +56,7 @@ class RunServices:
         datasets = DatasetService(store)
         return cls(
             settings=settings,
+            quoter=quoter,
             launcher=launcher,
             expand=ExpandService(launcher, quoter, settings),
             downloads=DownloadService(store, datasets, data_dir, runs_url=settings.run_data_url),
@@ -62,7 +65,12 @@ class RunServices:
         )
 
     def start(self) -> None:
-        """Start the in-process worker, unless the settings turn it off (runs then wait in the queue)."""
+        """Start the in-process worker, unless the settings turn it off (runs then wait in the queue).
+
+        The quoter loads what every estimate needs on a thread of its own, so the first estimate after a
+        start does not wait for it.
+        """
+        threading.Thread(target=self.quoter.warm, name="datamill-quoter-warm", daemon=True).start()
         self.downloads.purge()
         if self.settings.worker:
             self.worker.start()

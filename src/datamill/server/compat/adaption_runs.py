@@ -2,9 +2,9 @@
 
 ``rejected`` is datamill's own route (the rows a run removed, with their reasons): the Adaption API has none.
 
-Handlers only translate between the wire and the services in `datamill.services.adaptation.launch`,
-`runs_expand`,
-`evaluations` and `downloads`. They are plain ``def`` functions (the services block on the database and on
+Handlers only translate between the wire and the services in `datamill.services.adaptation.launch`
+(`run_public` writes the run/adapt response of its typed `Launch`), `expand`, `evaluations` and
+`downloads`. They are plain ``def`` functions (the services block on the database and on
 reading input files), so FastAPI runs them on its thread pool. Errors of their own: 402 when a tenant's
 balance does not cover a run (`InsufficientCreditsError`), and a 500 that says what is wrong when the
 server's model configuration cannot serve runs (`RunConfigError`); both are marked not to be retried.
@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
+from datamill.core.adapt_request import parse_adapt_request
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import ErrorPublic
 from datamill.server.compat.adaption_run_models import (
@@ -29,8 +30,9 @@ from datamill.server.compat.adaption_run_models import (
     RunPublic,
 )
 from datamill.server.errors import error_response
-from datamill.services.adaptation.launch import InsufficientCreditsError
+from datamill.services.adaptation.launch import InsufficientCreditsError, Launch
 from datamill.services.adaptation.quote import RunConfigError
+from datamill.services.datasets.downloads import DownloadFile
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404, 409)}
 _LAUNCH_ERRORS: dict[int | str, dict[str, object]] = {
@@ -44,9 +46,23 @@ def _body(body: RunCreate | ExpandCreate | None) -> dict[str, Any]:
     return body.model_dump(exclude_unset=True) if body is not None else {}
 
 
-def _run(tenant: CurrentTenant, context: Context, dataset_id: str, body: RunCreate | None) -> RunPublic:
-    wire = context.runs.launcher.adapt(tenant.id, dataset_id, _body(body))
+def run_public(launch: Launch) -> RunPublic:
+    """The wire ``DatasetAdaptResponse`` of a quote or launch (``creditMultiplier`` only when multimodal)."""
+    wire: dict[str, Any] = {
+        "run_id": launch.run_id,
+        "estimatedMinutes": round(launch.minutes, 2),
+        "estimatedCreditsConsumed": launch.credits,
+        "estimate": launch.estimate,
+        "multimodalPricingApplied": launch.multimodal_pricing_applied,
+    }
+    if launch.multimodal_pricing_applied and launch.credit_multiplier is not None:
+        wire["creditMultiplier"] = launch.credit_multiplier
     return RunPublic.model_validate(wire)
+
+
+def _run(tenant: CurrentTenant, context: Context, dataset_id: str, body: RunCreate | None) -> RunPublic:
+    request = parse_adapt_request(_body(body))
+    return run_public(context.runs.launcher.adapt(tenant.id, dataset_id, request))
 
 
 @router.post(
@@ -123,6 +139,11 @@ def download_dataset(
     far (header ``x-datamill-run-status`` says which).
     """
     prepared = context.runs.downloads.prepare(tenant.id, dataset_id, file_format)
+    return _file_response(prepared)
+
+
+def _file_response(prepared: DownloadFile) -> FileResponse:
+    """Stream a converted file, deleting it once sent; ``x-datamill-run-status`` says if the run is done."""
     return FileResponse(
         prepared.path,
         media_type=prepared.media_type,
@@ -144,13 +165,7 @@ def download_rejected(dataset_id: str, tenant: CurrentTenant, context: Context) 
     none was removed); while the run goes, the rows removed so far (header ``x-datamill-run-status``).
     """
     prepared = context.runs.downloads.prepare_rejected(tenant.id, dataset_id)
-    return FileResponse(
-        prepared.path,
-        media_type=prepared.media_type,
-        filename=prepared.filename,
-        headers={"x-datamill-run-status": prepared.run_status},
-        background=BackgroundTask(prepared.path.unlink, missing_ok=True),
-    )
+    return _file_response(prepared)
 
 
 async def _on_credits(_request: Request, exc: Exception) -> JSONResponse:

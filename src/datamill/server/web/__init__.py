@@ -33,7 +33,6 @@ from datamill.server.web.deps import Web, make_templates
 from datamill.server.web.errors import install_web_error_handlers
 from datamill.server.web.session import SessionSigner
 from datamill.services.adaptation.cancel import RunCanceller
-from datamill.services.adaptation.quote import RunQuoter
 
 
 def create_web_app(context: ServerContext) -> FastAPI:
@@ -45,7 +44,7 @@ def create_web_app(context: ServerContext) -> FastAPI:
         context=context,
         signer=SessionSigner(secret),
         templates=make_templates(),
-        quoter=RunQuoter(context.store, context.blobs, context.runs.settings, settings.data_dir),
+        quoter=context.runs.quoter,
         canceller=RunCanceller(context.store, context.runs.settings, settings.data_dir),
     )
     app.state.context = context

@@ -50,7 +50,7 @@ def check(
     request = parse_adapt_request(body | {"estimate": True})
     row = web.context.runs.launcher.dataset(session.tenant.id, dataset_id)
     check_runnable(row)
-    quote = web.quoter.quote(ADAPT, row.id, request.to_dict())
+    quote = web.quoter.quote(ADAPT, row.id, request)
     estimate = quote.estimate
     return {
         "model": quote.model,
@@ -70,5 +70,6 @@ def launch(
     dataset_id: str, web: WebDep, session: PostSession, body: Annotated[dict[str, Any], Body()]
 ) -> dict[str, Any]:
     """Start the run (the run service's checks, credits and idempotency apply); where to watch it."""
-    answer = web.context.runs.launcher.adapt(session.tenant.id, dataset_id, body | {"estimate": False})
-    return {"run_id": answer.get("run_id"), "url": f"/datasets/{dataset_id}/run"}
+    request = parse_adapt_request(body | {"estimate": False})
+    launched = web.context.runs.launcher.adapt(session.tenant.id, dataset_id, request)
+    return {"run_id": launched.run_id, "url": f"/datasets/{dataset_id}/run"}

@@ -7,35 +7,31 @@ Outputs beside ``output_path`` (``<stem>`` is its name without the extension):
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
-from datamill.core.errors import RunFailedError, ValidationError
-from datamill.core.mapping import check_columns
+from datamill.core.adapt_request import parse_adapt_request
+from datamill.core.errors import RunFailedError
 from datamill.core.run_options import RunOptions
-from datamill.dataio import check_writable, count_rows, open_dataset, open_writer
+from datamill.dataio import check_writable
+from datamill.dataio.folder import Folder
 from datamill.llm import event_loop
 from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.cache import SqliteResponseCache
-from datamill.llm.gateway import Gateway, ModelHandle
+from datamill.llm.gateway import Gateway
 from datamill.llm.routing import Routing
-from datamill.pipelines.adapt import AdaptResult, RunCounters, run_adaptation
-from datamill.pipelines.checkpoint import DirectoryCheckpoint
-from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
+from datamill.pipelines.adapt import AdaptResult, RunCounters
+from datamill.pipelines.checkpoint import Checkpoint
+from datamill.pipelines.estimate import Estimate
 from datamill.pipelines.estimate_compare import compare
-from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
-from datamill.services.adaptation.evaluate import evaluate_run
-from datamill.services.adaptation.step_services import build_services, services_fingerprint
+from datamill.pipelines.export import write_output, write_rejections
+from datamill.services.adaptation.evaluate import grade_run, plan_summary, write_report
+from datamill.services.adaptation.plans import ADAPT
+from datamill.services.adaptation.prepare import PreparedRun, RunSource, execute, plan_run
+from datamill.services.adaptation.run_plan import file_identity, run_fingerprint
 from datamill.services.settings.entry import Settings
-from datamill.steps.base import StepContext
-from datamill.steps.mapping import MapColumns
 
 
 @dataclass
@@ -87,19 +83,6 @@ class AdaptSummary:
         return asdict(self)
 
 
-@dataclass
-class PreparedRun:
-    """A validated, planned and estimated run, ready to execute."""
-
-    request: AdaptRequest
-    plan: AdaptPlan
-    model: ModelHandle
-    judge: ModelHandle
-    services: PlanServices
-    estimate: Estimate
-    notes: list[str]
-
-
 def make_gateway(
     settings: Settings,
     *,
@@ -140,7 +123,9 @@ async def estimate_file_async(
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        return (await prepare_adaptation(job, body, settings, gateway)).estimate
+        prepared = await _plan(job, body, settings, gateway)
+        assert prepared.estimate is not None  # plan_run always estimates
+        return prepared.estimate
     finally:
         if own:
             await gateway.aclose()
@@ -164,29 +149,27 @@ async def adapt_file_async(
         ValidationError: a bad request, or a mapping that names columns the file does not have.
         DataFormatError: an unreadable input file, or an output format or path that cannot be written
             (checked before any model call).
-        ModelError / ConfigError: a model problem that would fail every row.
+        ModelError / ConfigError: a model problem that would fail every row (the judge's included).
     """
     check_writable(job.output_path, format=job.output_format)
     settings = settings or Settings.from_env()
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        prepared = await prepare_adaptation(job, body, settings, gateway)
-        fingerprint = run_fingerprint(job, prepared, gateway)
-        checkpoint = DirectoryCheckpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
-        with open_dataset(
-            job.input_path, format=job.input_format, batch_size=job.options.batch_size
-        ) as reader:
-            result = await run_adaptation(reader, prepared.plan, checkpoint, counters=counters)
+        prepared = await _plan(job, body, settings, gateway)
+        source = _source(job)
+        fingerprint = run_fingerprint(
+            file_identity(job.input_path, job.input_format), prepared.plan, prepared.documents
+        )
+        checkpoint = Checkpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
+        result = await execute(prepared, source, checkpoint, counters=counters)
         if result.failure is not None:
             raise _nothing_delivered(job, checkpoint, result.failure)
-        _export(checkpoint, job)
-        rejected_path = _write_rejections(job.output_path, checkpoint)
+        write_output(checkpoint, job.output_path, job.output_format)
+        rejected_path = _write_rejections(checkpoint, job.output_path)
         summary = _summary(job, prepared, result, rejected_path, gateway)
         if job.options.evaluate:
-            summary.quality, summary.report_path = await evaluate_run(
-                job, prepared.request, prepared.plan, prepared.judge, checkpoint, summary
-            )
+            summary.quality, summary.report_path = await _grade(job, prepared, checkpoint, summary)
             _count_usage(summary, gateway)  # the judge's calls are billed too
         checkpoint.remove()
         return summary
@@ -195,12 +178,12 @@ async def adapt_file_async(
             await gateway.aclose()
 
 
-def _nothing_delivered(job: AdaptJob, checkpoint: DirectoryCheckpoint, failure: str) -> RunFailedError:
+def _nothing_delivered(job: AdaptJob, checkpoint: Checkpoint, failure: str) -> RunFailedError:
     """The error of a run whose every row was rejected: no output file, the rejected rows written.
 
     The checkpoint goes too: the run is over, and a rerun after fixing the cause must not replay it.
     """
-    rejected_path = _write_rejections(job.output_path, checkpoint)
+    rejected_path = _write_rejections(checkpoint, job.output_path)
     checkpoint.remove()
     return RunFailedError(
         f"{failure}. No output was written; the rejected rows and their reasons are in {rejected_path}"
@@ -212,68 +195,14 @@ def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSu
     return event_loop.run(adapt_file_async(job, body, **kwargs))
 
 
-async def prepare_adaptation(
-    job: AdaptJob, body: Mapping[str, Any], settings: Settings, gateway: Gateway
-) -> PreparedRun:
-    """Validate ``body``, check the mapping against the file, build the services and the plan, estimate it."""
+async def _plan(job: AdaptJob, body: Mapping[str, Any], settings: Settings, gateway: Gateway) -> PreparedRun:
     request = parse_adapt_request(body)
-    with open_dataset(job.input_path, format=job.input_format) as reader:
-        if request.column_mapping is not None:
-            check_columns(request.column_mapping, reader.columns)
-        rename_note = reader.rename_note
-    total = count_rows(job.input_path, format=job.input_format)
-    model = gateway.model(job.model or settings.model or gateway.default_model)
-    judge = gateway.model(job.options.judge_model) if job.options.judge_model else model
-    services, notes = await build_services(request, job.options, settings.data_dir)
-    if rename_note is not None:
-        notes.insert(0, rename_note)
-    plan = plan_adaptation(
-        request,
-        model,
-        total_rows=total,
-        options=job.options,
-        services=services,
-        judge=judge,
-        base_dir=job.input_path.parent,
-        local_image_files=job.local_image_files,
-    )
-    with open_dataset(job.input_path, format=job.input_format) as reader:
-        sample = take_sample(reader, plan)
-    if not sample and plan.rows_selected > 0:
-        raise _unmappable(job, plan)
-    estimate = await estimate_plan(plan, sample, request=request)
-    return PreparedRun(request, plan, model, judge, services, estimate, notes)
+    model = job.model or settings.model or gateway.default_model
+    return await plan_run(ADAPT, _source(job), request, model, job.options, gateway, settings.data_dir)
 
 
-def _unmappable(job: AdaptJob, plan: AdaptPlan) -> ValidationError:
-    """The error of a file whose first rows the column mapping all rejects, with the first row's reason."""
-    with open_dataset(job.input_path, format=job.input_format) as reader:
-        first = next(iter(reader)).slice(0, 1).to_pylist()
-    ctx = StepContext()
-    for step in plan.batch_steps:
-        if isinstance(step, MapColumns):
-            step.process_batch([{"_row": 1, **row} for row in first], ctx)
-    reason = ctx.rejected[0].reason if ctx.rejected else "it was rejected"
-    return ValidationError.of(
-        "column_mapping", f"every row sampled for the estimate is rejected by the mapping (row 1: {reason})"
-    )
-
-
-def run_fingerprint(job: AdaptJob, prepared: PreparedRun, gateway: Gateway) -> str:
-    """What identifies a run for resuming: input file, request, models, options and grounding documents."""
-    stat = job.input_path.stat()
-    identity = {
-        "input": str(job.input_path.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "input_format": job.input_format,
-        "request": prepared.request.to_dict(),
-        "model": prepared.model.name,
-        "judge": prepared.judge.name,
-        "options": asdict(job.options),
-        "documents": services_fingerprint(prepared.services),
-    }
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+def _source(job: AdaptJob) -> RunSource:
+    return RunSource(job.input_path, job.input_format, job.local_image_files)
 
 
 def rejected_path_for(output_path: Path) -> Path:
@@ -281,36 +210,56 @@ def rejected_path_for(output_path: Path) -> Path:
     return output_path.with_name(f"{output_path.stem}.rejected.jsonl")
 
 
-def _export(checkpoint: DirectoryCheckpoint, job: AdaptJob) -> None:
-    """Write the checkpointed parts, in order, to the output file (atomically)."""
-    with open_writer(job.output_path, format=job.output_format) as writer:
-        for table in checkpoint.iter_output():
-            writer.write_batch(table)
+def report_paths(output_path: Path) -> tuple[Path, Path]:
+    """``<stem>.evaluation.json`` and ``<stem>.report.html`` beside the output file."""
+    return (
+        output_path.with_name(f"{output_path.stem}.evaluation.json"),
+        output_path.with_name(f"{output_path.stem}.report.html"),
+    )
 
 
-def _write_rejections(output_path: Path, checkpoint: DirectoryCheckpoint) -> str | None:
+def _write_rejections(checkpoint: Checkpoint, output_path: Path) -> str | None:
     path = rejected_path_for(output_path)
-    rows = list(checkpoint.iter_rejections())
-    if not rows:
-        path.unlink(missing_ok=True)
-        return None
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_bytes(b"".join(orjson.dumps(r, default=str) + b"\n" for r in rows))
-    tmp.replace(path)
-    return str(path)
+    if write_rejections(checkpoint, path):
+        return str(path)
+    path.unlink()
+    return None
+
+
+async def _grade(
+    job: AdaptJob, prepared: PreparedRun, checkpoint: Checkpoint, summary: AdaptSummary
+) -> tuple[dict[str, Any] | None, str]:
+    """Grade the run, write the JSON results and the HTML report; return the quality and the page's path."""
+    source = _source(job)
+    grade = await grade_run(prepared, source, checkpoint, summary.rejections_by_step)
+    if grade.error is not None:
+        raise grade.error
+    json_path, html_path = report_paths(job.output_path)
+    rows = {"in": summary.rows_in, "out": summary.rows_out, "rejected": summary.rows_rejected}
+    write_report(
+        Folder(job.output_path.parent),
+        (json_path.name, html_path.name),
+        grade,
+        title=f"datamill: {job.input_path.name} → {job.output_path.name}",
+        plan_summary=plan_summary(prepared, source, rows),
+        estimate_vs_actual=summary.estimate_vs_actual,
+    )
+    quality = grade.report.get("quality")
+    return (quality if isinstance(quality, dict) else None), str(html_path)
 
 
 def _summary(
     job: AdaptJob, prepared: PreparedRun, result: AdaptResult, rejected_path: str | None, gateway: Gateway
 ) -> AdaptSummary:
     total = gateway.usage.total
+    estimate = prepared.estimate
     summary = AdaptSummary(
         input_path=str(job.input_path),
         output_path=str(job.output_path),
         rejected_path=rejected_path,
         report_path=None,
         model=prepared.model.name,
-        steps=prepared.plan.step_names,
+        steps=prepared.steps.step_names,
         rows_in=result.rows_in,
         rows_selected=result.rows_selected,
         rows_out=result.rows_out,
@@ -324,11 +273,12 @@ def _summary(
         thinking_tokens=total.usage.thinking_tokens,
         cost_usd=total.cost_usd,
         elapsed_s=result.elapsed_s,
-        estimate=prepared.estimate.to_dict(),
+        estimate=estimate.to_dict() if estimate is not None else None,
         notes=list(prepared.notes),
     )
     _count_usage(summary, gateway)
-    summary.estimate_vs_actual = compare(prepared.estimate, summary.to_dict(), rows_out=result.rows_out)
+    if estimate is not None:
+        summary.estimate_vs_actual = compare(estimate, summary.to_dict(), rows_out=result.rows_out)
     return summary
 
 

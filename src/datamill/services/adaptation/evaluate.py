@@ -1,103 +1,126 @@
-"""After a run: grade a sample before and after; write the evaluation JSON and the HTML report."""
+"""After a run: grade a sample before and after, and write the evaluation JSON and the HTML report.
+
+`grade_run` is the one grading of every entry point: with evaluation off it is ``skipped``; a judge that
+cannot work (no key, unknown model, a request it cannot serve) makes a ``failed`` grade that carries the
+error, so the server fails the evaluation and not the run, and the command line reports the error.
+`write_report` is the one report writer: the evaluation as JSON and the HTML page, into a folder (beside the
+output file on the command line, the run's location on the server).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import orjson
 
-from datamill.core.adapt_request import AdaptRequest
+from datamill.core.errors import ConfigError, ModelError, ValidationError
 from datamill.dataio import open_dataset
-from datamill.llm.gateway import ModelHandle
-from datamill.pipelines.checkpoint import BatchCheckpoint, DirectoryCheckpoint
+from datamill.dataio.folder import Folder
+from datamill.pipelines.checkpoint import CheckpointFiles
 from datamill.pipelines.evaluation import EvaluationReport, evaluate
-from datamill.pipelines.plan import AdaptPlan
 from datamill.pipelines.report_html import render_report
+from datamill.services.adaptation.prepare import PreparedRun, RunSource
 from datamill.steps.base import Row, StepContext
 from datamill.steps.mapping import MapColumns
 from datamill.steps.sample import SampleRows
 from datamill.text.langid import FastLangDetector
 
-if TYPE_CHECKING:
-    from datamill.services.adaptation.adapt import AdaptJob, AdaptSummary
-
 #: Rejection step names that are duplicate removals (the evaluation's duplicate-rate penalty).
 DEDUP_STEPS = ("deduplication", "near_deduplication", "semantic_deduplication")
 
 
-def report_paths(output_path: Path) -> tuple[Path, Path]:
-    """``<stem>.evaluation.json`` and ``<stem>.report.html`` beside the output file."""
-    return (
-        output_path.with_name(f"{output_path.stem}.evaluation.json"),
-        output_path.with_name(f"{output_path.stem}.report.html"),
-    )
+@dataclass(frozen=True)
+class Grade:
+    """A run's grade: the evaluation's status and stored report, the report itself, the judge's error."""
+
+    status: str
+    report: dict[str, Any]
+    evaluation: EvaluationReport | None = None
+    error: Exception | None = None
 
 
-async def evaluate_run(
-    job: AdaptJob,
-    request: AdaptRequest,
-    plan: AdaptPlan,
-    judge: ModelHandle,
-    checkpoint: DirectoryCheckpoint,
-    summary: AdaptSummary,
-) -> tuple[dict[str, Any] | None, str]:
-    """Judge the run's sample, write the JSON results and the HTML report; return the quality and its path."""
-    report = await judge_run(job, request, plan, judge, checkpoint, summary.rejections_by_step)
-    json_path, html_path = report_paths(job.output_path)
-    result = report.to_dict()
-    json_path.write_bytes(orjson.dumps(result, default=str, option=orjson.OPT_INDENT_2))
-    plan_summary = {
-        "input": str(job.input_path),
-        "model": summary.model,
-        "judge": judge.name,
-        "steps": " → ".join(summary.steps),
-        "rows in / out / rejected": f"{summary.rows_in} / {summary.rows_out} / {summary.rows_rejected}",
-        "options": ", ".join(f"{k}={v}" for k, v in asdict(job.options).items()),
+async def grade_run(
+    prepared: PreparedRun,
+    source: RunSource,
+    checkpoint: CheckpointFiles,
+    rejections_by_step: Mapping[str, int],
+) -> Grade:
+    """Judge a sample of the run's rows before and after (module docstring); writes nothing."""
+    if not prepared.plan.options.evaluate:
+        return Grade(
+            "skipped", {"status": "skipped", "quality": None, "raw_results": {"reason": "evaluation is off"}}
+        )
+    try:
+        report = await _judge(prepared, source, checkpoint, rejections_by_step)
+    except (ConfigError, ModelError, ValidationError) as exc:
+        failed = {"status": "failed", "quality": None, "raw_results": {"error": str(exc)}}
+        return Grade("failed", failed, error=exc)
+    return Grade(report.status, report.to_dict(), report)
+
+
+def write_report(
+    folder: Folder,
+    names: tuple[str, str],
+    grade: Grade,
+    *,
+    title: str,
+    plan_summary: Mapping[str, Any],
+    estimate_vs_actual: Mapping[str, Any] | None = None,
+) -> None:
+    """Write the grade's report as JSON (``names[0]``) and, when judged, the HTML page (``names[1]``)."""
+    json_name, html_name = names
+    folder.put(json_name, orjson.dumps(grade.report, default=str, option=orjson.OPT_INDENT_2))
+    if grade.evaluation is not None:
+        html = render_report(
+            grade.evaluation, title=title, plan_summary=plan_summary, estimate_vs_actual=estimate_vs_actual
+        )
+        folder.put(html_name, html.encode("utf-8"))
+
+
+def plan_summary(prepared: PreparedRun, source: RunSource, rows: Mapping[str, int]) -> dict[str, Any]:
+    """The run's plan as the report's header shows it."""
+    plan = prepared.plan
+    return {
+        "input": str(source.path),
+        "model": plan.model,
+        "judge": plan.judge,
+        "steps": " → ".join(prepared.steps.step_names),
+        "rows in / out / rejected": f"{rows['in']} / {rows['out']} / {rows['rejected']}",
+        "options": ", ".join(f"{k}={v}" for k, v in asdict(plan.options).items()),
     }
-    html = render_report(
-        report,
-        title=f"datamill: {job.input_path.name} → {job.output_path.name}",
-        plan_summary=plan_summary,
-        estimate_vs_actual=summary.estimate_vs_actual,
-    )
-    html_path.write_text(html, encoding="utf-8")
-    quality = result.get("quality")
-    return (quality if isinstance(quality, dict) else None), str(html_path)
 
 
-async def judge_run(
-    job: AdaptJob,
-    request: AdaptRequest,
-    plan: AdaptPlan,
-    judge: ModelHandle,
-    checkpoint: BatchCheckpoint,
-    rejections_by_step: dict[str, int],
+async def _judge(
+    prepared: PreparedRun,
+    source: RunSource,
+    checkpoint: CheckpointFiles,
+    rejections_by_step: Mapping[str, int],
 ) -> EvaluationReport:
-    """Judge the run's sample before and after; return the report and write nothing (the server's worker)."""
+    request, options = prepared.plan.request, prepared.plan.options
     brand = request.brand_controls
     return await evaluate(
-        _before_rows(job, plan),
+        _before_rows(prepared, source),
         _after_rows(checkpoint),
-        judge,
+        prepared.judge,
         blueprint=brand.blueprint,
         length_range=brand.length.token_range if brand.length is not None else None,
-        sample_size=job.options.eval_sample_size,
-        seed=job.options.seed,
+        sample_size=options.eval_sample_size,
+        seed=options.seed,
         dedup_stats={k: v for k, v in rejections_by_step.items() if k in DEDUP_STEPS},
-        rejection_stats=rejections_by_step,
+        rejection_stats=dict(rejections_by_step),
         language_detector=FastLangDetector() if request.language_expansion is not None else None,
     )
 
 
-def _before_rows(job: AdaptJob, plan: AdaptPlan) -> Iterator[Row]:
+def _before_rows(prepared: PreparedRun, source: RunSource) -> Iterator[Row]:
     """The source rows as the run saw them before any step changed them: mapped and sampled."""
-    steps = [s for s in plan.batch_steps if isinstance(s, MapColumns | SampleRows)]
+    steps = [s for s in prepared.steps.batch_steps if isinstance(s, MapColumns | SampleRows)]
     ctx = StepContext()
     number = 1
-    with open_dataset(job.input_path, format=job.input_format, batch_size=job.options.batch_size) as reader:
+    batch_size = prepared.plan.options.batch_size
+    with open_dataset(source.path, format=source.format, batch_size=batch_size) as reader:
         for batch in reader:
             rows = batch.to_pylist()
             for row in rows:
@@ -108,6 +131,6 @@ def _before_rows(job: AdaptJob, plan: AdaptPlan) -> Iterator[Row]:
             yield from rows
 
 
-def _after_rows(checkpoint: BatchCheckpoint) -> Iterator[Row]:
+def _after_rows(checkpoint: CheckpointFiles) -> Iterator[Row]:
     for table in checkpoint.iter_output(internal=True):
         yield from table.to_pylist()

@@ -6,12 +6,12 @@ mode: its prompt, completion and context are what gets rewritten. A source with 
 (adapt it first, or upload it raw with a mapping); a chat or universal-prompt mapping answers 400 too.
 
 A launch creates the derived dataset (kind ``translated`` / ``localized``, ``source_dataset_id`` set,
-status ``running``) and queues its run (`datamill.services.adaptation.plans`: the expansion-only plan). When
-the run
-succeeds, the derived dataset holds the source rows plus the new ones, with the columns ``original_prompt``,
-``original_completion``, the source's other columns, and ``language``, ``country``, ``expansion``,
-``source_row``; its mapping is ``{prompt: original_prompt, completion: original_completion, context}``, so
-it can be adapted or expanded again.
+status ``running``) and queues its run (`datamill.services.adaptation.prepare`: the expansion-only
+plan). When the run succeeds, the derived dataset holds the source rows plus the new ones, with the
+columns ``original_prompt``, ``original_completion``, the source's other columns, and ``language``,
+``country``, ``expansion``, ``source_row``; its mapping is
+``{prompt: original_prompt, completion: original_completion, context}``, so it can be adapted or expanded
+again.
 
 Credits are charged on the rows a run adds (``estimated_new_rows``): ``PriceTable.credits(new_rows,
 model spend)``. An idempotency key returns the dataset the first launch created, with 0 credits and 0 new
@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from datamill.core.adapt_request import parse_adapt_request
 from datamill.core.errors import ValidationError
 from datamill.core.expand_request import ExpandRequest, parse_localize_request, parse_translate_request
 from datamill.services.adaptation.launch import RunService, check_runnable, new_run
@@ -66,9 +67,8 @@ class ExpandService:
                 replay.dataset_id, _status_of(self._runs, tenant_id, replay.dataset_id), 0.0, False, 0
             )
         check_runnable(source)
-        quote = self._quoter.quote(
-            kind, source.id, expansion_body(expansion_mapping(source), _expansion(request))
-        )
+        body = expansion_body(expansion_mapping(source), _expansion(request))
+        quote = self._quoter.quote(kind, source.id, parse_adapt_request(body))
         selected = quote.estimate.rows_selected
         new_rows = max(0, request.expansion.expected_output_rows(selected) - selected)
         credits = self._settings.price_table.credits(new_rows, quote.estimate.cost_usd)

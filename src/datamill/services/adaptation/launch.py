@@ -1,19 +1,22 @@
 """Launching runs: ``POST /datasets/{id}/run`` and ``/adapt`` (Adaption API) as a service.
 
-`RunService.adapt` validates the body with `parse_adapt_request` (the one validation every entry point
-shares), checks the dataset can be run, and quotes the run (`RunQuoter`). An estimate stops there and
-persists nothing. A real launch then, in one transaction:
+`RunService.adapt` takes the request as `parse_adapt_request` validated it (the one validation every entry
+point shares; the wire layer parses the body once), checks the dataset can be run, and plans and quotes the
+run once (`RunQuoter`). It answers a typed `Launch`; the wire layer writes the response. An estimate stops
+there and persists nothing. A real launch then, in one transaction:
 
 1. reserves the estimated credits with a conditional UPDATE that succeeds only if the balance covers them
    (else `InsufficientCreditsError`, 402);
 2. marks the dataset ``running`` with the run's id and mapping (``configured_column_mapping``), again only if
    it is still ready and idle (else `ConflictError`, 409);
-3. inserts the run, ``queued``, with its idempotency key and the launch response.
+3. inserts the run, ``queued``, with its idempotency key and its plan (`RunPlan`: the request with its
+   mapping filled in, the model, the options, the estimate), which the worker executes without planning
+   or estimating again.
 
 An idempotency key (``job_specification.idempotency_key``) is unique per tenant, kind and dataset: a launch
-whose key was used before returns the original launch response and starts nothing; two concurrent launches
-with one key race on the unique constraint and the loser answers the winner's response. Afterwards the
-worker is woken to claim the run at once.
+whose key was used before answers the original launch (from the stored run) and starts nothing; two
+concurrent launches with one key race on the unique constraint and the loser answers the winner's launch.
+Afterwards the worker is woken to claim the run at once.
 
 A dataset can be run once its files have been read (``ingest_state`` ready): while it is still being read
 the answer is 409, and when its upload failed (nothing readable) 400. A dataset that already has a run in
@@ -24,12 +27,16 @@ progress answers 409. A ``language_expansion`` left out keeps the one of the dat
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
+from datamill.core.adapt_request import AdaptRequest
 from datamill.core.errors import ValidationError
+from datamill.core.expansion import read_language_expansion
+from datamill.core.fields import parse_with
+from datamill.core.mapping import read_column_mapping
 from datamill.services.adaptation.plans import ADAPT
 from datamill.services.adaptation.quote import DatasetNotRunnableError, Quote, RunQuoter
 from datamill.services.errors import ConflictError, NotFoundError, ServiceError
@@ -38,6 +45,40 @@ from datamill.store import datasets as datasets_repo
 from datamill.store import runs as repo
 from datamill.store import tenants as tenants_repo
 from datamill.store.ids import new_id
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What a quote or a launch answers: the estimate's figures and, once launched, the queued run.
+
+    Attributes:
+        run_id: the queued run; None for an estimate.
+        estimate: whether this was only a quote.
+        minutes: the estimated duration.
+        credits: the estimated credits (reserved by a launch).
+        multimodal_pricing_applied: whether images made the run multimodal.
+        credit_multiplier: the multimodal credit multiplier, when it applies.
+    """
+
+    run_id: str | None
+    estimate: bool
+    minutes: float
+    credits: float
+    multimodal_pricing_applied: bool
+    credit_multiplier: float | None
+
+    @classmethod
+    def of(cls, estimate: Mapping[str, Any], run_id: str | None) -> Launch:
+        """The answer of an estimate (`Estimate.to_dict`, as stored with a run) and its run, if launched."""
+        multiplier = estimate.get("credit_multiplier")
+        return cls(
+            run_id=run_id,
+            estimate=run_id is None,
+            minutes=float(estimate["minutes"]),
+            credits=float(estimate["credits"]),
+            multimodal_pricing_applied=bool(estimate["multimodal_pricing_applied"]),
+            credit_multiplier=float(multiplier) if multiplier is not None else None,
+        )
 
 
 class InsufficientCreditsError(ServiceError):
@@ -78,17 +119,16 @@ class RunService:
         self._store, self._quoter = store, quoter
         self._on_queued = on_queued or (lambda: None)
 
-    def adapt(self, tenant_id: str, dataset_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Quote or launch an adaptation; returns the run/adapt response (camelCase keys, the Adaption API).
+    def adapt(self, tenant_id: str, dataset_id: str, request: AdaptRequest) -> Launch:
+        """Quote or launch an adaptation of the validated `request` (`parse_adapt_request`).
 
         Raises:
-            ValidationError: a bad body, or a mapping this dataset or model cannot serve (400).
+            ValidationError: a mapping this dataset or model cannot serve (400).
             NotFoundError: no such dataset for this tenant (404).
             ConflictError: the dataset is still being read, or a run is processing it (409).
             DatasetNotRunnableError: the dataset holds no readable data (400).
             InsufficientCreditsError: the balance does not cover the estimate (402).
         """
-        request = parse_adapt_request(body)
         row = self.dataset(tenant_id, dataset_id)
         key = request.job.idempotency_key
         if (
@@ -96,15 +136,15 @@ class RunService:
             and not request.estimate
             and (replay := self.replay(tenant_id, ADAPT, row.id, key))
         ):
-            return dict(replay.launch_response)
+            return Launch.of(replay.estimate or {}, replay.id)
         check_runnable(row)
-        quote = self._quoter.quote(ADAPT, row.id, self._effective_body(request, row))
+        quote = self._quoter.quote(ADAPT, row.id, self._effective_request(request, row))
         if request.estimate:
-            return quote.estimate.to_wire()
+            return Launch.of(quote.estimate.to_dict(), None)
         run = new_run(tenant_id, ADAPT, row.id, row.id, quote, key)
-        run.launch_response = quote.estimate.to_wire() | {"run_id": run.id, "estimate": False}
-        mapping = quote.request.get("column_mapping")
-        return self.launch(run, lambda s: self._start(s, row, run.id, mapping)).launch_response
+        mapping = run.request.get("column_mapping")
+        launched = self.launch(run, lambda s: self._start(s, row, run.id, mapping))
+        return Launch.of(launched.estimate or {}, launched.id)
 
     def dataset(self, tenant_id: str, dataset_id: str) -> Dataset:
         with self._store.session() as session:
@@ -150,9 +190,8 @@ class RunService:
         check_runnable(current)
         raise ConflictError(f"dataset {row.id!r} changed while the run was launched; try again")
 
-    def _effective_body(self, request: AdaptRequest, row: Dataset) -> dict[str, Any]:
+    def _effective_request(self, request: AdaptRequest, row: Dataset) -> AdaptRequest:
         """The request with what it leaves to the dataset filled in: an estimate's mapping, the expansion."""
-        body = request.to_dict()
         if request.column_mapping is None:
             if not row.configured_column_mapping:
                 raise ValidationError.of(
@@ -160,15 +199,19 @@ class RunService:
                     "this dataset has no column mapping yet: give column_mapping to quote it "
                     f"(columns: {', '.join(map(str, row.columns or []))})",
                 )
-            body["column_mapping"] = _adapt_mapping(row.configured_column_mapping)
+            mapping = _adapt_mapping(row.configured_column_mapping)
+            request = replace(
+                request, column_mapping=parse_with(read_column_mapping, mapping, "column_mapping")
+            )
         if not request.language_expansion_given and row.run_id is not None:
             with self._store.session() as session:
                 previous = repo.get_run(session, row.tenant_id, row.run_id)
                 if previous is not None and previous.kind == ADAPT:
                     expansion = previous.request.get("language_expansion")
                     if expansion is not None:
-                        body["language_expansion"] = expansion
-        return body
+                        kept = parse_with(read_language_expansion, expansion, "language_expansion")
+                        request = replace(request, language_expansion=kept, language_expansion_given=True)
+        return request
 
 
 def _adapt_mapping(configured: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,7 +220,7 @@ def _adapt_mapping(configured: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def new_run(tenant_id: str, kind: str, dataset_id: str, source_id: str, quote: Quote, key: str | None) -> Run:
-    """A queued run for `quote`, reserving its estimated credits; the caller sets `launch_response`."""
+    """A queued run for `quote` (its stored plan), reserving its estimated credits."""
     now = utcnow()
     return Run(
         id=new_id("run"),
@@ -186,9 +229,9 @@ def new_run(tenant_id: str, kind: str, dataset_id: str, source_id: str, quote: Q
         source_dataset_id=source_id,
         kind=kind,
         status="queued",
-        request=quote.request | {"estimate": False},
-        options=quote.options,
-        model=quote.model,
+        request=quote.plan.request.to_dict(),
+        options=quote.plan.options_record(),
+        model=quote.plan.model,
         estimate=quote.estimate.to_dict(),
         idempotency_key=key,
         launch_response={},

@@ -9,24 +9,34 @@ they are:
 - input that cannot be read → `DatasetNotRunnableError` (400);
 - a model setting the server cannot serve (an unknown ``DATAMILL_MODEL``, a missing key variable) →
   `RunConfigError` (500, with the reason: it is the operator's to fix, and no retry will help).
+
+A quoter loads the routing file and the token counter's vocabulary once (`warm`, on a thread of its own
+when the server starts) and keeps them for the server's life: a quote then costs a pass over the input's
+rows and a sample's prompts, not a parse of the routes and a vocabulary load (``bench/server_estimate.py``
+measures it). A quote made after the routing file changed uses the routes read at the start; runs read the
+file when they start.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from datamill.core.adapt_request import AdaptRequest
 from datamill.core.errors import ConfigError, DataFormatError, ModelError
+from datamill.llm.gateway import Gateway
+from datamill.llm.routing import Routing
 from datamill.pipelines.estimate import Estimate
 from datamill.runners.inputs import dataset_input
-from datamill.services.adaptation.adapt import make_gateway
-from datamill.services.adaptation.plans import input_cache_dir, options_to_dict, prepare_run, run_job
+from datamill.services.adaptation.plans import input_cache_dir
+from datamill.services.adaptation.prepare import RunSource, plan_run
+from datamill.services.adaptation.run_plan import RunPlan
 from datamill.services.errors import ServiceError
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
+from datamill.text.tokenizer import Tokenizer, default_tokenizer
 
 
 class DatasetNotRunnableError(ServiceError):
@@ -42,16 +52,17 @@ class Quote:
     """A validated, estimated run, ready to be persisted.
 
     Attributes:
-        request: the normalized request (run/adapt shape) the worker will execute.
-        options: the run options, as stored with the run.
-        model: the public name of the model the run uses.
+        plan: what the run will do, as the worker will execute it (stored with the run).
         estimate: the estimate.
     """
 
-    request: dict[str, Any]
-    options: dict[str, Any]
-    model: str
+    plan: RunPlan
     estimate: Estimate
+
+    @property
+    def model(self) -> str:
+        """The public name of the model the run uses."""
+        return self.plan.model
 
 
 class RunQuoter:
@@ -59,11 +70,23 @@ class RunQuoter:
 
     def __init__(self, store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path) -> None:
         self._store, self._blobs, self._settings, self._data_dir = store, blobs, settings, data_dir
+        self._routing: Routing | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._warming = threading.Lock()
 
-    def quote(self, kind: str, dataset_id: str, body: Mapping[str, Any]) -> Quote:
-        """Quote a run of `kind` over `dataset_id`'s files with the run/adapt-shaped `body`."""
+    def warm(self) -> None:
+        """Load the routing file and the token counter once (the first quote does it when nobody did)."""
+        with self._warming:
+            if self._routing is None or self._tokenizer is None:
+                llm = self._settings.llm_settings(self._data_dir)
+                tokenizer = default_tokenizer()
+                tokenizer.count("warm")  # a vocabulary loads on its first count
+                self._routing, self._tokenizer = Routing.load(llm.routes_path), tokenizer
+
+    def quote(self, kind: str, dataset_id: str, request: AdaptRequest) -> Quote:
+        """Quote a run of `kind` over `dataset_id`'s files executing `request` (its mapping filled in)."""
         try:
-            return asyncio.run(self._quote(kind, dataset_id, body))
+            return asyncio.run(self._quote(kind, dataset_id, request))
         except DataFormatError as exc:
             raise DatasetNotRunnableError(f"the dataset's data cannot be read: {exc.reason}") from exc
         except FileNotFoundError as exc:
@@ -71,18 +94,28 @@ class RunQuoter:
         except (ConfigError, ModelError) as exc:
             raise RunConfigError(f"the server cannot run models as configured: {exc}") from exc
 
-    async def _quote(self, kind: str, dataset_id: str, body: Mapping[str, Any]) -> Quote:
+    async def _quote(self, kind: str, dataset_id: str, request: AdaptRequest) -> Quote:
         llm = self._settings.llm_settings(self._data_dir)
-        options = self._settings.run_options()
+        self.warm()
+        assert self._routing is not None
         # No response cache: a quote calls no model, and opening the cache would only contend with runs.
-        gateway = make_gateway(llm, use_cache=False)
+        gateway = Gateway(self._routing, default_model=llm.model)
         try:
             cache = input_cache_dir(self._data_dir)
-            with dataset_input(self._store, self._blobs, dataset_id, cache) as source:
-                job = run_job(source, gateway.default_model, options)
-                prepared = await prepare_run(kind, job, body, llm, gateway)
+            with dataset_input(self._store, self._blobs, dataset_id, cache) as found:
+                source = RunSource(found.path, found.format, local_image_files=False)
+                options = self._settings.run_options()
+                prepared = await plan_run(
+                    kind,
+                    source,
+                    request,
+                    gateway.default_model,
+                    options,
+                    gateway,
+                    llm.data_dir,
+                    tokenizer=self._tokenizer,
+                )
         finally:
             await gateway.aclose()
-        return Quote(
-            prepared.request.to_dict(), options_to_dict(options), prepared.model.name, prepared.estimate
-        )
+        assert prepared.estimate is not None  # plan_run always estimates
+        return Quote(prepared.plan, prepared.estimate)

@@ -4,7 +4,7 @@
 `datamill.runners.ray_executor.RayBatchRunners` of one run. Each actor calls `actor_plan` (sent to it
 pickled, with the run's request, model, options and `ActorInput`) to build its own gateway, with the response
 cache in the data dir on its node and, with ``DATAMILL_SHARED_CONCURRENCY``, the budget in the run's
-database, then plans the run as the worker did.
+database, then rebuilds the steps of the run's stored plan as the worker did.
 
 An actor needs nothing of the worker's disk: it reads the input file the worker reads when that file is on
 its node too, and otherwise materialises the dataset itself, once per actor, from the metadata database and
@@ -22,9 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datamill.pipelines.checkpoint import BatchCheckpoint
-from datamill.runners.inputs import RunInput, dataset_input
+from datamill.runners.inputs import dataset_input
 from datamill.services.adaptation.adapt import make_gateway
-from datamill.services.adaptation.plans import input_cache_dir, options_from_dict, prepare_run, run_job
+from datamill.services.adaptation.plans import input_cache_dir
+from datamill.services.adaptation.prepare import RunSource, build_run
+from datamill.services.adaptation.run_plan import RunPlan
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store, blob_store_from_url
 from datamill.store.budget import DatabaseConcurrencyBudget
@@ -44,33 +46,35 @@ class ActorInput:
         blob_url: the blob store holding the dataset's files.
     """
 
-    local: RunInput
+    local: RunSource
     dataset_id: str | None = None
     database_url: str | None = None
     blob_url: str | None = None
 
 
-def _open_input(source: ActorInput, data_dir: Path, store: Store | None, stack: ExitStack) -> RunInput:
+def _open_input(source: ActorInput, data_dir: Path, store: Store | None, stack: ExitStack) -> RunSource:
     """The worker's file when it exists here, else the dataset materialised under `data_dir`."""
     if source.local.path.is_file():
         return source.local
     if source.dataset_id is None or store is None or source.blob_url is None:
         raise FileNotFoundError(f"the run's input {source.local.path} is not on this node, and no dataset")
     blobs = blob_store_from_url(source.blob_url)
-    return stack.enter_context(dataset_input(store, blobs, source.dataset_id, input_cache_dir(data_dir)))
+    found = stack.enter_context(dataset_input(store, blobs, source.dataset_id, input_cache_dir(data_dir)))
+    return RunSource(found.path, found.format, local_image_files=False)
 
 
 async def actor_plan(
-    kind: str,
     source: ActorInput,
-    model: str,
-    options: dict[str, Any],
-    request: dict[str, Any],
+    run: dict[str, Any],
     settings: RunSettings,
     data_dir: Path,
     shared_budget: bool,
 ) -> ActorPlan:
-    """The plan of a run on a Ray actor, on a gateway of the actor's own (`data_dir`: on the actor's node)."""
+    """The steps of a run's stored plan on a Ray actor, on a gateway of the actor's own.
+
+    `run` holds the run's kind, model, options, request and estimate (its stored plan); `data_dir` is on
+    the actor's node.
+    """
     from datamill.runners.ray_executor import ActorPlan
 
     stack = ExitStack()
@@ -87,8 +91,11 @@ async def actor_plan(
         llm = settings.llm_settings(data_dir)
         gateway = make_gateway(llm, cache_commit_every=settings.cache_commit_every, budget=budget)
         try:
-            job = run_job(run_input, model, options_from_dict(options))
-            prepared = await prepare_run(kind, job, request, llm, gateway)
+            plan = RunPlan.of_record(
+                run["kind"], run["request"], run["model"], run["options"], run["estimate"]
+            )
+            found = RunSource(run_input.path, run_input.format, local_image_files=False)
+            prepared = await build_run(plan, found, gateway, data_dir)
         except BaseException:
             await gateway.aclose()
             raise
@@ -102,7 +109,7 @@ async def actor_plan(
         finally:
             stack.close()
 
-    return ActorPlan(prepared.plan, lambda: gateway.usage.total.cost_usd, close)
+    return ActorPlan(prepared.steps, lambda: gateway.usage.total.cost_usd, close)
 
 
 def ray_runners(
@@ -111,24 +118,14 @@ def ray_runners(
     store: Store,
     blobs: BlobStore,
     run: dict[str, Any],
-    source: RunInput,
+    source: RunSource,
     make_checkpoint: Callable[[], BatchCheckpoint],
 ) -> RayBatchRunners:
-    """The Ray actors of one run (`run`: its kind, model, options, request and source dataset id)."""
+    """The Ray actors of one run (`run`: its stored plan's fields and its source dataset id)."""
     from datamill.runners.ray_executor import RayBatchRunners, connect
 
     connect(settings.ray_address)
     url = store.engine.url.render_as_string(hide_password=False)
     actor_input = ActorInput(source, run["source_dataset_id"], url, blobs.url)
-    make_plan = partial(
-        actor_plan,
-        run["kind"],
-        actor_input,
-        run["model"],
-        run["options"],
-        run["request"],
-        settings,
-        data_dir,
-        settings.shared_concurrency,
-    )
+    make_plan = partial(actor_plan, actor_input, run, settings, data_dir, settings.shared_concurrency)
     return RayBatchRunners(make_plan, make_checkpoint, actors=settings.ray_actors)

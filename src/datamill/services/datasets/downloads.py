@@ -12,7 +12,8 @@ current state:
 
 `DownloadService.prepare_rejected` serves the rows the latest run removed (a datamill route, not part of the
 Adaption API: ``GET /api/v1/datasets/{id}/rejected``), as JSON lines: ``{"row_number", "step", "reason",
-"row"}``, in input order, under the same rules (422 before any run; the rows removed so far while it runs).
+"row"}``, in input order, under the same rules (422 before any run; the rows removed so far while it runs):
+the records of the command line's ``<output>.rejected.jsonl``, by the same writer from the same checkpoint.
 
 The file is converted into a temporary file under ``<data_dir>/tmp/downloads`` and streamed from there; the
 caller deletes it when the response is sent (`DownloadFile.path`).

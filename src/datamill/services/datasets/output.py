@@ -28,8 +28,9 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from datamill.dataio import open_dataset
+from datamill.dataio.folder import Folder
 from datamill.runners import outputs
-from datamill.runners.run_files import RunFiles, run_location
+from datamill.runners.run_files import run_location
 from datamill.services.datasets.catalog import DatasetView
 from datamill.services.errors import ConflictError, NotReadyError
 from datamill.store import BlobStore, DatasetFile, Store
@@ -96,7 +97,7 @@ class CheckpointRunOutputs:
         if "/" in run_id or run_id in ("", ".", ".."):
             return None
         root = run_location(self._data_dir, run_id, self._runs_url)
-        files = RunFiles(root)
+        files = Folder(root)
         if not files.has("manifest.json"):
             return None
         report = files.read_json("evaluation.json")

@@ -1,16 +1,17 @@
 """Executing a claimed run: the `RunExecutor` the server's worker is built with.
 
-One attempt: read the input dataset's files as one local file, rebuild the run's plan from the request,
-model and options stored with it, stream the batches through `run_adaptation` into the checkpoint
-at the run's location (``<data_dir>/runs/<run_id>/``, or under ``DATAMILL_RUN_DATA_URL`` on object
-storage; a resumed run skips the batches already there; the persistent response cache
-makes the calls it repeats free), then for an adaptation grade it (`judge_run`) and for a translate or
+One attempt: read the input dataset's files as one local file, rebuild the steps of the plan the launch
+stored with the run (`RunPlan.of_record`: its request, model, options and estimate; nothing is counted,
+sampled or estimated again), stream the batches through `prepare.execute` into the checkpoint at the run's
+location (``<data_dir>/runs/<run_id>/``, or under ``DATAMILL_RUN_DATA_URL`` on object storage; a resumed
+run skips the batches already there; the persistent response cache makes the calls it repeats free), then
+for an adaptation grade it (`grade_run`, the grading of the command line too) and for a translate or
 localize run store its output as the derived dataset's file. Credits are settled from what the run produced
 and spent: output rows (new rows for translate/localize) and model spend, as `PriceTable` prices them.
 
-Beside the checkpoint the run writes ``request.json`` and, once graded, ``evaluation.json`` (the report),
-for readers of its output (dataset cards). A failure that stops the run becomes a failed outcome whose
-``error_data`` code says what kind it is:
+Beside the checkpoint the run writes ``request.json`` and, once graded, ``evaluation.json`` (the report) and
+``report.html`` (`write_report`), for readers of its output (dataset cards). A failure that stops the run
+becomes a failed outcome whose ``error_data`` code says what kind it is:
 
 | code  | meaning                                                                    |
 |-------|----------------------------------------------------------------------------|
@@ -37,27 +38,20 @@ from typing import Any, TypeVar
 import pyarrow.compute as pc
 
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
-from datamill.dataio import open_dataset
+from datamill.dataio.folder import Location
 from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.gateway import Gateway
-from datamill.pipelines.adapt import AdaptResult, run_adaptation
-from datamill.pipelines.checkpoint import BatchCheckpoint
-from datamill.runners.checkpoint_store import checkpoint_at
+from datamill.pipelines.adapt import AdaptResult
+from datamill.pipelines.checkpoint import Checkpoint, CheckpointFiles
+from datamill.pipelines.export import write_parquet
 from datamill.runners.execution import LiveRun, RunTicket, error_data
-from datamill.runners.inputs import RunInput, dataset_input
-from datamill.runners.outputs import output_rows, output_tables, write_parquet
-from datamill.runners.run_files import Location, RunFiles
-from datamill.services.adaptation.adapt import AdaptJob, PreparedRun, make_gateway
-from datamill.services.adaptation.evaluate import judge_run
-from datamill.services.adaptation.plans import (
-    ADAPT,
-    fingerprint,
-    input_cache_dir,
-    options_from_dict,
-    prepare_run,
-    run_job,
-)
+from datamill.runners.inputs import dataset_input
+from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.adaptation.evaluate import grade_run, plan_summary, write_report
+from datamill.services.adaptation.plans import ADAPT, input_cache_dir
+from datamill.services.adaptation.prepare import RunSource, build_run, execute
 from datamill.services.adaptation.ray_actors import ray_runners
+from datamill.services.adaptation.run_plan import RunPlan, run_fingerprint, run_identity
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.runs import NewFile, RunOutcome
@@ -100,7 +94,8 @@ class RunExecutor:
         live.cost_usd = lambda: base_cost + gateway.usage.total.cost_usd
         try:
             cache = input_cache_dir(self._data_dir)
-            with dataset_input(self._store, self._blobs, ticket.source_dataset_id, cache) as source:
+            with dataset_input(self._store, self._blobs, ticket.source_dataset_id, cache) as found:
+                source = RunSource(found.path, found.format, local_image_files=False)
                 return await contained(self._execute(ticket, live, source, gateway, root))
         except (DataFormatError, ValidationError, ConfigError, ModelError) as exc:
             log.warning("run %s failed: %s", ticket.id, exc)
@@ -109,19 +104,16 @@ class RunExecutor:
             await gateway.aclose()
 
     async def _execute(
-        self, ticket: RunTicket, live: LiveRun, source: RunInput, gateway: Gateway, root: Location
+        self, ticket: RunTicket, live: LiveRun, source: RunSource, gateway: Gateway, root: Location
     ) -> RunOutcome:
-        options = options_from_dict(ticket.options)
-        job = run_job(source, ticket.model, options)
-        llm = self._settings.llm_settings(self._data_dir)
-        prepared = await prepare_run(ticket.kind, job, ticket.request, llm, gateway)
-        live.total_rows = prepared.plan.rows_selected
-        run_fingerprint = fingerprint(ticket.id, ticket.request, ticket.model, ticket.options)
-        checkpoint = checkpoint_at(root, run_fingerprint)
-        RunFiles(root).write_json("request.json", ticket.request)
+        plan = RunPlan.of_record(ticket.kind, ticket.request, ticket.model, ticket.options, ticket.estimate)
+        prepared = await build_run(plan, source, gateway, self._data_dir)
+        live.total_rows = prepared.steps.rows_selected
+        fingerprint = run_fingerprint(run_identity(ticket.id), plan, prepared.documents)
+        checkpoint = Checkpoint(root, fingerprint)
+        checkpoint.folder.write_json("request.json", ticket.request)
         runners = None
         if self._settings.executor == "ray":
-            make_checkpoint = partial(checkpoint_at, root, run_fingerprint)
             runners = ray_runners(
                 self._settings,
                 self._data_dir,
@@ -129,73 +121,57 @@ class RunExecutor:
                 self._blobs,
                 _run_fields(ticket),
                 source,
-                make_checkpoint,
+                partial(Checkpoint, root, fingerprint),
             )
             spent = live.cost_usd
             live.cost_usd = lambda: spent() + runners.cost_usd
         try:
-            with open_dataset(source.path, format=source.format, batch_size=options.batch_size) as reader:
-                result = await run_adaptation(
-                    reader,
-                    prepared.plan,
-                    checkpoint,
-                    counters=live.counters,
-                    # Two batches per actor keep every actor busy while the next batch is prepared.
-                    batches_in_flight=max(4, 2 * self._settings.ray_actors) if runners else 4,
-                    batch_runner=runners,
-                )
+            result = await execute(
+                prepared,
+                source,
+                checkpoint,
+                counters=live.counters,
+                # Two batches per actor keep every actor busy while the next batch is prepared.
+                batches_in_flight=max(4, 2 * self._settings.ray_actors) if runners else 4,
+                batch_runner=runners,
+            )
         finally:
             if runners is not None:
                 await runners.aclose()
                 log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
         if result.failure is not None:
             return self._failed(ticket, root, live, error_data("E0304", result.failure))
-        if ticket.kind == ADAPT:
-            status, report = await self._evaluate(job, prepared, checkpoint, result, live)
-            RunFiles(root).write_json("evaluation.json", report)
-            credits = self._settings.price_table.credits(
-                result.rows_out, live.cost_usd(), multimodal=prepared.estimate.multimodal_pricing_applied
-            )
-            return RunOutcome(
-                "succeeded",
-                rows_out=result.rows_out,
-                rows_rejected=result.rows_rejected,
-                credits_used=credits,
-                cost_usd=live.cost_usd(),
-                evaluation_status=status,
-                evaluation=report,
-            )
-        return self._derived(ticket, root, result, live.cost_usd())
-
-    async def _evaluate(
-        self,
-        job: AdaptJob,
-        prepared: PreparedRun,
-        checkpoint: BatchCheckpoint,
-        result: AdaptResult,
-        live: LiveRun,
-    ) -> tuple[str, dict[str, Any]]:
-        """The evaluation's status and report; a judge that cannot work fails the evaluation, not the run."""
-        if not job.options.evaluate:
-            return "skipped", {
-                "status": "skipped",
-                "quality": None,
-                "raw_results": {"reason": "evaluation is off"},
-            }
-        live.evaluation_status = "running"
-        try:
-            report = await judge_run(
-                job, prepared.request, prepared.plan, prepared.judge, checkpoint, result.rejections_by_step
-            )
-        except (ConfigError, ModelError, ValidationError) as exc:
-            return "failed", {"status": "failed", "quality": None, "raw_results": {"error": str(exc)}}
-        return report.status, report.to_dict()
+        if ticket.kind != ADAPT:
+            return self._derived(ticket, root, result, live.cost_usd())
+        if plan.options.evaluate:
+            live.evaluation_status = "running"
+        grade = await grade_run(prepared, source, checkpoint, result.rejections_by_step)
+        rows = {"in": result.rows_in, "out": result.rows_out, "rejected": result.rows_rejected}
+        write_report(
+            checkpoint.folder,
+            ("evaluation.json", "report.html"),
+            grade,
+            title=f"datamill: run {ticket.id}",
+            plan_summary=plan_summary(prepared, source, rows),
+        )
+        credits = self._settings.price_table.credits(
+            result.rows_out, live.cost_usd(), multimodal=plan.multimodal
+        )
+        return RunOutcome(
+            "succeeded",
+            rows_out=result.rows_out,
+            rows_rejected=result.rows_rejected,
+            credits_used=credits,
+            cost_usd=live.cost_usd(),
+            evaluation_status=grade.status,
+            evaluation=grade.report,
+        )
 
     def _derived(self, ticket: RunTicket, root: Location, result: AdaptResult, cost: float) -> RunOutcome:
         """Store a translate/localize run's output as its dataset's own file, and charge for the new rows."""
         local = self._data_dir / "tmp" / f"{ticket.id}.data.parquet"
         local.parent.mkdir(parents=True, exist_ok=True)
-        columns, rows = write_parquet(root, local)
+        columns, rows = write_parquet(CheckpointFiles(root), local)
         key = f"derived/{ticket.tenant_id}/{ticket.dataset_id}/data.parquet"
         writer = self._blobs.open_writer(key)
         try:
@@ -227,7 +203,7 @@ class RunExecutor:
 
     def _failed(self, ticket: RunTicket, root: Location, live: LiveRun, error: dict[str, Any]) -> RunOutcome:
         """A failed outcome that charges for the rows finished before the failure."""
-        rows = output_rows(root)
+        rows = CheckpointFiles(root).output_rows()
         billed = rows if ticket.kind == ADAPT else _new_rows(root)
         cost = live.cost_usd()
         return RunOutcome(
@@ -265,6 +241,7 @@ def _run_fields(ticket: RunTicket) -> dict[str, Any]:
         "model": ticket.model,
         "options": ticket.options,
         "request": ticket.request,
+        "estimate": ticket.estimate,
         "source_dataset_id": ticket.source_dataset_id,
     }
 
@@ -272,7 +249,7 @@ def _run_fields(ticket: RunTicket) -> dict[str, Any]:
 def _new_rows(root: Location) -> int:
     """Rows a translate/localize run added: those with an ``expansion`` value."""
     total = 0
-    for table in output_tables(root):
+    for table in CheckpointFiles(root).iter_output():
         if "expansion" in table.column_names:
             total += int(pc.count(table.column("expansion")).as_py())
     return total

@@ -1,0 +1,175 @@
+"""Preparing and executing a run: the one path of the command line, the Python API, the server and its worker.
+
+- `plan_run` is what a launch (and the command line) does once: check the mapping against the input, count
+  its rows, choose the models, build the services and the steps, and estimate the run on a sample of rows.
+  Its `RunPlan` is what the server stores with the run.
+- `build_run` is what executing a stored plan needs: the services and the steps, rebuilt from the
+  `RunPlan` without reading the input, sampling it or estimating again (the worker, each Ray actor).
+- `execute` streams the input through the steps into the run's checkpoint.
+
+A translate or localize run is the adaptation pipeline over the source dataset's mapping with every recipe
+off and language expansion on, and only the expansion row step kept: the new dataset holds the source rows
+as they were plus one new row per target for a seeded sample of rows. Its estimate is made on that plan.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datamill.core.adapt_request import AdaptRequest
+from datamill.core.errors import ValidationError
+from datamill.core.mapping import check_columns
+from datamill.core.run_options import RunOptions
+from datamill.dataio import count_rows, open_dataset
+from datamill.llm.gateway import Gateway, ModelHandle
+from datamill.pipelines.adapt import AdaptResult, BatchRunnerFactory, RunCounters, run_adaptation
+from datamill.pipelines.checkpoint import BatchCheckpoint
+from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
+from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
+from datamill.services.adaptation.plans import ADAPT
+from datamill.services.adaptation.run_plan import RunPlan
+from datamill.services.adaptation.step_services import build_services, services_fingerprint
+from datamill.steps.base import StepContext
+from datamill.steps.expansion import LanguageExpansionStep
+from datamill.steps.mapping import MapColumns
+from datamill.text.tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """The file a run reads.
+
+    Attributes:
+        path: a local file with the input rows.
+        format: its format; None detects it from the name.
+        local_image_files: whether image cells may name files on this machine (the command line and the
+            library); False on the server, where a tenant's dataset must not read the server's disk.
+    """
+
+    path: Path
+    format: str | None = None
+    local_image_files: bool = True
+
+
+@dataclass
+class PreparedRun:
+    """A run ready to execute: its plan, its steps and models, and (when it was planned here) its estimate."""
+
+    plan: RunPlan
+    steps: AdaptPlan
+    model: ModelHandle
+    judge: ModelHandle
+    services: PlanServices
+    notes: list[str] = field(default_factory=list)
+    estimate: Estimate | None = None
+
+    @property
+    def documents(self) -> str | None:
+        """What identifies the grounding documents the run searches (None without grounding)."""
+        return services_fingerprint(self.services)
+
+
+async def plan_run(
+    kind: str,
+    source: RunSource,
+    request: AdaptRequest,
+    model: str,
+    options: RunOptions,
+    gateway: Gateway,
+    data_dir: Path,
+    *,
+    tokenizer: Tokenizer | None = None,
+) -> PreparedRun:
+    """Validate `request` against the input and the models, plan it and estimate it (module docstring).
+
+    `tokenizer` counts the prompts' tokens; None loads the default one for this estimate only (a server
+    keeps one loaded for all its estimates).
+
+    Raises:
+        ValidationError: a bad request, or one this data or model cannot serve.
+        DataFormatError: the input cannot be read.
+        ModelError / ConfigError: the model cannot be used at all.
+    """
+    with open_dataset(source.path, format=source.format) as reader:
+        if request.column_mapping is not None:
+            check_columns(request.column_mapping, reader.columns)
+        rename_note = reader.rename_note
+    handle = gateway.model(model)
+    judge = gateway.model(options.judge_model) if options.judge_model else handle
+    plan = RunPlan(
+        kind=kind,
+        request=dataclasses.replace(request, estimate=False),
+        model=handle.name,
+        judge=judge.name,
+        options=options,
+        total_rows=count_rows(source.path, format=source.format),
+    )
+    prepared = await build_run(plan, source, gateway, data_dir)
+    if rename_note is not None:
+        prepared.notes.insert(0, rename_note)
+    with open_dataset(source.path, format=source.format) as reader:
+        sample = take_sample(reader, prepared.steps)
+    if not sample and prepared.steps.rows_selected > 0:
+        raise _unmappable(source, prepared.steps)
+    estimate = await estimate_plan(prepared.steps, sample, request=request, tokenizer=tokenizer)
+    prepared.plan = dataclasses.replace(plan, multimodal=estimate.multimodal_pricing_applied)
+    prepared.estimate = estimate
+    return prepared
+
+
+async def build_run(plan: RunPlan, source: RunSource, gateway: Gateway, data_dir: Path) -> PreparedRun:
+    """The services, models and steps of a planned run; reads nothing of the input."""
+    model = gateway.model(plan.model)
+    judge = gateway.model(plan.judge) if plan.judge != model.name else model
+    services, notes = await build_services(plan.request, plan.options, data_dir)
+    steps = plan_adaptation(
+        plan.request,
+        model,
+        total_rows=plan.total_rows,
+        options=plan.options,
+        services=services,
+        judge=judge,
+        base_dir=source.path.parent,
+        local_image_files=source.local_image_files,
+    )
+    if plan.kind != ADAPT:
+        steps.row_steps = [step for step in steps.row_steps if isinstance(step, LanguageExpansionStep)]
+    return PreparedRun(plan, steps, model, judge, services, notes)
+
+
+async def execute(
+    prepared: PreparedRun,
+    source: RunSource,
+    checkpoint: BatchCheckpoint,
+    *,
+    counters: RunCounters | None = None,
+    batches_in_flight: int = 4,
+    batch_runner: BatchRunnerFactory | None = None,
+) -> AdaptResult:
+    """Stream the input through the run's steps into `checkpoint` (finished batches are skipped)."""
+    batch_size = prepared.plan.options.batch_size
+    with open_dataset(source.path, format=source.format, batch_size=batch_size) as reader:
+        return await run_adaptation(
+            reader,
+            prepared.steps,
+            checkpoint,
+            counters=counters,
+            batches_in_flight=batches_in_flight,
+            batch_runner=batch_runner,
+        )
+
+
+def _unmappable(source: RunSource, steps: AdaptPlan) -> ValidationError:
+    """The error of a file whose first rows the column mapping all rejects, with the first row's reason."""
+    with open_dataset(source.path, format=source.format) as reader:
+        first = next(iter(reader)).slice(0, 1).to_pylist()
+    ctx = StepContext()
+    for step in steps.batch_steps:
+        if isinstance(step, MapColumns):
+            step.process_batch([{"_row": 1, **row} for row in first], ctx)
+    reason = ctx.rejected[0].reason if ctx.rejected else "it was rejected"
+    return ValidationError.of(
+        "column_mapping", f"every row sampled for the estimate is rejected by the mapping (row 1: {reason})"
+    )
