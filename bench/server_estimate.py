@@ -78,13 +78,13 @@ def _table(runs: dict[str, dict[str, Any]]) -> str:
     lines = [
         "Server estimate (`POST /datasets/{id}/adapt`, `estimate: true`), seconds as the SDK client sees:",
         "",
-        "| measurement | rows | csv MB | first | median | max | server CPU s / estimate |",
-        "|---|---|---|---|---|---|---|",
+        "| measurement | rows | csv MB | first | median | max | server CPU s / estimate | load (1 min) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in runs.items():
         lines.append(
             f"| {label} | {r['rows']} | {r['csv_mb']} | {r['first_s']} | {r['median_s']} | {r['max_s']} | "
-            f"{r['server_cpu_s_per_estimate']} |"
+            f"{r['server_cpu_s_per_estimate']} | {r['load_avg_1m']} |"
         )
     return "\n".join(lines)
 

@@ -3,8 +3,8 @@
 ``rejected`` is datamill's own route (the rows a run removed, with their reasons): the Adaption API has none.
 
 Handlers only translate between the wire and the services in `datamill.services.adaptation.launch`
-(`run_public` writes the run/adapt response of its typed `Launch`), `expand`, `evaluations` and
-`downloads`. They are plain ``def`` functions (the services block on the database and on
+(`run_public` writes the run/adapt response of its typed `Launch`), `expand` (`expand_public`),
+`evaluations` and `downloads`. They are plain ``def`` functions (the services block on the database and on
 reading input files), so FastAPI runs them on its thread pool. Errors of their own: 402 when a tenant's
 balance does not cover a run (`InsufficientCreditsError`), and a 500 that says what is wrong when the
 server's model configuration cannot serve runs (`RunConfigError`); both are marked not to be retried.
@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
 
 from datamill.core.adapt_request import parse_adapt_request
+from datamill.core.expand_request import parse_localize_request, parse_translate_request
 from datamill.server.auth import Context, CurrentTenant
 from datamill.server.compat.adaption_models import ErrorPublic
 from datamill.server.compat.adaption_run_models import (
@@ -30,6 +31,7 @@ from datamill.server.compat.adaption_run_models import (
     RunPublic,
 )
 from datamill.server.errors import error_response
+from datamill.services.adaptation.expand import Expansion
 from datamill.services.adaptation.launch import InsufficientCreditsError, Launch
 from datamill.services.adaptation.quote import RunConfigError
 from datamill.services.datasets.downloads import DownloadFile
@@ -58,6 +60,17 @@ def run_public(launch: Launch) -> RunPublic:
     if launch.multimodal_pricing_applied and launch.credit_multiplier is not None:
         wire["creditMultiplier"] = launch.credit_multiplier
     return RunPublic.model_validate(wire)
+
+
+def expand_public(expansion: Expansion) -> ExpandPublic:
+    """The wire response of a translate or localize quote or launch."""
+    return ExpandPublic(
+        dataset_id=expansion.dataset_id,
+        status=expansion.status,
+        estimated_credits_consumed=expansion.credits,
+        estimate=expansion.estimate,
+        estimated_new_rows=expansion.new_rows,
+    )
 
 
 def _run(tenant: CurrentTenant, context: Context, dataset_id: str, body: RunCreate | None) -> RunPublic:
@@ -97,9 +110,8 @@ def translate_dataset(
     dataset_id: str, tenant: CurrentTenant, context: Context, body: ExpandCreate | None = None
 ) -> ExpandPublic:
     """Make a new dataset holding this one's rows plus a sample translated into ``languages``."""
-    return ExpandPublic.model_validate(
-        context.runs.expand.expand(tenant.id, dataset_id, "translate", _body(body))
-    )
+    request = parse_translate_request(_body(body))
+    return expand_public(context.runs.expand.expand(tenant.id, dataset_id, "translate", request))
 
 
 @router.post("/datasets/{dataset_id}/localize", response_model=ExpandPublic, responses=_LAUNCH_ERRORS)
@@ -107,9 +119,8 @@ def localize_dataset(
     dataset_id: str, tenant: CurrentTenant, context: Context, body: ExpandCreate | None = None
 ) -> ExpandPublic:
     """Make a new dataset holding this one's rows plus a sample localized for each (country, language)."""
-    return ExpandPublic.model_validate(
-        context.runs.expand.expand(tenant.id, dataset_id, "localize", _body(body))
-    )
+    request = parse_localize_request(_body(body))
+    return expand_public(context.runs.expand.expand(tenant.id, dataset_id, "localize", request))
 
 
 @router.get("/datasets/{dataset_id}/evaluation", response_model=EvaluationPublic)

@@ -1,9 +1,10 @@
 """Translate and localize (Adaption API): a new dataset with a sample of rows rewritten per language or place.
 
-The body is validated with `parse_translate_request` / `parse_localize_request`. The run works on the
-source dataset's ``configured_column_mapping`` (set by a raw upload or by an adaptation launch), in prompt
-mode: its prompt, completion and context are what gets rewritten. A source with no mapping yet answers 400
-(adapt it first, or upload it raw with a mapping); a chat or universal-prompt mapping answers 400 too.
+The wire layer validates the body with `parse_translate_request` / `parse_localize_request` and writes
+the response of the typed `Expansion`. The run works on the source dataset's ``configured_column_mapping``
+(set by a raw upload or by an adaptation launch), in prompt mode: its prompt, completion and context are
+what gets rewritten. A source with no mapping yet answers 400 (adapt it first, or upload it raw with a
+mapping); a chat or universal-prompt mapping answers 400 too.
 
 A launch creates the derived dataset (kind ``translated`` / ``localized``, ``source_dataset_id`` set,
 status ``running``) and queues its run (`datamill.services.adaptation.prepare`: the expansion-only
@@ -21,11 +22,12 @@ rows (contract: a replay charges nothing and adds nothing).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from datamill.core.adapt_request import parse_adapt_request
 from datamill.core.errors import ValidationError
-from datamill.core.expand_request import ExpandRequest, parse_localize_request, parse_translate_request
+from datamill.core.expand_request import ExpandRequest
 from datamill.services.adaptation.launch import RunService, check_runnable, new_run
 from datamill.services.adaptation.plans import expansion_body
 from datamill.services.adaptation.quote import RunQuoter
@@ -39,23 +41,40 @@ from datamill.store.ids import new_id
 DERIVED_KINDS = {"translate": "translated", "localize": "localized"}
 
 
+@dataclass(frozen=True)
+class Expansion:
+    """What a quote or launch of a translate or localize run answers.
+
+    Attributes:
+        dataset_id: the derived dataset (None for an estimate).
+        status: its status (None for an estimate).
+        credits: the credits reserved for the new rows (0 for a replay: it charges nothing).
+        estimate: whether this was only a quote.
+        new_rows: the rows the run adds (0 for a replay: it adds nothing).
+    """
+
+    dataset_id: str | None
+    status: str | None
+    credits: float
+    estimate: bool
+    new_rows: int
+
+
 class ExpandService:
     """Launches translate and localize runs; see the module docstring."""
 
     def __init__(self, runs: RunService, quoter: RunQuoter, settings: RunSettings) -> None:
         self._runs, self._quoter, self._settings = runs, quoter, settings
 
-    def expand(self, tenant_id: str, dataset_id: str, kind: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """Quote or launch a translate or localize run; returns the wire response of the Adaption API.
+    def expand(self, tenant_id: str, dataset_id: str, kind: str, request: ExpandRequest) -> Expansion:
+        """Quote or launch a translate or localize run of the validated `request`.
 
         Raises:
-            ValidationError: a bad body, or a source without a prompt-mode mapping (400).
+            ValidationError: a source without a prompt-mode mapping (400).
             NotFoundError: no such dataset for this tenant (404).
             ConflictError: the source is still being read (409).
             InsufficientCreditsError: the balance does not cover the estimate (402).
         """
-        parse = parse_translate_request if kind == "translate" else parse_localize_request
-        request = parse(body)
         source = self._runs.dataset(tenant_id, dataset_id)
         key = request.idempotency_key
         if (
@@ -63,7 +82,7 @@ class ExpandService:
             and not request.estimate
             and (replay := self._runs.replay(tenant_id, kind, source.id, key))
         ):
-            return _response(
+            return Expansion(
                 replay.dataset_id, _status_of(self._runs, tenant_id, replay.dataset_id), 0.0, False, 0
             )
         check_runnable(source)
@@ -73,18 +92,16 @@ class ExpandService:
         new_rows = max(0, request.expansion.expected_output_rows(selected) - selected)
         credits = self._settings.price_table.credits(new_rows, quote.estimate.cost_usd)
         if request.estimate:
-            return _response(None, None, credits, True, new_rows)
+            return Expansion(None, None, credits, True, new_rows)
         derived = _derived_dataset(source, kind, request)
         run = new_run(tenant_id, kind, derived.id, source.id, quote, key)
         run.credits_reserved = credits
         derived.run_id = run.id
-        run.launch_response = _response(derived.id, "running", credits, False, new_rows)
         launched = self._runs.launch(run, lambda session: session.add(derived))
         if launched is not run:  # a concurrent launch with the same key won
-            return _response(
-                launched.dataset_id, _status_of(self._runs, tenant_id, launched.dataset_id), 0, False, 0
-            )
-        return dict(run.launch_response)
+            status = _status_of(self._runs, tenant_id, launched.dataset_id)
+            return Expansion(launched.dataset_id, status, 0.0, False, 0)
+        return Expansion(derived.id, "running", credits, False, new_rows)
 
 
 def expansion_mapping(source: Dataset) -> dict[str, Any]:
@@ -151,15 +168,3 @@ def _status_of(runs: RunService, tenant_id: str, dataset_id: str | None) -> str 
         return runs.dataset(tenant_id, dataset_id).status
     except NotFoundError:  # the derived dataset was deleted since: the replay still names it
         return None
-
-
-def _response(
-    dataset_id: str | None, status: str | None, credits: float, estimate: bool, new_rows: int
-) -> dict[str, Any]:
-    return {
-        "dataset_id": dataset_id,
-        "status": status,
-        "estimated_credits_consumed": credits,
-        "estimate": estimate,
-        "estimated_new_rows": new_rows,
-    }
