@@ -15,7 +15,7 @@ from datamill.services.datasets.downloads import DownloadService
 from datamill.services.datasets.evaluations import EvaluationService
 from datamill.services.jobs.adaptation import RunExecutor
 from datamill.services.jobs.executor import JobExecutor
-from datamill.services.jobs.generation import generation_executors
+from datamill.services.jobs.generation import PAID_JOB_KINDS, generation_executors
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.budget import DatabaseConcurrencyBudget
@@ -45,6 +45,8 @@ class RunServices:
                 JobExecutor(
                     RunExecutor(store, blobs, settings, data_dir, budget=budget),
                     generation_executors(store, blobs, settings, data_dir),
+                    prices=settings.price_table,
+                    paid=PAID_JOB_KINDS,
                 ),
                 lease_s=settings.lease_s,
                 poll_s=settings.poll_s,

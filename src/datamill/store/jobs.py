@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from datamill.store.ids import new_id
-from datamill.store.models import Run, utcnow
+from datamill.store.models import Run, Tenant, utcnow
 from datamill.store.runs import ACTIVE, add_run, scrub_credentials
 
 #: The key of a job request that holds credentials; erased when the job ends.
@@ -22,9 +22,20 @@ CREDENTIALS = "credentials"
 
 
 def add_job(
-    session: Session, tenant_id: str, kind: str, resource_id: str, request: dict[str, Any], model: str = ""
+    session: Session,
+    tenant_id: str,
+    kind: str,
+    resource_id: str,
+    request: dict[str, Any],
+    model: str = "",
+    *,
+    credits_reserved: float = 0.0,
 ) -> Run:
-    """Queue a job of `kind` on `resource_id`; the worker that claims it reads `request`."""
+    """Queue a job of `kind` on `resource_id`; the worker that claims it reads `request`.
+
+    `credits_reserved` records credits the caller already took from the tenant's balance
+    (`datamill.store.runs.reserve_credits`): the job's end settles them, a cancel gives them back.
+    """
     now = utcnow()
     run = Run(
         id=new_id("job"),
@@ -37,7 +48,7 @@ def add_job(
         options={},
         model=model,
         launch_response={},
-        credits_reserved=0.0,
+        credits_reserved=credits_reserved,
         cost_usd=0.0,
         processed_rows=0,
         attempts=0,
@@ -68,5 +79,10 @@ def cancel_job(session: Session, tenant_id: str, job_id: str) -> bool:
     )
     if not getattr(result, "rowcount", 0):
         return False
-    scrub_credentials(session.get(Run, job_id))
+    job = session.get(Run, job_id)
+    scrub_credentials(job)
+    if job is not None and job.credits_reserved:  # its worker's outcome will not be recorded: give them back
+        refund = float(job.credits_reserved)
+        job.credits_used = 0.0
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(credits=Tenant.credits + refund))
     return True

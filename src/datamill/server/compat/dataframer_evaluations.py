@@ -19,16 +19,16 @@ router = APIRouter(prefix="/api/dataframer", tags=["dataframer evaluations"])
 @router.post("/evaluations/", status_code=201)
 def create_evaluation(context: Context, tenant: CurrentTenant, body: JsonBody = None) -> dict[str, Any]:
     """Queue an evaluation of a SUCCEEDED run; poll it until SUCCEEDED or FAILED."""
-    return EvaluationService(context.store).create(tenant, body)
+    return EvaluationService(context.store, context.runs.settings.price_table).create(tenant, body)
 
 
 @router.get("/evaluations/{evaluation_id}/")
 def retrieve_evaluation(evaluation_id: str, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
     """The evaluation, with its analysis once it SUCCEEDED."""
-    return EvaluationService(context.store).get(tenant.id, evaluation_id)
+    return EvaluationService(context.store, context.runs.settings.price_table).get(tenant.id, evaluation_id)
 
 
 @router.get("/runs/{run_id}/evaluations/")
 def list_run_evaluations(run_id: str, context: Context, tenant: CurrentTenant) -> list[dict[str, Any]]:
     """The run's evaluations, newest first (a bare array)."""
-    return EvaluationService(context.store).list_for_run(tenant.id, run_id)
+    return EvaluationService(context.store, context.runs.settings.price_table).list_for_run(tenant.id, run_id)

@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/dataframer", tags=["dataframer: runs"])
 
 
 def _service(context: Context) -> RunService:
-    return RunService(context.store, context.blobs)
+    return RunService(context.store, context.blobs, context.runs.settings.price_table)
 
 
 @router.post("/runs/", status_code=201)

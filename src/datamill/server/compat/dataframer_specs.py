@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/dataframer", tags=["dataframer: specs"])
 
 
 def _service(context: Context) -> SpecService:
-    return SpecService(context.store, context.blobs)
+    return SpecService(context.store, context.blobs, context.runs.settings.price_table)
 
 
 @router.post("/specs/", status_code=201)

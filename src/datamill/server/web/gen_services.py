@@ -27,15 +27,15 @@ def seeds(web: Web) -> SeedDatasetService:
 
 
 def specs(web: Web) -> SpecService:
-    return SpecService(web.context.store, web.context.blobs)
+    return SpecService(web.context.store, web.context.blobs, web.context.runs.settings.price_table)
 
 
 def runs(web: Web) -> RunService:
-    return RunService(web.context.store, web.context.blobs)
+    return RunService(web.context.store, web.context.blobs, web.context.runs.settings.price_table)
 
 
 def evaluations(web: Web) -> EvaluationService:
-    return EvaluationService(web.context.store)
+    return EvaluationService(web.context.store, web.context.runs.settings.price_table)
 
 
 def read_text(web: Web, target: DownloadTarget, limit: int = 200_000) -> str:

@@ -21,10 +21,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from datamill.core.credits import PriceTable
 from datamill.core.dataframer_models import EVALUATION_MODELS
 from datamill.core.fields import Issues, read_object, read_str
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, creator_email, iso
+from datamill.services.generation.credits import reserve
 from datamill.services.generation.run_view import tenant_run
 from datamill.services.tenants import TenantView
 from datamill.store import Store
@@ -68,8 +70,9 @@ def parse_evaluation_create(body: object) -> tuple[str, str | None]:
 class EvaluationService:
     """The evaluation operations of one tenant's requests; see the module docstring."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, prices: PriceTable | None = None) -> None:
         self._store = store
+        self._prices = prices or PriceTable()
 
     def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
         run_id, model = parse_evaluation_create(body)
@@ -95,8 +98,15 @@ class EvaluationService:
                 completed_at=None,
             )
             add_evaluation(session, evaluation)
+            reserved = reserve(session, tenant.id, self._prices.minimum_credits, "an evaluation")
             evaluation.job_id = add_job(
-                session, tenant.id, GENERATION_EVAL_JOB, evaluation.id, {}, model or ""
+                session,
+                tenant.id,
+                GENERATION_EVAL_JOB,
+                evaluation.id,
+                {},
+                model or "",
+                credits_reserved=reserved,
             ).id
             return evaluation_wire(session, evaluation)
 

@@ -19,11 +19,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from datamill.core.credits import PriceTable
 from datamill.core.dataframer_models import RUN_MODELS
 from datamill.core.errors import Issue, ValidationError
 from datamill.core.generation_request import GenerationRequest, parse_generation_request
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, DownloadTarget, creator_email
+from datamill.services.generation.credits import reserve, run_reservation
 from datamill.services.generation.run_cleanup import delete_runs
 from datamill.services.generation.run_view import run_list_item, run_status, run_wire, tenant_run
 from datamill.services.generation.specs import spec_status
@@ -87,8 +89,9 @@ def _naive(moment: dt.datetime) -> dt.datetime:
 class RunService:
     """The run operations of one tenant's requests; see the module docstring."""
 
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, prices: PriceTable | None = None) -> None:
         self._store, self._blobs = store, blobs
+        self._prices = prices or PriceTable()
 
     def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
         request = parse_run_create(body)
@@ -126,8 +129,16 @@ class RunService:
             job_request: dict[str, Any] = {}
             if request.databricks:
                 job_request[CREDENTIALS] = dict(request.databricks)
+            amount = run_reservation(self._prices, request.number_of_samples)
+            reserved = reserve(session, tenant.id, amount, f"a run of {request.number_of_samples} samples")
             job = add_job(
-                session, tenant.id, GENERATION_JOB, run.id, job_request, request.generation_model or ""
+                session,
+                tenant.id,
+                GENERATION_JOB,
+                run.id,
+                job_request,
+                request.generation_model or "",
+                credits_reserved=reserved,
             )
             run.job_id = job.id
             return run_wire(session, run)

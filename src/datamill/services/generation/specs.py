@@ -15,11 +15,13 @@ import yaml
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from datamill.core.credits import PriceTable
 from datamill.core.dataframer_models import SPEC_MODELS
 from datamill.core.fields import Issues, read_bool, read_object, read_str
 from datamill.core.spec import with_metadata
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, NameTakenError, creator_email, iso
+from datamill.services.generation.credits import reserve
 from datamill.services.generation.run_cleanup import delete_runs
 from datamill.services.tenants import TenantView
 from datamill.store import BlobStore, Store
@@ -86,8 +88,9 @@ _VERSION_ATTEMPTS = 20
 class SpecService:
     """The spec operations of one tenant's requests; see the module docstring."""
 
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, prices: PriceTable | None = None) -> None:
         self._store, self._blobs = store, blobs
+        self._prices = prices or PriceTable()
 
     def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
         """Store the spec and queue its analysis; the answer reads PROCESSING."""
@@ -128,8 +131,15 @@ class SpecService:
         )
         session.add(spec)
         session.flush()
+        reserved = reserve(session, tenant.id, self._prices.minimum_credits, "a spec analysis")
         job = add_job(
-            session, tenant.id, SPEC_JOB, spec.id, dict(params), fields["spec_generation_model_name"] or ""
+            session,
+            tenant.id,
+            SPEC_JOB,
+            spec.id,
+            dict(params),
+            fields["spec_generation_model_name"] or "",
+            credits_reserved=reserved,
         )
         spec.job_id = job.id
         return spec.id

@@ -7,17 +7,35 @@ jobs
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Collection, Mapping
 
+from datamill.core.credits import PriceTable
 from datamill.runners.execution import LiveRun, RunExecutor, RunTicket
 from datamill.store.runs import RunOutcome
 
 
 class JobExecutor:
-    """Routes a job to the executor registered for its kind, else to `default`."""
+    """Routes a job to the executor registered for its kind, else to `default`.
 
-    def __init__(self, default: RunExecutor, by_kind: Mapping[str, RunExecutor]) -> None:
+    Jobs of the `paid` kinds are charged what they cost when they end, ``prices.credits(rows out, model
+    spend)`` (`datamill.services.generation.credits`); the worker gives back the rest of their reservation.
+    """
+
+    def __init__(
+        self,
+        default: RunExecutor,
+        by_kind: Mapping[str, RunExecutor],
+        *,
+        prices: PriceTable | None = None,
+        paid: Collection[str] = (),
+    ) -> None:
         self._default, self._by_kind = default, dict(by_kind)
+        self._prices, self._paid = prices or PriceTable(), frozenset(paid)
 
     async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
-        return await self._by_kind.get(ticket.kind, self._default)(ticket, live)
+        outcome = await self._by_kind.get(ticket.kind, self._default)(ticket, live)
+        if ticket.kind in self._paid:
+            used = self._prices.credits(outcome.rows_out, outcome.cost_usd)
+            outcome = dataclasses.replace(outcome, credits_used=used)
+        return outcome

@@ -13,6 +13,9 @@ from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.generation_models import GENERATION_EVAL_JOB, GENERATION_JOB, GENERATION_ZIP_JOB, SPEC_JOB
 
+#: The jobs charged credits when they end (`datamill.services.generation.credits`); a ZIP of files is free.
+PAID_JOB_KINDS = (SPEC_JOB, GENERATION_JOB, GENERATION_EVAL_JOB)
+
 
 def generation_executors(
     store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path
