@@ -42,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tpm", type=int, default=None, help="tokens-per-minute budget")
     p.add_argument("--rpm", type=int, default=None, help="requests-per-minute budget")
     p.add_argument("--count-rejected", action="store_true", help="a 429 counts against the request budget")
+    p.add_argument("--batch-delay", type=float, default=0.0, help="seconds until a batch ends")
     p.add_argument("--log-file", default=None, help="append each request to this JSON-lines file")
     return p
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
         tokens_per_minute=args.tpm,
         requests_per_minute=args.rpm,
         count_rejected=args.count_rejected,
+        batch_delay_s=args.batch_delay,
         log_file=args.log_file,
         host=args.host,
         port=args.port,

@@ -72,6 +72,11 @@ class LogEntry:
         text: the content text sent (None for an error).
         billed: the tokens billed (None when nothing was billed: an error answer).
         prompt: everything the model read, in order (system text and turns).
+        method: the HTTP method.
+        batch: the id of the batch a request came in (None: an online request); batch requests are billed
+            at the batch price.
+        operation: for a call of a batch API rather than a model request: ``file_upload``,
+            ``batch_create``, ``batch_get``, ``batch_list`` or ``batch_results`` (None: a model request).
     """
 
     number: int
@@ -86,6 +91,9 @@ class LogEntry:
     text: str | None = None
     billed: Billed | None = None
     prompt: str = ""
+    method: str = "POST"
+    batch: str | None = None
+    operation: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,17 +114,36 @@ class SimLog:
     def clear(self) -> None:
         self.entries.clear()
 
-    def billed(self) -> Billed:
-        """The tokens billed over every request."""
+    def billed(self, *, batch: bool | None = None) -> Billed:
+        """The tokens billed over every request (``batch``: only batch requests, or only online ones)."""
         total = Billed()
         for entry in self.entries:
-            if entry.billed is not None:
+            if entry.billed is not None and (batch is None or (entry.batch is not None) == batch):
                 total = total + entry.billed
         return total
 
+    def cost_usd(
+        self,
+        input_price: float,
+        output_price: float,
+        *,
+        cached_input_price: float | None = None,
+        cache_write_price: float | None = None,
+        batch_discount: float = 0.5,
+    ) -> float:
+        """What the provider bills for every request: batch requests with ``batch_discount`` off."""
+        prices = {"cached_input_price": cached_input_price, "cache_write_price": cache_write_price}
+        online = self.billed(batch=False).cost_usd(input_price, output_price, **prices)
+        batched = self.billed(batch=True).cost_usd(input_price, output_price, **prices)
+        return online + batched * (1.0 - batch_discount)
+
     def answered(self) -> list[LogEntry]:
-        """The requests answered 200 (resets included: they were billed)."""
-        return [e for e in self.entries if e.status == 200]
+        """The model requests answered 200 (resets included: they were billed)."""
+        return [e for e in self.entries if e.status == 200 and e.operation is None]
+
+    def operations(self, name: str) -> list[LogEntry]:
+        """The batch API calls of one kind (``batch_create``, ``file_upload``, ...), in arrival order."""
+        return [e for e in self.entries if e.operation == name]
 
     def with_behaviour(self, name: str) -> list[LogEntry]:
         return [e for e in self.entries if e.behaviour == name]
@@ -128,4 +155,4 @@ class SimLog:
 
     def prompts(self) -> list[str]:
         """What the model read in each request, in arrival order."""
-        return [e.prompt for e in self.entries]
+        return [e.prompt for e in self.entries if e.operation is None]

@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 
 from datamill.llm.simulator.answers import Responder, apply, clean_answer, native_reasoning
+from datamill.llm.simulator.batches import BatchEndpoints
 from datamill.llm.simulator.behaviours import ERROR_BEHAVIOURS, Behaviours, Predicate
 from datamill.llm.simulator.caching import PrefixCache
 from datamill.llm.simulator.formats import (
@@ -55,6 +56,7 @@ class ProviderSimulator:
         cache_block_tokens, cache_min_tokens: the prompt-cache model (`PrefixCache`).
         echo_chars: how much of the last user turn a text answer repeats.
         responder: returns the answer text for a request instead of the echo.
+        batch_delay_s: seconds from a batch's creation until it ends (`datamill.llm.simulator.batches`).
         log_file: also append each answered request to this JSON-lines file.
         host, port: where to listen (port 0: a free one).
     """
@@ -75,6 +77,7 @@ class ProviderSimulator:
         cache_min_tokens: int = 1024,
         echo_chars: int = 200,
         responder: Responder | None = None,
+        batch_delay_s: float = 0.0,
         log_file: str | Path | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -93,6 +96,7 @@ class ProviderSimulator:
         self.echo_chars = echo_chars
         self.responder = responder
         self.log = SimLog()
+        self.batches = BatchEndpoints(self, delay_s=batch_delay_s)
         self.host = host
         self.port = port
         self._log_path = Path(log_file) if log_file is not None else None
@@ -154,6 +158,7 @@ class ProviderSimulator:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1beta/models/{target}", self._gemini)
+        self.batches.register(app)
         app.router.add_get("/_sim/log", self._get_log)
         app.router.add_delete("/_sim/log", self._delete_log)
         app.router.add_get("/_sim/behaviours", self._get_behaviours)
@@ -187,6 +192,7 @@ class ProviderSimulator:
         self.log.clear()
         self.cache.clear()
         self._attempts.clear()
+        self.batches.clear()
         self.budget = Budget(
             tokens_per_minute=self.budget.tokens_per_minute,
             requests_per_minute=self.budget.requests_per_minute,
@@ -215,6 +221,8 @@ class ProviderSimulator:
 
     async def _gemini(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].partition(":")
+        if method == "batchGenerateContent":
+            return await self.batches.gemini_create(request, model)
         if method != "generateContent":
             return _json(404, error_body(API_GEMINI, 404, "NOT_FOUND", f"method {method!r} is not supported"))
         return await self._handle(request, API_GEMINI, model)
@@ -259,6 +267,54 @@ class ProviderSimulator:
         return self._finish(
             entry, web.Response(status=200, body=body, headers=reply_headers, content_type="application/json")
         )
+
+    def answer_item(
+        self, api: str, path: str, body: Any, headers: dict[str, str], model: str | None, batch: str
+    ) -> tuple[int, Any]:
+        """Answer one request of a batch: the status and JSON body an online call would have had.
+
+        The same parsing, behaviours, answers and billing as an online request, without the budgets (batch
+        work has limits of its own) and without the connection-level behaviours (``reset`` and
+        ``slow_first_byte`` leave it answered cleanly). The log entry carries the batch's id.
+        """
+        raw = orjson.dumps(body)
+        digest = hashlib.blake2b(path.encode() + b"\x00" + raw, digest_size=16).digest()
+        self._attempts[digest] += 1
+        entry = LogEntry(len(self.log) + 1, api, path, headers, body, attempt=self._attempts[digest])
+        entry.batch = batch
+        self.log.entries.append(entry)
+        try:
+            wire = parse(api, body, model=model)
+        except BadRequest as exc:
+            return self._record(entry, 400), error_body(api, 400, _invalid(api), str(exc))
+        entry.model, entry.prompt = wire.model, wire.prompt_text
+        entry.behaviour = self.behaviours.pick(wire, digest, entry.attempt)
+        if entry.behaviour in ("reset", "slow_first_byte"):
+            entry.behaviour = None
+        if entry.behaviour in ERROR_BEHAVIOURS:
+            response = self._error(api, entry.behaviour, asyncio.get_running_loop().time())
+            return self._record(entry, response.status), orjson.loads(bytes(response.body or b"{}"))  # type: ignore[arg-type]
+        answer = self._answer(wire, entry)
+        entry.billed = self._bill(wire, answer)
+        entry.text = answer.text or answer.refusal or ""
+        return self._record(entry, 200), reply_body(wire, answer, entry.billed, entry.number)
+
+    def record_operation(
+        self, request: web.Request, api: str, operation: str, status: int, batch: str | None, body: Any = None
+    ) -> None:
+        """Log a call of a batch API (an upload, a create, a poll, a download): nothing is billed for it."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        entry = LogEntry(len(self.log) + 1, api, request.path, headers, body)
+        entry.method, entry.batch, entry.operation = request.method, batch, operation
+        self.log.entries.append(entry)
+        self._record(entry, status)
+
+    def _record(self, entry: LogEntry, status: int) -> int:
+        entry.status = status
+        if self._log_handle is not None:
+            self._log_handle.write(orjson.dumps(entry.to_json()) + b"\n")
+            self._log_handle.flush()
+        return status
 
     def _answer(self, wire: WireRequest, entry: LogEntry) -> Answer:
         clean = clean_answer(wire, echo_chars=self.echo_chars, responder=self.responder)
@@ -346,10 +402,7 @@ class ProviderSimulator:
         return response
 
     def _finish(self, entry: LogEntry, response: web.StreamResponse) -> web.StreamResponse:
-        entry.status = response.status
-        if self._log_handle is not None:
-            self._log_handle.write(orjson.dumps(entry.to_json()) + b"\n")
-            self._log_handle.flush()
+        self._record(entry, response.status)
         return response
 
     async def _models(self, request: web.Request) -> web.Response:
