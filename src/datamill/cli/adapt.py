@@ -65,6 +65,12 @@ _run_options = [
         "--estimate", "estimate_only", is_flag=True, help="Print the plan and its estimate; run nothing."
     ),
     click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
+    click.option(
+        "--batch",
+        is_flag=True,
+        help="Send model calls through the providers' batch APIs: half price, answered within hours, "
+        "resumable.",
+    ),
     click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     click.option("-q", "--quiet", is_flag=True, help="No progress bar."),
 ]
@@ -157,6 +163,7 @@ def adapt_command(file: Path | None, **flags: Any) -> None:
         output_format=flags.get("output_format") or config.io.get("output_format"),
         use_cache=not flags["no_cache"],
         options=options_from_flags(config.options, flags),
+        batch=flags["batch"],
     )
     routes = flags.get("routes") or _config_path(config, "routes")
     _execute(job, body, {**flags, "routes": routes})
@@ -182,7 +189,12 @@ def demo_command(output: Path, **flags: Any) -> None:
     options = options_from_flags(RunOptions(eval_sample_size=4), flags)
     with resources.as_file(sample) as path:
         job = AdaptJob(
-            Path(path), output, model=flags.get("model"), use_cache=not flags["no_cache"], options=options
+            Path(path),
+            output,
+            model=flags.get("model"),
+            use_cache=not flags["no_cache"],
+            options=options,
+            batch=flags["batch"],
         )
         _execute(job, body, flags)
 
@@ -230,7 +242,7 @@ def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None
 
 async def _estimate(job: AdaptJob, body: dict[str, Any], routes: Path | None) -> Estimate:
     settings = Settings.from_env()
-    async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
+    async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
         return await estimate_file_async(job, body, settings=settings, gateway=gateway)
 
 
@@ -239,6 +251,6 @@ async def _run(
 ) -> AdaptSummary:
     settings = Settings.from_env()
     counters = RunCounters()
-    async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
+    async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
         work = adapt_file_async(job, body, settings=settings, gateway=gateway, counters=counters)
         return await with_progress(work, counters, gateway, console, enabled=not quiet)

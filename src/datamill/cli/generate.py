@@ -30,6 +30,11 @@ from datamill.services.settings.entry import Settings
 _PATH = click.Path(path_type=Path)
 
 
+_BATCH_HELP = (
+    "Send model calls through the providers' batch APIs: half price, answered within hours, resumable."
+)
+
+
 @click.group("spec")
 def spec_group() -> None:
     """Write and check generation specs."""
@@ -99,6 +104,7 @@ def spec_validate_command(file: Path) -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True)
 @click.option("--routes", type=_PATH, help="A routing file to add to the shipped one.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("--batch", is_flag=True, help=_BATCH_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 @handle_errors
 def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) -> None:
@@ -110,6 +116,7 @@ def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) 
         tuple(flags["seed_paths"]) or None,
         not flags["no_cache"],
         flags["concurrency"],
+        flags["batch"],
     )
     summary = event_loop.run(_generate(job, flags.get("routes")))
     if flags["as_json"]:
@@ -152,5 +159,5 @@ async def _create(job: SpecJob, routes: Path | None) -> SpecDraft:
 
 async def _generate(job: GenerateJob, routes: Path | None) -> GenerationSummary:
     settings = Settings.from_env()
-    async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
+    async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
         return await generate_async(job, settings=settings, gateway=gateway)

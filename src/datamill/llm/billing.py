@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from datamill.llm.types import ChatRequest, Usage
+from datamill.llm.types import ChatRequest, Route, Usage
 
 #: Characters per token used to estimate the prompt of an unread reply that was never answered on retry.
 CHARS_PER_TOKEN = 4
@@ -37,6 +37,27 @@ class Billed:
     pending_unread: int = 0
     #: Unread attempts counted in ``usage``.
     unread: int = 0
+    #: The part of ``usage`` answered through a provider batch (billed at the batch price).
+    batched: Usage = field(default_factory=Usage)
+
+    def answered_in_batch(self, usage: Usage) -> None:
+        """A request was answered by a provider batch: count it, at the batch price."""
+        self.usage.add(usage)
+        self.batched.add(usage)
+
+    def cost(self, route: Route) -> float:
+        """What the provider bills for ``usage``: the batched part with the route's batch discount."""
+        if not self.batched.total_tokens and not self.batched.input_tokens:
+            return route.cost(self.usage)
+        usage, batched = self.usage, self.batched
+        online = Usage(
+            usage.input_tokens - batched.input_tokens,
+            usage.output_tokens - batched.output_tokens,
+            usage.thinking_tokens - batched.thinking_tokens,
+            usage.cached_input_tokens - batched.cached_input_tokens,
+            usage.cache_write_tokens - batched.cache_write_tokens,
+        )
+        return route.cost(online) + route.cost(batched, batched=True)
 
     def answered(self, usage: Usage) -> None:
         """An attempt was answered: count it, and each pending unread attempt with its usage."""

@@ -20,6 +20,11 @@ provider. What one call does:
 5. Cost via ``route.cost(usage)`` (repair calls included), recorded in `usage` under the call's tag; only a
    successful, validated result is cached.
 
+In batch mode (``Gateway(batch=True)``, or a route with ``batch: true``) the first attempt of a call on a
+route whose provider has a batch API goes into a provider batch (`datamill.llm.batch`) instead of step 3: the
+call waits until its batch is answered, and the reply is parsed, validated, cached and accounted as above, at
+the route's ``batch_discount``. A request the batch did not answer goes through step 3 online.
+
 The hot path does no logging, no task creation and no schema work when there is no schema: the gateway's own
 CPU per call is tens of microseconds (see ``bench/gateway_throughput.py``).
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -44,6 +50,7 @@ from datamill.core.errors import (
     UnreadReplyError,
     UnusableReplyError,
 )
+from datamill.llm.batch.queue import BatchItemError, BatchQueue, serves
 from datamill.llm.billing import Billed
 from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
@@ -94,6 +101,8 @@ class Gateway:
             the limit of all its users together (`datamill.llm.budget`).
         stop_after_failures: systemic failures of a route in a row (unreachable endpoint, a 400 before any
             success) after which its calls raise `RouteFailingError` (`datamill.llm.health`).
+        batch: send the calls of every route whose provider has a batch API through batches (a route's own
+            ``batch`` setting overrides it).
     """
 
     def __init__(
@@ -109,6 +118,7 @@ class Gateway:
         repair_attempts: int = 1,
         budget: ConcurrencyBudget | None = None,
         stop_after_failures: int = DEFAULT_STOP_AFTER,
+        batch: bool = False,
     ) -> None:
         self.routing = routing
         #: The model used when a caller names none: ``default_model``, else the routing file's default.
@@ -127,6 +137,24 @@ class Gateway:
         self._lanes: dict[str, tuple[Provider, AdaptiveLimiter]] = {}
         self._stop_after = stop_after_failures
         self._health: dict[str, RouteHealth] = {}
+        self._batch_all = batch
+        self._batches: BatchQueue | None = None
+
+    @property
+    def batch(self) -> bool:
+        """Whether calls go through provider batches on routes that do not say otherwise."""
+        return self._batch_all
+
+    def use_batches(self, *, enabled: bool | None = None, journal: Path | None = None) -> None:
+        """Turn batch mode on or off for routes that do not set it, and keep the batch journal in ``journal``.
+
+        A run names its journal (beside its checkpoint) before its first call, so a restarted run finds the
+        batches it had submitted and polls them instead of submitting them again.
+        """
+        if enabled is not None:
+            self._batch_all = enabled
+        if journal is not None:
+            self._batch_queue().attach(journal)
 
     def model(self, name: str) -> ModelHandle:
         """A handle on a public model name, resolved now (unknown → `UnknownModelError`)."""
@@ -175,11 +203,11 @@ class Gateway:
         except BaseException:
             paid = billed.usage
             self._record_unread(tag, route, billed)
-            self.usage.record_failure(tag, route.name, paid, route.cost(paid))
+            self.usage.record_failure(tag, route.name, paid, billed.cost(route))
             raise
         latency = perf_counter() - started
         paid = billed.usage
-        cost = route.cost(paid)
+        cost = billed.cost(route)
         self._record_unread(tag, route, billed)
         self.usage.record_call(tag, route.name, paid, cost, latency)
         if key is not None and self._cache is not None:
@@ -189,7 +217,13 @@ class Gateway:
         )
 
     async def aclose(self) -> None:
-        """Close the providers and transport this gateway created, and flush and close the cache."""
+        """Close the providers and transport this gateway created, and flush and close the cache.
+
+        Batches in flight are left to the provider; the journal remembers them for the next run.
+        """
+        if self._batches is not None:
+            await self._batches.aclose()
+            self._batches = None
         for provider in self._created:
             await provider.aclose()
         self._created.clear()
@@ -230,7 +264,7 @@ class Gateway:
 
     async def _complete(self, route: Route, request: ChatRequest, paid: Billed) -> tuple[ProviderReply, Any]:
         """The provider's reply (validated and repaired when a schema is set) and its parsed data."""
-        reply = await self._send(route, request, paid)
+        reply = await self._first_reply(route, request, paid)
         schema = request.json_schema
         if schema is None:
             return reply, None
@@ -245,6 +279,31 @@ class Gateway:
                 request = repair_request(request, reply.text, exc)
             reply = await self._send(route, request, paid)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _first_reply(self, route: Route, request: ChatRequest, paid: Billed) -> ProviderReply:
+        """The first reply to a call: from a provider batch in batch mode, else (or unanswered) online."""
+        if serves(route, self._batch_all):
+            try:
+                reply = await self._batch_queue().reply(route, request)
+            except (BatchItemError, TransientError):
+                pass  # not answered, or not readable: ask online
+            else:
+                paid.answered_in_batch(reply.usage)
+                try:
+                    return usable_reply(reply, route)
+                except UnusableReplyError as exc:  # a refusal, a cut, an empty answer: ask again online
+                    request = _retry_request(request, exc)
+        return await self._send(route, request, paid)
+
+    def _batch_queue(self) -> BatchQueue:
+        if self._batches is None:
+            self._batches = BatchQueue(self._shared_transport)
+        return self._batches
+
+    def _shared_transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = HttpTransport()
+        return self._transport
 
     async def _send(self, route: Route, request: ChatRequest, paid: Billed) -> ProviderReply:
         """One provider reply through the limiter, with retries; adds what was billed to ``paid``.

@@ -22,6 +22,9 @@ name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each
 ``thinking``            force extended thinking on or off (default: on when the name ends in ``-thinking``)
 ``keep_thinking_suffix`` keep ``-thinking`` in the provider model id (default: dropped)
 ``default_thinking_budget``, ``headers`` (a mapping of extra HTTP headers)
+``batch``               send the route's calls through the provider's batch API (true) or never (false);
+                        default: as the run asks (``datamill adapt --batch``); OpenAI, Anthropic, Gemini only
+``batch_poll_s``        seconds between two status calls of a batch in flight (default 30)
 ``proxy``               the HTTP proxy of the route's requests (``http://host:port``), or ``none`` to connect
                         directly; without it the proxy environment variables decide (docs/models.md)
 
@@ -54,11 +57,19 @@ THINKING_SUFFIX = "-thinking"
 
 _STR_FIELDS = frozenset({"provider", "base_url", "base_url_env", "model", "api_key_env", "proxy"})
 _FLOAT_FIELDS = frozenset(
-    {"input_price", "output_price", "cached_input_price", "cache_write_price", "batch_discount", "timeout_s"}
+    {
+        "input_price",
+        "output_price",
+        "cached_input_price",
+        "cache_write_price",
+        "batch_discount",
+        "timeout_s",
+        "batch_poll_s",
+    }
 )
 _INT_FIELDS = frozenset({"max_concurrency", "default_thinking_budget"})
-_BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision"})
-_NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking", "proxy"})
+_BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision", "batch"})
+_NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking", "proxy", "batch"})
 _FIELDS = _STR_FIELDS | _FLOAT_FIELDS | _INT_FIELDS | _BOOL_FIELDS | {"headers"}
 #: Entry fields copied to `Route` as they are.
 _ROUTE_FIELDS = (
@@ -74,6 +85,8 @@ _ROUTE_FIELDS = (
     "default_thinking_budget",
     "headers",
     "proxy",
+    "batch",
+    "batch_poll_s",
 )
 _TOP_LEVEL = frozenset({"default_model", "routes"})
 
@@ -268,7 +281,7 @@ def _check_field(where: str, field: str, raw: Any) -> Any:
     if field in _FLOAT_FIELDS:
         if isinstance(raw, bool) or not isinstance(raw, int | float) or raw < 0:
             raise ConfigError(f"{where}: must be a non-negative number")
-        if field == "timeout_s" and raw == 0:
+        if field in ("timeout_s", "batch_poll_s") and raw == 0:
             raise ConfigError(f"{where}: must be greater than 0")
         if field == "batch_discount" and raw >= 1:
             raise ConfigError(f"{where}: must be below 1 (0.5 takes half off)")

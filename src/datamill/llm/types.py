@@ -183,6 +183,9 @@ class Route:
         vision: the model accepts images in messages.
         proxy: the HTTP proxy for this route's requests (None: the proxy environment variables decide;
             ``"none"``: connect directly).
+        batch: send this route's calls through the provider's batch API (True), never (False), or as the
+            run asks (None: ``--batch`` / ``Gateway(batch=True)``).
+        batch_poll_s: seconds between two status calls of a batch in flight.
     """
 
     name: str
@@ -203,6 +206,8 @@ class Route:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     vision: bool = False
     proxy: str | None = None
+    batch: bool | None = None
+    batch_poll_s: float = 30.0
 
     def cost(self, usage: Usage, *, batched: bool = False) -> float:
         """What the provider bills for ``usage``, in USD.

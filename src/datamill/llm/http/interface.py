@@ -68,6 +68,23 @@ class Transport(Protocol):
         """
         ...
 
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 120.0,
+        proxy: str | None = None,
+    ) -> HttpReply:
+        """Send any request (a GET, a file upload) and return the whole reply, whatever its status.
+
+        Raises what `post_json` raises.
+        """
+        ...
+
     async def aclose(self) -> None:
         """Close every connection."""
         ...

@@ -44,6 +44,26 @@ class MockTransport:
     ) -> HttpReply:
         header_block(headers)  # refuses what the real transport refuses
         request = HttpRequest("POST", url, dict(headers or {}), orjson.dumps(payload), timeout_s, proxy)
+        return await self._answer(request)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 120.0,
+        proxy: str | None = None,
+    ) -> HttpReply:
+        header_block(headers)
+        sent = dict(headers or {})
+        if content_type:
+            sent.setdefault("Content-Type", content_type)
+        return await self._answer(HttpRequest(method.upper(), url, sent, body, timeout_s, proxy))
+
+    async def _answer(self, request: HttpRequest) -> HttpReply:
         self.requests.append(request)
         reply = self.handler(request)
         if inspect.isawaitable(reply):

@@ -154,6 +154,30 @@ class HttpTransport:
         data = b"".join(
             (target.prefix, header_block(headers), b"Content-Length: %d\r\n\r\n" % len(body), body)
         )
+        return await self._exchange(url, target, data, timeout_s)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout_s: float = 120.0,
+        proxy: str | None = None,
+    ) -> HttpReply:
+        """Send any request (a GET, an upload) and return the whole reply, whatever its status.
+
+        The same pools, limits, deadlines and errors as `post_json`; ``content_type`` names the body's type
+        (a GET sends none).
+        """
+        target = self._target(url, proxy, method=method.upper(), content_type=content_type, keep=False)
+        length = b"Content-Length: %d\r\n" % len(body) if body or method.upper() != "GET" else b""
+        data = b"".join((target.prefix, header_block(headers), length, b"\r\n", body))
+        return await self._exchange(url, target, data, timeout_s)
+
+    async def _exchange(self, url: str, target: _Target, data: bytes, timeout_s: float) -> HttpReply:
         slots, deadlines = self._bind()
         host_slots = self._host_slots.get(target.key) or self._host_slots.setdefault(
             target.key, _Slots(self._max_per_host)
@@ -263,7 +287,15 @@ class HttpTransport:
             self._deadlines = Deadlines(loop)
         return self._slots, self._deadlines
 
-    def _target(self, url: str, route_proxy: str | None) -> _Target:
+    def _target(
+        self,
+        url: str,
+        route_proxy: str | None,
+        *,
+        method: str = "POST",
+        content_type: str | None = "application/json",
+        keep: bool = True,
+    ) -> _Target:
         parts = urlsplit(url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
@@ -283,12 +315,15 @@ class HttpTransport:
             path = f"http://{host_header}{path}"
             if proxy.authorization:
                 host_header += f"\r\nProxy-Authorization: {proxy.authorization}"
+        kind = f"Content-Type: {content_type}\r\n" if content_type else ""
         prefix = (
-            f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {_USER_AGENT}\r\n"
-            "Accept: application/json\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\n"
+            f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: {_USER_AGENT}\r\n"
+            f"Accept: application/json\r\nAccept-Encoding: identity\r\n{kind}"
         ).encode("latin-1")
         key = (scheme, host, port, proxy.url if proxy is not None else "")
         target = _Target(key, host, port, tls, proxy, prefix)
+        if not keep:
+            return target
         if len(self._targets) > 256:
             self._targets.clear()
         self._targets[(url, route_proxy)] = target

@@ -7,6 +7,7 @@ Outputs beside ``output_path`` (``<stem>`` is its name without the extension):
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from datamill.core.adapt_request import parse_adapt_request
 from datamill.core.errors import RunFailedError
 from datamill.core.run_options import RunOptions
 from datamill.dataio import check_writable
-from datamill.dataio.folder import Folder
+from datamill.dataio.folder import Folder, Location, is_remote
 from datamill.llm import event_loop
 from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.cache import SqliteResponseCache
@@ -45,6 +46,8 @@ class AdaptJob:
     output_format: str | None = None
     use_cache: bool = True
     options: RunOptions = field(default_factory=RunOptions)
+    #: Send the model calls through the providers' batch APIs (at their batch discount, answered later).
+    batch: bool = False
     #: Image cells may name files on this machine (the command line, the library); False on the server.
     local_image_files: bool = True
 
@@ -90,6 +93,7 @@ def make_gateway(
     routes: Path | None = None,
     cache_commit_every: int | None = None,
     budget: ConcurrencyBudget | None = None,
+    batch: bool = False,
 ) -> Gateway:
     """A gateway on the routing file and the persistent response cache in the data directory.
 
@@ -99,6 +103,7 @@ def make_gateway(
     `cache_commit_every` writes the cache every that many replies (1: each reply is on disk before the call
     returns, so a killed process pays again only for the calls it had in flight); None keeps the cache's
     batching. `budget` shares each route's ``max_concurrency`` with every other user of the budget.
+    `batch` sends the calls of every route whose provider has a batch API through batches.
     """
     routing = Routing.load(routes or settings.routes_path)
     cache = None
@@ -108,7 +113,7 @@ def make_gateway(
             cache = SqliteResponseCache(settings.cache_path)
         else:
             cache = SqliteResponseCache(settings.cache_path, commit_every=cache_commit_every)
-    return Gateway(routing, cache=cache, budget=budget, default_model=settings.model)
+    return Gateway(routing, cache=cache, budget=budget, default_model=settings.model, batch=batch)
 
 
 async def estimate_file_async(
@@ -155,6 +160,8 @@ async def adapt_file_async(
     settings = settings or Settings.from_env()
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
+    if job.batch:
+        gateway.use_batches(enabled=True)
     try:
         prepared = await _plan(job, body, settings, gateway)
         source = _source(job)
@@ -162,6 +169,8 @@ async def adapt_file_async(
             file_identity(job.input_path, job.input_format), prepared.plan, prepared.documents
         )
         checkpoint = Checkpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
+        # Beside the checkpoint: a restarted run polls the batches it had submitted instead of paying twice.
+        gateway.use_batches(journal=batch_journal_path(checkpoint.location, settings.data_dir))
         result = await execute(prepared, source, checkpoint, counters=counters)
         if result.failure is not None:
             raise _nothing_delivered(job, checkpoint, result.failure)
@@ -188,6 +197,21 @@ def _nothing_delivered(job: AdaptJob, checkpoint: Checkpoint, failure: str) -> R
     return RunFailedError(
         f"{failure}. No output was written; the rejected rows and their reasons are in {rejected_path}"
     )
+
+
+#: The batch journal's file name in a run's checkpoint folder (`datamill.llm.batch.journal`).
+BATCH_JOURNAL = "batches.sqlite"
+
+
+def batch_journal_path(location: Location, data_dir: Path) -> Path:
+    """Where a run's batch journal lives: in its checkpoint folder, or in the data folder for a remote one.
+
+    SQLite needs a local file, so a checkpoint at an fsspec URL gets a journal named after its URL.
+    """
+    if not is_remote(location):
+        return Path(str(location).removeprefix("file://")) / BATCH_JOURNAL
+    digest = hashlib.sha256(str(location).encode()).hexdigest()[:24]
+    return data_dir / "batches" / f"run-{digest}.sqlite"
 
 
 def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSummary:

@@ -113,7 +113,9 @@ async def plan_run(
         sample = take_sample(reader, prepared.steps)
     if not sample and prepared.steps.rows_selected > 0:
         raise _unmappable(source, prepared.steps)
-    estimate = await estimate_plan(prepared.steps, sample, request=request, tokenizer=tokenizer)
+    estimate = await estimate_plan(
+        prepared.steps, sample, request=request, tokenizer=tokenizer, batched=gateway.batch
+    )
     prepared.plan = dataclasses.replace(plan, multimodal=estimate.multimodal_pricing_applied)
     prepared.estimate = estimate
     return prepared

@@ -9,10 +9,13 @@ the summary (see `datamill.pipelines.generate_output`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from datamill.core.errors import ValidationError
 from datamill.core.generation_request import parse_generation_request
@@ -59,6 +62,8 @@ class GenerateJob:
     seed_paths: tuple[Path, ...] | None = None
     use_cache: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
+    #: Send the model calls through the providers' batch APIs (at their batch discount, answered later).
+    batch: bool = False
 
 
 async def create_spec_async(
@@ -115,6 +120,8 @@ async def generate_async(
     settings = settings or Settings.from_env()
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
+    journal = settings.data_dir / "batches" / f"generate-{_job_digest(job)}.sqlite"
+    gateway.use_batches(enabled=True if job.batch else None, journal=journal)
     try:
         models = GenerationModels.resolve(gateway, request)
         run = GenerationRun(
@@ -125,7 +132,21 @@ async def generate_async(
         if own:
             await gateway.aclose()
     write_generation(result, job.output_path, structured=bool(seeds and seeds.structured))
+    journal.unlink(missing_ok=True)
+    for suffix in ("-wal", "-shm"):
+        journal.with_name(journal.name + suffix).unlink(missing_ok=True)
     return result.summary
+
+
+def _job_digest(job: GenerateJob) -> str:
+    """What names a generation run's batch journal: the spec, the run options and the output."""
+    spec = job.spec_path.read_bytes() if job.spec_path.is_file() else b""
+    identity = orjson.dumps(
+        [str(job.output_path.resolve()), dict(job.body), hashlib.sha256(spec).hexdigest()],
+        option=orjson.OPT_SORT_KEYS,
+        default=str,
+    )
+    return hashlib.sha256(identity).hexdigest()[:24]
 
 
 def _seeds_for(job: GenerateJob, spec: Spec) -> SeedSet | None:

@@ -46,7 +46,7 @@ from datamill.pipelines.checkpoint import Checkpoint, CheckpointFiles
 from datamill.pipelines.export import write_parquet
 from datamill.runners.execution import LiveRun, RunTicket, error_data
 from datamill.runners.inputs import dataset_input
-from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.adaptation.adapt import batch_journal_path, make_gateway
 from datamill.services.adaptation.evaluate import grade_run, plan_summary, write_report
 from datamill.services.adaptation.plans import ADAPT, input_cache_dir
 from datamill.services.adaptation.prepare import RunSource, build_run, execute
@@ -111,6 +111,8 @@ class RunExecutor:
         live.total_rows = prepared.steps.rows_selected
         fingerprint = run_fingerprint(run_identity(ticket.id), plan, prepared.documents)
         checkpoint = Checkpoint(root, fingerprint)
+        # Routes set to `batch: true` keep their batches here: a restarted run polls them, never resubmits.
+        gateway.use_batches(journal=batch_journal_path(root, Path(self._data_dir)))
         checkpoint.folder.write_json("request.json", ticket.request)
         runners = None
         if self._settings.executor == "ray":
