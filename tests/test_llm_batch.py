@@ -5,8 +5,9 @@ flight without submitting them again."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from datamill.core.errors import ConfigError
 from datamill.llm.gateway import Gateway
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
-from datamill.llm.simulator import ProviderSimulator
+from datamill.llm.simulator import ProviderSimulator, WireRequest
 from datamill.llm.types import ChatRequest, Message
 
 MODELS = ["sim-openai/gpt", "sim-anthropic/claude", "sim-gemini/pro"]
@@ -48,6 +49,20 @@ def _requests(n: int) -> list[ChatRequest]:
         ChatRequest((Message("system", "Answer briefly."), Message("user", f"Question {i}: name a river.")))
         for i in range(n)
     ]
+
+
+def _first_time(*texts: str) -> Callable[[WireRequest], bool]:
+    """A behaviour predicate that holds for the first request mentioning each of ``texts``, once."""
+    left = set(texts)
+
+    def when(request: WireRequest) -> bool:
+        hit = next((t for t in left if request.mentions(t)), None)
+        if hit is None:
+            return False
+        left.discard(hit)
+        return True
+
+    return when
 
 
 async def _ask(gateway: Gateway, model: str, requests: list[ChatRequest]) -> list[str]:
@@ -143,16 +158,10 @@ async def test_a_batched_call_answers_as_online_and_costs_the_discounted_bill(
 async def test_requests_a_batch_answers_with_an_error_are_retried_online(
     sim: ProviderSimulator, model: str
 ) -> None:
-    sim.set("server_error", 1.0, when=lambda r: r.mentions("Question 1:") or r.mentions("Question 3:"))
+    sim.set("server_error", 1.0, when=_first_time("Question 1:", "Question 3:"))
     requests = _requests(5)
-
-    async def clear_after_batch() -> None:
-        while not any(e.batch and e.operation is None for e in sim.log):
-            await asyncio.sleep(0.01)
-        sim.set("server_error", 0.0)
-
     async with _gateway(sim) as gateway:
-        texts, _ = await asyncio.gather(_ask(gateway, model, requests), clear_after_batch())
+        texts = await _ask(gateway, model, requests)
         total = gateway.usage.total
     assert texts == [f"[sim] Question {i}: name a river." for i in range(5)]
     online = [e for e in sim.log.answered() if e.batch is None]
@@ -222,3 +231,18 @@ async def test_a_new_gateway_on_the_same_journal_polls_the_batch_in_flight(
     assert texts == [f"[sim] Question {i}: name a river." for i in range(4)]
     assert len(sim.log.operations("batch_create")) == 1
     assert [e for e in sim.log.answered() if e.batch is None] == []
+
+
+@pytest.mark.parametrize("behaviour", ["refusal_text", "truncation", "empty"])
+async def test_a_batch_answer_that_is_not_an_answer_is_asked_again_online(
+    sim: ProviderSimulator, behaviour: str
+) -> None:
+    sim.set(behaviour, 1.0, when=_first_time("Question 2:"))
+    requests = [dataclasses.replace(r, max_tokens=100) for r in _requests(4)]
+    async with _gateway(sim) as gateway:
+        texts = await _ask(gateway, "sim-openai/gpt", requests)
+    assert texts == [f"[sim] Question {i}: name a river." for i in range(4)]
+    (quirk,) = sim.log.with_behaviour(behaviour)
+    assert quirk.batch is not None
+    (online,) = [e for e in sim.log.answered() if e.batch is None]
+    assert "Question 2:" in online.prompt
