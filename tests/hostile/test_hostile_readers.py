@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import io
+import re
+import zipfile
 from pathlib import Path
 
 import hostile_zips
+import openpyxl
 import pytest
 from hostile_files import FILES, GENERATED, UNREADABLE
 
 from datamill.core.errors import DataFormatError, ValidationError
 from datamill.dataio import count_rows, open_dataset, read_all
+from datamill.dataio._xlsx import _rows as _xlsx_rows
 from datamill.services.generation.seed_zip import read_zip
 
 NAMES = sorted([*UNREADABLE, *GENERATED])
@@ -84,3 +88,44 @@ def test_hostile_zips_are_refused_naming_zip_file(archive, reason: str) -> None:
 def test_zip_members_escaping_the_folder_are_refused(name: str) -> None:
     with pytest.raises(ValidationError, match="contains unsafe paths"):
         read_zip(io.BytesIO(hostile_zips.path_traversal(name)))
+
+
+def _patched_workbook(path: Path, rows: int, patch: dict[str, bytes] | None = None) -> Path:
+    """A workbook of `rows` short rows whose parts named in `patch` are replaced (or added)."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["question", "answer"])
+    for number in range(rows):
+        sheet.append([f"q{number}", f"a{number}"])
+    plain = path.with_suffix(".plain.xlsx")
+    book.save(plain)
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = re.sub(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1:XFD1048576"/>', data)
+            target.writestr(item, (patch or {}).pop(item.filename, data))
+        for name, data in (patch or {}).items():
+            target.writestr(name, data)
+    return path
+
+
+def test_a_sheet_declaring_the_largest_size_is_read_as_the_cells_it_has(tmp_path: Path) -> None:
+    path = _patched_workbook(tmp_path / "wide.xlsx", rows=50)
+    book = openpyxl.load_workbook(path, read_only=True)
+    try:
+        widths = {len(row) for row in _xlsx_rows(str(path), book.worksheets[0])}
+    finally:
+        book.close()
+    assert widths == {2}  # not padded to the 16,384 columns the sheet declares
+    with open_dataset(path) as reader:
+        assert reader.columns == ["question", "answer"]
+        assert sum(batch.num_rows for batch in reader) == 50
+
+
+def test_a_shared_strings_bomb_is_refused_before_it_is_inflated(tmp_path: Path) -> None:
+    bomb = b"<sst>" + b"<si><t>" + b"x" * (64 << 20) + b"</t></si></sst>"
+    path = _patched_workbook(tmp_path / "bomb.xlsx", rows=2, patch={"xl/sharedStrings.xml": bomb})
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(DataFormatError, match="decompression bomb"):
+        open_dataset(path)
