@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from datamill.core.errors import (
+    ConnectionConfigError,
     ContentFilteredError,
     EmptyReplyError,
     PermanentModelError,
@@ -328,17 +329,24 @@ async def test_a_refused_port_stops_the_route_within_seconds() -> None:
         calls = [gateway.chat("t/m", ask(f"row {n}")) for n in range(20)]
         results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=10)
 
-    assert all(isinstance(r, RouteFailingError) for r in results), results
-    assert "refused" in str(results[0]).lower()
-    assert "t/m" in str(results[0])
+    # The first four rows are rejected with the cause; from the fifth failure on, the route is down.
+    assert all(isinstance(r, ConnectionConfigError) for r in results[:4]), results
+    assert all(isinstance(r, RouteFailingError) for r in results[4:]), results
+    assert "refused" in str(results[-1]).lower()
+    assert "t/m" in str(results[-1])
+    assert fails_every_row(results[-1])
+    assert not fails_every_row(results[0])
 
 
 async def test_a_redirect_stops_the_route(stub: StubServer) -> None:
     stub.reply(301, "", {"location": "https://api.example.com/v1/chat/completions"})
     async with gateway_for(stub.base_url + "/v1", stop_after_failures=2) as gateway:
-        results = await asyncio.gather(
-            *(gateway.chat("t/m", ask(f"r{n}")) for n in range(3)), return_exceptions=True
-        )
+        results = [
+            await asyncio.gather(gateway.chat("t/m", ask(f"r{n}")), return_exceptions=True) for n in range(3)
+        ]
+        results = [r for (r,) in results]
 
-    assert all(isinstance(r, RouteFailingError) for r in results), results
-    assert "redirect" in str(results[0]).lower()
+    assert isinstance(results[0], ConnectionConfigError), results
+    assert all(isinstance(r, RouteFailingError) for r in results[1:]), results
+    assert "redirect" in str(results[-1]).lower()
+    assert len(stub.requests) == 2  # not retried; the third call was never sent

@@ -338,10 +338,10 @@ class Gateway:
             except (TransientError, UnusableReplyError) as exc:
                 limiter.release()
                 error = exc
-            except ConnectionConfigError as exc:
+            except ConnectionConfigError as exc:  # not retried: the route's health decides when to stop
                 limiter.release()
                 health.failed(exc)
-                error = exc
+                raise
             except (TimeoutError, ConnectionError) as exc:
                 limiter.release()
                 error = TransientError(f"{route.name}: {exc!r}")

@@ -6,8 +6,8 @@
   exponential backoff ("full jitter": uniform in [0, min(max_delay, base_delay * 2**n)]); a call makes at
   most ``max_attempts`` transient attempts in all.
 - A connection that cannot be made as configured (`ConnectionConfigError`: DNS, refused, TLS, redirect) is
-  counted and delayed as a transient failure: the gateway's route health (`datamill.llm.health`) decides
-  when such failures mean the endpoint is dead, and stops the run then.
+  not retried: the gateway's route health (`datamill.llm.health`) counts such failures and stops the run
+  when they mean the endpoint is dead.
 - A reply that is not an answer (`UnusableReplyError`: a refusal, a cut, an empty or filtered reply) is
   asked again at once, up to ``max_reply_attempts`` replies in all; one the provider marks not retryable (a
   blocked prompt) is not.
@@ -24,7 +24,6 @@ import random
 from dataclasses import dataclass, field
 
 from datamill.core.errors import (
-    ConnectionConfigError,
     ModelError,
     RateLimitedError,
     TransientError,
@@ -109,7 +108,7 @@ class RetryState:
                     raise error
                 raise self._exhausted(error) from error
             return 0.0
-        if isinstance(error, TransientError | ConnectionConfigError):
+        if isinstance(error, TransientError):
             self.transient += 1
             if self.transient >= policy.max_attempts:
                 raise self._exhausted(error) from error

@@ -27,8 +27,8 @@ Anthropic counts thinking tokens inside ``usage.output_tokens`` and does not rep
 ``Usage.thinking_tokens`` stays 0 and cost is still right (thinking is billed at the output price).
 ``stop_reason`` is mapped to the OpenAI vocabulary the gateway uses (``end_turn`` and ``stop_sequence`` →
 ``stop``, ``max_tokens`` → ``length``, ``refusal`` → ``refusal``, whose content may be empty); other values
-pass through unchanged. A 200 whose body is not a Messages API response raises TransientError, as in the OpenAI provider (proxies sometimes mangle
-replies).
+pass through unchanged. A 200 whose body is not a Messages API response raises TransientError, as in the
+OpenAI provider (proxies sometimes mangle replies).
 """
 
 from __future__ import annotations
