@@ -302,3 +302,19 @@ MODES: dict[str, tuple[str, ...]] = {
         *STYLE,
     ),
 }
+
+
+#: Quirks at the rates a busy production day shows.
+REALISTIC_MIX = {
+    "refusal_text": 0.02,
+    "refusal_field": 0.02,
+    "truncation": 0.02,
+    "think": 0.03,
+    "empty": 0.02,
+    "content_filter": 0.01,
+    "json_fence": 0.01,
+    "prose_json": 0.01,
+    "rate_limit": 0.03,
+    "server_error": 0.01,
+    "overloaded": 0.01,
+}

@@ -14,6 +14,7 @@ from fidelity_helpers import (
     LENGTH_TEXT,
     MODELS,
     MODES,
+    REALISTIC_MIX,
     UNIVERSAL,
     Run,
     adapt,
@@ -164,21 +165,6 @@ def test_an_unusable_answer_rejects_its_row_at_the_answer_step_naming_why(
     for rejection in run.rejected:
         assert rejection["step"] == "completion"
         assert NAMED[behaviour] in rejection["reason"], rejection["reason"]
-
-
-REALISTIC_MIX = {
-    "refusal_text": 0.02,
-    "refusal_field": 0.02,
-    "truncation": 0.02,
-    "think": 0.03,
-    "empty": 0.02,
-    "content_filter": 0.01,
-    "json_fence": 0.01,
-    "prose_json": 0.01,
-    "rate_limit": 0.03,
-    "server_error": 0.01,
-    "overloaded": 0.01,
-}
 
 
 @pytest.mark.parametrize("mode", ["universal", "image", "expansion", "reasoning"])

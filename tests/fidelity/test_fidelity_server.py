@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from collections.abc import Iterator
@@ -21,10 +22,13 @@ from fidelity_helpers import (
     LENGTH_TEXT,
     MODELS,
     OUTPUT_PRICE,
+    REALISTIC_MIX,
+    UNIVERSAL,
     Run,
     assert_accounted,
     assert_completion_requests_carry,
     assert_no_quirk_output,
+    png,
     requests_answered_with,
     routes,
     rows,
@@ -61,9 +65,11 @@ def _server_run(
 ) -> Run:
     client: adaption.Adaption = server.client()
     path = tmp_path / "upload.jsonl"
-    path.write_bytes(
-        b"".join(orjson.dumps({k: v for k, v in r.items() if k != "image"}) + b"\n" for r in source)
-    )
+    # On the server an image cell holds a data: URI (it reads no local files).
+    uploaded = [
+        r | {"image": "data:image/png;base64," + base64.b64encode(png(int(r["id"]))).decode()} for r in source
+    ]
+    path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in uploaded))
     dataset_id = client.datasets.upload_file(path).dataset_id
     _wait_ready(client, dataset_id)
     client.datasets.adapt(dataset_id, **launch)
@@ -178,3 +184,49 @@ def test_empty_answers_reject_their_rows_with_a_downloadable_reason(
     _assert_cost_matches(run)
     assert run.rejected
     assert all("empty" in r["reason"] for r in run.rejected)
+
+
+#: Each mode as the Adaption API launches it (no rephrase: the prompt-mode test above runs it).
+LAUNCHES: dict[str, dict[str, Any]] = {
+    "universal": {
+        "column_mapping": {"universal_prompt": UNIVERSAL, "context": ["product", "price"]},
+        "recipe_specification": NO_REPHRASE,
+    },
+    "image": {
+        "column_mapping": {"prompt": "question", "image": "image"},
+        "recipe_specification": NO_REPHRASE,
+    },
+    "pairs": {
+        "column_mapping": {"prompt": "question", "context": ["product"]},
+        "training_type": "preference_pairs",
+        "recipe_specification": {
+            "recipes": {"deduplication": False, "prompt_rephrase": False, "reasoning_traces": True}
+        },
+    },
+    "expansion": {
+        "column_mapping": {"prompt": "question", "context": ["product"]},
+        "language_expansion": {"type": "translate", "languages": ["es"], "sample_rate": 1},
+        "recipe_specification": NO_REPHRASE,
+    },
+}
+
+
+@pytest.mark.parametrize("mode", list(LAUNCHES))
+def test_a_realistic_mix_through_the_server_keeps_no_garbage(
+    server: Any, sim: ProviderSimulator, tmp_path: Path, mode: str
+) -> None:
+    sim.set_rates(**REALISTIC_MIX)
+    sim.behaviours.seed = 1  # a draw under which every mode meets quirks
+    source = rows(tmp_path, 12)
+    run = _server_run(server, sim, tmp_path, source, brand_controls=BRAND, **LAUNCHES[mode])
+
+    assert run.code == 0, run.output
+    assert {e.behaviour for e in sim.log} - {None}, "no quirk was met"
+    assert_accounted(run)
+    assert_no_quirk_output(run, INPUT_COLUMNS)
+    _assert_cost_matches(run)
+    assert run.rows
+    for row in run.rows:
+        prompts = requests_answered_with(run, row["enhanced_completion"])
+        assert prompts, f"row {row['id']}: no request was answered with its completion"
+        assert all(BLUEPRINT in p and LENGTH_TEXT in p for p in prompts)
