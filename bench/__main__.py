@@ -30,6 +30,7 @@ BENCHMARKS = [
     "compare_tools",
     "server_load",
     "server_estimate",
+    "cli_startup",
 ]
 
 

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from bench._support import fake_server, median_run, process_cpu_s, vm_hwm_mb
+from datamill.cli.process import quiet_gc
+from datamill.dataio.memory import use_lean_memory_pool
 from datamill.llm import event_loop
 
 RESULTS = Path(__file__).parent / "results" / "pipeline_throughput.json"
@@ -57,7 +59,10 @@ CHEAP_RECIPES = {**OFF, "prompt_rephrase": False, "reasoning_traces": False}
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.child:
-        print(json.dumps(event_loop.run(_child(args))))
+        # The child stands for `datamill adapt`, so it opts into what that command does to its process.
+        use_lean_memory_pool()
+        with quiet_gc():
+            print(json.dumps(event_loop.run(_child(args))))
         return 0
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()

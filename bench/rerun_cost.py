@@ -32,6 +32,8 @@ from typing import Any
 
 from bench._support import cpu_s, fake_server, vm_hwm_mb
 from bench.pipeline_throughput import ECHO, MODEL, write_input
+from datamill.cli.process import quiet_gc
+from datamill.dataio.memory import use_lean_memory_pool
 from datamill.llm import event_loop
 
 RESULTS = Path(__file__).parent / "results" / "rerun_cost.json"
@@ -42,7 +44,10 @@ RUNS = (("first", "Friendly and brief."), ("blueprint_changed", CHANGED), ("unch
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.child:
-        print(json.dumps(event_loop.run(_child(args))))
+        # The child stands for `datamill adapt`, so it opts into what that command does to its process.
+        use_lean_memory_pool()
+        with quiet_gc():
+            print(json.dumps(event_loop.run(_child(args))))
         return 0
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()

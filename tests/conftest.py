@@ -1,7 +1,8 @@
 """Suite-wide guard and shared fixtures.
 
-No test may reach a remote model: the HTTP transport refuses non-loopback hosts. `stub` is a recording
-loopback HTTP server for provider tests.
+No test may reach a remote model: the network guard refuses non-loopback hosts in this process, and the
+variable that turns it on is set for the commands tests start. `stub` is a recording loopback HTTP server
+for provider tests.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from datamill.llm.guard import block_remote
 from http_stubs import StubServer
 
 os.environ["DATAMILL_BLOCK_REMOTE_MODELS"] = "1"
+block_remote(True)
 
 
 @pytest.fixture

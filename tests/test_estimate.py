@@ -134,6 +134,13 @@ class Expand(RowStep):
         self.model = model
         self.expansion = expansion
 
+    def estimate_requests(self) -> tuple[float, RowStep]:
+        everything = Expand(self.model, dataclasses.replace(self.expansion, sample_rate=1.0))
+        return self.expansion.sample_rate, everything
+
+    def estimate_rows_out(self, rows_in: int) -> int:
+        return self.expansion.expected_output_rows(rows_in)
+
     def requests_for(self, row: Row) -> list[ChatRequest]:
         if (row["_row"] * 0.13) % 1 >= self.expansion.sample_rate:  # 6 of rows 1-10 at 0.5
             return []
@@ -169,7 +176,7 @@ async def test_estimate_follows_the_plan_and_measures_dedup_on_the_sample(model:
     assert est.rows_in == 4
     assert est.rows_out == 3  # the duplicate is dropped, as the run will
     callers = [s for s in est.steps if s.calls]
-    assert [s.name for s in callers] == [s.name for s in plan.row_steps if hasattr(s, "model")]
+    assert [s.name for s in callers] == [s.name for s in plan.row_steps if s.model is not None]
     assert all(s.calls == 3 and s.calls_per_row == 1.0 for s in callers)
     assert est.calls == 3 * len(callers)
     assert any("deduplication: drops 1 of 4 rows in the whole input" in n for n in est.notes)

@@ -25,11 +25,6 @@ async def provider() -> AsyncIterator[AnthropicProvider]:
     await transport.aclose()
 
 
-@pytest.fixture(autouse=True)
-def api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, "sk-ant-test")
-
-
 def make_route(base_url: str, **overrides: Any) -> Route:
     fields: dict[str, Any] = {
         "name": "anthropic/claude-sonnet-4-6",
@@ -37,6 +32,7 @@ def make_route(base_url: str, **overrides: Any) -> Route:
         "model": "claude-sonnet-4-6",
         "base_url": base_url,
         "api_key_env": KEY_ENV,
+        "api_key": "sk-ant-test",
     }
     fields.update(overrides)
     return Route(**fields)
@@ -225,12 +221,10 @@ async def test_http_errors_map_to_gateway_errors(
 
 
 async def test_missing_key_is_a_config_error_naming_the_variable(
-    stub: StubServer, provider: AnthropicProvider, monkeypatch: pytest.MonkeyPatch
+    stub: StubServer, provider: AnthropicProvider
 ) -> None:
-    monkeypatch.delenv(KEY_ENV)
-
     with pytest.raises(ConfigError, match=KEY_ENV):
-        await provider.complete(make_route(stub.base_url), chat(("user", "hi")))
+        await provider.complete(make_route(stub.base_url, api_key=None), chat(("user", "hi")))
     assert stub.requests == []
 
 

@@ -12,6 +12,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from datamill.core.errors import ConfigError
+from datamill.llm.guard import remote_allowed
+from datamill.services.settings.entry import Settings
 from datamill.text.fetch import FetchFailed, FetchRefused, SafeFetcher
 from datamill.text.fetch_policy import FetchPolicy, internal_reason
 
@@ -133,14 +135,11 @@ async def test_legacy_numeric_forms_of_loopback_are_refused(url: str) -> None:
             await fetcher.fetch(url)
 
 
-async def test_one_internal_address_among_public_ones_refuses_the_host(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_one_internal_address_among_public_ones_refuses_the_host() -> None:
     # Refused at resolution, before any connection: the public address is never dialled.
-    monkeypatch.delenv("DATAMILL_BLOCK_REMOTE_MODELS")
     resolver = ScriptedResolver({"mixed.test": ["8.8.8.8", "169.254.169.254"]})
     async with SafeFetcher(FetchPolicy(), resolver=resolver) as fetcher:
-        with pytest.raises(FetchRefused, match=r"169.254.169.254, a link-local"):
+        with remote_allowed(), pytest.raises(FetchRefused, match=r"169.254.169.254, a link-local"):
             await fetcher.fetch("http://mixed.test/")
     assert resolver.asked == ["mixed.test"]
 
@@ -213,20 +212,22 @@ async def test_an_unreachable_allowed_server_fails_with_a_reason() -> None:
                 await fetcher.fetch(f"http://127.0.0.1:{port}/")
 
 
-def test_the_allow_list_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DATAMILL_BLOCK_REMOTE_MODELS")  # judges addresses only; nothing is dialled
-    policy = FetchPolicy.from_env(
-        {"DATAMILL_FETCH_ALLOW": " files.internal, *.corp.example ,10.0.0.0/8,,::1"}
-    )
+def _from_setting(value: str) -> FetchPolicy:
+    return FetchPolicy.with_allowed(Settings.from_env({"DATAMILL_FETCH_ALLOW": value}).fetch_allow)
+
+
+def test_the_allow_list_setting() -> None:
+    policy = _from_setting(" files.internal, *.corp.example ,10.0.0.0/8,,::1")
     assert policy.host_allowed("FILES.internal.")
     assert policy.host_allowed("a.b.corp.example")
     assert not policy.host_allowed("corp.example")
     assert not policy.host_allowed("evil-files.internal")
-    assert policy.refusal("x", ip_address("10.9.8.7")) is None
-    assert policy.refusal("x", ip_address("192.168.1.1")) is not None
-    assert FetchPolicy.from_env({}).allow_hosts == frozenset()
+    with remote_allowed():  # judges addresses only; nothing is dialled
+        assert policy.refusal("x", ip_address("10.9.8.7")) is None
+        assert policy.refusal("x", ip_address("192.168.1.1")) is not None
+    assert Settings.from_env({}).fetch_allow == ()
     with pytest.raises(ConfigError, match="DATAMILL_FETCH_ALLOW: 'bad host' is neither"):
-        FetchPolicy.from_env({"DATAMILL_FETCH_ALLOW": "bad host"})
+        _from_setting("bad host")
 
 
 def test_public_addresses_are_not_internal() -> None:

@@ -275,9 +275,8 @@ async def test_an_unknown_provider_kind_is_a_config_error() -> None:
             await gateway.chat("z/m", _request())
 
 
-async def test_remote_hosts_are_blocked_in_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    async with Gateway(Routing.load()) as gateway:
+async def test_remote_hosts_are_blocked_in_tests() -> None:
+    async with Gateway(Routing.load(environ={"OPENAI_API_KEY": "sk-test"})) as gateway:
         for _ in range(2):  # a refused URL is not remembered as allowed
             with pytest.raises(PermanentModelError, match="remote model requests are blocked"):
                 await gateway.chat("openai/gpt-6-luna", _request())

@@ -32,11 +32,6 @@ async def provider() -> AsyncIterator[GeminiProvider]:
     await transport.aclose()
 
 
-@pytest.fixture(autouse=True)
-def api_key_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, "AIza-test")
-
-
 def make_route(base_url: str, **overrides: Any) -> Route:
     fields: dict[str, Any] = {
         "name": "gemini/gemini-2.5-flash",
@@ -44,6 +39,7 @@ def make_route(base_url: str, **overrides: Any) -> Route:
         "model": "gemini-2.5-flash",
         "base_url": base_url,
         "api_key_env": KEY_ENV,
+        "api_key": "AIza-test",
     }
     fields.update(overrides)
     return Route(**fields)
@@ -208,12 +204,10 @@ async def test_http_errors_map_to_gateway_errors(
 
 
 async def test_missing_key_is_a_config_error_naming_the_variable(
-    stub: StubServer, provider: GeminiProvider, monkeypatch: pytest.MonkeyPatch
+    stub: StubServer, provider: GeminiProvider
 ) -> None:
-    monkeypatch.delenv(KEY_ENV)
-
     with pytest.raises(ConfigError, match=KEY_ENV):
-        await provider.complete(make_route(stub.base_url), chat(("user", "hi")))
+        await provider.complete(make_route(stub.base_url, api_key=None), chat(("user", "hi")))
     assert stub.requests == []
 
 

@@ -18,10 +18,11 @@ from datamill.core.errors import (
     fails_every_row,
 )
 from datamill.llm.gateway import Gateway
+from datamill.llm.guard import remote_allowed
 from datamill.llm.http.connect import _interleave
 from datamill.llm.http.interface import HttpReply, HttpRequest
 from datamill.llm.http.mock import MockTransport
-from datamill.llm.http.transport import BLOCK_REMOTE_ENV, HttpTransport
+from datamill.llm.http.transport import HttpTransport
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Message
@@ -88,18 +89,16 @@ async def test_a_refused_connection_is_not_retried_and_rejects_only_its_row(star
     assert not fails_every_row(caught.value)  # a run counts these; one alone rejects its row
 
 
-async def test_a_name_that_does_not_resolve_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_name_that_does_not_resolve_is_a_dns_error() -> None:
     # Longer than DNS allows (255 bytes): the resolver refuses it without sending a query.
     host = ".".join(["a" * 60] * 5) + ".test"
-    monkeypatch.delenv(BLOCK_REMOTE_ENV)
-    with pytest.raises(ConnectionConfigError, match="cannot resolve") as caught:
+    with remote_allowed(), pytest.raises(ConnectionConfigError, match="cannot resolve") as caught:
         await HttpTransport(environ={}).post_json(f"http://{host}/v1/chat", {}, timeout_s=10)
     assert caught.value.kind == "dns"
 
 
-async def test_a_name_no_resolver_accepts_is_a_dns_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(BLOCK_REMOTE_ENV)
-    with pytest.raises(ConnectionConfigError, match="cannot resolve") as caught:
+async def test_a_name_no_resolver_accepts_is_a_dns_error() -> None:
+    with remote_allowed(), pytest.raises(ConnectionConfigError, match="cannot resolve") as caught:
         await HttpTransport(environ={}).post_json(f"http://{'b' * 64}.test/v1/chat", {}, timeout_s=10)
     assert caught.value.kind == "dns"
 

@@ -146,7 +146,7 @@ async def test_no_proxy_sends_a_host_directly(proxy_to: list[ConnectProxy]) -> N
 
 
 async def test_a_routes_proxy_applies_even_to_loopback_and_none_overrides_the_environment(
-    start: Start, proxy_to: list[ConnectProxy], monkeypatch: pytest.MonkeyPatch
+    start: Start, proxy_to: list[ConnectProxy]
 ) -> None:
     raw = await start(fixed("200 OK", OPENAI_REPLY))
     proxy = await _proxy(proxy_to, raw.port)
@@ -157,9 +157,9 @@ async def test_a_routes_proxy_applies_even_to_loopback_and_none_overrides_the_en
                 "via/*": {"provider": "openai", "base_url": base, "proxy": proxy.url},
                 "direct/*": {"provider": "openai", "base_url": base, "proxy": "none"},
             }
-        }
+        },
+        environ={"HTTP_PROXY": "http://127.0.0.1:9"},  # the environment's proxy: would fail if used
     )
-    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would fail if used
     request = ChatRequest((Message("user", "hi"),))
     async with Gateway(routing) as gateway:
         through = await gateway.chat("via/m", request)

@@ -147,8 +147,7 @@ def test_malformed_bodies_are_transient(body: bytes) -> None:
         parse_reply(body, _route())
 
 
-async def test_sends_the_bearer_key_and_route_headers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("DATAMILL_TEST_OPENAI_KEY", "sk-123")
+async def test_sends_the_bearer_key_and_route_headers() -> None:
     transport = HttpTransport()
     async with FakeOpenAIServer(reply="ok") as srv:
         route = Route(
@@ -157,6 +156,7 @@ async def test_sends_the_bearer_key_and_route_headers(monkeypatch: pytest.Monkey
             model="m",
             base_url=srv.base_url + "/",
             api_key_env="DATAMILL_TEST_OPENAI_KEY",
+            api_key="sk-123",
             headers=(("X-Team", "data"),),
         )
         reply = await OpenAIProvider(transport).complete(route, _request())

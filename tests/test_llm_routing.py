@@ -4,7 +4,8 @@ import pytest
 
 from datamill.core.dataframer_models import ALL_MODELS
 from datamill.core.errors import ConfigError, UnknownModelError
-from datamill.llm.routing import ROUTES_ENV, Routing
+from datamill.llm.routing import Routing
+from datamill.services.settings.entry import Settings
 
 # Names the shipped routes also accept beyond the Dataframer model lists.
 EXTRA_NAMES = (
@@ -24,10 +25,12 @@ PROVIDER_AND_KEY = {
 
 
 @pytest.fixture
-def shipped(monkeypatch: pytest.MonkeyPatch) -> Routing:
-    monkeypatch.delenv(ROUTES_ENV, raising=False)
-    monkeypatch.setenv("DATABRICKS_API_BASE", "https://example.cloud.databricks.com/serving-endpoints")
-    return Routing.load()
+def shipped() -> Routing:
+    environ = {
+        "DATABRICKS_API_BASE": "https://example.cloud.databricks.com/serving-endpoints",
+        "VLLM_BASE_URL": "http://127.0.0.1:8000/v1",
+    }
+    return Routing.load(environ=environ)
 
 
 @pytest.mark.parametrize("name", ALL_MODELS + EXTRA_NAMES)
@@ -61,7 +64,7 @@ def test_family_endpoints_and_model_ids(shipped: Routing) -> None:
     assert shipped.default_model == "local/smollm2-135m-instruct"
 
 
-def test_patterns_route_any_name_in_their_family(shipped: Routing, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_patterns_route_any_name_in_their_family(shipped: Routing) -> None:
     ollama = shipped.resolve("ollama/llama3.2:3b")
     assert (ollama.provider, ollama.model, ollama.base_url) == (
         "openai",
@@ -71,15 +74,11 @@ def test_patterns_route_any_name_in_their_family(shipped: Routing, monkeypatch: 
     assert ollama.api_key_env is None
     fake = shipped.resolve("fake/echo-thinking")
     assert (fake.provider, fake.model, fake.thinking) == ("fake", "echo", True)
-    monkeypatch.setenv("VLLM_BASE_URL", "http://127.0.0.1:8000/v1")
     vllm = shipped.resolve("vllm/Qwen/Qwen3-8B")
     assert (vllm.model, vllm.base_url) == ("Qwen/Qwen3-8B", "http://127.0.0.1:8000/v1")
 
 
-def test_unset_base_url_env_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("VLLM_BASE_URL", raising=False)
-    monkeypatch.delenv(ROUTES_ENV, raising=False)
-
+def test_unset_base_url_env_names_the_variable() -> None:
     with pytest.raises(ConfigError, match="VLLM_BASE_URL"):
         Routing.load().resolve("vllm/some-model")
 
@@ -131,8 +130,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_user_file_overrides_fields_and_adds_routes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ROUTES_ENV, raising=False)
+def test_user_file_overrides_fields_and_adds_routes(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         """
@@ -165,11 +163,23 @@ def test_user_patterns_take_precedence_over_shipped_ones(tmp_path: Path) -> None
     assert routing.resolve("openai/gpt-5.6-terra").provider == "openai"
 
 
-def test_routes_env_names_the_user_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_routes_env_names_the_user_file(tmp_path: Path) -> None:
     path = _write(tmp_path, "routes:\n  mine/*: {provider: fake}\n")
-    monkeypatch.setenv(ROUTES_ENV, str(path))
+    settings = Settings.from_env({"DATAMILL_ROUTES": str(path)})
 
-    assert Routing.load().resolve("mine/x").provider == "fake"
+    assert Routing.load(settings.routes_path).resolve("mine/x").provider == "fake"
+
+
+def test_a_route_key_is_read_once_when_the_route_is_resolved() -> None:
+    environ = {"OPENAI_API_KEY": "sk-first"}
+    routing = Routing.load(environ=environ)
+
+    route = routing.resolve("openai/gpt-6-luna")
+    environ["OPENAI_API_KEY"] = "sk-second"
+
+    assert route.api_key == "sk-first"
+    assert routing.resolve("openai/gpt-6-luna") is route
+    assert "sk-first" not in repr(route)  # keys stay out of logs and error messages
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Pipeline plumbing: a row error that stops the run cancels its batch; the GC setting of a run."""
+"""Pipeline plumbing: a row error that stops the run cancels its batch; the GC setting a command opts into."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from datamill.core.errors import PermanentModelError
-from datamill.pipelines.adapt import gather_or_cancel
+from datamill.steps.gather import gather_or_cancel
 
 
 async def test_results_keep_order():
@@ -42,7 +42,7 @@ async def test_first_error_cancels_siblings_and_is_raised_as_itself():
 def test_quiet_gc_restores_the_collector_after_nested_runs():
     import gc
 
-    from datamill.pipelines.adapt import quiet_gc
+    from datamill.cli.process import quiet_gc
 
     before = gc.get_threshold()
     with quiet_gc(young_threshold=12_345):

@@ -13,6 +13,7 @@ import pytest
 
 from datamill.core.errors import ConfigError, DataFormatError, PermanentModelError, TransientError
 from datamill.llm.retry import RetryPolicy
+from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.fulltext import (
     CHUNK_CHARS,
     OVERLAP_CHARS,
@@ -355,17 +356,18 @@ def test_missing_fts5_is_a_clear_config_error():
 _FAST = RetryPolicy(base_delay=0.0, max_delay=0.0, retry_after_scale=0.0)
 
 
+_LOOPBACK = FetchPolicy.with_allowed(["127.0.0.1"])  # the fetcher refuses loopback unless allowed
+
+
 @pytest.fixture
-async def server(monkeypatch):
-    monkeypatch.setenv("DATAMILL_FETCH_ALLOW", "127.0.0.1")  # the fetcher refuses loopback unless allowed
+async def server():
     stub = StubServer()
     await stub.start()
     yield stub
     await stub.close()
 
 
-async def test_http_search_posts_the_query_and_reads_results(server: StubServer, monkeypatch):
-    monkeypatch.setenv("TEST_SEARCH_KEY", "sekret")
+async def test_http_search_posts_the_query_and_reads_results(server: StubServer):
     results = [
         {"source": "https://a.test", "text": "first", "score": 3.5},
         {"source": "https://b.test", "text": "second"},
@@ -373,7 +375,7 @@ async def test_http_search_posts_the_query_and_reads_results(server: StubServer,
     ]
     server.reply(200, {"results": results})
     search = HttpSearch(
-        f"{server.base_url}/search", api_key_env="TEST_SEARCH_KEY", headers={"X-Team": "kb"}, retry=_FAST
+        f"{server.base_url}/search", policy=_LOOPBACK, api_key="sekret", headers={"X-Team": "kb"}, retry=_FAST
     )
     try:
         found = await search.search('reset "password"', 2)
@@ -390,7 +392,7 @@ async def test_http_search_retries_transient_failures(server: StubServer):
     server.reply(503, {"error": "busy"})
     server.reply(429, {"error": "slow down"}, {"Retry-After": "1"})
     server.reply(200, {"results": [{"source": "s", "text": "t", "score": 1.0}]})
-    search = HttpSearch(server.base_url, retry=_FAST)
+    search = HttpSearch(server.base_url, policy=_LOOPBACK, retry=_FAST)
     try:
         assert [p.text for p in await search.search("q", 3)] == ["t"]
     finally:
@@ -400,7 +402,9 @@ async def test_http_search_retries_transient_failures(server: StubServer):
 
 async def test_http_search_gives_up_after_the_retry_budget(server: StubServer):
     server.reply(502, {"error": "bad gateway"})
-    search = HttpSearch(server.base_url, retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0))
+    search = HttpSearch(
+        server.base_url, policy=_LOOPBACK, retry=RetryPolicy(max_attempts=2, base_delay=0.0, max_delay=0.0)
+    )
     try:
         with pytest.raises(TransientError, match="gave up after 2 attempts"):
             await search.search("q", 3)
@@ -411,7 +415,7 @@ async def test_http_search_gives_up_after_the_retry_budget(server: StubServer):
 
 async def test_http_search_auth_failure_is_permanent(server: StubServer):
     server.reply(401, {"error": "bad key"})
-    search = HttpSearch(server.base_url, retry=_FAST)
+    search = HttpSearch(server.base_url, policy=_LOOPBACK, retry=_FAST)
     try:
         with pytest.raises(PermanentModelError) as caught:
             await search.search("q", 3)
@@ -433,7 +437,7 @@ async def test_http_search_auth_failure_is_permanent(server: StubServer):
 )
 async def test_http_search_wrong_shape_is_a_config_error(server: StubServer, body):
     server.reply(200, body)
-    search = HttpSearch(server.base_url, retry=_FAST)
+    search = HttpSearch(server.base_url, policy=_LOOPBACK, retry=_FAST)
     try:
         with pytest.raises(ConfigError, match="search API"):
             await search.search("q", 3)
@@ -441,20 +445,8 @@ async def test_http_search_wrong_shape_is_a_config_error(server: StubServer, bod
         await search.aclose()
 
 
-async def test_http_search_missing_key_is_a_config_error(server: StubServer, monkeypatch):
-    monkeypatch.delenv("TEST_SEARCH_KEY_UNSET", raising=False)
-    search = HttpSearch(server.base_url, api_key_env="TEST_SEARCH_KEY_UNSET")
-    try:
-        with pytest.raises(ConfigError, match="TEST_SEARCH_KEY_UNSET"):
-            await search.search("q", 3)
-    finally:
-        await search.aclose()
-    assert server.requests == []
-
-
-async def test_http_search_at_an_internal_address_needs_the_allow_list(server: StubServer, monkeypatch):
-    monkeypatch.delenv("DATAMILL_FETCH_ALLOW")
-    search = HttpSearch(server.base_url, retry=_FAST)
+async def test_http_search_at_an_internal_address_needs_the_allow_list(server: StubServer):
+    search = HttpSearch(server.base_url, retry=_FAST, policy=FetchPolicy())
     try:
         with pytest.raises(ConfigError, match="loopback address; allow it with DATAMILL_FETCH_ALLOW"):
             await search.search("q", 3)

@@ -5,11 +5,16 @@ command line is
 ``datamill`` (:mod:`datamill.cli`).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("datamill")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
-    __version__ = "0.0.0"
-
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> str:
+    # Read on first use: importlib.metadata costs more to import than the whole ``datamill --help``.
+    if name != "__version__":
+        raise AttributeError(f"module 'datamill' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("datamill")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without installing
+        return "0.0.0"

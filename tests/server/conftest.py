@@ -10,7 +10,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -21,6 +21,7 @@ import uvicorn
 from datamill.server import create_app
 from datamill.server.context import ServerContext
 from datamill.services.settings.server import ServerSettings
+from datamill.services.settings.tree import load_settings
 
 
 @dataclass
@@ -50,10 +51,13 @@ class RunningServer:
 
 @contextmanager
 def running_server(
-    settings: ServerSettings, *, context: ServerContext | None = None
+    settings: ServerSettings, *, context: ServerContext | None = None, env: Mapping[str, str] | None = None
 ) -> Iterator[RunningServer]:
-    """Serve `create_app` (around `context`, else built from `settings`) on a free loopback port."""
-    context = context or ServerContext.build(settings)
+    """Serve `create_app` on a free loopback port: around `context`, else built from `settings` and the
+    other sections of the settings tree the variables `env` describe."""
+    if context is None:
+        tree = load_settings(env or {}, data_dir=settings.data_dir)
+        context = ServerContext.build(settings, runs=tree.runs, llm=tree.llm, publish=tree.publish)
     app = create_app(context=context)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))

@@ -10,7 +10,7 @@ import asyncio
 import json
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from datamill.llm.providers.fake import fake_value
 from datamill.server.context import ServerContext
 from datamill.services.settings.runs import RunSettings
 from datamill.services.settings.server import ServerSettings
+from datamill.services.settings.tree import load_settings
 
 FAKE_MODEL = "fake/test-model"
 LOOP_MODEL = "loop/model"
@@ -38,10 +39,16 @@ def run_settings(**overrides: Any) -> RunSettings:
 
 
 @contextmanager
-def runs_server(data_dir: Path, runs: RunSettings | None = None, **settings: Any) -> Iterator[RunningServer]:
-    """Serve the app with `runs` (default: `run_settings()`) on a free loopback port until the block ends."""
+def runs_server(
+    data_dir: Path, runs: RunSettings | None = None, env: Mapping[str, str] | None = None, **settings: Any
+) -> Iterator[RunningServer]:
+    """Serve the app with `runs` (default: `run_settings()`) on a free loopback port until the block ends;
+    the gateway and publish settings are those the variables `env` describe."""
     server_settings = ServerSettings.for_data_dir(data_dir, **settings)
-    context = ServerContext.build(server_settings, runs=runs or run_settings())
+    tree = load_settings(env or {}, data_dir=data_dir)
+    context = ServerContext.build(
+        server_settings, runs=runs or run_settings(), llm=tree.llm, publish=tree.publish
+    )
     with running_server(server_settings, context=context) as running:
         yield running
 

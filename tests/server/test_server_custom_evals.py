@@ -33,12 +33,9 @@ RUBRIC = "Is the answer helpful and polite?"
 @pytest.fixture(scope="module")
 def eval_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server whose judge (DATAMILL_MODEL) is the deterministic fake model, which scores every row 0."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DATAMILL_MODEL", "fake/judge")
-        env.delenv("DATAMILL_ROUTES", raising=False)
-        settings = ServerSettings.for_data_dir(tmp_path_factory.mktemp("evals"))
-        with running_server(settings) as running:
-            yield running
+    settings = ServerSettings.for_data_dir(tmp_path_factory.mktemp("evals"))
+    with running_server(settings, env={"DATAMILL_MODEL": "fake/judge"}) as running:
+        yield running
 
 
 @pytest.fixture

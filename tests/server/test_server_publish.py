@@ -113,24 +113,23 @@ def pub_server(
     tmp_path_factory: pytest.TempPathFactory, hub: HubStub, roots: Path
 ) -> Iterator[RunningServer]:
     """A server configured for the Hub stub and for two path roots: a directory and ``memory://pub``."""
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DATAMILL_HF_ENDPOINT", hub.url)
-        env.setenv("DATAMILL_HF_TOKEN", HF_TOKEN)
-        env.setenv("DATAMILL_PUBLISH_ROOTS", f"{roots}, memory://pub")
-        env.setenv("DATAMILL_MODEL", "fake/publish")  # runs and custom evaluations use the fake model
-        env.setenv("DATAMILL_WORKER_POLL_S", "0.1")
-        with running_server(ServerSettings.for_data_dir(tmp_path_factory.mktemp("pub"))) as running:
-            yield running
+    env = {
+        "DATAMILL_HF_ENDPOINT": hub.url,
+        "DATAMILL_HF_TOKEN": HF_TOKEN,
+        "DATAMILL_PUBLISH_ROOTS": f"{roots}, memory://pub",
+        "DATAMILL_MODEL": "fake/publish",  # runs and custom evaluations use the fake model
+        "DATAMILL_WORKER_POLL_S": "0.1",
+    }
+    settings = ServerSettings.for_data_dir(tmp_path_factory.mktemp("pub"))
+    with running_server(settings, env=env) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """A server configured for no publish target at all."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("DATAMILL_HF_ENDPOINT", "DATAMILL_HF_TOKEN", "DATAMILL_PUBLISH_ROOTS"):
-            env.delenv(name, raising=False)
-        with running_server(ServerSettings.for_data_dir(tmp_path_factory.mktemp("bare"))) as running:
-            yield running
+    with running_server(ServerSettings.for_data_dir(tmp_path_factory.mktemp("bare")), env={}) as running:
+        yield running
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ import pytest
 from s3_helpers import BUCKET, S3Server, moto_s3
 
 from datamill.store import BlobTooLargeError, LocalBlobStore, blob_store_from_url
-from datamill.store.blob_cache import cached_local_path
-from datamill.store.fsspec_blobs import FsspecBlobStore
+from datamill.store.blobs.cache import cached_local_path
+from datamill.store.blobs.fsspec_store import FsspecBlobStore
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from sqlalchemy import inspect
 
 from datamill.store import BlobStore, BlobTooLargeError, LocalBlobStore, Store, blob_store_from_url
 from datamill.store.blobs import write_stream
-from datamill.store.fsspec_blobs import FsspecBlobStore
+from datamill.store.blobs.fsspec_store import FsspecBlobStore
 from datamill.store.models import Base
 
 

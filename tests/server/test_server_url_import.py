@@ -53,10 +53,9 @@ def files() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATAMILL_FETCH_ALLOW", "localhost")
-        with runs_server(tmp_path_factory.mktemp("imports"), max_upload_bytes=LIMIT) as running:
-            yield running
+    env = {"DATAMILL_FETCH_ALLOW": "localhost"}
+    with runs_server(tmp_path_factory.mktemp("imports"), env=env, max_upload_bytes=LIMIT) as running:
+        yield running
 
 
 def _import(srv: RunningServer, url: str, **source: Any) -> tuple[adaption.Adaption, Any, Any]:
@@ -117,14 +116,13 @@ def test_a_refused_or_failed_fetch_fails_the_dataset_with_the_reason(
 
 def test_an_import_left_behind_by_a_stop_is_fetched_on_the_next_start(tmp_path: Path, files: int) -> None:
     data = tmp_path / "data"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("DATAMILL_FETCH_ALLOW", "localhost")
-        with runs_server(data) as first:
-            first.context.imports.close()  # as if the server stopped before the fetch ran
-            client = first.client("t-restart")
-            created = client.datasets.create(source={"url": f"http://localhost:{files}/data/qa.csv"})
-            assert client.datasets.get_status(created.dataset_id).status == "pending"
-        with runs_server(data) as second:
-            again = second.client(key=client.api_key)
-            assert wait_for(again, created.dataset_id).status == "awaiting_input"
-            assert again.datasets.get(created.dataset_id).row_count == 5
+    env = {"DATAMILL_FETCH_ALLOW": "localhost"}
+    with runs_server(data, env=env) as first:
+        first.context.imports.close()  # as if the server stopped before the fetch ran
+        client = first.client("t-restart")
+        created = client.datasets.create(source={"url": f"http://localhost:{files}/data/qa.csv"})
+        assert client.datasets.get_status(created.dataset_id).status == "pending"
+    with runs_server(data, env=env) as second:
+        again = second.client(key=client.api_key)
+        assert wait_for(again, created.dataset_id).status == "awaiting_input"
+        assert again.datasets.get(created.dataset_id).row_count == 5

@@ -125,12 +125,12 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("tenancy")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DATAMILL_MODEL", "fake/judge")  # the custom evaluations' judge
-        env.delenv("DATAMILL_ROUTES", raising=False)
-        env.setenv("DATAMILL_PUBLISH_ROOTS", str(tmp / "published"))
-        with runs_server(tmp / "data") as server:
-            yield World(server, _make_tenant(server, tmp, "a"), _make_tenant(server, tmp, "b"))
+    env = {
+        "DATAMILL_MODEL": "fake/judge",  # the custom evaluations' judge
+        "DATAMILL_PUBLISH_ROOTS": str(tmp / "published"),
+    }
+    with runs_server(tmp / "data", env=env) as server:
+        yield World(server, _make_tenant(server, tmp, "a"), _make_tenant(server, tmp, "b"))
 
 
 def _batch_body(t: Tenant) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from datamill.cli.adapt_body import LENGTHS, body_from_flags, options_from_flags
 from datamill.cli.errors import handle_errors
+from datamill.cli.process import command_settings, quiet_gc, use_lean_memory
 from datamill.cli.progress import print_estimate, print_summary, with_progress
 from datamill.core.errors import ValidationError
 from datamill.core.run_config import RunConfig, merge_bodies, parse_run_config
@@ -222,8 +223,9 @@ def _config_path(config: RunConfig, key: str) -> Path | None:
 
 def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None:
     console = Console(stderr=True)
+    settings = command_settings()
     if flags["estimate_only"] or body.get("estimate") is True:
-        estimate = event_loop.run(_estimate(job, body, flags.get("routes")))
+        estimate = event_loop.run(_estimate(job, body, settings, flags.get("routes")), settings.event_loop)
         if flags["as_json"]:
             click.echo(json.dumps(estimate.to_dict(), indent=2, default=str))
         else:
@@ -233,23 +235,29 @@ def _execute(job: AdaptJob, body: dict[str, Any], flags: dict[str, Any]) -> None
     detect_format(job.output_path, job.output_format, supported=WRITE_FORMATS)
     job.output_path.parent.mkdir(parents=True, exist_ok=True)
     quiet = flags["quiet"] or flags["as_json"]
-    summary = event_loop.run(_run(job, body, flags.get("routes"), quiet, console))
+    use_lean_memory(settings)
+    work = _run(job, body, settings, flags.get("routes"), quiet, console)
+    with quiet_gc():
+        summary = event_loop.run(work, settings.event_loop)
     if flags["as_json"]:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         print_summary(summary, Console())
 
 
-async def _estimate(job: AdaptJob, body: dict[str, Any], routes: Path | None) -> Estimate:
-    settings = Settings.from_env()
+async def _estimate(job: AdaptJob, body: dict[str, Any], settings: Settings, routes: Path | None) -> Estimate:
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
         return await estimate_file_async(job, body, settings=settings, gateway=gateway)
 
 
 async def _run(
-    job: AdaptJob, body: dict[str, Any], routes: Path | None, quiet: bool, console: Console
+    job: AdaptJob,
+    body: dict[str, Any],
+    settings: Settings,
+    routes: Path | None,
+    quiet: bool,
+    console: Console,
 ) -> AdaptSummary:
-    settings = Settings.from_env()
     counters = RunCounters()
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
         work = adapt_file_async(job, body, settings=settings, gateway=gateway, counters=counters)

@@ -14,6 +14,8 @@ import click
 from rich.console import Console
 
 from datamill.cli.errors import handle_errors
+from datamill.cli.generate_eval import spec_evaluate_command
+from datamill.cli.process import command_settings
 from datamill.llm import event_loop
 from datamill.pipelines.generate import DEFAULT_CONCURRENCY, GenerationSummary
 from datamill.pipelines.spec_analysis import SpecAnalysisOptions, SpecDraft
@@ -65,7 +67,8 @@ def spec_create_command(seeds: tuple[Path, ...], output: Path, **flags: Any) -> 
         seed=flags["seed"],
     )
     job = SpecJob(seeds, output, flags.get("model"), flags.get("objectives"), options, not flags["no_cache"])
-    draft = event_loop.run(_create(job, flags.get("routes")))
+    settings = command_settings()
+    draft = event_loop.run(_create(job, settings, flags.get("routes")), settings.event_loop)
     axes = ", ".join(f"{a.name} ({len(a.values)})" for a in draft.spec.axes) or "none"
     click.echo(f"wrote {output}: {len(draft.spec.requirements)} requirements; axes: {axes}")
 
@@ -118,7 +121,8 @@ def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) 
         flags["concurrency"],
         flags["batch"],
     )
-    summary = event_loop.run(_generate(job, flags.get("routes")))
+    settings = command_settings()
+    summary = event_loop.run(_generate(job, settings, flags.get("routes")), settings.event_loop)
     if flags["as_json"]:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         return
@@ -151,13 +155,14 @@ def body_from_flags(samples: int, flags: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def _create(job: SpecJob, routes: Path | None) -> SpecDraft:
-    settings = Settings.from_env()
+async def _create(job: SpecJob, settings: Settings, routes: Path | None) -> SpecDraft:
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
         return await create_spec_async(job, settings=settings, gateway=gateway)
 
 
-async def _generate(job: GenerateJob, routes: Path | None) -> GenerationSummary:
-    settings = Settings.from_env()
+async def _generate(job: GenerateJob, settings: Settings, routes: Path | None) -> GenerationSummary:
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
         return await generate_async(job, settings=settings, gateway=gateway)
+
+
+spec_group.add_command(spec_evaluate_command)

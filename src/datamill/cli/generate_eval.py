@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datamill.cli.errors import handle_errors
+from datamill.cli.process import command_settings
 from datamill.llm import event_loop
 from datamill.pipelines.generation_eval import DEFAULT_CONCURRENCY
 from datamill.services.adaptation.adapt import make_gateway
@@ -38,7 +39,8 @@ def spec_evaluate_command(spec_path: Path, samples_path: Path, **flags: Any) -> 
         not flags["no_cache"],
         flags["concurrency"],
     )
-    report = event_loop.run(_evaluate(job, flags.get("routes")))
+    settings = command_settings()
+    report = event_loop.run(_evaluate(job, settings, flags.get("routes")), settings.event_loop)
     Console().print(_table(report))
     evaluation = report.evaluation
     score = "n/a" if evaluation.conformance_score is None else f"{evaluation.conformance_score:g}/100"
@@ -73,7 +75,6 @@ def _table(report: EvaluationReport) -> Table:
     return table
 
 
-async def _evaluate(job: EvaluateJob, routes: Path | None) -> EvaluationReport:
-    settings = Settings.from_env()
+async def _evaluate(job: EvaluateJob, settings: Settings, routes: Path | None) -> EvaluationReport:
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
         return await evaluate_samples_async(job, settings=settings, gateway=gateway)

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datamill.cli.errors import handle_errors
-from datamill.services.settings.server import ServerSettings
+from datamill.cli.process import server_settings
 
 if TYPE_CHECKING:
     from datamill.services.tenants import TenantService
@@ -34,7 +34,7 @@ def _tenants(data_dir: Path | None) -> Iterator[TenantService]:
     from datamill.services.tenants import TenantService
     from datamill.store import Store
 
-    settings = ServerSettings.from_env(data_dir=data_dir)
+    settings = server_settings(data_dir).server
     store = Store.from_url(settings.database_url)
     try:
         store.migrate()

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from datamill.cli.errors import handle_errors
+from datamill.cli.process import command_settings
 from datamill.core.errors import ConfigError
 from datamill.llm.routing import Routing
-from datamill.services.settings.entry import Settings
 
 
 @click.command("models")
@@ -19,8 +19,8 @@ from datamill.services.settings.entry import Settings
 @handle_errors
 def models_command(routes: Path | None) -> None:
     """List the configured model names (and patterns) with their provider and prices."""
-    settings = Settings.from_env()
-    routing = Routing.load(routes or settings.routes_path)
+    settings = command_settings()
+    routing = Routing.load(routes or settings.routes_path, environ=settings.environ)
     table = Table(title=f"models (default: {routing.default_model})", title_justify="left")
     for column in ("name", "provider", "model id", "key variable", "$/M in", "$/M out", "note"):
         table.add_column(column)

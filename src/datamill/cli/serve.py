@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from datamill.cli.errors import handle_errors
+from datamill.cli.process import server_settings, use_lean_memory
 from datamill.services.settings.server import ServerSettings
 
 if TYPE_CHECKING:
@@ -52,9 +53,10 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
 
     from datamill.server import create_app
     from datamill.server.context import ServerContext
-    from datamill.services.settings.runs import RunSettings
 
-    settings = ServerSettings.from_env(data_dir=data_dir)
+    tree = server_settings(data_dir)
+    use_lean_memory(tree.llm)
+    settings = tree.server
     issued = bootstrap(settings)
     if issued is not None:
         click.secho(
@@ -62,8 +64,7 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
         )
         click.echo(f"\n    {issued.key}\n")
     click.echo(f"datamill: data in {settings.data_dir}; serving on http://{host}:{port} (docs at /docs)")
-    runs = RunSettings.from_env()
     if no_worker:
-        runs = replace(runs, worker=False)
-    context = ServerContext.build(settings, runs=runs)
+        tree = replace(tree, runs=replace(tree.runs, worker=False))
+    context = ServerContext.from_settings(tree)
     uvicorn.run(create_app(context=context), host=host, port=port, log_level="info")

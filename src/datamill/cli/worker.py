@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import click
 
 from datamill.cli.errors import handle_errors
+from datamill.cli.process import quiet_gc, server_settings, use_lean_memory
 from datamill.llm import event_loop
-from datamill.services.settings.server import ServerSettings
 
 if TYPE_CHECKING:
     from datamill.runners.worker import Worker
@@ -33,15 +33,17 @@ if TYPE_CHECKING:
 def worker_command(data_dir: Path | None) -> None:
     """Run queued adaptation jobs until stopped (SIGTERM or Ctrl-C)."""
     from datamill.server.context import ServerContext
-    from datamill.services.settings.runs import RunSettings
 
-    settings = ServerSettings.from_env(data_dir=data_dir)
-    context = ServerContext.build(settings, runs=RunSettings.from_env())
+    tree = server_settings(data_dir)
+    use_lean_memory(tree.llm)
+    settings = tree.server
+    context = ServerContext.from_settings(tree)
     context.store.migrate()
     worker = context.runs.worker.worker
     click.echo(f"datamill worker {worker.worker_id}: data in {settings.data_dir}; waiting for runs")
     try:
-        event_loop.run(_work(worker))
+        with quiet_gc():
+            event_loop.run(_work(worker), tree.runs.event_loop)
     finally:
         context.store.close()
     click.echo(f"datamill worker {worker.worker_id}: stopped")

@@ -6,16 +6,13 @@ iterable of record batches with bounded memory; `read_all` and `count_rows` are 
 atomically; `write_table` writes one table. Every problem with a file's content is a `DataFormatError` that
 says what is wrong and where.
 
-Importing the package switches pyarrow's default memory pool to one that hands freed memory back
-(`use_lean_memory_pool`; ``ARROW_DEFAULT_MEMORY_POOL`` overrides it).
+Importing the package changes nothing in the process; `use_lean_memory_pool` (in `datamill.dataio.memory`)
+switches pyarrow's default memory pool to one that hands freed memory back, for entry points that opt in.
 """
 
 from datamill.dataio._formats import READ_FORMATS, WRITE_FORMATS, detect_format
-from datamill.dataio._memory import use_lean_memory_pool
 from datamill.dataio._reader import DatasetReader, count_rows, open_dataset, read_all
 from datamill.dataio._writer import DatasetWriter, check_writable, open_writer, write_table
-
-use_lean_memory_pool()
 
 __all__ = [
     "READ_FORMATS",

@@ -3,16 +3,16 @@
 A run spends much of its CPU in the event loop and the transport (hundreds of model calls in flight), and
 uvloop's loop and TCP transports are written in C: the pipeline benchmark measured 6–9% less CPU per row
 with it. uvloop is a dependency on Linux and macOS (it has no Windows build), so ``auto``, the default,
-takes it there and asyncio's loop elsewhere. ``DATAMILL_EVENT_LOOP=asyncio`` picks the standard loop (to
-rule the loop out when chasing a problem); ``uvloop`` insists on uvloop and says what to install when it is
-missing. Code that runs inside someone else's loop (a notebook, a web server, pytest-asyncio) is
-unaffected: only `run` chooses a loop.
+takes it there and asyncio's loop elsewhere. ``asyncio`` picks the standard loop (to rule the loop out when
+chasing a problem); ``uvloop`` insists on uvloop and says what to install when it is missing. The entry
+points pass the choice of ``DATAMILL_EVENT_LOOP`` (`datamill.services.settings.entry`). Code that runs
+inside someone else's loop (a notebook, a web server, pytest-asyncio) is unaffected: only `run` chooses a
+loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -20,14 +20,14 @@ from datamill.core.errors import ConfigError
 
 T = TypeVar("T")
 
-#: Environment variable naming the loop: ``auto`` (default: uvloop if installed), ``uvloop``, ``asyncio``.
+#: The setting naming the loop: ``auto`` (default: uvloop if installed), ``uvloop``, ``asyncio``.
 EVENT_LOOP_ENV = "DATAMILL_EVENT_LOOP"
 _CHOICES = ("auto", "uvloop", "asyncio")
 
 
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The factory of the chosen event loop, or None for asyncio's default."""
-    choice = os.environ.get(EVENT_LOOP_ENV, "auto").strip().lower() or "auto"
+def loop_factory(choice: str = "auto") -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory of the event loop `choice` names, or None for asyncio's default."""
+    choice = choice.strip().lower() or "auto"
     wanted = "uvloop (pip install uvloop)"
     if choice not in _CHOICES:
         raise ConfigError(f"{EVENT_LOOP_ENV} must be one of {', '.join(_CHOICES)}, not {choice!r}")
@@ -43,10 +43,10 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return factory
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    """``asyncio.run(main)`` on the chosen event loop."""
+def run(main: Coroutine[Any, Any, T], loop: str = "auto") -> T:
+    """``asyncio.run(main)`` on the event loop `loop` names (see `loop_factory`)."""
     try:
-        factory = loop_factory()
+        factory = loop_factory(loop)
     except ConfigError:
         main.close()  # never started: close it so it is not reported as never awaited
         raise

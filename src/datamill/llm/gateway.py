@@ -302,7 +302,7 @@ class Gateway:
 
     def _shared_transport(self) -> Transport:
         if self._transport is None:
-            self._transport = HttpTransport()
+            self._transport = HttpTransport(environ=self.routing.environ)
         return self._transport
 
     async def _send(self, route: Route, request: ChatRequest, paid: Billed) -> ProviderReply:
@@ -390,7 +390,7 @@ class Gateway:
                 known = ", ".join(sorted(PROVIDER_CLASSES))
                 raise ConfigError(f"model {route.name!r}: unknown provider kind {kind!r} (known: {known})")
             if self._transport is None:
-                self._transport = HttpTransport()
+                self._transport = HttpTransport(environ=self.routing.environ)
             provider = self._providers[kind] = provider_class(kind)(self._transport)
             self._created.append(provider)
         return provider

@@ -4,7 +4,7 @@ A routing file (YAML) has a top-level ``default_model`` and a ``routes`` mapping
 name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each value gives some of:
 
 ``provider``            provider kind (``openai``, ``anthropic``, ``gemini``, ``local``, ``fake``)
-``base_url``            endpoint root; or ``base_url_env``: the variable holding it (read at resolve time)
+``base_url``            endpoint root; or ``base_url_env``: the variable holding it
 ``model``               the provider's model id; may use ``{name}`` (the public name) and ``{suffix}`` (the
                         text after the first ``/``). Default ``{suffix}``.
 ``api_key_env``         variable holding the API key (null: no key)
@@ -38,7 +38,6 @@ The shipped prices are defaults for illustration: override them in a user routin
 from __future__ import annotations
 
 import fnmatch
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -51,8 +50,6 @@ from datamill.core.errors import ConfigError, UnknownModelError
 from datamill.llm.http.proxies import DIRECT, Proxy
 from datamill.llm.types import Route
 
-#: Environment variable naming a user routing file, read by `Routing.load` when no path is given.
-ROUTES_ENV = "DATAMILL_ROUTES"
 THINKING_SUFFIX = "-thinking"
 
 _STR_FIELDS = frozenset({"provider", "base_url", "base_url_env", "model", "api_key_env", "proxy"})
@@ -115,26 +112,33 @@ class _Layer:
 class Routing:
     """Resolves public model names to `Route` values. Build with `load` or `from_dict`."""
 
-    def __init__(self, entries: dict[str, dict[str, Any]], patterns: list[str], default_model: str) -> None:
+    def __init__(
+        self,
+        entries: dict[str, dict[str, Any]],
+        patterns: list[str],
+        default_model: str,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self._entries = entries
         self._patterns = patterns
+        self._environ: Mapping[str, str] = environ or {}
         self.default_model = default_model
         self._resolved: dict[str, Route] = {}
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> Routing:
+    def load(cls, path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Routing:
         """The shipped routes, overridden by a user routing file.
 
         Args:
-            path: the user file; when None, the file named by ``DATAMILL_ROUTES`` if that is set.
+            path: the user file (the entry points pass the one ``DATAMILL_ROUTES`` names); None: none.
+            environ: the variables routes take their keys and endpoints from (``api_key_env``,
+                ``base_url_env``), as the entry point read them; None: no variables.
 
         Raises:
             ConfigError: a missing or invalid routing file, naming the entry and field at fault.
         """
         shipped_text = resources.files("datamill.llm").joinpath("routes.yaml").read_text(encoding="utf-8")
         layers = [_parse_layer(_load_yaml(shipped_text, "routes.yaml (shipped)"), "routes.yaml (shipped)")]
-        if path is None and os.environ.get(ROUTES_ENV):
-            path = os.environ[ROUTES_ENV]
         if path is not None:
             user_path = Path(path)
             try:
@@ -142,15 +146,21 @@ class Routing:
             except OSError as exc:
                 raise ConfigError(f"cannot read routing file {user_path}: {exc.strerror or exc}") from exc
             layers.append(_parse_layer(_load_yaml(text, str(user_path)), str(user_path)))
-        return cls._from_layers(layers)
+        return cls._from_layers(layers, environ)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, source: str = "routing dict") -> Routing:
+    def from_dict(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "routing dict",
+        environ: Mapping[str, str] | None = None,
+    ) -> Routing:
         """Routes from one mapping shaped like a routing file, without the shipped routes."""
-        return cls._from_layers([_parse_layer(data, source)])
+        return cls._from_layers([_parse_layer(data, source)], environ)
 
     @classmethod
-    def _from_layers(cls, layers: list[_Layer]) -> Routing:
+    def _from_layers(cls, layers: list[_Layer], environ: Mapping[str, str] | None) -> Routing:
         entries: dict[str, dict[str, Any]] = {}
         user_patterns: list[str] = []
         default_model: str | None = None
@@ -164,9 +174,14 @@ class Routing:
                         user_patterns.append(key)
             default_model = layer.default_model or default_model
         shipped_patterns = [k for k in entries if _is_pattern(k) and k not in user_patterns]
-        routing = cls(entries, user_patterns + shipped_patterns, default_model or "")
+        routing = cls(entries, user_patterns + shipped_patterns, default_model or "", environ)
         routing._check(layers[-1].source)
         return routing
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The variables the entry point read: keys, endpoints, and the proxy and CA settings."""
+        return self._environ
 
     def names(self) -> list[str]:
         """Configured model names and patterns, in routing-file order."""
@@ -195,7 +210,7 @@ class Routing:
             fields.update(exact)
         if "provider" not in fields:
             raise UnknownModelError(name, self.names())
-        return _to_route(name, fields)
+        return _to_route(name, fields, self._environ)
 
     def _check(self, source: str) -> None:
         """Fail at load time on an entry that cannot become a route."""
@@ -291,7 +306,7 @@ def _check_field(where: str, field: str, raw: Any) -> Any:
     return tuple((str(k), v) for k, v in raw.items())
 
 
-def _to_route(name: str, fields: dict[str, Any]) -> Route:
+def _to_route(name: str, fields: dict[str, Any], environ: Mapping[str, str]) -> Route:
     thinking_flag = fields.get("thinking")
     has_suffix = name.endswith(THINKING_SUFFIX)
     thinking = has_suffix if thinking_flag is None else bool(thinking_flag)
@@ -305,7 +320,7 @@ def _to_route(name: str, fields: dict[str, Any]) -> Route:
     base_url = fields.get("base_url")
     env = fields.get("base_url_env")
     if env:
-        base_url = os.environ.get(env)
+        base_url = environ.get(env)
         if not base_url:
             raise ConfigError(f"model {name!r} needs an endpoint: set the {env} environment variable")
     kwargs: dict[str, Any] = {k: fields[k] for k in _ROUTE_FIELDS if k in fields}
@@ -315,12 +330,14 @@ def _to_route(name: str, fields: dict[str, Any]) -> Route:
     kwargs.setdefault("cached_input_price", round(input_price * read_ratio, 9))
     kwargs.setdefault("cache_write_price", round(input_price * write_ratio, 9))
     kwargs.setdefault("batch_discount", BATCH_DISCOUNTS.get(provider, 0.0))
+    key_env = fields.get("api_key_env")
     return Route(
         name=name,
         provider=provider,
         model=model,
         base_url=base_url,
-        api_key_env=fields.get("api_key_env"),
+        api_key_env=key_env,
+        api_key=environ.get(key_env) or None if key_env else None,
         thinking=thinking,
         **kwargs,
     )

@@ -167,6 +167,7 @@ class Route:
         model: the provider's own model id (for ``local``: ``bundled:smollm2`` or a GGUF path).
         base_url: endpoint root for HTTP providers.
         api_key_env: name of the environment variable holding the key (None: no key).
+        api_key: the key, read from that variable once when the route was resolved (None: unset).
         input_price: USD per million input tokens.
         output_price: USD per million output (and thinking) tokens.
         cached_input_price: USD per million input tokens read from the provider's prompt cache (None: the
@@ -208,6 +209,7 @@ class Route:
     proxy: str | None = None
     batch: bool | None = None
     batch_poll_s: float = 30.0
+    api_key: str | None = field(default=None, repr=False, compare=False)
 
     def cost(self, usage: Usage, *, batched: bool = False) -> float:
         """What the provider bills for ``usage``, in USD.

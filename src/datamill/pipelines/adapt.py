@@ -19,12 +19,10 @@ steps over the batch, save it to the checkpoint and count it in the run's counte
 from __future__ import annotations
 
 import asyncio
-import gc
 import re
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -34,11 +32,9 @@ from datamill.core.errors import ModelError, fails_every_row
 from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import Rejection, Row, RowRejected, StepContext
+from datamill.steps.gather import gather_or_cancel
 
 T = TypeVar("T")
-
-#: How many runs are inside `quiet_gc`, and the GC thresholds to restore when the last one leaves.
-_GC_STATE: dict[str, Any] = {"depth": 0, "threshold": (700, 10, 10)}
 
 #: Internal columns a checkpoint keeps, so output rows can be traced to their source rows.
 _IDENTITY = frozenset({"_row", "_variant"})
@@ -95,33 +91,7 @@ async def run_adaptation(
     batch_runner: BatchRunnerFactory | None = None,
 ) -> AdaptResult:
     """Run ``plan`` over ``batches``, saving each finished batch to ``checkpoint``."""
-    with quiet_gc():
-        return await _run(batches, plan, checkpoint, counters, on_progress, batches_in_flight, batch_runner)
-
-
-@contextmanager
-def quiet_gc(young_threshold: int = 20_000) -> Iterator[None]:
-    """For the block: freeze the objects that exist now out of the cyclic GC, and collect less often.
-
-    Why: on 3,000 rows at C=256 the cyclic GC took about 40% of the run's CPU (746 collections, full ones up
-    to 110 ms, each stalling every response in flight), mostly rescanning long-lived objects (modules,
-    tokenizer, plan). Rows and replies are acyclic, so collecting the young generation every 20,000
-    allocations instead of 700 loses little memory. Overlapping runs in one process share one setting: the
-    first to enter sets it and the last to leave restores it.
-    """
-    if not _GC_STATE["depth"]:
-        _GC_STATE["threshold"] = gc.get_threshold()
-        gc.freeze()
-        first, second, third = _GC_STATE["threshold"]
-        gc.set_threshold(max(first, young_threshold), second, third)
-    _GC_STATE["depth"] += 1
-    try:
-        yield
-    finally:
-        _GC_STATE["depth"] -= 1
-        if not _GC_STATE["depth"]:
-            gc.set_threshold(*_GC_STATE["threshold"])
-            gc.unfreeze()
+    return await _run(batches, plan, checkpoint, counters, on_progress, batches_in_flight, batch_runner)
 
 
 async def _run(
@@ -282,21 +252,6 @@ async def _oldest(pending: deque[asyncio.Task[None]]) -> None:
     """
     await asyncio.shield(pending[0])
     pending.popleft()
-
-
-async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Like ``asyncio.gather``, but the first error cancels the siblings (and is raised as itself).
-
-    A run-stopping model error in one row must not leave the batch's other rows calling the model.
-    """
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 def public_row(row: Row) -> dict[str, Any]:

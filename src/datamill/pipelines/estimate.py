@@ -53,16 +53,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from datamill.core.credits import MULTIMODAL_CREDITS_PER_BLOCK, PriceTable
-from datamill.core.expansion import LanguageExpansion
 from datamill.llm.types import ChatRequest, Route, Usage
-from datamill.steps.base import BatchStep, Row, RowRejected, StepContext
-from datamill.steps.dedup import ExactDedup
-from datamill.steps.grounding import Ground
+from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.mapping import MapColumns
-from datamill.steps.metadata_injection import MetadataInjection
-from datamill.steps.near_dedup import NearDedup
-from datamill.steps.sample import SampleRows
-from datamill.text.fulltext import LocalFullTextIndex
 from datamill.text.tokenizer import LlamaVocabTokenizer, Tokenizer, default_tokenizer
 
 if TYPE_CHECKING:
@@ -189,7 +182,7 @@ async def estimate_plan(
     concurrency: int | None = None,
     latency_s: float | None = None,
     price_table: PriceTable | None = None,
-    extra_steps: Sequence[tuple[Any, int]] = (),
+    extra_steps: Sequence[tuple[RowStep, int]] = (),
     batched: bool = False,
 ) -> Estimate:
     """Estimate ``plan`` from mapped ``sample_rows`` (see the module docstring for every rule).
@@ -229,7 +222,7 @@ async def _estimate(
     request: AdaptRequest,
     counter: _Counter,
     price_table: PriceTable | None,
-    extra_steps: Sequence[tuple[Any, int]],
+    extra_steps: Sequence[tuple[RowStep, int]],
 ) -> Estimate:
     notes: list[str] = []
     rows = [{"_row": i, **row} for i, row in enumerate(sample_rows, 1)]
@@ -263,21 +256,22 @@ class _Counter:
         self.batched = batched
         self.notes: list[str] = []
 
-    def step(self, step: Any, rows: list[Row], count: int) -> StepEstimate:
-        name = str(getattr(step, "name", type(step).__name__))
-        handle = getattr(step, "model", None)
-        route = self.route or getattr(handle, "route", None)
-        scale, render = _renderer(step)
-        if render is None and handle is None:
+    def step(self, step: RowStep, rows: list[Row], count: int) -> StepEstimate:
+        name = step.name
+        handle = step.model
+        route = self.route or (handle.route if handle is not None else None)
+        scale, renderer = step.estimate_requests()
+        declared = type(renderer).requests_for is not RowStep.requests_for
+        if not declared and handle is None:
             return StepEstimate(name, 0.0, 0, 0, 0, rows=count, basis="none")
-        basis = "requests_for" if render is not None else "fallback"
-        if render is None:
+        basis = "requests_for" if declared else "fallback"
+        if not declared:
             self.notes.append(f"{name}: no requests_for; assumed one call per row of its input text")
         if not rows and count:
             self.notes.append(f"{name}: no sample row reaches this step; its calls are not estimated")
         calls = tokens_in = tokens_out = thinking = prefix = 0.0
         for row in rows:
-            requests = render(dict(row)) if render is not None else None
+            requests = renderer.requests_for(dict(row)) if declared else None
             c, i, o, t = self._row(step, row, requests, route)
             calls, tokens_in, tokens_out, thinking = calls + c, tokens_in + i, tokens_out + o, thinking + t
             prefix += self._cacheable(requests, route)
@@ -324,18 +318,18 @@ class _Counter:
             usage.cache_write_tokens = min(prefix - cached, usage.input_tokens - usage.cached_input_tokens)
 
     def _row(
-        self, step: Any, row: Row, requests: list[ChatRequest] | None, route: Route | None
+        self, step: RowStep, row: Row, requests: list[ChatRequest] | None, route: Route | None
     ) -> tuple[int, int, int, int]:
         """(calls, input, output, thinking tokens) for one sample row."""
         if requests is None:  # no requests_for: one call over the step's input text
-            text = "\n".join(str(row.get(c) or "") for c in getattr(step, "input_columns", ()))
-            expected = _expected_output(step, row)
+            text = "\n".join(str(row.get(c) or "") for c in step.input_columns)
+            expected = step.estimate_output_tokens(row)
             out = expected if expected is not None else FALLBACK_MAX_TOKENS
             return 1, self.tokenizer.count(text) + FALLBACK_PROMPT_TOKENS, out, 0
         if not requests:
             return 0, 0, 0, 0
         tokens_in = sum(self.tokenizer.count_messages(r.messages) for r in requests)
-        expected = _expected_output(step, row)
+        expected = step.estimate_output_tokens(row)
         out = expected if expected is not None else sum(r.max_tokens or FALLBACK_MAX_TOKENS for r in requests)
         thinking = 0
         if route is not None and route.thinking:
@@ -357,41 +351,17 @@ class _Counter:
         return calls * latency / slots
 
 
-def _renderer(step: Any) -> tuple[float, Any]:
-    """(scale, requests_for) of a step; an expansion step renders every row and scales by its sample rate."""
-    render = getattr(step, "requests_for", None)
-    expansion = getattr(step, "expansion", None)
-    if render is None or not isinstance(expansion, LanguageExpansion):
-        return 1.0, render
-    # The step samples rows by a seeded hash; asking at rate 1 renders every sample row's targets, and the
-    # rate scales the count back to its expected value instead of this sample's draw.
-    everything = copy.copy(step)
-    everything.expansion = dataclasses.replace(expansion, sample_rate=1.0)
-    return expansion.sample_rate, everything.requests_for
-
-
-def _expected_output(step: Any, row: Row) -> int | None:
-    per_row = getattr(step, "estimate_output_tokens", None)
-    if callable(per_row):
-        return int(per_row(row))
-    expected = getattr(step, "expected_output_tokens", None)
-    if isinstance(expected, int | float) and not isinstance(expected, bool):
-        return int(expected)
-    return None
-
-
 def _batch_filters(plan: AdaptPlan, rows: list[Row], notes: list[str]) -> tuple[list[Row], int]:
     """The sample rows that pass the plan's filtering batch steps, and the estimated rows that pass."""
     count = plan.rows_selected
     whole = len(rows) >= plan.rows_total and plan.rows_selected == plan.rows_total
     for step in plan.batch_steps:
-        if isinstance(step, MapColumns | SampleRows):
+        if step.counted_by_plan:
             continue  # the sample is already mapped; max_rows is exact in rows_selected
-        probe = _fresh_copy(step)
-        if probe is None:
+        kept = step.estimate_sample(rows)
+        if kept is None:
             notes.append(f"{step.name}: not measured on the sample; assumed to drop no rows")
             continue
-        kept = probe.process_batch([dict(r) for r in rows], StepContext())
         if rows and len(kept) < len(rows):
             count = len(kept) if whole else _scale(count, len(kept) / len(rows))
             scope = "the whole input" if whole else f"a sample of {len(rows)} rows"
@@ -400,33 +370,16 @@ def _batch_filters(plan: AdaptPlan, rows: list[Row], notes: list[str]) -> tuple[
     return rows, count
 
 
-def _fresh_copy(step: BatchStep) -> BatchStep | None:
-    """A copy of a batch step that is cheap and safe to run on the sample, or None."""
-    if isinstance(step, ExactDedup):
-        return ExactDedup(tuple(step.input_columns))
-    if isinstance(step, NearDedup) or getattr(step, "estimate_on_sample", False):
-        return copy.deepcopy(step)
-    return None
+def _runs_on_sample(step: RowStep) -> bool:
+    """Whether a model-free row step is cheap and harmless to run on the sample rows (it says so)."""
+    return step.model is None and step.estimate_on_sample
 
 
-def _runs_on_sample(step: Any) -> bool:
-    """Whether a model-free row step is cheap and harmless to run on the sample rows.
-
-    Metadata injection is a template; grounding on the local index is a local query. Grounding through a
-    search API would pay for queries, and embedding checks would load a model, for a quote: they are skipped.
-    """
-    if getattr(step, "model", None) is not None:
-        return False
-    if isinstance(step, MetadataInjection) or getattr(step, "estimate_on_sample", False):
-        return True
-    return isinstance(step, Ground) and isinstance(step.search, LocalFullTextIndex)
-
-
-async def _advance(step: Any, rows: list[Row], count: int) -> tuple[list[Row], int]:
+async def _advance(step: RowStep, rows: list[Row], count: int) -> tuple[list[Row], int]:
     """Rows and row count after ``step``: fan-out grows the count; a model-free step runs on the sample."""
-    expansion = getattr(step, "expansion", None)
-    if isinstance(expansion, LanguageExpansion):
-        return rows, expansion.expected_output_rows(count)
+    fanned_out = step.estimate_rows_out(count)
+    if fanned_out is not None:
+        return rows, fanned_out
     if not rows or not _runs_on_sample(step):
         return rows, count
     clone = _isolated(step)
@@ -441,7 +394,7 @@ async def _advance(step: Any, rows: list[Row], count: int) -> tuple[list[Row], i
     return kept, _scale(count, len(kept) / len(rows))
 
 
-def _isolated(step: Any) -> Any:
+def _isolated(step: RowStep) -> RowStep:
     """A copy of ``step`` whose direct attributes are copies too, so its counters do not count the sample.
 
     Heavy members (a search index) are copied shallowly, so their data is shared, not duplicated.
@@ -462,7 +415,7 @@ def _request_notes(plan: AdaptPlan, request: AdaptRequest) -> list[str]:
     notes = ["rows rejected by model-based filters are not predicted; every row is assumed to pass"]
     expansion = request.language_expansion
     if expansion is not None:
-        if not any(isinstance(getattr(s, "expansion", None), LanguageExpansion) for s in plan.row_steps):
+        if not any(s.estimate_rows_out(1) is not None for s in plan.row_steps):
             notes.append("language expansion was requested but the plan has no expansion step")
         else:
             notes.append("expanded rows are counted with the source rows' token counts")

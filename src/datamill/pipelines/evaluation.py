@@ -22,7 +22,6 @@ every judged row failed, and ``skipped`` when no row reached the output to be ju
 
 from __future__ import annotations
 
-import asyncio
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +48,7 @@ from datamill.pipelines.evaluation_sample import (
     stratified_sample,
 )
 from datamill.pipelines.evaluation_stats import SideStats, side_stats
+from datamill.steps.gather import gather_or_cancel
 from datamill.text.langid import LanguageDetector
 
 if TYPE_CHECKING:
@@ -306,8 +306,8 @@ def _check_arguments(sample_size: int, length_range: tuple[int, int] | None) -> 
 
 async def _judge_all(judge: QualityJudge, sample: Sequence[RowPair]) -> list[RowJudgement]:
     """Both judgements of every sampled row, concurrently (the gateway's limiter sets the pace)."""
-    verdicts = await asyncio.gather(
-        *(judge.judge(side, pair.context) for pair in sample for side in (pair.before, pair.after))
+    verdicts = await gather_or_cancel(
+        [judge.judge(side, pair.context) for pair in sample for side in (pair.before, pair.after)]
     )
     return [RowJudgement(pair, verdicts[2 * i], verdicts[2 * i + 1]) for i, pair in enumerate(sample)]
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from datamill.core.adapt_request import AdaptRequest
     from datamill.llm.gateway import ModelHandle
     from datamill.text.embeddings import Embedder
+    from datamill.text.fetch_policy import FetchPolicy
     from datamill.text.langid import LanguageDetector
     from datamill.text.search import Search
 
@@ -50,6 +51,7 @@ class PlanServices:
     embedder: Embedder | None = None
     detector: LanguageDetector | None = None
     search: Search | None = None
+    fetch_policy: FetchPolicy | None = None
 
 
 @dataclass
@@ -151,7 +153,7 @@ def _row_steps(
     brand = request.brand_controls
     token_range = brand.length.token_range if brand.length is not None else None
     chat = mapping.chat is not None
-    steps: list[RowStep] = [FetchImages()] if mapping.image is not None else []
+    steps: list[RowStep] = [FetchImages(services.fetch_policy)] if mapping.image is not None else []
     if request.language_expansion is not None:
         if services.detector is None:
             raise ValidationError.of("language_expansion", "language expansion needs a language detector")

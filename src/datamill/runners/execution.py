@@ -94,8 +94,3 @@ class RunExecutor(Protocol):
     """Executes one claimed run to its end; cancellation means the run is given back (or its lease lost)."""
 
     async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome: ...
-
-
-def error_data(code: str, message: str) -> dict[str, Any]:
-    """The ``error_data`` of a failed run (Adaption API)."""
-    return {"message": message, "code": code, "level": "error"}

@@ -2,7 +2,7 @@
 
 A dataset of one file is read where the blob store keeps it; on remote storage (S3) it is read from a local
 copy in ``<cache_dir>/blobs``, downloaded once per blob version and kept in a cache of bounded size
-(`datamill.store.blob_cache`), so a resume or a second run of the same input does not download it again.
+(`datamill.store.blobs.cache`), so a resume or a second run of the same input does not download it again.
 
 A batch upload has several files with one set of columns; they are combined, once, into
 ``<cache_dir>/<dataset_id>.parquet`` with one schema unified over the files (a column that is text in a csv
@@ -24,7 +24,7 @@ from datamill.dataio import open_dataset
 from datamill.pipelines.checkpoint import conform
 from datamill.store import BlobStore, DatasetFile, Store
 from datamill.store import datasets as repo
-from datamill.store.blob_cache import DEFAULT_CACHE_BYTES, cached_local_path
+from datamill.store.blobs.cache import DEFAULT_CACHE_BYTES, cached_local_path
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ import secrets
 import socket
 import threading
 
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.llm import event_loop
-from datamill.runners.execution import LiveRun, RunExecutor, RunTicket, error_data
+from datamill.runners.execution import LiveRun, RunExecutor, RunTicket
 from datamill.runners.heartbeat import Heartbeat
 from datamill.store import Store, utcnow
 from datamill.store import runs as repo
@@ -96,7 +97,7 @@ class Worker:
         log.info("worker %s: run %s, attempt %d", self.worker_id, ticket.id, ticket.attempts)
         if ticket.attempts > self.max_attempts:
             message = f"the run was started {self.max_attempts} times and never finished; it was given up"
-            self._finish(ticket, RunOutcome("failed", error_data=error_data("E0302", message)))
+            self._finish(ticket, RunOutcome("failed", error_data=error_data(ErrorCode.GIVEN_UP, message)))
             return True
         outcome = await self._attempt(ticket)
         if outcome is not None:
@@ -134,7 +135,7 @@ class Worker:
         except Exception:
             log.exception("run %s crashed", ticket.id)
             outcome = RunOutcome(
-                "failed", error_data=error_data("E0399", "internal error; see the server log")
+                "failed", error_data=error_data(ErrorCode.INTERNAL, "internal error; see the server log")
             )
         finally:
             beat.stop()
@@ -166,8 +167,9 @@ def _cancelling() -> bool:
 class BackgroundWorker:
     """A `Worker` on its own thread and event loop, for the server's lifespan."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, *, loop: str = "auto") -> None:
         self.worker = worker
+        self._loop_choice = loop
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -181,7 +183,7 @@ class BackgroundWorker:
         self._ready.wait(10)
 
     def _main(self) -> None:
-        event_loop.run(self._serve())
+        event_loop.run(self._serve(), self._loop_choice)
 
     async def _serve(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
+from datamill.llm.guard import block_remote
 from datamill.server import downloads_signed, uploads
 from datamill.server.compat import (
     adaption,
@@ -37,6 +38,7 @@ from datamill.server.ratelimit import install_rate_limit
 from datamill.server.request_guard import RequestGuard, SecurityHeaders
 from datamill.server.web import create_web_app
 from datamill.services.settings.server import ServerSettings
+from datamill.services.settings.tree import DatamillSettings, load_settings
 
 
 def _version() -> str:
@@ -46,9 +48,25 @@ def _version() -> str:
         return "0+unknown"
 
 
-def create_app(settings: ServerSettings | None = None, *, context: ServerContext | None = None) -> FastAPI:
-    """Build the app for `settings` (default: from the environment), or around a prepared `context`."""
-    ctx = context or ServerContext.build(settings or ServerSettings.from_env())
+def create_app(
+    settings: ServerSettings | DatamillSettings | None = None, *, context: ServerContext | None = None
+) -> FastAPI:
+    """Build the app for `settings` (default: the tree `load_settings` reads), or around a `context`.
+
+    Called with no argument (``uvicorn --factory datamill.server:create_app``), it is the server's entry
+    point: it reads the environment once and turns on the network guard if the settings ask for it.
+    """
+    if context is None and settings is None:
+        settings = load_settings()
+        if settings.llm.block_remote:
+            block_remote(True)
+    if context is not None:
+        ctx = context
+    elif isinstance(settings, DatamillSettings):
+        ctx = ServerContext.from_settings(settings)
+    else:
+        assert settings is not None
+        ctx = ServerContext.build(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +96,6 @@ def create_app(settings: ServerSettings | None = None, *, context: ServerContext
     install_rate_limit(app, ctx)
     app.add_middleware(RequestGuard)  # outside the rate limit: a body is measured before its key is looked up
     app.add_middleware(SecurityHeaders)
-    adaption_runs.install_run_error_handlers(app)
     app.include_router(uploads.router)
     # Static /datasets/combine paths before /datasets/{dataset_id}.
     app.include_router(adaption_combine.router, prefix="/api/v1")

@@ -13,15 +13,18 @@ from datamill.services.datasets.combine import CombineService
 from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService
 from datamill.services.datasets.ingest import BackgroundIngest, IngestService
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
-from datamill.services.datasets.publish.service import PublishService, PublishSettings
+from datamill.services.datasets.publish.service import PublishService
 from datamill.services.datasets.uploads import UploadService
 from datamill.services.datasets.url_import import BackgroundImports, UrlImportService
 from datamill.services.settings.entry import Settings
+from datamill.services.settings.publish import PublishSettings
 from datamill.services.settings.runs import RunSettings
 from datamill.services.settings.server import ServerSettings
+from datamill.services.settings.tree import DatamillSettings
 from datamill.services.tenants import TenantService
 from datamill.services.wiring import RunServices
 from datamill.store import BlobStore, Store, blob_store_from_url
+from datamill.text.fetch_policy import FetchPolicy
 
 
 @dataclass(frozen=True)
@@ -44,11 +47,25 @@ class ServerContext:
     runs: RunServices
 
     @classmethod
-    def build(cls, settings: ServerSettings, *, runs: RunSettings | None = None) -> ServerContext:
-        """Wire the services for `settings` and `runs` (default: the environment); connects to nothing."""
+    def from_settings(cls, tree: DatamillSettings) -> ServerContext:
+        """Wire the services for every section of the settings tree; connects to nothing."""
+        return cls.build(tree.server, runs=tree.runs, llm=tree.llm, publish=tree.publish)
+
+    @classmethod
+    def build(
+        cls,
+        settings: ServerSettings,
+        *,
+        runs: RunSettings | None = None,
+        llm: Settings | None = None,
+        publish: PublishSettings | None = None,
+    ) -> ServerContext:
+        """Wire the services for `settings`; sections not given keep their defaults. Connects to nothing."""
         store = Store.from_url(settings.database_url)
         blobs = blob_store_from_url(settings.blob_url)
-        runs = runs or RunSettings.from_env()
+        runs = runs or RunSettings()
+        # The judge model, routes and keys of custom evaluations are the gateway's, as for the CLI.
+        model_settings = replace(llm or runs.llm_settings(settings.data_dir), data_dir=settings.data_dir)
         secret = settings.signing_secret or load_or_create_secret(settings.secret_path)
         ingest = BackgroundIngest(IngestService(store, blobs), workers=settings.ingest_workers)
         uploads = UploadService(
@@ -59,11 +76,13 @@ class ServerContext:
             on_uploaded=ingest.submit,
         )
         imports = UrlImportService(
-            store, blobs, max_bytes=settings.max_upload_bytes, on_fetched=ingest.submit
+            store,
+            blobs,
+            max_bytes=settings.max_upload_bytes,
+            on_fetched=ingest.submit,
+            policy=FetchPolicy.with_allowed(model_settings.fetch_allow),
         )
         outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(settings.data_dir, runs.run_data_url))
-        # The judge model and routes come from DATAMILL_MODEL and DATAMILL_ROUTES, as for the CLI.
-        model_settings = replace(Settings.from_env(), data_dir=settings.data_dir)
         custom_evals = CustomEvalService(
             store, outputs, lambda: make_gateway(model_settings), model=model_settings.model
         )
@@ -80,7 +99,9 @@ class ServerContext:
             combine=CombineService(store, blobs, outputs, on_created=ingest.submit),
             custom_evals=custom_evals,
             custom_eval_runner=BackgroundCustomEvals(custom_evals),
-            publish=PublishService(DatasetService(store), outputs, PublishSettings.from_env(), custom_evals),
+            publish=PublishService(
+                DatasetService(store), outputs, publish or PublishSettings(), custom_evals
+            ),
             runs=RunServices.build(store, blobs, runs, settings.data_dir),
         )
 

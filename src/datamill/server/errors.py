@@ -8,12 +8,18 @@ The body is NestJS-style, which the Adaption SDK surfaces verbatim (Adaption API
 |------------------------------------------------|--------|
 | ValidationError, a request FastAPI cannot parse | 400    |
 | Unauthenticated (missing or bad API key)       | 401    |
+| InsufficientCreditsError                       | 402    |
 | UploadRejectedError (bad, expired, used link)  | 403    |
 | NotFoundError, an unknown route                | 404    |
 | ConflictError                                  | 409    |
 | PayloadTooLargeError                           | 413    |
 | NotReadyError                                  | 422    |
+| RunConfigError (the server cannot serve runs)  | 500    |
 | anything else (a bug)                          | 500    |
+
+`describe` is the one table from an exception to its answer (status, message, field issues); the API and
+the web app install it with `install_error_handlers`, each with its own way to render the answer (JSON in
+the shape the path calls for, or an HTML page for a browser).
 
 On the Dataframer-compatible paths (``/api/dataframer/``, ``/api/data-plane/``, ``/api/users/`` and the signed
 download links) the body is instead the shape that SDK's own code reads::
@@ -32,16 +38,19 @@ from __future__ import annotations
 
 import http
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from datamill.core.errors import Issue, ValidationError
+from datamill.services.adaptation.launch import InsufficientCreditsError
+from datamill.services.adaptation.quote import RunConfigError
 from datamill.services.errors import (
     ConflictError,
     NotFoundError,
@@ -54,14 +63,16 @@ from datamill.services.generation.common import CodedError
 
 log = logging.getLogger(__name__)
 
-#: The status of each kind of `ServiceError` (any other kind is a 400).
-SERVICE_STATUS: dict[type[ServiceError], int] = {
-    NotFoundError: 404,
-    ConflictError: 409,
-    NotReadyError: 422,
-    UploadRejectedError: 403,
-    PayloadTooLargeError: 413,
-}
+#: The status of each kind of service error (the first that matches; any other `ServiceError` is a 400).
+SERVICE_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (InsufficientCreditsError, 402),
+    (RunConfigError, 500),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (NotReadyError, 422),
+    (UploadRejectedError, 403),
+    (PayloadTooLargeError, 413),
+)
 
 
 #: Paths whose errors take the Dataframer shape (matched anywhere in the path, so a mount prefix is fine).
@@ -151,53 +162,78 @@ def _request_issues(exc: RequestValidationError) -> list[Issue]:
     return [Issue(_field(err.get("loc", ())), str(err.get("msg", "invalid"))) for err in exc.errors()]
 
 
-async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ValidationError)
-    return respond_error(request, 400, str(exc), exc.issues)
+@dataclass(frozen=True)
+class ErrorAnswer:
+    """What an error answers: status, message, field issues and, for the Dataframer shape, a code."""
+
+    status: int
+    message: str
+    issues: tuple[Issue, ...] = ()
+    code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _on_request_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    issues = _request_issues(exc)
-    return respond_error(request, 400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
+#: Renders an `ErrorAnswer` for a request (JSON for the API, a page or JSON for the web app).
+Render = Callable[[Request, ErrorAnswer], Response]
 
 
-async def _on_service(request: Request, exc: Exception) -> JSONResponse:
+def describe(
+    request: Request,
+    exc: Exception,
+    statuses: Sequence[tuple[type[Exception], int]] = SERVICE_STATUS,
+    not_found: Callable[[str], str] = route_not_found,
+) -> ErrorAnswer:
+    """The answer to `exc`: the one table of the module docstring. Logs a bug with its traceback."""
+    if isinstance(exc, ValidationError):
+        return ErrorAnswer(400, str(exc), tuple(exc.issues))
+    if isinstance(exc, RequestValidationError):
+        issues = tuple(_request_issues(exc))
+        return ErrorAnswer(400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
     if isinstance(exc, CodedError):
-        issues = [Issue(exc.field, str(exc))] if exc.field else []
-        return respond_error(request, exc.status, str(exc), issues, code=exc.code)
-    status = next((code for kind, code in SERVICE_STATUS.items() if isinstance(exc, kind)), 400)
-    return respond_error(request, status, str(exc))
-
-
-async def _on_unauthenticated(request: Request, exc: Exception) -> JSONResponse:
-    return respond_error(request, 401, str(exc), headers={"WWW-Authenticate": "Bearer"})
-
-
-async def _on_http(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
-    if exc.status_code == 404 and exc.detail == "Not Found":
-        message = route_not_found(request.url.path)
-    return respond_error(request, exc.status_code, message, headers=dict(exc.headers or {}))
-
-
-async def _on_disconnect(request: Request, _exc: Exception) -> JSONResponse:
-    # The client went away mid-request; nobody will read this answer, and it is not a server bug.
-    return respond_error(request, 400, "the client disconnected before the request body was complete")
-
-
-async def _on_bug(request: Request, exc: Exception) -> JSONResponse:
+        return ErrorAnswer(exc.status, str(exc), (Issue(exc.field, str(exc)),) if exc.field else (), exc.code)
+    if isinstance(exc, Unauthenticated):
+        return ErrorAnswer(401, str(exc), headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, StarletteHTTPException):
+        message = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and exc.detail == "Not Found":
+            message = not_found(request.url.path)
+        return ErrorAnswer(exc.status_code, message, headers=dict(exc.headers or {}))
+    if isinstance(exc, ClientDisconnect):
+        # The client went away mid-request; nobody will read this answer, and it is not a server bug.
+        return ErrorAnswer(400, "the client disconnected before the request body was complete")
+    status = next((code for kind, code in statuses if isinstance(exc, kind)), None)
+    if status is not None:
+        return ErrorAnswer(status, str(exc))
+    if isinstance(exc, ServiceError):
+        return ErrorAnswer(400, str(exc))
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
-    return respond_error(request, 500, "internal server error; the server log has the details")
+    return ErrorAnswer(500, "internal server error; the server log has the details")
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers above on `app`."""
-    app.add_exception_handler(ValidationError, _on_validation)
-    app.add_exception_handler(RequestValidationError, _on_request_validation)
-    app.add_exception_handler(ServiceError, _on_service)
-    app.add_exception_handler(Unauthenticated, _on_unauthenticated)
-    app.add_exception_handler(StarletteHTTPException, _on_http)
-    app.add_exception_handler(ClientDisconnect, _on_disconnect)
-    app.add_exception_handler(Exception, _on_bug)
+def respond_json(request: Request, answer: ErrorAnswer) -> Response:
+    """The API's rendering: JSON in the shape the request's path calls for."""
+    return respond_error(request, answer.status, answer.message, answer.issues, answer.headers, answer.code)
+
+
+def install_error_handlers(
+    app: FastAPI,
+    render: Render = respond_json,
+    *,
+    statuses: Sequence[tuple[type[Exception], int]] = SERVICE_STATUS,
+    not_found: Callable[[str], str] = route_not_found,
+) -> None:
+    """Answer every error on `app` through `describe`, rendered by `render`.
+
+    Args:
+        app: the app (the API, or the web app).
+        render: how an answer becomes a response.
+        statuses: the status of each kind of service error (the web app adds its own kinds).
+        not_found: the message of a 404 for a path no route serves.
+    """
+
+    async def handle(request: Request, exc: Exception) -> Response:
+        return render(request, describe(request, exc, statuses, not_found))
+
+    kinds = (ValidationError, RequestValidationError, ServiceError, Unauthenticated, StarletteHTTPException)
+    for kind in (*kinds, ClientDisconnect, *(kind for kind, _ in statuses), Exception):
+        app.add_exception_handler(kind, handle)

@@ -51,7 +51,8 @@ class RunServices:
                 lease_s=settings.lease_s,
                 poll_s=settings.poll_s,
                 max_attempts=settings.max_attempts,
-            )
+            ),
+            loop=settings.event_loop,
         )
         quoter = RunQuoter(store, blobs, settings, data_dir)
         launcher = RunService(store, quoter, on_queued=worker.wake)

@@ -31,6 +31,7 @@ class ChatCompletion(RowStep):
     """Writes ``enhanced_chat`` from ``_chat``: one model call per assistant turn."""
 
     name: ClassVar[str] = "completion"
+    model: ModelHandle
     input_columns = ("_chat", "_images")
     output_columns = ("enhanced_chat", "enhanced_prompt", "enhanced_completion")
 

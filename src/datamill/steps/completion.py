@@ -74,6 +74,7 @@ class GenerateCompletion(RowStep):
     """Writes ``enhanced_completion`` for ``enhanced_prompt`` (falling back to ``original_prompt``)."""
 
     name: ClassVar[str] = "completion"
+    model: ModelHandle
     input_columns = (
         "enhanced_prompt",
         "original_prompt",

@@ -40,10 +40,10 @@ source's batch. A later step that draws seeded choices per row should key on `ro
 
 from __future__ import annotations
 
-import asyncio
+import copy
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -53,6 +53,7 @@ from datamill.core.expansion import ExpansionType, LanguageExpansion
 from datamill.core.languages import country_name, language_name, normalize_language
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowStep, StepContext
+from datamill.steps.gather import gather_or_cancel
 from datamill.steps.injection import find_injection
 from datamill.steps.templates import load_template
 from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
@@ -146,6 +147,7 @@ class LanguageExpansionStep(RowStep):
     """
 
     name: ClassVar[str] = "language_expansion"
+    model: ModelHandle
     input_columns = ("original_prompt", "original_completion", "_context", "_row")
     output_columns = ("language", "country", "expansion", "source_row", "_variant")
 
@@ -163,6 +165,18 @@ class LanguageExpansionStep(RowStep):
         """Whether ``row`` is expanded (see `is_selected`)."""
         return is_selected(self.seed, int(row["_row"]), self.expansion.sample_rate)
 
+    def estimate_requests(self) -> tuple[float, RowStep]:
+        """Every sample row rendered (rate 1), counted at the sample rate: the expected value."""
+        # The step samples rows by a seeded hash; asking at rate 1 renders every sample row's targets, and the
+        # rate scales the count back to its expected value instead of this sample's draw.
+        everything = copy.copy(self)
+        everything.expansion = replace(self.expansion, sample_rate=1.0)
+        return self.expansion.sample_rate, everything
+
+    def estimate_rows_out(self, rows_in: int) -> int:
+        """``input × (1 + sample_rate × targets)``, as the contract quotes."""
+        return self.expansion.expected_output_rows(rows_in)
+
     def requests_for(self, row: Row) -> list[ChatRequest]:
         """The first-attempt requests ``process_row`` would send for ``row`` (retries are not predicted)."""
         fields = source_fields(row)
@@ -178,7 +192,7 @@ class LanguageExpansionStep(RowStep):
         if not fields or not self.selects(row):
             return None
         targets = self._targets_for(source)
-        made = await asyncio.gather(*(self._variant(row, fields, t, source, ctx) for t in targets))
+        made = await gather_or_cancel([self._variant(row, fields, t, source, ctx) for t in targets])
         return [row, *(new for new in made if new is not None)]
 
     def source_language(self, row: Row) -> SourceLanguage:

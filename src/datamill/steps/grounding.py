@@ -40,6 +40,7 @@ import pyarrow as pa
 from datamill.core.errors import ConfigError
 from datamill.steps.base import Row, RowStep, StepContext
 from datamill.steps.metadata_injection import CONTEXT_INJECTED
+from datamill.text.fulltext import LocalFullTextIndex
 
 if TYPE_CHECKING:
     from datamill.llm.types import ChatRequest
@@ -93,6 +94,9 @@ class Ground(RowStep):
         if top_k < 1:
             raise ConfigError(f"grounding: top_k must be at least 1, got {top_k}")
         self.search = search
+        # A local index is a local query: the estimate runs it, so later steps are quoted with the passages.
+        # A search API would be paid for a quote, so it is left out.
+        self.estimate_on_sample = isinstance(search, LocalFullTextIndex)
         self.top_k = top_k
         self.min_score = min_score
         self.min_relevance = min_relevance

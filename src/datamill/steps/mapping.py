@@ -32,6 +32,7 @@ class MapColumns(BatchStep):
     """Renames the mapped columns, renders context, reads images and parses chats."""
 
     name: ClassVar[str] = "column_mapping"
+    counted_by_plan = True  # the estimate's sample rows are mapped already (`take_sample`)
     output_columns = (
         "original_prompt",
         "original_completion",

@@ -103,6 +103,8 @@ class MetadataInjection(RowStep):
     output_columns = ("enhanced_prompt", CONTEXT_INJECTED)
     #: No model call: nothing to generate.
     expected_output_tokens = 0
+    #: A template: the estimate runs it, so later steps are quoted on the injected prompt.
+    estimate_on_sample = True
 
     def __init__(
         self,

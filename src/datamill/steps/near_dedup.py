@@ -67,6 +67,7 @@ class NearDedup(BatchStep):
     """
 
     name: ClassVar[str] = "near_deduplication"
+    estimate_on_sample = True  # local MinHash over the sample: cheap, and it measures the drop rate
 
     def __init__(
         self,

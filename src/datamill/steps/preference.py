@@ -132,6 +132,7 @@ class PreferencePairs(RowStep):
     """
 
     name: ClassVar[str] = "preference_pairs"
+    model: ModelHandle
     input_columns = (
         "enhanced_prompt",
         "original_prompt",

@@ -41,6 +41,7 @@ class ReasoningTraces(RowStep):
     """Writes ``reasoning`` for the row's prompt and ``enhanced_completion``."""
 
     name: ClassVar[str] = "reasoning_traces"
+    model: ModelHandle
     input_columns = ("enhanced_prompt", "original_prompt", "enhanced_completion", "_context", "_images")
     output_columns = ("reasoning",)
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS

@@ -49,6 +49,7 @@ class Rephrase(RowStep):
     """Writes ``enhanced_prompt`` from the request as it stands (see the module docstring)."""
 
     name: ClassVar[str] = "prompt_rephrase"
+    model: ModelHandle
     input_columns = ("enhanced_prompt", "original_prompt", "_context", "_images")
     output_columns = ("enhanced_prompt", REPHRASE_SOURCE)
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS

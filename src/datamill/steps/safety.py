@@ -101,6 +101,7 @@ class SafetyReview(RowStep):
     """
 
     name: ClassVar[str] = "safety_review"
+    model: ModelHandle
     input_columns = ("enhanced_prompt", "original_prompt", "chosen", "enhanced_completion", "_images")
     output_columns = ("prompt_safety_issues", "response_safety_issues", "safety_scores")
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS

@@ -21,6 +21,7 @@ class SampleRows(BatchStep):
     """Keeps only the chosen row numbers; rows outside the sample are not rejections, just not selected."""
 
     name: ClassVar[str] = "max_rows"
+    counted_by_plan = True  # the plan's rows_selected is exact
 
     def __init__(self, chosen: frozenset[int]) -> None:
         self.chosen = chosen

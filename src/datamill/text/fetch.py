@@ -105,7 +105,7 @@ class GuardedResolver(AbstractResolver):
 
 
 class SafeFetcher:
-    """Fetches http(s) URLs under a `FetchPolicy` (the ``DATAMILL_FETCH_ALLOW`` setting when None).
+    """Fetches http(s) URLs under a `FetchPolicy` (no internal address allowed when None).
 
     Args:
         policy: what may be reached, and the size, time and redirect limits.
@@ -115,7 +115,7 @@ class SafeFetcher:
     def __init__(
         self, policy: FetchPolicy | None = None, *, resolver: AbstractResolver | None = None
     ) -> None:
-        self.policy = policy if policy is not None else FetchPolicy.from_env()
+        self.policy = policy if policy is not None else FetchPolicy()
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None
 

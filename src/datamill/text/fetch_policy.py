@@ -14,13 +14,12 @@ it) or an address or network (``10.1.2.3``, ``10.1.0.0/16``, ``fd12::/16``).
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from datamill.core.errors import ConfigError
-from datamill.llm.http.transport import BLOCK_REMOTE_ENV
+from datamill.llm.guard import BLOCK_REMOTE_ENV, remote_blocked
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -125,12 +124,6 @@ class FetchPolicy:
             hosts.add(host)
         return cls(frozenset(hosts), tuple(networks), **limits)
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> FetchPolicy:
-        """The policy the ``DATAMILL_FETCH_ALLOW`` setting describes (nothing internal when unset)."""
-        env = os.environ if env is None else env
-        return cls.with_allowed(env.get(ALLOW_ENV, "").split(","))
-
     def host_allowed(self, host: str) -> bool:
         """True when the operator allowed ``host`` by name."""
         name = normalize_host(host)
@@ -144,6 +137,6 @@ class FetchPolicy:
             reason = internal_reason(address)
             if reason is not None:
                 return f"{host} is {address}, a {reason} address; allow it with {ALLOW_ENV} if it is meant"
-        if os.environ.get(BLOCK_REMOTE_ENV, "") in ("1", "true", "yes") and not address.is_loopback:
+        if remote_blocked() and not address.is_loopback:
             return f"remote requests are blocked ({BLOCK_REMOTE_ENV}=1): {host} is {address}"
         return None

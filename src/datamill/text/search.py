@@ -23,7 +23,6 @@ the fetcher refuses, raises `ConfigError` (the endpoint is misconfigured).
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from datamill.core.errors import ConfigError, PermanentModelError, RateLimitedEr
 from datamill.llm.providers.base import retry_after_seconds
 from datamill.llm.retry import RetryPolicy
 from datamill.text.fetch import FetchFailed, FetchRefused, FetchResult, SafeFetcher
+from datamill.text.fetch_policy import FetchPolicy
 
 #: Score given to an `HttpSearch` result that carries none: the API vouched for it by returning it.
 UNSCORED = 1.0
@@ -89,9 +89,9 @@ class HttpSearch:
 
     Args:
         url: the endpoint to POST queries to.
-        fetcher: the safe URL fetcher (one with the ``DATAMILL_FETCH_ALLOW`` policy is created, and closed
-            by `aclose`, when None).
-        api_key_env: environment variable holding a key sent as ``Authorization: Bearer <key>``.
+        fetcher: the safe URL fetcher (one with `policy` is created, and closed by `aclose`, when None).
+        policy: what the fetcher this object creates may reach (no internal address when None).
+        api_key: a key sent as ``Authorization: Bearer <key>`` (the caller reads it from its settings).
         headers: extra headers sent with every request.
         timeout_s: per-request timeout.
         retry: retry policy for 429s and transient failures.
@@ -102,15 +102,16 @@ class HttpSearch:
         url: str,
         *,
         fetcher: SafeFetcher | None = None,
-        api_key_env: str | None = None,
+        policy: FetchPolicy | None = None,
+        api_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.url = url
-        self._fetcher = fetcher or SafeFetcher()
+        self._fetcher = fetcher or SafeFetcher(policy)
         self._owns_fetcher = fetcher is None
-        self._api_key_env = api_key_env
+        self._api_key = api_key
         self._headers = dict(headers or {})
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
@@ -154,13 +155,8 @@ class HttpSearch:
 
     def _request_headers(self) -> dict[str, str]:
         headers = dict(self._headers)
-        if self._api_key_env is not None:
-            key = os.environ.get(self._api_key_env)
-            if not key:
-                raise ConfigError(
-                    f"the search API needs a key: set the {self._api_key_env} environment variable"
-                )
-            headers["Authorization"] = f"Bearer {key}"
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
 
     def _raise_for_status(self, reply: FetchResult) -> None:

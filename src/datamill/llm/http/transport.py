@@ -11,8 +11,9 @@ kept-alive connection closed by the server before any reply arrived is sent once
 (the server never saw it). A failure that no retry can mend (see `datamill.llm.http.connect`) is a
 `ConnectionConfigError`; any other failure is a `TransientError` for the gateway's retry policy.
 
-Proxies and trusted CAs come from the environment the transport is given (``os.environ`` by default), read
-when the first request needs them: see `datamill.llm.http.proxies` and `datamill.llm.http.tls`.
+Proxies and trusted CAs come from the environment the transport is given (the one the entry point read,
+passed down through the routing; none when not given), read when the first request needs them: see
+`datamill.llm.http.proxies` and `datamill.llm.http.tls`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
-import os
 import ssl
 from collections import deque
 from collections.abc import Mapping
@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from datamill.core.errors import PermanentModelError, TransientError, UnreadReplyError
+from datamill.llm.guard import BLOCK_REMOTE_ENV, remote_blocked
 from datamill.llm.http.connect import open_connection
 from datamill.llm.http.deadlines import Deadlines
 from datamill.llm.http.http1 import MAX_BODY_BYTES, Http1Connection, ProtocolError
@@ -38,9 +39,6 @@ from datamill.llm.http.interface import HttpReply
 from datamill.llm.http.proxies import Proxy, ProxyRules
 from datamill.llm.http.tls import tls_context
 
-#: Set to 1 (as the test suite does) to refuse any model request that would connect to a host that is not
-#: loopback (the proxy's host when there is one). A transport reads it when it first meets a URL.
-BLOCK_REMOTE_ENV = "DATAMILL_BLOCK_REMOTE_MODELS"
 _USER_AGENT = "datamill"
 _Reply = tuple[int, dict[str, str], bytes]
 _Key = tuple[str, str, int, str]
@@ -114,12 +112,12 @@ class HttpTransport:
             pool_size: the most requests in flight in all.
             max_per_host: the most requests in flight to one host (through one proxy).
             max_body_bytes: the largest reply body accepted, on the wire and decoded.
-            environ: where the proxy and CA variables are read (``os.environ`` when None).
+            environ: where the proxy and CA variables are read (none when None).
         """
         self._pool_size = pool_size
         self._max_per_host = max_per_host
         self._factory = functools.partial(Http1Connection, max_body_bytes)
-        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._environ: Mapping[str, str] = {} if environ is None else environ
         self._idle: dict[_Key, list[Http1Connection]] = {}
         self._slots: _Slots | None = None
         self._host_slots: dict[_Key, _Slots] = {}
@@ -330,7 +328,9 @@ class HttpTransport:
         return target
 
     def _check_host_allowed(self, host: str, url: str) -> None:
-        if os.environ.get(BLOCK_REMOTE_ENV, "") not in ("1", "true", "yes"):  # the process's, always
+        # The network guard (`datamill.llm.guard`): refuse any connection to a host that is not loopback (the
+        # proxy's host when there is one). Checked when the transport first meets a URL.
+        if not remote_blocked():
             return
         if host == "localhost":
             return

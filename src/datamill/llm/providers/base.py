@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -33,10 +32,10 @@ class Provider(Protocol):
 
 
 def api_key(route: Route) -> str | None:
-    """The key for a route, from the environment variable the route names."""
+    """The key of a route (read from the variable the route names when the route was resolved)."""
     if route.api_key_env is None:
         return None
-    key = os.environ.get(route.api_key_env)
+    key = route.api_key
     if not key:
         raise ConfigError(
             f"model {route.name!r} needs an API key: set the {route.api_key_env} environment variable"

@@ -29,15 +29,25 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 from aiohttp import BodyPartReader, web
 
 from datamill.llm.simulator.formats import API_ANTHROPIC, API_GEMINI, API_OPENAI, error_body
 
-if TYPE_CHECKING:
-    from datamill.llm.simulator.server import ProviderSimulator
+
+class Answering(Protocol):
+    """What the batch routes need of the simulator (`ProviderSimulator`): answer an item, log a call."""
+
+    def answer_item(
+        self, api: str, path: str, body: Any, headers: dict[str, str], model: str | None, batch: str
+    ) -> tuple[int, Any]: ...
+
+    def record_operation(
+        self, request: web.Request, api: str, operation: str, status: int, batch: str | None, body: Any = None
+    ) -> None: ...
+
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _GEMINI_BATCH = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
@@ -76,7 +86,7 @@ class _Batch:
 class BatchEndpoints:
     """The batch routes of one `ProviderSimulator`, with the files and batches it holds in memory."""
 
-    def __init__(self, simulator: ProviderSimulator, *, delay_s: float = 0.0) -> None:
+    def __init__(self, simulator: Answering, *, delay_s: float = 0.0) -> None:
         self.simulator = simulator
         self.delay_s = delay_s
         self.batches: dict[str, _Batch] = {}

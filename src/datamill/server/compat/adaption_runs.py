@@ -5,17 +5,18 @@
 Handlers only translate between the wire and the services in `datamill.services.adaptation.launch`
 (`run_public` writes the run/adapt response of its typed `Launch`), `expand` (`expand_public`),
 `evaluations` and `downloads`. They are plain ``def`` functions (the services block on the database and on
-reading input files), so FastAPI runs them on its thread pool. Errors of their own: 402 when a tenant's
-balance does not cover a run (`InsufficientCreditsError`), and a 500 that says what is wrong when the
-server's model configuration cannot serve runs (`RunConfigError`); both are marked not to be retried.
+reading input files), so FastAPI runs them on its thread pool. Errors of their own (in the server's one
+table, `datamill.server.errors`): 402 when a tenant's balance does not cover a run
+(`InsufficientCreditsError`), and a 500 that says what is wrong when the server's model configuration
+cannot serve runs (`RunConfigError`); both are marked not to be retried.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from datamill.core.adapt_request import parse_adapt_request
@@ -30,10 +31,8 @@ from datamill.server.compat.adaption_run_models import (
     RunCreate,
     RunPublic,
 )
-from datamill.server.errors import error_response
 from datamill.services.adaptation.expand import Expansion
-from datamill.services.adaptation.launch import InsufficientCreditsError, Launch
-from datamill.services.adaptation.quote import RunConfigError
+from datamill.services.adaptation.launch import Launch
 from datamill.services.datasets.downloads import DownloadFile
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401, 404, 409)}
@@ -177,17 +176,3 @@ def download_rejected(dataset_id: str, tenant: CurrentTenant, context: Context) 
     """
     prepared = context.runs.downloads.prepare_rejected(tenant.id, dataset_id)
     return _file_response(prepared)
-
-
-async def _on_credits(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(402, str(exc))
-
-
-async def _on_run_config(_request: Request, exc: Exception) -> JSONResponse:
-    return error_response(500, str(exc))
-
-
-def install_run_error_handlers(app: FastAPI) -> None:
-    """Register the status codes of the run errors (more specific than the generic service-error handler)."""
-    app.add_exception_handler(InsufficientCreditsError, _on_credits)
-    app.add_exception_handler(RunConfigError, _on_run_config)

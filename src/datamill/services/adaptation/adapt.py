@@ -33,6 +33,7 @@ from datamill.services.adaptation.plans import ADAPT
 from datamill.services.adaptation.prepare import PreparedRun, RunSource, execute, plan_run
 from datamill.services.adaptation.run_plan import file_identity, run_fingerprint
 from datamill.services.settings.entry import Settings
+from datamill.text.fetch_policy import FetchPolicy
 
 
 @dataclass
@@ -105,7 +106,7 @@ def make_gateway(
     batching. `budget` shares each route's ``max_concurrency`` with every other user of the budget.
     `batch` sends the calls of every route whose provider has a batch API through batches.
     """
-    routing = Routing.load(routes or settings.routes_path)
+    routing = Routing.load(routes or settings.routes_path, environ=settings.environ)
     cache = None
     if use_cache:
         settings.cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,15 +215,21 @@ def batch_journal_path(location: Location, data_dir: Path) -> Path:
     return data_dir / "batches" / f"run-{digest}.sqlite"
 
 
-def adapt_file(job: AdaptJob, body: Mapping[str, Any], **kwargs: Any) -> AdaptSummary:
-    """Blocking form of :func:`adapt_file_async`."""
-    return event_loop.run(adapt_file_async(job, body, **kwargs))
+def adapt_file(
+    job: AdaptJob, body: Mapping[str, Any], *, settings: Settings | None = None, **kwargs: Any
+) -> AdaptSummary:
+    """Blocking form of :func:`adapt_file_async`, on the event loop the settings choose."""
+    settings = settings or Settings.from_env()
+    return event_loop.run(adapt_file_async(job, body, settings=settings, **kwargs), settings.event_loop)
 
 
 async def _plan(job: AdaptJob, body: Mapping[str, Any], settings: Settings, gateway: Gateway) -> PreparedRun:
     request = parse_adapt_request(body)
     model = job.model or settings.model or gateway.default_model
-    return await plan_run(ADAPT, _source(job), request, model, job.options, gateway, settings.data_dir)
+    policy = FetchPolicy.with_allowed(settings.fetch_allow)
+    return await plan_run(
+        ADAPT, _source(job), request, model, job.options, gateway, settings.data_dir, fetch_policy=policy
+    )
 
 
 def _source(job: AdaptJob) -> RunSource:

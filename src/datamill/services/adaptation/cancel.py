@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from datamill.runners.execution import error_data
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.runners.outputs import output_rows
 from datamill.services.adaptation.plans import ADAPT
 from datamill.services.errors import ConflictError, NotFoundError
@@ -32,7 +32,6 @@ from datamill.store import runs as repo
 from datamill.store.jobs import cancel_job
 
 #: The ``error_data.code`` of a cancelled run and of the dataset it was writing.
-CANCELLED_CODE = "E0304"
 CANCELLED_MESSAGE = "the run was cancelled"
 
 
@@ -63,7 +62,7 @@ class RunCanceller:
             cost = float(run.cost_usd or 0.0)
             used = self._settings.price_table.credits(rows, cost) if rows or cost else 0.0
             used = min(used, float(run.credits_reserved or 0.0))
-            error = error_data(CANCELLED_CODE, CANCELLED_MESSAGE)
+            error = error_data(ErrorCode.CANCELLED, CANCELLED_MESSAGE)
             run.rows_out, run.credits_used, run.error_data = rows, used, error
             run.evaluation_status = "skipped"
             run.evaluation = {

@@ -34,6 +34,7 @@ from datamill.services.adaptation.step_services import build_services, services_
 from datamill.steps.base import StepContext
 from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.mapping import MapColumns
+from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.tokenizer import Tokenizer
 
 
@@ -81,11 +82,13 @@ async def plan_run(
     data_dir: Path,
     *,
     tokenizer: Tokenizer | None = None,
+    fetch_policy: FetchPolicy | None = None,
 ) -> PreparedRun:
     """Validate `request` against the input and the models, plan it and estimate it (module docstring).
 
     `tokenizer` counts the prompts' tokens; None loads the default one for this estimate only (a server
-    keeps one loaded for all its estimates).
+    keeps one loaded for all its estimates). `fetch_policy` is what the image fetcher may reach (the
+    ``DATAMILL_FETCH_ALLOW`` setting); None allows no internal address.
 
     Raises:
         ValidationError: a bad request, or one this data or model cannot serve.
@@ -106,7 +109,7 @@ async def plan_run(
         options=options,
         total_rows=count_rows(source.path, format=source.format),
     )
-    prepared = await build_run(plan, source, gateway, data_dir)
+    prepared = await build_run(plan, source, gateway, data_dir, fetch_policy=fetch_policy)
     if rename_note is not None:
         prepared.notes.insert(0, rename_note)
     with open_dataset(source.path, format=source.format) as reader:
@@ -121,11 +124,22 @@ async def plan_run(
     return prepared
 
 
-async def build_run(plan: RunPlan, source: RunSource, gateway: Gateway, data_dir: Path) -> PreparedRun:
-    """The services, models and steps of a planned run; reads nothing of the input."""
+async def build_run(
+    plan: RunPlan,
+    source: RunSource,
+    gateway: Gateway,
+    data_dir: Path,
+    *,
+    fetch_policy: FetchPolicy | None = None,
+) -> PreparedRun:
+    """The services, models and steps of a planned run; reads nothing of the input.
+
+    `fetch_policy` is what the image fetcher may reach (the ``DATAMILL_FETCH_ALLOW`` setting).
+    """
     model = gateway.model(plan.model)
     judge = gateway.model(plan.judge) if plan.judge != model.name else model
     services, notes = await build_services(plan.request, plan.options, data_dir)
+    services.fetch_policy = fetch_policy
     steps = plan_adaptation(
         plan.request,
         model,

@@ -30,6 +30,7 @@ from datamill.services.adaptation.run_plan import RunPlan
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store, blob_store_from_url
 from datamill.store.budget import DatabaseConcurrencyBudget
+from datamill.text.fetch_policy import FetchPolicy
 
 if TYPE_CHECKING:
     from datamill.runners.ray_executor import ActorPlan, RayBatchRunners
@@ -95,7 +96,8 @@ async def actor_plan(
                 run["kind"], run["request"], run["model"], run["options"], run["estimate"]
             )
             found = RunSource(run_input.path, run_input.format, local_image_files=False)
-            prepared = await build_run(plan, found, gateway, data_dir)
+            policy = FetchPolicy.with_allowed(settings.fetch_allow)
+            prepared = await build_run(plan, found, gateway, data_dir, fetch_policy=policy)
         except BaseException:
             await gateway.aclose()
             raise

@@ -8,14 +8,9 @@ then settles the dataset:
   when the mapping names a column the file lacks;
 - an unreadable file, or batch files whose columns differ → ``failed``.
 
-A failure is recorded as ``error_data {message, code, level}`` with these codes:
-
-| code  | meaning                                                  |
-|-------|----------------------------------------------------------|
-| E0100 | a file cannot be read (the message says what and where)  |
-| E0102 | the raw column mapping names a column the data lacks     |
-| E0103 | the files of a batch do not share one set of columns     |
-| E0199 | an internal error while reading (logged on the server)   |
+A failure is recorded as ``error_data {message, code, level}`` with an E01xx code of
+`datamill.core.error_codes` (a file cannot be read, a mapped column is missing, a batch's files differ in
+columns, an internal error).
 
 `BackgroundIngest` runs `process` on worker threads. The dataset's ``ingest_state`` stays ``uploaded`` until
 processing ends, so datasets left behind by a stop or a crash are processed again on the next start.
@@ -27,6 +22,7 @@ import logging
 from pathlib import PurePosixPath
 from typing import Any
 
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.core.errors import DataFormatError, ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.source_mapping import parse_source_column_mapping
@@ -41,7 +37,7 @@ log = logging.getLogger(__name__)
 class IngestFailure(Exception):
     """Why a dataset cannot be ingested, as its error_data code and message."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str) -> None:
         self.code = code
         self.message = message
         super().__init__(f"{code}: {message}")
@@ -52,7 +48,7 @@ def _format_error(file: DatasetFile, exc: DataFormatError) -> IngestFailure:
     # blob key's last part, which is the uploaded name with the format's extension.
     name = PurePosixPath(file.blob_key).name
     where = name if exc.line is None else f"{name}, line {exc.line}"
-    return IngestFailure("E0100", f"cannot read {where}: {exc.reason}")
+    return IngestFailure(ErrorCode.FILE_UNREADABLE, f"cannot read {where}: {exc.reason}")
 
 
 class IngestService:
@@ -85,7 +81,9 @@ class IngestService:
             outcome = _failed(failure.code, failure.message)
         except Exception:
             log.exception("ingest of dataset %s failed", dataset_id)
-            outcome = _failed("E0199", "internal error while reading the file; the server log has details")
+            outcome = _failed(
+                ErrorCode.INGEST_INTERNAL, "internal error while reading the file; the server log has details"
+            )
         if profile is not None:
             outcome |= {
                 "columns": profile.columns,
@@ -106,7 +104,7 @@ class IngestService:
         for file, other in zip(files[1:], profiles[1:], strict=True):
             if set(other.columns) != set(first.columns):
                 raise IngestFailure(
-                    "E0103",
+                    ErrorCode.BATCH_COLUMNS_DIFFER,
                     f"the files do not share one set of columns: {files[0].file_name} has {first.columns}, "
                     f"{file.file_name} has {other.columns}",
                 )
@@ -123,8 +121,8 @@ class IngestService:
             row.ingest_state, row.updated_at = "ready", utcnow()
 
 
-def _failed(code: str, message: str) -> dict[str, Any]:
-    return {"status": "failed", "error_data": {"message": message, "code": code, "level": "error"}}
+def _failed(code: ErrorCode, message: str) -> dict[str, Any]:
+    return {"status": "failed", "error_data": error_data(code, message)}
 
 
 def _settle(profile: FileProfile, mode: str, mapping: dict[str, Any] | None) -> dict[str, Any]:
@@ -134,7 +132,9 @@ def _settle(profile: FileProfile, mode: str, mapping: dict[str, Any] | None) -> 
     try:
         check_columns(parsed, profile.columns)
     except ValidationError as exc:
-        raise IngestFailure("E0102", "; ".join(f"{i.field}: {i.reason}" for i in exc.issues)) from exc
+        raise IngestFailure(
+            ErrorCode.MAPPING_COLUMN_MISSING, "; ".join(f"{i.field}: {i.reason}" for i in exc.issues)
+        ) from exc
     return {"status": "succeeded", "configured_column_mapping": parsed.to_dict(), "error_data": None}
 
 

@@ -17,6 +17,7 @@ import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.services.datasets.queue import DatasetQueue
 from datamill.services.datasets.upload_checks import UrlSource, safe_file_name
 from datamill.store import BlobInfo, BlobStore, Dataset, DatasetFile, Store, utcnow
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 
 #: The longest an import's fetch may take, redirects and body included.
 IMPORT_TIMEOUT_S = 300.0
-#: ``error_data.code`` of a dataset whose file could not be fetched.
-IMPORT_FAILED = "E0104"
 
 
 class ImportFailure(Exception):
@@ -61,7 +60,7 @@ class UrlImportService:
         self._store, self._blobs = store, blobs
         self._max = max_bytes
         self._on_fetched = on_fetched
-        base = policy if policy is not None else FetchPolicy.from_env()
+        base = policy if policy is not None else FetchPolicy()
         self._policy = dataclasses.replace(base, max_bytes=max_bytes, timeout_s=IMPORT_TIMEOUT_S)
 
     def create(self, tenant_id: str, source: UrlSource) -> tuple[str, str]:
@@ -148,7 +147,7 @@ class UrlImportService:
             if row is None:
                 return
             row.status = "failed"
-            row.error_data = {"message": message, "code": IMPORT_FAILED, "level": "error"}
+            row.error_data = error_data(ErrorCode.IMPORT_FAILED, message)
             row.ingest_state, row.updated_at = "ready", utcnow()
 
 

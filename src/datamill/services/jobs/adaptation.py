@@ -11,32 +11,22 @@ and spent: output rows (new rows for translate/localize) and model spend, as `Pr
 
 Beside the checkpoint the run writes ``request.json`` and, once graded, ``evaluation.json`` (the report) and
 ``report.html`` (`write_report`), for readers of its output (dataset cards). A failure that stops the run
-becomes a failed outcome whose ``error_data`` code says what kind it is:
-
-| code  | meaning                                                                    |
-|-------|----------------------------------------------------------------------------|
-| E0300 | the model cannot be used (unknown model, missing key, 401/403/404, no quota |
-|       | or credit left, an endpoint that cannot be reached, a 400 on every request) |
-| E0301 | the request does not fit the data or the model (e.g. a column is missing)  |
-| E0302 | the run was started too many times without finishing (given up; worker)    |
-| E0303 | the input cannot be read                                                   |
-| E0304 | every row was rejected: nothing to deliver (the message names the cause)   |
-| E0399 | an internal error (the server log has the traceback)                       |
+becomes a failed outcome whose ``error_data`` code (`datamill.core.error_codes`) says what kind it is, as
+`job_failure` maps it.
 
 The rows of the batches finished before a failure stay downloadable and are charged for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pyarrow.compute as pc
 
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
 from datamill.dataio.folder import Location
 from datamill.llm.budget import ConcurrencyBudget
@@ -44,7 +34,7 @@ from datamill.llm.gateway import Gateway
 from datamill.pipelines.adapt import AdaptResult
 from datamill.pipelines.checkpoint import Checkpoint, CheckpointFiles
 from datamill.pipelines.export import write_parquet
-from datamill.runners.execution import LiveRun, RunTicket, error_data
+from datamill.runners.execution import LiveRun, RunTicket
 from datamill.runners.inputs import dataset_input
 from datamill.services.adaptation.adapt import batch_journal_path, make_gateway
 from datamill.services.adaptation.evaluate import grade_run, plan_summary, write_report
@@ -52,20 +42,13 @@ from datamill.services.adaptation.plans import ADAPT, input_cache_dir
 from datamill.services.adaptation.prepare import RunSource, build_run, execute
 from datamill.services.adaptation.ray_actors import ray_runners
 from datamill.services.adaptation.run_plan import RunPlan, run_fingerprint, run_identity
+from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.runs import NewFile, RunOutcome
+from datamill.text.fetch_policy import FetchPolicy
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-
-
-def _failure(exc: Exception) -> dict[str, Any]:
-    if isinstance(exc, DataFormatError):
-        return error_data("E0303", f"the input cannot be read: {exc.reason}")
-    if isinstance(exc, ValidationError):
-        return error_data("E0301", str(exc))
-    return error_data("E0300", f"the model cannot be used: {exc}")
 
 
 class RunExecutor:
@@ -96,10 +79,10 @@ class RunExecutor:
             cache = input_cache_dir(self._data_dir)
             with dataset_input(self._store, self._blobs, ticket.source_dataset_id, cache) as found:
                 source = RunSource(found.path, found.format, local_image_files=False)
-                return await contained(self._execute(ticket, live, source, gateway, root))
+                return await self._execute(ticket, live, source, gateway, root)
         except (DataFormatError, ValidationError, ConfigError, ModelError) as exc:
             log.warning("run %s failed: %s", ticket.id, exc)
-            return self._failed(ticket, root, live, _failure(exc))
+            return self._failed(ticket, root, live, job_failure(exc))
         finally:
             await gateway.aclose()
 
@@ -107,7 +90,8 @@ class RunExecutor:
         self, ticket: RunTicket, live: LiveRun, source: RunSource, gateway: Gateway, root: Location
     ) -> RunOutcome:
         plan = RunPlan.of_record(ticket.kind, ticket.request, ticket.model, ticket.options, ticket.estimate)
-        prepared = await build_run(plan, source, gateway, self._data_dir)
+        policy = FetchPolicy.with_allowed(self._settings.fetch_allow)
+        prepared = await build_run(plan, source, gateway, self._data_dir, fetch_policy=policy)
         live.total_rows = prepared.steps.rows_selected
         fingerprint = run_fingerprint(run_identity(ticket.id), plan, prepared.documents)
         checkpoint = Checkpoint(root, fingerprint)
@@ -142,7 +126,7 @@ class RunExecutor:
                 await runners.aclose()
                 log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
         if result.failure is not None:
-            return self._failed(ticket, root, live, error_data("E0304", result.failure))
+            return self._failed(ticket, root, live, error_data(ErrorCode.NOTHING_DELIVERED, result.failure))
         if ticket.kind != ADAPT:
             return self._derived(ticket, root, result, live.cost_usd())
         if plan.options.evaluate:
@@ -218,23 +202,6 @@ class RunExecutor:
             evaluation_status="skipped",
             row_count=rows if ticket.kind != ADAPT else None,
         )
-
-
-async def contained(work: Awaitable[T]) -> T:
-    """Await `work`, then cancel any task it started that is still going.
-
-    When one row's model call fails the run, `asyncio.gather` in the pipeline lets the other rows' calls go
-    on; on the worker's long-lived loop they would outlive the run (and reopen the closed HTTP session).
-    """
-    before = asyncio.all_tasks()
-    try:
-        return await work
-    finally:
-        current = asyncio.current_task()
-        stray = [t for t in asyncio.all_tasks() - before if t is not current and not t.done()]
-        for task in stray:
-            task.cancel()
-        await asyncio.gather(*stray, return_exceptions=True)
 
 
 def _run_fields(ticket: RunTicket) -> dict[str, Any]:

@@ -20,16 +20,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from datamill.core.errors import ConfigError, DatamillError, ModelError, UnknownModelError, ValidationError
+from datamill.core.errors import DatamillError, ValidationError
 from datamill.core.spec import Spec, parse_spec_yaml
 from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.generation_eval import EvalCounters, EvalSample, evaluate_generation
 from datamill.pipelines.generation_eval_samples import samples_from_files
-from datamill.runners.execution import LiveRun, RunTicket, error_data
+from datamill.runners.execution import LiveRun, RunTicket
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.generation.common import iso
-from datamill.services.jobs.adaptation import contained
+from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.generation_evals import get_evaluation_any_tenant, record_result
@@ -82,13 +82,13 @@ class EvalJobExecutor:
             live.total_rows = len(samples)
             model = self._model(gateway, loaded.model)
             counters = MirroredEvalCounters(live.counters)
-            found = await contained(evaluate_generation(loaded.spec, samples, model, counters=counters))
+            found = await evaluate_generation(loaded.spec, samples, model, counters=counters)
         except DatamillError as exc:
             log.warning("evaluation %s failed: %s", evaluation_id, exc)
             return RunOutcome(
                 "failed",
                 cost_usd=live.cost_usd(),
-                error_data=_failure(exc),
+                error_data=job_failure(exc, input_name="the samples", model_name="the evaluation model"),
                 settle=lambda session: record_result(session, evaluation_id, None, None),
             )
         finally:
@@ -142,13 +142,3 @@ def _settle(session: Session, evaluation_id: str, result: dict[str, Any], model:
         for item in result["sample_classifications"]
     ]
     record_result(session, evaluation_id, result, model)
-
-
-def _failure(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, UnknownModelError | ConfigError):
-        return error_data("E0300", f"the evaluation model cannot be used: {exc}")
-    if isinstance(exc, ModelError):
-        return error_data("E0300", f"the evaluation model failed: {exc}")
-    if isinstance(exc, ValidationError):
-        return error_data("E0301", "; ".join(f"{i.field}: {i.reason}" for i in exc.issues))
-    return error_data("E0301", str(exc))

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
 from datamill.core.generation_request import GenerationRequest, parse_generation_request
 from datamill.core.spec import parse_spec_yaml
@@ -37,13 +38,12 @@ from datamill.pipelines.generate import (
     GenerationSummary,
 )
 from datamill.pipelines.generate_output import write_generation
-from datamill.runners.execution import LiveRun, RunTicket, error_data
+from datamill.runners.execution import LiveRun, RunTicket
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.generation.common import file_type
 from datamill.services.generation.databricks import model_handle
 from datamill.services.generation.seed_files import materialised_seeds
-from datamill.services.jobs.adaptation import contained
-from datamill.services.jobs.spec_analysis import job_failure
+from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
 from datamill.steps.generation.seeds import SeedSet
 from datamill.store import BlobStore, Store
@@ -105,7 +105,9 @@ class RunJobExecutor:
     async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
         loaded = self._load(ticket.source_dataset_id)
         if loaded is None:
-            return RunOutcome("failed", error_data=error_data("E0301", "the run or its spec was deleted"))
+            return RunOutcome(
+                "failed", error_data=error_data(ErrorCode.REQUEST_UNFIT, "the run or its spec was deleted")
+            )
         body, spec_yaml, dataset_id = loaded
         credentials = {str(k): str(v) for k, v in (ticket.request.get(CREDENTIALS) or {}).items()}
         gateway = make_gateway(self._settings.llm_settings(self._data_dir))
@@ -124,14 +126,16 @@ class RunJobExecutor:
                 gateway=gateway,
                 counters=MirroredCounters(live.counters),
             )
-            result = await contained(run.run())
+            result = await run.run()
         except GenerationBudgetSpent as exc:
             log.warning("generation run %s: %s", ticket.source_dataset_id, exc)
-            failure = error_data("E0301", str(exc))
+            failure = error_data(ErrorCode.REQUEST_UNFIT, str(exc))
             return self._ended("failed", ticket, live, exc.summary, [], failure)
         except (DataFormatError, ValidationError, ConfigError, ModelError) as exc:
             log.warning("generation run %s failed: %s", ticket.source_dataset_id, exc)
-            return RunOutcome("failed", cost_usd=live.cost_usd(), error_data=job_failure(exc))
+            return RunOutcome(
+                "failed", cost_usd=live.cost_usd(), error_data=job_failure(exc, input_name="the seed files")
+            )
         finally:
             await gateway.aclose()
         result = GenerationResult(

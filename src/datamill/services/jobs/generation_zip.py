@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from datamill.runners.execution import LiveRun, RunTicket, error_data
+from datamill.core.error_codes import ErrorCode, error_data
+from datamill.runners.execution import LiveRun, RunTicket
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.blobs import BlobWriter
@@ -61,7 +62,9 @@ class ZipJobExecutor:
         with self._store.session() as session:
             run = session.get(GenerationRun, run_id)
             if run is None:
-                return RunOutcome("failed", error_data=error_data("E0301", "the run was deleted"))
+                return RunOutcome(
+                    "failed", error_data=error_data(ErrorCode.REQUEST_UNFIT, "the run was deleted")
+                )
             files = [(f.path, f.blob_key) for f in files_of_run(session, run_id)]
             summary = dict(run.summary or {})
             evaluation = _newest_result(session, run)

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from datamill.core.error_codes import ErrorCode, error_data
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
 from datamill.llm.gateway import Gateway
 from datamill.pipelines.spec_analysis import (
@@ -26,9 +27,10 @@ from datamill.pipelines.spec_analysis import (
     analyse_seeds,
     spec_from_objectives,
 )
-from datamill.runners.execution import LiveRun, RunTicket, error_data
+from datamill.runners.execution import LiveRun, RunTicket
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.generation.seed_files import materialised_seeds
+from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.generation_models import SeedDataset, Spec
@@ -36,15 +38,6 @@ from datamill.store.runs import RunOutcome
 from datamill.store.specs import add_version, get_spec_any_tenant
 
 log = logging.getLogger(__name__)
-
-
-def job_failure(exc: Exception) -> dict[str, Any]:
-    """The ``error_data`` of a generation job stopped by `exc` (its message is what users see)."""
-    if isinstance(exc, DataFormatError):
-        return error_data("E0303", f"the seed files cannot be read: {exc.reason}")
-    if isinstance(exc, ValidationError):
-        return error_data("E0301", str(exc))
-    return error_data("E0300", f"the model cannot be used: {exc}")
 
 
 class SpecJobExecutor:
@@ -58,7 +51,9 @@ class SpecJobExecutor:
         with self._store.session() as session:
             spec = get_spec_any_tenant(session, spec_id)
             if spec is None:
-                return RunOutcome("failed", error_data=error_data("E0301", "the spec was deleted"))
+                return RunOutcome(
+                    "failed", error_data=error_data(ErrorCode.REQUEST_UNFIT, "the spec was deleted")
+                )
             dataset_id, objectives = spec.dataset_id, spec.generation_objectives
             dataset_name = _dataset_name(session, dataset_id)
         gateway = make_gateway(self._settings.llm_settings(self._data_dir))
@@ -68,7 +63,9 @@ class SpecJobExecutor:
             draft = await self._analyse(gateway, ticket.request, dataset_id, objectives)
         except (DataFormatError, ValidationError, ConfigError, ModelError) as exc:
             log.warning("spec %s: analysis failed: %s", spec_id, exc)
-            return RunOutcome("failed", cost_usd=live.cost_usd(), error_data=job_failure(exc))
+            return RunOutcome(
+                "failed", cost_usd=live.cost_usd(), error_data=job_failure(exc, input_name="the seed files")
+            )
         finally:
             await gateway.aclose()
         metadata = {"dataset_id": dataset_id, "dataset_name": dataset_name, **draft.spec.metadata}

@@ -27,7 +27,7 @@ may pay again for up to that many replies.
 from __future__ import annotations
 
 import importlib.util
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from datamill.core.errors import ConfigError
 from datamill.core.run_options import RunOptions
 from datamill.runners.run_files import Location, run_location
 from datamill.services.settings.entry import Settings
+from datamill.services.settings.environment import read_environment
 
 EXECUTORS = ("local", "ray")
 _TRUE = ("1", "true", "yes", "on")
@@ -80,13 +81,26 @@ class RunSettings:
     ray_address: str | None = None
     ray_actors: int = 2
     price_table: PriceTable = field(default_factory=PriceTable)
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    fetch_allow: tuple[str, ...] = ()
+    event_loop: str = "auto"
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> RunSettings:
-        """Read the variables of the module docstring; unset ones keep their defaults."""
-        env = dict(os.environ) if env is None else env
-        llm = Settings.from_env(env)
-        values: dict[str, Any] = {"model": llm.model, "routes_path": llm.routes_path}
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RunSettings:
+        """Read the variables of the module docstring from `env` (default: the process environment)."""
+        return cls.from_values(*read_environment(env))
+
+    @classmethod
+    def from_values(cls, env: Mapping[str, str], environ: Mapping[str, str]) -> RunSettings:
+        """The settings the declared variables `env` describe; unset ones keep their defaults."""
+        llm = Settings.from_values(env, environ)
+        values: dict[str, Any] = {
+            "model": llm.model,
+            "routes_path": llm.routes_path,
+            "environ": llm.environ,
+            "fetch_allow": llm.fetch_allow,
+            "event_loop": llm.event_loop,
+        }
         if text := env.get("DATAMILL_WORKER"):
             values["worker"] = _flag(text, "DATAMILL_WORKER")
         if text := env.get("DATAMILL_SHARED_CONCURRENCY"):
@@ -131,5 +145,12 @@ class RunSettings:
         return run_location(data_dir, run_id, self.run_data_url)
 
     def llm_settings(self, data_dir: Path) -> Settings:
-        """The gateway settings: routing, model, and the response cache in the data dir."""
-        return Settings(data_dir=data_dir, routes_path=self.routes_path, model=self.model)
+        """The gateway settings: routing, model, keys, and the response cache in the data dir."""
+        return Settings(
+            data_dir=data_dir,
+            routes_path=self.routes_path,
+            model=self.model,
+            environ=self.environ,
+            event_loop=self.event_loop,
+            fetch_allow=self.fetch_allow,
+        )

@@ -16,14 +16,15 @@
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from datamill.core.errors import ConfigError
 from datamill.services.settings.entry import Settings
+from datamill.services.settings.environment import read_environment
 
 GIB = 1 << 30
 DEFAULT_MAX_UPLOAD_BYTES = 5 * GIB
@@ -77,10 +78,19 @@ class ServerSettings:
         return replace(base, **overrides)
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, *, data_dir: Path | None = None) -> ServerSettings:
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, *, data_dir: Path | None = None
+    ) -> ServerSettings:
         """Read the ``DATAMILL_*`` variables (module docstring); `data_dir` overrides DATAMILL_HOME."""
-        env = dict(os.environ) if env is None else env
-        settings = cls.for_data_dir(data_dir or Settings.from_env(env).data_dir)
+        values, environ = read_environment(env)
+        return cls.from_values(values, environ, data_dir=data_dir)
+
+    @classmethod
+    def from_values(
+        cls, env: Mapping[str, str], environ: Mapping[str, str], *, data_dir: Path | None = None
+    ) -> ServerSettings:
+        """The settings the declared variables `env` describe; `data_dir` overrides DATAMILL_HOME."""
+        settings = cls.for_data_dir(data_dir or Settings.from_values(env, environ).data_dir)
         overrides: dict[str, Any] = {}
         if url := env.get("DATAMILL_DATABASE_URL"):
             overrides["database_url"] = url

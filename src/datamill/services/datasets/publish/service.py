@@ -16,7 +16,6 @@ within the request: the answer says where the files are.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,9 +31,9 @@ from datamill.services.datasets.output import DatasetOutputs, DatasetRows, unifi
 from datamill.services.datasets.publish.card import CardInput, dataset_card
 from datamill.services.datasets.publish.targets import check_repo_id, copy_to_path, push_to_hub, resolve_path
 from datamill.services.errors import NotReadyError, ServiceError
+from datamill.services.settings.publish import PublishSettings
 from datamill.store.ids import new_id
 
-DEFAULT_HF_ENDPOINT = "https://huggingface.co"
 TARGETS = ("huggingface", "kaggle", "local", "fsspec")
 FILE_FORMATS = ("parquet", "jsonl", "json", "csv")
 
@@ -45,26 +44,6 @@ class TargetNotConfigured(ServiceError):
 
 class TargetNotImplemented(ServiceError):
     """A target datamill does not publish to."""
-
-
-@dataclass(frozen=True)
-class PublishSettings:
-    """Where publishing may go: the Hub endpoint and token, and the roots of path targets."""
-
-    hf_endpoint: str = DEFAULT_HF_ENDPOINT
-    hf_token: str | None = None
-    roots: tuple[str, ...] = ()
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> PublishSettings:
-        """Read DATAMILL_HF_ENDPOINT, DATAMILL_HF_TOKEN and DATAMILL_PUBLISH_ROOTS (comma-separated)."""
-        env = os.environ if env is None else env
-        roots = tuple(r.strip() for r in env.get("DATAMILL_PUBLISH_ROOTS", "").split(",") if r.strip())
-        return cls(
-            hf_endpoint=(env.get("DATAMILL_HF_ENDPOINT") or DEFAULT_HF_ENDPOINT).rstrip("/"),
-            hf_token=env.get("DATAMILL_HF_TOKEN") or None,
-            roots=roots,
-        )
 
 
 @dataclass(frozen=True)

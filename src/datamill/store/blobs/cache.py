@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
-from datamill.store.blobs import BlobStore
+from datamill.store.blobs.base import BlobStore
 
 DEFAULT_CACHE_BYTES = 10 << 30
 _ATTEMPTS = 3

@@ -1,17 +1,18 @@
 """`FsspecBlobStore`: blobs on any fsspec filesystem (S3-compatible, GCS, memory, ...).
 
-A write streams to the final key through fsspec's transactional file (``autocommit=False``): the bytes are
-hashed and counted as they pass, the parts are uploaded as they fill, and nothing is visible under the key
-until `commit`, which on S3 is the one ``CompleteMultipartUpload`` call (on GCS the finalize of a resumable
-upload, on local and memory filesystems a move into place). So a reader never sees half an object, and an
-aborted write (the size limit passed, the client went away) aborts the multipart upload and leaves nothing.
-No temporary key is written and copied: an S3 copy costs a second full write of every byte.
+A write streams to the final key through fsspec's transactional file (``autocommit=False``), through the
+one `StreamingWriter` (which hashes and counts the bytes as they pass): the parts are uploaded as they fill,
+and nothing is visible under the key until `commit`, which on S3 is the one ``CompleteMultipartUpload`` call
+(on GCS the finalize of a resumable upload, on the local filesystem a move into place; fsspec's memory
+filesystem is not transactional). So a reader never sees half an object, and an aborted write (the size
+limit passed, the client went away) aborts the multipart upload and leaves nothing. No temporary key is
+written and copied: an S3 copy costs a second full write of every byte.
 
 Endpoints and credentials come from the filesystem's own configuration; for S3 that is the standard AWS
 environment (``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL`` for MinIO and other S3-compatible servers,
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``), read when the store is built.
 Reading through `local_path` downloads the blob to a temporary file, because the data readers want a path;
-runs read through a bounded cache instead (`datamill.store.blob_cache`), keyed by `version`.
+runs read through a bounded cache instead (`datamill.store.blobs.cache`), keyed by `version`.
 """
 
 from __future__ import annotations
@@ -23,52 +24,38 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from datamill.store.blobs import BlobInfo, BlobTooLargeError, BlobWriter, HashingCounter, check_key
+from datamill.store.blobs.base import BlobWriter, check_key
+from datamill.store.blobs.writer import StreamingWriter
 
 
-def _discard(file: Any) -> None:
-    """Drop an uncommitted transactional file, so that its bytes never appear under the key."""
-    from fsspec.spec import AbstractBufferedFile
+class _TransactionalSink:
+    """fsspec's transactional file: parts upload as they fill, the object appears on commit."""
 
-    if isinstance(file, AbstractBufferedFile):
-        file.discard()  # aborts the multipart upload on S3
-        # Marked closed so that garbage collection does not flush (and so upload) the discarded buffer.
-        file.closed = True
-        return
-    file.close()
-    file.discard()
-
-
-class _FsspecWriter:
-    def __init__(self, fs: Any, path: str, key: str, max_bytes: int | None) -> None:
+    def __init__(self, fs: Any, path: str) -> None:
         from fsspec.implementations.local import LocalFileSystem
 
         if isinstance(fs, LocalFileSystem):  # object stores have no directories to make
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
         self._file: Any = fs.open(path, "wb", autocommit=False)
-        self._key = key
-        self._counter = HashingCounter(max_bytes)
-        self._done = False
 
     def write(self, chunk: bytes) -> None:
-        try:
-            self._counter.add(chunk)
-        except BlobTooLargeError:
-            self.abort()
-            raise
         self._file.write(chunk)
 
-    def commit(self) -> BlobInfo:
+    def commit(self) -> None:
         self._file.close()  # every byte is uploaded, still invisible under the key
         self._file.commit()  # the object appears whole
-        self._done = True
-        return BlobInfo(self._key, self._counter.size, self._counter.hexdigest())
 
-    def abort(self) -> None:
-        if self._done:
+    def discard(self) -> None:
+        """Drop the uncommitted file, so that its bytes never appear under the key."""
+        from fsspec.spec import AbstractBufferedFile
+
+        if isinstance(self._file, AbstractBufferedFile):
+            self._file.discard()  # aborts the multipart upload on S3
+            # Marked closed so that garbage collection does not flush (and so upload) the discarded buffer.
+            self._file.closed = True
             return
-        self._done = True
-        _discard(self._file)
+        self._file.close()
+        self._file.discard()
 
 
 class FsspecBlobStore:
@@ -89,7 +76,7 @@ class FsspecBlobStore:
         return f"{self._root}/{check_key(key).as_posix()}"
 
     def open_writer(self, key: str, *, max_bytes: int | None = None) -> BlobWriter:
-        return _FsspecWriter(self._fs, self._path(key), key, max_bytes)
+        return StreamingWriter(_TransactionalSink(self._fs, self._path(key)), key, max_bytes)
 
     def open_read(self, key: str) -> BinaryIO:
         return cast(BinaryIO, self._fs.open(self._path(key), "rb"))

@@ -1,0 +1,181 @@
+"""One settings tree: read from the environment once, at an entry point, and passed down.
+
+The source checks walk the syntax tree of every module: only the settings package reads the process
+environment, and only the entry points (the CLI, the server's app factory, the Python API's functions when
+given no settings) ask it to.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import datamill
+from datamill.core.errors import ConfigError
+from datamill.llm.routing import Routing
+from datamill.services.settings import load_settings
+from datamill.services.settings.environment import EnvironmentValues
+
+SRC = Path(datamill.__file__).parent
+SETTINGS_PACKAGE = "services/settings/"
+#: The modules allowed to build settings from the environment: the entry points.
+ENTRY_POINTS = {
+    "cli/process.py",  # every CLI command (adapt, generate, models, serve, worker, keys)
+    "server/app.py",  # create_app() with no settings: the server started by uvicorn --factory
+    "services/adaptation/adapt.py",  # the Python API: adapt_file / estimate_file without settings
+    "services/generation/library.py",  # the Python API: create_spec / generate without settings
+    "services/generation/evaluate.py",  # the Python API: evaluate_samples without settings
+}
+_FACTORIES = {"from_env", "load_settings", "read_environment"}
+
+
+def _modules() -> list[tuple[str, ast.Module]]:
+    return [
+        (path.relative_to(SRC).as_posix(), ast.parse(path.read_text(encoding="utf-8")))
+        for path in sorted(SRC.rglob("*.py"))
+    ]
+
+
+def _environment_reads(tree: ast.Module) -> list[int]:
+    """Lines that touch the process environment: os.environ, os.getenv, os.putenv, `from os import ...`."""
+    names = {"environ", "environb", "getenv", "putenv"}
+    lines = []
+    for node in ast.walk(tree):
+        attribute = isinstance(node, ast.Attribute) and node.attr in names
+        if attribute and isinstance(node.value, ast.Name) and node.value.id == "os":  # type: ignore[attr-defined]
+            lines.append(node.lineno)
+        imported = isinstance(node, ast.ImportFrom) and node.module == "os"
+        if imported and any(alias.name in names for alias in node.names):  # type: ignore[attr-defined]
+            lines.append(node.lineno)
+    return sorted(lines)
+
+
+def _factory_calls(tree: ast.Module) -> list[int]:
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            if name in _FACTORIES:
+                lines.append(node.lineno)
+    return sorted(lines)
+
+
+def test_only_the_settings_package_reads_the_environment() -> None:
+    found = {
+        module: lines
+        for module, tree in _modules()
+        if not module.startswith(SETTINGS_PACKAGE) and (lines := _environment_reads(tree))
+    }
+    assert found == {}, f"modules below the entry points read the environment: {found}"
+
+
+def test_only_entry_points_build_settings_from_the_environment() -> None:
+    found = {
+        module: lines
+        for module, tree in _modules()
+        if not module.startswith(SETTINGS_PACKAGE)
+        and module not in ENTRY_POINTS
+        and (lines := _factory_calls(tree))
+    }
+    assert found == {}, f"modules below the entry points build settings from the environment: {found}"
+
+
+def test_the_scan_finds_an_environment_read() -> None:
+    tree = ast.parse("import os\nkey = os.environ.get('X')\nfrom os import getenv\n")
+    assert _environment_reads(tree) == [2, 3]
+    assert _factory_calls(ast.parse("s = Settings.from_env()\n")) == [1]
+
+
+def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
+    env = {
+        "DATAMILL_HOME": str(tmp_path / "home"),
+        "DATAMILL_ROUTES": str(tmp_path / "routes.yaml"),
+        "DATAMILL_MODEL": "fake/m",
+        "DATAMILL_EVENT_LOOP": "asyncio",
+        "DATAMILL_BLOCK_REMOTE_MODELS": "1",
+        "DATAMILL_FETCH_ALLOW": "files.internal,10.0.0.0/8",
+        "ARROW_DEFAULT_MEMORY_POOL": "system",
+        "DATAMILL_DATABASE_URL": "sqlite:///x.db",
+        "DATAMILL_BLOB_URL": "memory://blobs",
+        "DATAMILL_PUBLIC_URL": "https://data.example/",
+        "DATAMILL_MAX_UPLOAD_BYTES": "1MiB",
+        "DATAMILL_UPLOAD_URL_TTL": "60",
+        "DATAMILL_SIGNING_SECRET": "s3cret",
+        "DATAMILL_DEFAULT_CREDITS": "5",
+        "DATAMILL_RATE_LIMIT_PER_MINUTE": "30",
+        "DATAMILL_RATE_LIMIT_BURST": "3",
+        "DATAMILL_WORKER": "0",
+        "DATAMILL_RUN_BATCH_SIZE": "8",
+        "DATAMILL_RUN_LEASE_S": "9",
+        "DATAMILL_WORKER_POLL_S": "0.5",
+        "DATAMILL_RUN_MAX_ATTEMPTS": "4",
+        "DATAMILL_RUN_EVALUATE": "false",
+        "DATAMILL_EVAL_SAMPLE_SIZE": "6",
+        "DATAMILL_CACHE_COMMIT_EVERY": "2",
+        "DATAMILL_SHARED_CONCURRENCY": "1",
+        "DATAMILL_RUN_DATA_URL": "memory://runs",
+        "DATAMILL_EXECUTOR": "local",
+        "DATAMILL_RAY_ADDRESS": "auto",
+        "DATAMILL_RAY_ACTORS": "3",
+        "DATAMILL_PUBLISH_ROOTS": "/srv/a, memory://pub",
+        "DATAMILL_HF_ENDPOINT": "http://127.0.0.1:9/",
+        "DATAMILL_HF_TOKEN": "hf_x",
+        "OPENAI_API_KEY": "sk-route",
+    }
+    assert set(env) - {"OPENAI_API_KEY"} == set(EnvironmentValues.model_fields) - {"XDG_DATA_HOME"}
+
+    tree = load_settings(env)
+
+    llm, server, runs, publish = tree.llm, tree.server, tree.runs, tree.publish
+    assert (llm.data_dir, llm.routes_path, llm.model) == (
+        tmp_path / "home",
+        tmp_path / "routes.yaml",
+        "fake/m",
+    )
+    assert (llm.event_loop, llm.block_remote, llm.memory_pool) == ("asyncio", True, "system")
+    assert llm.fetch_allow == ("files.internal", "10.0.0.0/8")
+    assert (server.data_dir, server.database_url, server.blob_url) == (
+        llm.data_dir,
+        "sqlite:///x.db",
+        "memory://blobs",
+    )
+    assert (server.public_url, server.max_upload_bytes, server.upload_url_ttl_s) == (
+        "https://data.example",
+        1 << 20,
+        60,
+    )
+    assert (server.signing_secret, server.default_credits) == ("s3cret", 5.0)
+    assert (server.rate_limit_per_minute, server.rate_limit_burst) == (30, 3)
+    assert (runs.worker, runs.batch_size, runs.lease_s, runs.poll_s, runs.max_attempts) == (
+        False,
+        8,
+        9.0,
+        0.5,
+        4,
+    )
+    assert (runs.evaluate, runs.eval_sample_size, runs.cache_commit_every) == (False, 6, 2)
+    assert (runs.shared_concurrency, runs.run_data_url, runs.executor) == (True, "memory://runs", "local")
+    assert (runs.ray_address, runs.ray_actors, runs.model, runs.event_loop) == (
+        "auto",
+        3,
+        "fake/m",
+        "asyncio",
+    )
+    assert publish.roots == ("/srv/a", "memory://pub")
+    assert (publish.hf_endpoint, publish.hf_token) == ("http://127.0.0.1:9", "hf_x")
+    # Routes take their keys from what the entry point read; the worker's gateway gets the same.
+    route = Routing.load(environ=runs.llm_settings(llm.data_dir).environ).resolve("openai/gpt-6-luna")
+    assert route.api_key == "sk-route"
+
+
+def test_data_dir_overrides_the_home_in_every_section(tmp_path: Path) -> None:
+    tree = load_settings({"DATAMILL_HOME": str(tmp_path / "a")}, data_dir=tmp_path / "b")
+    assert tree.llm.data_dir == tree.server.data_dir == tmp_path / "b"
+
+
+def test_a_bad_value_names_its_variable() -> None:
+    with pytest.raises(ConfigError, match="DATAMILL_RUN_BATCH_SIZE: must be a positive whole number"):
+        load_settings({"DATAMILL_RUN_BATCH_SIZE": "many"})
