@@ -14,6 +14,8 @@ import pytest
 from conftest import RunningServer, running_server
 from datamill.server.signing import UPLOAD
 from datamill.services.settings.server import ServerSettings
+from datamill.store.models import Upload
+from datamill.store.uploads import STALE_CLAIM
 
 LIMIT = 1024
 
@@ -122,3 +124,29 @@ def test_a_batch_declaring_a_file_over_the_limit_is_400(small_server: RunningSer
     with pytest.raises(adaption.BadRequestError) as caught:
         client.datasets.upload.initiate_batch(name="big", files=files)
     assert "files[0].file_size_bytes" in str(caught.value)
+
+
+def _claimed(server: RunningServer, url: str, at: dt.datetime) -> None:
+    """Leave the link's slot claimed at `at`, as a PUT does whose process then dies mid-stream."""
+    upload_id = urlsplit(url).path.rsplit("/", 1)[-1]
+    with server.context.store.session() as session:
+        slot = session.get(Upload, upload_id)
+        assert slot is not None
+        slot.state, slot.received_at = "receiving", at
+
+
+def test_a_put_in_progress_keeps_the_link_busy(server: RunningServer, client: adaption.Adaption) -> None:
+    url = _link(client)
+    _claimed(server, url, dt.datetime.now(dt.UTC))
+    _assert_json_error(httpx.put(url, content=b"a\n1\n"), 403, "in progress")
+
+
+def test_a_link_whose_put_died_with_its_process_can_be_sent_again(
+    server: RunningServer, client: adaption.Adaption
+) -> None:
+    url = _link(client)
+    _claimed(server, url, dt.datetime.now(dt.UTC) - STALE_CLAIM - dt.timedelta(seconds=1))
+    response = httpx.put(url, content=b"question,answer\nq,a\n")
+    assert response.status_code == 200
+    assert response.json()["size_bytes"] == 20
+    _assert_json_error(httpx.put(url, content=b"a\n1\n"), 403, "already been used")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
@@ -203,7 +204,9 @@ class UploadService:
             raise PayloadTooLargeError(self._max)
         key = await asyncio.to_thread(self._claim, upload_id)
         try:
-            info = await write_stream(self._blobs, key, chunks, max_bytes=self._max)
+            info = await write_stream(
+                self._blobs, key, self._touching(upload_id, chunks), max_bytes=self._max
+            )
         except BlobTooLargeError:
             await asyncio.to_thread(self._release, upload_id)
             raise PayloadTooLargeError(self._max) from None
@@ -228,6 +231,20 @@ class UploadService:
         if slot.state == "receiving":
             raise UploadRejectedError("another upload to this link is in progress")
         raise UploadRejectedError("this upload link has expired; create the dataset again for a new one")
+
+    async def _touching(self, upload_id: str, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        """The chunks, refreshing the claim as they arrive (`datamill.store.uploads.touch`)."""
+        every = repo.TOUCH_EVERY.total_seconds()
+        last = time.monotonic()
+        async for chunk in chunks:
+            if time.monotonic() - last >= every:
+                await asyncio.to_thread(self._touch, upload_id)
+                last = time.monotonic()
+            yield chunk
+
+    def _touch(self, upload_id: str) -> None:
+        with self._store.session() as session:
+            repo.touch(session, upload_id, utcnow())
 
     def _release(self, upload_id: str) -> None:
         with self._store.session() as session:
