@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -17,11 +19,19 @@ from fidelity_helpers import (
     MARKERS,
     MODELS,
     OUTPUT_PRICE,
+    REALISTIC_MIX,
     routes,
 )
 
+import dataframer
 from datamill.cli.main import cli
 from datamill.llm.simulator import ProviderSimulator, WireRequest
+from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
+from server_conftest import load_server_conftest
+
+_server = load_server_conftest()
 
 DESCRIPTION = "Short product reviews written by shoppers"
 RULE = "Mention the product by name"
@@ -139,3 +149,68 @@ def test_a_quirk_on_every_draft_keeps_no_garbage(
     else:
         assert code != 0, "every draft was unusable, yet the run succeeded"
         assert named in output, output
+
+
+def test_a_generation_run_through_the_server_keeps_no_garbage_and_bills_what_was_billed(
+    sim: ProviderSimulator, tmp_path: Path
+) -> None:
+    runs = RunSettings(model=MODELS["openai"], routes_path=routes(sim, tmp_path), poll_s=0.05, evaluate=False)
+    settings = ServerSettings.for_data_dir(tmp_path / "data")
+    with _server.running_server(settings, context=ServerContext.build(settings, runs=runs)) as server:
+        client = dataframer.Dataframer(base_url=server.base_url, api_key=server.new_key(), max_retries=0)
+        with client:
+            spec = client.dataframer.specs.create(
+                name="reviews", generation_objectives="Short product reviews"
+            )
+            assert (
+                _wait(lambda: client.dataframer.specs.retrieve(spec.id), ("SUCCEEDED", "FAILED"))
+                == "SUCCEEDED"
+            )
+            client.dataframer.specs.update(spec.id, content_yaml=SPEC)
+            sim.reset()
+            sim.set_rates(**REALISTIC_MIX)
+            sim.behaviours.seed = 1
+            run = client.dataframer.runs.create(
+                spec_id=spec.id,
+                number_of_samples=6,
+                skip_outline=True,
+                filtering_types=["structural", "conformance"],
+                revision_types=["consistency"],
+            )
+            status = _wait(
+                lambda: client.dataframer.runs.retrieve(run.id), ("SUCCEEDED", "FAILED", "CANCELED")
+            )
+            done = client.dataframer.runs.retrieve(run.id)
+            texts = {}
+            for file in done.generated_files:
+                if file.path.startswith("sample_") and file.path.endswith(".txt"):
+                    link = client.dataframer.runs.files.download(file.id, run_id=run.id)
+                    assert link.download_url is not None
+                    texts[file.path] = httpx.get(link.download_url, timeout=10).text
+
+    assert status == "SUCCEEDED", done.error
+    assert {e.behaviour for e in sim.log} - {None}, "no quirk was met"
+    assert len(texts) == 6
+    cut = {e.text for e in sim.log if e.behaviour == "truncation" and e.text}
+    for path, text in texts.items():
+        assert text.strip(), f"{path} is empty"
+        assert text.strip() not in cut, f"{path} is a truncated answer"
+        for marker in MARKERS:
+            assert marker not in text, f"{path} keeps quirk output: {text!r}"
+    for entry in sim.log:
+        if entry.status == 200 and not (entry.body or {}).get("response_format"):  # drafts and revisions
+            assert DESCRIPTION in entry.prompt
+            assert RULE in entry.prompt
+    billed = sim.log.billed().cost_usd(
+        INPUT_PRICE, OUTPUT_PRICE, cached_input_price=CACHED_INPUT_PRICE, cache_write_price=CACHE_WRITE_PRICE
+    )
+    assert math.isclose(done.total_cost, billed, rel_tol=1e-3, abs_tol=1e-6), (done.total_cost, billed)
+
+
+def _wait(read: Any, ended: tuple[str, ...]) -> str:
+    deadline = time.monotonic() + 60
+    while True:
+        status = str(read().status)
+        if status in ended or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
