@@ -324,3 +324,28 @@ def test_bad_requests_and_datasets_without_output(
     assert "datasets.adapt" in error_body(caught.value)["message"]
     with pytest.raises(adaption.NotFoundError):
         pub_server.client().datasets.publish(dataset_id, target="local", target_spec={"path": "stolen"})
+
+
+def test_export_links_list_where_the_dataset_was_published(
+    sdk: adaption.Adaption, pub_server: RunningServer, hub: HubStub, roots: Path, tmp_path: Path
+) -> None:
+    dataset_id = _raw_dataset(sdk, tmp_path)
+    before = sdk.datasets.get_export_links(dataset_id)
+    assert (before.huggingface, before.kaggle, before.google_sheets) == (None, None, None)
+    assert before.model_extra == {"paths": []}
+    sdk.datasets.publish(dataset_id, target="huggingface", target_spec={"repo_id": "me/linked"})
+    sdk.datasets.publish(dataset_id, target="local", target_spec={"path": "linked/one"})
+    sdk.datasets.publish(dataset_id, target="fsspec", target_spec={"path": "memory://pub/linked"})
+    links = sdk.datasets.get_export_links(dataset_id)
+    assert links.huggingface == f"{hub.url}/datasets/me/linked"
+    assert (links.kaggle, links.google_sheets) == (None, None)
+    assert links.model_extra == {"paths": [str(roots / "linked" / "one"), "memory://pub/linked"]}
+    with pytest.raises(adaption.NotFoundError):  # another tenant sees no such dataset
+        pub_server.client().datasets.get_export_links(dataset_id)
+
+
+def test_a_refused_publish_leaves_no_export_link(sdk: adaption.Adaption, tmp_path: Path) -> None:
+    dataset_id = _raw_dataset(sdk, tmp_path)
+    with pytest.raises(adaption.APIStatusError):
+        sdk.datasets.publish(dataset_id, target="huggingface", target_spec={"repo_id": "me/forbidden"})
+    assert sdk.datasets.get_export_links(dataset_id).huggingface is None

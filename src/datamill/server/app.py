@@ -22,8 +22,10 @@ from datamill.llm.guard import block_remote
 from datamill.server import downloads_signed, uploads
 from datamill.server.compat import (
     adaption,
+    adaption_catalog,
     adaption_combine,
     adaption_custom_evals,
+    adaption_dataset_links,
     adaption_publish,
     adaption_runs,
     dataframer_evaluations,
@@ -102,6 +104,8 @@ def create_app(
     app.include_router(adaption.router)
     app.include_router(adaption_custom_evals.router, prefix="/api/v1")
     app.include_router(adaption_publish.router, prefix="/api/v1")
+    app.include_router(adaption_dataset_links.router, prefix="/api/v1")
+    app.include_router(adaption_catalog.router, prefix="/api/v1")
     app.include_router(adaption_runs.router, prefix="/api/v1")
     app.include_router(downloads_signed.router)
     app.include_router(dataframer_misc.router)

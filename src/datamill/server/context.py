@@ -11,17 +11,20 @@ from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.datasets.catalog import DatasetService
 from datamill.services.datasets.combine import CombineService
 from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService
+from datamill.services.datasets.export_links import ExportLinks
 from datamill.services.datasets.ingest import BackgroundIngest, IngestService
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
 from datamill.services.datasets.publish.service import PublishService
 from datamill.services.datasets.uploads import UploadService
 from datamill.services.datasets.url_import import BackgroundImports, UrlImportService
+from datamill.services.inference.models import ModelCatalog
 from datamill.services.settings.entry import Settings
 from datamill.services.settings.publish import PublishSettings
 from datamill.services.settings.runs import RunSettings
 from datamill.services.settings.server import ServerSettings
 from datamill.services.settings.tree import DatamillSettings
 from datamill.services.tenants import TenantService
+from datamill.services.training.hyperparams import HyperparamAdvisor
 from datamill.services.wiring import RunServices
 from datamill.store import BlobStore, Store, blob_store_from_url
 from datamill.text.fetch_policy import FetchPolicy
@@ -45,6 +48,9 @@ class ServerContext:
     custom_eval_runner: BackgroundCustomEvals
     publish: PublishService
     runs: RunServices
+    exports: ExportLinks
+    models: ModelCatalog
+    hyperparams: HyperparamAdvisor
 
     @classmethod
     def from_settings(cls, tree: DatamillSettings) -> ServerContext:
@@ -86,6 +92,14 @@ class ServerContext:
         custom_evals = CustomEvalService(
             store, outputs, lambda: make_gateway(model_settings), model=model_settings.model
         )
+        exports = ExportLinks(store, DatasetService(store))
+        publisher = PublishService(
+            DatasetService(store),
+            outputs,
+            publish or PublishSettings(),
+            custom_evals,
+            on_published=exports.record,
+        )
         return cls(
             settings=settings,
             store=store,
@@ -99,10 +113,11 @@ class ServerContext:
             combine=CombineService(store, blobs, outputs, on_created=ingest.submit),
             custom_evals=custom_evals,
             custom_eval_runner=BackgroundCustomEvals(custom_evals),
-            publish=PublishService(
-                DatasetService(store), outputs, publish or PublishSettings(), custom_evals
-            ),
+            publish=publisher,
             runs=RunServices.build(store, blobs, runs, settings.data_dir),
+            exports=exports,
+            models=ModelCatalog(model_settings),
+            hyperparams=HyperparamAdvisor(DatasetService(store)),
         )
 
 

@@ -8,6 +8,7 @@ directory or any fsspec URL.
 
 from datamill.store import (
     budget_models,  # registers the concurrency budget tables on Base.metadata
+    export_models,  # registers the dataset exports table on Base.metadata
     generation_models,  # registers the generation tables on Base.metadata
 )
 from datamill.store.blobs import BlobInfo, BlobStore, BlobTooLargeError, LocalBlobStore, blob_store_from_url
@@ -29,6 +30,7 @@ __all__ = [
     "Upload",
     "blob_store_from_url",
     "budget_models",
+    "export_models",
     "generation_models",
     "utcnow",
 ]

@@ -17,7 +17,7 @@ within the request: the answer says where the files are.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +66,11 @@ class PublishService:
         outputs: DatasetOutputs,
         settings: PublishSettings,
         custom_evals: CustomEvalService | None = None,
+        on_published: Callable[[str, str, str, str], None] | None = None,
     ) -> None:
         self._datasets, self._outputs, self._settings = datasets, outputs, settings
         self._custom_evals = custom_evals
+        self._on_published = on_published
 
     def publish(
         self, tenant_id: str, dataset_id: str, target: str, target_spec: Mapping[str, Any] | None
@@ -108,6 +110,8 @@ class PublishService:
                 )
             else:
                 location = copy_to_path(staged, names, destination)
+        if self._on_published is not None:  # recorded for the export links (`datasets.export_links`)
+            self._on_published(tenant_id, view.id, target.strip().lower(), location)
         message = f"published {rows.row_count} rows of {view.id} to {location}"
         return PublishResult(new_id("pub"), "succeeded", message, location, names)
 

@@ -1,0 +1,1 @@
+"""Training-side answers that need no training: base models and recommended hyperparameters."""
