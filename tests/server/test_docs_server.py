@@ -32,12 +32,15 @@ def test_catalogue_blocks_run(
     server: RunningServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ADAPTION_API_KEY", server.new_key())
     monkeypatch.setenv("ADAPTION_BASE_URL", server.base_url)
-    exec(compile(code, str(DOC), "exec"), {"__name__": "docs_server"})
-    printed = capsys.readouterr().out.splitlines()
+    printed: list[str] = []
+
+    def record(*values: object) -> None:  # what the block prints, one line per call
+        printed.append(" ".join(str(v) for v in values))
+
+    exec(compile(code, str(DOC), "exec"), {"__name__": "docs_server", "print": record})
     assert "local/smollm2-135m-instruct local" in printed
     assert printed[-4:] == ["None []", "None", "3.0 0.0002", "[] []"]
