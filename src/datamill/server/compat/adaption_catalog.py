@@ -89,7 +89,7 @@ def list_models(
     if type is not None and type not in MODEL_TYPES:
         raise ValidationError.of("type", f"must be one of {', '.join(MODEL_TYPES)}, got {type!r}")
     try:
-        entries = context.models.list()
+        entries = context.models.available()
     except ConfigError as exc:
         return error_response(500, f"the server's model routing cannot be read: {exc}")
     return ModelListPublic(

@@ -4,9 +4,9 @@ The routing is the shipped routing file overlaid by the operator's (``DATAMILL_R
 model is listed when it is named exactly in the routing (a pattern such as ``ollama/*`` names no model) or
 is the server's model (``DATAMILL_MODEL``), and when its route can be used now: its endpoint variable
 (``base_url_env``) and its key variable (``api_key_env``) were set when the server started. So an operator
-exposes a provider's models by setting its key, and hides one by leaving it unset. ``created`` is when the routing file that
-names the model was last modified (datamill does not record when a model was added); ``owned_by`` is the
-route's provider kind.
+exposes a provider's models by setting its key, and hides one by leaving it unset. ``created`` is when the
+routing file that names the model was last modified (datamill does not record when a model was added);
+``owned_by`` is the route's provider kind.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class ModelCatalog:
         """
         return Routing.load(self._settings.routes_path, environ=self._settings.environ)
 
-    def list(self) -> list[ModelEntry]:
+    def available(self) -> list[ModelEntry]:
         """The usable models, the server's model first, then in routing-file order (worked out once)."""
         if self._entries is None:
             self._entries = self._build()
