@@ -208,3 +208,31 @@ def test_cost_is_what_the_provider_bills_with_a_cached_blueprint(
     _check_invariants(run)
     if api != "anthropic":  # Anthropic caches only what a request marks with cache_control
         assert run.log.billed().cached_input_tokens > 0
+
+
+@pytest.mark.parametrize("api", list(MODELS))
+def test_thinking_routes_under_a_realistic_mix_keep_no_garbage(
+    sim: ProviderSimulator, tmp_path: Path, api: str
+) -> None:
+    sim.set_rates(**REALISTIC_MIX)
+    source = rows(tmp_path, 4)
+    run = adapt(
+        sim, tmp_path, source, *MODES["pairs"], "--no-rephrase-check", model=MODELS[api] + "-thinking"
+    )
+
+    assert {e.behaviour for e in sim.log} - {None}, "no quirk was met"
+    assert run.log.billed().reasoning_tokens > 0
+    _check_invariants(run)
+    assert run.rows
+
+
+@pytest.mark.parametrize("api", ["anthropic", "gemini"])
+def test_each_image_reaches_its_answer_in_every_wire_format(
+    sim: ProviderSimulator, tmp_path: Path, api: str
+) -> None:
+    source = rows(tmp_path)
+    run = adapt(sim, tmp_path, source, *MODES["image"], "--no-rephrase-check", model=MODELS[api])
+
+    _check_invariants(run)
+    assert len(run.rows) == len(source)
+    _assert_images_reach_the_completion(run)
