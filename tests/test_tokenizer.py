@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +83,46 @@ async def test_vocab_message_count_matches_what_the_bundled_model_reads() -> Non
     counted = LlamaVocabTokenizer().count_messages(messages)
     # Chat markup is counted by constants; allow a token per message of drift at the message boundaries.
     assert abs(counted - reply.usage.input_tokens) <= len(messages)
+
+
+_CONCURRENT_LOADS = """
+import os, sys, threading
+from datamill.text.tokenizer import LlamaVocabTokenizer
+
+def ident(fd):
+    stat = os.fstat(fd)
+    return (stat.st_dev, stat.st_ino)
+
+before = (ident(1), ident(2), id(sys.stderr))
+for _ in range(3):
+    barrier = threading.Barrier(6)
+
+    def load():
+        tokenizer = LlamaVocabTokenizer()
+        barrier.wait()
+        tokenizer.count("hello world")
+        tokenizer.release()
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+after = (ident(1), ident(2), id(sys.stderr))
+with open(sys.argv[1], "w") as out:
+    out.write("kept" if before == after else f"lost: {before} -> {after}")
+"""
+
+
+@needs_llama
+def test_concurrent_vocabulary_loads_leave_stdout_and_stderr_where_they_were(tmp_path: Path) -> None:
+    """llama.cpp's quiet load swaps descriptors 1 and 2; loads on several threads must not lose them."""
+    result = tmp_path / "result.txt"
+    script = tmp_path / "loads.py"
+    script.write_text(_CONCURRENT_LOADS)
+    stdout, stderr = tmp_path / "out.txt", tmp_path / "err.txt"
+    with stdout.open("wb") as out, stderr.open("wb") as err:
+        subprocess.run(
+            [sys.executable, str(script), str(result)], stdout=out, stderr=err, check=True, timeout=300
+        )
+    assert result.read_text() == "kept"

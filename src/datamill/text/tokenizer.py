@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datamill.core.errors import ConfigError
-from datamill.llm.providers.local import llama_class, resolve_model_path
+from datamill.llm.providers.local import LLAMA_LOCK, llama_class, resolve_model_path
 from datamill.llm.types import Message
 
 #: Markup tokens around each chat message (ChatML: ``<|im_start|>``, role, newline, ``<|im_end|>``, newline).
@@ -120,7 +120,8 @@ class LlamaVocabTokenizer:
             vocab, self._vocab = self._vocab, None
             self._counts = {}
         if vocab is not None:
-            vocab.close()
+            with LLAMA_LOCK:
+                vocab.close()
             del vocab
             trim_heap()
 
@@ -139,8 +140,9 @@ def _load_vocab(path: Path) -> Any:
             "counting with a model vocabulary needs llama-cpp-python, which is not installed"
         ) from exc
     # A vocab-only load has no trained context size, so llama.cpp warns about the default one even with
-    # verbose=False (its log levels are mis-mapped in 0.3.x); the warning is noise for a tokenizer.
-    with contextlib.redirect_stderr(io.StringIO()):
+    # verbose=False (its log levels are mis-mapped in 0.3.x); the warning is noise for a tokenizer. Both the
+    # load's descriptor swap and this redirection are process-wide: one load at a time (`LLAMA_LOCK`).
+    with LLAMA_LOCK, contextlib.redirect_stderr(io.StringIO()):
         try:
             return llama(model_path=str(path), vocab_only=True, verbose=False)
         except ValueError as exc:

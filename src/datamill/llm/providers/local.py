@@ -71,6 +71,10 @@ class _LoadedModel:
 
 _MODELS: dict[str, _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
+#: llama.cpp loads a model with ``verbose=False`` by pointing file descriptors 1 and 2 at /dev/null and back
+#: again. Two loads at once, on two threads, can leave them pointing there for good: every later log line and
+#: traceback of the process is lost. Every load and close of a llama.cpp model in the process holds this lock.
+LLAMA_LOCK = threading.RLock()
 
 
 class LlamaCppProvider:
@@ -153,9 +157,14 @@ def _load(path: Path) -> _LoadedModel:
         if loaded is None:
             llama_class = _llama_class()
             try:
-                llama = llama_class(
-                    model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count(), verbose=False, seed=DEFAULT_SEED
-                )
+                with LLAMA_LOCK:
+                    llama = llama_class(
+                        model_path=key,
+                        n_ctx=N_CTX,
+                        n_threads=os.cpu_count(),
+                        verbose=False,
+                        seed=DEFAULT_SEED,
+                    )
             except ValueError as exc:
                 raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
             loaded = _MODELS[key] = _LoadedModel(llama)
@@ -168,7 +177,7 @@ def _close_all() -> None:
     Left to garbage collection at exit, ``Llama.__del__`` runs after the bindings are gone and prints an
     ignored TypeError.
     """
-    with _MODELS_LOCK:
+    with _MODELS_LOCK, LLAMA_LOCK:
         for loaded in _MODELS.values():
             with contextlib.suppress(Exception):
                 loaded.llama.close()
