@@ -52,7 +52,8 @@ async def test_cut_revisions_are_never_delivered():
         cut = [e for e in sim.log if e.behaviour == "truncation"]
     assert cut  # the simulator did cut some revisions
     assert [s.text for s in result.samples] == [REVISED] * 6
-    assert result.summary.rejected_by_gate["truncated"] == len(cut)
+    # The gateway asks a cut reply again once (twice the cap): only a revision cut twice fails its candidate.
+    assert 0 < result.summary.rejected_by_gate["truncated"] < len(cut)
     assert "cut off at the token limit" in result.summary.reasons["truncated"]
 
 
