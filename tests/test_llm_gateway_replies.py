@@ -67,18 +67,15 @@ def gateway_for(base_url: str, provider: str = "openai", **kwargs: Any) -> Gatew
     entry = {"provider": provider, "base_url": base_url, "input_price": 1.0, "output_price": 2.0}
     if provider != "openai":
         entry["api_key_env"] = KEY_ENV
-    routing = Routing.from_dict({"routes": {"t/*": entry}, "default_model": "t/m"})
+    routing = Routing.from_dict(
+        {"routes": {"t/*": entry}, "default_model": "t/m"}, environ={KEY_ENV: "test-key"}
+    )
     kwargs.setdefault("retry", FAST)
     return Gateway(routing, **kwargs)
 
 
 def ask(text: str = "What is the capital of France?", **kwargs: Any) -> ChatRequest:
     return ChatRequest((Message("user", text),), **kwargs)
-
-
-@pytest.fixture(autouse=True)
-def key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(KEY_ENV, "test-key")
 
 
 @pytest.fixture
