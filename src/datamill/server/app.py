@@ -27,6 +27,7 @@ from datamill.server.compat import (
     adaption_custom_evals,
     adaption_dataset_links,
     adaption_publish,
+    adaption_responses,
     adaption_runs,
     dataframer_evaluations,
     dataframer_misc,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(adaption_publish.router, prefix="/api/v1")
     app.include_router(adaption_dataset_links.router, prefix="/api/v1")
     app.include_router(adaption_catalog.router, prefix="/api/v1")
+    app.include_router(adaption_responses.router, prefix="/api/v1")
     app.include_router(adaption_runs.router, prefix="/api/v1")
     app.include_router(downloads_signed.router)
     app.include_router(dataframer_misc.router)

@@ -18,6 +18,7 @@ from datamill.services.datasets.publish.service import PublishService
 from datamill.services.datasets.uploads import UploadService
 from datamill.services.datasets.url_import import BackgroundImports, UrlImportService
 from datamill.services.inference.models import ModelCatalog
+from datamill.services.inference.responses import ResponseService
 from datamill.services.settings.entry import Settings
 from datamill.services.settings.publish import PublishSettings
 from datamill.services.settings.runs import RunSettings
@@ -51,6 +52,7 @@ class ServerContext:
     exports: ExportLinks
     models: ModelCatalog
     hyperparams: HyperparamAdvisor
+    responses: ResponseService
 
     @classmethod
     def from_settings(cls, tree: DatamillSettings) -> ServerContext:
@@ -93,6 +95,7 @@ class ServerContext:
             store, outputs, lambda: make_gateway(model_settings), model=model_settings.model
         )
         exports = ExportLinks(store, DatasetService(store))
+        models = ModelCatalog(model_settings)
         publisher = PublishService(
             DatasetService(store),
             outputs,
@@ -116,7 +119,10 @@ class ServerContext:
             publish=publisher,
             runs=RunServices.build(store, blobs, runs, settings.data_dir),
             exports=exports,
-            models=ModelCatalog(model_settings),
+            models=models,
+            responses=ResponseService(
+                store, models, lambda: make_gateway(model_settings, use_cache=False), runs.price_table
+            ),
             hyperparams=HyperparamAdvisor(DatasetService(store)),
         )
 

@@ -1,0 +1,246 @@
+"""responses.create (JSON and streamed), retrieve, delete and input_items through the official SDK, against
+the shipped fake model and the provider simulator: answers, conversations continued by
+previous_response_id, refusals, cuts, empty replies, provider errors, credits and bad requests."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import adaption
+import pytest
+from runs_helpers import FAKE_MODEL, run_settings, runs_server
+from server_helpers import error_body, fields_of
+
+from conftest import RunningServer
+from datamill.llm.simulator import ProviderSimulator, serve_in_thread
+
+SIM = "sim-openai/gpt"
+SIM_ANTHROPIC = "sim-anthropic/claude"
+INPUT_PRICE, OUTPUT_PRICE = 3.0, 15.0
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[ProviderSimulator]:
+    with serve_in_thread(seed=3, retry_after_s=0.05) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def srv(sim: ProviderSimulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    folder = tmp_path_factory.mktemp("responses")
+    routes = sim.write_routes(folder / "routes.yaml", input_price=INPUT_PRICE, output_price=OUTPUT_PRICE)
+    env = {"DATAMILL_ROUTES": str(routes), "DATAMILL_MODEL": FAKE_MODEL}
+    with runs_server(folder, run_settings(routes_path=routes), env=env) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def _clean(sim: ProviderSimulator) -> None:
+    sim.set_rates()
+    sim.log.clear()
+
+
+def _text(response: dict[str, Any]) -> str:
+    (item,) = response["output"]
+    (part,) = item["content"]
+    assert part["type"] == "output_text"
+    return str(part["text"])
+
+
+def _credits(srv: RunningServer, client: adaption.Adaption) -> float:
+    key = client.api_key
+    tenant = srv.context.tenants.authenticate(key)
+    assert tenant is not None
+    return tenant.credits
+
+
+def test_the_fake_model_answers_a_string_input(srv: RunningServer) -> None:
+    client = srv.client()
+    response = client.responses.create(model=FAKE_MODEL, input="Name a river in Spain.")
+    assert response["object"] == "response"
+    assert response["status"] == "completed"
+    assert response["id"].startswith("resp_")
+    assert _text(response) == response["output_text"] != ""
+    assert response["store"] is False
+    with pytest.raises(adaption.NotFoundError):  # not stored unless asked
+        client.responses.retrieve(response["id"])
+
+
+def test_the_simulator_answers_with_instructions_and_bills_what_it_billed(
+    srv: RunningServer, sim: ProviderSimulator
+) -> None:
+    client = srv.client()
+    before = _credits(srv, client)
+    response = client.responses.create(
+        model=SIM,
+        instructions="Answer in one word.",
+        input=[
+            {"role": "developer", "content": "Be terse."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Name a river "},
+                    {"type": "input_text", "text": "in Spain."},
+                ],
+            },
+        ],
+        max_output_tokens=50,
+        temperature=0.2,
+    )
+    assert _text(response) == "[sim] Name a river in Spain."
+    (entry,) = sim.log
+    assert entry.body["messages"][0] == {"role": "system", "content": "Answer in one word.\n\nBe terse."}
+    assert entry.body["temperature"] == 0.2
+    billed = sim.log.billed()
+    assert response["usage"]["input_tokens"] == billed.input_tokens
+    assert response["usage"]["output_tokens"] == billed.output_tokens
+    cost = billed.cost_usd(INPUT_PRICE, OUTPUT_PRICE)
+    assert math.isclose(response["billing"]["cost_usd"], cost)
+    assert math.isclose(before - _credits(srv, client), cost * 100, rel_tol=1e-4)
+
+
+def test_a_stored_response_is_continued_retrieved_paged_and_deleted(
+    srv: RunningServer, sim: ProviderSimulator
+) -> None:
+    client = srv.client()
+    first = client.responses.create(
+        model=SIM_ANTHROPIC,
+        store=True,
+        input=[
+            {"role": "user", "content": "First question."},
+            {"role": "assistant", "content": "Noted."},
+            {"role": "user", "content": "Second question."},
+        ],
+    )
+    assert client.responses.retrieve(first["id"]) == first
+    second = client.responses.create(
+        model=SIM_ANTHROPIC, input="Third question.", previous_response_id=first["id"], store=True
+    )
+    assert _text(second) == "[sim] Third question."
+    turns = sim.log.entries[-1].body["messages"]
+    assert [
+        (t["role"], t["content"] if isinstance(t["content"], str) else t["content"][0]["text"]) for t in turns
+    ] == [
+        ("user", "First question."),
+        ("assistant", "Noted."),
+        ("user", "Second question."),
+        ("assistant", "[sim] Second question."),
+        ("user", "Third question."),
+    ]
+    items = list(client.responses.input_items.list(first["id"], order="asc", limit=1))
+    assert [i["role"] for i in items] == ["user", "assistant", "user"]
+    assert items[0]["content"] == [{"type": "input_text", "text": "First question."}]
+    newest = client.responses.input_items.list(first["id"], limit=2)
+    assert [i["role"] for i in newest.data] == ["user", "assistant"]
+    assert newest.has_more is True
+    with pytest.raises(adaption.NotFoundError):  # another tenant's response is not there
+        srv.client().responses.retrieve(first["id"])
+    deleted = client.responses.delete(first["id"])
+    assert (deleted.id, deleted.object, deleted.deleted) == (first["id"], "response.deleted", True)
+    with pytest.raises(adaption.NotFoundError):
+        client.responses.retrieve(first["id"])
+    with pytest.raises(adaption.BadRequestError) as caught:
+        client.responses.create(model=SIM, input="More.", previous_response_id=first["id"])
+    assert fields_of(caught.value) == ["previous_response_id"]
+
+
+def test_a_streamed_response_sends_events_and_ends_with_done(srv: RunningServer) -> None:
+    client = srv.client()
+    question = "Why is the sea salty? " * 10
+    events = list(client.responses.create(model=SIM, input=question, stream=True))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "response.created"
+    assert kinds[-1] == "response.completed"
+    assert kinds[1:4] == [
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+    ]
+    deltas = [e["delta"] for e in events if e["type"] == "response.output_text.delta"]
+    assert len(deltas) > 1
+    final = events[-1]["response"]
+    assert "".join(deltas) == _text(final) == "[sim] " + " ".join(question.split())[:200]
+    assert [e["sequence_number"] for e in events] == list(range(1, len(events) + 1))
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "status", "detail"),
+    [
+        ("refusal_field", "completed", None),
+        ("truncation", "incomplete", {"reason": "max_output_tokens"}),
+        ("content_filter", "incomplete", {"reason": "content_filter"}),
+        ("empty", "failed", None),
+    ],
+)
+def test_replies_that_are_not_answers_get_their_status(
+    srv: RunningServer, sim: ProviderSimulator, behaviour: str, status: str, detail: Any
+) -> None:
+    sim.set(behaviour, 1.0)
+    response = srv.client().responses.create(model=SIM, input="Tell me a story.")
+    assert response["status"] == status
+    assert response["incomplete_details"] == detail
+    assert response["output_text"] == ""
+    if behaviour == "refusal_field":
+        assert response["output"][0]["content"][0]["type"] == "refusal"
+    else:
+        assert response["output"] == []
+    if behaviour == "empty":
+        assert response["error"]["code"] == "empty_reply"
+    assert response["billing"]["cost_usd"] >= 0
+    assert {e.behaviour for e in sim.log} == {behaviour}
+
+
+def test_a_provider_that_keeps_failing_answers_502_and_an_error_event(
+    srv: RunningServer, sim: ProviderSimulator
+) -> None:
+    sim.set("bad_request", 1.0)
+    client = srv.client()
+    with pytest.raises(adaption.InternalServerError) as caught:
+        client.responses.create(model=SIM, input="Hello.")
+    assert caught.value.status_code == 502
+    assert "model call failed" in error_body(caught.value)["message"]
+    with pytest.raises(adaption.APIStatusError) as streamed:
+        list(client.responses.create(model=SIM, input="Hello again.", stream=True))
+    assert "model call failed" in str(streamed.value)
+
+
+def test_bad_requests_name_their_fields(srv: RunningServer) -> None:
+    client = srv.client()
+    with pytest.raises(adaption.BadRequestError) as caught:
+        client.responses.create(
+            model=SIM,
+            input=[
+                {"role": "robot", "content": "x"},
+                {"role": "user", "content": [{"type": "input_image", "image_url": "u"}]},
+            ],
+            temperature=3,
+            max_output_tokens=0,
+            tools=[{"type": "file_search"}],
+            background=True,
+        )
+    assert fields_of(caught.value) == [
+        "input[0].role",
+        "input[1].content[0].type",
+        "max_output_tokens",
+        "temperature",
+        "tools",
+        "background",
+    ]
+    with pytest.raises(adaption.BadRequestError) as unknown:
+        client.responses.create(model="nobody/model", input="Hi.")
+    assert fields_of(unknown.value) == ["model"]
+    with pytest.raises(adaption.BadRequestError) as paging:
+        client.responses.input_items.list("resp_missing", limit=0)
+    assert fields_of(paging.value) == ["limit"]
+
+
+def test_a_tenant_without_credits_is_refused_before_any_call(
+    srv: RunningServer, sim: ProviderSimulator
+) -> None:
+    key = srv.context.tenants.create_key("responses-broke", credits=0).key
+    with pytest.raises(adaption.APIStatusError) as caught:
+        srv.client(key=key).responses.create(model=SIM, input="Hi.")
+    assert caught.value.status_code == 402
+    assert len(sim.log) == 0
