@@ -42,7 +42,7 @@ def test_a_run_whose_every_row_is_refused_fails_naming_the_refusal(tmp_path: Pat
 
     assert status.status == "failed"
     assert status.error_data is not None
-    assert status.error_data.code == "E0304"
+    assert status.error_data.code == "E0305"
     assert "every row was rejected (12 rows)" in (status.error_data.message or "")
     assert "refused" in (status.error_data.message or "")
 

@@ -13,7 +13,7 @@
 | E0302 | GIVEN_UP              | the job was started too many times without finishing (worker)            |
 | E0303 | INPUT_UNREADABLE      | the job's input (a dataset's files, seed files) cannot be read           |
 | E0304 | CANCELLED             | the run was cancelled; the rows finished before stay downloadable        |
-| E0304 | NOTHING_DELIVERED     | every row was rejected, so there is nothing to deliver (the message names |
+| E0305 | NOTHING_DELIVERED     | every row was rejected, so there is nothing to deliver (the message names |
 |       |                       | the commonest cause with an example row)                                 |
 | E0399 | INTERNAL              | an internal error of a job (the server log has the traceback)            |
 
@@ -40,7 +40,7 @@ class ErrorCode(StrEnum):
     GIVEN_UP = "E0302"
     INPUT_UNREADABLE = "E0303"
     CANCELLED = "E0304"
-    NOTHING_DELIVERED = "E0304"  # the same code as CANCELLED: a run that ends with no row to deliver
+    NOTHING_DELIVERED = "E0305"
     INTERNAL = "E0399"
 
 
