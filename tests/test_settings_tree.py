@@ -24,6 +24,7 @@ SETTINGS_PACKAGE = "services/settings/"
 ENTRY_POINTS = {
     "cli/process.py",  # every CLI command (adapt, generate, models, serve, worker, keys)
     "server/app.py",  # create_app() with no settings: the server started by uvicorn --factory
+    "python_api/adapt.py",  # datamill.adapt / datamill.estimate without settings
     "services/adaptation/adapt.py",  # the Python API: adapt_file / estimate_file without settings
     "services/generation/library.py",  # the Python API: create_spec / generate without settings
     "services/generation/evaluate.py",  # the Python API: evaluate_samples without settings

@@ -11,18 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from datamill.core.errors import ValidationError
+from datamill.core.recipes import recipes_from_names
 from datamill.core.run_options import RunOptions
 
-RECIPE_ALIASES = {
-    "dedup": "deduplication",
-    "deduplication": "deduplication",
-    "rephrase": "prompt_rephrase",
-    "prompt_rephrase": "prompt_rephrase",
-    "reasoning": "reasoning_traces",
-    "reasoning_traces": "reasoning_traces",
-    "metadata": "prompt_metadata_injection",
-    "prompt_metadata_injection": "prompt_metadata_injection",
-}
 LENGTHS = ("minimal", "concise", "detailed", "extensive")
 #: Flags that become run options (click's names → RunOptions fields).
 OPTION_FLAGS = (
@@ -44,17 +35,7 @@ def parse_recipes(value: str | None) -> dict[str, bool] | None:
     """``--recipes dedup,rephrase`` → every known recipe set on or off; ``none`` turns all off."""
     if value is None:
         return None
-    chosen = set()
-    for name in (v.strip().lower() for v in value.split(",") if v.strip()):
-        if name == "none":
-            continue
-        if name not in RECIPE_ALIASES:
-            raise ValidationError.of(
-                "recipe_specification.recipes",
-                f"unknown recipe {name!r}; choose from {', '.join(sorted(RECIPE_ALIASES))} or 'none'",
-            )
-        chosen.add(RECIPE_ALIASES[name])
-    return {recipe: recipe in chosen for recipe in sorted(set(RECIPE_ALIASES.values()))}
+    return recipes_from_names(value.split(","))
 
 
 def body_from_flags(flags: dict[str, Any]) -> dict[str, Any]:

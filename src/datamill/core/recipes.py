@@ -18,9 +18,11 @@ recipe                                default  what it does
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
+from datamill.core.errors import ValidationError
 from datamill.core.fields import Issues, join, parse_with, read_bool, read_object, read_str
 
 
@@ -46,6 +48,36 @@ class Recipes:
 
 
 RECIPE_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Recipes))
+
+#: Every name a recipe may be chosen by: its API name and the command line's short one.
+RECIPE_ALIASES: dict[str, str] = {
+    **{name: name for name in RECIPE_NAMES},
+    "dedup": "deduplication",
+    "rephrase": "prompt_rephrase",
+    "reasoning": "reasoning_traces",
+    "metadata": "prompt_metadata_injection",
+}
+
+
+def recipes_from_names(names: Iterable[str], field: str = "recipe_specification.recipes") -> dict[str, bool]:
+    """A list of recipe names (API or short names; ``none`` alone turns all off) → every recipe on or off.
+
+    The named recipes run and the others do not.
+
+    Raises:
+        ValidationError: an unknown name, with the names to choose from.
+    """
+    chosen: set[str] = set()
+    for raw in names:
+        name = raw.strip().lower()
+        if not name or name == "none":
+            continue
+        if name not in RECIPE_ALIASES:
+            raise ValidationError.of(
+                field, f"unknown recipe {name!r}; choose from {', '.join(sorted(RECIPE_ALIASES))} or 'none'"
+            )
+        chosen.add(RECIPE_ALIASES[name])
+    return {recipe: recipe in chosen for recipe in RECIPE_NAMES}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,18 @@
+"""The Python API: adapt data held in memory or in files from a script or a notebook (docs/python.md).
+
+It sits at the top of the layers, beside the command line, and calls the same services.
+"""
+
+from datamill.python_api.adapt import Adapted, adapt, adapt_async, estimate, estimate_async
+from datamill.python_api.progress import Progress, ProgressCallback, tqdm_progress
+
+__all__ = [
+    "Adapted",
+    "Progress",
+    "ProgressCallback",
+    "adapt",
+    "adapt_async",
+    "estimate",
+    "estimate_async",
+    "tqdm_progress",
+]
