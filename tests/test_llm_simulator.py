@@ -399,6 +399,17 @@ async def test_tokens_per_minute_budget_counts_prompt_and_cap() -> None:
     assert second.json()["error"]["type"] == "rate_limit_error"
 
 
+async def test_rate_limit_headers_report_the_budget_at_admission() -> None:
+    async with ProviderSimulator(requests_per_minute=10, latency_s=0.3) as sim:
+        first = asyncio.create_task(_post(sim, "openai", "q1"))
+        await asyncio.sleep(0.1)  # the first is admitted and waiting out its latency
+        second = await _post(sim, "openai", "q2")
+        answered = await first
+
+    assert answered.headers["x-ratelimit-remaining-requests"] == "9"  # not 8: q2 came after its admission
+    assert second.headers["x-ratelimit-remaining-requests"] == "8"
+
+
 async def test_prompt_caching_fills_each_providers_usage_fields() -> None:
     blueprint = "Blueprint. " * 600  # ~1,650 tokens shared by both requests
     async with ProviderSimulator() as sim:

@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of rate_limit, seconds")
     p.add_argument("--tpm", type=int, default=None, help="tokens-per-minute budget")
     p.add_argument("--rpm", type=int, default=None, help="requests-per-minute budget")
+    p.add_argument(
+        "--window", type=float, default=60.0, help="the budgets' window in seconds (60: a real minute)"
+    )
     p.add_argument("--count-rejected", action="store_true", help="a 429 counts against the request budget")
     p.add_argument("--batch-delay", type=float, default=0.0, help="seconds until a batch ends")
     p.add_argument("--log-file", default=None, help="append each request to this JSON-lines file")
@@ -58,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         retry_after_s=args.retry_after,
         tokens_per_minute=args.tpm,
         requests_per_minute=args.rpm,
+        window_s=args.window,
         count_rejected=args.count_rejected,
         batch_delay_s=args.batch_delay,
         log_file=args.log_file,

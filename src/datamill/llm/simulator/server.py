@@ -250,6 +250,9 @@ class ProviderSimulator:
             if wait is not None:
                 entry.behaviour = "budget"
                 return self._finish(entry, self._rate_limited(api, now, wait, scripted=False))
+        # The rate-limit headers report the budgets as they stood when the request was admitted, as the
+        # providers' rate limiters do (they run before the model).
+        reply_headers = self.budget.headers(api, now) if self.budget.active else {}
         if entry.behaviour in ERROR_BEHAVIOURS:
             return self._finish(entry, self._error(api, entry.behaviour, now))
         answer = self._answer(wire, entry)
@@ -259,9 +262,6 @@ class ProviderSimulator:
         delay = self.latency_s + (self.slow_first_byte_s if entry.behaviour == "slow_first_byte" else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
-        reply_headers = (
-            self.budget.headers(api, asyncio.get_running_loop().time()) if self.budget.active else {}
-        )
         if entry.behaviour == "reset":
             return await self._reset(request, entry, body, reply_headers)
         return self._finish(
