@@ -21,7 +21,7 @@ from fleet_helpers import Fleet, fake_model, fleet_env, write_routes
 from pg_helpers import KINDS, database_url
 from server_helpers import wait_for, write_rows
 
-from datamill.llm.budget import InMemoryConcurrencyBudget, SharedSlots
+from datamill.llm.limits.shared import InMemoryConcurrencyBudget, SharedSlots
 from datamill.services.tenants import TenantService
 from datamill.store import Store
 from datamill.store.budget import DatabaseConcurrencyBudget

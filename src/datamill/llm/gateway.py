@@ -9,9 +9,11 @@ provider. What one call does:
 2. Cache lookup by `cache_key`. A hit returns ``cached=True`` with the usage and cost the call had when it
    was first made (and ``latency_s`` 0); the ledger counts it under ``cache_hits`` and ``saved_usd`` and adds
    no cost.
-3. Acquire a slot from the (provider, model, endpoint) `AdaptiveLimiter`, call the provider, retry per
-   `RetryPolicy` (429s pause and shrink the limiter). A route whose calls fail systemically (unreachable
-   endpoint, a 400 on every request) is stopped by its `RouteHealth` with `RouteFailingError`.
+3. Acquire a slot from the (provider, model, endpoint) `AdaptiveLimiter` (paced to the route's or the
+   provider's per-minute budgets, `datamill.llm.limits`), call the provider, retry per `RetryPolicy` (a
+   429 waits its own ``Retry-After`` and shrinks the limiter; its headers lower the budgets). A route
+   whose calls fail systemically (unreachable endpoint, a 400 on every request) is stopped by its
+   `RouteHealth` with `RouteFailingError`.
    Each reply goes through `usable_reply` (`datamill.llm.replies`): reasoning is split off the answer, and
    a refusal, a cut, an empty or a filtered reply is asked again within ``max_reply_attempts``, then raised
    as the `UnusableReplyError` that names it. A result is always a whole answer.
@@ -52,12 +54,12 @@ from datamill.core.errors import (
 )
 from datamill.llm.batch.queue import BatchItemError, BatchQueue, serves
 from datamill.llm.billing import Billed
-from datamill.llm.budget import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.cache import ResponseCache, cache_key
-from datamill.llm.concurrency import AdaptiveLimiter
 from datamill.llm.health import DEFAULT_STOP_AFTER, RouteHealth
 from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
+from datamill.llm.limits.concurrency import AdaptiveLimiter
+from datamill.llm.limits.shared import ConcurrencyBudget, close_pool, limiter_pool
 from datamill.llm.providers import PROVIDER_CLASSES, provider_class
 from datamill.llm.providers.base import Provider
 from datamill.llm.replies import usable_reply
@@ -98,7 +100,7 @@ class Gateway:
             the routing file's ``default_model``.
         repair_attempts: repair calls allowed after a reply that fails its JSON schema.
         budget: a concurrency budget shared with other processes; each route's ``max_concurrency`` is then
-            the limit of all its users together (`datamill.llm.budget`).
+            the limit of all its users together (`datamill.llm.limits.shared`).
         stop_after_failures: systemic failures of a route in a row (unreachable endpoint, a 400 before any
             success) after which its calls raise `RouteFailingError` (`datamill.llm.health`).
         batch: send the calls of every route whose provider has a batch API through batches (a route's own
@@ -322,38 +324,38 @@ class Gateway:
         state = None
         while True:
             health.check()
-            window = await limiter.acquire()
+            ticket = await limiter.acquire(request)
             if health.down is not None:  # stopped while this call waited for a slot
-                limiter.release()
+                limiter.release(ticket)
                 health.check()
             try:
                 reply = await provider.complete(route, request)
             except RateLimitedError as exc:
-                limiter.release_rate_limited(window, exc.retry_after)
+                limiter.release_rate_limited(ticket, exc.retry_after, getattr(exc, "limits", None))
                 error: ModelError = exc
             except UnreadReplyError as exc:
-                limiter.release()
+                limiter.release(ticket)
                 paid.pending_unread += 1
                 error = exc
             except (TransientError, UnusableReplyError) as exc:
-                limiter.release()
+                limiter.release(ticket)
                 error = exc
             except ConnectionConfigError as exc:  # not retried: the route's health decides when to stop
-                limiter.release()
+                limiter.release(ticket)
                 health.failed(exc)
                 raise
             except (TimeoutError, ConnectionError) as exc:
-                limiter.release()
+                limiter.release(ticket)
                 error = TransientError(f"{route.name}: {exc!r}")
             except PermanentModelError as exc:
-                limiter.release()
+                limiter.release(ticket)
                 health.failed(exc)
                 raise
             except BaseException:
-                limiter.release()
+                limiter.release(ticket)
                 raise
             else:
-                limiter.release_ok()
+                limiter.release_ok(ticket, reply.usage, reply.rate_limits)
                 health.succeeded()
                 paid.answered(reply.usage)
                 try:
@@ -378,7 +380,12 @@ class Gateway:
     def _lane(self, route: Route) -> tuple[Provider, AdaptiveLimiter]:
         lane = self._lanes.get(route.name)
         if lane is None:
-            limiter = self._limiters.get((route.provider, route.model, route.base_url), route.max_concurrency)
+            limiter = self._limiters.get(
+                (route.provider, route.model, route.base_url),
+                route.max_concurrency,
+                tokens_per_minute=route.tokens_per_minute,
+                requests_per_minute=route.requests_per_minute,
+            )
             lane = self._lanes[route.name] = (self._provider(route), limiter)
         return lane
 

@@ -16,6 +16,8 @@ name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each
 ``batch_discount``      the fraction taken off the prices of calls sent through the provider's batch API, from
                         0 (none) to below 1; default: `BATCH_DISCOUNTS` for the provider kind
 ``max_concurrency``     ceiling of the adaptive concurrency limiter
+``tokens_per_minute``   the provider's token budget for this model: calls are paced to stay under it
+``requests_per_minute`` the provider's request budget for this model, likewise (null: none, for both)
 ``timeout_s``           per-request timeout in seconds
 ``json_schema``         the provider enforces JSON schemas natively
 ``vision``              the model accepts images in messages (default false)
@@ -64,9 +66,22 @@ _FLOAT_FIELDS = frozenset(
         "batch_poll_s",
     }
 )
-_INT_FIELDS = frozenset({"max_concurrency", "default_thinking_budget"})
+_INT_FIELDS = frozenset(
+    {"max_concurrency", "default_thinking_budget", "tokens_per_minute", "requests_per_minute"}
+)
 _BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision", "batch"})
-_NULLABLE = frozenset({"base_url", "base_url_env", "api_key_env", "thinking", "proxy", "batch"})
+_NULLABLE = frozenset(
+    {
+        "base_url",
+        "base_url_env",
+        "api_key_env",
+        "thinking",
+        "proxy",
+        "batch",
+        "tokens_per_minute",
+        "requests_per_minute",
+    }
+)
 _FIELDS = _STR_FIELDS | _FLOAT_FIELDS | _INT_FIELDS | _BOOL_FIELDS | {"headers"}
 #: Entry fields copied to `Route` as they are.
 _ROUTE_FIELDS = (
@@ -84,6 +99,8 @@ _ROUTE_FIELDS = (
     "proxy",
     "batch",
     "batch_poll_s",
+    "tokens_per_minute",
+    "requests_per_minute",
 )
 _TOP_LEVEL = frozenset({"default_model", "routes"})
 

@@ -120,6 +120,29 @@ class Usage:
         return self.input_tokens + self.output_tokens + self.thinking_tokens
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetReading:
+    """What a provider said about one of its per-minute budgets (requests or tokens) in a reply.
+
+    Attributes:
+        remaining: what is left now.
+        limit: the budget per minute, when the provider said.
+        reset_s: seconds until the budget is full again, when the provider said.
+    """
+
+    remaining: float
+    limit: float | None = None
+    reset_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """The rate-limit headers of one reply: the provider's requests and tokens budgets, as far as it said."""
+
+    requests: BudgetReading | None = None
+    tokens: BudgetReading | None = None
+
+
 @dataclass(slots=True)
 class ProviderReply:
     """What a provider returns for one request, before the gateway adds cost and caching.
@@ -132,6 +155,7 @@ class ProviderReply:
         refusal: the provider's own refusal message (OpenAI's ``message.refusal``), when it sent one.
         reasoning: reasoning the provider returned apart from the answer (``reasoning_content``, thinking
             blocks and parts).
+        rate_limits: what the reply's rate-limit headers said about the provider's budgets, when it had any.
     """
 
     text: str
@@ -139,6 +163,7 @@ class ProviderReply:
     finish_reason: str | None = None
     refusal: str | None = None
     reasoning: str | None = None
+    rate_limits: RateLimits | None = None
 
 
 @dataclass(slots=True)
@@ -187,6 +212,8 @@ class Route:
         batch: send this route's calls through the provider's batch API (True), never (False), or as the
             run asks (None: ``--batch`` / ``Gateway(batch=True)``).
         batch_poll_s: seconds between two status calls of a batch in flight.
+        tokens_per_minute: the provider's token budget the gateway paces to (None: none declared).
+        requests_per_minute: the provider's request budget the gateway paces to (None: none declared).
     """
 
     name: str
@@ -209,6 +236,8 @@ class Route:
     proxy: str | None = None
     batch: bool | None = None
     batch_poll_s: float = 30.0
+    tokens_per_minute: int | None = None
+    requests_per_minute: int | None = None
     api_key: str | None = field(default=None, repr=False, compare=False)
 
     def cost(self, usage: Usage, *, batched: bool = False) -> float:

@@ -1,4 +1,4 @@
-"""`DatabaseConcurrencyBudget`: the `datamill.llm.budget.ConcurrencyBudget` kept in the metadata database.
+"""`DatabaseConcurrencyBudget`: the `datamill.llm.limits.shared.ConcurrencyBudget` in the metadata database.
 
 Every worker process sharing a database shares each key's limit. A request for slots is one short
 transaction: lock the key's row (`datamill.store.budget_models`), drop holders whose slots have expired, and
@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from datamill.llm.budget import Grant
+from datamill.llm.limits.shared import Grant
 from datamill.store.budget_models import ConcurrencyBudgetRow, ConcurrencySlots
 from datamill.store.db import Store
 from datamill.store.models import utcnow

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from datamill.core.errors import ConfigError, PermanentModelError, RateLimitedError, TransientError
-from datamill.llm.providers.base import retry_after_seconds
+from datamill.llm.limits.headers import retry_after_seconds
 from datamill.llm.retry import RetryPolicy
 from datamill.text.fetch import FetchFailed, FetchRefused, FetchResult, SafeFetcher
 from datamill.text.fetch_policy import FetchPolicy

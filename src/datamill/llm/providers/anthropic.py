@@ -40,6 +40,7 @@ import orjson
 from datamill.core.errors import TransientError
 from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
+from datamill.llm.limits.headers import read_rate_limits
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction
 from datamill.llm.types import ChatRequest, ImagePart, Message, ProviderReply, Route, Usage
@@ -86,7 +87,9 @@ class AnthropicProvider:
             f"{base}/v1/messages", payload, headers=headers, timeout_s=route.timeout_s, proxy=route.proxy
         )
         raise_for_status(reply, route)
-        return parse_reply(reply.body, route, unwrap=wrapped)
+        result = parse_reply(reply.body, route, unwrap=wrapped)
+        result.rate_limits = read_rate_limits(reply.headers)
+        return result
 
     async def aclose(self) -> None:
         """Close the transport if this provider opened it; a shared one belongs to the gateway."""

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from datamill.core.errors import (
@@ -12,10 +10,15 @@ from datamill.core.errors import (
     ConnectionConfigError,
     PermanentModelError,
     QuotaExhaustedError,
-    RateLimitedError,
     TransientError,
 )
 from datamill.llm.http.interface import HttpReply
+from datamill.llm.limits.headers import (
+    ProviderRateLimitedError,
+    read_rate_limits,
+    retry_after_seconds,
+    retry_info_seconds,
+)
 from datamill.llm.types import ChatRequest, ProviderReply, Route
 
 
@@ -55,7 +58,9 @@ _NO_FUNDS = re.compile(
 def raise_for_status(reply: HttpReply, route: Route) -> None:
     """Map a non-2xx reply to the gateway's error classes.
 
-    A 402, or a 400/429 whose body says the quota or the credit is spent, is a `QuotaExhaustedError`.
+    A 402, or a 400/429 whose body says the quota or the credit is spent, is a `QuotaExhaustedError`. Any
+    other 429 raises `ProviderRateLimitedError` with the wait the provider asked for (``Retry-After``, else
+    the ``RetryInfo`` of the body) and the budgets its rate-limit headers report.
     """
     if 200 <= reply.status < 300:
         return
@@ -77,28 +82,10 @@ def raise_for_status(reply: HttpReply, route: Route) -> None:
             status=reply.status,
         )
     if reply.status == 429:
-        raise RateLimitedError(message, retry_after=retry_after_seconds(reply.headers))
+        retry_after = retry_after_seconds(reply.headers)
+        if retry_after is None:
+            retry_after = retry_info_seconds(reply.body)
+        raise ProviderRateLimitedError(message, retry_after, read_rate_limits(reply.headers))
     if reply.status >= 500 or reply.status in (408, 409):
         raise TransientError(message)
     raise PermanentModelError(message, status=reply.status)
-
-
-def retry_after_seconds(headers: dict[str, str]) -> float | None:
-    """Read `retry-after-ms` or `retry-after` (seconds or an HTTP date)."""
-    if (ms := headers.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None

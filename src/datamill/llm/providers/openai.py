@@ -36,6 +36,7 @@ import orjson
 from datamill.core.errors import ConfigError, TransientError
 from datamill.llm.http.interface import Transport
 from datamill.llm.http.transport import HttpTransport
+from datamill.llm.limits.headers import read_rate_limits
 from datamill.llm.providers.base import api_key, raise_for_status
 from datamill.llm.structured import schema_instruction, strict_schema
 from datamill.llm.types import ChatRequest, Message, ProviderReply, Route, Usage
@@ -60,7 +61,9 @@ class OpenAIProvider:
             proxy=route.proxy,
         )
         raise_for_status(reply, route)
-        return parse_reply(reply.body, route)
+        result = parse_reply(reply.body, route)
+        result.rate_limits = read_rate_limits(reply.headers)
+        return result
 
     async def aclose(self) -> None:
         if self._owns_transport:

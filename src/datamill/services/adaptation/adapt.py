@@ -19,9 +19,9 @@ from datamill.core.run_options import RunOptions
 from datamill.dataio import check_writable
 from datamill.dataio.folder import Folder, Location, is_remote
 from datamill.llm import event_loop
-from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.cache import SqliteResponseCache
 from datamill.llm.gateway import Gateway
+from datamill.llm.limits.shared import ConcurrencyBudget
 from datamill.llm.routing import Routing
 from datamill.pipelines.adapt import AdaptResult, RunCounters
 from datamill.pipelines.checkpoint import Checkpoint

@@ -29,8 +29,8 @@ import pyarrow.compute as pc
 from datamill.core.error_codes import ErrorCode, error_data
 from datamill.core.errors import ConfigError, DataFormatError, ModelError, ValidationError
 from datamill.dataio.folder import Location
-from datamill.llm.budget import ConcurrencyBudget
 from datamill.llm.gateway import Gateway
+from datamill.llm.limits.shared import ConcurrencyBudget
 from datamill.pipelines.adapt import AdaptResult
 from datamill.pipelines.checkpoint import Checkpoint, CheckpointFiles
 from datamill.pipelines.export import write_parquet

@@ -25,7 +25,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Protocol
 
-from datamill.llm.concurrency import AdaptiveLimiter, LimiterKey, LimiterPool
+from datamill.llm.limits.concurrency import AdaptiveLimiter, LimiterKey, LimiterPool
+from datamill.llm.limits.pacing import Pacer, Ticket
+from datamill.llm.types import ChatRequest, RateLimits, Usage
 
 
 @dataclass(frozen=True)
@@ -198,28 +200,32 @@ class BudgetedLimiter(AdaptiveLimiter):
 
     __slots__ = ("shared",)
 
-    def __init__(self, ceiling: int, shared: SharedSlots) -> None:
-        super().__init__(ceiling)
+    def __init__(self, ceiling: int, shared: SharedSlots, *, pacer: Pacer | None = None) -> None:
+        super().__init__(ceiling, pacer=pacer)
         self.shared = shared
 
-    async def acquire(self) -> int:
+    async def acquire(self, request: ChatRequest | None = None) -> Ticket:
         await self.shared.acquire()
         try:
-            return await super().acquire()
+            return await super().acquire(request)
         except BaseException:
             self.shared.release()
             raise
 
-    def release(self) -> None:
-        super().release()
+    def release(self, ticket: Ticket | None = None) -> None:
+        super().release(ticket)
         self.shared.release()
 
-    def release_ok(self) -> None:
-        super().release_ok()
+    def release_ok(
+        self, ticket: Ticket | None = None, usage: Usage | None = None, limits: RateLimits | None = None
+    ) -> None:
+        super().release_ok(ticket, usage, limits)
         self.shared.release()
 
-    def release_rate_limited(self, window: int, retry_after: float | None) -> None:
-        super().release_rate_limited(window, retry_after)
+    def release_rate_limited(
+        self, ticket: Ticket, retry_after: float | None, limits: RateLimits | None = None
+    ) -> None:
+        super().release_rate_limited(ticket, retry_after, limits)
         self.shared.release()
 
 
@@ -228,8 +234,10 @@ def limiter_pool(budget: ConcurrencyBudget | None, *, block: int = 16) -> Limite
     if budget is None:
         return LimiterPool()
 
-    def make(key: LimiterKey, ceiling: int) -> AdaptiveLimiter:
-        return BudgetedLimiter(ceiling, SharedSlots(budget, budget_key(key), ceiling, block=block))
+    def make(key: LimiterKey, ceiling: int, pacer: Pacer | None) -> AdaptiveLimiter:
+        return BudgetedLimiter(
+            ceiling, SharedSlots(budget, budget_key(key), ceiling, block=block), pacer=pacer
+        )
 
     return LimiterPool(make)
 

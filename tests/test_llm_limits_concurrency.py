@@ -2,9 +2,9 @@ import asyncio
 
 import pytest
 
-from datamill.llm.concurrency import AdaptiveLimiter
 from datamill.llm.fake_server import FakeOpenAIServer
 from datamill.llm.gateway import Gateway
+from datamill.llm.limits.concurrency import STREAK_TO_PAUSE, AdaptiveLimiter
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Message
@@ -31,10 +31,10 @@ async def test_caps_in_flight_and_hands_slots_over_in_fifo_order() -> None:
     assert order == []
     assert limiter.in_flight == 2
 
-    limiter.release_ok()
+    limiter.release_ok(None)
     await _spin()
     assert order == ["a"]
-    limiter.release_ok()
+    limiter.release_ok(None)
     limiter.release()
     await _spin()
     assert order == ["a", "b", "c"]
@@ -73,7 +73,7 @@ async def test_additive_increase_regrows_to_the_ceiling_and_no_further() -> None
 
     for _ in range(40):
         await limiter.acquire()
-        limiter.release_ok()
+        limiter.release_ok(None)
         seen.append(limiter.limit)
 
     assert seen[0] < 8  # one success does not undo a halving
@@ -90,7 +90,7 @@ async def test_after_a_burst_the_limit_regrows_fast_to_what_the_provider_held() 
 
     seen = []
     for _ in range(12):
-        limiter.release_ok()
+        limiter.release_ok(None)
         seen.append(limiter.limit)
 
     # +1 per success back to 12 (one round trip), then additive probing: far slower above it.
@@ -101,7 +101,7 @@ async def _successes_until_growth(limiter: AdaptiveLimiter) -> int:
     start, count = limiter.limit, 0
     while limiter.limit == start:
         await limiter.acquire()
-        limiter.release_ok()
+        limiter.release_ok(None)
         count += 1
     return count
 
@@ -130,19 +130,30 @@ async def test_a_burst_the_provider_mostly_held_makes_the_first_probe_slow() -> 
     for window in windows[:4]:
         limiter.release_rate_limited(window, None)
     for _ in range(12):
-        limiter.release_ok()
+        limiter.release_ok(None)
     assert limiter.limit == 12  # back at what the provider held
 
     # +1 per 8 round trips (the 8 releases past 12 already earned 8 of the 96 successes needed).
     assert 8 * 12 - 8 <= await _successes_until_growth(limiter) <= 8 * 12
 
 
-async def test_retry_after_pauses_the_key_then_resumes() -> None:
+async def test_one_429_with_retry_after_holds_back_no_other_call() -> None:
     limiter = AdaptiveLimiter(4)
-    window = await limiter.acquire()
-    limiter.release_rate_limited(window, 0.05)
+    limiter.release_rate_limited(await limiter.acquire(), 30.0)
+
+    assert not limiter.paused
+    await asyncio.wait_for(limiter.acquire(), timeout=1)
+    assert limiter.in_flight == 1
+
+
+async def test_429s_in_a_row_pause_the_key_then_it_resumes() -> None:
+    limiter = AdaptiveLimiter(4)
+    tickets = [await limiter.acquire() for _ in range(STREAK_TO_PAUSE)]
+    for ticket in tickets:
+        limiter.release_rate_limited(ticket, 0.05)
 
     assert limiter.paused
+    assert limiter.pauses == 1
     blocked = asyncio.create_task(limiter.acquire())
     await _spin()
     assert not blocked.done()
@@ -152,11 +163,23 @@ async def test_retry_after_pauses_the_key_then_resumes() -> None:
     assert limiter.in_flight == 1
 
 
+async def test_a_success_between_429s_breaks_the_streak() -> None:
+    limiter = AdaptiveLimiter(8)
+    for _ in range(3):
+        for _ in range(STREAK_TO_PAUSE - 1):
+            limiter.release_rate_limited(await limiter.acquire(), 30.0)
+        limiter.release_ok(await limiter.acquire())
+
+    assert not limiter.paused
+    assert limiter.pauses == 0
+
+
 async def test_a_later_retry_after_extends_the_pause() -> None:
-    limiter = AdaptiveLimiter(4)
-    first, second = await limiter.acquire(), await limiter.acquire()
-    limiter.release_rate_limited(first, 0.01)
-    limiter.release_rate_limited(second, 30.0)
+    limiter = AdaptiveLimiter(8)
+    tickets = [await limiter.acquire() for _ in range(STREAK_TO_PAUSE + 1)]
+    for ticket in tickets[:-1]:
+        limiter.release_rate_limited(ticket, 0.01)
+    limiter.release_rate_limited(tickets[-1], 30.0)
     blocked = asyncio.create_task(limiter.acquire())
 
     await asyncio.sleep(0.1)  # the first pause is long over; the second still holds
@@ -175,12 +198,12 @@ async def test_a_cancelled_waiter_leaks_no_slot() -> None:
 
     doomed.cancel()
     await _spin()
-    limiter.release_ok()
+    limiter.release_ok(None)
     await asyncio.wait_for(survivor, timeout=5)
 
     assert doomed.cancelled()
     assert limiter.in_flight == 1
-    limiter.release_ok()
+    limiter.release_ok(None)
     assert limiter.in_flight == 0
 
 
