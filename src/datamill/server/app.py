@@ -22,6 +22,7 @@ from datamill.llm.guard import block_remote
 from datamill.server import downloads_signed, uploads
 from datamill.server.compat import (
     adaption,
+    adaption_augment,
     adaption_catalog,
     adaption_combine,
     adaption_custom_evals,
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(adaption_dataset_links.router, prefix="/api/v1")
     app.include_router(adaption_catalog.router, prefix="/api/v1")
     app.include_router(adaption_responses.router, prefix="/api/v1")
+    app.include_router(adaption_augment.router, prefix="/api/v1")
     app.include_router(adaption_runs.router, prefix="/api/v1")
     app.include_router(downloads_signed.router)
     app.include_router(dataframer_misc.router)

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from datamill.server.signing import LinkSigner, load_or_create_secret
 from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.datasets.augment import AugmentService
 from datamill.services.datasets.catalog import DatasetService
 from datamill.services.datasets.combine import CombineService
 from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService
@@ -53,6 +54,7 @@ class ServerContext:
     models: ModelCatalog
     hyperparams: HyperparamAdvisor
     responses: ResponseService
+    augment: AugmentService
 
     @classmethod
     def from_settings(cls, tree: DatamillSettings) -> ServerContext:
@@ -120,6 +122,13 @@ class ServerContext:
             runs=RunServices.build(store, blobs, runs, settings.data_dir),
             exports=exports,
             models=models,
+            augment=AugmentService(
+                store,
+                blobs,
+                outputs,
+                runs.price_table,
+                lambda run_id: runs.run_location(settings.data_dir, run_id),
+            ),
             responses=ResponseService(
                 store, models, lambda: make_gateway(model_settings, use_cache=False), runs.price_table
             ),
