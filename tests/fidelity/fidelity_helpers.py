@@ -229,7 +229,7 @@ def png(seed: int) -> bytes:
 
 
 def rows(tmp_path: Path, count: int = 3) -> list[dict[str, Any]]:
-    """Rows: an id, a question, two context columns, an image file, a conversation with a system turn."""
+    """Rows: id, question, two context columns, an earlier answer, an image, a chat with a system turn."""
     made = []
     for i in range(1, count + 1):
         image = tmp_path / f"image{i}.png"
@@ -243,6 +243,7 @@ def rows(tmp_path: Path, count: int = 3) -> list[dict[str, Any]]:
                 "question": question,
                 "product": f"{PRODUCTS[(i - 1) % len(PRODUCTS)]} {_words(i + 100)}",
                 "price": f"{i * 7} USD",
+                "answer": f"An earlier answer, case {i}: restart the app and sign in again.",
                 "image": str(image),
                 "conversation": [
                     {"role": "system", "content": f"You are support agent number {i}, always polite."},
@@ -273,12 +274,15 @@ INPUT_COLUMNS = (
     "conversation",
     "original_prompt",
     "original_chat",
+    "answer",
+    "original_completion",
 )
 STYLE = ("--blueprint", BLUEPRINT, "--length", "concise")
 MODES: dict[str, tuple[str, ...]] = {
     "prompt": ("--prompt", "question", "--context", "product", "--context", "price", *STYLE),
     "universal": ("--universal-prompt", UNIVERSAL, "--context", "product", "--context", "price", *STYLE),
     "chat": ("--chat", "conversation", *STYLE),
+    "improve": ("--prompt", "question", "--completion", "answer", "--context", "product", *STYLE),
     "image": ("--prompt", "question", "--image", "image", "--context", "product", *STYLE),
     "expansion": (
         "--prompt",

@@ -45,6 +45,8 @@ def _needs(run: Run, source: list[dict[str, Any]], mode: str) -> dict[str, list[
             wanted += [UNIVERSAL, original["price"]]
         if mode == "prompt":
             wanted.append(original["price"])
+        if mode == "improve":
+            wanted.append(original["answer"])  # the answer to improve on
         needs[str(row["id"]) + str(row.get("expansion"))] = wanted
     return needs
 
