@@ -58,7 +58,8 @@ def body(**changes: Any) -> dict[str, Any]:
 def test_the_body_the_sdk_sends() -> None:
     request = parse_adapt_request(SDK_RUN_BODY)
     assert request.column_mapping == ColumnMapping(prompt="question", completion="answer")
-    assert request.recipe_specification == RecipeSpecification(None, Recipes(deduplication=True))
+    only_dedup = Recipes(deduplication=True, prompt_rephrase=False, prompt_metadata_injection=False)
+    assert request.recipe_specification == RecipeSpecification(None, only_dedup)
     assert request.job == JobSpecification(10, "job-1")
     assert request.brand_controls == BrandControls(length=Length.CONCISE)
     assert request.training_type is TrainingType.INSTRUCTION_DATASET

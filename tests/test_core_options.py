@@ -22,6 +22,7 @@ from datamill.core.brand import MAX_BLUEPRINT_CHARS
 from datamill.core.errors import ValidationError
 from datamill.core.fields import Issues, read_bool, read_int, read_number
 from datamill.core.job import MAX_IDEMPOTENCY_KEY_CHARS
+from datamill.core.recipes import RECIPE_NAMES
 
 
 def issues(value: Any, parse: Any) -> dict[str, str]:
@@ -177,15 +178,39 @@ def test_omitted_recipes_take_the_defaults(value: Any) -> None:
     assert parse_recipe_specification(value) == RecipeSpecification(None, Recipes())
 
 
-def test_given_recipes_override_only_themselves() -> None:
+def test_recipes_turned_on_are_the_selection() -> None:
     spec = parse_recipe_specification(
         {"version": "v2", "recipes": {"deduplication": False, "reasoning_traces": True}}
     )
     assert spec.version == "v2"
     assert spec.recipes == Recipes(
-        deduplication=False, prompt_rephrase=True, reasoning_traces=True, prompt_metadata_injection=True
+        deduplication=False, prompt_rephrase=False, reasoning_traces=True, prompt_metadata_injection=False
     )
     assert parse_recipe_specification(spec.to_dict()) == spec
+
+
+def test_recipes_only_turned_off_keep_the_defaults_of_the_rest() -> None:
+    spec = parse_recipe_specification({"recipes": {"deduplication": False}})
+    assert spec.recipes == Recipes(
+        deduplication=False, prompt_rephrase=True, reasoning_traces=False, prompt_metadata_injection=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "flag"),
+    [
+        ({"prompt_rephrase": True}, "rephrase"),
+        ({"deduplication": True, "reasoning_traces": True}, "dedup,reasoning"),
+        ({name: False for name in RECIPE_NAMES}, "none"),
+    ],
+)
+def test_the_body_and_the_command_line_select_the_same_recipes(body: dict[str, bool], flag: str) -> None:
+    from datamill.cli.adapt_body import parse_recipes
+
+    from_body = parse_recipe_specification({"recipes": body}).recipes
+    from_flag = parse_recipe_specification({"recipes": parse_recipes(flag)}).recipes
+    assert from_body == from_flag
+    assert from_body.to_dict() == parse_recipes(flag)
 
 
 @pytest.mark.parametrize(

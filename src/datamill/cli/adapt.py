@@ -181,7 +181,9 @@ def demo_command(output: Path, **flags: Any) -> None:
     sample = resources.files("datamill.samples") / "support.csv"
     body = {
         "column_mapping": {"prompt": "question", "completion": "answer", "context": ["product"]},
-        "recipe_specification": {"recipes": {"deduplication": True, "prompt_rephrase": True}},
+        "recipe_specification": {
+            "recipes": {"deduplication": True, "prompt_rephrase": True, "prompt_metadata_injection": True}
+        },
         "brand_controls": {"blueprint": DEMO_BLUEPRINT, "length": "concise"},
     }
     if flags.get("max_rows") is not None:

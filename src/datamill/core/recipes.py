@@ -2,8 +2,15 @@
 
 The training type defaults to `TrainingType.INSTRUCTION_DATASET`.
 
-A request may name any subset of the recipes; the ones it leaves out take the defaults below, which are
-defined once, as the field defaults of `Recipes`:
+One rule decides which recipes run, for the API's ``recipes`` object, the command line's ``--recipes`` and
+the Python API's ``recipes=`` list alike (`select_recipes`):
+
+- no recipes given: the defaults below;
+- any recipe turned on: those recipes are the selection, and every recipe left out is off
+  (``{"prompt_rephrase": true}`` rephrases and does not dedup, as ``--recipes rephrase`` does);
+- recipes only turned off: those are off and the rest keep their defaults (``{"deduplication": false}``).
+
+The defaults are defined once, as the field defaults of `Recipes`:
 
 ====================================  =======  ==================================================
 recipe                                default  what it does
@@ -18,7 +25,7 @@ recipe                                default  what it does
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
@@ -59,10 +66,17 @@ RECIPE_ALIASES: dict[str, str] = {
 }
 
 
+def select_recipes(given: Mapping[str, bool]) -> Recipes:
+    """The recipes that run when a request sets `given` (recipe name → on/off); see the module docstring."""
+    if any(given.values()):
+        return Recipes(**{name: bool(given.get(name, False)) for name in RECIPE_NAMES})
+    return Recipes(**given)
+
+
 def recipes_from_names(names: Iterable[str], field: str = "recipe_specification.recipes") -> dict[str, bool]:
     """A list of recipe names (API or short names; ``none`` alone turns all off) → every recipe on or off.
 
-    The named recipes run and the others do not.
+    The named recipes run and the others do not (`select_recipes` on the named recipes turned on).
 
     Raises:
         ValidationError: an unknown name, with the names to choose from.
@@ -77,7 +91,9 @@ def recipes_from_names(names: Iterable[str], field: str = "recipe_specification.
                 field, f"unknown recipe {name!r}; choose from {', '.join(sorted(RECIPE_ALIASES))} or 'none'"
             )
         chosen.add(RECIPE_ALIASES[name])
-    return {recipe: recipe in chosen for recipe in RECIPE_NAMES}
+    if not chosen:
+        return {recipe: False for recipe in RECIPE_NAMES}
+    return select_recipes(dict.fromkeys(chosen, True)).to_dict()
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,4 +146,4 @@ def _read_recipes(value: object, field: str, issues: Issues) -> Recipes | None:
         flag = read_bool(obj.get(name), join(field, name), issues)
         if flag is not None:
             given[name] = flag
-    return Recipes(**given)
+    return select_recipes(given)

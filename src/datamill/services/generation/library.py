@@ -54,7 +54,12 @@ class SpecJob:
 
 @dataclass(frozen=True)
 class GenerateJob:
-    """A generation run: the spec file, where samples go, and the run options in wire form."""
+    """A generation run: the spec file, where samples go, and the run options in wire form.
+
+    ``model`` is the generation model, as ``SpecJob.model`` and ``EvaluateJob.model`` name theirs (the outline
+    and revision models default to it, as with ``datamill generate --model``); the body's
+    ``generation_model`` says the same, and naming two different ones is an error.
+    """
 
     spec_path: Path
     output_path: Path
@@ -64,6 +69,20 @@ class GenerateJob:
     concurrency: int = DEFAULT_CONCURRENCY
     #: Send the model calls through the providers' batch APIs (at their batch discount, answered later).
     batch: bool = False
+    model: str | None = None
+
+    def request_body(self) -> dict[str, Any]:
+        """The run options in wire form, ``model`` filled in as the generation model."""
+        body = dict(self.body)
+        named = body.get("generation_model")
+        if self.model is None:
+            return body
+        if named is not None and named != self.model:
+            raise ValidationError.of(
+                "model", f"model={self.model!r} and the body's generation_model={named!r} differ; give one"
+            )
+        body["generation_model"] = self.model
+        return body
 
 
 async def create_spec_async(
@@ -114,7 +133,7 @@ async def generate_async(
         ValidationError: bad run options or spec.
         GenerationBudgetSpent: the candidate budget ran out before enough samples passed the gates.
     """
-    request = parse_generation_request(dict(job.body))
+    request = parse_generation_request(job.request_body())
     spec = read_spec(job.spec_path)
     seeds = _seeds_for(job, spec)
     settings = settings or Settings.from_env()
@@ -142,7 +161,7 @@ def _job_digest(job: GenerateJob) -> str:
     """What names a generation run's batch journal: the spec, the run options and the output."""
     spec = job.spec_path.read_bytes() if job.spec_path.is_file() else b""
     identity = orjson.dumps(
-        [str(job.output_path.resolve()), dict(job.body), hashlib.sha256(spec).hexdigest()],
+        [str(job.output_path.resolve()), job.request_body(), hashlib.sha256(spec).hexdigest()],
         option=orjson.OPT_SORT_KEYS,
         default=str,
     )
