@@ -152,3 +152,45 @@ def test_best_launch_config_is_null_without_fine_tune_jobs(srv: RunningServer, t
     assert client.datasets.get_best_launch_config(dataset_id).best_job_config is None
     with pytest.raises(adaption.NotFoundError):
         srv.client().datasets.get_best_launch_config(dataset_id)  # another tenant's dataset
+
+
+def test_invent_domains_lists_the_shipped_catalogue(srv: RunningServer) -> None:
+    domains = srv.client().datasets.invent_domains().domains
+    by_code = {d.code: d for d in domains}
+    assert {"customer_support", "finance", "software"} <= set(by_code)
+    subs = {s.code: s.title for s in by_code["customer_support"].subdomains}
+    assert subs["customer_support.shipping"] == "Orders, shipping and returns"
+    assert all(s.code.startswith(f"{d.code}.") for d in domains for s in d.subdomains)
+
+
+def test_an_operators_file_extends_the_catalogue(tmp_path: Path, routes_file: Path) -> None:
+    (tmp_path / "invent_domains.yaml").write_text(
+        "domains:\n"
+        "  - code: aviation\n"
+        "    title: Aviation\n"
+        "    subdomains: [{code: aviation.maintenance, title: Maintenance}]\n"
+        "  - code: finance\n"
+        "    subdomains:\n"
+        "      - {code: finance.tax, title: Tax law}\n"
+        "      - {code: finance.crypto, title: Crypto assets}\n",
+        encoding="utf-8",
+    )
+    with _serve(tmp_path, routes_file) as configured:
+        domains = {d.code: d for d in configured.client().datasets.invent_domains().domains}
+    assert [s.code for s in domains["aviation"].subdomains] == ["aviation.maintenance"]
+    assert domains["finance"].title == "Finance"
+    finance = {s.code: s.title for s in domains["finance"].subdomains}
+    assert (finance["finance.tax"], finance["finance.crypto"]) == ("Tax law", "Crypto assets")
+    assert list(domains)[-1] == "aviation"
+
+
+def test_a_broken_operators_file_stops_the_server_naming_the_entry(tmp_path: Path) -> None:
+    from datamill.core.errors import ConfigError
+    from datamill.services.datasets.invent_catalog import load_catalogue
+
+    (tmp_path / "invent_domains.yaml").write_text(
+        "domains:\n  - {code: aviation, title: Aviation, subdomains: [{code: travel.air, title: Air}]}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"domains\[0\]\.subdomains\[0\]\.code: must be 'aviation\.<part>'"):
+        load_catalogue(tmp_path)

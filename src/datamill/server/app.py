@@ -27,6 +27,7 @@ from datamill.server.compat import (
     adaption_combine,
     adaption_custom_evals,
     adaption_dataset_links,
+    adaption_invent,
     adaption_publish,
     adaption_responses,
     adaption_runs,
@@ -103,6 +104,8 @@ def create_app(
     app.include_router(uploads.router)
     # Static /datasets/combine paths before /datasets/{dataset_id}.
     app.include_router(adaption_combine.router, prefix="/api/v1")
+    # Static /datasets/invent paths before /datasets/{dataset_id}, too.
+    app.include_router(adaption_invent.router, prefix="/api/v1")
     app.include_router(adaption.router)
     app.include_router(adaption_custom_evals.router, prefix="/api/v1")
     app.include_router(adaption_publish.router, prefix="/api/v1")

@@ -14,6 +14,7 @@ from datamill.services.datasets.combine import CombineService
 from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService
 from datamill.services.datasets.export_links import ExportLinks
 from datamill.services.datasets.ingest import BackgroundIngest, IngestService
+from datamill.services.datasets.invent_catalog import Domain, load_catalogue
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
 from datamill.services.datasets.publish.service import PublishService
 from datamill.services.datasets.uploads import UploadService
@@ -55,6 +56,7 @@ class ServerContext:
     hyperparams: HyperparamAdvisor
     responses: ResponseService
     augment: AugmentService
+    invent_domains: list[Domain]
 
     @classmethod
     def from_settings(cls, tree: DatamillSettings) -> ServerContext:
@@ -122,6 +124,7 @@ class ServerContext:
             runs=RunServices.build(store, blobs, runs, settings.data_dir),
             exports=exports,
             models=models,
+            invent_domains=load_catalogue(settings.data_dir),
             augment=AugmentService(
                 store,
                 blobs,
