@@ -24,6 +24,7 @@ BENCHMARKS = [
     "pipeline_throughput",
     "rerun_cost",
     "prompt_cache_cost",
+    "batch_durability",
     "read_memory",
     "dedup",
     "estimate_accuracy",

@@ -17,10 +17,11 @@ the input price), **billed** (what the simulator billed: cache reads and writes 
 **reported** (what datamill's ledger says it cost; it should equal billed). The *cache factor* is billed /
 uncached. Rows (samples) out are reported for each run so the factors compare like with like.
 
-Batch mode (the providers' batch APIs, half price) is a pricing mode of its own: `MODES` lists the modes
-measured; a run in batch mode is added there as a `Mode` whose ``batched`` is true once the run API can send
-batches, and its *batch factor* is its billed cost over the on-demand one (the cost uses `Route.cost` with
-``batched=True``).
+Each workload runs in two modes (`MODES`): **on_demand** (online calls) and **batch** (every call
+through the provider's batch API: ``Gateway(batch=True)``, answered by the simulator's batch endpoints and
+billed at the route's ``batch_discount``, half price; generation keeps every sample in flight so batches
+fill). A batch run's *batch+cache factor* is its billed cost over the on-demand uncached cost of the same
+tokens, and ``same_rows`` says whether it delivered exactly the rows (samples) of the on-demand run.
 
     python -m bench.prompt_cache_cost [--rows 2000] [--samples 1000] [--providers openai anthropic gemini]
 
@@ -76,8 +77,10 @@ class Mode:
     batched: bool = False
 
 
-#: The modes measured. Batch mode joins as ``Mode("batch", batched=True)`` once runs can be sent in batches.
-MODES = (Mode("on_demand"),)
+#: The modes measured.
+MODES = (Mode("on_demand"), Mode("batch", batched=True))
+#: Seconds between two status calls of a batch (the simulator answers a batch as soon as it is looked at).
+POLL_S = 0.05
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,19 +120,36 @@ async def _all(args: argparse.Namespace) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "rows.csv"
         write_input(source, args.rows)
+        outputs: dict[tuple[str, str, str], Any] = {}
         for mode in MODES:
             for provider in args.providers:
-                runs.append(await _adaptation(provider, mode, source, Path(tmp)))
-                print(f"  adaptation {provider}: {_line(runs[-1])}", file=sys.stderr)
+                run, rows = await _adaptation(provider, mode, source, Path(tmp))
+                runs.append(_same(run, rows, outputs, ("adaptation", provider, "")))
+                print(f"  adaptation {provider} {mode.name}: {_line(runs[-1])}", file=sys.stderr)
                 for shuffling in ("none", "sample"):
-                    runs.append(await _generation(provider, mode, args.samples, shuffling))
-                    print(f"  generation {provider} ({shuffling}): {_line(runs[-1])}", file=sys.stderr)
+                    run, rows = await _generation(provider, mode, args.samples, shuffling)
+                    runs.append(_same(run, rows, outputs, ("generation", provider, shuffling)))
+                    print(
+                        f"  generation {provider} ({shuffling}) {mode.name}: {_line(runs[-1])}",
+                        file=sys.stderr,
+                    )
     return runs
 
 
+def _same(
+    run: dict[str, Any], rows: Any, outputs: dict[tuple[str, str, str], Any], key: tuple[str, str, str]
+) -> dict[str, Any]:
+    """Mark whether a batch run delivered exactly the rows of the on-demand run of the same workload."""
+    if run["mode"] == "on_demand":
+        outputs[key] = rows
+    else:
+        run["same_rows"] = outputs.get(key) == rows
+    return run
+
+
 def _line(run: dict[str, Any]) -> str:
-    factor, reported, billed = run["cache_factor"], run["reported_usd"], run["billed_usd"]
-    return f"cache factor {factor:.3f}, reported ${reported:.2f} of ${billed:.2f} billed"
+    factor, reported, billed = run["cost_factor"], run["reported_usd"], run["billed_usd"]
+    return f"cost factor {factor:.3f}, reported ${reported:.2f} of ${billed:.2f} billed"
 
 
 def _routing(sim: Any, provider: str) -> tuple[Any, str]:
@@ -139,11 +159,13 @@ def _routing(sim: Any, provider: str) -> tuple[Any, str]:
     price_in, price_out = PRICES[provider]
     for key, entry in routes["routes"].items():
         if key.startswith(FAMILY[provider]):
-            entry.update(input_price=price_in, output_price=price_out, max_concurrency=64)
+            entry.update(
+                input_price=price_in, output_price=price_out, max_concurrency=64, batch_poll_s=POLL_S
+            )
     return Routing.from_dict(routes), f"{FAMILY[provider]}/model"
 
 
-async def _adaptation(provider: str, mode: Mode, source: Path, tmp: Path) -> dict[str, Any]:
+async def _adaptation(provider: str, mode: Mode, source: Path, tmp: Path) -> tuple[dict[str, Any], Any]:
     from datamill.core.run_options import RunOptions
     from datamill.llm.gateway import Gateway
     from datamill.llm.simulator import ProviderSimulator
@@ -169,12 +191,12 @@ async def _adaptation(provider: str, mode: Mode, source: Path, tmp: Path) -> dic
         routing, model = _routing(sim, provider)
         job = AdaptJob(source, home / "out.jsonl", model=model, options=options, use_cache=False)
         started = time.perf_counter()
-        async with Gateway(routing) as gateway:
+        async with Gateway(routing, batch=mode.batched) as gateway:
             summary = await adapt_file_async(job, body, settings=Settings(data_dir=home), gateway=gateway)
             route = gateway.routing.resolve(model)
             reported = gateway.usage.total.cost_usd
         figures = _priced(sim, route, mode, reported)
-    return {
+    run = {
         "workload": "adaptation",
         "provider": provider,
         "mode": mode.name,
@@ -184,14 +206,15 @@ async def _adaptation(provider: str, mode: Mode, source: Path, tmp: Path) -> dic
         "run_s": round(time.perf_counter() - started, 1),
         **figures,
     }
+    return run, (home / "out.jsonl").read_bytes()
 
 
-async def _generation(provider: str, mode: Mode, samples: int, shuffling: str) -> dict[str, Any]:
+async def _generation(provider: str, mode: Mode, samples: int, shuffling: str) -> tuple[dict[str, Any], Any]:
     from datamill.core.generation_request import parse_generation_request
     from datamill.core.spec import parse_spec_yaml
     from datamill.llm.gateway import Gateway
     from datamill.llm.simulator import ProviderSimulator
-    from datamill.pipelines.generate import GenerationModels, GenerationRun
+    from datamill.pipelines.generate import DEFAULT_CONCURRENCY, GenerationModels, GenerationRun
     from datamill.steps.generation.seeds import Seed, SeedSet
 
     seeds = SeedSet(tuple(Seed(f"email{i}.txt", _seed_email(i)) for i in range(1, 7)), "SINGLE_FILE")
@@ -206,14 +229,18 @@ async def _generation(provider: str, mode: Mode, samples: int, shuffling: str) -
             }
         )
         started = time.perf_counter()
-        async with Gateway(routing) as gateway:
+        # In batch mode every sample is in flight at once, so the batches fill.
+        concurrency = samples if mode.batched else DEFAULT_CONCURRENCY
+        async with Gateway(routing, batch=mode.batched) as gateway:
             models = GenerationModels.resolve(gateway, request)
-            run = GenerationRun(parse_spec_yaml(SPEC_YAML), request, models, seeds, gateway=gateway)
+            run = GenerationRun(
+                parse_spec_yaml(SPEC_YAML), request, models, seeds, gateway=gateway, concurrency=concurrency
+            )
             result = await run.run()
             route = gateway.routing.resolve(model)
             reported = gateway.usage.total.cost_usd
         figures = _priced(sim, route, mode, reported)
-    return {
+    out = {
         "workload": "generation",
         "provider": provider,
         "mode": mode.name,
@@ -222,6 +249,7 @@ async def _generation(provider: str, mode: Mode, samples: int, shuffling: str) -
         "run_s": round(time.perf_counter() - started, 1),
         **figures,
     }
+    return out, sorted(repr(sample) for sample in result.samples)
 
 
 def _seed_email(number: int) -> str:
@@ -245,18 +273,26 @@ def _seed_email(number: int) -> str:
 def _priced(sim: Any, route: Any, mode: Mode, reported: float) -> dict[str, Any]:
     from datamill.llm.types import Usage
 
-    billed = sim.log.billed()
-    usage = Usage(
-        billed.input_tokens,
-        billed.output_tokens,
-        billed.reasoning_tokens,
-        billed.cached_input_tokens,
-        billed.cache_write_tokens,
-    )
+    def usage_of(billed: Any) -> Usage:
+        return Usage(
+            billed.input_tokens,
+            billed.output_tokens,
+            billed.reasoning_tokens,
+            billed.cached_input_tokens,
+            billed.cache_write_tokens,
+        )
+
+    usage = usage_of(sim.log.billed())
     uncached = route.cost(Usage(usage.input_tokens, usage.output_tokens, usage.thinking_tokens))
-    cost = route.cost(usage, batched=mode.batched)
+    # Requests answered in a batch at the batch price, any retried online at the on-demand price.
+    cost = route.cost(usage_of(sim.log.billed(batch=False))) + route.cost(
+        usage_of(sim.log.billed(batch=True)), batched=True
+    )
+    requests = [e for e in sim.log if e.operation is None]
     return {
-        "requests": len(sim.log),
+        "requests": len(requests),
+        "batched_requests": sum(1 for e in requests if e.batch is not None),
+        "batches": len(sim.log.operations("batch_create")),
         "input_tokens": usage.input_tokens,
         "cached_input_tokens": usage.cached_input_tokens,
         "cache_write_tokens": usage.cache_write_tokens,
@@ -267,7 +303,7 @@ def _priced(sim: Any, route: Any, mode: Mode, reported: float) -> dict[str, Any]
         "uncached_usd": round(uncached, 4),
         "billed_usd": round(cost, 4),
         "reported_usd": round(reported, 4),
-        "cache_factor": round(cost / uncached, 4) if uncached else 1.0,
+        "cost_factor": round(cost / uncached, 4) if uncached else 1.0,
     }
 
 
@@ -278,21 +314,24 @@ def _markdown(result: dict[str, Any]) -> str:
         "rows adapted (rephrase, completion, reasoning; blueprint about 2,600 tokens), "
         f"{params['samples']} samples generated (six seed examples per prompt). *Uncached*: every prompt "
         "token at the input price; *billed*: as the simulator billed it (cache reads at a tenth, Anthropic "
-        "cache writes at 1.25×); *reported*: datamill's ledger. Batch factor: not measured yet (batch mode).",
+        "cache writes at 1.25×; in batch mode half of that); *reported*: datamill's ledger; *factor*: "
+        "billed / uncached (on_demand: the cache factor; batch: the batch+cache factor); *same rows*: the "
+        "batch run delivered exactly the on-demand run's rows.",
         "",
-        "| workload | provider | mode | rows out | cached share | uncached $ | billed $ | reported $ "
-        "| cache factor |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| workload | provider | mode | rows out | batches | cached share | uncached $ | billed $ "
+        "| reported $ | factor | same rows |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for run in result["runs"]:
         workload = run["workload"]
         if workload == "generation":
             workload += f" (seeds: {run['seed_shuffling_level']})"
         rows = run.get("rows_out", run.get("samples_out"))
+        same = {True: "yes", False: "no"}.get(run.get("same_rows"), "")
         lines.append(
-            f"| {workload} | {run['provider']} | {run['mode']} | {rows} | {run['cached_share']:.0%} | "
-            f"{run['uncached_usd']:.2f} | {run['billed_usd']:.2f} | {run['reported_usd']:.2f} | "
-            f"{run['cache_factor']:.3f} |"
+            f"| {workload} | {run['provider']} | {run['mode']} | {rows} | {run['batches']} | "
+            f"{run['cached_share']:.0%} | {run['uncached_usd']:.2f} | {run['billed_usd']:.2f} | "
+            f"{run['reported_usd']:.2f} | {run['cost_factor']:.3f} | {same} |"
         )
     return "\n".join(lines)
 

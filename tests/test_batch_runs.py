@@ -167,3 +167,16 @@ def test_a_run_killed_mid_batch_resumes_by_polling_and_never_resubmits(
     polled = [e for e in sim.log.operations("batch_get") if e.batch == first_batch]
     assert polled  # the restarted run polled the batch the first one had submitted
     assert [e for e in sim.log.answered() if e.batch is None] == []
+
+
+def test_an_estimate_of_a_batch_run_is_priced_at_the_batch_discount(
+    sim: ProviderSimulator, tmp_path: Path
+) -> None:
+    source = _input(tmp_path, 8)
+    out = tmp_path / "out.jsonl"
+    online = _run(_argv(sim, tmp_path, source, out, "sim-openai/m", "--estimate"), tmp_path / "h")
+    batched = _run(_argv(sim, tmp_path, source, out, "sim-openai/m", "--estimate", "--batch"), tmp_path / "h")
+    assert (online["batched"], batched["batched"]) == (False, True)
+    assert online["cost_usd"] > 0
+    assert math.isclose(batched["cost_usd"], online["cost_usd"] * 0.5, rel_tol=1e-9)
+    assert len(sim.log) == 0  # an estimate calls nothing

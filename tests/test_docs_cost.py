@@ -15,7 +15,7 @@ _BLOCK = re.compile(r"^```(\w+)\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 def _blocks(language: str) -> list[str]:
     text = DOC.read_text(encoding="utf-8")
-    section = text[text.index("## Cost: what the provider bills") : text.index("## Network:")]
+    section = text[text.index("## Cost: what the provider bills") : text.index("## Batch mode")]
     return [body for lang, body in _BLOCK.findall(section) if lang == language]
 
 

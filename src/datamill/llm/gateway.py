@@ -285,6 +285,7 @@ class Gateway:
     async def _first_reply(self, route: Route, request: ChatRequest, paid: Billed) -> ProviderReply:
         """The first reply to a call: from a provider batch in batch mode, else (or unanswered) online."""
         if serves(route, self._batch_all):
+            _check_images(route, request)
             try:
                 reply = await self._batch_queue().reply(route, request)
             except (BatchItemError, TransientError):
@@ -313,12 +314,7 @@ class Gateway:
         An attempt the provider billed but whose reply was never read whole (`UnreadReplyError`) is retried
         and counted with the answer's usage (`datamill.llm.billing`).
         """
-        if not route.vision and any(m.images for m in request.messages):
-            raise PermanentModelError(
-                f"model {route.name!r} does not accept images (its route has no `vision: true`); "
-                "choose a vision-capable model",
-                status=400,
-            )
+        _check_images(route, request)
         provider, limiter = self._lanes.get(route.name) or self._lane(route)
         health = self._health.get(route.name) or self._route_health(route)
         state = None
@@ -411,6 +407,15 @@ def _normalise(route: Route, request: ChatRequest) -> ChatRequest:
     elif request.thinking_budget is not None:
         return dataclasses.replace(request, thinking_budget=None)
     return request
+
+
+def _check_images(route: Route, request: ChatRequest) -> None:
+    if not route.vision and any(m.images for m in request.messages):
+        raise PermanentModelError(
+            f"model {route.name!r} does not accept images (its route has no `vision: true`); "
+            "choose a vision-capable model",
+            status=400,
+        )
 
 
 def _usable_hit(hit: dict[str, Any], route: Route) -> bool:
