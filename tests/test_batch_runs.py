@@ -180,3 +180,25 @@ def test_an_estimate_of_a_batch_run_is_priced_at_the_batch_discount(
     assert online["cost_usd"] > 0
     assert math.isclose(batched["cost_usd"], online["cost_usd"] * 0.5, rel_tol=1e-9)
     assert len(sim.log) == 0  # an estimate calls nothing
+
+
+def test_the_python_api_runs_in_batch_mode(sim: ProviderSimulator, tmp_path: Path) -> None:
+    import datamill
+    from datamill.services.settings.entry import Settings
+
+    routes = sim.write_routes(tmp_path / "routes.yaml", batch_poll_s=0.1, **PRICES)
+    rows = [{"question": f"How do I reset device {i}?"} for i in range(4)]
+    result = datamill.adapt(
+        rows,
+        prompt="question",
+        recipes="none",
+        model="sim-gemini/m",
+        routes=routes,
+        batch=True,
+        use_cache=False,
+        evaluate=False,
+        settings=Settings(data_dir=tmp_path / "home"),
+    )
+    assert [row["enhanced_completion"][:6] for row in result.data] == ["[sim] "] * 4
+    assert len(sim.log.operations("batch_create")) == 1
+    assert all(e.batch is not None for e in sim.log.answered())

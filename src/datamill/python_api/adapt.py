@@ -157,6 +157,7 @@ async def adapt_async(
     input_format: str | None = None,
     progress: ProgressCallback | None = None,
     use_cache: bool = True,
+    batch: bool = False,
     routes: str | Path | None = None,
     settings: Settings | None = None,
     **request: Any,
@@ -172,7 +173,7 @@ async def adapt_async(
         assert given.path is not None
         out = Path(output) if output is not None else _default_output(given.path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        job = AdaptJob(given.path, out, model, input_format, output_format, use_cache, options)
+        job = AdaptJob(given.path, out, model, input_format, output_format, use_cache, options, batch=batch)
         summary = await _run(job, body, settings, routes, progress)
         return _collect(given, job, summary, keep_files=True)
     if output is not None:
@@ -182,7 +183,8 @@ async def adapt_async(
     with tempfile.TemporaryDirectory(prefix="datamill-") as folder:
         assert given.table is not None
         path = write_input(given.table, Path(folder) / "input.parquet")
-        job = AdaptJob(path, Path(folder) / "output.parquet", model, use_cache=use_cache, options=options)
+        output_path = Path(folder) / "output.parquet"
+        job = AdaptJob(path, output_path, model, use_cache=use_cache, options=options, batch=batch)
         summary = await _run(job, body, settings, routes, progress)
         return _collect(given, job, summary, keep_files=False)
 
@@ -199,6 +201,7 @@ async def estimate_async(
     model: str | None = None,
     input_format: str | None = None,
     use_cache: bool = True,
+    batch: bool = False,
     routes: str | Path | None = None,
     settings: Settings | None = None,
     **request: Any,
@@ -214,9 +217,11 @@ async def estimate_async(
         else:
             assert given.table is not None
             path = write_input(given.table, Path(folder) / "input.parquet")
-        job = AdaptJob(path, Path(folder) / "output.parquet", model, input_format, None, use_cache, options)
+        job = AdaptJob(
+            path, Path(folder) / "output.parquet", model, input_format, None, use_cache, options, batch=batch
+        )
         route_path = Path(routes) if routes is not None else None
-        async with make_gateway(settings, use_cache=use_cache, routes=route_path) as gateway:
+        async with make_gateway(settings, use_cache=use_cache, routes=route_path, batch=batch) as gateway:
             return await estimate_file_async(job, body, settings=settings, gateway=gateway)
 
 
@@ -235,7 +240,7 @@ async def _run(
 ) -> AdaptSummary:
     counters = RunCounters()
     route_path = Path(routes) if routes is not None else None
-    async with make_gateway(settings, use_cache=job.use_cache, routes=route_path) as gateway:
+    async with make_gateway(settings, use_cache=job.use_cache, routes=route_path, batch=job.batch) as gateway:
         work = adapt_file_async(job, body, settings=settings, gateway=gateway, counters=counters)
         return await reporting(work, counters, gateway, progress)
 
