@@ -119,7 +119,7 @@ def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) 
         tuple(flags["seed_paths"]) or None,
         not flags["no_cache"],
         flags["concurrency"],
-        flags["batch"],
+        batch=flags["batch"],
     )
     settings = command_settings()
     summary = event_loop.run(_generate(job, settings, flags.get("routes")), settings.event_loop)

@@ -67,9 +67,9 @@ class GenerateJob:
     seed_paths: tuple[Path, ...] | None = None
     use_cache: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
+    model: str | None = None
     #: Send the model calls through the providers' batch APIs (at their batch discount, answered later).
     batch: bool = False
-    model: str | None = None
 
     def request_body(self) -> dict[str, Any]:
         """The run options in wire form, ``model`` filled in as the generation model."""
