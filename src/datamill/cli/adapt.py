@@ -116,6 +116,17 @@ _adapt_options = [
         help="Share of the query a passage must cover to ground an answer (0.25).",
     ),
     click.option(
+        "--grounding-text-column", help="Field or column of the text in .jsonl/.csv documents (text)."
+    ),
+    click.option(
+        "--grounding-source-column", help="Field or column naming a .jsonl/.csv record's source (a URL)."
+    ),
+    click.option(
+        "--grounding-index",
+        type=click.Path(path_type=Path),
+        help="The grounding index file (default: one per set of documents in the data directory).",
+    ),
+    click.option(
         "--near-dedup/--no-near-dedup", default=None, help="MinHash-LSH near-duplicate removal (on)."
     ),
     click.option(
@@ -215,7 +226,11 @@ def _load_config(path: Path | None) -> RunConfig:
     # Paths in a config are relative to the config file, so a config works from any directory.
     io = {k: str(path.parent / v) if k in ("input", "output", "routes") else v for k, v in config.io.items()}
     docs = tuple(str(path.parent / d) for d in config.options.grounding_docs)
-    return RunConfig(body=config.body, io=io, options=replace(config.options, grounding_docs=docs))
+    index = config.options.grounding_index
+    options = replace(
+        config.options, grounding_docs=docs, grounding_index=str(path.parent / index) if index else None
+    )
+    return RunConfig(body=config.body, io=io, options=options)
 
 
 def _config_path(config: RunConfig, key: str) -> Path | None:

@@ -24,6 +24,8 @@ OPTION_FLAGS = (
     "rephrase_check",
     "grounding_top_k",
     "grounding_min_relevance",
+    "grounding_text_column",
+    "grounding_source_column",
     "evaluate",
     "eval_sample_size",
     "judge_model",
@@ -65,6 +67,8 @@ def options_from_flags(base: RunOptions, flags: dict[str, Any]) -> RunOptions:
     given = {name: flags[name] for name in OPTION_FLAGS if flags.get(name) is not None}
     if flags.get("grounding_docs"):
         given["grounding_docs"] = tuple(str(p) for p in flags["grounding_docs"])
+    if flags.get("grounding_index") is not None:
+        given["grounding_index"] = str(flags["grounding_index"])
     return replace(base, **given)
 
 

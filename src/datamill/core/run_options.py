@@ -10,6 +10,9 @@
 | grounding_docs      | files or folders the local search index is built from          | []      |
 | grounding_top_k     | passages retrieved per row when grounding                      | 3       |
 | grounding_min_relevance | share of the query a passage must cover to be kept (0–1)    | 0.25    |
+| grounding_text_column | field or column of the text in .jsonl/.csv documents          | text    |
+| grounding_source_column | field or column naming a .jsonl/.csv record's source       | none    |
+| grounding_index     | the index file; default: one per set of documents, in DATAMILL_HOME | none |
 | evaluate            | grade a sample before and after, and write the HTML report      | true    |
 | eval_sample_size    | rows judged by the evaluation                                   | 50      |
 | judge_model         | model for judges (pairs, safety, evaluation); default: --model | none    |
@@ -40,6 +43,9 @@ RUN_OPTION_FIELDS = (
     "grounding_docs",
     "grounding_top_k",
     "grounding_min_relevance",
+    "grounding_text_column",
+    "grounding_source_column",
+    "grounding_index",
     "evaluate",
     "eval_sample_size",
     "judge_model",
@@ -57,6 +63,9 @@ class RunOptions:
     grounding_docs: tuple[str, ...] = field(default_factory=tuple)
     grounding_top_k: int = 3
     grounding_min_relevance: float = 0.25
+    grounding_text_column: str = "text"
+    grounding_source_column: str | None = None
+    grounding_index: str | None = None
     evaluate: bool = True
     eval_sample_size: int = 50
     judge_model: str | None = None
@@ -86,7 +95,8 @@ def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Is
         )
     if values.get("grounding_docs") is not None:
         out["grounding_docs"] = read_str_list(values["grounding_docs"], path("grounding_docs"), issues)
-    if values.get("judge_model") is not None:
-        out["judge_model"] = read_str(values["judge_model"], path("judge_model"), issues)
+    for key in ("judge_model", "grounding_text_column", "grounding_source_column", "grounding_index"):
+        if values.get(key) is not None:
+            out[key] = read_str(values[key], path(key), issues)
     merged = {k: v for k, v in out.items() if v is not None}
     return replace(defaults, **merged)  # type: ignore[arg-type]

@@ -39,8 +39,12 @@ async def build_services(
                 "brand_controls.hallucination_mitigation",
                 "grounding needs documents to search: give grounding_docs (--grounding-docs DIR)",
             )
+        index = Path(options.grounding_index) if options.grounding_index else None
         services.search = await LocalFullTextIndex.abuild(
-            [Path(p) for p in options.grounding_docs], _index_path(options.grounding_docs, data_dir)
+            [Path(p) for p in options.grounding_docs],
+            index or _index_path(options.grounding_docs, data_dir),
+            text_column=options.grounding_text_column,
+            source_column=options.grounding_source_column,
         )
     return services, notes
 
