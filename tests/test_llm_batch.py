@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -246,3 +247,35 @@ async def test_a_batch_answer_that_is_not_an_answer_is_asked_again_online(
     assert quirk.batch is not None
     (online,) = [e for e in sim.log.answered() if e.batch is None]
     assert "Question 2:" in online.prompt
+
+
+@pytest.mark.parametrize(
+    ("model", "creates"),
+    [("sim-openai/gpt", 1), ("sim-gemini/pro", 1), ("sim-anthropic/claude", 2)],
+)
+async def test_a_batch_whose_create_went_unrecorded_is_found_by_name_where_the_api_allows(
+    sim: ProviderSimulator, tmp_path: Path, model: str, creates: int
+) -> None:
+    """A process killed after the provider created a batch but before the journal held its id: OpenAI
+    (metadata) and Gemini (displayName) batches are found by name and polled; Anthropic's API has no name to
+    look up, so that batch is submitted again (the documented window)."""
+    sim.batches.delay_s = 0.5
+    journal = tmp_path / "batches.sqlite"
+    requests = _requests(3)
+    first = _gateway(sim)
+    first.use_batches(journal=journal)
+    calls = asyncio.gather(*(first.chat(model, r) for r in requests))
+    while not sim.log.operations("batch_create"):
+        await asyncio.sleep(0.01)
+    calls.cancel()
+    await asyncio.gather(calls, return_exceptions=True)
+    await first.aclose()
+    with sqlite3.connect(journal) as db:  # as if killed before the create call's answer was recorded
+        db.execute("UPDATE batches SET state = 'submitting', remote_id = NULL")
+    second = _gateway(sim)
+    second.use_batches(journal=journal)
+    async with second:
+        texts = await _ask(second, model, requests)
+    assert texts == [f"[sim] Question {i}: name a river." for i in range(3)]
+    assert len(sim.log.operations("batch_create")) == creates
+    assert [e for e in sim.log.answered() if e.batch is None] == []
