@@ -193,3 +193,31 @@ def test_the_top_level_names_are_sorted_and_importable() -> None:
     assert datamill.__all__ == sorted(datamill.__all__)
     for name in datamill.__all__:
         assert getattr(datamill, name) is not None
+
+
+async def test_a_bad_mapping_inside_a_running_loop_raises_in_the_caller(settings: Settings) -> None:
+    with pytest.raises(ValidationError) as caught:
+        datamill.adapt(_rows(), prompt="body", model="fake/test-model", settings=settings, evaluate=False)
+    assert caught.value.issues[0].field.startswith("column_mapping")
+    assert "question" in str(caught.value)  # the columns the data has are listed
+
+
+async def test_the_blocking_call_can_be_cancelled_from_the_caller() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    async def work() -> str:
+        started.set()
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return "done"
+
+    from datamill.python_api.blocking import _Worker
+
+    worker = _Worker(work, "asyncio")
+    worker.start()
+    assert started.wait(10)
+    worker.cancel()
+    worker.join(10)
+    assert not worker.is_alive()
+    with pytest.raises(asyncio.CancelledError):
+        worker.result()
