@@ -42,6 +42,7 @@ def test_the_catalogue_block_runs(
 ) -> None:
     printed = _run(_section_block(SECTIONS[0]), server, tmp_path, monkeypatch)
     assert "local/smollm2-135m-instruct local" in printed
+    assert "['file_search']" in printed
     assert printed[-4:] == ["None []", "None", "3.0 0.0002", "[] []"]
 
 

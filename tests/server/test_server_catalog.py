@@ -86,7 +86,8 @@ def test_tools_and_training_models(srv: RunningServer) -> None:
     client = srv.client()
     tools = client.tools.list()
     assert tools.object == "list"
-    assert tools.data == []
+    (tool,) = tools.data
+    assert (tool.name, tool.type, tool.available) == ("file_search", "file_search", True)
     with pytest.warns(DeprecationWarning, match="deprecated"):  # the SDK marks the old alias so
         assert client.training_models.list().models == []
     assert client.autoscientist.list_models().models == []

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import adaption
 import pytest
-from runs_helpers import FAKE_MODEL, run_settings, runs_server
+from runs_helpers import FAKE_MODEL, MAPPING, run_settings, runs_server, upload
 from server_helpers import error_body, fields_of
 
 from conftest import RunningServer
@@ -217,7 +218,7 @@ def test_bad_requests_name_their_fields(srv: RunningServer) -> None:
             ],
             temperature=3,
             max_output_tokens=0,
-            tools=[{"type": "file_search"}],
+            tools=[{"type": "mcp", "server_label": "crm"}],
             background=True,
         )
     assert fields_of(caught.value) == [
@@ -225,7 +226,7 @@ def test_bad_requests_name_their_fields(srv: RunningServer) -> None:
         "input[1].content[0].type",
         "max_output_tokens",
         "temperature",
-        "tools",
+        "tools[0].type",
         "background",
     ]
     with pytest.raises(adaption.BadRequestError) as unknown:
@@ -244,3 +245,55 @@ def test_a_tenant_without_credits_is_refused_before_any_call(
         srv.client(key=key).responses.create(model=SIM, input="Hi.")
     assert caught.value.status_code == 402
     assert len(sim.log) == 0
+
+
+ROWS = [
+    {"question": "How long should rye sourdough proof?", "answer": "About four hours at room temperature."},
+    {"question": "Which planet has the largest moon?", "answer": "Jupiter, with Ganymede."},
+]
+
+
+def _dataset(client: adaption.Adaption, folder: Path) -> str:
+    return upload(client, folder / "facts.jsonl", ROWS, processing_mode="raw", column_mapping=MAPPING)
+
+
+def test_file_search_gives_the_model_the_rows_that_match(
+    srv: RunningServer, sim: ProviderSimulator, tmp_path: Path
+) -> None:
+    client = srv.client()
+    dataset_id = _dataset(client, tmp_path)
+    response = client.responses.create(
+        model=SIM,
+        input="How long does rye sourdough need to proof?",
+        tools=[{"type": "file_search", "dataset_ids": [dataset_id]}],
+    )
+    call, message = response["output"]
+    assert call["type"] == "file_search_call"
+    assert call["queries"] == ["How long does rye sourdough need to proof?"]
+    (hit,) = call["results"]  # the planet row shares no word with the question
+    assert (hit["file_id"], hit["row"]) == (dataset_id, 0)
+    assert "About four hours" in hit["text"]
+    assert message["content"][0]["text"] == "[sim] How long does rye sourdough need to proof?"
+    system = sim.log.entries[-1].body["messages"][0]
+    assert system["role"] == "system"
+    assert "About four hours at room temperature." in system["content"]
+    assert "Jupiter" not in system["content"]
+    assert response["tools"] == [{"type": "file_search", "dataset_ids": [dataset_id]}]
+
+
+def test_file_search_searches_every_dataset_and_can_be_turned_off(srv: RunningServer, tmp_path: Path) -> None:
+    client = srv.client()
+    dataset_id = _dataset(client, tmp_path)
+    tools = [{"type": "file_search"}]
+    found = client.responses.create(model=FAKE_MODEL, input="Which planet has the largest moon?", tools=tools)
+    assert [r["file_id"] for r in found["output"][0]["results"]] == [dataset_id]
+    off = client.responses.create(model=FAKE_MODEL, input="Which planet?", tools=tools, tool_choice="none")
+    assert [item["type"] for item in off["output"]] == ["message"]
+    events = list(client.responses.create(model=FAKE_MODEL, input="Largest moon?", tools=tools, stream=True))
+    added = [e["item"]["type"] for e in events if e["type"] == "response.output_item.added"]
+    assert added == ["file_search_call", "message"]
+    with pytest.raises(adaption.BadRequestError) as caught:
+        client.responses.create(
+            model=FAKE_MODEL, input="Hi.", tools=[{"type": "file_search", "dataset_ids": ["ds_missing"]}]
+        )
+    assert fields_of(caught.value) == ["tools[0].dataset_ids[0]"]

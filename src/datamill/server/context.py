@@ -19,6 +19,7 @@ from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutpu
 from datamill.services.datasets.publish.service import PublishService
 from datamill.services.datasets.uploads import UploadService
 from datamill.services.datasets.url_import import BackgroundImports, UrlImportService
+from datamill.services.inference.file_search import FileSearch
 from datamill.services.inference.models import ModelCatalog
 from datamill.services.inference.responses import ResponseService
 from datamill.services.settings.entry import Settings
@@ -133,7 +134,11 @@ class ServerContext:
                 lambda run_id: runs.run_location(settings.data_dir, run_id),
             ),
             responses=ResponseService(
-                store, models, lambda: make_gateway(model_settings, use_cache=False), runs.price_table
+                store,
+                models,
+                lambda: make_gateway(model_settings, use_cache=False),
+                runs.price_table,
+                FileSearch(store, outputs),
             ),
             hyperparams=HyperparamAdvisor(DatasetService(store)),
         )

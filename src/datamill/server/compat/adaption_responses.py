@@ -88,6 +88,10 @@ async def _events(service: ResponseService, prepared: PreparedResponse) -> Async
         yield _sse("error", {"statusCode": status, "error": "Model call failed", "message": message})
         return
     for index, item in enumerate(body["output"]):
+        if item["type"] != "message":  # a file_search_call: whole at once
+            yield event("response.output_item.added", output_index=index, item=item)
+            yield event("response.output_item.done", output_index=index, item=item)
+            continue
         yield event("response.output_item.added", output_index=index, item={**item, "content": []})
         for part_index, part in enumerate(item["content"]):
             where = {"item_id": item["id"], "output_index": index, "content_index": part_index}

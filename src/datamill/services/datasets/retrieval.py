@@ -114,3 +114,28 @@ def relevant_rows(
         if len(kept) == limit:
             break
     return kept
+
+
+def search_rows(query: str, pool: Sequence[str], limit: int) -> list[Ranked]:
+    """Up to `limit` pool rows that match the words of `query`, best BM25 score first.
+
+    Raises:
+        ConfigError: this Python's SQLite has no FTS5.
+    """
+    match = build_query(query)
+    if limit <= 0 or not pool or not match:
+        return []
+    conn = sqlite3.connect(":memory:")
+    try:
+        require_fts5(conn)
+        conn.execute(
+            "CREATE VIRTUAL TABLE pool USING fts5(text, tokenize = 'porter unicode61 remove_diacritics 2')"
+        )
+        conn.executemany("INSERT INTO pool(rowid, text) VALUES (?, ?)", ((i, t) for i, t in enumerate(pool)))
+        found = conn.execute(
+            "SELECT rowid, -bm25(pool) FROM pool WHERE pool MATCH ? ORDER BY bm25(pool) LIMIT ?",
+            (match, limit),
+        )
+        return [Ranked(rowid, score) for rowid, score in found]
+    finally:
+        conn.close()

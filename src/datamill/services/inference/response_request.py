@@ -4,10 +4,12 @@ Accepted: ``model`` (required: a model the server routes), ``input`` (a string, 
 ``{role: user|assistant|system|developer, content}`` whose content is a string or a list of text parts
 ``{type: input_text|output_text|text, text}``; ``type: "message"`` items replayed from an earlier response
 are messages too), ``instructions``, ``max_output_tokens`` (1 to 1,000,000), ``temperature`` (0 to 2),
-``stream``, ``store`` (default false), ``previous_response_id``, ``tool_choice`` ``auto`` or ``none``, and
-``max_tool_calls``. Refused with a reason: ``tools`` (the server runs none: ``GET /api/v1/tools``), a
-``tool_choice`` naming a function, ``background: true``, ``agentic_memory: true``, ``stack:`` models, and
-input parts that are not text (images, files, tool calls).
+``stream``, ``store`` (default false), ``previous_response_id``, ``tool_choice``, ``max_tool_calls``, and
+``tools`` holding one ``{type: file_search, dataset_ids?}`` (`file_search`; a ``tool_choice`` of ``none``,
+or ``max_tool_calls: 0``, turns it off; ``required`` and ``{type: function, name: file_search}`` keep it
+on). Refused with a reason: any other tool (the server runs
+no MCP servers), ``background: true``, ``agentic_memory: true``, ``stack:`` models, and input parts that are
+not text (images, files, tool calls).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class InputMessage:
 
 
 @dataclass(frozen=True)
+class FileSearchTool:
+    """The ``file_search`` tool of a request: the datasets it searches (None: all) and where it was given."""
+
+    dataset_ids: list[str] | None
+    field: str
+
+
+@dataclass(frozen=True)
 class ResponseRequest:
     model: str
     messages: tuple[InputMessage, ...]
@@ -43,6 +53,7 @@ class ResponseRequest:
     store: bool = False
     previous_response_id: str | None = None
     tool_choice: str = "auto"
+    file_search: FileSearchTool | None = None
 
 
 def _flag(body: Mapping[str, Any], field: str, issues: list[Issue], default: bool = False) -> bool:
@@ -142,15 +153,14 @@ def parse_response_request(body: Any) -> ResponseRequest:
     previous = body.get("previous_response_id")
     if previous is not None and (not isinstance(previous, str) or not previous):
         issues.append(Issue("previous_response_id", "must be the id of a stored response"))
-    if body.get("tools"):
-        issues.append(
-            Issue("tools", "this server runs no tools (GET /api/v1/tools lists them): leave tools out")
-        )
+    file_search = _tools(body.get("tools"), issues)
     tool_choice = body.get("tool_choice", "auto")
-    if tool_choice is None:
+    if tool_choice in (None, "required", {"type": "function", "name": "file_search"}):
         tool_choice = "auto"
     if tool_choice not in ("auto", "none"):
-        issues.append(Issue("tool_choice", "must be 'auto' or 'none': this server runs no tools"))
+        issues.append(
+            Issue("tool_choice", "must be auto, none, required or {type: function, name: file_search}")
+        )
     max_tool_calls = body.get("max_tool_calls")
     if max_tool_calls is not None and (
         isinstance(max_tool_calls, bool) or not isinstance(max_tool_calls, int) or max_tool_calls < 0
@@ -174,4 +184,32 @@ def parse_response_request(body: Any) -> ResponseRequest:
         store=store,
         previous_response_id=previous,
         tool_choice=str(tool_choice),
+        file_search=None if tool_choice == "none" or max_tool_calls == 0 else file_search,
     )
+
+
+def _tools(value: Any, issues: list[Issue]) -> FileSearchTool | None:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        issues.append(Issue("tools", "must be a list of tools"))
+        return None
+    found: FileSearchTool | None = None
+    for i, tool in enumerate(value):
+        kind = tool.get("type") if isinstance(tool, Mapping) else None
+        if kind != "file_search":
+            issues.append(
+                Issue(f"tools[{i}].type", "only file_search is supported: this server runs no MCP servers")
+            )
+            continue
+        if found is not None:
+            issues.append(Issue(f"tools[{i}]", "give file_search once"))
+            continue
+        ids = tool.get("dataset_ids")
+        if ids is not None and (
+            not isinstance(ids, list) or not ids or not all(isinstance(d, str) and d for d in ids)
+        ):
+            issues.append(Issue(f"tools[{i}].dataset_ids", "must be a non-empty list of dataset ids"))
+            continue
+        found = FileSearchTool(list(ids) if ids is not None else None, f"tools[{i}].dataset_ids")
+    return found

@@ -3,7 +3,8 @@
 `ResponseService.prepare` checks the request (`response_request`), the tenant's credits and the model, and
 gathers the conversation: the chain of stored responses ``previous_response_id`` names (each one's input
 and output, oldest first; not their instructions), then this request's input. ``instructions`` and every
-``system``/``developer`` message become one system message at the start. `ResponseService.answer` makes the
+``system``/``developer`` message become one system message at the start, with the rows the ``file_search``
+tool found when the request lists it (`file_search`). `ResponseService.answer` makes the
 call through the gateway (no response cache: two equal requests get two answers) and builds the response
 object. What the model sends back decides its status:
 
@@ -47,6 +48,7 @@ from datamill.llm.gateway import Gateway
 from datamill.llm.types import ChatRequest, Message, Usage
 from datamill.services.adaptation.launch import InsufficientCreditsError
 from datamill.services.errors import NotFoundError
+from datamill.services.inference.file_search import FileSearch, SearchHit, grounding_text
 from datamill.services.inference.models import ModelCatalog
 from datamill.services.inference.response_request import InputMessage, ResponseRequest, parse_response_request
 from datamill.store import Store, utcnow
@@ -83,13 +85,19 @@ class PreparedResponse:
     conversation: tuple[Message, ...]
     input_items: list[dict[str, Any]]
     created_at: int
+    search: tuple[str, list[SearchHit]] | None = None
 
 
 class ResponseService:
     """Creates, stores, reads and deletes responses; see the module docstring."""
 
     def __init__(
-        self, store: Store, models: ModelCatalog, gateway_factory: Callable[[], Gateway], prices: PriceTable
+        self,
+        store: Store,
+        models: ModelCatalog,
+        gateway_factory: Callable[[], Gateway],
+        prices: PriceTable,
+        file_search: FileSearch,
     ) -> None:
         self._store, self._models, self._gateway_factory, self._prices = (
             store,
@@ -97,6 +105,7 @@ class ResponseService:
             gateway_factory,
             prices,
         )
+        self._file_search = file_search
 
     def prepare(self, tenant_id: str, body: Any) -> PreparedResponse:
         """Check a create request and gather its conversation (blocking: it reads the database).
@@ -131,9 +140,19 @@ class ResponseService:
         ]
         if not turns:
             raise ValidationError.of("input", "must hold at least one user or assistant message")
+        search = None
+        if request.file_search is not None:
+            tool = request.file_search
+            views = self._file_search.views(tenant_id, tool.dataset_ids, tool.field)
+            query = next((m.text for m in reversed(request.messages) if m.role == "user"), turns[-1].content)
+            hits = self._file_search.search(views, query)
+            search = (query, hits)
+            system.append(grounding_text(hits))
         conversation = ([Message(role="system", content="\n\n".join(system))] if system else []) + turns
         created = int(dt.datetime.now(dt.UTC).timestamp())
-        return PreparedResponse(new_id("resp"), tenant_id, request, tuple(conversation), items, created)
+        return PreparedResponse(
+            new_id("resp"), tenant_id, request, tuple(conversation), items, created, search
+        )
 
     def _history(self, session: Any, tenant_id: str, response_id: str | None) -> list[Message]:
         turns: list[Message] = []
@@ -293,6 +312,20 @@ def _response_body(
 ) -> dict[str, Any]:
     request = prepared.request
     output: list[dict[str, Any]] = []
+    tools: list[dict[str, Any]] = []
+    if request.file_search is not None:
+        tools.append({"type": "file_search", "dataset_ids": request.file_search.dataset_ids})
+    if prepared.search is not None:
+        query, hits = prepared.search
+        output.append(
+            {
+                "id": new_id("fs"),
+                "type": "file_search_call",
+                "status": "completed",
+                "queries": [query],
+                "results": [hit.to_dict() for hit in hits],
+            }
+        )
     if outcome.text is not None or outcome.refusal is not None:
         part = (
             {"type": "output_text", "text": outcome.text, "annotations": []}
@@ -319,7 +352,7 @@ def _response_body(
         "temperature": request.temperature,
         "previous_response_id": request.previous_response_id,
         "store": request.store,
-        "tools": [],
+        "tools": tools,
         "tool_choice": request.tool_choice,
         "output": output,
         "output_text": outcome.text or "",

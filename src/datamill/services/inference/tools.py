@@ -2,7 +2,8 @@
 
 Each entry has the wire's shape (``server_label``, ``type``, ``name``, ``description``, ``auth``, ``mode``,
 ``default_require_approval``, ``required_scope``, ``available``, ``unavailable_reason``). datamill runs no
-MCP servers, so the list holds only the tools built into its responses endpoint.
+MCP servers, so the list holds only the tools built into its responses endpoint: ``file_search``
+(`datamill.services.inference.file_search`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ class ToolEntry:
 
 
 #: The tools the responses endpoint runs itself.
-TOOLS: tuple[ToolEntry, ...] = ()
+TOOLS: tuple[ToolEntry, ...] = (
+    ToolEntry(
+        server_label="datamill",
+        type="file_search",
+        name="file_search",
+        description="Full-text search over the rows of your datasets; the best matches ground the answer.",
+    ),
+)
 
 
 def list_tools() -> list[ToolEntry]:
