@@ -4,12 +4,15 @@ previous_response_id, refusals, cuts, empty replies, provider errors, credits an
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import adaption
+import httpx
 import pytest
 from runs_helpers import FAKE_MODEL, MAPPING, run_settings, runs_server, upload
 from server_helpers import error_body, fields_of
@@ -297,3 +300,25 @@ def test_file_search_searches_every_dataset_and_can_be_turned_off(srv: RunningSe
             model=FAKE_MODEL, input="Hi.", tools=[{"type": "file_search", "dataset_ids": ["ds_missing"]}]
         )
     assert fields_of(caught.value) == ["tools[0].dataset_ids[0]"]
+
+
+def test_a_client_that_leaves_mid_stream_still_gets_its_call_finished_and_stored(
+    srv: RunningServer, sim: ProviderSimulator
+) -> None:
+    sim.set("slow_first_byte", 1.0)  # the model answers after a second: the client is gone by then
+    client = srv.client()
+    body = {"model": SIM, "input": "Tell me about tides.", "stream": True, "store": True}
+    headers = {"Authorization": f"Bearer {client.api_key}"}
+    with httpx.stream("POST", f"{srv.base_url}/api/v1/responses", json=body, headers=headers) as streamed:
+        first = next(line for line in streamed.iter_lines() if line.startswith("data: "))
+    response_id = json.loads(first.removeprefix("data: "))["response"]["id"]
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            stored = client.responses.retrieve(response_id)
+            break
+        except adaption.NotFoundError:
+            assert time.monotonic() < deadline, "the call was not finished after the client left"
+            time.sleep(0.1)
+    assert stored["output_text"] == "[sim] Tell me about tides."
+    assert stored["billing"]["cost_usd"] > 0

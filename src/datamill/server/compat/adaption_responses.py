@@ -7,12 +7,14 @@ answered, ``response.output_item.added``, ``response.content_part.added``, ``res
 ``response.output_item.done`` and ``response.completed`` (``response.incomplete`` or ``response.failed``
 for such a status), each ``event: <type>`` with a JSON ``data:`` line, and last ``data: [DONE]``. The
 provider's reply is read whole before it is streamed: datamill checks every reply (refusals, cuts) before
-anything of it is sent. A call the provider could not serve answers 429 (rate limited, with
+anything of it is sent. A client that leaves mid-stream does not stop the call: it is finished, charged
+and (with ``store: true``) stored. A call the provider could not serve answers 429 (rate limited, with
 ``retry-after``) or 502, or in a stream an ``error`` event with the same JSON body.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -33,6 +35,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 #: Characters of answer text per ``response.output_text.delta`` event.
 DELTA_CHARS = 64
 MAX_LIMIT = 100
+#: Streamed calls still running; kept referenced so that they finish after a client leaves.
+_IN_FLIGHT: set[asyncio.Future[dict[str, Any]]] = set()
 
 router = APIRouter(tags=["responses"], responses=_ERRORS)
 
@@ -80,8 +84,12 @@ async def _events(service: ResponseService, prepared: PreparedResponse) -> Async
         "status": "in_progress",
     }
     yield event("response.created", response={**shell, "model": prepared.request.model, "output": []})
+    # Shielded: a client that disconnects mid-stream does not cancel the call, which is still charged.
+    task = asyncio.ensure_future(service.answer(prepared))
+    _IN_FLIGHT.add(task)
+    task.add_done_callback(_IN_FLIGHT.discard)
     try:
-        body = await service.answer(prepared)
+        body = await asyncio.shield(task)
     except ModelError as exc:
         status, _ = _model_error(exc)
         message = f"the model call failed: {exc}"
