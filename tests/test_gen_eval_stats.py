@@ -50,9 +50,10 @@ _WRITTEN = re.compile(r"(\w+)=(\w+)")
 
 def echo(route: Route, request: ChatRequest) -> str:
     """Drafts state the values asked for; the judge reads them back from the sample."""
-    prompt = request.messages[-1].content if request.json_schema is None else request.messages[1].content
     if request.json_schema is None:
+        prompt = request.messages[-1].content
         return "A review. " + "; ".join(f"{k}={v}" for k, v in _ASKED.findall(prompt))
+    prompt = next(m.content for m in reversed(request.messages) if "Sample:" in m.content)
     sample = prompt.split("Sample:", 1)[1]
     return json.dumps(dict(_WRITTEN.findall(sample)))
 
