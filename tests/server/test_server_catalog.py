@@ -101,6 +101,9 @@ def test_autoscientist_lists_no_runs_and_checks_its_query(srv: RunningServer, tm
     assert fields_of(caught.value) == ["limit"]
     with pytest.raises(adaption.NotFoundError):
         client.autoscientist.list(dataset_id="ds_missing")
+    theirs = upload(srv.client(), tmp_path / "theirs.csv", qa_rows(2))
+    with pytest.raises(adaption.NotFoundError):  # another tenant's dataset, like an unknown one
+        client.autoscientist.list(dataset_id=theirs)
     with pytest.raises(adaption.BadRequestError) as bad_cursor:
         client.autoscientist.list(cursor="zzz")
     assert fields_of(bad_cursor.value) == ["cursor"]

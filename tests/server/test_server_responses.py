@@ -295,11 +295,10 @@ def test_file_search_searches_every_dataset_and_can_be_turned_off(srv: RunningSe
     events = list(client.responses.create(model=FAKE_MODEL, input="Largest moon?", tools=tools, stream=True))
     added = [e["item"]["type"] for e in events if e["type"] == "response.output_item.added"]
     assert added == ["file_search_call", "message"]
-    with pytest.raises(adaption.BadRequestError) as caught:
+    with pytest.raises(adaption.NotFoundError):  # like another tenant's dataset
         client.responses.create(
             model=FAKE_MODEL, input="Hi.", tools=[{"type": "file_search", "dataset_ids": ["ds_missing"]}]
         )
-    assert fields_of(caught.value) == ["tools[0].dataset_ids[0]"]
 
 
 def test_a_client_that_leaves_mid_stream_still_gets_its_call_finished_and_stored(

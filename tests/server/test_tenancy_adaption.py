@@ -41,6 +41,13 @@ NO_TENANT_IDS = {
     ("POST", "/api/v1/datasets"),
     ("POST", "/api/v1/datasets/upload/initiate"),
     ("POST", "/api/v1/datasets/upload/initiate-batch"),
+    ("GET", "/api/v1/datasets/invent/domains"),
+    ("GET", "/api/v1/models"),
+    ("GET", "/api/v1/tools"),
+    ("GET", "/api/v1/training-models"),
+    ("GET", "/api/v1/autoscientist/models"),
+    # Lists no runs; its dataset_id query is checked for the tenant in test_server_catalog.
+    ("GET", "/api/v1/autoscientist"),
 }
 
 #: Bodies of the routes with ids in their path: valid, so that the tenant check is what answers.
@@ -51,6 +58,7 @@ PATH_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/datasets/{dataset_id}/adapt"): {"column_mapping": MAPPING},
     ("POST", "/api/v1/datasets/{dataset_id}/run"): {"column_mapping": MAPPING},
     ("POST", "/api/v1/datasets/{dataset_id}/translate"): {"sample_rate": 0.5, "languages": ["es"]},
+    ("POST", "/api/v1/datasets/{dataset_id}/augment"): {"domain_rows": 1},
     ("POST", "/api/v1/datasets/{dataset_id}/localize"): {
         "sample_rate": 0.5,
         "pairs": [{"country": "MX", "language": "es"}],
@@ -94,7 +102,13 @@ def _make_tenant(server: RunningServer, tmp: Path, name: str) -> Tenant:
     dataset_id = upload(sdk, tmp / f"{MARKER}-{name}.csv", rows)
     sdk.datasets.adapt(dataset_id, column_mapping=MAPPING)
     assert wait_done(sdk, dataset_id).status == "succeeded"
-    tenant = Tenant(key, sdk, {"dataset_id": dataset_id, "custom_eval_id": _custom_eval(sdk, dataset_id)})
+    stored = sdk.responses.create(model="fake/judge", input=MARKER, store=True)
+    ids = {
+        "dataset_id": dataset_id,
+        "custom_eval_id": _custom_eval(sdk, dataset_id),
+        "response_id": stored["id"],
+    }
+    tenant = Tenant(key, sdk, ids)
     with _http(server, key) as http:
         single = http.post(
             f"{PREFIX}/datasets/upload/initiate",
@@ -174,6 +188,18 @@ IDS_IN_BODY: dict[tuple[str, str], tuple[Callable[[World], dict[str, Any]], Call
         lambda w: {"dataset_ids": [w.b.ids["dataset_id"], w.a.ids["dataset_id"]]},
         _only_a_missing,
     ),
+    ("POST", "/api/v1/autoscientist/recommend-hyperparams"): (
+        lambda w: {"dataset_id": w.a.ids["dataset_id"]},
+        None,
+    ),
+    ("POST", "/api/v1/responses"): (
+        lambda w: {
+            "model": "fake/judge",
+            "input": "What do you know?",
+            "tools": [{"type": "file_search", "dataset_ids": [w.b.ids["dataset_id"], w.a.ids["dataset_id"]]}],
+        },
+        None,
+    ),
 }
 
 
@@ -240,6 +266,7 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
     assert not list((world.server.settings.data_dir.parent / "published").glob("**/*"))
     assert len(sdk.datasets.download(ids["dataset_id"], file_format="jsonl").text().splitlines()) == 6
     assert sdk.datasets.custom_evals.get(ids["custom_eval_id"], dataset_id=ids["dataset_id"]).name == MARKER
+    assert sdk.responses.retrieve(ids["response_id"])["id"] == ids["response_id"]
     with _http(world.server, world.a.key) as http:
         assert http.post(f"{PREFIX}/datasets/upload/complete", json=_single_body(world.a)).status_code == 200
         assert (

@@ -7,7 +7,7 @@ been read, newest first, up to `MAX_DATASETS`; `MAX_ROWS` rows in all), each row
 columns joined, and the `TOP_K` best by full-text relevance (SQLite FTS5, BM25) are given to the model in
 the system message, each with its dataset and row number. The answer's ``output`` starts with a
 ``file_search_call`` item listing the query and these results. A dataset id the tenant does not have answers
-400 naming it.
+404, as it does everywhere.
 """
 
 from __future__ import annotations
@@ -18,11 +18,9 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import select
 
-from datamill.core.errors import ValidationError
 from datamill.services.datasets.catalog import DatasetService, DatasetView
 from datamill.services.datasets.output import DatasetOutputs
 from datamill.services.datasets.retrieval import search_rows
-from datamill.services.errors import NotFoundError
 from datamill.store import Dataset, Store
 
 MAX_DATASETS = 50
@@ -58,19 +56,14 @@ class FileSearch:
         self._store, self._outputs = store, outputs
         self._datasets = DatasetService(store)
 
-    def views(self, tenant_id: str, dataset_ids: list[str] | None, field: str) -> list[DatasetView]:
+    def views(self, tenant_id: str, dataset_ids: list[str] | None) -> list[DatasetView]:
         """The datasets a search reads.
 
         Raises:
-            ValidationError: an id that is not one of the tenant's datasets, naming ``<field>[<i>]``.
+            NotFoundError: an id that is not one of the tenant's datasets (404, as everywhere).
         """
         if dataset_ids is not None:
-            views = []
-            for i, dataset_id in enumerate(dataset_ids):
-                try:
-                    views.append(self._datasets.get(tenant_id, dataset_id))
-                except NotFoundError:
-                    raise ValidationError.of(f"{field}[{i}]", f"no dataset {dataset_id!r}") from None
+            views = [self._datasets.get(tenant_id, dataset_id) for dataset_id in dataset_ids]
             return [v for v in views if v.row_count is not None]
         with self._store.session() as session:
             rows = session.scalars(

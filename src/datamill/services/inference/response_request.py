@@ -36,10 +36,9 @@ class InputMessage:
 
 @dataclass(frozen=True)
 class FileSearchTool:
-    """The ``file_search`` tool of a request: the datasets it searches (None: all) and where it was given."""
+    """The ``file_search`` tool of a request: the datasets it searches (None: all)."""
 
     dataset_ids: list[str] | None
-    field: str
 
 
 @dataclass(frozen=True)
@@ -211,5 +210,5 @@ def _tools(value: Any, issues: list[Issue]) -> FileSearchTool | None:
         ):
             issues.append(Issue(f"tools[{i}].dataset_ids", "must be a non-empty list of dataset ids"))
             continue
-        found = FileSearchTool(list(ids) if ids is not None else None, f"tools[{i}].dataset_ids")
+        found = FileSearchTool(list(ids) if ids is not None else None)
     return found

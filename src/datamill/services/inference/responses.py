@@ -113,6 +113,7 @@ class ResponseService:
         Raises:
             ValidationError: a bad body, a model the server does not route, or a ``previous_response_id``
                 not stored (400).
+            NotFoundError: a ``file_search`` dataset id the tenant does not have (404).
             NoCreditsError: the tenant has no credits left (402).
         """
         request = parse_response_request(body)
@@ -143,7 +144,7 @@ class ResponseService:
         search = None
         if request.file_search is not None:
             tool = request.file_search
-            views = self._file_search.views(tenant_id, tool.dataset_ids, tool.field)
+            views = self._file_search.views(tenant_id, tool.dataset_ids)
             query = next((m.text for m in reversed(request.messages) if m.role == "user"), turns[-1].content)
             hits = self._file_search.search(views, query)
             search = (query, hits)
