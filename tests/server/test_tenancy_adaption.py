@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import adaption
 import httpx
@@ -29,6 +29,7 @@ from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
 
 from conftest import RunningServer
 from datamill.server import create_app
+from datamill.server.signing import UPLOAD
 from route_walk import api_routes, fill, id_variants, path_params
 
 PREFIX = "/api/v1"
@@ -281,7 +282,8 @@ def test_an_upload_link_of_one_tenant_cannot_be_turned_into_another(world: World
     assert httpx.put(forged, content=CSV).status_code == 403
     upload_id = b_link.path.rsplit("/", 1)[-1]
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
-    expired = urlunsplit(b_link._replace(query=world.server.context.signer.query(upload_id, past)))
+    token = world.server.context.signer.sign(UPLOAD, {"upload_id": upload_id}, past)
+    expired = urlunsplit(b_link._replace(query=urlencode({"token": token})))
     assert httpx.put(expired, content=CSV).status_code == 403
     assert httpx.put(world.b.upload_url, content=CSV).status_code == 200
 
