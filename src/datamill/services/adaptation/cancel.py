@@ -70,9 +70,9 @@ class RunCanceller:
                 "quality": None,
                 "raw_results": {"reason": CANCELLED_MESSAGE},
             }
-            refund = float(run.credits_reserved or 0.0) - used
+            # `cancel_job` gave the whole reservation back; what was produced is charged now.
             session.execute(
-                update(Tenant).where(Tenant.id == tenant_id).values(credits=Tenant.credits + refund)
+                update(Tenant).where(Tenant.id == tenant_id).values(credits=Tenant.credits - used)
             )
             dataset = session.get(Dataset, run.dataset_id) if run.dataset_id is not None else None
             if dataset is not None and dataset.run_id == run.id:
