@@ -11,6 +11,11 @@ declares the same budgets. Each scenario makes calls of varied prompt lengths at
   divided by the budget's rate it is the share of the budget used;
 - the share of requests answered 429, from the simulator's own count.
 
+A last scenario (``retry_after``) measures what one 429 costs the other calls: no budget, but 1% of requests
+answered 429 with ``Retry-After: 20`` (real seconds, not scaled). The calls that were refused wait their 20 s;
+the others should finish as if nothing happened. It reports when the last call that was never refused
+finished, against the same calls with no 429 at all.
+
 **Time is scaled**: the budgets' window is ``--window`` seconds (default 6) instead of a minute, and the
 latency is scaled alike, so ten windows take a minute. The route declares the budgets per real minute (the
 simulator's budget times 60 / window), which is what the simulator enforces in real time. Usage::
@@ -45,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
-    scenarios = {f"C={c}": _scenario(args, c) for c in args.concurrency}
+    scenarios = {} if args.only_retry_after else {f"C={c}": _scenario(args, c) for c in args.concurrency}
+    if not args.skip_retry_after:
+        scenarios["retry_after"] = _retry_after(args)
     result = {
         "benchmark": "token_limits",
         "run_at": started,
@@ -76,6 +83,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--window", type=float, default=6.0, help="the budgets' window in seconds")
     parser.add_argument("--windows", type=float, default=10.0, help="run length in windows (sets the calls)")
     parser.add_argument("--latency", type=float, default=0.2, help="simulator latency in seconds")
+    parser.add_argument("--skip-retry-after", action="store_true", help="skip the 1%% 429 scenario")
+    parser.add_argument("--only-retry-after", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -157,6 +166,63 @@ async def _client(args: argparse.Namespace, base: str, concurrency: int) -> dict
     }
 
 
+def _retry_after(args: argparse.Namespace) -> dict[str, Any]:
+    """5,000 calls at C=256 with no 429, then with 1% of them refused with ``Retry-After: 20``."""
+    out: dict[str, Any] = {}
+    for rate in (0.0, 0.01):
+        port = free_port()
+        cmd = [sys.executable, "-m", "datamill.llm.simulator", "--port", str(port)]
+        cmd += [
+            "--latency",
+            str(args.latency),
+            "--rate",
+            f"rate_limit={rate}",
+            "--retry-after",
+            "20",
+            "--seed",
+            "3",
+        ]
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            _wait_up(base, proc)
+            out["clean" if rate == 0 else "one_percent_429"] = asyncio.run(_finish_times(base))
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    clean, hit = out["clean"], out["one_percent_429"]
+    out["slowdown_of_calls_never_refused"] = hit["last_unrefused_s"] / clean["last_unrefused_s"]
+    print(f"  retry_after: x{out['slowdown_of_calls_never_refused']:.2f} for the others", file=sys.stderr)
+    return out
+
+
+async def _finish_times(base: str) -> dict[str, Any]:
+    from datamill.llm.gateway import Gateway
+    from datamill.llm.routing import Routing
+    from datamill.llm.types import ChatRequest, Message
+
+    route = {"provider": "openai", "base_url": base + "/v1", "api_key_env": None, "max_concurrency": 256}
+    routing = Routing.from_dict({"routes": {"sim-openai/*": route}})
+    finished: list[tuple[float, float]] = []
+    async with Gateway(routing) as gateway:
+        started = time.perf_counter()
+
+        async def call(i: int) -> None:
+            result = await gateway.chat(MODEL, ChatRequest((Message("user", f"row {i}"),), max_tokens=50))
+            finished.append((time.perf_counter() - started, result.latency_s))
+
+        await asyncio.gather(*(call(i) for i in range(5000)))
+        limiter = gateway.limiter(MODEL)
+    unrefused = [at for at, latency in finished if latency < 20]
+    return {
+        "calls": len(finished),
+        "refused_calls": len(finished) - len(unrefused),
+        "wall_s": max(at for at, _ in finished),
+        "last_unrefused_s": max(unrefused),
+        "limiter_pauses": limiter.pauses,
+    }
+
+
 def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -183,10 +249,24 @@ def _markdown(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in result["scenarios"].items():
+        if name == "retry_after":
+            continue
         lines.append(
             f"| {name} | {s['calls']} | {s['wall_s']:.1f} | {s['share_of_token_budget']:.3f} "
             f"| {s['share_of_request_budget']:.3f} | {s['sim_429s']} | {s['share_429']:.4f} |"
         )
+    retry = result["scenarios"].get("retry_after")
+    if retry:
+        clean, hit = retry["clean"], retry["one_percent_429"]
+        unrefused = hit["calls"] - hit["refused_calls"]
+        lines += [
+            "",
+            f"1% of 5,000 calls answered 429 with Retry-After 20 s (C=256, no budget): the {unrefused} "
+            f"calls never refused finished by {hit['last_unrefused_s']:.1f} s "
+            f"(×{retry['slowdown_of_calls_never_refused']:.2f} of the {clean['last_unrefused_s']:.1f} s "
+            f"with no 429); the {hit['refused_calls']} refused ones by {hit['wall_s']:.1f} s; "
+            f"{hit['limiter_pauses']} pauses of the whole model.",
+        ]
     return "\n".join(lines)
 
 

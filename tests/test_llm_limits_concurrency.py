@@ -4,10 +4,13 @@ import pytest
 
 from datamill.llm.fake_server import FakeOpenAIServer
 from datamill.llm.gateway import Gateway
-from datamill.llm.limits.concurrency import STREAK_TO_PAUSE, AdaptiveLimiter
+from datamill.llm.limits.concurrency import AdaptiveLimiter
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Message
+
+#: 429s in a row, from none, that pause the key (a moving average of 1/16 passing one half).
+REFUSALS_TO_PAUSE = 11
 
 
 async def _spin() -> None:
@@ -148,10 +151,11 @@ async def test_one_429_with_retry_after_holds_back_no_other_call() -> None:
 
 async def test_429s_in_a_row_pause_the_key_then_it_resumes() -> None:
     limiter = AdaptiveLimiter(4)
-    tickets = [await limiter.acquire() for _ in range(STREAK_TO_PAUSE)]
-    for ticket in tickets:
-        limiter.release_rate_limited(ticket, 0.05)
+    for _ in range(REFUSALS_TO_PAUSE - 1):
+        limiter.release_rate_limited(await limiter.acquire(), 0.05)
+    assert not limiter.paused
 
+    limiter.release_rate_limited(await limiter.acquire(), 0.05)
     assert limiter.paused
     assert limiter.pauses == 1
     blocked = asyncio.create_task(limiter.acquire())
@@ -163,27 +167,30 @@ async def test_429s_in_a_row_pause_the_key_then_it_resumes() -> None:
     assert limiter.in_flight == 1
 
 
-async def test_a_success_between_429s_breaks_the_streak() -> None:
+async def test_chance_429s_among_successes_never_pause_the_key() -> None:
     limiter = AdaptiveLimiter(8)
-    for _ in range(3):
-        for _ in range(STREAK_TO_PAUSE - 1):
-            limiter.release_rate_limited(await limiter.acquire(), 30.0)
-        limiter.release_ok(await limiter.acquire())
+    for _ in range(50):
+        limiter.release_rate_limited(await limiter.acquire(), 30.0)
+        for _ in range(3):
+            limiter.release_ok(await limiter.acquire())
 
     assert not limiter.paused
     assert limiter.pauses == 0
 
 
-async def test_a_later_retry_after_extends_the_pause() -> None:
-    limiter = AdaptiveLimiter(8)
-    tickets = [await limiter.acquire() for _ in range(STREAK_TO_PAUSE + 1)]
-    for ticket in tickets[:-1]:
-        limiter.release_rate_limited(ticket, 0.01)
-    limiter.release_rate_limited(tickets[-1], 30.0)
+async def test_refusals_that_go_on_after_a_pause_extend_it() -> None:
+    limiter = AdaptiveLimiter(65536, start=65536)  # room for the held calls after every halving
+    held = [await limiter.acquire() for _ in range(8)]
+    for _ in range(REFUSALS_TO_PAUSE):
+        limiter.release_rate_limited(await limiter.acquire(), 0.01)
+    assert limiter.pauses == 1
+    for ticket in held:  # the calls in flight are refused too, with a longer Retry-After
+        limiter.release_rate_limited(ticket, 30.0)
     blocked = asyncio.create_task(limiter.acquire())
 
     await asyncio.sleep(0.1)  # the first pause is long over; the second still holds
 
+    assert limiter.pauses == 2
     assert not blocked.done()
     assert limiter.paused
     blocked.cancel()

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 #: The share of a budget paced to. A provider counting over a sliding window frees each call's units a
 #: minute after it, all at once, where a bucket refills steadily: with calls of varied sizes the steady pace
-#: can run a call or two ahead of the window. Two percent below the budget keeps it inside (measured in
-#: ``bench/token_limits.py``: at the full budget 2.6% of requests were refused).
+#: can run a call or two ahead of the window. Two percent below the budget keeps it inside (on the provider
+#: simulator, pacing at the full budget had 2.6% of requests refused; at 98%, under 0.5%).
 HEADROOM = 0.98
 
 

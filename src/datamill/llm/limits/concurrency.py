@@ -10,10 +10,13 @@
   known budgets and the 429 is about one of them (its headers show the budget spent, or it has none), the
   buckets are lowered instead: the budget, not the number of calls in flight, is what ran out.
 - A 429 slows only what it must: the call that got it waits its ``Retry-After`` before it is retried (the
-  gateway's retry policy), the budgets it reports lower the buckets, and the other calls go on. Only
-  `STREAK_TO_PAUSE` 429s in a row, with no success between them, pause the whole key for the last
-  ``Retry-After`` (the provider is refusing everything: more calls would only be refused too, and where
-  refusals count against the budget they would dig the hole deeper).
+  gateway's retry policy), the budgets it reports lower the buckets, and the other calls go on. Only when
+  most answers are 429s (a moving average over about the last 16 answers passes `PAUSE_AT_REFUSED`: 11 in a
+  row from none) is the whole key paused for the last ``Retry-After``: the provider is refusing everything,
+  more calls would only be refused too, and where refusals count against the budget they would dig the hole
+  deeper. A count of 429s in a row would not do: a provider answers a 429 at once and a success after the
+  model's latency, so a few chance 429s of one burst of calls come back in a row (1% of 429s with a 20 s
+  ``Retry-After`` paused a 5,000-call run three times, ``bench/token_limits.py``).
 - Fast recovery to the last level that held: a 429 means the provider held at least the requests the client
   still has in flight, so after a decrease the limiter remembers the fewest requests left in flight when a
   429 of that burst came back (``recover_to``) and regrows to it at +1 per success (slow start, one round
@@ -48,9 +51,11 @@ from datamill.llm.types import ChatRequest, RateLimits, Usage
 OUTPUT_COUNTED = frozenset({"anthropic"})
 #: Calls the first round trip may send.
 INITIAL_WINDOW = 32
-#: 429s in a row (no success between them) that pause the whole key.
-STREAK_TO_PAUSE = 3
-#: The pause after such a streak when the provider gave no ``Retry-After``.
+#: The moving average of 429s among answers at which the whole key pauses.
+PAUSE_AT_REFUSED = 0.5
+#: Weight of the newest answer in that average.
+_REFUSED_ALPHA = 1 / 16
+#: The pause when the provider gave no ``Retry-After``.
 DEFAULT_PAUSE_S = 1.0
 
 
@@ -84,8 +89,8 @@ class AdaptiveLimiter:
         "_failed_probes",
         "_paused_until",
         "_recover_to",
+        "_refused",
         "_slow_start",
-        "_streak",
         "_timer",
         "_timer_at",
         "_waiters",
@@ -118,7 +123,7 @@ class AdaptiveLimiter:
         self._failed_probes = 0
         self._failed_at = 0
         self._window = 0
-        self._streak = 0
+        self._refused = 0.0
         self._paused_until = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -168,7 +173,7 @@ class AdaptiveLimiter:
     ) -> None:
         """Give a slot back after a success: settle the budgets at ``usage``, read ``limits``, grow."""
         self.in_flight -= 1
-        self._streak = 0
+        self._refused -= self._refused * _REFUSED_ALPHA
         if self._slow_start:
             self._slow_start = False
             self.limit = self._recover_to = self.ceiling
@@ -185,7 +190,7 @@ class AdaptiveLimiter:
         """Give a slot back after a 429: halve once per window when it is about a budget, read ``limits``."""
         self.in_flight -= 1
         self.rate_limited += 1
-        self._streak += 1
+        self._refused += (1.0 - self._refused) * _REFUSED_ALPHA
         self._slow_start = False
         pacer = self.pacer
         if pacer is not None and pacer.paces and exhausted(limits, ticket):
@@ -198,8 +203,9 @@ class AdaptiveLimiter:
                 pacer.empty(now)
         else:
             self._decrease(ticket.window)
-        if self._streak >= STREAK_TO_PAUSE:
+        if self._refused >= PAUSE_AT_REFUSED:
             self._pause(retry_after if retry_after else DEFAULT_PAUSE_S)
+            self._refused = PAUSE_AT_REFUSED / 2  # after the pause, a few more refusals pause again
         if self._waiters:
             self._wake()
 
