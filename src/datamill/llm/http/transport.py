@@ -1,7 +1,7 @@
 """The HTTP transport every hosted provider shares: kept-alive HTTP/1.1 connections, JSON in and out.
 
 Requests go through `datamill.llm.http.http1` connections rather than aiohttp or httpx: at 256 concurrent
-calls httpx 0.28 spends about 20 ms of CPU per call, aiohttp about 0.15 ms and this transport about 0.05 ms
+calls httpx 0.28 spends about 20 ms of CPU per call, aiohttp about 0.15 ms and this transport about 0.04 ms
 (see bench/gateway_throughput.py), and on two cores client CPU per call caps throughput.
 
 Connections are pooled per (scheme, host, port, proxy) and per event loop. At most ``pool_size`` requests
