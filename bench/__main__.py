@@ -21,6 +21,8 @@ from pathlib import Path
 RESULTS = Path(__file__).parent / "results"
 BENCHMARKS = [
     "gateway_throughput",
+    "token_limits",
+    "limiter_overhead",
     "pipeline_throughput",
     "rerun_cost",
     "prompt_cache_cost",
