@@ -61,8 +61,10 @@ async def test_openai_sdk_runs_a_batch_from_upload_to_output_file(
     while batch.status != "completed":
         await asyncio.sleep(0.05)
         batch = await client.batches.retrieve(batch.id)
-    assert batch.request_counts is not None and batch.request_counts.completed == 3
-    assert batch.output_file_id is not None and batch.error_file_id is None
+    assert batch.request_counts is not None
+    assert batch.request_counts.completed == 3
+    assert batch.output_file_id is not None
+    assert batch.error_file_id is None
     listed = await client.batches.list()
     assert [b.id for b in listed.data] == [batch.id]
     output = await client.files.content(batch.output_file_id)
@@ -72,7 +74,8 @@ async def test_openai_sdk_runs_a_batch_from_upload_to_output_file(
     }
     assert answers == {f"q{i}": f"[sim] Say {i}." for i in range(3)}
     items = [e for e in sim.log if e.batch == batch.id and e.operation is None]
-    assert len(items) == 3 and all(e.billed is not None for e in items)
+    assert len(items) == 3
+    assert all(e.billed is not None for e in items)
     assert math.isclose(sim.log.cost_usd(2.0, 4.0, batch_discount=0.5), sim.log.billed().cost_usd(1.0, 2.0))
 
 
@@ -98,11 +101,13 @@ async def test_openai_sdk_sees_errored_requests_in_the_error_file(
     )
     await asyncio.sleep(0.15)
     batch = await client.batches.retrieve(batch.id)
-    assert batch.request_counts is not None and batch.request_counts.failed == 1
+    assert batch.request_counts is not None
+    assert batch.request_counts.failed == 1
     assert batch.error_file_id is not None
     errors = (await client.files.content(batch.error_file_id)).content.splitlines()
     (line,) = map(orjson.loads, errors)
-    assert line["custom_id"] == "q1" and line["response"]["status_code"] == 400
+    assert line["custom_id"] == "q1"
+    assert line["response"]["status_code"] == 400
 
 
 async def test_a_bad_batch_file_is_refused_with_a_400(
@@ -139,7 +144,8 @@ async def test_anthropic_sdk_runs_a_message_batch_and_reads_its_results(
     while batch.processing_status != "ended":
         await asyncio.sleep(0.05)
         batch = await client.messages.batches.retrieve(batch.id)
-    assert batch.request_counts.succeeded == 3 and batch.request_counts.errored == 1
+    assert batch.request_counts.succeeded == 3
+    assert batch.request_counts.errored == 1
     results = {r.custom_id: r.result async for r in await client.messages.batches.results(batch.id)}
     assert results["q0"].type == "succeeded"
     assert results["q0"].message.content[0].text == "[sim] Say 0."  # type: ignore[union-attr]
