@@ -78,6 +78,10 @@ def run_list_item(session: Session, run: GenerationRun) -> dict[str, Any]:
 def run_wire(session: Session, run: GenerationRun) -> dict[str, Any]:
     """The full run object of create and retrieve."""
     item = run_list_item(session, run)
+    if item["status"] in ("SUCCEEDED", "FAILED", "CANCELED"):
+        # The job's end and the run's summary commit together, but the run was read before the job: a job
+        # that ended in between would show its status with the summary of before.
+        session.refresh(run)
     files = files_of_run(session, run.id) if item["status"] == "SUCCEEDED" else []
     return item | {
         "generated_files": [
