@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,12 @@ def start_serve(data_dir: Path, env: dict[str, str]) -> tuple[str, subprocess.Po
             time.sleep(0.2)
     proc.terminate()
     raise RuntimeError("datamill serve did not answer within 120 s")
+
+
+def write_result(path: Path, result: dict[str, Any], markdown: Callable[[dict[str, Any]], str]) -> None:
+    """Add the result's Markdown summary, write it as JSON to `path` and print the summary."""
+    result["summary_md"] = markdown(result)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(result["summary_md"])
+    print(f"\nwrote {path}")

@@ -17,7 +17,6 @@ Writes ``bench/results/batch_durability.json`` (with ``summary_md``). Measures; 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from bench._support import write_result
 
 RESULTS = Path(__file__).parent / "results" / "batch_durability.json"
 FAMILY = {"openai": "sim-openai", "anthropic": "sim-anthropic", "gemini": "sim-gemini"}
@@ -59,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "loadavg": os.getloadavg()},
         "runs": runs,
     }
-    result["summary_md"] = _markdown(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["summary_md"])
-    print(f"\nwrote {RESULTS}")
+    write_result(RESULTS, result, _markdown)
     return 0
 
 

@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._support import cpu_s, fake_server, median_run, process_cpu_s
+from bench._support import cpu_s, fake_server, median_run, process_cpu_s, write_result
 
 RESULTS = Path(__file__).parent / "results" / "gateway_throughput.json"
 MODEL = "bench/model"
@@ -85,11 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "scenarios": scenarios,
     }
-    result["summary_md"] = _markdown(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["summary_md"])
-    print(f"\nwrote {RESULTS}")
+    write_result(RESULTS, result, _markdown)
     return 0
 
 

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._support import fake_server, median_run, process_cpu_s, vm_hwm_mb
+from bench._support import fake_server, median_run, process_cpu_s, vm_hwm_mb, write_result
 from datamill.cli.process import quiet_gc
 from datamill.dataio.memory import use_lean_memory_pool
 from datamill.llm import event_loop
@@ -94,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "scenarios": scenarios,
     }
-    result["summary_md"] = _markdown(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["summary_md"])
-    print(f"\nwrote {RESULTS}")
+    write_result(RESULTS, result, _markdown)
     return 0
 
 

@@ -32,7 +32,6 @@ asserts.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench._support import write_result
 from bench.pipeline_throughput import write_input
 from datamill.llm import event_loop
 
@@ -97,11 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "runs": runs,
     }
-    result["summary_md"] = _markdown(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["summary_md"])
-    print(f"\nwrote {RESULTS}")
+    write_result(RESULTS, result, _markdown)
     return 0
 
 

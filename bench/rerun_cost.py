@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._support import cpu_s, fake_server, vm_hwm_mb
+from bench._support import cpu_s, fake_server, vm_hwm_mb, write_result
 from bench.pipeline_throughput import ECHO, MODEL, write_input
 from datamill.cli.process import quiet_gc
 from datamill.dataio.memory import use_lean_memory_pool
@@ -72,11 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "runs": runs,
     }
-    result["summary_md"] = _markdown(result)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(result["summary_md"])
-    print(f"\nwrote {RESULTS}")
+    write_result(RESULTS, result, _markdown)
     return 0
 
 
