@@ -5,7 +5,7 @@ evaluation. Every ``/api/dataframer`` operation of ``/openapi.json`` then gets g
 (valid and invalid bodies, odd query values) with that tenant's key; the path parameters are, one time in
 two, the ids of the real resources, so that the requests reach past the lookup into the handlers (DELETE
 always gets generated ids, so that the resources survive the run). Every answer must be something other
-than a server error.
+than a server error, and every success must match the response model the route declares.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import schemathesis
 from df_waits import wait_run, wait_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import response_schema_conformance
 
 import dataframer
 from conftest import FAKE_MODEL, RunningServer, running_server, write_fake_routes
@@ -71,6 +73,7 @@ def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServ
     assert len(operations) > 20
     failures: list[str] = []
     statuses: Counter[int] = Counter()
+    checked: Counter[str] = Counter()
 
     for operation in operations:
 
@@ -93,6 +96,14 @@ def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServ
                     f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}\n"
                     f"  body={case.body!r:.300} query={case.query!r:.200}"
                 )
+            elif response.status_code < 300:
+                try:
+                    case.validate_response(response, checks=[response_schema_conformance])
+                except (AssertionError, FailureGroup) as mismatch:
+                    failures.append(
+                        f"{case.method} {case.formatted_path}: body off its schema: {mismatch}"[:600]
+                    )
+                checked["bodies"] += 1
 
         check()
 
@@ -100,6 +111,7 @@ def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServ
     print(f"{len(operations)} operations, statuses: {dict(sorted(statuses.items()))}")
     assert statuses[200] > 0  # the real resources were reached ...
     assert statuses[400] > 0  # ... and bad input was refused as such
+    assert checked["bodies"] > 0  # successes were checked against their schemas
 
 
 _JSON = st.recursive(

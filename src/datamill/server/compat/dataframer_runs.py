@@ -9,10 +9,18 @@ URL while its job builds it, then 200 with the URL and its size.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from datamill.server.auth import Context, CurrentTenant, JsonBody
+from datamill.server.compat.dataframer_schemas import (
+    FileDownloadPublic,
+    RunItemPublic,
+    RunPublic,
+    ZipDownloadPublic,
+)
 from datamill.server.downloads_signed import download_body, download_url
 from datamill.services.generation.runs import RunService
 
@@ -23,22 +31,22 @@ def _service(context: Context) -> RunService:
     return RunService(context.store, context.blobs, context.runs.settings.price_table)
 
 
-@router.post("/runs/", status_code=201)
-def create_run(tenant: CurrentTenant, context: Context, body: JsonBody = None) -> JSONResponse:
+@router.post("/runs/", status_code=201, response_model=RunPublic)
+def create_run(tenant: CurrentTenant, context: Context, body: JsonBody = None) -> dict[str, Any]:
     """Start a generation run of a SUCCEEDED spec; it reads PENDING until a worker takes it."""
-    return JSONResponse(_service(context).create(tenant, body), status_code=201)
+    return _service(context).create(tenant, body)
 
 
-@router.get("/runs/")
-def list_runs(tenant: CurrentTenant, context: Context) -> JSONResponse:
+@router.get("/runs/", response_model=list[RunItemPublic])
+def list_runs(tenant: CurrentTenant, context: Context) -> list[dict[str, Any]]:
     """The tenant's runs, newest first (a bare array, without files and runtime parameters)."""
-    return JSONResponse(_service(context).list(tenant.id))
+    return _service(context).list(tenant.id)
 
 
-@router.get("/runs/{run_id}/")
-def retrieve_run(run_id: str, tenant: CurrentTenant, context: Context) -> JSONResponse:
+@router.get("/runs/{run_id}/", response_model=RunPublic)
+def retrieve_run(run_id: str, tenant: CurrentTenant, context: Context) -> dict[str, Any]:
     """One run with its progress, and its generated files once it SUCCEEDED."""
-    return JSONResponse(_service(context).get(tenant.id, run_id))
+    return _service(context).get(tenant.id, run_id)
 
 
 @router.post("/runs/{run_id}/cancel/", status_code=204)
@@ -55,24 +63,28 @@ def delete_run(run_id: str, tenant: CurrentTenant, context: Context) -> Response
     return Response(status_code=204)
 
 
-@router.get("/runs/{run_id}/files/download/")
+@router.get(
+    "/runs/{run_id}/files/download/",
+    response_model=ZipDownloadPublic,
+    responses={202: {"model": ZipDownloadPublic, "description": "The ZIP is being built: ask again."}},
+)
 def download_all_files(
     run_id: str, request: Request, tenant: CurrentTenant, context: Context
 ) -> JSONResponse:
     """The ZIP of every file: 202 ``{download_url: null}`` while it builds, then 200 with the link."""
     state = _service(context).zip(tenant.id, run_id)
     if not state.ready or state.target is None:
-        return JSONResponse(
-            {"download_url": None, "size_bytes": None, "status": "generating"}, status_code=202
-        )
+        building = ZipDownloadPublic(download_url=None, size_bytes=None, status="generating")
+        return JSONResponse(building.model_dump(), status_code=202)
     url = download_url(request, context, state.target)
-    return JSONResponse({"download_url": url, "size_bytes": state.size_bytes, "status": "ready"})
+    ready = ZipDownloadPublic(download_url=url, size_bytes=state.size_bytes, status="ready")
+    return JSONResponse(ready.model_dump())
 
 
-@router.get("/runs/{run_id}/files/{file_id}/download/")
+@router.get("/runs/{run_id}/files/{file_id}/download/", response_model=FileDownloadPublic)
 def download_file(
     run_id: str, file_id: str, request: Request, tenant: CurrentTenant, context: Context
-) -> JSONResponse:
+) -> dict[str, str]:
     """One generated file: ``{download_url, filename, content_type}``."""
     target = _service(context).file(tenant.id, run_id, file_id)
-    return JSONResponse(download_body(request, context, target))
+    return download_body(request, context, target)

@@ -11,12 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
 from datamill.core.errors import ValidationError
 from datamill.server.auth import Context, CurrentTenant
+from datamill.server.compat.dataframer_schemas import (
+    FileDownloadPublic,
+    SeedDatasetItemPublic,
+    SeedDatasetPublic,
+)
 from datamill.server.downloads_signed import download_body
 from datamill.services.errors import PayloadTooLargeError
 from datamill.services.generation.common import CodedError
@@ -82,8 +86,8 @@ def _files(form: FormData) -> list[IncomingFile]:
     return files
 
 
-@router.post("/create/", status_code=201)
-async def create_with_files(request: Request, context: Context, tenant: CurrentTenant) -> JSONResponse:
+@router.post("/create/", status_code=201, response_model=SeedDatasetPublic)
+async def create_with_files(request: Request, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
     """Create a dataset from uploaded files."""
     form = await _form(request)
     try:
@@ -98,11 +102,11 @@ async def create_with_files(request: Request, context: Context, tenant: CurrentT
         )
     finally:
         await form.close()
-    return JSONResponse(view.detail(), status_code=201)
+    return view.detail()
 
 
-@router.post("/create-from-zip/", status_code=201)
-async def create_from_zip(request: Request, context: Context, tenant: CurrentTenant) -> JSONResponse:
+@router.post("/create-from-zip/", status_code=201, response_model=SeedDatasetPublic)
+async def create_from_zip(request: Request, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
     """Create a dataset from a ZIP archive; its type is read from the archive."""
     form = await _form(request)
     try:
@@ -118,16 +122,16 @@ async def create_from_zip(request: Request, context: Context, tenant: CurrentTen
         )
     finally:
         await form.close()
-    return JSONResponse(view.detail(), status_code=201)
+    return view.detail()
 
 
-@router.get("/")
+@router.get("/", response_model=list[SeedDatasetItemPublic])
 def list_datasets(context: Context, tenant: CurrentTenant) -> list[dict[str, Any]]:
     """The tenant's datasets, newest first (a bare array)."""
     return [view.summary() for view in _service(context).list_datasets(tenant)]
 
 
-@router.get("/{dataset_id}/")
+@router.get("/{dataset_id}/", response_model=SeedDatasetPublic)
 def retrieve_dataset(dataset_id: str, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
     """One dataset with its files."""
     return _service(context).get(tenant, dataset_id).detail()
@@ -140,7 +144,7 @@ def delete_dataset(dataset_id: str, context: Context, tenant: CurrentTenant) -> 
     return Response(status_code=204)
 
 
-@router.get("/{dataset_id}/files/{file_id}/")
+@router.get("/{dataset_id}/files/{file_id}/", response_model=FileDownloadPublic)
 def download_file(
     dataset_id: str, file_id: str, request: Request, context: Context, tenant: CurrentTenant
 ) -> dict[str, str]:
