@@ -48,8 +48,8 @@ def scripted(route: Route, request: ChatRequest) -> str:
         return json.dumps({k: SPANISH[k] for k in keys})
     if system.startswith("You rewrite user requests"):
         return " ".join(last.removeprefix("Rewrite this request:").split())
-    if system.startswith("You write the reasoning"):
-        return "1. Find what the customer needs.\n2. Give the steps in order."
+    if system.startswith("You think through a request"):
+        return "1. Find what the customer needs.\n2. Give the steps in order.\nFinal answer: in order"
     if system.startswith("You help build training data"):
         return "FLAWED: just reinstall everything."
     if system.startswith("You are a strict judge"):

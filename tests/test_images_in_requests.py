@@ -48,8 +48,8 @@ def answer(body: dict[str, Any]) -> str:
         return json.dumps({"prompt": ZERO, "response": ZERO})
     if system.startswith("You rewrite user requests"):
         return "What does this picture show?"
-    if system.startswith("You write the reasoning"):
-        return "1. Look at the picture.\n2. Name the animal."
+    if system.startswith("You think through a request"):
+        return "1. Look at the picture.\n2. Name the animal.\nFinal answer: An animal."
     return "An animal."
 
 

@@ -142,7 +142,8 @@ def _cases(
             GenerateCompletion(model, blueprint=BLUEPRINT, token_range=(40, 150)).requests_for, ROWS
         ),
         "chat": _pair(ChatCompletion(model, blueprint=BLUEPRINT).requests_for, chats),
-        "reasoning": _pair(ReasoningTraces(model).requests_for, ROWS),
+        "reasoning": _pair(lambda row: ReasoningTraces(model).requests_for(row)[:1], ROWS),
+        "answer_agreement": _pair(lambda row: ReasoningTraces(model).requests_for(row)[1:], ROWS),
         "safety": _pair(SafetyReview(model, categories=["violence", "hate"]).requests_for, ROWS),
         "rejected_answer": _pair(
             lambda row: [prefs.rewrite_request(row, row["enhanced_completion"], choose_flaw(ROWS[0]))], ROWS
@@ -179,6 +180,7 @@ STEPS = [
     "completion",
     "chat",
     "reasoning",
+    "answer_agreement",
     "safety",
     "rejected_answer",
     "pair_judge",

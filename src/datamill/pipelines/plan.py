@@ -194,7 +194,7 @@ def _row_steps(
             )
         )
     if recipes.reasoning_traces:
-        steps.append(ReasoningTraces(model))
+        steps.append(ReasoningTraces(model, judge=judge))
     if request.training_type == TrainingType.PREFERENCE_PAIRS:
         steps.append(
             PreferencePairs(
