@@ -2,10 +2,10 @@
 
 `df_server` (one per session) serves `create_app` through the server tests' `running_server`, with a
 routing file that sends every model name the Dataframer SDK knows (`DATAFRAMER_MODELS`) to the shipped
-deterministic fake model, and a fast worker. Tests isolate themselves by tenant: `df_endpoint` is the
-``(base_url, api_key)`` of a new tenant, `client` a `dataframer.Dataframer` built from it (no retries, so a
-wrong status shows at once). Tests drive the server only through the SDK, plus plain HTTP for downloads
-and for malformed requests the SDK cannot send.
+deterministic fake model, a fast worker, and 127.0.0.1 on the outbound-URL allow-list. Tests isolate
+themselves by tenant: `df_endpoint` is the ``(base_url, api_key)`` of a new tenant, `client` a
+`dataframer.Dataframer` built from it (no retries, so a wrong status shows at once). Tests drive the
+server only through the SDK, plus plain HTTP for downloads and for malformed requests the SDK cannot send.
 """
 
 from __future__ import annotations
@@ -59,7 +59,14 @@ def df_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServe
     """The server, its worker running the generation jobs on the fake model."""
     data_dir = tmp_path_factory.mktemp("dataframer")
     routes = write_fake_routes(data_dir / "routes.yaml")
-    runs = RunSettings(model=FAKE_MODEL, routes_path=routes, batch_size=4, poll_s=0.1, eval_sample_size=10)
+    runs = RunSettings(
+        model=FAKE_MODEL,
+        routes_path=routes,
+        batch_size=4,
+        poll_s=0.1,
+        eval_sample_size=10,
+        fetch_allow=("127.0.0.1",),  # the Databricks workspace of test_runs listens there
+    )
     settings = ServerSettings.for_data_dir(data_dir)
     context = ServerContext.build(settings, runs=runs)
     with running_server(settings, context=context) as running:

@@ -120,11 +120,12 @@ class ConnectionConfigError(PermanentModelError):
 
     `kind` names the cause: ``"dns"`` (the host name does not resolve), ``"refused"`` (nothing listens on the
     port), ``"tls"`` (the server's certificate does not verify against the trusted CAs), ``"redirect"`` (a 3xx
-    reply: the base URL is not the API's), ``"proxy"`` (the proxy refused the tunnel or cannot be reached).
+    reply: the base URL is not the API's), ``"proxy"`` (the proxy refused the tunnel or cannot be reached),
+    ``"policy"`` (the endpoint resolves to an address the outbound-URL policy refuses).
     One such failure rejects its row; a run decides how many in a row mean the whole run must stop.
     """
 
-    KINDS = ("dns", "refused", "tls", "redirect", "proxy")
+    KINDS = ("dns", "refused", "tls", "redirect", "proxy", "policy")
 
     def __init__(self, message: str, kind: str, status: int | None = None) -> None:
         self.kind = kind

@@ -66,7 +66,7 @@ from datamill.llm.replies import usable_reply
 from datamill.llm.retry import RetryPolicy
 from datamill.llm.routing import Routing
 from datamill.llm.structured import repair_request, validate_output
-from datamill.llm.types import ChatRequest, ChatResult, ProviderReply, Route, Usage
+from datamill.llm.types import AddressCheck, ChatRequest, ChatResult, ProviderReply, Route, Usage
 from datamill.llm.usage import UsageLedger
 
 #: Added to a request's seed when a reply that is not an answer is asked again (the same seed may repeat it).
@@ -137,6 +137,8 @@ class Gateway:
         self._repair_attempts = max(0, repair_attempts)
         self._limiters = limiter_pool(budget)
         self._lanes: dict[str, tuple[Provider, AdaptiveLimiter]] = {}
+        self._guarded: dict[tuple[str, AddressCheck], tuple[Provider, AdaptiveLimiter]] = {}
+        self._guarded_transports: list[HttpTransport] = []
         self._stop_after = stop_after_failures
         self._health: dict[str, RouteHealth] = {}
         self._batch_all = batch
@@ -232,6 +234,10 @@ class Gateway:
         close_pool(self._limiters)
         self._providers = dict(self._injected)
         self._lanes.clear()
+        self._guarded.clear()
+        for guarded in self._guarded_transports:
+            await guarded.aclose()
+        self._guarded_transports.clear()
         if self._owns_transport and self._transport is not None:
             await self._transport.aclose()
             self._transport = None
@@ -284,7 +290,7 @@ class Gateway:
 
     async def _first_reply(self, route: Route, request: ChatRequest, paid: Billed) -> ProviderReply:
         """The first reply to a call: from a provider batch in batch mode, else (or unanswered) online."""
-        if serves(route, self._batch_all):
+        if route.address_check is None and serves(route, self._batch_all):
             _check_images(route, request)
             try:
                 reply = await self._batch_queue().reply(route, request)
@@ -315,7 +321,10 @@ class Gateway:
         and counted with the answer's usage (`datamill.llm.billing`).
         """
         _check_images(route, request)
-        provider, limiter = self._lanes.get(route.name) or self._lane(route)
+        if route.address_check is None:
+            provider, limiter = self._lanes.get(route.name) or self._lane(route)
+        else:
+            provider, limiter = self._guarded_lane(route, route.address_check)
         health = self._health.get(route.name) or self._route_health(route)
         state = None
         while True:
@@ -383,6 +392,31 @@ class Gateway:
                 requests_per_minute=route.requests_per_minute,
             )
             lane = self._lanes[route.name] = (self._provider(route), limiter)
+        return lane
+
+    def _guarded_lane(self, route: Route, check: AddressCheck) -> tuple[Provider, AdaptiveLimiter]:
+        """The lane of a route whose endpoint a tenant named.
+
+        Its own transport dials only what ``check`` passes; it never shares the lane an operator's route of
+        the same name uses.
+        """
+        lane = self._guarded.get((route.name, check))
+        if lane is None:
+            limiter = self._limiters.get(
+                (route.provider, route.model, route.base_url),
+                route.max_concurrency,
+                tokens_per_minute=route.tokens_per_minute,
+                requests_per_minute=route.requests_per_minute,
+            )
+            provider = self._injected.get(route.provider)
+            if provider is None:
+                if route.provider not in PROVIDER_CLASSES:
+                    raise ConfigError(f"model {route.name!r}: unknown provider kind {route.provider!r}")
+                transport = HttpTransport(environ=self.routing.environ, address_check=check)
+                self._guarded_transports.append(transport)
+                provider = provider_class(route.provider)(transport)
+                self._created.append(provider)
+            lane = self._guarded[(route.name, check)] = (provider, limiter)
         return lane
 
     def _provider(self, route: Route) -> Provider:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+#: Why ``host`` at an address may not be reached (a sentence naming what would allow it), or None if it may.
+AddressCheck = Callable[[str, ipaddress.IPv4Address | ipaddress.IPv6Address], str | None]
 
 Role = Literal["system", "user", "assistant"]
 
@@ -214,6 +219,8 @@ class Route:
         batch_poll_s: seconds between two status calls of a batch in flight.
         tokens_per_minute: the provider's token budget the gateway paces to (None: none declared).
         requests_per_minute: the provider's request budget the gateway paces to (None: none declared).
+        address_check: set on a route whose endpoint a tenant named (not the operator): its calls connect
+            directly, only to addresses this check passes, and never through a provider batch.
     """
 
     name: str
@@ -239,6 +246,7 @@ class Route:
     tokens_per_minute: int | None = None
     requests_per_minute: int | None = None
     api_key: str | None = field(default=None, repr=False, compare=False)
+    address_check: AddressCheck | None = field(default=None, repr=False, compare=False)
 
     def cost(self, usage: Usage, *, batched: bool = False) -> float:
         """What the provider bills for ``usage``, in USD.

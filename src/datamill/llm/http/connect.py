@@ -9,11 +9,17 @@ Failures that no retry can mend are `ConnectionConfigError`: a name that does no
 where nothing listens (``refused``), a certificate that does not verify (``tls``), a proxy that cannot be
 reached or refuses the tunnel (``proxy``). Anything else (a reset, a timeout) stays an ``OSError`` for the
 caller to treat as transient.
+
+A connection may carry an `AddressCheck` (a route whose endpoint a tenant named does): every address the
+name resolves to is judged before any is dialled, and one refused address refuses the host (``policy``).
+The addresses judged are the addresses connected to, so a name cannot resolve to a public address for a
+check and to an internal one for the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 import ssl
 from collections.abc import Callable
@@ -21,6 +27,7 @@ from collections.abc import Callable
 from datamill.core.errors import ConnectionConfigError
 from datamill.llm.http.http1 import Http1Connection, ProtocolError
 from datamill.llm.http.proxies import Proxy
+from datamill.llm.types import AddressCheck
 
 #: Seconds before the next address is tried while the one before is still connecting (RFC 8305: 250 ms).
 HAPPY_EYEBALLS_DELAY_S = 0.25
@@ -33,17 +40,21 @@ async def open_connection(
     tls: ssl.SSLContext | None,
     proxy: Proxy | None,
     factory: Callable[[], Http1Connection],
+    address_check: AddressCheck | None = None,
 ) -> Http1Connection:
     """A connection to ``host:port`` (through ``proxy`` when given), TLS-wrapped when ``tls`` is given.
 
+    With ``address_check`` the connection is direct (``proxy`` must be None) and every address of ``host``
+    must pass it.
+
     Raises:
-        ConnectionConfigError: the name does not resolve, the port refuses, the certificate does not verify,
-            or the proxy cannot be reached or refuses the tunnel.
+        ConnectionConfigError: the name does not resolve, an address is refused by ``address_check``, the port
+            refuses, the certificate does not verify, or the proxy cannot be reached or refuses the tunnel.
         OSError, ProtocolError: any other failure.
     """
     loop = asyncio.get_running_loop()
     if proxy is None:
-        sock = await _connect_tcp(host, port, what="")
+        sock = await _connect_tcp(host, port, what="", address_check=address_check)
         return await _wrap(loop, sock, tls, host, factory)
     sock = await _connect_tcp(proxy.host, port=proxy.port, what=f"proxy {proxy.url}")
     if tls is None:  # plain http through the proxy: requests go to it in absolute form
@@ -91,7 +102,9 @@ def _tls_error(host: str, exc: ssl.SSLCertVerificationError) -> ConnectionConfig
     )
 
 
-async def _connect_tcp(host: str, port: int, *, what: str) -> socket.socket:
+async def _connect_tcp(
+    host: str, port: int, *, what: str, address_check: AddressCheck | None = None
+) -> socket.socket:
     """A connected non-blocking socket: every address of ``host`` raced with happy eyeballs."""
     loop = asyncio.get_running_loop()
     label = what or f"{host}:{port}"
@@ -104,6 +117,8 @@ async def _connect_tcp(host: str, port: int, *, what: str) -> socket.socket:
         raise ConnectionConfigError(
             f"cannot resolve {host!r} ({reason}) for {label}; {hint}", "proxy" if what else "dns"
         ) from exc
+    if address_check is not None:
+        _judge(host, [address for _, _, _, _, address in infos], address_check)
     addresses = _interleave([(family, address) for family, _, _, _, address in infos])
     try:
         return await _race(loop, addresses)
@@ -112,6 +127,19 @@ async def _connect_tcp(host: str, port: int, *, what: str) -> socket.socket:
         raise ConnectionConfigError(
             f"{label} refused the connection; {hint}", "proxy" if what else "refused"
         ) from exc
+
+
+def _judge(host: str, addresses: list[tuple[object, ...]], address_check: AddressCheck) -> None:
+    """Refuse ``host`` when any address it resolved to fails ``address_check``."""
+    for address in addresses:
+        literal = str(address[0])
+        try:
+            parsed = ipaddress.ip_address(literal.split("%", 1)[0])
+        except ValueError:
+            raise ConnectionConfigError(f"{host} resolved to {literal!r}, not an address", "policy") from None
+        reason = address_check(host, parsed)
+        if reason is not None:
+            raise ConnectionConfigError(reason, "policy")
 
 
 def _interleave(addresses: list[tuple[int, tuple[object, ...]]]) -> list[tuple[int, tuple[object, ...]]]:

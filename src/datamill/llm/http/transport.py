@@ -14,6 +14,10 @@ kept-alive connection closed by the server before any reply arrived is sent once
 Proxies and trusted CAs come from the environment the transport is given (the one the entry point read,
 passed down through the routing; none when not given), read when the first request needs them: see
 `datamill.llm.http.proxies` and `datamill.llm.http.tls`.
+
+A transport made with an ``address_check`` (the one serving endpoints a tenant named) connects directly,
+never through a proxy, and dials only addresses the check passes (`datamill.llm.http.connect`). It never
+follows redirects (no transport does: a 3xx is an answer), so no redirect can lead it elsewhere.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from datamill.llm.http.http1 import MAX_BODY_BYTES, Http1Connection, ProtocolErr
 from datamill.llm.http.interface import HttpReply
 from datamill.llm.http.proxies import Proxy, ProxyRules
 from datamill.llm.http.tls import tls_context
+from datamill.llm.types import AddressCheck
 
 _USER_AGENT = "datamill"
 _Reply = tuple[int, dict[str, str], bytes]
@@ -105,6 +110,7 @@ class HttpTransport:
         max_per_host: int = 512,
         max_body_bytes: int = MAX_BODY_BYTES,
         environ: Mapping[str, str] | None = None,
+        address_check: AddressCheck | None = None,
     ) -> None:
         """A transport; nothing is opened or read until the first request.
 
@@ -113,6 +119,7 @@ class HttpTransport:
             max_per_host: the most requests in flight to one host (through one proxy).
             max_body_bytes: the largest reply body accepted, on the wire and decoded.
             environ: where the proxy and CA variables are read (none when None).
+            address_check: when given, connections are direct and only to addresses it passes.
         """
         self._pool_size = pool_size
         self._max_per_host = max_per_host
@@ -125,6 +132,7 @@ class HttpTransport:
         self._targets: dict[tuple[str, str | None], _Target] = {}
         self._tls: ssl.SSLContext | None = None
         self._proxies: ProxyRules | None = None
+        self._address_check = address_check
 
     async def post_json(
         self,
@@ -272,7 +280,12 @@ class HttpTransport:
                 self._tls = tls_context(self._environ)
             tls = self._tls
         return await open_connection(
-            target.host, target.port, tls=tls, proxy=target.proxy, factory=self._factory
+            target.host,
+            target.port,
+            tls=tls,
+            proxy=target.proxy,
+            factory=self._factory,
+            address_check=self._address_check,
         )
 
     def _bind(self) -> tuple[_Slots, Deadlines]:
@@ -301,8 +314,9 @@ class HttpTransport:
         if self._proxies is None:
             self._proxies = ProxyRules.from_environ(self._environ)
         host = parts.hostname
-        proxy = self._proxies.for_url(scheme, host, route_proxy)
-        self._check_host_allowed(proxy.host if proxy is not None else host, url)
+        proxy = None if self._address_check else self._proxies.for_url(scheme, host, route_proxy)
+        if self._address_check is None:  # else the check judges each address dialled, this switch included
+            self._check_host_allowed(proxy.host if proxy is not None else host, url)
         tls = scheme == "https"
         default_port = 443 if tls else 80
         port = parts.port or default_port

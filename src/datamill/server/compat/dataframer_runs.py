@@ -23,12 +23,16 @@ from datamill.server.compat.dataframer_schemas import (
 )
 from datamill.server.downloads_signed import download_body, download_url
 from datamill.services.generation.runs import RunService
+from datamill.text.fetch_policy import FetchPolicy
 
 router = APIRouter(prefix="/api/dataframer", tags=["dataframer: runs"])
 
 
 def _service(context: Context) -> RunService:
-    return RunService(context.store, context.blobs, context.runs.settings.price_table)
+    settings = context.runs.settings
+    return RunService(
+        context.store, context.blobs, settings.price_table, FetchPolicy.with_allowed(settings.fetch_allow)
+    )
 
 
 @router.post("/runs/", status_code=201, response_model=RunPublic)

@@ -18,6 +18,7 @@ from datamill.services.generation.evaluations import EvaluationService
 from datamill.services.generation.runs import RunService
 from datamill.services.generation.seeds import SeedDatasetService
 from datamill.services.generation.specs import SpecService
+from datamill.text.fetch_policy import FetchPolicy
 
 _CHUNK = 1 << 20
 
@@ -31,7 +32,13 @@ def specs(web: Web) -> SpecService:
 
 
 def runs(web: Web) -> RunService:
-    return RunService(web.context.store, web.context.blobs, web.context.runs.settings.price_table)
+    settings = web.context.runs.settings
+    return RunService(
+        web.context.store,
+        web.context.blobs,
+        settings.price_table,
+        FetchPolicy.with_allowed(settings.fetch_allow),
+    )
 
 
 def evaluations(web: Web) -> EvaluationService:

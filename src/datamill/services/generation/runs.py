@@ -26,6 +26,7 @@ from datamill.core.generation_request import GenerationRequest, parse_generation
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, DownloadTarget, creator_email
 from datamill.services.generation.credits import reserve, run_reservation
+from datamill.services.generation.databricks import literal_refusal
 from datamill.services.generation.run_cleanup import delete_runs
 from datamill.services.generation.run_view import run_list_item, run_status, run_wire, tenant_run
 from datamill.services.generation.specs import spec_status
@@ -43,6 +44,7 @@ from datamill.store.ids import new_id
 from datamill.store.jobs import CREDENTIALS, add_job, cancel_job, get_job
 from datamill.store.models import Run, utcnow
 from datamill.store.specs import get_spec, get_version, latest_version
+from datamill.text.fetch_policy import FetchPolicy
 
 #: Body fields that are credentials: used by the run's job, never stored with the run or echoed.
 SECRET_FIELDS = ("databricks_client_id", "databricks_client_secret", "databricks_api_base")
@@ -89,12 +91,23 @@ def _naive(moment: dt.datetime) -> dt.datetime:
 class RunService:
     """The run operations of one tenant's requests; see the module docstring."""
 
-    def __init__(self, store: Store, blobs: BlobStore, prices: PriceTable | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        blobs: BlobStore,
+        prices: PriceTable | None = None,
+        policy: FetchPolicy | None = None,
+    ) -> None:
         self._store, self._blobs = store, blobs
         self._prices = prices or PriceTable()
+        self._policy = policy if policy is not None else FetchPolicy()
 
     def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
         request = parse_run_create(body)
+        base = dict(request.databricks).get("databricks_api_base")
+        refused = literal_refusal(base, self._policy) if base else None
+        if refused is not None:
+            raise ValidationError.of("databricks_api_base", refused)
         assert isinstance(body, Mapping)
         assert request.spec_id is not None
         with self._store.session() as session:

@@ -55,6 +55,7 @@ from datamill.store.jobs import CREDENTIALS
 from datamill.store.models import utcnow
 from datamill.store.runs import RunOutcome
 from datamill.store.specs import get_spec_any_tenant, get_version
+from datamill.text.fetch_policy import FetchPolicy
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
@@ -75,10 +76,12 @@ class MirroredCounters(GenerationCounters):
             self._live.rows_rejected = value
 
 
-def _models(gateway: Gateway, request: GenerationRequest, credentials: Mapping[str, str]) -> GenerationModels:
-    generation = model_handle(gateway, request.generation_model, "generation", credentials)
-    outline = model_handle(gateway, request.outline_model, "outline", credentials)
-    revision = model_handle(gateway, request.revision_model, "revision", credentials)
+def _models(
+    gateway: Gateway, request: GenerationRequest, credentials: Mapping[str, str], policy: FetchPolicy
+) -> GenerationModels:
+    generation = model_handle(gateway, request.generation_model, "generation", credentials, policy)
+    outline = model_handle(gateway, request.outline_model, "outline", credentials, policy)
+    revision = model_handle(gateway, request.revision_model, "revision", credentials, policy)
     return GenerationModels(
         generation,
         outline if request.outline_model else generation,
@@ -117,7 +120,8 @@ class RunJobExecutor:
             request = parse_generation_request({**body, **credentials})
             live.total_rows = request.number_of_samples
             seeds = self._seeds(dataset_id)
-            models = _models(gateway, request, credentials)
+            policy = FetchPolicy.with_allowed(self._settings.fetch_allow)
+            models = _models(gateway, request, credentials, policy)
             run = GenerationRun(
                 parse_spec_yaml(spec_yaml),
                 request,
