@@ -33,6 +33,7 @@ from datamill.steps.generation.reviser import SampleReviser
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.generation.seeds import Seed, SeedSet
 from datamill.steps.generation.writer import SampleWriter, WriterOptions
+from datamill.steps.judging import PairwiseJudge
 from datamill.steps.preference import PreferencePairs, choose_flaw
 from datamill.steps.reasoning import ReasoningTraces
 from datamill.steps.rephrase import Rephrase
@@ -151,6 +152,14 @@ def _cases(
         "pair_judge": _pair(
             lambda row: [prefs.judge_request(row, row["enhanced_completion"], "A worse answer.")], ROWS
         ),
+        "pair_compare": _pair(
+            lambda row: list(
+                PairwiseJudge(model, tag="t", blueprint=BLUEPRINT, length_range=(40, 150)).requests(
+                    row["original_prompt"], "", row["enhanced_completion"], "A worse answer."
+                )
+            ),
+            ROWS,
+        ),
         "quality_judge": _pair(
             QualityJudge(model, blueprint=BLUEPRINT, length_range=(40, 150)).requests_for, ROWS
         ),
@@ -184,6 +193,7 @@ STEPS = [
     "safety",
     "rejected_answer",
     "pair_judge",
+    "pair_compare",
     "quality_judge",
     "custom_judge",
     "gen_outline",

@@ -1,7 +1,9 @@
 """Routing: which provider, endpoint, key and price serve a public model name.
 
-A routing file (YAML) has a top-level ``default_model`` and a ``routes`` mapping. Each key is a public model
-name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each value gives some of:
+A routing file (YAML) has a top-level ``default_model``, an optional ``judge_models`` list (the models a judge
+may default to, in order of preference: `datamill.llm.judge_choice`) and a ``routes`` mapping. Each key is a
+public model name (``anthropic/claude-haiku-4-5``) or an fnmatch pattern (``ollama/*``); each value gives some
+of:
 
 ``provider``            provider kind (``openai``, ``anthropic``, ``gemini``, ``local``, ``fake``)
 ``base_url``            endpoint root; or ``base_url_env``: the variable holding it
@@ -102,7 +104,7 @@ _ROUTE_FIELDS = (
     "tokens_per_minute",
     "requests_per_minute",
 )
-_TOP_LEVEL = frozenset({"default_model", "routes"})
+_TOP_LEVEL = frozenset({"default_model", "judge_models", "routes"})
 
 #: Prompt-cache prices as fractions of the input price, per provider kind, from the providers' price lists:
 #: (cache read, cache write). OpenAI and Gemini bill cache reads at a tenth of the input price and writes at
@@ -124,6 +126,7 @@ class _Layer:
     source: str
     entries: dict[str, dict[str, Any]]
     default_model: str | None
+    judge_models: tuple[str, ...] | None = None
 
 
 class Routing:
@@ -135,11 +138,14 @@ class Routing:
         patterns: list[str],
         default_model: str,
         environ: Mapping[str, str] | None = None,
+        judge_models: tuple[str, ...] = (),
     ) -> None:
         self._entries = entries
         self._patterns = patterns
         self._environ: Mapping[str, str] = environ or {}
         self.default_model = default_model
+        #: The models a judge may default to, in order of preference (a later layer's list replaces it).
+        self.judge_models = judge_models
         self._resolved: dict[str, Route] = {}
 
     @classmethod
@@ -181,6 +187,7 @@ class Routing:
         entries: dict[str, dict[str, Any]] = {}
         user_patterns: list[str] = []
         default_model: str | None = None
+        judge_models: tuple[str, ...] = ()
         for layer in layers:
             for key, fields in layer.entries.items():
                 if key in entries:
@@ -190,8 +197,12 @@ class Routing:
                     if _is_pattern(key) and layer is not layers[0]:
                         user_patterns.append(key)
             default_model = layer.default_model or default_model
+            if layer.judge_models is not None:
+                judge_models = layer.judge_models
         shipped_patterns = [k for k in entries if _is_pattern(k) and k not in user_patterns]
-        routing = cls(entries, user_patterns + shipped_patterns, default_model or "", environ)
+        routing = cls(
+            entries, user_patterns + shipped_patterns, default_model or "", environ, judge_models=judge_models
+        )
         routing._check(layers[-1].source)
         return routing
 
@@ -246,6 +257,9 @@ class Routing:
                 pass  # an unset base_url_env is only an error when the name is used
         if self.default_model and not self._matches(self.default_model):
             raise ConfigError(f"{source}: default_model {self.default_model!r} matches no route")
+        for name in self.judge_models:
+            if not self._matches(name):
+                raise ConfigError(f"{source}: judge_models: {name!r} matches no route")
 
     def _matches(self, name: str) -> bool:
         return name in self._entries or any(fnmatch.fnmatchcase(name, p) for p in self._patterns)
@@ -267,15 +281,22 @@ def _parse_layer(data: Any, source: str) -> _Layer:
         raise ConfigError(f"{source}: a routing file must be a mapping with 'routes' and 'default_model'")
     unknown = sorted(set(data) - _TOP_LEVEL)
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (allowed: default_model, routes)")
+        raise ConfigError(
+            f"{source}: unknown top-level key {unknown[0]!r} (allowed: default_model, judge_models, routes)"
+        )
     default_model = data.get("default_model")
     if default_model is not None and not isinstance(default_model, str):
         raise ConfigError(f"{source}: default_model must be a model name")
+    judges = data.get("judge_models")
+    if judges is not None and (
+        not isinstance(judges, list) or not all(isinstance(j, str) and j for j in judges)
+    ):
+        raise ConfigError(f"{source}: judge_models must be a list of model names")
     routes = data.get("routes") or {}
     if not isinstance(routes, Mapping):
         raise ConfigError(f"{source}: 'routes' must map model names or patterns to entries")
     entries = {str(key): _parse_entry(source, str(key), value) for key, value in routes.items()}
-    return _Layer(source, entries, default_model)
+    return _Layer(source, entries, default_model, None if judges is None else tuple(judges))
 
 
 def _parse_entry(source: str, key: str, value: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset
 from datamill.llm.gateway import Gateway, ModelHandle
+from datamill.llm.judge_choice import judge_handle
 from datamill.pipelines.adapt import AdaptResult, BatchRunnerFactory, RunCounters, run_adaptation
 from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
@@ -100,7 +101,7 @@ async def plan_run(
             check_columns(request.column_mapping, reader.columns)
         rename_note = reader.rename_note
     handle = gateway.model(model)
-    judge = gateway.model(options.judge_model) if options.judge_model else handle
+    judge = judge_handle(gateway, handle, options.judge_model)
     plan = RunPlan(
         kind=kind,
         request=dataclasses.replace(request, estimate=False),
@@ -137,7 +138,7 @@ async def build_run(
     `fetch_policy` is what the image fetcher may reach (the ``DATAMILL_FETCH_ALLOW`` setting).
     """
     model = gateway.model(plan.model)
-    judge = gateway.model(plan.judge) if plan.judge != model.name else model
+    judge = judge_handle(gateway, model, plan.options.judge_model)
     services, notes = await build_services(plan.request, plan.options, data_dir)
     services.fetch_policy = fetch_policy
     steps = plan_adaptation(
