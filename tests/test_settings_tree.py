@@ -121,6 +121,9 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         "DATAMILL_EXECUTOR": "local",
         "DATAMILL_RAY_ADDRESS": "auto",
         "DATAMILL_RAY_ACTORS": "3",
+        "DATAMILL_GROUNDING_DOCS": "/srv/kb, /srv/faq.md",
+        "DATAMILL_GROUNDING_SEARCH_URL": "https://search.example/query",
+        "DATAMILL_GROUNDING_SEARCH_KEY": "sk-search",
         "DATAMILL_PUBLISH_ROOTS": "/srv/a, memory://pub",
         "DATAMILL_HF_ENDPOINT": "http://127.0.0.1:9/",
         "DATAMILL_HF_TOKEN": "hf_x",
@@ -164,6 +167,11 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         3,
         "fake/m",
         "asyncio",
+    )
+    assert (runs.grounding_docs, runs.grounding_search_url, runs.grounding_search_key) == (
+        ("/srv/kb", "/srv/faq.md"),
+        "https://search.example/query",
+        "sk-search",
     )
     assert publish.roots == ("/srv/a", "memory://pub")
     assert (publish.hf_endpoint, publish.hf_token) == ("http://127.0.0.1:9", "hf_x")

@@ -60,6 +60,7 @@ PATH_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/datasets/{dataset_id}/run"): {"column_mapping": MAPPING},
     ("POST", "/api/v1/datasets/{dataset_id}/translate"): {"sample_rate": 0.5, "languages": ["es"]},
     ("POST", "/api/v1/datasets/{dataset_id}/augment"): {"domain_rows": 1},
+    ("POST", "/api/v1/datasets/{dataset_id}/extend-trajectories"): {"column_mapping": MAPPING},
     ("POST", "/api/v1/datasets/{dataset_id}/localize"): {
         "sample_rate": 0.5,
         "pairs": [{"country": "MX", "language": "es"}],

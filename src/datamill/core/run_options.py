@@ -13,6 +13,7 @@
 | grounding_text_column | field or column of the text in .jsonl/.csv documents          | text    |
 | grounding_source_column | field or column naming a .jsonl/.csv record's source       | none    |
 | grounding_index     | the index file; default: one per set of documents, in DATAMILL_HOME | none |
+| grounding_search_url | a search API grounding asks instead of the local index (`HttpSearch`) | none |
 | evaluate            | grade a sample before and after, and write the HTML report      | true    |
 | eval_sample_size    | rows judged by the evaluation                                   | 50      |
 | judge_model         | model for judges (pairs, safety, evaluation); default: --model | none    |
@@ -46,6 +47,7 @@ RUN_OPTION_FIELDS = (
     "grounding_text_column",
     "grounding_source_column",
     "grounding_index",
+    "grounding_search_url",
     "evaluate",
     "eval_sample_size",
     "judge_model",
@@ -66,6 +68,7 @@ class RunOptions:
     grounding_text_column: str = "text"
     grounding_source_column: str | None = None
     grounding_index: str | None = None
+    grounding_search_url: str | None = None
     evaluate: bool = True
     eval_sample_size: int = 50
     judge_model: str | None = None
@@ -95,7 +98,13 @@ def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Is
         )
     if values.get("grounding_docs") is not None:
         out["grounding_docs"] = read_str_list(values["grounding_docs"], path("grounding_docs"), issues)
-    for key in ("judge_model", "grounding_text_column", "grounding_source_column", "grounding_index"):
+    for key in (
+        "judge_model",
+        "grounding_text_column",
+        "grounding_source_column",
+        "grounding_index",
+        "grounding_search_url",
+    ):
         if values.get(key) is not None:
             out[key] = read_str(values[key], path(key), issues)
     merged = {k: v for k, v in out.items() if v is not None}

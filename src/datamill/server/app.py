@@ -27,6 +27,7 @@ from datamill.server.compat import (
     adaption_combine,
     adaption_custom_evals,
     adaption_dataset_links,
+    adaption_extend,
     adaption_invent,
     adaption_publish,
     adaption_responses,
@@ -113,6 +114,7 @@ def create_app(
     app.include_router(adaption_catalog.router, prefix="/api/v1")
     app.include_router(adaption_responses.router, prefix="/api/v1")
     app.include_router(adaption_augment.router, prefix="/api/v1")
+    app.include_router(adaption_extend.router, prefix="/api/v1")
     app.include_router(adaption_runs.router, prefix="/api/v1")
     app.include_router(downloads_signed.router)
     app.include_router(dataframer_misc.router)

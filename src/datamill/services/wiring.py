@@ -8,6 +8,7 @@ from pathlib import Path
 
 from datamill.runners.worker import BackgroundWorker, Worker, default_worker_id
 from datamill.services.adaptation.expand import ExpandService
+from datamill.services.adaptation.extend import ExtendService
 from datamill.services.adaptation.launch import RunService
 from datamill.services.adaptation.quote import RunQuoter
 from datamill.services.datasets.catalog import DatasetService
@@ -23,12 +24,13 @@ from datamill.store.budget import DatabaseConcurrencyBudget
 
 @dataclass(frozen=True)
 class RunServices:
-    """Launching, expanding, downloading, evaluating, and the worker that executes runs."""
+    """Launching, expanding, extending, downloading, evaluating, and the worker that executes runs."""
 
     settings: RunSettings
     quoter: RunQuoter
     launcher: RunService
     expand: ExpandService
+    extend: ExtendService
     downloads: DownloadService
     evaluations: EvaluationService
     worker: BackgroundWorker
@@ -62,6 +64,7 @@ class RunServices:
             quoter=quoter,
             launcher=launcher,
             expand=ExpandService(launcher, quoter, settings),
+            extend=ExtendService(launcher, quoter, settings),
             downloads=DownloadService(store, datasets, data_dir, runs_url=settings.run_data_url),
             evaluations=EvaluationService(store, datasets),
             worker=worker,

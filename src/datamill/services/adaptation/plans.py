@@ -16,6 +16,8 @@ from datamill.core.recipes import RECIPE_NAMES
 #: Run kinds: adapt a dataset in place, or make a new one with translated or localized rows.
 ADAPT = "adapt"
 EXPANSIONS = ("translate", "localize")
+#: A run that writes the user's next turn of each conversation into a new dataset (extend-trajectories).
+EXTEND = "extend"
 #: Every recipe off: an expansion run only translates or localizes.
 NO_RECIPES = {"recipes": dict.fromkeys(RECIPE_NAMES, False)}
 

@@ -9,7 +9,8 @@
 
 A translate or localize run is the adaptation pipeline over the source dataset's mapping with every recipe
 off and language expansion on, and only the expansion row step kept: the new dataset holds the source rows
-as they were plus one new row per target for a seeded sample of rows. Its estimate is made on that plan.
+as they were plus one new row per target for a seeded sample of rows. Its estimate is made on that plan. An
+extend run is the same pipeline with its one row step `ExtendTrajectory` (the user's next turn per row).
 """
 
 from __future__ import annotations
@@ -29,11 +30,12 @@ from datamill.pipelines.adapt import AdaptResult, BatchRunnerFactory, RunCounter
 from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
 from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
-from datamill.services.adaptation.plans import ADAPT
+from datamill.services.adaptation.plans import ADAPT, EXTEND
 from datamill.services.adaptation.run_plan import RunPlan
 from datamill.services.adaptation.step_services import build_services, services_fingerprint
 from datamill.steps.base import StepContext
 from datamill.steps.expansion import LanguageExpansionStep
+from datamill.steps.extend_trajectory import ExtendTrajectory
 from datamill.steps.mapping import MapColumns
 from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.tokenizer import Tokenizer
@@ -84,6 +86,7 @@ async def plan_run(
     *,
     tokenizer: Tokenizer | None = None,
     fetch_policy: FetchPolicy | None = None,
+    search_key: str | None = None,
 ) -> PreparedRun:
     """Validate `request` against the input and the models, plan it and estimate it (module docstring).
 
@@ -110,7 +113,9 @@ async def plan_run(
         options=options,
         total_rows=count_rows(source.path, format=source.format),
     )
-    prepared = await build_run(plan, source, gateway, data_dir, fetch_policy=fetch_policy)
+    prepared = await build_run(
+        plan, source, gateway, data_dir, fetch_policy=fetch_policy, search_key=search_key
+    )
     if rename_note is not None:
         prepared.notes.insert(0, rename_note)
     with open_dataset(source.path, format=source.format) as reader:
@@ -132,14 +137,19 @@ async def build_run(
     data_dir: Path,
     *,
     fetch_policy: FetchPolicy | None = None,
+    search_key: str | None = None,
 ) -> PreparedRun:
     """The services, models and steps of a planned run; reads nothing of the input.
 
-    `fetch_policy` is what the image fetcher may reach (the ``DATAMILL_FETCH_ALLOW`` setting).
+    `fetch_policy` is what the image fetcher and a grounding search API may reach (the
+    ``DATAMILL_FETCH_ALLOW`` setting); `search_key` is the search API's key (``grounding_search_url``).
+    Release the services with `close_services` when the run ends.
     """
     model = gateway.model(plan.model)
     judge = judge_handle(gateway, model, plan.options.judge_model)
-    services, notes = await build_services(plan.request, plan.options, data_dir)
+    services, notes = await build_services(
+        plan.request, plan.options, data_dir, fetch_policy=fetch_policy, search_key=search_key
+    )
     services.fetch_policy = fetch_policy
     steps = plan_adaptation(
         plan.request,
@@ -151,7 +161,9 @@ async def build_run(
         base_dir=source.path.parent,
         local_image_files=source.local_image_files,
     )
-    if plan.kind != ADAPT:
+    if plan.kind == EXTEND:
+        steps.row_steps = [ExtendTrajectory(model)]
+    elif plan.kind != ADAPT:
         steps.row_steps = [step for step in steps.row_steps if isinstance(step, LanguageExpansionStep)]
     return PreparedRun(plan, steps, model, judge, services, notes)
 

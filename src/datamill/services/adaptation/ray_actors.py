@@ -27,6 +27,7 @@ from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.adaptation.plans import input_cache_dir
 from datamill.services.adaptation.prepare import RunSource, build_run
 from datamill.services.adaptation.run_plan import RunPlan
+from datamill.services.adaptation.step_services import close_services
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store, blob_store_from_url
 from datamill.store.budget import DatabaseConcurrencyBudget
@@ -97,7 +98,9 @@ async def actor_plan(
             )
             found = RunSource(run_input.path, run_input.format, local_image_files=False)
             policy = FetchPolicy.with_allowed(settings.fetch_allow)
-            prepared = await build_run(plan, found, gateway, data_dir, fetch_policy=policy)
+            prepared = await build_run(
+                plan, found, gateway, data_dir, fetch_policy=policy, search_key=settings.grounding_search_key
+            )
         except BaseException:
             await gateway.aclose()
             raise
@@ -107,6 +110,7 @@ async def actor_plan(
 
     async def close() -> None:
         try:
+            await close_services(prepared.services)
             await gateway.aclose()
         finally:
             stack.close()

@@ -10,14 +10,32 @@ from datamill.core.errors import ConfigError, ValidationError
 from datamill.core.run_options import RunOptions
 from datamill.pipelines.plan import PlanServices
 from datamill.text.embeddings import MiniLMEmbedder, minilm_model_path
+from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.fulltext import LocalFullTextIndex
 from datamill.text.langid import FastLangDetector
+from datamill.text.search import HttpSearch
+
+#: What a run that asks for grounding with nothing to search is told.
+NO_GROUNDING_SOURCE = (
+    "grounding needs something to search: give grounding_docs (--grounding-docs DIR); on a server, the "
+    "operator configures DATAMILL_GROUNDING_DOCS or DATAMILL_GROUNDING_SEARCH_URL, and this one has neither"
+)
 
 
 async def build_services(
-    request: AdaptRequest, options: RunOptions, data_dir: Path
+    request: AdaptRequest,
+    options: RunOptions,
+    data_dir: Path,
+    *,
+    fetch_policy: FetchPolicy | None = None,
+    search_key: str | None = None,
 ) -> tuple[PlanServices, list[str]]:
-    """The services for ``request``, and notes on what was left out (e.g. no embeddings installed)."""
+    """The services for ``request``, and notes on what was left out (e.g. no embeddings installed).
+
+    Grounding asks the search API of ``options.grounding_search_url`` when it is set (through the safe
+    fetcher under `fetch_policy`, sending `search_key` as a bearer key), else the local index of
+    ``options.grounding_docs``.
+    """
     notes: list[str] = []
     services = PlanServices()
     recipes = request.recipe_specification.recipes
@@ -33,12 +51,11 @@ async def build_services(
             notes.append("rephrase meaning check skipped: the embeddings extra is not installed")
     if request.language_expansion is not None:
         services.detector = FastLangDetector()
-    if request.brand_controls.hallucination_mitigation:
+    if request.brand_controls.hallucination_mitigation and options.grounding_search_url:
+        services.search = HttpSearch(options.grounding_search_url, policy=fetch_policy, api_key=search_key)
+    elif request.brand_controls.hallucination_mitigation:
         if not options.grounding_docs:
-            raise ValidationError.of(
-                "brand_controls.hallucination_mitigation",
-                "grounding needs documents to search: give grounding_docs (--grounding-docs DIR)",
-            )
+            raise ValidationError.of("brand_controls.hallucination_mitigation", NO_GROUNDING_SOURCE)
         index = Path(options.grounding_index) if options.grounding_index else None
         services.search = await LocalFullTextIndex.abuild(
             [Path(p) for p in options.grounding_docs],
@@ -59,3 +76,9 @@ def services_fingerprint(services: PlanServices) -> str | None:
     """What about the services changes results: the grounding index's documents."""
     search = services.search
     return getattr(search, "fingerprint", None)
+
+
+async def close_services(services: PlanServices) -> None:
+    """Release what the services hold open (the search API's connections)."""
+    if isinstance(services.search, HttpSearch):
+        await services.search.aclose()

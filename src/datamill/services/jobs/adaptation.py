@@ -42,6 +42,7 @@ from datamill.services.adaptation.plans import ADAPT, input_cache_dir
 from datamill.services.adaptation.prepare import RunSource, build_run, execute
 from datamill.services.adaptation.ray_actors import ray_runners
 from datamill.services.adaptation.run_plan import RunPlan, run_fingerprint, run_identity
+from datamill.services.adaptation.step_services import close_services
 from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
@@ -91,7 +92,14 @@ class RunExecutor:
     ) -> RunOutcome:
         plan = RunPlan.of_record(ticket.kind, ticket.request, ticket.model, ticket.options, ticket.estimate)
         policy = FetchPolicy.with_allowed(self._settings.fetch_allow)
-        prepared = await build_run(plan, source, gateway, self._data_dir, fetch_policy=policy)
+        prepared = await build_run(
+            plan,
+            source,
+            gateway,
+            self._data_dir,
+            fetch_policy=policy,
+            search_key=self._settings.grounding_search_key,
+        )
         live.total_rows = prepared.steps.rows_selected
         fingerprint = run_fingerprint(run_identity(ticket.id), plan, prepared.documents)
         checkpoint = Checkpoint(root, fingerprint)
@@ -122,6 +130,7 @@ class RunExecutor:
                 batch_runner=runners,
             )
         finally:
+            await close_services(prepared.services)
             if runners is not None:
                 await runners.aclose()
                 log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
@@ -216,9 +225,10 @@ def _run_fields(ticket: RunTicket) -> dict[str, Any]:
 
 
 def _new_rows(root: Location) -> int:
-    """Rows a translate/localize run added: those with an ``expansion`` value."""
+    """Rows a derived run made: with ``expansion`` (translate, localize) or ``extended_prompt`` (extend)."""
     total = 0
     for table in CheckpointFiles(root).iter_output():
-        if "expansion" in table.column_names:
-            total += int(pc.count(table.column("expansion")).as_py())
+        for column in ("expansion", "extended_prompt"):
+            if column in table.column_names:
+                total += int(pc.count(table.column(column)).as_py())
     return total

@@ -17,11 +17,19 @@
 | DATAMILL_EXECUTOR          | ``local`` (batches on the worker) or ``ray`` (on Ray actors)   | local        |
 | DATAMILL_RAY_ADDRESS       | the Ray cluster to join (``auto``, ``ray://host:10001``)       | a local Ray  |
 | DATAMILL_RAY_ACTORS        | Ray actors per run (each with its own model gateway)           | 2            |
+| DATAMILL_GROUNDING_DOCS    | files or folders grounding searches (comma-separated paths)    | (none)       |
+| DATAMILL_GROUNDING_SEARCH_URL | a search API grounding asks instead (http or https)         | (none)       |
+| DATAMILL_GROUNDING_SEARCH_KEY | the key sent to that API as ``Authorization: Bearer``       | (none)       |
 
 After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over. With
 ``DATAMILL_CACHE_COMMIT_EVERY=1`` every model reply is in the response cache before the call returns, so a
 killed worker's run pays again only for the calls that were in flight; a larger value writes less often and
 may pay again for up to that many replies.
+
+Grounding (``brand_controls.hallucination_mitigation``) searches what the operator configures: the search
+API when ``DATAMILL_GROUNDING_SEARCH_URL`` is set (reached through the safe fetcher, so an internal address
+must be listed in ``DATAMILL_FETCH_ALLOW``), else a full-text index of ``DATAMILL_GROUNDING_DOCS``. With
+neither, a run that asks for grounding is refused with 400 naming the field.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from datamill.core.credits import PriceTable
 from datamill.core.errors import ConfigError
@@ -61,6 +70,13 @@ def _number(value: str, name: str, *, integer: bool = False) -> float:
     return number
 
 
+def _search_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"DATAMILL_GROUNDING_SEARCH_URL: must be an http(s) URL, got {text!r}")
+    return text
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """How runs execute; see the module docstring. Build with `from_env`, or directly in tests."""
@@ -84,6 +100,9 @@ class RunSettings:
     environ: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     fetch_allow: tuple[str, ...] = ()
     event_loop: str = "auto"
+    grounding_docs: tuple[str, ...] = ()
+    grounding_search_url: str | None = None
+    grounding_search_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunSettings:
@@ -130,6 +149,12 @@ class RunSettings:
         for name, key in (("DATAMILL_RUN_LEASE_S", "lease_s"), ("DATAMILL_WORKER_POLL_S", "poll_s")):
             if text := env.get(name):
                 values[key] = _number(text, name)
+        if text := env.get("DATAMILL_GROUNDING_DOCS"):
+            values["grounding_docs"] = tuple(p.strip() for p in text.split(",") if p.strip())
+        if text := env.get("DATAMILL_GROUNDING_SEARCH_URL"):
+            values["grounding_search_url"] = _search_url(text.strip())
+        if text := env.get("DATAMILL_GROUNDING_SEARCH_KEY"):
+            values["grounding_search_key"] = text.strip()
         return replace(cls(), **values)
 
     def run_options(self) -> RunOptions:
@@ -137,7 +162,11 @@ class RunSettings:
         # Safety review removes rows whose response violates a listed category, as the command line does;
         # the removed rows are downloadable with their reasons (GET /api/v1/datasets/{id}/rejected).
         return RunOptions(
-            batch_size=self.batch_size, evaluate=self.evaluate, eval_sample_size=self.eval_sample_size
+            batch_size=self.batch_size,
+            evaluate=self.evaluate,
+            eval_sample_size=self.eval_sample_size,
+            grounding_docs=self.grounding_docs,
+            grounding_search_url=self.grounding_search_url,
         )
 
     def run_location(self, data_dir: Path, run_id: str) -> Location:
