@@ -1,8 +1,8 @@
 """Every step of an adaptation, in order, through the Python API on a scripted fake model.
 
 The fake answers each kind of request the way a capable model would (Spanish for the translator, a flawed
-answer for the pair writer, a verdict for the judge, high violence scores for one row), so every step's
-columns, rejections and counts can be checked exactly.
+answer and a better one among the pair candidates, a verdict for the judge, high violence scores for one
+row), so every step's columns, rejections and counts can be checked exactly.
 """
 
 from __future__ import annotations
@@ -40,6 +40,15 @@ SPANISH = {
 }
 
 
+#: The two extra candidate answers of a preference pair, by their sampling seed.
+SAMPLED = {1: "BETTER: ", 2: "FLAWED: just reinstall everything. "}
+
+
+def _quality(answer: str) -> int:
+    """How good a candidate answer is, as the scripted judge sees it."""
+    return 2 if "BETTER:" in answer else 0 if "FLAWED:" in answer else 1
+
+
 def scripted(route: Route, request: ChatRequest) -> str:
     system = request.messages[0].content if request.messages[0].role == "system" else ""
     last = request.messages[-1].content
@@ -50,13 +59,13 @@ def scripted(route: Route, request: ChatRequest) -> str:
         return " ".join(last.removeprefix("Rewrite this request:").split())
     if system.startswith("You think through a request"):
         return "1. Find what the customer needs.\n2. Give the steps in order.\nFinal answer: in order"
-    if system.startswith("You help build training data"):
-        return "FLAWED: just reinstall everything."
-    if system.startswith("You are a strict judge"):
-        answer_a = last.split("Answer A:")[1].split("Answer B:")[0]
-        return json.dumps(
-            {"reason": "the other answer is wrong", "better": "B" if "FLAWED" in answer_a else "A"}
-        )
+    if request.seed in SAMPLED and request.json_schema is None:
+        return SAMPLED[request.seed] + default_reply(request)
+    if system.startswith("You are a careful judge"):
+        shown = last.split("<<<BEGIN ANSWER A>>>")[1]
+        a, b = (_quality(part) for part in shown.split("<<<BEGIN ANSWER B>>>"))
+        verdict = "A=B" if a == b else ("A>>B" if a > b else "B>>A")
+        return json.dumps({"rationale": "the better answer is right", "verdict": verdict})
     if system.startswith("You are a content-safety reviewer"):
         asked, _, answered = last.partition("<<<BEGIN RESPONSE>>>")
         scores = {c: 0.0 for c in ("violence", "self_harm", "harassment", "hate", "sexual")}
@@ -142,9 +151,11 @@ async def test_every_step_runs_in_order_with_its_columns(source: Path, tmp_path:
         assert row["enhanced_prompt"]
         assert row["enhanced_completion"]
         assert row["reasoning"].startswith("1.")
-        assert row["chosen"] == row["enhanced_completion"]
+        assert row["chosen"].startswith("BETTER")
         assert row["rejected"].startswith("FLAWED")
-        assert row["rejected_flaw"]
+        assert row["pair_method"] == "candidates"
+        assert row["pair_margin"] == 2.0
+        assert len(row["pair_comparisons"]) == 3
         assert row["prompt_safety_issues"] == []
         assert isinstance(row["grounding_sources"], list)
     grounded = [r for r in rows if r["grounding_sources"]]

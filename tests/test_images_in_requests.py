@@ -147,9 +147,15 @@ async def test_judges_without_vision_review_the_text_and_chats_show_the_image_fi
     row = {"_row": 1, "original_prompt": QUESTION, "enhanced_completion": "A cat.", "_images": [image]}
     async with Gateway(routes, providers={"fake": FakeProvider()}) as gateway:
         seeing, blind = gateway.model("seeing/m"), gateway.model("blind/m")
-        rewrite, judged = PreferencePairs(seeing, judge=blind).requests_for(row)
-        assert rewrite.messages[-1].images == (image,)
-        assert all(not m.images for m in judged.messages)
+        requests = PreferencePairs(seeing, judge=blind).requests_for(row)
+        written = [r for r in requests if r.json_schema is None]
+        judged = [r for r in requests if r.json_schema is not None]
+        assert written
+        assert all(r.messages[-1].images == (image,) for r in written)
+        assert judged
+        assert all(not m.images for r in judged for m in r.messages)
+        seen = PreferencePairs(seeing, judge=seeing).requests_for(row)
+        assert all(r.messages[-1].images == (image,) for r in seen)
         assert SafetyReview(seeing).requests_for(row)[0].messages[-1].images == (image,)
         assert all(not m.images for m in SafetyReview(blind).requests_for(row)[0].messages)
 

@@ -98,8 +98,8 @@ def test_structured_output_and_the_detector_share_one_token_list() -> None:
 
 
 JUDGE_FENCES = {
-    "pair_judge": ("REQUEST", "ANSWER A", "ANSWER B"),
     "pair_compare": ("REQUEST", "ANSWER A", "ANSWER B"),
+    "pair_revision": ("REQUEST", "ANSWER"),
     "safety": ("REQUEST", "RESPONSE"),
     "gen_conformance": ("SAMPLE",),
     "gen_classify": ("SAMPLE",),

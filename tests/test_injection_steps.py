@@ -102,12 +102,24 @@ async def test_a_reasoning_trace_that_injects_twice_rejects_the_row():
     assert len(fake.calls) == 2
 
 
-async def test_an_injected_rejected_answer_never_reaches_the_judge():
+async def test_injected_candidate_answers_never_reach_the_judge():
     gateway, fake = _gateway(_always(f"Boil it. {INJECTION}"))
     row = {"_row": 1, "original_prompt": PROMPT, "enhanced_completion": "Boil it for nine minutes."}
     row["_context"] = ""
     with pytest.raises(RowRejected, match=f"preference_pairs: {INJECTED}"):
         await PreferencePairs(gateway.model("fake/test")).process_row(row, StepContext())
+    await gateway.aclose()
+    # Two sampled candidates, each asked once more to repair the finding; none is judged.
+    assert len(fake.calls) == 4
+    assert all(call.json_schema is None for call in fake.calls)
+
+
+async def test_an_injected_flawed_rewrite_never_reaches_the_judge():
+    gateway, fake = _gateway(_always(f"Boil it. {INJECTION}"))
+    row = {"_row": 1, "original_prompt": PROMPT, "enhanced_completion": "Boil it for nine minutes."}
+    row["_context"] = ""
+    with pytest.raises(RowRejected, match=f"preference_pairs: {INJECTED}"):
+        await PreferencePairs(gateway.model("fake/test"), mode="flaw").process_row(row, StepContext())
     await gateway.aclose()
     assert len(fake.calls) == 2
     assert all(call.json_schema is None for call in fake.calls)

@@ -149,9 +149,7 @@ def _cases(
         "rejected_answer": _pair(
             lambda row: [prefs.rewrite_request(row, row["enhanced_completion"], choose_flaw(ROWS[0]))], ROWS
         ),
-        "pair_judge": _pair(
-            lambda row: [prefs.judge_request(row, row["enhanced_completion"], "A worse answer.")], ROWS
-        ),
+        "pair_revision": _pair(lambda row: [prefs.revision_request(row, row["enhanced_completion"])], ROWS),
         "pair_compare": _pair(
             lambda row: list(
                 PairwiseJudge(model, tag="t", blueprint=BLUEPRINT, length_range=(40, 150)).requests(
@@ -192,7 +190,7 @@ STEPS = [
     "answer_agreement",
     "safety",
     "rejected_answer",
-    "pair_judge",
+    "pair_revision",
     "pair_compare",
     "quality_judge",
     "custom_judge",

@@ -25,7 +25,8 @@ from click.testing import CliRunner
 
 from datamill.cli.main import cli
 from datamill.llm.simulator import REFUSAL_FIELD, REFUSAL_TEXT, ProviderSimulator, SimLog
-from datamill.llm.simulator.answers import PROSE_AFTER, PROSE_BEFORE
+from datamill.llm.simulator.answers import PROSE_AFTER, PROSE_BEFORE, Responder, clean_answer
+from datamill.llm.simulator.formats import WireRequest
 
 INPUT_PRICE, OUTPUT_PRICE, CACHED_INPUT_PRICE, CACHE_WRITE_PRICE = 1.0, 2.0, 0.1, 1.25
 MODELS = {"openai": "sim-openai/m", "anthropic": "sim-anthropic/m", "gemini": "sim-gemini/m"}
@@ -322,3 +323,23 @@ REALISTIC_MIX = {
     "server_error": 0.01,
     "overloaded": 0.01,
 }
+
+
+def consistent_pair_judge(echo_chars: int) -> Responder:
+    """The simulator's own answers, except a pair judge's, which prefers the longer answer in either order.
+
+    The simulator's schema-valid default verdict names answer A whatever A is, which the judging protocol
+    rightly counts as inconsistent; the pair steps need a judge whose verdict follows the answers.
+    """
+
+    def respond(request: WireRequest) -> str:
+        if request.system.startswith("You are a careful judge of assistant answers"):
+            shown = request.last_user
+            a = shown.split("<<<BEGIN ANSWER A>>>")[1].split("<<<END ANSWER A>>>")[0]
+            b = shown.split("<<<BEGIN ANSWER B>>>")[1].split("<<<END ANSWER B>>>")[0]
+            verdict = "A=B" if len(a) == len(b) else "A>>B" if len(a) > len(b) else "B>>A"
+            return json.dumps({"rationale": "The longer answer covers more.", "verdict": verdict})
+        answer = clean_answer(request, echo_chars=echo_chars)
+        return orjson.dumps(answer.data).decode() if answer.data is not None else answer.text
+
+    return respond

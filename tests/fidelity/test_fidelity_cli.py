@@ -78,9 +78,13 @@ def test_a_clean_run_keeps_every_row_and_sends_each_row_what_it_needs(
         _assert_images_reach_the_completion(run)
     if mode == "pairs":
         for row in run.rows:
-            assert row["chosen"] == row["enhanced_completion"]
-            for prompt in requests_answered_with(run, row["rejected"]):
-                assert BLUEPRINT in prompt  # the flawed answer is written against the style guide
+            # The simulator samples deterministically, so each pair is the answer and its revision.
+            assert row["pair_method"] == "revision"
+            assert row["rejected"] == row["enhanced_completion"]
+            assert row["pair_margin"] == 2.0
+            prompts = requests_answered_with(run, row["chosen"])
+            assert prompts
+            assert all(BLUEPRINT in p for p in prompts)  # the revision is written against the style guide
     if mode == "reasoning":
         for row in run.rows:
             prompts = requests_answered_with(run, row["reasoning"])

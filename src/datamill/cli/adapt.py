@@ -45,7 +45,11 @@ _run_options = [
         "--model",
         help="Model name (see `datamill models`); default: DATAMILL_MODEL, else the routing file's default.",
     ),
-    click.option("--judge-model", help="Model for judges (pairs, safety, evaluation); default: --model."),
+    click.option(
+        "--judge-model",
+        help="Model for judges (pairs, safety, evaluation); default: the first of the routing file's "
+        "judge_models of another family than --model, else --model.",
+    ),
     click.option(
         "--routes", type=click.Path(path_type=Path), help="A routing file to add to the shipped one."
     ),
@@ -88,6 +92,28 @@ _adapt_options = [
         "--recipes", help="Recipes to run: dedup, rephrase, reasoning, metadata (comma-separated; 'none')."
     ),
     click.option("--training-type", type=click.Choice(["instruction_dataset", "preference_pairs"])),
+    click.option(
+        "--preference-mode",
+        type=click.Choice(["candidates", "revision", "flaw"]),
+        help="How preference pairs are made: rank sampled candidates (default), revise the answer "
+        "minimally, or inject a flaw.",
+    ),
+    click.option(
+        "--preference-candidates",
+        type=click.IntRange(2, 8),
+        help="Answers ranked per row in candidates mode, the completion included (3).",
+    ),
+    click.option(
+        "--preference-model",
+        "preference_models",
+        multiple=True,
+        help="Another model that writes one candidate answer (repeat for several).",
+    ),
+    click.option(
+        "--preference-min-margin",
+        type=click.FloatRange(0, 2),
+        help="Smallest judged margin of chosen over rejected, 0-2, to keep a pair (1.0).",
+    ),
     click.option("--blueprint", help="System prompt for style and voice; @FILE reads it from a file."),
     click.option("--length", type=click.Choice(LENGTHS), help="Target length of completions."),
     click.option("--safety", help="Safety categories whose violations remove rows (e.g. violence,hate)."),

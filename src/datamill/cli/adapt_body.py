@@ -30,6 +30,9 @@ OPTION_FLAGS = (
     "eval_sample_size",
     "judge_model",
     "remove_unsafe_rows",
+    "preference_mode",
+    "preference_candidates",
+    "preference_min_margin",
 )
 
 
@@ -65,6 +68,8 @@ def body_from_flags(flags: dict[str, Any]) -> dict[str, Any]:
 def options_from_flags(base: RunOptions, flags: dict[str, Any]) -> RunOptions:
     """``base`` (a config's options) with every option flag that was given laid over it."""
     given = {name: flags[name] for name in OPTION_FLAGS if flags.get(name) is not None}
+    if flags.get("preference_models"):
+        given["preference_models"] = tuple(flags["preference_models"])
     if flags.get("grounding_docs"):
         given["grounding_docs"] = tuple(str(p) for p in flags["grounding_docs"])
     if flags.get("grounding_index") is not None:

@@ -16,7 +16,12 @@
 | grounding_search_url | a search API grounding asks instead of the local index (`HttpSearch`) | none |
 | evaluate            | grade a sample before and after, and write the HTML report      | true    |
 | eval_sample_size    | rows judged by the evaluation                                   | 50      |
-| judge_model         | model for judges (pairs, safety, evaluation); default: --model | none    |
+| judge_model         | model for judges (pairs, safety, evaluation); default: a model | none    |
+|                     | of another family from the routes' judge_models, else --model  |         |
+| preference_mode     | how preference pairs are made: candidates, revision or flaw     | candidates |
+| preference_candidates | answers ranked per row in candidates mode (completion incl.) | 3       |
+| preference_models   | more models that each write one candidate answer                | []      |
+| preference_min_margin | smallest judged margin (0–2) of chosen over rejected          | 1.0     |
 | remove_unsafe_rows  | safety review removes rows violating a listed category          | true    |
 """
 
@@ -52,7 +57,12 @@ RUN_OPTION_FIELDS = (
     "eval_sample_size",
     "judge_model",
     "remove_unsafe_rows",
+    "preference_mode",
+    "preference_candidates",
+    "preference_models",
+    "preference_min_margin",
 )
+PREFERENCE_MODES = ("candidates", "revision", "flaw")
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,10 @@ class RunOptions:
     eval_sample_size: int = 50
     judge_model: str | None = None
     remove_unsafe_rows: bool = True
+    preference_mode: str = "candidates"
+    preference_candidates: int = 3
+    preference_models: tuple[str, ...] = field(default_factory=tuple)
+    preference_min_margin: float = 1.0
 
 
 def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Issues) -> RunOptions:
@@ -95,6 +109,24 @@ def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Is
     if values.get("grounding_min_relevance") is not None:
         out["grounding_min_relevance"] = read_number(
             values["grounding_min_relevance"], path("grounding_min_relevance"), issues, minimum=0, maximum=1
+        )
+    if values.get("preference_candidates") is not None:
+        out["preference_candidates"] = read_int(
+            values["preference_candidates"], path("preference_candidates"), issues, minimum=2, maximum=8
+        )
+    if values.get("preference_min_margin") is not None:
+        out["preference_min_margin"] = read_number(
+            values["preference_min_margin"], path("preference_min_margin"), issues, minimum=0, maximum=2
+        )
+    if values.get("preference_mode") is not None:
+        mode = read_str(values["preference_mode"], path("preference_mode"), issues)
+        if mode is not None and mode not in PREFERENCE_MODES:
+            issues.add(path("preference_mode"), f"must be one of {', '.join(PREFERENCE_MODES)}; got {mode!r}")
+        else:
+            out["preference_mode"] = mode
+    if values.get("preference_models") is not None:
+        out["preference_models"] = read_str_list(
+            values["preference_models"], path("preference_models"), issues
         )
     if values.get("grounding_docs") is not None:
         out["grounding_docs"] = read_str_list(values["grounding_docs"], path("grounding_docs"), issues)

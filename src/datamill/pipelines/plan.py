@@ -198,7 +198,15 @@ def _row_steps(
     if request.training_type == TrainingType.PREFERENCE_PAIRS:
         steps.append(
             PreferencePairs(
-                model, judge=judge, blueprint=brand.blueprint, token_range=token_range, seed=options.seed
+                model,
+                judge=judge,
+                blueprint=brand.blueprint,
+                token_range=token_range,
+                seed=options.seed,
+                mode=options.preference_mode,
+                candidates=options.preference_candidates,
+                candidate_models=[model.gateway.model(name) for name in options.preference_models],
+                min_margin=options.preference_min_margin,
             )
         )
     if brand.safety_categories:

@@ -25,7 +25,6 @@ is configured); a judge reports the model it used.
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from datamill.llm.types import ChatRequest, ImagePart
+from datamill.steps.gather import gather_or_cancel
 from datamill.steps.templates import load_template, with_images
 
 if TYPE_CHECKING:
@@ -251,8 +251,8 @@ class PairwiseJudge:
     ) -> Comparison:
         """Judge ``x`` against ``y`` in both orders (concurrently); model errors are raised."""
         x_first, y_first = self.requests(prompt, context, x, y, images)
-        replies = await asyncio.gather(
-            self.model.chat(x_first, tag=self.tag), self.model.chat(y_first, tag=self.tag)
+        replies = await gather_or_cancel(
+            [self.model.chat(x_first, tag=self.tag), self.model.chat(y_first, tag=self.tag)]
         )
         first, second = (_order_verdict(reply.data) for reply in replies)
         return Comparison(first, second)
