@@ -47,7 +47,9 @@ def create_dataset(
     """
     fields = body.source.model_dump(exclude_none=True)
     if fields.get("url"):
-        dataset_id, status = context.imports.service.create(tenant.id, parse_url_source(fields))
+        dataset_id, status = context.imports.service.create(
+            tenant.id, parse_url_source(fields, sheets_base_url=context.settings.google_sheets_url)
+        )
         context.imports.submit(dataset_id)
         return DatasetCreatePublic(dataset_id=dataset_id, status=status, upload_instructions=None)
     source = parse_file_source(fields)

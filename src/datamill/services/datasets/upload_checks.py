@@ -16,11 +16,13 @@ from datamill.core.errors import Issue, ValidationError
 from datamill.core.fields import join
 from datamill.core.source_mapping import SourceColumnMapping, parse_source_column_mapping
 from datamill.services.datasets.formats import resolve_format
+from datamill.services.datasets.google_sheets import DEFAULT_BASE_URL as DEFAULT_SHEETS_URL
+from datamill.services.datasets.google_sheets import is_sheets_url, sheet_export
 
 PROCESSING_MODES = ("adapt", "raw")
 #: The longest import URL accepted, in characters (presigned object URLs run to a few hundred).
 MAX_URL_CHARS = 4096
-_PROVIDERS = {"kaggle.com": "Kaggle", "www.kaggle.com": "Kaggle", "docs.google.com": "Google Sheets"}
+_PROVIDERS = {"kaggle.com": "Kaggle", "www.kaggle.com": "Kaggle"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -64,12 +66,15 @@ def parse_file_source(source: Mapping[str, Any], field: str = "source") -> FileS
     )
 
 
-def parse_url_source(source: Mapping[str, Any], field: str = "source") -> UrlSource:
+def parse_url_source(
+    source: Mapping[str, Any], field: str = "source", *, sheets_base_url: str = DEFAULT_SHEETS_URL
+) -> UrlSource:
     """Check the ``source`` object of an import by URL: one file at an http(s) URL.
 
-    A Hugging Face dataset URL with one entry in ``files`` imports that file (its ``resolve/main`` URL); any
+    A Hugging Face dataset URL with one entry in ``files`` imports that file (its ``resolve/main`` URL); a
+    Google Sheets URL imports one tab as csv from its export on `sheets_base_url` (`google_sheets`); any
     other URL is the file itself. The name defaults to the URL's last path segment, and the format comes from
-    ``file_format`` or the name's extension. Kaggle and Google Sheets imports are not supported.
+    ``file_format`` or the name's extension. Kaggle imports are not supported.
 
     Raises:
         ValidationError: A URL that is not http(s) or too long, a provider that is not supported, a Hugging
@@ -88,6 +93,11 @@ def parse_url_source(source: Mapping[str, Any], field: str = "source") -> UrlSou
         raise ValidationError.of(
             url_field, f"imports from {provider} are not supported: give a direct URL of the file"
         )
+    if is_sheets_url(parts.hostname):
+        export = sheet_export(url, source, field, sheets_base_url)
+        tab = check_name(source.get("name") or export.name, join(field, "name"))
+        file = _with_mode(source, field, tab, "csv")
+        return UrlSource(file.name, "csv", file.processing_mode, file.column_mapping, url=export.url)
     url = _huggingface_file(
         url, parts.hostname.lower(), parts.path, source.get("files"), join(field, "files")
     )

@@ -5,7 +5,8 @@
 a worker thread through the safe fetcher (`datamill.text.fetch`: internal addresses refused unless
 ``DATAMILL_FETCH_ALLOW`` lists them, at most the upload limit in bytes, at most `IMPORT_TIMEOUT_S` seconds),
 stores it in the blob store and hands the dataset to ingest, which reads it as it reads an upload. A fetch
-that is refused, fails, answers an error status or an empty body marks the dataset ``failed`` with
+that is refused, fails, answers an error status, an empty body or a web page (``text/html``) for a file of
+another format (a sign-in page) marks the dataset ``failed`` with
 ``error_data`` code ``E0104`` and the reason. Datasets still ``importing`` when the server stops are fetched
 again on the next start.
 """
@@ -109,9 +110,9 @@ class UrlImportService:
                 return
             url = row.source_url or ""
             (file,) = repo.files_of(session, dataset_id)
-            key = file.blob_key
+            key, file_format = file.blob_key, file.file_format
         try:
-            info = asyncio.run(self._fetch(url, key))
+            info = asyncio.run(self._fetch(url, key, file_format))
         except ImportFailure as failure:
             self._fail(dataset_id, str(failure))
             return
@@ -128,7 +129,7 @@ class UrlImportService:
             row.ingest_state, row.updated_at = "uploaded", utcnow()
         self._on_fetched(dataset_id)
 
-    async def _fetch(self, url: str, key: str) -> BlobInfo:
+    async def _fetch(self, url: str, key: str, file_format: str) -> BlobInfo:
         try:
             async with SafeFetcher(self._policy) as fetcher:
                 result = await fetcher.fetch(url)
@@ -138,6 +139,12 @@ class UrlImportService:
             raise ImportFailure(f"cannot import {url}: it answered HTTP {result.status}")
         if not result.body:
             raise ImportFailure(f"cannot import {url}: it answered an empty body")
+        content_type = str(result.headers.get("content-type", ""))
+        if content_type.lower().startswith("text/html") and file_format != "html":
+            raise ImportFailure(
+                f"cannot import {url}: it answered a web page, not a {file_format} file (a sign-in page? "
+                "a Google Sheet must be shared with 'Anyone with the link')"
+            )
 
         return await write_stream(self._blobs, key, _once(result.body), max_bytes=self._max)
 

@@ -44,6 +44,7 @@ class EnvironmentValues(BaseSettings):
     DATAMILL_DEFAULT_CREDITS: str | None = _var("DATAMILL_DEFAULT_CREDITS")
     DATAMILL_RATE_LIMIT_PER_MINUTE: str | None = _var("DATAMILL_RATE_LIMIT_PER_MINUTE")
     DATAMILL_RATE_LIMIT_BURST: str | None = _var("DATAMILL_RATE_LIMIT_BURST")
+    DATAMILL_GOOGLE_SHEETS_URL: str | None = _var("DATAMILL_GOOGLE_SHEETS_URL")
     # Runs and the worker (settings.runs).
     DATAMILL_WORKER: str | None = _var("DATAMILL_WORKER")
     DATAMILL_RUN_BATCH_SIZE: str | None = _var("DATAMILL_RUN_BATCH_SIZE")

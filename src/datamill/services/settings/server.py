@@ -12,6 +12,7 @@
 | DATAMILL_DEFAULT_CREDITS  | credit balance of a new tenant           | 1000                           |
 | DATAMILL_RATE_LIMIT_PER_MINUTE | API requests a key may make a minute (0: no limit) | 1200              |
 | DATAMILL_RATE_LIMIT_BURST | requests a key may make at once          | the per-minute limit           |
+| DATAMILL_GOOGLE_SHEETS_URL | where Google Sheets exports are fetched | https://docs.google.com        |
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ServerSettings:
     ingest_workers: int = 2
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int | None = None
+    google_sheets_url: str = "https://docs.google.com"
 
     @classmethod
     def for_data_dir(cls, data_dir: str | Path, **overrides: Any) -> ServerSettings:
@@ -110,6 +112,10 @@ class ServerSettings:
             overrides["rate_limit_per_minute"] = int(_positive(limit, "DATAMILL_RATE_LIMIT_PER_MINUTE"))
         if burst := env.get("DATAMILL_RATE_LIMIT_BURST"):
             overrides["rate_limit_burst"] = max(1, int(_positive(burst, "DATAMILL_RATE_LIMIT_BURST")))
+        if url := env.get("DATAMILL_GOOGLE_SHEETS_URL"):
+            if not url.strip().startswith(("http://", "https://")):
+                raise ConfigError(f"DATAMILL_GOOGLE_SHEETS_URL: must be an http(s) URL, got {url!r}")
+            overrides["google_sheets_url"] = url.strip().rstrip("/")
         return replace(settings, **overrides)
 
     @property
