@@ -56,7 +56,18 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
         run = wait_run(sdk, api.runs.create(spec_id=spec.id, number_of_samples=2).id)
         assert run.status == "SUCCEEDED", run.error
         evaluation = api.evaluations.create(run_id=run.id)
+        red_spec = api.red_team_specs.create(
+            name="fuzz", app_description="A bot", domain_description="Retail"
+        )
+        red_run = api.red_team_runs.create(
+            red_team_spec_id=red_spec.id,
+            model_name="openai/gpt-oss-120b",
+            number_of_behaviors=1,
+            number_of_prompts_per_behavior=1,
+        )
     return {
+        "red_team_spec_id": red_spec.id,
+        "red_team_run_id": red_run.id,
         "dataset_id": dataset.id,
         "spec_id": spec.id,
         "run_id": run.id,
@@ -68,6 +79,7 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
 def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServer) -> None:
     key = fuzz_server.new_key("fuzzer")
     ids = _real_ids(fuzz_server, key)
+    red_team_ids = {"spec_id": ids["red_team_spec_id"], "run_id": ids["red_team_run_id"]}
     schema = schemathesis.openapi.from_url(f"{fuzz_server.base_url}/openapi.json")
     operations = [result.ok() for result in schema.include(path_regex=f"^{PREFIX}/").get_all_operations()]
     assert len(operations) > 20
@@ -87,7 +99,8 @@ def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServ
         @given(case=operation.as_strategy(), real=st.booleans())  # type: ignore[attr-defined]
         def check(case: schemathesis.Case, real: bool) -> None:
             if real and case.method != "DELETE" and case.path_parameters:
-                case.path_parameters = {k: ids.get(k, v) for k, v in case.path_parameters.items()}
+                real_ids = ids | (red_team_ids if "/red-team-" in case.path else {})
+                case.path_parameters = {k: real_ids.get(k, v) for k, v in case.path_parameters.items()}
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
             response = case.call(timeout=30)
             statuses[response.status_code] += 1
@@ -141,6 +154,19 @@ def _valid_bodies(ids: dict[str, str], spec_yaml: str) -> dict[tuple[str, str], 
             "spec_version": 1,
         },
         ("POST", f"{PREFIX}/evaluations/"): {"run_id": ids["run_id"]},
+        ("POST", f"{PREFIX}/red-team-specs/"): {
+            "name": "mutant",
+            "app_description": "A support bot",
+            "domain_description": "Retail",
+            "concerns": "No refunds promised",
+        },
+        ("PATCH", f"{PREFIX}/red-team-specs/{ids['red_team_spec_id']}/"): {"concerns": "Refunds"},
+        ("POST", f"{PREFIX}/red-team-runs/"): {
+            "red_team_spec_id": ids["red_team_spec_id"],
+            "model_name": "openai/gpt-oss-120b",
+            "number_of_behaviors": 1,
+            "number_of_prompts_per_behavior": 1,
+        },
     }
 
 
@@ -155,8 +181,10 @@ def _mutate(http: httpx.Client, method: str, path: str, body: dict[str, object])
         seen[answer.status_code] += 1
         if answer.status_code >= 500:
             seen[f"{method} {path} {field}={value!r:.200} -> {answer.text[:300]}"] += 1
-        elif answer.status_code == 201 and path.endswith("/runs/"):
+        elif answer.status_code == 201 and path.endswith("runs/"):
             http.post(f"{path}{answer.json()['id']}/cancel/")  # keep the worker free
+        elif answer.status_code == 201 and path.endswith("red-team-specs/"):
+            http.delete(f"{path}{answer.json()['id']}/")  # free the name for the next mutation
 
     check()
     return seen

@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +51,11 @@ class Tenant:
     links: list[str] = field(default_factory=list)
 
     def ids_for(self, path: str) -> dict[str, str]:
-        """Its ids by path parameter; ``file_id`` is a seed file's or a generated file's, as the path says."""
+        """Its ids by path parameter; ``file_id`` is a seed file's or a generated file's, as the path says,
+        and ``spec_id`` and ``run_id`` are a red-team spec's and run's under the red-team paths."""
         file_id = self.seed_file_id if "/seed-datasets/" in path else self.run_file_id
-        return self.ids | NOTHING_KEPT | {"file_id": file_id}
+        red_team = {"spec_id": self.ids["red_team_spec_id"], "run_id": self.ids["red_team_run_id"]}
+        return self.ids | NOTHING_KEPT | {"file_id": file_id} | (red_team if "/red-team-" in path else {})
 
 
 def _make_tenant(server: RunningServer, name: str) -> Tenant:
@@ -69,7 +72,27 @@ def _make_tenant(server: RunningServer, name: str) -> Tenant:
     finished = wait_run(sdk, run.id)
     assert finished.status == "SUCCEEDED", finished.error
     evaluation = sdk.dataframer.evaluations.create(run_id=run.id)
-    ids = {"dataset_id": dataset.id, "spec_id": spec.id, "run_id": run.id, "evaluation_id": evaluation.id}
+    red_spec = sdk.dataframer.red_team_specs.create(
+        name=f"{MARKER}-{name}", app_description=MARKER, domain_description=MARKER, concerns=MARKER
+    )
+    red_run = sdk.dataframer.red_team_runs.create(
+        red_team_spec_id=red_spec.id,
+        model_name="openai/gpt-oss-120b",
+        number_of_behaviors=1,
+        number_of_prompts_per_behavior=1,
+    )
+    deadline = time.monotonic() + 60
+    while sdk.dataframer.red_team_runs.retrieve_status(red_run.id).status != "SUCCEEDED":
+        assert time.monotonic() < deadline, "the red-team run did not succeed"
+        time.sleep(0.05)
+    ids = {
+        "dataset_id": dataset.id,
+        "spec_id": spec.id,
+        "run_id": run.id,
+        "evaluation_id": evaluation.id,
+        "red_team_spec_id": red_spec.id,
+        "red_team_run_id": red_run.id,
+    }
     tenant = Tenant(
         key, sdk, ids, dataset.files[0].id, finished.generated_files[0].id, done_spec.content_yaml
     )
@@ -100,6 +123,8 @@ PATH_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("PUT", "/api/dataframer/specs/{spec_id}/"): lambda w: {"content_yaml": w.b.spec_yaml},
     ("POST", "/api/dataframer/runs/{run_id}/cancel/"): lambda _w: {},
     ("POST", "/api/dataframer/judges/{judge_id}/evaluations/"): lambda w: {"run_id": w.b.ids["run_id"]},
+    ("PATCH", "/api/dataframer/red-team-specs/{spec_id}/"): lambda _w: {"concerns": "changed by b"},
+    ("POST", "/api/dataframer/red-team-runs/{run_id}/cancel/"): lambda _w: {},
 }
 
 #: Routes without ids in their path whose body carries them: B's body with A's ids.
@@ -107,6 +132,12 @@ IDS_IN_BODY: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/api/dataframer/specs/"): lambda w: {"name": "b-spec", "dataset_id": w.a.ids["dataset_id"]},
     ("POST", "/api/dataframer/runs/"): lambda w: {"spec_id": w.a.ids["spec_id"], "number_of_samples": 1},
     ("POST", "/api/dataframer/evaluations/"): lambda w: {"run_id": w.a.ids["run_id"]},
+    ("POST", "/api/dataframer/red-team-runs/"): lambda w: {
+        "red_team_spec_id": w.a.ids["red_team_spec_id"],
+        "model_name": "openai/gpt-oss-120b",
+        "number_of_behaviors": 1,
+        "number_of_prompts_per_behavior": 1,
+    },
 }
 
 #: Routes that take no tenant-owned id: the lists must hold only B's things; the creations are B's own.
@@ -117,6 +148,9 @@ NO_TENANT_IDS = {
     ("GET", "/api/dataframer/failures/"),
     ("GET", "/api/dataframer/context/"),
     ("GET", "/api/dataframer/judges/"),
+    ("GET", "/api/dataframer/red-team-specs/"),
+    ("GET", "/api/dataframer/red-team-runs/"),
+    ("POST", "/api/dataframer/red-team-specs/"),
     ("POST", "/api/dataframer/seed-datasets/create/"),
     ("POST", "/api/dataframer/seed-datasets/create-from-zip/"),
 }
@@ -175,6 +209,8 @@ def test_b_lists_only_its_own(world: World, walk: list[str | None]) -> None:
     assert [d.id for d in api.seed_datasets.list()] == [world.b.ids["dataset_id"]]
     assert {s.id for s in api.specs.list()} == {world.b.ids["spec_id"]}
     assert {r.id for r in api.runs.list()} == {world.b.ids["run_id"]}
+    assert [s.id for s in api.red_team_specs.list()] == [world.b.ids["red_team_spec_id"]]
+    assert [r.id for r in api.red_team_runs.list()] == [world.b.ids["red_team_run_id"]]
 
 
 def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | None]) -> None:
@@ -185,6 +221,8 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
     run = api.runs.retrieve(ids["run_id"])
     assert (run.status, run.samples_completed) == ("SUCCEEDED", 2)
     assert [e.id for e in api.runs.evaluations.list(ids["run_id"])] == [ids["evaluation_id"]]
+    assert api.red_team_specs.retrieve(ids["red_team_spec_id"]).concerns == MARKER
+    assert api.red_team_runs.retrieve(ids["red_team_run_id"]).status == "SUCCEEDED"
     for link in world.a.links:
         assert httpx.get(link).status_code == 200
 

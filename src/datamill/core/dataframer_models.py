@@ -83,7 +83,18 @@ EVALUATION_MODELS: tuple[str, ...] = (
     "databricks/system.ai.gpt-5-6-terra-thinking",
 )
 
+#: ``model_name`` of a red-team run.
+RED_TEAM_MODELS: tuple[str, ...] = (
+    "openai/gpt-oss-120b",
+    "deepseek-ai/DeepSeek-V4-Pro-0813",
+    "moonshotai/Kimi-K3",
+    "moonshotai/Kimi-K2.6",
+    "databricks/system.ai.deepseek-v4-pro-0813",
+)
+
 #: Every name above, for routing them all somewhere (a test's fake model, a proxy).
-ALL_MODELS: tuple[str, ...] = tuple(dict.fromkeys(RUN_MODELS + SPEC_MODELS + EVALUATION_MODELS))
+ALL_MODELS: tuple[str, ...] = tuple(
+    dict.fromkeys(RUN_MODELS + SPEC_MODELS + EVALUATION_MODELS + RED_TEAM_MODELS)
+)
 
 DATABRICKS_PREFIX = "databricks/"

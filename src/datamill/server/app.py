@@ -34,6 +34,7 @@ from datamill.server.compat import (
     adaption_runs,
     dataframer_evaluations,
     dataframer_misc,
+    dataframer_red_team,
     dataframer_runs,
     dataframer_seeds,
     dataframer_specs,
@@ -122,6 +123,7 @@ def create_app(
     app.include_router(dataframer_evaluations.router)
     app.include_router(dataframer_specs.router)
     app.include_router(dataframer_runs.router)
+    app.include_router(dataframer_red_team.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

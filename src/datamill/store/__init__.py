@@ -10,6 +10,7 @@ from datamill.store import (
     budget_models,  # registers the concurrency budget tables on Base.metadata
     export_models,  # registers the dataset exports table on Base.metadata
     generation_models,  # registers the generation tables on Base.metadata
+    red_team_models,  # registers the red-teaming and judge tables on Base.metadata
     response_models,  # registers the stored responses table on Base.metadata
 )
 from datamill.store.blobs import BlobInfo, BlobStore, BlobTooLargeError, LocalBlobStore, blob_store_from_url
@@ -33,6 +34,7 @@ __all__ = [
     "budget_models",
     "export_models",
     "generation_models",
+    "red_team_models",
     "response_models",
     "utcnow",
 ]

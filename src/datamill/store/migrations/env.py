@@ -5,7 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from datamill.store import generation_models  # noqa: F401  (registers the generation tables)
+from datamill.store import (
+    generation_models,  # noqa: F401  (registers the generation tables)
+    red_team_models,  # noqa: F401  (registers the red-teaming and judge tables)
+)
 from datamill.store.models import Base
 
 config = context.config
