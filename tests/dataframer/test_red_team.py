@@ -7,6 +7,7 @@ everything (the run fails with the reason).
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from collections.abc import Iterator
@@ -192,6 +193,19 @@ def test_bad_run_input_names_the_field(client: dataframer.Dataframer) -> None:
             number_of_prompts_per_behavior=1,
         )
     assert "databricks_client_secret" in {d["field"] for d in caught.value.body["details"]}
+    with pytest.raises(dataframer.BadRequestError) as caught:
+        runs.create(
+            red_team_spec_id=spec.id,
+            model_name="databricks/system.ai.deepseek-v4-pro-0813",
+            number_of_behaviors=1,
+            number_of_prompts_per_behavior=1,
+            extra_body={
+                "databricks_client_id": "id",
+                "databricks_client_secret": "secret",
+                "databricks_api_base": "http://169.254.169.254/serving-endpoints",
+            },
+        )
+    assert [d["field"] for d in caught.value.body["details"]] == ["databricks_api_base"]
     with pytest.raises(dataframer.NotFoundError):
         runs.create(
             red_team_spec_id="rtspec_x",
@@ -306,3 +320,34 @@ def test_cancel_stops_a_running_run(sim_client: dataframer.Dataframer) -> None:
     with pytest.raises(dataframer.BadRequestError) as caught:
         sim_client.post(f"/api/dataframer/red-team-runs/{run.id}/cancel/", cast_to=httpx.Response)
     assert caught.value.body["code"] == "not_cancelable"
+
+
+def test_a_databricks_model_uses_the_runs_own_workspace(client: dataframer.Dataframer) -> None:
+    secret = f"dbsecret-{secrets.token_hex(8)}"
+    spec = make_spec(client)
+    with serve_in_thread() as workspace:
+        run = client.dataframer.red_team_runs.create(
+            red_team_spec_id=spec.id,
+            model_name="databricks/system.ai.deepseek-v4-pro-0813",
+            number_of_behaviors=2,
+            number_of_prompts_per_behavior=2,
+            extra_body={
+                "databricks_client_id": "client-1",
+                "databricks_client_secret": secret,
+                "databricks_api_base": workspace.openai_url,
+            },
+        )
+        done = wait_red_team(client, run.id)
+        calls = len(workspace.log.entries)
+        auth = {
+            e.headers.get("authorization") or e.headers.get("Authorization") for e in workspace.log.entries
+        }
+    assert done.status == "SUCCEEDED", done.error_message
+    assert calls == 3  # the taxonomy and one call per behaviour, all to the workspace
+    assert auth == {"Basic " + base64.b64encode(f"client-1:{secret}".encode()).decode()}
+    raw = httpx.get(
+        f"{str(client.base_url).rstrip('/')}/api/dataframer/red-team-runs/{run.id}/",
+        headers={"Authorization": f"Bearer {client.api_key}"},
+    )
+    assert secret not in raw.text
+    assert "client-1" not in raw.text

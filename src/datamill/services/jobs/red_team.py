@@ -28,6 +28,7 @@ from datamill.store.models import utcnow
 from datamill.store.red_team import get_red_team_run_any_tenant
 from datamill.store.red_team_models import RedTeamRun
 from datamill.store.runs import RunOutcome
+from datamill.text.fetch_policy import FetchPolicy
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class RedTeamJobExecutor:
             live.counters.rows_done = kept
 
         try:
-            model = model_handle(gateway, model_name, "generation", credentials)
+            policy = FetchPolicy.with_allowed(self._settings.fetch_allow)
+            model = model_handle(gateway, model_name, "generation", credentials, policy)
             result = await RedTeamGenerator(model, target, progress).run(behaviors, per)
         except (RedTeamIncomplete, ConfigError, ModelError) as exc:
             log.warning("red-team run %s failed: %s", run_id, exc)

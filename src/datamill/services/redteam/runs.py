@@ -4,7 +4,8 @@ Create takes ``red_team_spec_id``, ``model_name`` (one of `RED_TEAM_MODELS`, rou
 ``number_of_behaviors`` and ``number_of_prompts_per_behavior`` (their product, the prompts written, is
 below `MAX_PROMPTS`), and, for a ``databricks/`` model, the run's own Databricks credentials
 (``databricks_client_id``, ``databricks_client_secret``, ``databricks_api_base``), kept in the job's request
-only (erased when it ends) and never echoed. The request reserves credits for every prompt (402
+only (erased when it ends) and never echoed; the API base goes through the outbound-URL policy
+(`datamill.services.generation.databricks`). The request reserves credits for every prompt (402
 ``insufficient_credits`` when the balance does not cover them) and queues a `RED_TEAM_JOB`
 (`datamill.services.jobs.red_team`); the run reads PENDING, PROCESSING, then SUCCEEDED with
 ``results_json.behavior_to_enhanced_queries``, FAILED with ``error_message``, or CANCELED.
@@ -19,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from datamill.core.credits import PriceTable
 from datamill.core.dataframer_models import DATABRICKS_PREFIX, RED_TEAM_MODELS
+from datamill.core.errors import ValidationError
 from datamill.core.fields import Issues, read_int, read_object, read_str
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, creator_email, iso
 from datamill.services.generation.credits import reserve
+from datamill.services.generation.databricks import literal_refusal
 from datamill.services.redteam.specs import tenant_spec
 from datamill.services.tenants import TenantView
 from datamill.store import Store
@@ -32,6 +35,7 @@ from datamill.store.jobs import CREDENTIALS, add_job, cancel_job, get_job
 from datamill.store.models import Run, utcnow
 from datamill.store.red_team import delete_red_team_runs, get_red_team_run, list_red_team_runs
 from datamill.store.red_team_models import RED_TEAM_JOB, RedTeamRun, RedTeamSpec
+from datamill.text.fetch_policy import FetchPolicy
 
 #: Most prompts one run writes (``number_of_behaviors × number_of_prompts_per_behavior``).
 MAX_PROMPTS = 99
@@ -132,12 +136,19 @@ def tenant_run(session: Session, tenant_id: str, run_id: str) -> RedTeamRun:
 class RedTeamRunService:
     """The red-team run operations of one tenant's requests; see the module docstring."""
 
-    def __init__(self, store: Store, prices: PriceTable | None = None) -> None:
+    def __init__(
+        self, store: Store, prices: PriceTable | None = None, policy: FetchPolicy | None = None
+    ) -> None:
         self._store = store
         self._prices = prices or PriceTable()
+        self._policy = policy if policy is not None else FetchPolicy()
 
     def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
         fields, credentials = parse_run_create(body)
+        base = credentials.get("databricks_api_base")
+        refused = literal_refusal(base, self._policy) if base else None
+        if refused is not None:
+            raise ValidationError.of("databricks_api_base", refused)
         total = fields["number_of_behaviors"] * fields["number_of_prompts_per_behavior"]
         with self._store.session() as session:
             spec = tenant_spec(session, tenant.id, fields["red_team_spec_id"])
