@@ -97,7 +97,11 @@ class ServerContext:
         )
         outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(settings.data_dir, runs.run_data_url))
         custom_evals = CustomEvalService(
-            store, outputs, lambda: make_gateway(model_settings), model=model_settings.model
+            store,
+            outputs,
+            lambda: make_gateway(model_settings),
+            model=model_settings.model,
+            prices=runs.price_table,
         )
         exports = ExportLinks(store, DatasetService(store))
         models = ModelCatalog(model_settings)

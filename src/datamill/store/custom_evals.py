@@ -1,14 +1,18 @@
-"""Repository of custom evaluations: add, read one or a dataset's list (newest first), find unfinished ones.
+"""Repository of custom evaluations: add, read, find unfinished ones, record an ending and settle credits.
+
+A dataset's list is newest first.
 
 Reads a tenant makes are scoped by tenant and dataset, so another tenant's evaluation looks absent.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from datamill.store.models import CustomEval
+from datamill.store.models import CustomEval, Tenant
 
 #: Statuses of an evaluation that has not finished; a restart runs these again.
 UNFINISHED = ("pending", "running")
@@ -47,3 +51,22 @@ def unfinished_ids(session: Session) -> list[str]:
     """Evaluations a stopped server left pending or running, oldest first."""
     stmt = select(CustomEval.id).where(CustomEval.status.in_(UNFINISHED)).order_by(CustomEval.created_at)
     return list(session.scalars(stmt))
+
+
+def finish_custom_eval(session: Session, eval_id: str, values: dict[str, Any], credits_used: float) -> bool:
+    """Record how an unfinished evaluation ended, charge `credits_used` and give back the rest.
+
+    False (nothing changed) when it had already ended, so an evaluation is settled once.
+    """
+    result = session.execute(
+        update(CustomEval)
+        .where(CustomEval.id == eval_id, CustomEval.status.in_(UNFINISHED))
+        .values(**values, credits_used=credits_used)
+    )
+    if not getattr(result, "rowcount", 0):
+        return False
+    row = session.get(CustomEval, eval_id)
+    assert row is not None
+    refund = float(row.credits_reserved or 0.0) - credits_used
+    session.execute(update(Tenant).where(Tenant.id == row.tenant_id).values(credits=Tenant.credits + refund))
+    return True

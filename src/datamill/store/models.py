@@ -181,7 +181,8 @@ class CustomEval(Base):
 
     `status` moves pending → running → succeeded or failed (with `error_message`). `run_id` is the run whose
     output was judged (None: the dataset's own rows, judged "before" only). `results` keeps the per-row
-    judgements, so every score can be traced.
+    judgements, so every score can be traced. `credits_reserved` was taken from the tenant's balance when the
+    evaluation was created; `credits_used` is what it was charged when it ended (the rest was given back).
     """
 
     __tablename__ = "custom_evals"
@@ -205,6 +206,8 @@ class CustomEval(Base):
     created_at: Mapped[dt.datetime]
     started_at: Mapped[dt.datetime | None]
     completed_at: Mapped[dt.datetime | None]
+    credits_reserved: Mapped[float] = mapped_column(Numeric(20, 6, asdecimal=False), default=0.0)
+    credits_used: Mapped[float | None] = mapped_column(Numeric(20, 6, asdecimal=False))
 
 
 class IdempotencyRecord(Base):

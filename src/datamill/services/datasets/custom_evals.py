@@ -8,6 +8,11 @@ sample of the dataset's own rows, before only (``score_after`` null). The sample
 so rubrics compared on one dataset see the same rows, and judge calls go through the gateway and its
 response cache, so an evaluation a restart interrupted runs again (it is picked up on the next start) and
 pays only for the calls it had not made.
+
+An evaluation is a paid job (`datamill.services.generation.credits`): creating it reserves
+``minimum_credits`` in the same transaction that records it (402 ``insufficient_credits``, and nothing
+recorded, when the balance does not cover that); when it ends, succeeded or failed, it is charged
+``PriceTable.credits(0, judge spend)`` and the rest of the reservation is given back, once.
 """
 
 from __future__ import annotations
@@ -20,12 +25,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from datamill.core.credits import PriceTable
 from datamill.core.errors import DatamillError, Issue, ValidationError
 from datamill.llm.gateway import Gateway
 from datamill.services.datasets.catalog import DatasetService
 from datamill.services.datasets.custom_judge import RubricJudge, Verdict, example_sides, summarize
 from datamill.services.datasets.output import DatasetOutputs, DatasetRows
 from datamill.services.errors import ConflictError, NotFoundError, NotReadyError
+from datamill.services.generation.credits import reserve
 from datamill.store import Store, utcnow
 from datamill.store import custom_evals as repo
 from datamill.store.ids import new_id
@@ -90,14 +97,21 @@ class CustomEvalService:
         outputs: Reads the datasets' rows and their runs' output.
         gateway_factory: Makes the gateway one evaluation's judge calls go through (closed after it).
         model: The judge model; None means the routing file's default model.
+        prices: What an evaluation reserves and is charged (the defaults when None).
     """
 
     def __init__(
-        self, store: Store, outputs: DatasetOutputs, gateway_factory: Callable[[], Gateway], model: str | None
+        self,
+        store: Store,
+        outputs: DatasetOutputs,
+        gateway_factory: Callable[[], Gateway],
+        model: str | None,
+        prices: PriceTable | None = None,
     ) -> None:
         self._store, self._outputs = store, outputs
         self._datasets = DatasetService(store)
         self._gateway_factory, self._model = gateway_factory, model
+        self._prices = prices or PriceTable()
 
     def create(
         self,
@@ -114,6 +128,7 @@ class CustomEvalService:
             ValidationError: An empty or too long rubric or name, or a sample size out of range.
             NotReadyError: The dataset has not been read yet, or failed.
             ConflictError: A run is processing the dataset.
+            InsufficientCreditsError: The tenant's balance does not cover the reservation (nothing recorded).
         """
         size = _check(judge_prompt, name, sample_size)
         view = self._datasets.get(tenant_id, dataset_id)
@@ -134,6 +149,9 @@ class CustomEvalService:
             created_at=utcnow(),
         )
         with self._store.session() as session:
+            row.credits_reserved = reserve(
+                session, tenant_id, self._prices.minimum_credits, "a custom evaluation"
+            )
             return CustomEvalView.of(repo.add_custom_eval(session, row))
 
     def list_for_dataset(self, tenant_id: str, dataset_id: str) -> list[CustomEvalView]:
@@ -161,15 +179,21 @@ class CustomEvalService:
         row = await asyncio.to_thread(self._claim, eval_id)
         if row is None:
             return
+        gateway: Gateway | None = None
         try:
             rows = await asyncio.to_thread(self._rows_of, row)
-            values = await self._judge(row, rows)
+            gateway = self._gateway_factory()
+            values = await self._judge(row, rows, gateway)
         except (DatamillError, OSError) as exc:
             values = {"status": "failed", "error_message": f"{type(exc).__name__}: {exc}"}
         except Exception:
             log.exception("custom evaluation %s failed", eval_id)
             values = {"status": "failed", "error_message": "internal error; the server log has the details"}
-        await asyncio.to_thread(self._save, eval_id, values | {"completed_at": utcnow()})
+        finally:
+            if gateway is not None:
+                await gateway.aclose()
+        spend = gateway.usage.total.cost_usd if gateway is not None else 0.0
+        await asyncio.to_thread(self._finish, eval_id, values | {"completed_at": utcnow()}, spend)
 
     def _claim(self, eval_id: str) -> CustomEval | None:
         with self._store.session() as session:
@@ -186,16 +210,12 @@ class CustomEvalService:
         self._save(row.id, {"run_id": rows.run.run_id if rows.run else None})
         return rows
 
-    async def _judge(self, row: CustomEval, rows: DatasetRows) -> dict[str, Any]:
+    async def _judge(self, row: CustomEval, rows: DatasetRows, gateway: Gateway) -> dict[str, Any]:
         sample = await asyncio.to_thread(_sample, rows, row.sample_size)
         mapping = rows.dataset.configured_column_mapping
-        gateway = self._gateway_factory()
-        try:
-            model = gateway.model(self._model or gateway.default_model)
-            judge = RubricJudge(model, row.judge_prompt)
-            verdicts = await asyncio.gather(*(_judge_row(judge, r, mapping) for _, r in sample))
-        finally:
-            await gateway.aclose()
+        model = gateway.model(self._model or gateway.default_model)
+        judge = RubricJudge(model, row.judge_prompt)
+        verdicts = await asyncio.gather(*(_judge_row(judge, r, mapping) for _, r in sample))
         scores = summarize(verdicts)
         results = {
             "judged": "run_output" if rows.run else "dataset_rows",
@@ -214,6 +234,11 @@ class CustomEvalService:
             "score_after": scores.score_after,
             "improvement_percent": scores.improvement_percent,
         }
+
+    def _finish(self, eval_id: str, values: dict[str, Any], spend_usd: float) -> None:
+        """Record the outcome and settle the credits: charged the judge's spend, the rest given back."""
+        with self._store.session() as session:
+            repo.finish_custom_eval(session, eval_id, values, self._prices.credits(0, spend_usd))
 
     def _save(self, eval_id: str, values: dict[str, Any]) -> None:
         with self._store.session() as session:

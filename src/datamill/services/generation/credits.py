@@ -1,4 +1,7 @@
-"""Credits of the generation jobs: what spec analyses, generation runs and their evaluations reserve.
+"""Credits of the paid jobs other than adaptation runs, and what each reserves.
+
+Those jobs are spec analyses, generation runs, their evaluations and custom evaluations
+(`datamill.services.datasets.custom_evals`).
 
 Every paid job reserves and settles credits the way adaptation runs do (`datamill.core.credits`): the
 request that queues it takes an estimate from the tenant's balance in the same transaction (402
@@ -14,6 +17,7 @@ job                    reserved
 spec analysis          ``minimum_credits``
 generation run         ``PriceTable.credits(number_of_samples, 0)``: the row fee of every asked sample
 generation evaluation  ``minimum_credits``
+custom evaluation      ``minimum_credits`` (settled by the evaluation itself, not a worker: no output rows)
 =====================  ================================================================================
 """
 
