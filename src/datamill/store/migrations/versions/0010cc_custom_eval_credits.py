@@ -1,7 +1,7 @@
 """Custom evaluations reserve credits when created and record what they were charged when they end.
 
-Revision ID: 0009cc
-Revises: 0008rs
+Revision ID: 0010cc
+Revises: 0009rj
 Create Date: 2026-12-06 17:45:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009cc"
-down_revision: str | None = "0008rs"
+revision: str = "0010cc"
+down_revision: str | None = "0009rj"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
