@@ -79,6 +79,7 @@ async def test_a_run_with_the_calculator_fixes_wrong_numbers():
         "generation_model": "fake/g",
         "skip_outline": True,
         "tools": ["calculator"],
+        "novelty_threshold": 1,  # both samples are the one scripted text
     }
     request = parse_generation_request(body)
     run = GenerationRun(spec, request, GenerationModels.resolve(gateway, request), gateway=gateway)

@@ -38,6 +38,8 @@ def test_spec_create_then_generate_jsonl(runner: CliRunner, tmp_path: Path, seed
     assert spec.metadata["dataset_type"] == "MULTI_FILE"
     out = tmp_path / "out.jsonl"
     args = ["generate", "--spec", str(spec_path), "-n", "4", "-o", str(out), "--model", "fake/test"]
+    # The fake model writes the same text for the same properties: the novelty gate would refuse copies.
+    args += ["--novelty-threshold", "1"]
     args += ["--filtering-types", "structural,conformance", "--revision-types", "consistency", "--json"]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -55,7 +57,7 @@ def test_seedless_spec_and_folder_output(runner: CliRunner, tmp_path: Path):
     assert runner.invoke(cli, args).exit_code == 0
     out = tmp_path / "samples"
     args = ["generate", "--spec", str(spec_path), "-n", "2", "-o", str(out), "--model", "fake/test"]
-    result = runner.invoke(cli, [*args, "--skip-outline"])
+    result = runner.invoke(cli, [*args, "--skip-outline", "--novelty-threshold", "1"])
     assert result.exit_code == 0, result.output
     assert "delivered 2 samples" in result.output
     assert sorted(p.name for p in out.glob("sample_*.txt")) == ["sample_1.txt", "sample_2.txt"]
@@ -89,7 +91,19 @@ def test_every_generation_command_uses_the_datamill_model_setting(
     created = runner.invoke(cli, ["spec", "create", str(seeds), "-o", str(spec_path)])
     assert created.exit_code == 0, created.output
     out = tmp_path / "out.jsonl"
-    result = runner.invoke(cli, ["generate", "--spec", str(spec_path), "-n", "2", "-o", str(out), "--json"])
+    args = [
+        "generate",
+        "--spec",
+        str(spec_path),
+        "-n",
+        "2",
+        "-o",
+        str(out),
+        "--json",
+        "--novelty-threshold",
+        "1",
+    ]
+    result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)["usage"]["by_model"]) == {"fake/from-setting"}
     evaluated = runner.invoke(cli, ["spec", "evaluate", str(spec_path), "--samples", str(out)])

@@ -19,7 +19,7 @@ async def test_each_job_runs_on_the_model_it_names(tmp_path: Path) -> None:
         SpecJob((), spec, model="fake/spec-writer", objectives="Short haiku about rain"), settings=settings
     )
     out = tmp_path / "out.jsonl"
-    body = {"number_of_samples": 2, "skip_outline": True}
+    body = {"number_of_samples": 2, "skip_outline": True, "novelty_threshold": 1}
     summary = await generate_async(GenerateJob(spec, out, body, model="fake/generator"), settings=settings)
     assert set(summary.to_dict()["usage"]["by_model"]) == {"fake/generator"}
     report = await evaluate_samples_async(EvaluateJob(spec, out, model="fake/judge"), settings=settings)

@@ -148,7 +148,8 @@ async def test_structured_seeds_give_json_rows_unified_or_field_by_field(tmp_pat
     def by_field(route: Route, request: ChatRequest) -> str:
         return "5" if 'field "stars"' in request.messages[-1].content else "Worth it?"
 
-    split, fake, _ = _run({"number_of_samples": 2, "filtering_types": ["structural"]}, by_field, seeds)
+    body = {"number_of_samples": 2, "filtering_types": ["structural"], "novelty_threshold": 1}
+    split, fake, _ = _run(body, by_field, seeds)
     rows = [json.loads(s.text) for s in (await split.run()).samples]
     assert rows == [{"question": "Worth it?", "stars": 5}] * 2
     assert len(fake.calls) == 2 * 2

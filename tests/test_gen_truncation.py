@@ -40,6 +40,7 @@ async def test_cut_revisions_are_never_delivered():
             {
                 "generation_model": "sim-openai/gpt",
                 "number_of_samples": 6,
+                "novelty_threshold": 1,  # every delivered sample is the one scripted revision
                 "skip_outline": True,
                 "filtering_types": [],
                 "revision_types": ["consistency"],

@@ -40,7 +40,12 @@ def succeeded_run(client: dataframer.Dataframer, samples: int = SAMPLES) -> Any:
     spec = client.dataframer.specs.create(name="emails", generation_objectives="Short support emails")
     assert wait_spec(client, spec.id).status == "SUCCEEDED"
     client.dataframer.specs.update(spec.id, content_yaml=SPEC_YAML)
-    run = client.dataframer.runs.create(spec_id=spec.id, number_of_samples=samples, skip_outline=True)
+    run = client.dataframer.runs.create(
+        spec_id=spec.id,
+        number_of_samples=samples,
+        skip_outline=True,
+        extra_body={"novelty_threshold": 1},  # the fake's copies
+    )
     done = wait_run(client, run.id)
     assert done.status == "SUCCEEDED", done
     return done

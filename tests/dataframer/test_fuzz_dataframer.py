@@ -53,7 +53,9 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
         dataset = api.seed_datasets.create_with_files(name="fuzz", dataset_type="MULTI_FILE", files=seeds)
         spec = wait_spec(sdk, api.specs.create(name="fuzz", dataset_id=dataset.id).id)
         assert spec.status == "SUCCEEDED", spec.error
-        run = wait_run(sdk, api.runs.create(spec_id=spec.id, number_of_samples=2).id)
+        run = wait_run(
+            sdk, api.runs.create(spec_id=spec.id, number_of_samples=2, extra_body={"novelty_threshold": 1}).id
+        )
         assert run.status == "SUCCEEDED", run.error
         evaluation = api.evaluations.create(run_id=run.id)
         red_spec = api.red_team_specs.create(

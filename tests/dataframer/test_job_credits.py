@@ -73,7 +73,12 @@ def test_jobs_are_charged_what_they_cost_and_the_rest_comes_back(
     assert wait_spec(client, spec.id).status == "SUCCEEDED"
     # The fake model is free: the analysis charges nothing and its reservation came back.
     assert _balance(df_server, tenant_id) == 50.0
-    run = client.dataframer.runs.create(spec_id=spec.id, number_of_samples=2, skip_outline=True)
+    run = client.dataframer.runs.create(
+        spec_id=spec.id,
+        number_of_samples=2,
+        skip_outline=True,
+        extra_body={"novelty_threshold": 1},  # the fake's copies
+    )
     assert wait_run(client, run.id).status == "SUCCEEDED"
     assert _balance(df_server, tenant_id) == 50.0 - PriceTable().credits(2, 0.0)
 

@@ -68,6 +68,8 @@ def test_gated_run_delivers_exactly_n_and_reports_candidates(scripted_client: da
         filtering_types=["structural", "conformance"],
         max_revision_cycles=1,
         skip_outline=True,
+        # The scripted model writes the same sample for the same properties: no novelty gate.
+        extra_body={"novelty_threshold": 1},
     )
     assert run.status == "PENDING"
     assert run.spec_version == 1
@@ -109,7 +111,12 @@ def test_failed_analysis_fails_the_spec_and_refuses_edits_and_runs(
 
 def test_files_and_zip_download(client: dataframer.Dataframer) -> None:
     spec_id = seedless_spec(client)
-    run = client.dataframer.runs.create(spec_id=spec_id, number_of_samples=3, skip_outline=True)
+    run = client.dataframer.runs.create(
+        spec_id=spec_id,
+        number_of_samples=3,
+        skip_outline=True,
+        extra_body={"novelty_threshold": 1},  # the fake's copies
+    )
     done = wait_run(client, run.id)
     assert done.status == "SUCCEEDED"
     paths = [f.path for f in done.generated_files]

@@ -177,7 +177,12 @@ def test_names_are_unique_and_unknown_datasets_are_404(client: dataframer.Datafr
 
 def test_delete_with_runs_needs_force(client: dataframer.Dataframer) -> None:
     spec_id = seedless_spec(client)
-    run = client.dataframer.runs.create(spec_id=spec_id, number_of_samples=2, skip_outline=True)
+    run = client.dataframer.runs.create(
+        spec_id=spec_id,
+        number_of_samples=2,
+        skip_outline=True,
+        extra_body={"novelty_threshold": 1},  # the fake's copies
+    )
     done = wait_run(client, run.id)
     assert done.status == "SUCCEEDED"
     link = client.dataframer.runs.files.download(done.generated_files[0].id, run_id=run.id).download_url

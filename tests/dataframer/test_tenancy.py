@@ -68,7 +68,9 @@ def _make_tenant(server: RunningServer, name: str) -> Tenant:
     spec = sdk.dataframer.specs.create(name=f"{MARKER}-{name}", dataset_id=dataset.id)
     done_spec = wait_spec(sdk, spec.id)
     assert done_spec.status == "SUCCEEDED", done_spec.error
-    run = sdk.dataframer.runs.create(spec_id=spec.id, number_of_samples=2)
+    run = sdk.dataframer.runs.create(
+        spec_id=spec.id, number_of_samples=2, extra_body={"novelty_threshold": 1}
+    )  # the fake's copies
     finished = wait_run(sdk, run.id)
     assert finished.status == "SUCCEEDED", finished.error
     evaluation = sdk.dataframer.evaluations.create(run_id=run.id)

@@ -60,6 +60,7 @@ def test_walkthrough(client: dataframer.Dataframer) -> None:
         max_revision_cycles=2,
         revision_model="openai/gpt-6-astra-thinking",
         generation_model="anthropic/claude-sonnet-5-5-thinking",
+        extra_body={"novelty_threshold": 1},  # the loopback models write copies
     )
     assert (run.status, run.spec_version) == ("PENDING", 2)
     seen = [run.status]

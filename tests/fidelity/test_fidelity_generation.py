@@ -176,6 +176,8 @@ def test_a_generation_run_through_the_server_keeps_no_garbage_and_bills_what_was
                 skip_outline=True,
                 filtering_types=["structural", "conformance"],
                 revision_types=["consistency"],
+                # The simulator echoes its prompt: samples of the same properties are copies.
+                extra_body={"novelty_threshold": 1},
             )
             status = _wait(
                 lambda: client.dataframer.runs.retrieve(run.id), ("SUCCEEDED", "FAILED", "CANCELED")

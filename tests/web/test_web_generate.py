@@ -138,6 +138,7 @@ def test_generate_from_seeds_in_the_browser(
     page.check('input[name="revision_types"][value="coherence_flow"]')
     page.check('input[name="filtering_types"][value="structural"]')
     page.fill("#run-cycles", "1")
+    page.fill("#run-novelty", "1")  # the fake model writes copies: the novelty gate would refuse them
     page.click("#run-launch")
     page.wait_for_url(re.compile(r".*/generate/runs/genrun_[^/?]+$"))
     run_url = page.url
@@ -210,7 +211,9 @@ def _owned_generation(server: RunningServer) -> list[str]:
             _wait_json(client, f"{spec['url']}/status.json", ("SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"
         )
         run = client.post(
-            "/generate/runs", json={"spec_id": spec["id"], "number_of_samples": 2}, headers=headers
+            "/generate/runs",
+            json={"spec_id": spec["id"], "number_of_samples": 2, "novelty_threshold": 1},
+            headers=headers,
         )
         assert run.status_code == 201, run.text
         finished = _wait_json(

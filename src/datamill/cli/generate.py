@@ -104,6 +104,11 @@ def spec_validate_command(file: Path) -> None:
 @click.option("--seeds", "seed_paths", multiple=True, type=_PATH, help="Seeds to show (default: the spec's).")
 @click.option("--seed", type=int, help="Seed of every random choice (0).")
 @click.option("--max-tokens", type=int, help="Output cap of each draft or revision call (2048).")
+@click.option(
+    "--novelty-threshold",
+    type=float,
+    help="Similarity to a seed or an earlier sample at which a candidate is regenerated (0.7; 1: off).",
+)
 @click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True)
 @click.option("--routes", type=_PATH, help="A routing file to add to the shipped one.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
@@ -147,6 +152,7 @@ def body_from_flags(samples: int, flags: dict[str, Any]) -> dict[str, Any]:
         "max_examples_in_prompt": flags.get("max_examples"),
         "seed": flags.get("seed"),
         "max_output_tokens": flags.get("max_tokens"),
+        "novelty_threshold": flags.get("novelty_threshold"),
     }
     body.update({k: v for k, v in pairs.items() if v is not None})
     for key in ("revision_types", "filtering_types"):

@@ -21,6 +21,9 @@
 |                            | ``databricks/`` model, and the base must be an http(s) URL               |
 | seed                       | datamill's own: seed of every random choice (default 0)                 |
 | max_output_tokens          | datamill's own: output cap of each draft/revision call, ≥ 16 (2048)     |
+| novelty_threshold          | datamill's own: estimated Jaccard similarity to a seed or an earlier    |
+|                            | sample at which a candidate is regenerated, 0.3–1 (0.7); 1 turns the    |
+|                            | novelty gate off                                                         |
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from datamill.core.fields import (
     read_enum,
     read_int,
     read_list,
+    read_number,
     read_object,
     read_str,
 )
@@ -51,6 +55,10 @@ DEFAULT_REVISION_CYCLES = 2
 #: Output cap of one draft, section, field or revision call unless the request sets ``max_output_tokens``.
 DEFAULT_OUTPUT_TOKENS = 2_048
 MIN_OUTPUT_TOKENS = 16
+#: Similarity to a seed or an earlier sample at which a candidate is not novel (`steps.generation.novelty`).
+DEFAULT_NOVELTY_THRESHOLD = 0.7
+#: The lowest novelty threshold accepted: below it, samples on one topic would be refused as copies.
+MIN_NOVELTY_THRESHOLD = 0.3
 #: The smallest extended-thinking budget the providers accept.
 MIN_THINKING_BUDGET = 1024
 
@@ -97,6 +105,7 @@ FIELDS = (
     "tools",
     "seed",
     "max_output_tokens",
+    "novelty_threshold",
     *_DATABRICKS,
 )
 
@@ -124,6 +133,7 @@ class GenerationRequest:
     tools: tuple[Tool, ...] = ()
     seed: int = 0
     max_output_tokens: int = DEFAULT_OUTPUT_TOKENS
+    novelty_threshold: float = DEFAULT_NOVELTY_THRESHOLD
     databricks: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -192,6 +202,13 @@ def parse_generation_request(
     out["seed"] = read_int(values.get("seed"), path("seed"), issues, minimum=0)
     out["max_output_tokens"] = read_int(
         values.get("max_output_tokens"), path("max_output_tokens"), issues, minimum=MIN_OUTPUT_TOKENS
+    )
+    out["novelty_threshold"] = read_number(
+        values.get("novelty_threshold"),
+        path("novelty_threshold"),
+        issues,
+        minimum=MIN_NOVELTY_THRESHOLD,
+        maximum=1.0,
     )
     out["spec_id"] = read_str(values.get("spec_id"), path("spec_id"), issues)
     for key in _MODELS:

@@ -35,6 +35,7 @@ from datamill.core.generation_request import FilteringType, GenerationRequest, T
 from datamill.core.spec import Spec, sample_properties
 from datamill.steps.generation.calculator import CalculatorCheck
 from datamill.steps.generation.gates import ConformanceGate, StructuralGate
+from datamill.steps.generation.novelty import NoveltyFilter
 from datamill.steps.generation.reviser import SampleReviser
 from datamill.steps.generation.sample import SampleTask, SeedPicker
 from datamill.steps.generation.seeds import SeedSet, field_schema
@@ -211,6 +212,16 @@ class GenerationRun:
             if use_calculator
             else None
         )
+        seeds = self.seeds.seeds if self.seeds is not None else ()
+        self.novelty = (
+            NoveltyFilter(
+                [(s.name, s.text) for s in seeds],
+                threshold=request.novelty_threshold,
+                structured=bool(self.seeds and self.seeds.structured),
+            )
+            if request.novelty_threshold < 1
+            else None
+        )
         filters = request.filtering_types
         self.structural = (
             StructuralGate.from_seeds(self.seeds) if FilteringType.STRUCTURAL in filters else None
@@ -297,6 +308,10 @@ class GenerationRun:
             problem = await self.conformance.problem(task, text) if self.conformance else None
             if problem:
                 return text, ("conformance", problem)
+            # Last, and with no await before the sample is accepted: a novel sample is recorded as it passes.
+            problem = self.novelty.admit(text.strip(), task.slot) if self.novelty else None
+            if problem:
+                return text, ("novelty", problem)
         except UnusableReplyError as exc:  # a refused, cut, empty or filtered call: the candidate is redone
             return "", (exc.reason, str(exc))
         except ModelError as exc:

@@ -1,8 +1,10 @@
 """Revision passes: up to ``max_revision_cycles`` cycles, each running every requested revision type once.
 
 Each pass is one call to the revision model that returns the whole sample revised for one concern
-(`INSTRUCTIONS`). ``distinguishability`` shows the seed examples so the sample blends with their style; it
-needs seeds, so it is skipped for seedless specs (the contract: "seeded specs only"). A pass that returns
+(`INSTRUCTIONS`). ``distinguishability`` shows the seed examples so the sample blends with their style, and
+tells the model to take their manner only, never their content (sentences, names, facts, topics): a revision
+that pulls a sample toward a seed would make it a copy, which the novelty gate (`novelty`) would then refuse.
+It needs seeds, so it is skipped for seedless specs (the contract: "seeded specs only"). A pass that returns
 nothing, or (for structured samples) not the seeds' JSON object, leaves the sample as it was. A pass cut off
 at the token limit raises `OutputCut`: a half-revised sample is never delivered, the candidate is made again.
 A pass whose reply carries an instruction-injection marker raises `InjectedOutput`, like a draft: the
@@ -29,7 +31,9 @@ INSTRUCTIONS = {
     RevisionType.COHERENCE_FLOW: "Fix formatting, structure and flow so the sample reads as one whole.",
     RevisionType.CONSISTENCY: "Fix internal contradictions: names, numbers, dates and facts must agree.",
     RevisionType.DISTINGUISHABILITY: (
-        "Make the sample indistinguishable in style, tone and format from the real samples shown."
+        "Make the sample read like a real one: match the style, tone, register and format of the real "
+        "samples shown, but keep the sample's own content. Do not copy their sentences, phrases, names, "
+        "numbers, facts or topics; a revision that moves toward any one real sample's content is wrong."
     ),
     RevisionType.CONFORMANCE: "Make the sample have every property asked for and follow every rule.",
 }
