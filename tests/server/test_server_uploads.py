@@ -187,9 +187,8 @@ def test_batch_rules_mixed_documents_and_bad_keys(client: adaption.Adaption) -> 
     with pytest.raises(adaption.BadRequestError) as caught:
         client.datasets.upload.initiate_batch(name="mixed", files=[csv, pdf])
     assert "all tabular" in str(caught.value)
-    with pytest.raises(adaption.BadRequestError) as caught:
-        client.datasets.upload.initiate_batch(name="docs", files=[pdf])
-    assert "not supported yet" in str(caught.value)
+    documents = client.datasets.upload.initiate_batch(name="docs", files=[pdf])  # documents are read too
+    assert len(documents.uploads) == 1
     started = client.datasets.upload.initiate_batch(name="ok", files=[csv])
     with pytest.raises(adaption.BadRequestError) as caught:
         client.datasets.upload.complete_batch(
@@ -221,7 +220,7 @@ def test_unsupported_url_sources_are_refused_clearly(client: adaption.Adaption) 
             "source.column_mapping.prompt",
         ),
         ({"name": "data"}, "source.file_format"),
-        ({"name": "data", "file_format": "docx"}, "source.file_format"),
+        ({"name": "data", "file_format": "rtf"}, "source.file_format"),
         ({"name": "data.csv", "processing_mode": "fast"}, "source.processing_mode"),
         ({"file_format": "csv"}, "source.name"),
     ],

@@ -76,7 +76,7 @@ def test_posts_need_the_sessions_csrf_token(web_server: RunningServer) -> None:
 def test_upload_flow_and_bad_input_answers_naming_the_field(web_server: RunningServer) -> None:
     with session_client(web_server.base_url, web_server.new_key()) as client:
         headers = {"x-csrf-token": csrf_of(client), "accept": "application/json"}
-        bad = client.post("/datasets/upload", json={"name": "notes.pdf"}, headers=headers)
+        bad = client.post("/datasets/upload", json={"name": "notes.rtf"}, headers=headers)
         assert bad.status_code == 400
         assert bad.json()["errors"][0]["field"] == "source.file_format"
         made = client.post("/datasets/upload", json={"name": "qa.csv"}, headers=headers).json()

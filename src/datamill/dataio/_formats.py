@@ -10,7 +10,20 @@ from pathlib import Path
 
 from datamill.core.errors import DataFormatError
 
-READ_FORMATS: tuple[str, ...] = ("csv", "json", "jsonl", "parquet", "tsv", "txt", "xlsx")
+READ_FORMATS: tuple[str, ...] = (
+    "csv",
+    "json",
+    "jsonl",
+    "parquet",
+    "tsv",
+    "txt",
+    "xlsx",
+    "pdf",
+    "docx",
+    "pptx",
+    "html",
+    "zip",
+)
 WRITE_FORMATS: tuple[str, ...] = ("csv", "json", "jsonl", "parquet", "tsv")
 
 # Several common spellings per format; the first one listed is the canonical extension.
@@ -25,6 +38,12 @@ _EXTENSIONS: dict[str, str] = {
     ".pq": "parquet",
     ".xlsx": "xlsx",
     ".txt": "txt",
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".pptx": "pptx",
+    ".html": "html",
+    ".htm": "html",
+    ".zip": "zip",
 }
 
 

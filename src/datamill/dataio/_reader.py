@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from datamill.core.errors import DataFormatError, ValidationError
 from datamill.dataio._csv import csv_source, tsv_source
+from datamill.dataio._documents import DOCUMENT_FORMATS, document_source
 from datamill.dataio._formats import detect_format
 from datamill.dataio._json import json_source
 from datamill.dataio._jsonl import jsonl_source, txt_source
@@ -42,6 +43,7 @@ _SOURCES = {
     "parquet": parquet_source,
     "txt": txt_source,
     "xlsx": xlsx_source,
+    **{fmt: document_source(fmt) for fmt in DOCUMENT_FORMATS},
 }
 
 _COUNT_OPTIONS = frozenset({"format", "batch_size", "encoding", "delimiter", "sheet"})

@@ -1,8 +1,9 @@
-"""The file formats of the Adaption API's uploads and which of them datamill can read today.
+"""The file formats of the Adaption API's uploads, all of which datamill reads.
 
-The wire names eleven formats. Tabular ones (csv, json, jsonl, parquet) and txt become rows; document formats
-(pdf, docx, pptx, xlsx, html, zip) are for document pipelines, of which datamill reads only xlsx (as a
-table). A batch must be all tabular or all documents; txt goes with either (Adaption API).
+The wire names eleven formats. Tabular ones (csv, json, jsonl, parquet), txt and xlsx (as a table) become
+rows as they are; documents (pdf, docx, pptx, html, and zip archives of them) become rows of text by page or
+by document (`datamill.dataio`'s document readers). A batch must be all tabular or all documents; txt goes
+with either (Adaption API).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from datamill.core.errors import ValidationError
 FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pdf", "docx", "pptx", "xlsx", "html", "zip", "txt")
 TABULAR_FORMATS = ("csv", "json", "jsonl", "parquet")
 DOCUMENT_FORMATS = ("pdf", "docx", "pptx", "xlsx", "html", "zip")
-READABLE_FORMATS = ("csv", "json", "jsonl", "parquet", "txt", "xlsx")
+READABLE_FORMATS = FILE_FORMATS
 
 
 def known_format(file_format: str, field: str) -> str:
