@@ -159,7 +159,12 @@ class RunService:
             return repo.run_by_key(session, tenant_id, kind, source_id, key)
 
     def launch(self, run: Run, claim_dataset: Callable[[Any], None]) -> Run:
-        """Reserve the credits, claim the dataset (`claim_dataset`) and queue `run`, in one transaction."""
+        """Reserve the credits, claim the dataset (`claim_dataset`) and queue `run`, in one transaction.
+
+        A launch that loses a race to another with the same idempotency key (its insert breaks the key's
+        uniqueness, or its claim finds the dataset taken by that launch's run) answers the winner's run, so
+        every caller of one key gets the same answer; nothing of the loser is kept.
+        """
         try:
             with self._store.session() as session:
                 if not repo.reserve_credits(session, run.tenant_id, float(run.credits_reserved)):
@@ -168,8 +173,7 @@ class RunService:
                     raise InsufficientCreditsError(float(run.credits_reserved), balance)
                 claim_dataset(session)
                 repo.add_run(session, run)
-        except IntegrityError:
-            # Another launch with the same idempotency key won the race: answer what it answered.
+        except (IntegrityError, ConflictError):
             key = run.idempotency_key
             winner = self.replay(run.tenant_id, run.kind, run.source_dataset_id, key) if key else None
             if winner is None:
