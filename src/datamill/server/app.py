@@ -78,6 +78,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(ctx.store.migrate)
+        await run_in_threadpool(ctx.purge.sweep)
         await run_in_threadpool(ctx.ingest.start)
         await run_in_threadpool(ctx.imports.start)
         await ctx.custom_eval_runner.start()

@@ -17,6 +17,7 @@ from datamill.services.datasets.ingest import BackgroundIngest, IngestService
 from datamill.services.datasets.invent_catalog import Domain, load_catalogue
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
 from datamill.services.datasets.publish.service import PublishService
+from datamill.services.datasets.purge import DatasetPurge
 from datamill.services.datasets.uploads import UploadService
 from datamill.services.datasets.url_import import BackgroundImports, UrlImportService
 from datamill.services.inference.file_search import FileSearch
@@ -44,6 +45,7 @@ class ServerContext:
     signer: LinkSigner
     tenants: TenantService
     datasets: DatasetService
+    purge: DatasetPurge
     uploads: UploadService
     ingest: BackgroundIngest
     imports: BackgroundImports
@@ -104,6 +106,7 @@ class ServerContext:
             prices=runs.price_table,
         )
         exports = ExportLinks(store, DatasetService(store))
+        purge = DatasetPurge(store, blobs, lambda run_id: runs.run_location(settings.data_dir, run_id))
         models = ModelCatalog(model_settings)
         publisher = PublishService(
             DatasetService(store),
@@ -118,7 +121,8 @@ class ServerContext:
             blobs=blobs,
             signer=LinkSigner(secret),
             tenants=TenantService(store, default_credits=settings.default_credits),
-            datasets=DatasetService(store),
+            datasets=DatasetService(store, purge),
+            purge=purge,
             uploads=uploads,
             ingest=ingest,
             imports=BackgroundImports(imports, workers=settings.ingest_workers),

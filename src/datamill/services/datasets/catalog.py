@@ -9,6 +9,7 @@ a run's progress and evaluation summary, `run_fields`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -89,10 +90,16 @@ class DatasetPage:
 
 
 class DatasetService:
-    """Reading and deleting a tenant's datasets over one `Store`."""
+    """Reading and deleting a tenant's datasets over one `Store`.
 
-    def __init__(self, store: Store) -> None:
+    Args:
+        store: The metadata database.
+        purge: Removes a deleted dataset's data (by id); None keeps it (tools that only read).
+    """
+
+    def __init__(self, store: Store, purge: Callable[[str], None] | None = None) -> None:
         self._store = store
+        self._purge = purge
 
     def get(self, tenant_id: str, dataset_id: str) -> DatasetView:
         """One dataset, with its run's progress and evaluation summary; NotFoundError if there is none."""
@@ -129,7 +136,10 @@ class DatasetService:
         return DatasetPage(items=items, next_cursor=next_cursor)
 
     def delete(self, tenant_id: str, dataset_id: str) -> None:
-        """Soft-delete a dataset: it disappears from every read; its files are kept until purged.
+        """Soft-delete a dataset: it disappears from every read, and its data is purged at once.
+
+        The flagged record stays (its id is never reused); with a `purge` (the server's) the files, upload
+        slots and run outputs go right after the flag is committed (`datamill.services.datasets.purge`).
 
         Raises:
             NotFoundError: No such dataset for this tenant.
@@ -142,6 +152,8 @@ class DatasetService:
             if row.status in BUSY_STATUSES:
                 raise ConflictError(f"dataset {dataset_id!r} is being processed; delete it when the run ends")
             row.deleted_at = row.updated_at = utcnow()
+        if self._purge is not None:
+            self._purge(dataset_id)
 
     def check_download(self, tenant_id: str, dataset_id: str) -> DatasetView:
         """The dataset, if it has output to download.

@@ -1,0 +1,78 @@
+"""Deleting a dataset deletes its data: the API keeps only the flagged record the contract's soft delete
+needs (404 on every read), while the uploaded files, their file records and the outputs and checkpoints of
+its runs are removed from storage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import adaption
+import pytest
+from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
+from sqlalchemy import select
+
+from conftest import RunningServer
+from datamill.store import Dataset, Run
+from datamill.store.models import DatasetFile, Upload
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    with runs_server(tmp_path_factory.mktemp("purge")) as running:
+        yield running
+
+
+def test_a_deleted_dataset_leaves_no_files_behind(srv: RunningServer, tmp_path: Path) -> None:
+    client = srv.client()
+    dataset_id = upload(client, tmp_path / "qa.csv", qa_rows(4))
+    client.datasets.adapt(dataset_id, column_mapping=MAPPING)
+    assert wait_done(client, dataset_id).status == "succeeded"
+    store, blobs = srv.context.store, srv.context.blobs
+    with store.session() as session:
+        keys = list(session.scalars(select(DatasetFile.blob_key).where(DatasetFile.dataset_id == dataset_id)))
+        uploads = list(session.scalars(select(Upload.s3_key).where(Upload.dataset_id == dataset_id)))
+        (run_id,) = session.scalars(select(Run.id).where(Run.dataset_id == dataset_id))
+    run_dir = srv.settings.data_dir / "runs" / run_id
+    assert keys
+    assert all(blobs.exists(key) for key in keys)
+    assert run_dir.is_dir()
+
+    client.datasets.delete(dataset_id)
+
+    with pytest.raises(adaption.NotFoundError):
+        client.datasets.get(dataset_id)
+    assert not any(blobs.exists(key) for key in [*keys, *uploads])
+    assert not run_dir.exists()
+    with store.session() as session:
+        row = session.get(Dataset, dataset_id)
+        assert row is not None
+        assert row.deleted_at is not None  # the soft-deleted record the contract keeps
+        assert list(session.scalars(select(DatasetFile).where(DatasetFile.dataset_id == dataset_id))) == []
+
+
+def test_deleting_a_dataset_leaves_other_datasets_whole(srv: RunningServer, tmp_path: Path) -> None:
+    client = srv.client()
+    kept = upload(client, tmp_path / "kept.csv", qa_rows(3))
+    gone = upload(client, tmp_path / "gone.csv", qa_rows(3))
+    client.datasets.delete(gone)
+    with srv.context.store.session() as session:
+        keys = list(session.scalars(select(DatasetFile.blob_key).where(DatasetFile.dataset_id == kept)))
+    assert keys
+    assert all(srv.context.blobs.exists(key) for key in keys)
+    assert client.datasets.get(kept).row_count == 3
+
+
+def test_a_purge_cut_short_is_finished_by_the_sweep_at_start(srv: RunningServer, tmp_path: Path) -> None:
+    client = srv.client()
+    dataset_id = upload(client, tmp_path / "qa.csv", qa_rows(2))
+    store = srv.context.store
+    with store.session() as session:
+        keys = list(session.scalars(select(DatasetFile.blob_key).where(DatasetFile.dataset_id == dataset_id)))
+        row = session.get(Dataset, dataset_id)
+        assert row is not None
+        row.deleted_at = row.updated_at  # flagged, as by a process that died before purging
+    assert all(srv.context.blobs.exists(key) for key in keys)
+    assert srv.context.purge.sweep() >= 1
+    assert not any(srv.context.blobs.exists(key) for key in keys)
+    assert srv.context.purge.sweep() == 0
