@@ -67,7 +67,13 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
             number_of_behaviors=1,
             number_of_prompts_per_behavior=1,
         )
+        judge = sdk.post(
+            "/api/dataframer/judges/", body={"name": "fuzz", "rubric": "Polite."}, cast_to=httpx.Response
+        ).json()
+        judged = api.judges.evaluations.create(judge["id"], input="q", output="a")
     return {
+        "judge_id": judge["id"],
+        "judge_evaluation_id": judged.id,
         "red_team_spec_id": red_spec.id,
         "red_team_run_id": red_run.id,
         "dataset_id": dataset.id,
@@ -102,6 +108,7 @@ def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServ
         def check(case: schemathesis.Case, real: bool) -> None:
             if real and case.method != "DELETE" and case.path_parameters:
                 real_ids = ids | (red_team_ids if "/red-team-" in case.path else {})
+                real_ids |= {"evaluation_id": ids["judge_evaluation_id"]} if "/judges/" in case.path else {}
                 case.path_parameters = {k: real_ids.get(k, v) for k, v in case.path_parameters.items()}
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
             response = case.call(timeout=30)
@@ -163,6 +170,18 @@ def _valid_bodies(ids: dict[str, str], spec_yaml: str) -> dict[tuple[str, str], 
             "concerns": "No refunds promised",
         },
         ("PATCH", f"{PREFIX}/red-team-specs/{ids['red_team_spec_id']}/"): {"concerns": "Refunds"},
+        ("POST", f"{PREFIX}/judges/"): {
+            "name": "mutant",
+            "rubric": "Polite and correct.",
+            "dimensions": [{"name": "tone"}, {"name": "correct", "scoring_model": "pass_fail"}],
+        },
+        ("PATCH", f"{PREFIX}/judges/{ids['judge_id']}/"): {"rubric": "Kind.", "description": "d"},
+        ("POST", f"{PREFIX}/judges/{ids['judge_id']}/evaluations/"): {
+            "messages": [{"role": "user", "content": "hi"}],
+            "output": "hello",
+            "name": "greet",
+            "metadata": {"k": "v"},
+        },
         ("POST", f"{PREFIX}/red-team-runs/"): {
             "red_team_spec_id": ids["red_team_spec_id"],
             "model_name": "openai/gpt-oss-120b",
@@ -185,7 +204,7 @@ def _mutate(http: httpx.Client, method: str, path: str, body: dict[str, object])
             seen[f"{method} {path} {field}={value!r:.200} -> {answer.text[:300]}"] += 1
         elif answer.status_code == 201 and path.endswith("runs/"):
             http.post(f"{path}{answer.json()['id']}/cancel/")  # keep the worker free
-        elif answer.status_code == 201 and path.endswith("red-team-specs/"):
+        elif answer.status_code == 201 and path.endswith(("red-team-specs/", "/judges/")):
             http.delete(f"{path}{answer.json()['id']}/")  # free the name for the next mutation
 
     check()

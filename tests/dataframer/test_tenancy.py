@@ -35,7 +35,7 @@ PREFIX = "/api/dataframer"
 MARKER = f"secret-of-a-{secrets.token_hex(4)}"
 
 #: Path parameters that name no resource datamill keeps (production-trace analysis): any id is a 404.
-NOTHING_KEPT = {"failure_id": "fail_1", "judge_id": "judge_1"}
+NOTHING_KEPT = {"failure_id": "fail_1"}
 
 
 @dataclass
@@ -55,7 +55,14 @@ class Tenant:
         and ``spec_id`` and ``run_id`` are a red-team spec's and run's under the red-team paths."""
         file_id = self.seed_file_id if "/seed-datasets/" in path else self.run_file_id
         red_team = {"spec_id": self.ids["red_team_spec_id"], "run_id": self.ids["red_team_run_id"]}
-        return self.ids | NOTHING_KEPT | {"file_id": file_id} | (red_team if "/red-team-" in path else {})
+        judges = {"evaluation_id": self.ids["judge_evaluation_id"]}
+        return (
+            self.ids
+            | NOTHING_KEPT
+            | {"file_id": file_id}
+            | (red_team if "/red-team-" in path else {})
+            | (judges if "/judges/" in path else {})
+        )
 
 
 def _make_tenant(server: RunningServer, name: str) -> Tenant:
@@ -87,7 +94,13 @@ def _make_tenant(server: RunningServer, name: str) -> Tenant:
     while sdk.dataframer.red_team_runs.retrieve_status(red_run.id).status != "SUCCEEDED":
         assert time.monotonic() < deadline, "the red-team run did not succeed"
         time.sleep(0.05)
+    judge = sdk.post(
+        "/api/dataframer/judges/", body={"name": MARKER, "rubric": MARKER}, cast_to=httpx.Response
+    ).json()
+    judged = sdk.dataframer.judges.evaluations.create(judge["id"], input=MARKER, output=MARKER)
     ids = {
+        "judge_id": judge["id"],
+        "judge_evaluation_id": judged.id,
         "dataset_id": dataset.id,
         "spec_id": spec.id,
         "run_id": run.id,
@@ -126,6 +139,7 @@ PATH_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", "/api/dataframer/runs/{run_id}/cancel/"): lambda _w: {},
     ("POST", "/api/dataframer/judges/{judge_id}/evaluations/"): lambda w: {"run_id": w.b.ids["run_id"]},
     ("PATCH", "/api/dataframer/red-team-specs/{spec_id}/"): lambda _w: {"concerns": "changed by b"},
+    ("PATCH", "/api/dataframer/judges/{judge_id}/"): lambda _w: {"rubric": "changed by b"},
     ("POST", "/api/dataframer/red-team-runs/{run_id}/cancel/"): lambda _w: {},
 }
 
@@ -153,6 +167,7 @@ NO_TENANT_IDS = {
     ("GET", "/api/dataframer/red-team-specs/"),
     ("GET", "/api/dataframer/red-team-runs/"),
     ("POST", "/api/dataframer/red-team-specs/"),
+    ("POST", "/api/dataframer/judges/"),
     ("POST", "/api/dataframer/seed-datasets/create/"),
     ("POST", "/api/dataframer/seed-datasets/create-from-zip/"),
 }
@@ -213,6 +228,7 @@ def test_b_lists_only_its_own(world: World, walk: list[str | None]) -> None:
     assert {r.id for r in api.runs.list()} == {world.b.ids["run_id"]}
     assert [s.id for s in api.red_team_specs.list()] == [world.b.ids["red_team_spec_id"]]
     assert [r.id for r in api.red_team_runs.list()] == [world.b.ids["red_team_run_id"]]
+    assert [j.id for j in api.judges.list().results] == [world.b.ids["judge_id"]]
 
 
 def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | None]) -> None:
@@ -225,6 +241,8 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
     assert [e.id for e in api.runs.evaluations.list(ids["run_id"])] == [ids["evaluation_id"]]
     assert api.red_team_specs.retrieve(ids["red_team_spec_id"]).concerns == MARKER
     assert api.red_team_runs.retrieve(ids["red_team_run_id"]).status == "SUCCEEDED"
+    assert api.judges.retrieve(ids["judge_id"]).rubric == MARKER  # type: ignore[attr-defined]
+    assert api.judges.evaluations.list(ids["judge_id"]).count == 1
     for link in world.a.links:
         assert httpx.get(link).status_code == 200
 

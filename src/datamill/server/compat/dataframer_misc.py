@@ -5,9 +5,9 @@
   it that files travel in the ordinary requests (datamill keeps them itself).
 - ``POST /api/users/api-key/rotate`` (no trailing slash): revokes the calling key and returns a new one for
   the same tenant, ``{api_key, masked_key, expires_at}`` (keys do not expire: ``expires_at`` is null).
-- Failures, context and judges describe production-trace analysis, which datamill does not do: the lists
-  are empty (``{"count": 0, "results": []}``), the context has no facts and no rubrics, and any one failure,
-  rubric, judge or judge evaluation is a 404.
+- Failures and context describe production-trace analysis, which datamill does not do: the list is empty
+  (``{"count": 0, "results": []}``), the context has no facts and no rubrics, and any one failure or rubric
+  is a 404. Judges are `datamill.server.compat.dataframer_judges`.
 """
 
 from __future__ import annotations
@@ -76,33 +76,3 @@ def retrieve_context(_tenant: CurrentTenant, rubric_id: str | None = None) -> di
     if rubric_id is not None:
         raise NotFoundError("rubric", rubric_id)
     return _empty_context()
-
-
-@router.get(f"{_PREFIX}/judges/")
-def list_judges(_tenant: CurrentTenant) -> dict[str, Any]:
-    """No judges."""
-    return {"count": 0, "results": []}
-
-
-@router.get(f"{_PREFIX}/judges/{{judge_id}}/")
-def retrieve_judge(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
-    """Always a 404: there are no judges."""
-    raise NotFoundError("judge", judge_id)
-
-
-@router.get(f"{_PREFIX}/judges/{{judge_id}}/evaluations/")
-def list_judge_evaluations(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
-    """Always a 404: there are no judges to list evaluations of."""
-    raise NotFoundError("judge", judge_id)
-
-
-@router.post(f"{_PREFIX}/judges/{{judge_id}}/evaluations/")
-def create_judge_evaluation(judge_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
-    """Always a 404: there are no judges to evaluate with."""
-    raise NotFoundError("judge", judge_id)
-
-
-@router.get(f"{_PREFIX}/judges/{{judge_id}}/evaluations/{{evaluation_id}}/")
-def retrieve_judge_evaluation(judge_id: str, evaluation_id: str, _tenant: CurrentTenant) -> dict[str, Any]:
-    """Always a 404: there are no judges."""
-    raise NotFoundError("judge", judge_id)
