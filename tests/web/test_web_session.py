@@ -174,3 +174,16 @@ def test_publish_answers_on_the_page(web_server: RunningServer, tmp_path: Path) 
         assert (
             client.post(f"/datasets/{dataset_id}/publish", data=form | {"csrf_token": "x"}).status_code == 403
         )
+
+
+def test_signing_out_ends_the_session_on_the_server(web_server: RunningServer) -> None:
+    """A copy of the cookie taken before sign-out no longer works after it (the server revoked it)."""
+    key = web_server.new_key()
+    with session_client(web_server.base_url, key) as client:
+        stolen = client.cookies["datamill_session"]
+        assert client.post("/logout", data={"csrf_token": csrf_of(client)}).status_code == 303
+    with httpx.Client(base_url=web_server.base_url, cookies={"datamill_session": stolen}) as copy:
+        assert copy.get("/datasets").status_code == 303
+        assert copy.get("/datasets/x/status.json", headers={"accept": "application/json"}).status_code == 401
+    with session_client(web_server.base_url, key) as again:  # the key itself still signs in
+        assert again.get("/datasets").status_code == 200

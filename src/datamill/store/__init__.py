@@ -12,6 +12,7 @@ from datamill.store import (
     generation_models,  # registers the generation tables on Base.metadata
     red_team_models,  # registers the red-teaming and judge tables on Base.metadata
     response_models,  # registers the stored responses table on Base.metadata
+    session_models,  # registers the web sessions table on Base.metadata
 )
 from datamill.store.blobs import BlobInfo, BlobStore, BlobTooLargeError, LocalBlobStore, blob_store_from_url
 from datamill.store.db import Store
@@ -36,5 +37,6 @@ __all__ = [
     "generation_models",
     "red_team_models",
     "response_models",
+    "session_models",
     "utcnow",
 ]

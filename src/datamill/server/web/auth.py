@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from datamill.server.web.deps import PostSession, WebDep
-from datamill.server.web.session import clear_cookie, is_https, set_cookie, sign_in
+from datamill.server.web.session import clear_cookie, is_https, set_cookie, sign_in, sign_out
 
 router = APIRouter()
 
@@ -48,7 +48,8 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, web: WebDep, _session: PostSession) -> RedirectResponse:
+def logout(request: Request, web: WebDep, session: PostSession) -> RedirectResponse:
+    sign_out(web.context, session)
     response = RedirectResponse("/login", status_code=303)
     clear_cookie(response, secure=is_https(request, web.context))
     return response

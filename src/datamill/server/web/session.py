@@ -3,7 +3,9 @@
 The cookie holds a token, never the key: ``<payload>.<signature>``, where the payload (base64url JSON) names
 the tenant, the id of the key that signed in, a random session id and the expiry time, and the signature is
 an HMAC-SHA256 over the payload with a key derived from the server's signing secret. Every request checks
-the signature, the expiry, and that the key is still active, so revoking a key ends its sessions too.
+the signature, the expiry, that the session is still open on the server (`datamill.store.web_sessions`:
+signing out closes it, so a copy of the cookie stops working at once) and that the key is still active, so
+revoking a key ends its sessions too.
 
 The cookie is HttpOnly, SameSite=Lax, Secure when the request came over https, and expires with the token
 (`SESSION_TTL_S`). Each form and each script request carries a CSRF token, an HMAC of the session id, which
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -27,6 +30,7 @@ from fastapi.responses import Response
 from datamill.server.context import ServerContext
 from datamill.services.tenants import TenantView, hash_key
 from datamill.store import tenants as tenants_repo
+from datamill.store import web_sessions
 from datamill.store.models import ApiKey
 
 COOKIE = "datamill_session"
@@ -50,6 +54,7 @@ class WebSession:
 
     tenant: TenantView
     csrf_token: str
+    session_id: str
 
     def check_csrf(self, sent: str | None) -> None:
         """Raise `CsrfRejected` unless `sent` is this session's token."""
@@ -69,11 +74,13 @@ class SessionSigner:
     def csrf(self, session_id: str) -> str:
         return hmac.new(self._key, f"csrf\n{session_id}".encode(), hashlib.sha256).hexdigest()
 
-    def make(self, tenant_id: str, key_id: str, now: float | None = None) -> str:
+    def make(
+        self, tenant_id: str, key_id: str, now: float | None = None, session_id: str | None = None
+    ) -> str:
         claims = {
             "t": tenant_id,
             "k": key_id,
-            "s": secrets.token_urlsafe(16),
+            "s": session_id or secrets.token_urlsafe(16),
             "e": int((now or time.time()) + SESSION_TTL_S),
         }
         payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
@@ -102,7 +109,11 @@ def sign_in(context: ServerContext, signer: SessionSigner, key: str) -> str | No
         row = tenants_repo.active_key_by_hash(session, hash_key(key.strip()))
         if row is None:  # revoked between the two reads
             return None
-        return signer.make(tenant.id, row.id)
+        now = time.time()
+        session_id = secrets.token_urlsafe(16)
+        expires = dt.datetime.fromtimestamp(int(now + SESSION_TTL_S), dt.UTC)
+        web_sessions.open_session(session, session_id, tenant.id, row.id, expires)
+        return signer.make(tenant.id, row.id, now, session_id)
 
 
 def current_session(request: Request, context: ServerContext, signer: SessionSigner) -> WebSession:
@@ -114,11 +125,19 @@ def current_session(request: Request, context: ServerContext, signer: SessionSig
         key = session.get(ApiKey, str(claims["k"]))
         if key is None or key.revoked_at is not None or key.tenant_id != claims["t"]:
             raise SignInRequired()
+        if not web_sessions.is_open(session, str(claims["s"]), key.tenant_id):
+            raise SignInRequired()
         tenant = tenants_repo.tenant_by_id(session, key.tenant_id)
         if tenant is None:
             raise SignInRequired()
         view = TenantView.of(tenant)
-    return WebSession(view, signer.csrf(str(claims["s"])))
+    return WebSession(view, signer.csrf(str(claims["s"])), str(claims["s"]))
+
+
+def sign_out(context: ServerContext, web_session: WebSession) -> None:
+    """Close the session on the server: its cookie, and every copy of it, stops working."""
+    with context.store.session() as session:
+        web_sessions.revoke(session, web_session.session_id)
 
 
 def is_https(request: Request, context: ServerContext) -> bool:
