@@ -43,6 +43,8 @@ NO_TENANT_IDS = {
     ("POST", "/api/v1/datasets/upload/initiate"),
     ("POST", "/api/v1/datasets/upload/initiate-batch"),
     ("GET", "/api/v1/datasets/invent/domains"),
+    # Takes no id: it makes a new dataset of the caller's own.
+    ("POST", "/api/v1/datasets/invent"),
     ("GET", "/api/v1/models"),
     ("GET", "/api/v1/tools"),
     ("GET", "/api/v1/training-models"),

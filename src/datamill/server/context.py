@@ -14,6 +14,7 @@ from datamill.services.datasets.combine import CombineService
 from datamill.services.datasets.custom_evals import BackgroundCustomEvals, CustomEvalService
 from datamill.services.datasets.export_links import ExportLinks
 from datamill.services.datasets.ingest import BackgroundIngest, IngestService
+from datamill.services.datasets.invent import InventService
 from datamill.services.datasets.invent_catalog import Domain, load_catalogue
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
 from datamill.services.datasets.publish.service import PublishService
@@ -60,6 +61,7 @@ class ServerContext:
     responses: ResponseService
     augment: AugmentService
     invent_domains: list[Domain]
+    invent: InventService
 
     @classmethod
     def from_settings(cls, tree: DatamillSettings) -> ServerContext:
@@ -115,6 +117,8 @@ class ServerContext:
             custom_evals,
             on_published=exports.record,
         )
+        catalogue = load_catalogue(settings.data_dir)
+        run_services = RunServices.build(store, blobs, runs, settings.data_dir)
         return cls(
             settings=settings,
             store=store,
@@ -130,10 +134,17 @@ class ServerContext:
             custom_evals=custom_evals,
             custom_eval_runner=BackgroundCustomEvals(custom_evals),
             publish=publisher,
-            runs=RunServices.build(store, blobs, runs, settings.data_dir),
+            runs=run_services,
             exports=exports,
             models=models,
-            invent_domains=load_catalogue(settings.data_dir),
+            invent_domains=catalogue,
+            invent=InventService(
+                store,
+                runs.price_table,
+                catalogue,
+                model=runs.model,
+                on_queued=run_services.worker.wake,
+            ),
             augment=AugmentService(
                 store,
                 blobs,

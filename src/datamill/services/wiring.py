@@ -14,9 +14,11 @@ from datamill.services.adaptation.quote import RunQuoter
 from datamill.services.datasets.catalog import DatasetService
 from datamill.services.datasets.downloads import DownloadService
 from datamill.services.datasets.evaluations import EvaluationService
+from datamill.services.datasets.invent import INVENT_JOB
 from datamill.services.jobs.adaptation import RunExecutor
 from datamill.services.jobs.executor import JobExecutor
 from datamill.services.jobs.generation import PAID_JOB_KINDS, generation_executors
+from datamill.services.jobs.invent import InventExecutor
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.budget import DatabaseConcurrencyBudget
@@ -46,7 +48,10 @@ class RunServices:
                 store,
                 JobExecutor(
                     RunExecutor(store, blobs, settings, data_dir, budget=budget),
-                    generation_executors(store, blobs, settings, data_dir),
+                    {
+                        **generation_executors(store, blobs, settings, data_dir),
+                        INVENT_JOB: InventExecutor(store, blobs, settings, data_dir),
+                    },
                     prices=settings.price_table,
                     paid=PAID_JOB_KINDS,
                 ),
