@@ -128,7 +128,11 @@ def test_grade_one_interaction(client: dataframer.Dataframer) -> None:
 
 def test_grade_a_runs_samples_and_a_seed_dataset(client: dataframer.Dataframer) -> None:
     judge = define(client)
-    run = client.dataframer.runs.create(spec_id=seedless_spec(client), number_of_samples=3)
+    run = client.dataframer.runs.create(
+        spec_id=seedless_spec(client),
+        number_of_samples=3,
+        extra_body={"novelty_threshold": 1},  # the fake model's samples are near copies
+    )
     assert wait_run(client, run.id).status == "SUCCEEDED"
     over_run = client.dataframer.judges.evaluations.create(judge["id"], extra_body={"run_id": run.id})
     assert over_run.status == "succeeded"
