@@ -20,6 +20,7 @@ import uvicorn
 
 from datamill.server import create_app
 from datamill.server.context import ServerContext
+from datamill.server.deadlines import server_config
 from datamill.services.settings.server import ServerSettings
 from datamill.services.settings.tree import load_settings
 
@@ -62,7 +63,7 @@ def running_server(
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="none", http="h11", lifespan="on")
+    config = server_config(app, settings, log_level="warning", ws="none", http="h11", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

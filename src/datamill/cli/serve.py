@@ -53,6 +53,7 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
 
     from datamill.server import create_app
     from datamill.server.context import ServerContext
+    from datamill.server.deadlines import server_config
 
     tree = server_settings(data_dir)
     use_lean_memory(tree.llm)
@@ -67,4 +68,5 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
     if no_worker:
         tree = replace(tree, runs=replace(tree.runs, worker=False))
     context = ServerContext.from_settings(tree)
-    uvicorn.run(create_app(context=context), host=host, port=port, log_level="info")
+    app = create_app(context=context)
+    uvicorn.Server(server_config(app, settings, host=host, port=port, log_level="info")).run()

@@ -13,6 +13,8 @@
 | DATAMILL_RATE_LIMIT_PER_MINUTE | API requests a key may make a minute (0: no limit) | 1200              |
 | DATAMILL_RATE_LIMIT_BURST | requests a key may make at once          | the per-minute limit           |
 | DATAMILL_GOOGLE_SHEETS_URL | where Google Sheets exports are fetched | https://docs.google.com        |
+| DATAMILL_HEADER_TIMEOUT_S | seconds a request's headers may take     | 10                             |
+| DATAMILL_BODY_TIMEOUT_S   | seconds a request body may stall         | 60                             |
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class ServerSettings:
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int | None = None
     google_sheets_url: str = "https://docs.google.com"
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
 
     @classmethod
     def for_data_dir(cls, data_dir: str | Path, **overrides: Any) -> ServerSettings:
@@ -116,6 +120,10 @@ class ServerSettings:
             if not url.strip().startswith(("http://", "https://")):
                 raise ConfigError(f"DATAMILL_GOOGLE_SHEETS_URL: must be an http(s) URL, got {url!r}")
             overrides["google_sheets_url"] = url.strip().rstrip("/")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            variable = f"DATAMILL_{name.upper()}"
+            if seconds := env.get(variable):
+                overrides[name] = _positive(seconds, variable) or 1.0
         return replace(settings, **overrides)
 
     @property
