@@ -38,28 +38,35 @@ _WORDS = [
     "statute",
     "court",
 ]
+_SPANISH_TEXT = (
+    "el impuesto de la devolución depende del contrato y de la cláusula del alquiler con su factura "
+    "antes del plazo para evitar una multa en la auditoría ante el tribunal"
+)
+_SPANISH = _SPANISH_TEXT.split()
 _CALLS = itertools.count()
 
 
-def _sentence(rng: random.Random) -> str:
-    return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(12, 24))).capitalize() + "?"
+def _sentence(rng: random.Random, words: list[str] = _WORDS) -> str:
+    return " ".join(rng.choice(words) for _ in range(rng.randint(12, 24))).capitalize() + "?"
 
 
-def _strings(value: Any, rng: random.Random) -> Any:
+def _strings(value: Any, rng: random.Random, words: list[str]) -> Any:
     if isinstance(value, dict):
-        return {k: _strings(v, rng) for k, v in value.items()}
+        return {k: _strings(v, rng, words) for k, v in value.items()}
     if isinstance(value, list):
-        return [_strings(v, rng) for v in value]
-    return _sentence(rng) if isinstance(value, str) else value
+        return [_strings(v, rng, words) for v in value]
+    return _sentence(rng, words) if isinstance(value, str) else value
 
 
 def sampling_reply(body: dict[str, Any]) -> str:
-    """A fresh sample per call: a value of the schema asked for with sampled sentences, else a sentence."""
+    """A fresh sample per call: a value of the schema asked for with sampled sentences, else a sentence;
+    in Spanish when the request asks for Spanish (a translation)."""
     rng = random.Random(next(_CALLS))
+    words = _SPANISH if "Spanish" in json.dumps(body.get("messages")) else _WORDS
     schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
     if schema is not None:
-        return json.dumps(_strings(fake_value(schema, "x"), rng))
-    return _sentence(rng)
+        return json.dumps(_strings(fake_value(schema, "x"), rng, words))
+    return _sentence(rng, words)
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +132,28 @@ def test_preference_pairs_have_chosen_and_rejected(srv: RunningServer) -> None:
     assert (mapping.prompt, mapping.chosen, mapping.rejected) == ("enhanced_prompt", "chosen", "rejected")
 
 
+def test_language_expansion_translates_a_sample_of_the_invented_rows(srv: RunningServer) -> None:
+    client = srv.client()
+    plain = client.datasets.invent(rows=2000, subdomains=["finance.tax"], estimate=True)
+    expansion: Any = {"type": "translate", "languages": ["es"], "sample_rate": 1}
+    quote = client.datasets.invent(
+        rows=2000, subdomains=["finance.tax"], language_expansion=expansion, estimate=True
+    )
+    assert quote.estimated_credits > plain.estimated_credits  # billed on the rows after expansion
+    made = client.datasets.invent(rows=4, subdomains=["finance.tax"], language_expansion=expansion)
+    assert made.id is not None
+    assert wait_done(client, made.id).status == "succeeded"
+    rows = _rows(client, made.id)
+    assert client.datasets.get(made.id).row_count == len(rows) == 8
+    added = [r for r in rows if r["expansion"] == "translate"]
+    assert len(added) == 4
+    assert {r["language"] for r in added} == {"es"}
+    assert sorted(r["source_row"] for r in added) == [1, 2, 3, 4]
+    assert all(r["subdomain"] == "finance.tax" and r["enhanced_prompt"] for r in added)
+    originals = [r for r in rows if r["expansion"] is None]
+    assert {r["language"] for r in originals} == {"en"}
+
+
 def test_an_estimate_creates_nothing_and_a_replay_generates_nothing(srv: RunningServer) -> None:
     client = srv.client(key=srv.new_key("invent-replay"))
     quote = client.datasets.invent(rows=4, domains=["education"], estimate=True)
@@ -156,6 +185,15 @@ def test_an_estimate_creates_nothing_and_a_replay_generates_nothing(srv: Running
         ({"rows": 3, "domains": ["finance"], "training_type": "chat"}, "training_type"),
         (
             {"rows": 3, "domains": ["finance"], "language_expansion": {"type": "translate"}},
+            "language_expansion.sample_rate",
+        ),
+        (
+            {
+                "rows": 3,
+                "domains": ["finance"],
+                "training_type": "preference_pairs",
+                "language_expansion": {"type": "translate", "languages": ["es"], "sample_rate": 1},
+            },
             "language_expansion",
         ),
     ],

@@ -11,10 +11,10 @@ subdomains, rows, status, created_at, estimated_credits, available_credits}``; o
 fields are null and nothing is created or reserved. ``domains`` and ``subdomains`` are the codes generated.
 
 Credits: ``PriceTable.credits(rows, 0)`` is reserved at launch (the row fee of every asked row, as for a
-generation run); the job is charged ``PriceTable.credits(rows delivered, model spend)`` when it ends and the
-rest is given back. A balance that does not cover the reservation answers 402 and creates nothing.
-An ``idempotency_key`` replay answers the first call's dataset with 0 estimated credits; the key reused
-for another request is a 400 naming it.
+generation run; with a ``language_expansion``, of the rows expected after it); the job is charged
+``PriceTable.credits(rows delivered, model spend)`` when it ends and the rest is given back. A balance that
+does not cover the reservation answers 402 and creates nothing. An ``idempotency_key`` replay answers the
+first call's dataset with 0 estimated credits; the key reused for another request is a 400 naming it.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class InventService:
             replayed = self._replay(tenant_id, key, digest)
             if replayed is not None:
                 return self._replayed(tenant_id, request, replayed)
-        credits = self._prices.credits(request.rows, 0.0)
+        credits = self._prices.credits(request.rows_out, 0.0)
         if request.estimate:
             return _answer(request, None, credits, self._balance(tenant_id)) | {"name": self.name_of(request)}
         made = self._dataset(tenant_id, request)
@@ -166,6 +166,7 @@ class InventService:
                 "body": body,
                 "rows": request.rows,
                 "training_type": request.training_type,
+                "language_expansion": body.get("language_expansion"),
                 "spec_yaml": built.spec.to_yaml(),
                 "codes": built.codes,
             },

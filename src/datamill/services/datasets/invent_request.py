@@ -8,18 +8,21 @@ Which domains: ``domains`` when given (authoritative: a subdomain of a domain no
 the parents of ``subdomains``; else the domains ``dataset_prompt`` names, inferred by matching its words to
 the catalogue's codes and titles (`infer_domains`). A domain without a listed subdomain is generated across
 all of its subdomains. With neither codes nor a prompt, or a prompt that names no domain, the answer is 400
-naming ``dataset_prompt`` and asking for explicit codes. ``language_expansion`` other than null answers 400:
-translate the invented dataset afterwards (``datasets.translate``).
+naming ``dataset_prompt`` and asking for explicit codes. ``language_expansion`` has the shape of ``adapt``'s
+(translate or localize a ``sample_rate`` of the rows); it applies to instruction data, so with
+``preference_pairs`` it answers 400 naming it.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from datamill.core.errors import Issue, ValidationError
+from datamill.core.expansion import LanguageExpansion, parse_language_expansion
 from datamill.services.datasets.invent_catalog import Domain
 
 MAX_ROWS = 20_000
@@ -55,6 +58,13 @@ class InventRequest:
     dataset_prompt: str | None
     estimate: bool
     idempotency_key: str | None
+    language_expansion: LanguageExpansion | None = None
+
+    @property
+    def rows_out(self) -> int:
+        """The rows expected once the expansion (if any) has added its own."""
+        expansion = self.language_expansion
+        return expansion.expected_output_rows(self.rows) if expansion is not None else self.rows
 
     def to_record(self) -> dict[str, Any]:
         """The request as stored with the job."""
@@ -65,6 +75,9 @@ class InventRequest:
             "domains": list(self.domains),
             "subdomains": {d: list(s) for d, s in self.subdomains.items()},
             "dataset_prompt": self.dataset_prompt,
+            "language_expansion": (
+                self.language_expansion.to_dict() if self.language_expansion is not None else None
+            ),
         }
 
     @property
@@ -80,7 +93,12 @@ def parse_invent_request(body: Any, catalogue: Sequence[Domain]) -> InventReques
         Issue(k, f"is not a field of this request ({', '.join(FIELDS)})") for k in body if k not in FIELDS
     ]
     rows = body.get("rows")
-    if isinstance(rows, bool) or not isinstance(rows, int | float) or rows != int(rows):
+    if (
+        isinstance(rows, bool)
+        or not isinstance(rows, int | float)
+        or not math.isfinite(rows)
+        or rows != int(rows)
+    ):
         issues.append(Issue("rows", f"is required: a whole number of rows from 1 to {MAX_ROWS}"))
     elif not 1 <= rows <= MAX_ROWS:
         issues.append(Issue("rows", f"must be from 1 to {MAX_ROWS}, got {rows!r}"))
@@ -95,14 +113,19 @@ def parse_invent_request(body: Any, catalogue: Sequence[Domain]) -> InventReques
     if prompt is not None and (not isinstance(prompt, str) or not prompt.strip() or len(prompt) > 10_000):
         issues.append(Issue(field, "must be a non-empty description of at most 10,000 characters"))
         prompt = None
+    expansion = None
     if body.get("language_expansion") is not None:
-        issues.append(
-            Issue(
-                "language_expansion",
-                "invent does not expand languages: translate or localize the invented dataset afterwards "
-                "(datasets.translate, datasets.localize)",
+        try:
+            expansion = parse_language_expansion(body["language_expansion"])
+        except ValidationError as exc:
+            issues += exc.issues
+        if training == "preference_pairs":
+            issues.append(
+                Issue(
+                    "language_expansion",
+                    "expands instruction data only: invent the preference pairs, then translate them",
+                )
             )
-        )
     for flag in ("estimate",):
         if body.get(flag) is not None and not isinstance(body.get(flag), bool):
             issues.append(Issue(flag, "must be true or false"))
@@ -123,6 +146,7 @@ def parse_invent_request(body: Any, catalogue: Sequence[Domain]) -> InventReques
         dataset_prompt=prompt.strip() if isinstance(prompt, str) else None,
         estimate=body.get("estimate") is True,
         idempotency_key=key.strip() if isinstance(key, str) else None,
+        language_expansion=expansion,
     )
 
 
@@ -159,7 +183,7 @@ def _choose(
             )
         else:
             chosen_subs.setdefault(parent, []).append(code)
-    if domains is None and subdomains is None:
+    if body.get("domains") is None and body.get("subdomains") is None:
         if prompt is None:
             issues.append(
                 Issue("dataset_prompt", "give dataset_prompt, or domains or subdomains (catalogue codes)")

@@ -4,10 +4,10 @@ The job's stored spec is generated with the generation engine (`datamill.pipelin
 asked row, each drawing its domain and subdomain, a format example standing in for seed rows so samples are
 JSON objects with the training type's keys; no outline, so a sample is one drafting call, then the engine's
 own checks: empty, cut-off, refused and injected replies are regenerated within its candidate budget). The
-delivered samples become rows (`invent_spec.rows_of`), written as the dataset's own file and as the job's
-output (what ``download`` reads); the dataset then ``succeeded`` with its row count. A job that delivers no
-usable row, or whose model cannot be used, fails its dataset with the reason. It is charged
-``PriceTable.credits(rows delivered, model spend)``.
+delivered samples become rows (`invent_spec.rows_of`), translated or localized when the request asks
+(`invent_expand`), written as the dataset's own file and as the job's output (what ``download`` reads); the
+dataset then ``succeeded`` with its row count. A job that delivers no usable row, or whose model cannot be
+used, fails its dataset with the reason. It is charged ``PriceTable.credits(rows delivered, model spend)``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.datasets.invent_spec import format_seeds, rows_of
 from datamill.services.jobs.failures import job_failure
 from datamill.services.jobs.generation_run import MirroredCounters
+from datamill.services.jobs.invent_expand import expand_rows
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.runs import NewFile, RunOutcome
@@ -68,6 +69,11 @@ class InventExecutor:
                 counters=MirroredCounters(live.counters),
             )
             result = await run.run()
+            rows, dropped = rows_of(result.samples, training, stored.get("codes") or {})
+            if rows and stored.get("language_expansion"):
+                model = GenerationModels.resolve(gateway, request).generation
+                rows, rejected = await expand_rows(rows, stored["language_expansion"], model)
+                dropped += rejected
         except GenerationBudgetSpent as exc:
             log.warning("invent job %s: %s", ticket.id, exc)
             return self._failed(live, error_data(ErrorCode.REQUEST_UNFIT, str(exc)))
@@ -76,7 +82,6 @@ class InventExecutor:
             return self._failed(live, job_failure(exc))
         finally:
             await gateway.aclose()
-        rows, dropped = rows_of(result.samples, training, stored.get("codes") or {})
         if not rows:
             message = f"none of the {len(result.samples)} generated samples had every field of {training}"
             return self._failed(live, error_data(ErrorCode.REQUEST_UNFIT, message))
@@ -87,7 +92,7 @@ class InventExecutor:
         return RunOutcome(
             "succeeded",
             rows_out=len(rows),
-            rows_rejected=result.summary.candidates - len(rows),
+            rows_rejected=result.summary.candidates - len(result.samples) + dropped,
             credits_used=self._settings.price_table.credits(len(rows), cost),
             cost_usd=cost,
             evaluation_status="skipped",
