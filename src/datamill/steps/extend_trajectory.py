@@ -9,7 +9,10 @@ no assistant reply, is rejected with that reason rather than given a message tha
 The model sees the conversation as ``role: content`` lines and writes one message
 (``steps/prompts/extend_trajectory.yaml``). The reply is cleaned of a ``user:`` label and wrapping quotes,
 checked for instruction injection as a prompt (`datamill.steps.injection`: one repair, then the row is
-rejected), and an empty reply rejects the row, naming why. Nothing else of the row changes.
+rejected), and an empty reply rejects the row, naming why. With a language detector, the message must be in
+the language of the conversation's user turns (judged only when they are long enough and the detector is
+confident; `datamill.text.langid.check_language`): a message in another language is asked for once more,
+naming the language, then the row is rejected with what was detected. Nothing else of the row changes.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
+from datamill.core.languages import language_name
 from datamill.llm.types import ChatRequest
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
 from datamill.steps.injection import chat_checked, injection_reason
 from datamill.steps.mapping import parse_chat
 from datamill.steps.templates import load_template
+from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
+    from datamill.text.langid import LanguageDetector
 
 #: Typical length of a follow-up message in tokens.
 EXPECTED_OUTPUT_TOKENS = 50
@@ -47,8 +53,16 @@ class ExtendTrajectory(RowStep):
     output_columns = (OUTPUT_COLUMN,)
     expected_output_tokens = EXPECTED_OUTPUT_TOKENS
 
-    def __init__(self, model: ModelHandle, *, max_tokens: int = 256, temperature: float = 0.7) -> None:
+    def __init__(
+        self,
+        model: ModelHandle,
+        detector: LanguageDetector | None = None,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.7,
+    ) -> None:
         self.model = model
+        self.detector = detector
         self.template = load_template("extend_trajectory")
         self.max_tokens = max_tokens
         self.temperature = temperature
@@ -63,21 +77,52 @@ class ExtendTrajectory(RowStep):
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
         turns = conversation(row)
-        checked = await chat_checked(
-            self.model, self._request(turns), tag=self.name, clean=clean_message, prompt_like=True
+        language = self._language(turns)
+        note = ""
+        for _attempt in range(2):
+            checked = await chat_checked(
+                self.model, self._request(turns, note), tag=self.name, clean=clean_message, prompt_like=True
+            )
+            if checked.finding is not None:
+                raise RowRejected(injection_reason(self.name, checked.finding))
+            if not checked.text:
+                raise RowRejected(f"{self.name}: the model returned an empty message")
+            verdict = (
+                check_language(self.detector, checked.text, language)
+                if self.detector is not None and language is not None
+                else None
+            )
+            if verdict is None or verdict.passed:
+                row[OUTPUT_COLUMN] = checked.text
+                return
+            name = language_name(verdict.expected)
+            note = f"Your previous message was not in {name}: write the user's next message in {name} only."
+        assert verdict is not None
+        raise RowRejected(
+            f"{self.name}: failed the language check twice; the message was {verdict.describe()}"
         )
-        if checked.finding is not None:
-            raise RowRejected(injection_reason(self.name, checked.finding))
-        if not checked.text:
-            raise RowRejected(f"{self.name}: the model returned an empty message")
-        row[OUTPUT_COLUMN] = checked.text
 
-    def _request(self, turns: list[dict[str, str]]) -> ChatRequest:
+    def _language(self, turns: list[dict[str, str]]) -> str | None:
+        """The language of the user turns, when they are long enough and the detector is confident."""
+        if self.detector is None:
+            return None
+        text = "\n".join(t["content"] for t in turns if t["role"] == "user")
+        if count_letters(text) < MIN_LETTERS:
+            return None
+        code, confidence = self.detector.detect(text)
+        return code if confidence >= MIN_CONFIDENCE and code != "und" else None
+
+    def _request(self, turns: list[dict[str, str]], retry_note: str = "") -> ChatRequest:
         text = "\n".join(f"{t['role']}: {t['content']}" for t in turns if t["role"] != "system")
         if len(text) > MAX_CONVERSATION_CHARS:
             text = "…" + text[-MAX_CONVERSATION_CHARS:]
-        messages = self.template.render(conversation=text)
-        return ChatRequest(messages, max_tokens=self.max_tokens, temperature=self.temperature)
+        messages = self.template.render(conversation=text, retry_note=retry_note)
+        return ChatRequest(
+            messages,
+            max_tokens=self.max_tokens,
+            temperature=min(1.0, self.temperature + 0.2) if retry_note else self.temperature,
+            seed=1 if retry_note else None,
+        )
 
     def estimate_output_tokens(self, row: Row) -> int:
         return min(self.max_tokens, EXPECTED_OUTPUT_TOKENS)

@@ -38,6 +38,7 @@ from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.extend_trajectory import ExtendTrajectory
 from datamill.steps.mapping import MapColumns
 from datamill.text.fetch_policy import FetchPolicy
+from datamill.text.langid import FastLangDetector
 from datamill.text.tokenizer import Tokenizer
 
 
@@ -162,7 +163,7 @@ async def build_run(
         local_image_files=source.local_image_files,
     )
     if plan.kind == EXTEND:
-        steps.row_steps = [ExtendTrajectory(model)]
+        steps.row_steps = [ExtendTrajectory(model, FastLangDetector())]
     elif plan.kind != ADAPT:
         steps.row_steps = [step for step in steps.row_steps if isinstance(step, LanguageExpansionStep)]
     return PreparedRun(plan, steps, model, judge, services, notes)
