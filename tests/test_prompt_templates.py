@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import jinja2
 import pytest
 
+from datamill.core.errors import ConfigError
 from datamill.steps.templates import load_template
 
 ROW = {
@@ -32,6 +32,6 @@ def test_rendering_matches_jinja_for_every_part(name: str) -> None:
     assert ROW["prompt"] in rendered[-1]
 
 
-def test_a_missing_variable_is_jinjas_undefined_error() -> None:
-    with pytest.raises(jinja2.UndefinedError, match="prompt"):
+def test_a_missing_variable_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ConfigError, match="'prompt' is undefined"):
         load_template("reasoning").render(completion="x", context="")

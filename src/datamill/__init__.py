@@ -3,7 +3,8 @@
 The Python API (docs/python.md): ``datamill.adapt(data, ...)`` adapts a list of dicts, a pyarrow Table, a
 pandas DataFrame, a Hugging Face ``datasets.Dataset`` or a file, and returns the same kind with the
 rejected rows and the report; ``datamill.estimate(data, ...)`` quotes it first. Each has an ``_async``
-twin. The command line is ``datamill`` (:mod:`datamill.cli`).
+twin. ``datamill.PromptStep`` is a model step of your own (docs/custom-steps.md). The command line is
+``datamill`` (:mod:`datamill.cli`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 __all__ = [
     "Adapted",
     "Progress",
+    "PromptStep",
     "__version__",
     "adapt",
     "adapt_async",

@@ -32,6 +32,7 @@ from datamill.services.adaptation.adapt import (
     make_gateway,
 )
 from datamill.services.settings.entry import Settings
+from datamill.steps.prompt_step import load_step_file
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,6 +162,18 @@ _adapt_options = [
     click.option(
         "--rephrase-check/--no-rephrase-check", default=None, help="Revert rephrases that drift (on)."
     ),
+    click.option(
+        "--step",
+        "step_files",
+        multiple=True,
+        type=click.Path(path_type=Path),
+        help="A step of your own: a YAML file with name, template, output (repeat; docs/custom-steps.md).",
+    ),
+    click.option(
+        "--templates",
+        type=click.Path(path_type=Path),
+        help="A folder of prompt templates overriding the built-in ones by name (DATAMILL_TEMPLATES).",
+    ),
     click.option("-o", "--output", type=click.Path(path_type=Path), help="Output file."),
     click.option(
         "--format", "output_format", help="Output format (csv, json, jsonl, parquet); default from -o."
@@ -202,6 +215,8 @@ def adapt_command(file: Path | None, **flags: Any) -> None:
         use_cache=not flags["no_cache"],
         options=options_from_flags(config.options, flags),
         batch=flags["batch"],
+        steps=tuple(load_step_file(path) for path in flags.get("step_files") or ()),
+        templates=flags.get("templates"),
     )
     routes = flags.get("routes") or _config_path(config, "routes")
     _execute(job, body, {**flags, "routes": routes})

@@ -5,11 +5,13 @@ It sits at the top of the layers, beside the command line, and calls the same se
 
 from datamill.python_api.adapt import Adapted, adapt, adapt_async, estimate, estimate_async
 from datamill.python_api.progress import Progress, ProgressCallback, tqdm_progress
+from datamill.steps.prompt_step import PromptStep
 
 __all__ = [
     "Adapted",
     "Progress",
     "ProgressCallback",
+    "PromptStep",
     "adapt",
     "adapt_async",
     "estimate",

@@ -36,6 +36,7 @@ from datamill.services.adaptation.adapt import (
     report_paths,
 )
 from datamill.services.settings.entry import Settings
+from datamill.steps.prompt_step import PromptStep
 
 
 @dataclass
@@ -160,6 +161,8 @@ async def adapt_async(
     batch: bool = False,
     routes: str | Path | None = None,
     settings: Settings | None = None,
+    steps: Sequence[PromptStep] | PromptStep | None = None,
+    templates: str | Path | None = None,
     **request: Any,
 ) -> Adapted:
     """Adapt `data` (a list of dicts, a pyarrow Table, a pandas DataFrame, a ``datasets.Dataset`` or a path).
@@ -174,6 +177,7 @@ async def adapt_async(
         out = Path(output) if output is not None else _default_output(given.path)
         out.parent.mkdir(parents=True, exist_ok=True)
         job = AdaptJob(given.path, out, model, input_format, output_format, use_cache, options, batch=batch)
+        job = _with_own(job, steps, templates)
         summary = await _run(job, body, settings, routes, progress)
         return _collect(given, job, summary, keep_files=True)
     if output is not None:
@@ -185,6 +189,7 @@ async def adapt_async(
         path = write_input(given.table, Path(folder) / "input.parquet")
         output_path = Path(folder) / "output.parquet"
         job = AdaptJob(path, output_path, model, use_cache=use_cache, options=options, batch=batch)
+        job = _with_own(job, steps, templates)
         summary = await _run(job, body, settings, routes, progress)
         return _collect(given, job, summary, keep_files=False)
 
@@ -204,6 +209,8 @@ async def estimate_async(
     batch: bool = False,
     routes: str | Path | None = None,
     settings: Settings | None = None,
+    steps: Sequence[PromptStep] | PromptStep | None = None,
+    templates: str | Path | None = None,
     **request: Any,
 ) -> Estimate:
     """Plan `data`'s adaptation and quote it (calls, tokens, rows, cost, minutes) without running it."""
@@ -220,6 +227,7 @@ async def estimate_async(
         job = AdaptJob(
             path, Path(folder) / "output.parquet", model, input_format, None, use_cache, options, batch=batch
         )
+        job = _with_own(job, steps, templates)
         route_path = Path(routes) if routes is not None else None
         async with make_gateway(settings, use_cache=use_cache, routes=route_path, batch=batch) as gateway:
             return await estimate_file_async(job, body, settings=settings, gateway=gateway)
@@ -258,6 +266,22 @@ def _collect(given: Input, job: AdaptJob, summary: AdaptSummary, *, keep_files: 
         summary.output_path = summary.input_path = ""
         summary.rejected_path = summary.report_path = None
     return Adapted(convert_output(given.kind, job.output_path), rejected, summary, evaluation, report_html)
+
+
+def _with_own(
+    job: AdaptJob, steps: Sequence[PromptStep] | PromptStep | None, templates: str | Path | None
+) -> AdaptJob:
+    """`job` with the caller's own steps and prompt templates."""
+    given = [steps] if isinstance(steps, PromptStep) else list(steps or ())
+    for index, step in enumerate(given):
+        if not isinstance(step, PromptStep):
+            raise ValidationError.of(f"steps[{index}]", f"a datamill.PromptStep, not {type(step).__name__}")
+    names = [step.name for step in given]
+    if len(set(names)) < len(names):
+        raise ValidationError.of("steps", f"two custom steps have the same name: {names}")
+    job.steps = tuple(given)
+    job.templates = Path(templates) if templates is not None else None
+    return job
 
 
 def _default_output(path: Path) -> Path:

@@ -10,16 +10,27 @@ every row of a run (instructions, few-shot turns, the blueprint, a rubric, seed 
 prefix first and the row's own content after it, so providers can serve the prefix from their prompt cache;
 the rendered message gets `Message.cache_point` (when it renders empty, the message before it does).
 
+**Your own templates.** A folder of ``<name>.yaml`` files in the same format overrides the built-in prompts
+of the same names (`use_templates`, which the command line's ``--templates`` / ``DATAMILL_TEMPLATES`` and the
+Python API's ``templates=`` set for a run): the steps load their templates from it first. A file whose name no
+built-in template has is an error, so a typo does not silently leave the built-in in place. The run's
+checkpoint fingerprint includes the folder's digest (`templates_digest`), and the response cache keys on the
+rendered messages, so a changed template is never answered from old results.
+
 `with_images` attaches a row's images to the last user message of a rendered prompt: the turn that holds the
 row (few-shot turns come before it), so the model sees the image with the text it belongs to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -45,7 +56,12 @@ class PromptTemplate:
     def render(self, **variables: Any) -> tuple[Message, ...]:
         messages: list[Message] = []
         for index, (role, template) in enumerate(self.parts):
-            text = template if isinstance(template, str) else _render(template, variables).strip()
+            try:
+                text = template if isinstance(template, str) else _render(template, variables).strip()
+            except jinja2.UndefinedError as exc:
+                raise ConfigError(
+                    f"prompt template {self.name!r}: {exc.message} (it has: {', '.join(sorted(variables))})"
+                ) from exc
             if text:
                 messages.append(Message(role, text))
             if index == self.cache_part and messages:
@@ -93,25 +109,101 @@ def without_cache_point(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     return tuple(Message(m.role, m.content, m.images) if m.cache_point else m for m in messages)
 
 
-@cache
+#: The folder of template overrides of the run in progress (`use_templates`); None: the built-ins only.
+_OVERRIDES: ContextVar[Path | None] = ContextVar("datamill_templates", default=None)
+
+
+@contextmanager
+def use_templates(folder: Path | str | None) -> Iterator[None]:
+    """Load templates from `folder` first while the block runs (None: the built-ins only).
+
+    Raises:
+        ConfigError: the folder does not exist, or holds a file that overrides no built-in template.
+    """
+    path = Path(folder) if folder is not None else None
+    if path is not None:
+        check_templates(path)
+    token = _OVERRIDES.set(path)
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def builtin_names() -> list[str]:
+    folder = resources.files("datamill.steps") / "prompts"
+    return sorted(item.name.removesuffix(".yaml") for item in folder.iterdir() if item.name.endswith(".yaml"))
+
+
+def check_templates(folder: Path) -> None:
+    """Check a folder of overrides: it exists, and each ``.yaml`` file in it is a built-in's name."""
+    if not folder.is_dir():
+        raise ConfigError(f"templates folder {folder} does not exist")
+    known = builtin_names()
+    for path in sorted(folder.glob("*.yaml")):
+        if path.stem not in known:
+            raise ConfigError(
+                f"{path}: no built-in prompt template is named {path.stem!r} (the names: {', '.join(known)})"
+            )
+        _load(path.stem, path.parent, _stamp(path))  # a broken override fails here, before any model call
+
+
+def templates_digest(folder: Path | str | None) -> str | None:
+    """A digest of the overrides in `folder` (names and contents), for a run's fingerprint."""
+    if folder is None:
+        return None
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).glob("*.yaml")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def load_template(name: str) -> PromptTemplate:
-    """Load and compile ``prompts/<name>.yaml`` from the package."""
-    path = resources.files("datamill.steps") / "prompts" / f"{name}.yaml"
+    """Load and compile ``prompts/<name>.yaml``: the run's override (`use_templates`), else the built-in."""
+    folder = _OVERRIDES.get()
+    if folder is not None and (folder / f"{name}.yaml").is_file():
+        return _load(name, folder, _stamp(folder / f"{name}.yaml"))
+    return _load(name, None, None)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """When the file last changed and its size: an edited override is read again (a notebook edits them)."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@cache
+def _load(name: str, folder: Path | None, stamp: tuple[int, int] | None) -> PromptTemplate:
+    if folder is None:
+        path: Any = resources.files("datamill.steps") / "prompts" / f"{name}.yaml"
+        source = f"prompt template {name!r}"
+    else:
+        path = folder / f"{name}.yaml"
+        source = f"prompt template {name!r} ({path})"
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"prompt template {name!r} not found") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source} must be a mapping with version and messages")
     parts: list[tuple[Role, jinja2.Template | str]] = []
     cache_part = None
     for i, item in enumerate(doc.get("messages") or []):
-        role = item.get("role")
+        role = item.get("role") if isinstance(item, dict) else None
         if role not in _ROLES:
-            raise ConfigError(f"prompt template {name!r}: messages[{i}].role must be one of {_ROLES}")
-        parts.append((role, _compile(str(item.get("content", "")))))
+            raise ConfigError(f"{source}: messages[{i}].role must be one of {_ROLES}")
+        try:
+            parts.append((role, _compile(str(item.get("content", "")))))
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError(
+                f"{source}: messages[{i}].content is not a valid Jinja template: {exc}"
+            ) from exc
         if item.get("cache"):
             cache_part = i
     if not parts:
-        raise ConfigError(f"prompt template {name!r} has no messages")
+        raise ConfigError(f"{source} has no messages")
     return PromptTemplate(
         name=name, version=int(doc.get("version", 1)), parts=tuple(parts), cache_part=cache_part
     )

@@ -33,6 +33,8 @@ from datamill.services.adaptation.plans import ADAPT
 from datamill.services.adaptation.prepare import PreparedRun, RunSource, execute, plan_run
 from datamill.services.adaptation.run_plan import file_identity, run_fingerprint
 from datamill.services.settings.entry import Settings
+from datamill.steps.prompt_step import PromptStep, steps_identity
+from datamill.steps.templates import templates_digest, use_templates
 from datamill.text.fetch_policy import FetchPolicy
 
 
@@ -51,6 +53,10 @@ class AdaptJob:
     batch: bool = False
     #: Image cells may name files on this machine (the command line, the library); False on the server.
     local_image_files: bool = True
+    #: The user's own model steps (`datamill.steps.prompt_step.PromptStep`), placed by their ``after``.
+    steps: tuple[PromptStep, ...] = ()
+    #: A folder of prompt templates overriding the built-in ones by name; None: ``settings.templates_dir``.
+    templates: Path | None = None
 
 
 @dataclass
@@ -129,7 +135,8 @@ async def estimate_file_async(
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        prepared = await _plan(job, body, settings, gateway)
+        with use_templates(_templates(job, settings)):
+            prepared = await _plan(job, body, settings, gateway)
         assert prepared.estimate is not None  # plan_run always estimates
         return prepared.estimate
     finally:
@@ -163,29 +170,47 @@ async def adapt_file_async(
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     if job.batch:
         gateway.use_batches(enabled=True)
+    templates = _templates(job, settings)
     try:
-        prepared = await _plan(job, body, settings, gateway)
-        source = _source(job)
-        fingerprint = run_fingerprint(
-            file_identity(job.input_path, job.input_format), prepared.plan, prepared.documents
-        )
-        checkpoint = Checkpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
-        # Beside the checkpoint: a restarted run polls the batches it had submitted instead of paying twice.
-        gateway.use_batches(journal=batch_journal_path(checkpoint.location, settings.data_dir))
-        result = await execute(prepared, source, checkpoint, counters=counters)
-        if result.failure is not None:
-            raise _nothing_delivered(job, checkpoint, result.failure)
-        write_output(checkpoint, job.output_path, job.output_format)
-        rejected_path = _write_rejections(checkpoint, job.output_path)
-        summary = _summary(job, prepared, result, rejected_path, gateway)
-        if job.options.evaluate:
-            summary.quality, summary.report_path = await _grade(job, prepared, checkpoint, summary)
-            _count_usage(summary, gateway)  # the judge's calls are billed too
-        checkpoint.remove()
-        return summary
+        with use_templates(templates):
+            return await _adapt(job, body, settings, gateway, templates, counters)
     finally:
         if own:
             await gateway.aclose()
+
+
+def _templates(job: AdaptJob, settings: Settings) -> Path | None:
+    return job.templates if job.templates is not None else settings.templates_dir
+
+
+async def _adapt(
+    job: AdaptJob,
+    body: Mapping[str, Any],
+    settings: Settings,
+    gateway: Gateway,
+    templates: Path | None,
+    counters: RunCounters | None,
+) -> AdaptSummary:
+    prepared = await _plan(job, body, settings, gateway)
+    source = _source(job)
+    custom = {"steps": steps_identity(job.steps), "templates": templates_digest(templates)}
+    fingerprint = run_fingerprint(
+        file_identity(job.input_path, job.input_format), prepared.plan, prepared.documents, custom=custom
+    )
+    checkpoint = Checkpoint(settings.data_dir / "runs" / fingerprint[:24], fingerprint)
+    # Beside the checkpoint: a restarted run polls the batches it had submitted instead of paying twice.
+    gateway.use_batches(journal=batch_journal_path(checkpoint.location, settings.data_dir))
+    result = await execute(prepared, source, checkpoint, counters=counters)
+    if result.failure is not None:
+        raise _nothing_delivered(job, checkpoint, result.failure)
+    write_output(checkpoint, job.output_path, job.output_format)
+    rejected_path = _write_rejections(checkpoint, job.output_path)
+    summary = _summary(job, prepared, result, rejected_path, gateway)
+    if job.options.evaluate:
+        summary.quality, summary.report_path = await _grade(job, prepared, checkpoint, summary)
+        _count_usage(summary, gateway)  # the judge's calls are billed too
+    checkpoint.remove()
+    return summary
 
 
 def _nothing_delivered(job: AdaptJob, checkpoint: Checkpoint, failure: str) -> RunFailedError:
@@ -228,7 +253,15 @@ async def _plan(job: AdaptJob, body: Mapping[str, Any], settings: Settings, gate
     model = job.model or settings.model or gateway.default_model
     policy = FetchPolicy.with_allowed(settings.fetch_allow)
     return await plan_run(
-        ADAPT, _source(job), request, model, job.options, gateway, settings.data_dir, fetch_policy=policy
+        ADAPT,
+        _source(job),
+        request,
+        model,
+        job.options,
+        gateway,
+        settings.data_dir,
+        fetch_policy=policy,
+        custom_steps=job.steps,
     )
 
 

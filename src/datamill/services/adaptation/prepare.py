@@ -16,6 +16,7 @@ extend run is the same pipeline with its one row step `ExtendTrajectory` (the us
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from datamill.steps.base import StepContext
 from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.extend_trajectory import ExtendTrajectory
 from datamill.steps.mapping import MapColumns
+from datamill.steps.prompt_step import PromptStep, place
 from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.langid import FastLangDetector
 from datamill.text.tokenizer import Tokenizer
@@ -88,6 +90,7 @@ async def plan_run(
     tokenizer: Tokenizer | None = None,
     fetch_policy: FetchPolicy | None = None,
     search_key: str | None = None,
+    custom_steps: Sequence[PromptStep] = (),
 ) -> PreparedRun:
     """Validate `request` against the input and the models, plan it and estimate it (module docstring).
 
@@ -115,7 +118,13 @@ async def plan_run(
         total_rows=count_rows(source.path, format=source.format),
     )
     prepared = await build_run(
-        plan, source, gateway, data_dir, fetch_policy=fetch_policy, search_key=search_key
+        plan,
+        source,
+        gateway,
+        data_dir,
+        fetch_policy=fetch_policy,
+        search_key=search_key,
+        custom_steps=custom_steps,
     )
     if rename_note is not None:
         prepared.notes.insert(0, rename_note)
@@ -139,6 +148,7 @@ async def build_run(
     *,
     fetch_policy: FetchPolicy | None = None,
     search_key: str | None = None,
+    custom_steps: Sequence[PromptStep] = (),
 ) -> PreparedRun:
     """The services, models and steps of a planned run; reads nothing of the input.
 
@@ -166,6 +176,10 @@ async def build_run(
         steps.row_steps = [ExtendTrajectory(model, FastLangDetector())]
     elif plan.kind != ADAPT:
         steps.row_steps = [step for step in steps.row_steps if isinstance(step, LanguageExpansionStep)]
+    elif custom_steps:
+        # A user's own steps, each calling its own model or the run's, in the documented order.
+        bound = [s.bind(gateway.model(s.model_name) if s.model_name else model) for s in custom_steps]
+        steps.row_steps = place(steps.row_steps, bound)
     return PreparedRun(plan, steps, model, judge, services, notes)
 
 

@@ -98,8 +98,17 @@ def run_identity(run_id: str) -> dict[str, Any]:
     return {"run": run_id}
 
 
-def run_fingerprint(source: Mapping[str, Any], plan: RunPlan, documents: str | None) -> str:
-    """A run's identity for resuming: its input, kind, request, models, options and grounding documents."""
+def run_fingerprint(
+    source: Mapping[str, Any],
+    plan: RunPlan,
+    documents: str | None,
+    *,
+    custom: Mapping[str, str | None] | None = None,
+) -> str:
+    """A run's identity for resuming: its input, kind, request, models, options and grounding documents.
+
+    `custom` adds the digests of a run's own steps and prompt templates (command line and Python API).
+    """
     identity = {
         "source": dict(source),
         "kind": plan.kind,
@@ -109,4 +118,6 @@ def run_fingerprint(source: Mapping[str, Any], plan: RunPlan, documents: str | N
         "options": options_to_dict(plan.options),
         "documents": documents,
     }
+    if custom and any(custom.values()):
+        identity["custom"] = dict(custom)
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()

@@ -5,6 +5,7 @@
 | DATAMILL_HOME                | data directory (response cache, the server's DB)         | see below   |
 | DATAMILL_ROUTES              | a routing file whose entries override the shipped ones   | (none)      |
 | DATAMILL_MODEL               | the model used when a command names none                 | the routes' |
+| DATAMILL_TEMPLATES           | a folder of prompt templates overriding the built-in ones | (none)     |
 | DATAMILL_EVENT_LOOP          | ``auto`` (uvloop where installed), ``uvloop``, ``asyncio`` | auto      |
 | DATAMILL_BLOCK_REMOTE_MODELS | ``1``: refuse model and fetch requests to remote hosts   | 0           |
 | DATAMILL_FETCH_ALLOW         | internal hosts and networks the safe fetcher may reach   | (none)      |
@@ -39,6 +40,7 @@ class Settings:
         block_remote: refuse model and fetch requests to hosts other than loopback.
         fetch_allow: internal hosts and networks the safe fetcher may reach.
         memory_pool: pyarrow's memory pool chosen by the operator (``ARROW_DEFAULT_MEMORY_POOL``), if any.
+        templates_dir: prompt templates overriding the built-in ones by name (command line, Python API).
     """
 
     data_dir: Path
@@ -49,6 +51,7 @@ class Settings:
     block_remote: bool = False
     fetch_allow: tuple[str, ...] = ()
     memory_pool: str | None = None
+    templates_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +79,9 @@ class Settings:
             block_remote=values.get("DATAMILL_BLOCK_REMOTE_MODELS", "").strip().lower() in _TRUE,
             fetch_allow=tuple(entry.strip() for entry in allow.split(",") if entry.strip()),
             memory_pool=values.get("ARROW_DEFAULT_MEMORY_POOL") or None,
+            templates_dir=Path(templates).expanduser()
+            if (templates := values.get("DATAMILL_TEMPLATES"))
+            else None,
         )
 
     @property

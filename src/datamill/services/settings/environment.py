@@ -30,6 +30,7 @@ class EnvironmentValues(BaseSettings):
     XDG_DATA_HOME: str | None = _var("XDG_DATA_HOME")
     DATAMILL_ROUTES: str | None = _var("DATAMILL_ROUTES")
     DATAMILL_MODEL: str | None = _var("DATAMILL_MODEL")
+    DATAMILL_TEMPLATES: str | None = _var("DATAMILL_TEMPLATES")
     DATAMILL_EVENT_LOOP: str | None = _var("DATAMILL_EVENT_LOOP")
     DATAMILL_BLOCK_REMOTE_MODELS: str | None = _var("DATAMILL_BLOCK_REMOTE_MODELS")
     DATAMILL_FETCH_ALLOW: str | None = _var("DATAMILL_FETCH_ALLOW")
