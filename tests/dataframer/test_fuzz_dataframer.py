@@ -74,6 +74,7 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
     return {
         "judge_id": judge["id"],
         "judge_evaluation_id": judged.id,
+        "failure_id": f"fail_judge_{judged.id}",
         "red_team_spec_id": red_spec.id,
         "red_team_run_id": red_run.id,
         "dataset_id": dataset.id,

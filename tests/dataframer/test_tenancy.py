@@ -34,8 +34,8 @@ from route_walk import api_routes, fill, id_variants, path_params
 PREFIX = "/api/dataframer"
 MARKER = f"secret-of-a-{secrets.token_hex(4)}"
 
-#: Path parameters that name no resource datamill keeps (production-trace analysis): any id is a 404.
-NOTHING_KEPT = {"failure_id": "fail_1"}
+#: Path parameters that name no resource datamill keeps: any id is a 404.
+NOTHING_KEPT: dict[str, str] = {}
 
 
 @dataclass
@@ -101,6 +101,7 @@ def _make_tenant(server: RunningServer, name: str) -> Tenant:
     ids = {
         "judge_id": judge["id"],
         "judge_evaluation_id": judged.id,
+        "failure_id": f"fail_judge_{judged.id}",  # the fake judge fails every answer
         "dataset_id": dataset.id,
         "spec_id": spec.id,
         "run_id": run.id,
@@ -243,6 +244,8 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
     assert api.red_team_runs.retrieve(ids["red_team_run_id"]).status == "SUCCEEDED"
     assert api.judges.retrieve(ids["judge_id"]).rubric == MARKER  # type: ignore[attr-defined]
     assert api.judges.evaluations.list(ids["judge_id"]).count == 1
+    assert api.failures.retrieve(ids["failure_id"]).rubrics[0].id == ids["judge_id"]
+    assert api.context.retrieve(rubric_id=ids["judge_id"]).rubrics[0].instructions == MARKER
     for link in world.a.links:
         assert httpx.get(link).status_code == 200
 

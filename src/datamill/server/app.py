@@ -33,6 +33,7 @@ from datamill.server.compat import (
     adaption_responses,
     adaption_runs,
     dataframer_evaluations,
+    dataframer_insights,
     dataframer_judges,
     dataframer_misc,
     dataframer_red_team,
@@ -127,6 +128,7 @@ def create_app(
     app.include_router(dataframer_runs.router)
     app.include_router(dataframer_red_team.router)
     app.include_router(dataframer_judges.router)
+    app.include_router(dataframer_insights.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
