@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import adaption
+import fsspec
 import pytest
 from runs_helpers import MAPPING, qa_rows, run_settings, runs_server, upload, wait_done
 from server_helpers import fields_of
@@ -146,6 +148,18 @@ def test_grounding_docs_configured_by_the_operator(tmp_path: Path) -> None:
     by_question = {row["original_prompt"]: row for row in rows}
     assert [s["source"] for s in by_question[QUESTIONS[0]]["grounding_sources"]] == ["kb/warranty.md"]
     assert by_question[QUESTIONS[2]]["grounded"] is False
+
+
+def test_grounding_docs_at_an_fsspec_url(tmp_path: Path) -> None:
+    url = f"memory://kb-{uuid.uuid4().hex[:8]}"
+    fsspec.filesystem("memory").pipe(f"{url}/warranty.md", b"Amber products carry a warranty of two years.")
+    with runs_server(tmp_path / "srv", run_settings(grounding_docs=(url,))) as srv:
+        client, dataset_id = _grounded_run(srv, tmp_path)
+        assert wait_done(client, dataset_id).status == "succeeded"
+        rows = _rows(client, dataset_id)
+    by_question = {row["original_prompt"]: row for row in rows}
+    sources = [s["source"] for s in by_question[QUESTIONS[0]]["grounding_sources"]]
+    assert sources == [f"{url.removeprefix('memory://')}/warranty.md"]
 
 
 @pytest.fixture(scope="module")

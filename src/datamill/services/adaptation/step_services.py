@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -9,6 +10,7 @@ from datamill.core.adapt_request import AdaptRequest
 from datamill.core.errors import ConfigError, ValidationError
 from datamill.core.run_options import RunOptions
 from datamill.pipelines.plan import PlanServices
+from datamill.services.adaptation.grounding_sources import local_documents
 from datamill.text.embeddings import MiniLMEmbedder, minilm_model_path
 from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.fulltext import LocalFullTextIndex
@@ -34,7 +36,7 @@ async def build_services(
 
     Grounding asks the search API of ``options.grounding_search_url`` when it is set (through the safe
     fetcher under `fetch_policy`, sending `search_key` as a bearer key), else the local index of
-    ``options.grounding_docs``.
+    ``options.grounding_docs`` (fsspec URLs among them mirrored locally first, `grounding_sources`).
     """
     notes: list[str] = []
     services = PlanServices()
@@ -57,9 +59,10 @@ async def build_services(
         if not options.grounding_docs:
             raise ValidationError.of("brand_controls.hallucination_mitigation", NO_GROUNDING_SOURCE)
         index = Path(options.grounding_index) if options.grounding_index else None
+        docs = await asyncio.to_thread(local_documents, options.grounding_docs, data_dir)
         services.search = await LocalFullTextIndex.abuild(
-            [Path(p) for p in options.grounding_docs],
-            index or _index_path(options.grounding_docs, data_dir),
+            [Path(p) for p in docs],
+            index or _index_path(docs, data_dir),
             text_column=options.grounding_text_column,
             source_column=options.grounding_source_column,
         )

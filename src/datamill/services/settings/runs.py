@@ -17,7 +17,7 @@
 | DATAMILL_EXECUTOR          | ``local`` (batches on the worker) or ``ray`` (on Ray actors)   | local        |
 | DATAMILL_RAY_ADDRESS       | the Ray cluster to join (``auto``, ``ray://host:10001``)       | a local Ray  |
 | DATAMILL_RAY_ACTORS        | Ray actors per run (each with its own model gateway)           | 2            |
-| DATAMILL_GROUNDING_DOCS    | files or folders grounding searches (comma-separated paths)    | (none)       |
+| DATAMILL_GROUNDING_DOCS    | files, folders or fsspec URLs grounding searches (commas)      | (none)       |
 | DATAMILL_GROUNDING_SEARCH_URL | a search API grounding asks instead (http or https)         | (none)       |
 | DATAMILL_GROUNDING_SEARCH_KEY | the key sent to that API as ``Authorization: Bearer``       | (none)       |
 
