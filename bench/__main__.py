@@ -34,6 +34,7 @@ BENCHMARKS = [
     "server_load",
     "server_estimate",
     "cli_startup",
+    "pii_detection",
 ]
 
 

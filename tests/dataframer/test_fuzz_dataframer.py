@@ -18,6 +18,7 @@ import httpx
 import hypothesis
 import pytest
 import schemathesis
+from anon_helpers import wait_anonymization
 from df_waits import wait_run, wait_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -71,6 +72,11 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
             "/api/dataframer/judges/", body={"name": "fuzz", "rubric": "Polite."}, cast_to=httpx.Response
         ).json()
         judged = api.judges.evaluations.create(judge["id"], input="q", output="a")
+        created = api.anonymization_runs.create(
+            dataset_id=dataset.id, detection_method="pii_m1", pii_types=["person", "email"]
+        )
+        anonymization = wait_anonymization(sdk, created.id)
+        assert anonymization.status == "SUCCEEDED", anonymization.results
     return {
         "judge_id": judge["id"],
         "judge_evaluation_id": judged.id,
@@ -82,7 +88,16 @@ def _real_ids(server: RunningServer, key: str) -> dict[str, str]:
         "run_id": run.id,
         "evaluation_id": evaluation.id,
         "file_id": run.generated_files[0].id,
+        "anonymization_run_id": anonymization.id,
+        "anonymized_file_id": anonymization.anonymized_files[0].id,
     }
+
+
+def _ids_for(path: str, ids: dict[str, str]) -> dict[str, str]:
+    """The real ids by path parameter (under /anonymization-runs/, run_id and file_id are its own)."""
+    if "/anonymization-runs/" in path:
+        return ids | {"run_id": ids["anonymization_run_id"], "file_id": ids["anonymized_file_id"]}
+    return ids
 
 
 def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServer) -> None:
@@ -110,6 +125,7 @@ def test_no_dataframer_operation_answers_a_server_error(fuzz_server: RunningServ
             if real and case.method != "DELETE" and case.path_parameters:
                 real_ids = ids | (red_team_ids if "/red-team-" in case.path else {})
                 real_ids |= {"evaluation_id": ids["judge_evaluation_id"]} if "/judges/" in case.path else {}
+                real_ids = _ids_for(case.path, real_ids)
                 case.path_parameters = {k: real_ids.get(k, v) for k, v in case.path_parameters.items()}
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {key}"}
             response = case.call(timeout=30)
@@ -189,6 +205,13 @@ def _valid_bodies(ids: dict[str, str], spec_yaml: str) -> dict[tuple[str, str], 
             "number_of_behaviors": 1,
             "number_of_prompts_per_behavior": 1,
         },
+        ("POST", f"{PREFIX}/anonymization-runs/"): {
+            "dataset_id": ids["dataset_id"],
+            "detection_method": "pii_m1",
+            "pii_types": ["person", "email"],
+            "mask_config": {"email": "<EMAIL {n}>"},
+            "threshold": 0.5,
+        },
     }
 
 
@@ -203,6 +226,8 @@ def _mutate(http: httpx.Client, method: str, path: str, body: dict[str, object])
         seen[answer.status_code] += 1
         if answer.status_code >= 500:
             seen[f"{method} {path} {field}={value!r:.200} -> {answer.text[:300]}"] += 1
+        elif answer.status_code == 201 and path.endswith("/anonymization-runs/"):
+            http.delete(f"{path}{answer.json()['id']}/")  # stops its job too
         elif answer.status_code == 201 and path.endswith("runs/"):
             http.post(f"{path}{answer.json()['id']}/cancel/")  # keep the worker free
         elif answer.status_code == 201 and path.endswith(("red-team-specs/", "/judges/")):

@@ -76,10 +76,3 @@ def test_analysis_needs_a_key(df_endpoint: tuple[str, str]) -> None:
     answer = httpx.get(f"{base_url}/api/dataframer/failures/")
     assert answer.status_code == 401
     assert answer.json()["code"] == "authentication_failed"
-
-
-def test_unimplemented_resources_are_404(client: dataframer.Dataframer) -> None:
-    for call in (lambda: client.dataframer.anonymization_runs.list(),):
-        with pytest.raises(dataframer.NotFoundError) as caught:
-            call()
-        assert caught.value.body["code"] == "not_found"

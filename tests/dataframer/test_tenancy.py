@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from anon_helpers import wait_anonymization
 from df_waits import wait_run, wait_spec
 
 import dataframer
@@ -49,6 +50,7 @@ class Tenant:
     run_file_id: str
     spec_yaml: str
     links: list[str] = field(default_factory=list)
+    anonymized_file_id: str = ""
 
     def ids_for(self, path: str) -> dict[str, str]:
         """Its ids by path parameter; ``file_id`` is a seed file's or a generated file's, as the path says,
@@ -56,12 +58,15 @@ class Tenant:
         file_id = self.seed_file_id if "/seed-datasets/" in path else self.run_file_id
         red_team = {"spec_id": self.ids["red_team_spec_id"], "run_id": self.ids["red_team_run_id"]}
         judges = {"evaluation_id": self.ids["judge_evaluation_id"]}
+        # under the anonymization paths, run_id and file_id are an anonymization run's and its file's
+        anonymization = {"run_id": self.ids["anonymization_run_id"], "file_id": self.anonymized_file_id}
         return (
             self.ids
             | NOTHING_KEPT
             | {"file_id": file_id}
             | (red_team if "/red-team-" in path else {})
             | (judges if "/judges/" in path else {})
+            | (anonymization if "/anonymization-runs/" in path else {})
         )
 
 
@@ -109,12 +114,23 @@ def _make_tenant(server: RunningServer, name: str) -> Tenant:
         "red_team_spec_id": red_spec.id,
         "red_team_run_id": red_run.id,
     }
+    anonymization = sdk.dataframer.anonymization_runs.create(
+        dataset_id=dataset.id, detection_method="pii_m1", pii_types=["person"]
+    )
+    anonymized = wait_anonymization(sdk, anonymization.id)
+    assert anonymized.status == "SUCCEEDED", anonymized.results
+    ids["anonymization_run_id"] = anonymization.id
     tenant = Tenant(
         key, sdk, ids, dataset.files[0].id, finished.generated_files[0].id, done_spec.content_yaml
+    )
+    tenant.anonymized_file_id = anonymized.anonymized_files[0].id
+    anonymized_link = sdk.dataframer.anonymization_runs.files.download(
+        tenant.anonymized_file_id, run_id=anonymization.id
     )
     tenant.links = [
         sdk.dataframer.seed_datasets.files.download(tenant.seed_file_id, dataset_id=dataset.id).download_url,
         sdk.dataframer.runs.files.download(tenant.run_file_id, run_id=run.id).download_url,
+        str(anonymized_link.download_url),
     ]
     return tenant
 
@@ -155,6 +171,11 @@ IDS_IN_BODY: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "number_of_behaviors": 1,
         "number_of_prompts_per_behavior": 1,
     },
+    ("POST", "/api/dataframer/anonymization-runs/"): lambda w: {
+        "dataset_id": w.a.ids["dataset_id"],
+        "detection_method": "pii_m1",
+        "pii_types": ["email"],
+    },
 }
 
 #: Routes that take no tenant-owned id: the lists must hold only B's things; the creations are B's own.
@@ -162,6 +183,7 @@ NO_TENANT_IDS = {
     ("GET", "/api/dataframer/seed-datasets/"),
     ("GET", "/api/dataframer/specs/"),
     ("GET", "/api/dataframer/runs/"),
+    ("GET", "/api/dataframer/anonymization-runs/"),
     ("GET", "/api/dataframer/failures/"),
     ("GET", "/api/dataframer/context/"),
     ("GET", "/api/dataframer/judges/"),
@@ -230,6 +252,7 @@ def test_b_lists_only_its_own(world: World, walk: list[str | None]) -> None:
     assert [s.id for s in api.red_team_specs.list()] == [world.b.ids["red_team_spec_id"]]
     assert [r.id for r in api.red_team_runs.list()] == [world.b.ids["red_team_run_id"]]
     assert [j.id for j in api.judges.list().results] == [world.b.ids["judge_id"]]
+    assert [r.id for r in api.anonymization_runs.list()] == [world.b.ids["anonymization_run_id"]]
 
 
 def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | None]) -> None:
@@ -246,6 +269,7 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
     assert api.judges.evaluations.list(ids["judge_id"]).count == 1
     assert api.failures.retrieve(ids["failure_id"]).rubrics[0].id == ids["judge_id"]
     assert api.context.retrieve(rubric_id=ids["judge_id"]).rubrics[0].instructions == MARKER
+    assert api.anonymization_runs.retrieve(ids["anonymization_run_id"]).status == "SUCCEEDED"
     for link in world.a.links:
         assert httpx.get(link).status_code == 200
 

@@ -32,6 +32,7 @@ from datamill.server.compat import (
     adaption_publish,
     adaption_responses,
     adaption_runs,
+    dataframer_anonymization,
     dataframer_evaluations,
     dataframer_insights,
     dataframer_judges,
@@ -129,6 +130,7 @@ def create_app(
     app.include_router(dataframer_red_team.router)
     app.include_router(dataframer_judges.router)
     app.include_router(dataframer_insights.router)
+    app.include_router(dataframer_anonymization.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -7,6 +7,7 @@ directory or any fsspec URL.
 """
 
 from datamill.store import (
+    anonymization_models,  # registers the anonymization tables on Base.metadata
     budget_models,  # registers the concurrency budget tables on Base.metadata
     export_models,  # registers the dataset exports table on Base.metadata
     generation_models,  # registers the generation tables on Base.metadata
@@ -31,6 +32,7 @@ __all__ = [
     "Store",
     "Tenant",
     "Upload",
+    "anonymization_models",
     "blob_store_from_url",
     "budget_models",
     "export_models",

@@ -1,0 +1,86 @@
+"""Dataframer-compatible anonymization routes: ``/api/dataframer/anonymization-runs/...``.
+
+Create, list, retrieve, soft delete, one anonymized file's download and the ZIP of all files. Handlers
+only translate between the wire and `datamill.services.anonymization.runs.AnonymizationService`. A file's
+download answers ``{download_url, file_name, content_type}`` (``file_name``, as the SDK reads it here); the
+ZIP answers 202 ``{download_url: null, status: "generating"}`` while its job builds it, then 200 with the
+link and ``status: "ready"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from datamill.server.auth import Context, CurrentTenant, JsonBody
+from datamill.server.compat.dataframer_anonymization_models import (
+    AnonymizationRunItem,
+    AnonymizationRunOut,
+    FileDownload,
+    ZipDownload,
+)
+from datamill.server.downloads_signed import download_url
+from datamill.services.anonymization.runs import AnonymizationService
+
+router = APIRouter(prefix="/api/dataframer", tags=["dataframer: anonymization"])
+
+
+def _service(context: Context) -> AnonymizationService:
+    return AnonymizationService(
+        context.store, context.blobs, context.runs.settings.price_table, context.models.routing
+    )
+
+
+@router.post("/anonymization-runs/", status_code=201, response_model=AnonymizationRunOut)
+def create_anonymization_run(tenant: CurrentTenant, context: Context, body: JsonBody = None) -> Any:
+    """Start masking the personal data of a seed dataset; it reads PENDING until a worker takes it."""
+    return _service(context).create(tenant, body)
+
+
+@router.get("/anonymization-runs/", response_model=list[AnonymizationRunItem])
+def list_anonymization_runs(tenant: CurrentTenant, context: Context) -> Any:
+    """The tenant's anonymization runs, newest first (a bare array; deleted runs are left out)."""
+    return _service(context).list(tenant.id)
+
+
+@router.get("/anonymization-runs/{run_id}/", response_model=AnonymizationRunOut)
+def retrieve_anonymization_run(run_id: str, tenant: CurrentTenant, context: Context) -> Any:
+    """One run with its results once it ended, and its files once it SUCCEEDED."""
+    return _service(context).get(tenant.id, run_id)
+
+
+@router.delete("/anonymization-runs/{run_id}/", status_code=204)
+def delete_anonymization_run(run_id: str, tenant: CurrentTenant, context: Context) -> Response:
+    """Soft delete: the run is hidden (404 from then on), stopped if it still works, its files deleted."""
+    _service(context).delete(tenant.id, run_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/anonymization-runs/{run_id}/download/",
+    response_model=ZipDownload,
+    responses={202: {"model": ZipDownload, "description": "The ZIP is being built: ask again."}},
+)
+def download_all_anonymized_files(
+    run_id: str, request: Request, tenant: CurrentTenant, context: Context
+) -> JSONResponse:
+    """The ZIP of every anonymized file: 202 ``generating`` while it builds, then 200 ``ready``."""
+    state = _service(context).zip(tenant.id, run_id)
+    if not state.ready or state.target is None:
+        return JSONResponse({"download_url": None, "status": "generating"}, status_code=202)
+    return JSONResponse({"download_url": download_url(request, context, state.target), "status": "ready"})
+
+
+@router.get("/anonymization-runs/{run_id}/files/{file_id}/download/", response_model=FileDownload)
+def download_anonymized_file(
+    run_id: str, file_id: str, request: Request, tenant: CurrentTenant, context: Context
+) -> Any:
+    """One anonymized file: ``{download_url, file_name, content_type}``."""
+    target = _service(context).file(tenant.id, run_id, file_id)
+    return {
+        "download_url": download_url(request, context, target),
+        "file_name": target.filename,
+        "content_type": target.content_type,
+    }

@@ -1,0 +1,1 @@
+"""Anonymization runs of the Dataframer-compatible API: masking the personal data of a seed dataset."""
