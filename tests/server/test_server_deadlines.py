@@ -28,6 +28,13 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
+def test_the_deadlines_are_read_from_the_environment(tmp_path: Any) -> None:
+    env = {"DATAMILL_HOME": str(tmp_path), "DATAMILL_HEADER_TIMEOUT_S": "3", "DATAMILL_BODY_TIMEOUT_S": "7.5"}
+    settings = ServerSettings.from_env(env)
+    assert (settings.header_timeout_s, settings.body_timeout_s) == (3.0, 7.5)
+    assert ServerSettings.from_env({"DATAMILL_HOME": str(tmp_path)}).header_timeout_s == 10.0
+
+
 def _connect(base_url: str) -> socket.socket:
     host, port = base_url.removeprefix("http://").split(":")
     return socket.create_connection((host, int(port)), timeout=10)

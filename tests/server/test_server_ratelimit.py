@@ -1,8 +1,10 @@
-"""Rate limits per API key: the token bucket, 429 with Retry-After on raw HTTP, and the SDKs riding it out."""
+"""Rate limits per API key and per address for failed authentications: the windows, the counts shared
+through the database, 429 with Retry-After on raw HTTP, and the SDKs riding it out."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import adaption
 import httpx
@@ -10,43 +12,47 @@ import pytest
 
 import dataframer
 from conftest import RunningServer, running_server
+from datamill.core.errors import ConfigError
+from datamill.server import create_app
+from datamill.server.context import ServerContext
 from datamill.server.ratelimit import RateLimiter
 from datamill.services.settings.server import ServerSettings
+from datamill.store import Store
+from datamill.store.ratelimit_storage import DatabaseStorage
 
 PER_MINUTE = 120  # two a second
 BURST = 2
+ANON = 4  # failed authentications an address may make a minute
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_bucket_allows_the_burst_then_refills_at_the_rate() -> None:
-    clock = Clock()
-    limiter = RateLimiter(60, burst=3, clock=clock)
+def test_a_key_gets_its_burst_per_window_and_each_key_its_own() -> None:
+    limiter = RateLimiter(60, burst=3)  # three per three-second window: one a second on average
+    assert limiter.window_s == 3
     assert [limiter.acquire("k") for _ in range(3)] == [0.0, 0.0, 0.0]
-    assert limiter.acquire("k") == pytest.approx(1.0)
-    assert limiter.acquire("other") == 0.0  # each key has its own bucket
-    clock.now += 0.5
-    assert limiter.acquire("k") == pytest.approx(0.5)
-    clock.now += 0.5
-    assert limiter.acquire("k") == 0.0
-    clock.now += 3600
-    assert [limiter.acquire("k") for _ in range(4)][-1] > 0  # refilled to the burst, not beyond
-
-
-def test_burst_defaults_to_a_minute_and_old_keys_are_dropped() -> None:
-    limiter = RateLimiter(5, clock=Clock(), max_keys=2)
-    assert [limiter.acquire("a") for _ in range(6)] == [0.0] * 5 + [pytest.approx(12.0)]
-    limiter.acquire("b")
-    limiter.acquire("c")  # "a" is dropped: it starts again with a full bucket
-    assert limiter.acquire("a") == 0.0
+    wait = limiter.acquire("k")
+    assert 0 < wait <= 3
+    assert limiter.acquire("other") == 0.0  # each identity has its own count
+    assert limiter.allows("k") > 0  # asking does not count
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
+
+
+def test_the_burst_defaults_to_a_minute() -> None:
+    limiter = RateLimiter(5)
+    assert limiter.window_s == 60
+    assert [limiter.acquire("a") == 0.0 for _ in range(6)] == [True] * 5 + [False]
+
+
+def test_limiters_on_one_database_count_together(tmp_path: Path) -> None:
+    """Two API processes share the metadata database, so their limiters share the counts."""
+    store = Store.from_url(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    first = RateLimiter(60, burst=4, storage=DatabaseStorage(store))
+    second = RateLimiter(60, burst=4, storage=DatabaseStorage(store))
+    assert [first.acquire("k"), second.acquire("k"), first.acquire("k"), second.acquire("k")] == [0.0] * 4
+    assert second.acquire("k") > 0
+    assert first.acquire("k") > 0
+    assert first.acquire("other") == 0.0
 
 
 def test_settings_read_the_limit_from_the_environment(tmp_path: object) -> None:
@@ -56,12 +62,23 @@ def test_settings_read_the_limit_from_the_environment(tmp_path: object) -> None:
     settings = ServerSettings.from_env(env)
     assert (settings.rate_limit_per_minute, settings.rate_limit_burst) == (30, 5)
     assert ServerSettings.from_env({"DATAMILL_HOME": str(tmp_path)}).rate_limit_per_minute == 1200
+    env |= {"DATAMILL_RATE_LIMIT_ANON_PER_MINUTE": "7", "DATAMILL_RATE_LIMIT_STORAGE": "memory"}
+    settings = ServerSettings.from_env(env)
+    assert (settings.rate_limit_anon_per_minute, settings.rate_limit_storage) == (7, "memory")
+
+
+def test_a_storage_the_limits_library_cannot_open_is_a_config_error(tmp_path: Path) -> None:
+    settings = ServerSettings.for_data_dir(tmp_path, rate_limit_storage="nosuch://x")
+    with pytest.raises(ConfigError, match="DATAMILL_RATE_LIMIT_STORAGE"):
+        create_app(context=ServerContext.build(settings))
 
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     settings = ServerSettings.for_data_dir(
-        tmp_path_factory.mktemp("limited"), rate_limit_per_minute=PER_MINUTE, rate_limit_burst=BURST
+        tmp_path_factory.mktemp("limited"),
+        rate_limit_per_minute=PER_MINUTE,
+        rate_limit_burst=BURST,
     )
     with running_server(settings) as running:
         yield running
@@ -95,10 +112,39 @@ def test_dataframer_paths_answer_429_in_their_error_shape(limited: RunningServer
     assert refused.json()["code"] == "rate_limited"
 
 
-def test_requests_without_a_valid_key_are_not_counted(limited: RunningServer) -> None:
-    answers = _burst(f"{limited.base_url}/api/v1/datasets", "dm_not-a-key", BURST + 3)
-    assert {a.status_code for a in answers} == {401}
-    assert {httpx.get(f"{limited.base_url}/healthz").status_code for _ in range(BURST + 3)} == {200}
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    settings = ServerSettings.for_data_dir(
+        tmp_path_factory.mktemp("guarded"), rate_limit_anon_per_minute=ANON
+    )
+    with running_server(settings) as running:
+        yield running
+
+
+def test_requests_without_a_valid_key_count_against_their_address(guarded: RunningServer) -> None:
+    limited = guarded
+    valid = limited.new_key()
+    answers = _burst(f"{limited.base_url}/api/v1/datasets", "dm_not-a-key", ANON + 3)
+    assert [a.status_code for a in answers] == [401] * ANON + [429] * 3  # no lookup once over
+    refused = answers[-1]
+    assert "from this address" in refused.json()["message"]
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    with httpx.Client(base_url=limited.base_url) as http:
+        assert http.post("/login", data={"api_key": "dm_guess"}).status_code == 429  # sign-in guesses too
+        assert http.get("/healthz").status_code == 200  # other routes are not limited
+    assert _burst(f"{limited.base_url}/api/v1/datasets", valid, 1)[0].status_code == 429
+
+
+def test_two_api_processes_on_one_database_share_the_limits(tmp_path: Path) -> None:
+    """Two servers on one database (as two API processes behind a balancer): one key's burst is shared."""
+    one = ServerSettings.for_data_dir(
+        tmp_path, rate_limit_per_minute=PER_MINUTE, rate_limit_burst=BURST, rate_limit_storage="database"
+    )
+    with running_server(one) as first, running_server(one) as second:
+        key = first.new_key()
+        answers = [*_burst(f"{first.base_url}/api/v1/datasets", key, BURST)]
+        answers += _burst(f"{second.base_url}/api/v1/datasets", key, 1)
+    assert [a.status_code for a in answers] == [200] * BURST + [429]
 
 
 def _recording_client() -> tuple[httpx.Client, list[int]]:

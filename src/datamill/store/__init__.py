@@ -11,6 +11,7 @@ from datamill.store import (
     budget_models,  # registers the concurrency budget tables on Base.metadata
     export_models,  # registers the dataset exports table on Base.metadata
     generation_models,  # registers the generation tables on Base.metadata
+    ratelimit_models,  # registers the rate-limit counters table on Base.metadata
     red_team_models,  # registers the red-teaming and judge tables on Base.metadata
     response_models,  # registers the stored responses table on Base.metadata
     session_models,  # registers the web sessions table on Base.metadata
@@ -37,6 +38,7 @@ __all__ = [
     "budget_models",
     "export_models",
     "generation_models",
+    "ratelimit_models",
     "red_team_models",
     "response_models",
     "session_models",

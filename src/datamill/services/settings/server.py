@@ -12,6 +12,8 @@
 | DATAMILL_DEFAULT_CREDITS  | credit balance of a new tenant           | 1000                           |
 | DATAMILL_RATE_LIMIT_PER_MINUTE | API requests a key may make a minute (0: no limit) | 1200              |
 | DATAMILL_RATE_LIMIT_BURST | requests a key may make at once          | the per-minute limit           |
+| DATAMILL_RATE_LIMIT_ANON_PER_MINUTE | failed authentications an address may make a minute (0: none) | 300 |
+| DATAMILL_RATE_LIMIT_STORAGE | where limits count: auto, database, memory or a limits URI | auto |
 | DATAMILL_GOOGLE_SHEETS_URL | where Google Sheets exports are fetched | https://docs.google.com        |
 | DATAMILL_HEADER_TIMEOUT_S | seconds a request's headers may take     | 10                             |
 | DATAMILL_BODY_TIMEOUT_S   | seconds a request body may stall         | 60                             |
@@ -70,6 +72,8 @@ class ServerSettings:
     ingest_workers: int = 2
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int | None = None
+    rate_limit_anon_per_minute: int = 300
+    rate_limit_storage: str = "auto"
     google_sheets_url: str = "https://docs.google.com"
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
@@ -116,6 +120,12 @@ class ServerSettings:
             overrides["rate_limit_per_minute"] = int(_positive(limit, "DATAMILL_RATE_LIMIT_PER_MINUTE"))
         if burst := env.get("DATAMILL_RATE_LIMIT_BURST"):
             overrides["rate_limit_burst"] = max(1, int(_positive(burst, "DATAMILL_RATE_LIMIT_BURST")))
+        if anon := env.get("DATAMILL_RATE_LIMIT_ANON_PER_MINUTE"):
+            overrides["rate_limit_anon_per_minute"] = int(
+                _positive(anon, "DATAMILL_RATE_LIMIT_ANON_PER_MINUTE")
+            )
+        if storage := env.get("DATAMILL_RATE_LIMIT_STORAGE"):
+            overrides["rate_limit_storage"] = storage.strip()
         if url := env.get("DATAMILL_GOOGLE_SHEETS_URL"):
             if not url.strip().startswith(("http://", "https://")):
                 raise ConfigError(f"DATAMILL_GOOGLE_SHEETS_URL: must be an http(s) URL, got {url!r}")
