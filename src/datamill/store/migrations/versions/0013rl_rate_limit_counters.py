@@ -1,7 +1,7 @@
 """Rate-limit counters live in the database, so every API process counts one limit together.
 
-Revision ID: 0012rl
-Revises: 0011ws
+Revision ID: 0013rl
+Revises: 0012an
 Create Date: 2026-12-06 18:05:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0012rl"
-down_revision: str | None = "0011ws"
+revision: str = "0013rl"
+down_revision: str | None = "0012an"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
