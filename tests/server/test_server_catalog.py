@@ -14,6 +14,7 @@ from runs_helpers import FAKE_MODEL, MAPPING, qa_rows, run_settings, runs_server
 from server_helpers import fields_of
 
 from conftest import RunningServer
+from datamill.training.base_models import bundled_model, training_available
 
 ROUTES = """
 routes:
@@ -89,8 +90,11 @@ def test_tools_and_training_models(srv: RunningServer) -> None:
     (tool,) = tools.data
     assert (tool.name, tool.type, tool.available) == ("file_search", "file_search", True)
     with pytest.warns(DeprecationWarning, match="deprecated"):  # the SDK marks the old alias so
-        assert client.training_models.list().models == []
-    assert client.autoscientist.list_models().models == []
+        old = client.training_models.list().models
+    listed = client.autoscientist.list_models().models
+    assert [m.id for m in old] == [m.id for m in listed]
+    trainable = training_available() and bundled_model() is not None
+    assert [m.id for m in listed] == (["smollm2-135m-instruct"] if trainable else [])
 
 
 def test_autoscientist_lists_no_runs_and_checks_its_query(srv: RunningServer, tmp_path: Path) -> None:

@@ -30,6 +30,10 @@ from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
 from conftest import RunningServer
 from datamill.server import create_app
 from datamill.server.signing import UPLOAD
+from datamill.store import utcnow
+from datamill.store.autoscientist_models import AUTOSCIENTIST_JOB, AutoscientistRun
+from datamill.store.ids import new_id
+from datamill.store.jobs import add_job, cancel_job
 from route_walk import api_routes, fill, id_variants, path_params
 
 PREFIX = "/api/v1"
@@ -49,7 +53,7 @@ NO_TENANT_IDS = {
     ("GET", "/api/v1/tools"),
     ("GET", "/api/v1/training-models"),
     ("GET", "/api/v1/autoscientist/models"),
-    # Lists no runs; its dataset_id query is checked for the tenant in test_server_catalog.
+    # Lists the caller's runs only (checked below); its dataset_id query is checked in test_server_catalog.
     ("GET", "/api/v1/autoscientist"),
 }
 
@@ -63,6 +67,7 @@ PATH_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/datasets/{dataset_id}/translate"): {"sample_rate": 0.5, "languages": ["es"]},
     ("POST", "/api/v1/datasets/{dataset_id}/augment"): {"domain_rows": 1},
     ("POST", "/api/v1/datasets/{dataset_id}/extend-trajectories"): {"column_mapping": MAPPING},
+    ("POST", "/api/v1/autoscientist/{experiment_id}/cancel"): {},
     ("POST", "/api/v1/datasets/{dataset_id}/localize"): {
         "sample_rate": 0.5,
         "pairs": [{"country": "MX", "language": "es"}],
@@ -99,6 +104,34 @@ def _custom_eval(sdk: adaption.Adaption, dataset_id: str) -> str:
     return str(made.custom_eval_id)
 
 
+def _autoscientist_run(server: RunningServer, key: str, dataset_id: str) -> str:
+    """An AutoScientist run of the tenant, recorded already cancelled (so no worker trains it)."""
+    tenant = server.context.tenants.authenticate(key)
+    assert tenant is not None
+    with server.context.store.session() as session:
+        run = AutoscientistRun(
+            id=new_id("asr"),
+            tenant_id=tenant.id,
+            dataset_id=dataset_id,
+            model="smollm2-135m-instruct",
+            training_method="instruction",
+            data_format="chat",
+            column_mapping=None,
+            hyperparams={"start": {}, "fixed": []},
+            max_iterations=1,
+            target_win_rate=0.7,
+            job_id="",
+            iterations=[],
+            error=MARKER,
+            created_at=utcnow(),
+        )
+        session.add(run)
+        run.job_id = add_job(session, tenant.id, AUTOSCIENTIST_JOB, run.id, {}).id
+        session.flush()
+        assert cancel_job(session, tenant.id, run.job_id)
+        return run.id
+
+
 def _make_tenant(server: RunningServer, tmp: Path, name: str) -> Tenant:
     key = server.new_key(f"{name}-{secrets.token_hex(3)}")
     sdk = server.client(key=key)
@@ -111,6 +144,7 @@ def _make_tenant(server: RunningServer, tmp: Path, name: str) -> Tenant:
         "dataset_id": dataset_id,
         "custom_eval_id": _custom_eval(sdk, dataset_id),
         "response_id": stored["id"],
+        "experiment_id": _autoscientist_run(server, key, dataset_id),
     }
     tenant = Tenant(key, sdk, ids)
     with _http(server, key) as http:
@@ -196,6 +230,7 @@ IDS_IN_BODY: dict[tuple[str, str], tuple[Callable[[World], dict[str, Any]], Call
         lambda w: {"dataset_id": w.a.ids["dataset_id"]},
         None,
     ),
+    ("POST", "/api/v1/autoscientist"): (lambda w: {"dataset_id": w.a.ids["dataset_id"]}, None),
     ("POST", "/api/v1/responses"): (
         lambda w: {
             "model": "fake/judge",
@@ -271,6 +306,8 @@ def test_a_things_are_untouched_after_the_walk(world: World, walk: list[str | No
     assert len(sdk.datasets.download(ids["dataset_id"], file_format="jsonl").text().splitlines()) == 6
     assert sdk.datasets.custom_evals.get(ids["custom_eval_id"], dataset_id=ids["dataset_id"]).name == MARKER
     assert sdk.responses.retrieve(ids["response_id"])["id"] == ids["response_id"]
+    assert sdk.autoscientist.get(ids["experiment_id"]).status == "cancelled"
+    assert [run.id for run in world.b.sdk.autoscientist.list()] == [world.b.ids["experiment_id"]]
     with _http(world.server, world.a.key) as http:
         assert http.post(f"{PREFIX}/datasets/upload/complete", json=_single_body(world.a)).status_code == 200
         assert (

@@ -23,6 +23,7 @@ from datamill.server import downloads_signed, uploads
 from datamill.server.compat import (
     adaption,
     adaption_augment,
+    adaption_autoscientist,
     adaption_catalog,
     adaption_combine,
     adaption_custom_evals,
@@ -117,6 +118,8 @@ def create_app(
     app.include_router(adaption_publish.router, prefix="/api/v1")
     app.include_router(adaption_dataset_links.router, prefix="/api/v1")
     app.include_router(adaption_catalog.router, prefix="/api/v1")
+    # After the catalogue's static /autoscientist/models and /recommend-hyperparams paths.
+    app.include_router(adaption_autoscientist.router, prefix="/api/v1")
     app.include_router(adaption_responses.router, prefix="/api/v1")
     app.include_router(adaption_augment.router, prefix="/api/v1")
     app.include_router(adaption_extend.router, prefix="/api/v1")

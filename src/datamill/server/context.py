@@ -8,6 +8,7 @@ from fastapi import Request
 
 from datamill.server.signing import LinkSigner, load_or_create_secret
 from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.autoscientist.runs import AutoscientistService
 from datamill.services.datasets.augment import AugmentService
 from datamill.services.datasets.catalog import DatasetService
 from datamill.services.datasets.combine import CombineService
@@ -58,6 +59,7 @@ class ServerContext:
     exports: ExportLinks
     models: ModelCatalog
     hyperparams: HyperparamAdvisor
+    autoscientist: AutoscientistService
     responses: ResponseService
     augment: AugmentService
     invent_domains: list[Domain]
@@ -160,6 +162,9 @@ class ServerContext:
                 FileSearch(store, outputs),
             ),
             hyperparams=HyperparamAdvisor(DatasetService(store)),
+            autoscientist=AutoscientistService(
+                store, blobs, outputs, runs.training, runs.price_table, on_queued=run_services.worker.wake
+            ),
         )
 
 

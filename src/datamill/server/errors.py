@@ -15,6 +15,7 @@ The body is NestJS-style, which the Adaption SDK surfaces verbatim (Adaption API
 | PayloadTooLargeError                           | 413    |
 | NotReadyError                                  | 422    |
 | RunConfigError (the server cannot serve runs)  | 500    |
+| TrainingUnavailableError (no ``train`` extra)  | 501    |
 | anything else (a bug)                          | 500    |
 
 `describe` is the one table from an exception to its answer (status, message, field issues); the API and
@@ -51,6 +52,7 @@ from starlette.requests import ClientDisconnect
 from datamill.core.errors import Issue, ValidationError
 from datamill.services.adaptation.launch import InsufficientCreditsError
 from datamill.services.adaptation.quote import RunConfigError
+from datamill.services.autoscientist.catalog import TrainingUnavailableError
 from datamill.services.errors import (
     ConflictError,
     NotFoundError,
@@ -67,6 +69,7 @@ log = logging.getLogger(__name__)
 SERVICE_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InsufficientCreditsError, 402),
     (RunConfigError, 500),
+    (TrainingUnavailableError, 501),
     (NotFoundError, 404),
     (ConflictError, 409),
     (NotReadyError, 422),

@@ -16,11 +16,13 @@ from datamill.services.datasets.downloads import DownloadService
 from datamill.services.datasets.evaluations import EvaluationService
 from datamill.services.datasets.invent import INVENT_JOB
 from datamill.services.jobs.adaptation import RunExecutor
+from datamill.services.jobs.autoscientist import AutoscientistExecutor
 from datamill.services.jobs.executor import JobExecutor
 from datamill.services.jobs.generation import PAID_JOB_KINDS, generation_executors
 from datamill.services.jobs.invent import InventExecutor
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
+from datamill.store.autoscientist_models import AUTOSCIENTIST_JOB
 from datamill.store.budget import DatabaseConcurrencyBudget
 
 
@@ -51,9 +53,10 @@ class RunServices:
                     {
                         **generation_executors(store, blobs, settings, data_dir),
                         INVENT_JOB: InventExecutor(store, blobs, settings, data_dir),
+                        AUTOSCIENTIST_JOB: AutoscientistExecutor(store, blobs, settings, data_dir),
                     },
                     prices=settings.price_table,
-                    paid=PAID_JOB_KINDS,
+                    paid=(*PAID_JOB_KINDS, AUTOSCIENTIST_JOB),
                 ),
                 lease_s=settings.lease_s,
                 poll_s=settings.poll_s,

@@ -8,6 +8,7 @@ directory or any fsspec URL.
 
 from datamill.store import (
     anonymization_models,  # registers the anonymization tables on Base.metadata
+    autoscientist_models,  # registers the AutoScientist runs table on Base.metadata
     budget_models,  # registers the concurrency budget tables on Base.metadata
     export_models,  # registers the dataset exports table on Base.metadata
     generation_models,  # registers the generation tables on Base.metadata
@@ -34,6 +35,7 @@ __all__ = [
     "Tenant",
     "Upload",
     "anonymization_models",
+    "autoscientist_models",
     "blob_store_from_url",
     "budget_models",
     "export_models",

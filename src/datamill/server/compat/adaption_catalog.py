@@ -1,12 +1,13 @@
-"""Adaption API catalogue routes: models, tools, training models; AutoScientist routes needing no training.
+"""Adaption API catalogue routes: models, tools, trainable models, recommended hyperparameters.
 
 ``GET /api/v1/models`` lists the models the server's routing can serve now (`services.inference.models`);
-``GET /api/v1/tools`` the tools its responses endpoint runs (`services.inference.tools`). datamill trains no
-models yet, so ``GET /api/v1/training-models`` and ``GET /api/v1/autoscientist/models`` list none and
-``GET /api/v1/autoscientist`` lists no runs; ``POST /api/v1/autoscientist/recommend-hyperparams`` answers
-rule-of-thumb hyperparameters for a dataset (`services.training.hyperparams`). The static
-``/autoscientist/models`` and ``/autoscientist/recommend-hyperparams`` paths are registered before any
-``/autoscientist/{experiment_id}`` path, so they are never read as a run id.
+``GET /api/v1/tools`` the tools its responses endpoint runs (`services.inference.tools`).
+``GET /api/v1/autoscientist/models`` (and its old alias ``/training-models``) lists the base models
+AutoScientist runs can fine-tune (`services.autoscientist.catalog`), and
+``POST /api/v1/autoscientist/recommend-hyperparams`` answers the hyperparameters a run would start with
+(`services.training.hyperparams`). The AutoScientist runs themselves are in `adaption_autoscientist`; the
+static ``/autoscientist/models`` and ``/autoscientist/recommend-hyperparams`` paths are registered before its
+``/autoscientist/{experiment_id}`` paths, so they are never read as a run id.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datamill.core.errors import ConfigError, ValidationError
 from datamill.server.auth import Context, CurrentTenant, JsonBody
 from datamill.server.compat.adaption_models import ErrorPublic
 from datamill.server.errors import error_response
-from datamill.services.datasets.listing import parse_list_query
+from datamill.services.autoscientist.catalog import model_entry, models
 from datamill.services.inference.tools import list_tools
 
 _ERRORS: dict[int | str, dict[str, object]] = {code: {"model": ErrorPublic} for code in (400, 401)}
@@ -65,15 +66,20 @@ class ToolListPublic(BaseModel):
     data: list[ToolPublic]
 
 
+class TrainingModelPublic(BaseModel):
+    id: str
+    display_name: str
+    model_size: str | None = None
+    context_length: int | None = None
+    methods: list[str]
+    training_types: list[str]
+    train_with_reasoning: bool
+
+
 class TrainingModelListPublic(BaseModel):
-    models: list[dict[str, Any]] = Field(
-        description="Trainable base models: none, datamill trains no models."
+    models: list[TrainingModelPublic] = Field(
+        description="The base models AutoScientist runs can fine-tune (none without the train extra)."
     )
-
-
-class AutoscientistRunListPublic(BaseModel):
-    runs: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 class HyperparamsPublic(BaseModel):
@@ -106,15 +112,16 @@ def list_tools_route(_tenant: CurrentTenant) -> ToolListPublic:
 
 
 @router.get("/training-models", response_model=TrainingModelListPublic, tags=["training"], deprecated=True)
-def list_training_models(_tenant: CurrentTenant) -> TrainingModelListPublic:
+def list_training_models(_tenant: CurrentTenant, context: Context) -> TrainingModelListPublic:
     """Old alias of ``/autoscientist/models``."""
-    return TrainingModelListPublic(models=[])
+    return list_autoscientist_models(_tenant, context)
 
 
 @router.get("/autoscientist/models", response_model=TrainingModelListPublic, tags=["training"])
-def list_autoscientist_models(_tenant: CurrentTenant) -> TrainingModelListPublic:
-    """Trainable base models: none, datamill trains no models yet."""
-    return TrainingModelListPublic(models=[])
+def list_autoscientist_models(_tenant: CurrentTenant, context: Context) -> TrainingModelListPublic:
+    """The base models AutoScientist runs can fine-tune: the bundled model and the configured ones."""
+    training = context.runs.settings.training
+    return TrainingModelListPublic(models=[TrainingModelPublic(**model_entry(m)) for m in models(training)])
 
 
 @router.post("/autoscientist/recommend-hyperparams", response_model=HyperparamsPublic, tags=["training"])
@@ -124,22 +131,3 @@ def recommend_hyperparams(
     """Rule-of-thumb fine-tuning hyperparameters for a dataset, from its size and kind; nothing starts."""
     done = context.hyperparams.recommend(tenant.id, body)
     return HyperparamsPublic(model=done.model, hyperparams=done.hyperparams)
-
-
-@router.get("/autoscientist", response_model=AutoscientistRunListPublic, tags=["training"])
-def list_autoscientist_runs(
-    tenant: CurrentTenant,
-    context: Context,
-    limit: str | None = None,
-    cursor: str | None = None,
-    dataset_id: str | None = None,
-) -> AutoscientistRunListPublic:
-    """AutoScientist runs: none, datamill trains no models yet. ``limit`` and ``dataset_id`` are checked."""
-    parse_list_query({"limit": limit})
-    if dataset_id is not None:
-        context.datasets.get(tenant.id, dataset_id)
-    if cursor:
-        raise ValidationError.of(
-            "cursor", "is not a cursor this server made: there are no runs to page through"
-        )
-    return AutoscientistRunListPublic(runs=[], next_cursor=None)

@@ -67,6 +67,12 @@ class EnvironmentValues(BaseSettings):
     DATAMILL_GROUNDING_DOCS: str | None = _var("DATAMILL_GROUNDING_DOCS")
     DATAMILL_GROUNDING_SEARCH_URL: str | None = _var("DATAMILL_GROUNDING_SEARCH_URL")
     DATAMILL_GROUNDING_SEARCH_KEY: str | None = _var("DATAMILL_GROUNDING_SEARCH_KEY")
+    # AutoScientist training (settings.training).
+    DATAMILL_TRAIN_MODELS: str | None = _var("DATAMILL_TRAIN_MODELS")
+    DATAMILL_TRAIN_DEVICE: str | None = _var("DATAMILL_TRAIN_DEVICE")
+    DATAMILL_TRAIN_CACHE: str | None = _var("DATAMILL_TRAIN_CACHE")
+    DATAMILL_TRAIN_MAX_NEW_TOKENS: str | None = _var("DATAMILL_TRAIN_MAX_NEW_TOKENS")
+    DATAMILL_TRAIN_THREADS: str | None = _var("DATAMILL_TRAIN_THREADS")
     # Publishing (settings.publish).
     DATAMILL_PUBLISH_ROOTS: str | None = _var("DATAMILL_PUBLISH_ROOTS")
     DATAMILL_HF_ENDPOINT: str | None = _var("DATAMILL_HF_ENDPOINT")

@@ -20,6 +20,7 @@
 | DATAMILL_GROUNDING_DOCS    | files, folders or fsspec URLs grounding searches (commas)      | (none)       |
 | DATAMILL_GROUNDING_SEARCH_URL | a search API grounding asks instead (http or https)         | (none)       |
 | DATAMILL_GROUNDING_SEARCH_KEY | the key sent to that API as ``Authorization: Bearer``       | (none)       |
+| DATAMILL_TRAIN_*           | AutoScientist training (`datamill.services.settings.training`) |              |
 
 After a crash, a run waits up to ``DATAMILL_RUN_LEASE_S`` before a worker takes it over. With
 ``DATAMILL_CACHE_COMMIT_EVERY=1`` every model reply is in the response cache before the call returns, so a
@@ -47,6 +48,7 @@ from datamill.core.run_options import RunOptions
 from datamill.runners.run_files import Location, run_location
 from datamill.services.settings.entry import Settings
 from datamill.services.settings.environment import read_environment
+from datamill.services.settings.training import TrainingSettings
 
 EXECUTORS = ("local", "ray")
 _TRUE = ("1", "true", "yes", "on")
@@ -103,6 +105,7 @@ class RunSettings:
     grounding_docs: tuple[str, ...] = ()
     grounding_search_url: str | None = None
     grounding_search_key: str | None = field(default=None, repr=False)
+    training: TrainingSettings = field(default_factory=TrainingSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunSettings:
@@ -119,6 +122,7 @@ class RunSettings:
             "environ": llm.environ,
             "fetch_allow": llm.fetch_allow,
             "event_loop": llm.event_loop,
+            "training": TrainingSettings.from_values(env),
         }
         if text := env.get("DATAMILL_WORKER"):
             values["worker"] = _flag(text, "DATAMILL_WORKER")

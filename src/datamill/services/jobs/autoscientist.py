@@ -1,0 +1,201 @@
+"""The ``autoscientist`` job executor: run one AutoScientist loop and record what it finds.
+
+One attempt: read the run and the dataset's finished output (its adaptation's output, or its own rows for a
+raw dataset), split it into training and held-out examples, find the base model (converting a GGUF file once
+into the training cache), then run `datamill.pipelines.autoscientist.loop.run_loop` with the judge model
+(the server's model, ``DATAMILL_MODEL``, else the routing file's judge). Each finished iteration is written
+to the run at once; the best adapter so far is packed (`datamill.training.artifact`) into the blob store
+and the previous best is deleted. The job's ``rows_out`` is the examples trained on over every iteration
+and its ``cost_usd`` the judge's spend, from which the worker charges credits.
+
+An attempt starts the loop from the beginning (a worker that died mid-run leaves nothing to resume but the
+iterations it recorded, which the new attempt replaces). Failures are recorded on the run's ``error``:
+a dataset with too few usable rows, a base model that cannot be found or loaded, a judge that cannot be
+used or could judge no prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from datamill.core.errors import DatamillError
+from datamill.llm.gateway import Gateway, ModelHandle
+from datamill.pipelines.autoscientist.examples import Split, split_examples
+from datamill.pipelines.autoscientist.judging import PairwiseJudge
+from datamill.pipelines.autoscientist.loop import LoopPlan, LoopResult, run_loop
+from datamill.runners.execution import LiveRun, RunTicket
+from datamill.services.adaptation.adapt import make_gateway
+from datamill.services.autoscientist.catalog import find_model
+from datamill.services.datasets.catalog import DatasetService
+from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
+from datamill.services.jobs.failures import job_failure
+from datamill.services.settings.runs import RunSettings
+from datamill.store import BlobStore, Store, utcnow
+from datamill.store.autoscientist import artifact_blob_key, get_autoscientist_run_any_tenant
+from datamill.store.autoscientist_models import AutoscientistRun
+from datamill.store.runs import RunOutcome
+from datamill.training.artifact import pack_adapter
+from datamill.training.loading import model_folder, pick_device, use_threads
+
+log = logging.getLogger(__name__)
+
+
+class NothingJudged(DatamillError):
+    """No held-out prompt of an iteration could be judged."""
+
+
+class _Recorder:
+    """Writes each finished iteration to the run, and the best adapter to the blob store."""
+
+    def __init__(self, store: Store, blobs: BlobStore, run_id: str, tenant_id: str, model: str) -> None:
+        self._store, self._blobs = store, blobs
+        self._run_id, self._tenant_id, self._model = run_id, tenant_id, model
+
+    def reset(self) -> None:
+        """Forget what an earlier attempt recorded (this attempt starts the loop again)."""
+        self._update(lambda run: _clear(run, self._blobs))
+
+    def iteration_done(self, record: dict[str, Any], adapter: Path, best: bool) -> None:
+        if record["judged"] == 0:
+            number, error = record["iteration"], record["first_error"]
+            raise NothingJudged(f"no held-out prompt could be judged in iteration {number}: {error}")
+        key = None
+        if best:
+            key = artifact_blob_key(self._tenant_id, self._run_id, record["iteration"])
+            metadata = {
+                "base_model": self._model,
+                "autoscientist_run": self._run_id,
+                "iteration": record["iteration"],
+                "hyperparams": record["hyperparams"],
+                "win_rate": record["win_rate"],
+                "win_rate_interval": [record["low"], record["high"]],
+            }
+            writer = self._blobs.open_writer(key)
+            try:
+                writer.write(pack_adapter(adapter, metadata))
+                writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+
+        def apply(run: AutoscientistRun) -> None:
+            run.iterations = [*run.iterations, record]
+            if key is not None:
+                old = run.artifact_key
+                run.artifact_key, run.best_iteration = key, record["iteration"]
+                run.best_win_rate, run.best_hyperparams = record["win_rate"], record["hyperparams"]
+                if old and old != key:
+                    self._blobs.delete(old)
+
+        self._update(apply)
+
+    def _update(self, change: Any) -> None:
+        with self._store.session() as session:
+            run = get_autoscientist_run_any_tenant(session, self._run_id)
+            if run is not None:
+                change(run)
+
+
+def _clear(run: AutoscientistRun, blobs: BlobStore) -> None:
+    if run.artifact_key:
+        blobs.delete(run.artifact_key)
+    run.iterations, run.artifact_key, run.best_iteration = [], None, None
+    run.best_win_rate, run.best_hyperparams, run.error = None, None, None
+
+
+class AutoscientistExecutor:
+    """Executes AutoScientist jobs for a worker; see the module docstring."""
+
+    def __init__(self, store: Store, blobs: BlobStore, settings: RunSettings, data_dir: Path) -> None:
+        self._store, self._blobs, self._settings, self._data_dir = store, blobs, settings, data_dir
+        self._outputs = DatasetOutputs(store, blobs, CheckpointRunOutputs(data_dir, settings.run_data_url))
+
+    async def __call__(self, ticket: RunTicket, live: LiveRun) -> RunOutcome:
+        run_id = ticket.source_dataset_id
+        gateway = make_gateway(self._settings.llm_settings(self._data_dir))
+        base_cost = ticket.cost_usd
+        live.cost_usd = lambda: base_cost + gateway.usage.total.cost_usd
+        work_dir = self._data_dir / "autoscientist" / run_id
+        try:
+            run = await asyncio.to_thread(self._load, run_id)
+            recorder = _Recorder(self._store, self._blobs, run.id, run.tenant_id, run.model)
+            await asyncio.to_thread(recorder.reset)
+            plan = await asyncio.to_thread(self._plan, run, work_dir)
+            live.total_rows = len(plan.split.train) * run.max_iterations
+            judge = PairwiseJudge(self._judge(gateway))
+            result = await run_loop(plan, judge, recorder)
+        except (DatamillError, OSError) as exc:
+            log.warning("autoscientist run %s failed: %s", run_id, exc)
+            message = str(exc) if isinstance(exc, DatamillError) else f"{type(exc).__name__}: {exc}"
+            error = job_failure(
+                exc if isinstance(exc, DatamillError) else DatamillError(message),
+                input_name="the dataset",
+                model_name="the judge model",
+            )
+            return RunOutcome(
+                "failed",
+                cost_usd=live.cost_usd(),
+                error_data=error,
+                settle=lambda session: _finish(session, run_id, error["message"]),
+            )
+        finally:
+            await gateway.aclose()
+            shutil.rmtree(work_dir, ignore_errors=True)
+        return RunOutcome(
+            "succeeded",
+            rows_out=result.trained_rows,
+            cost_usd=live.cost_usd(),
+            settle=lambda session: _finish(session, run_id, None, result),
+        )
+
+    def _load(self, run_id: str) -> AutoscientistRun:
+        with self._store.session() as session:
+            run = get_autoscientist_run_any_tenant(session, run_id)
+            if run is None:
+                raise DatamillError(f"AutoScientist run {run_id!r} was deleted")
+            session.expunge(run)
+            return run
+
+    def _plan(self, run: AutoscientistRun, work_dir: Path) -> LoopPlan:
+        view = DatasetService(self._store).get(run.tenant_id, run.dataset_id)
+        rows = self._outputs.output_of(view)
+        mapping = run.column_mapping or view.configured_column_mapping
+        method = "dpo" if run.training_method == "alignment" else "sft"
+        split: Split = split_examples(
+            (row for table in rows.tables() for row in table.to_pylist()), mapping, method
+        )
+        training = self._settings.training
+        model = find_model(training, run.model)
+        use_threads(training.threads)
+        folder = model_folder(model, training.cache_for(self._data_dir))
+        return LoopPlan(
+            folder=folder,
+            split=split,
+            method=method,
+            chat=run.data_format == "chat",
+            start=dict(run.hyperparams["start"]),
+            fixed=frozenset(run.hyperparams.get("fixed", [])),
+            max_iterations=run.max_iterations,
+            target_win_rate=run.target_win_rate,
+            work_dir=work_dir,
+            device=pick_device(training.device),
+            max_new_tokens=training.max_new_tokens,
+        )
+
+    def _judge(self, gateway: Gateway) -> ModelHandle:
+        chosen = self._settings.model
+        return gateway.model(chosen) if chosen else gateway.role("judge")
+
+
+def _finish(session: Any, run_id: str, error: str | None, result: LoopResult | None = None) -> None:
+    run = get_autoscientist_run_any_tenant(session, run_id)
+    if run is None:
+        return
+    run.completed_at = utcnow()
+    run.error = error
+    if result is not None:
+        run.hyperparams = {**run.hyperparams, "ended": result.reason}
