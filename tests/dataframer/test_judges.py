@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from test_specs import seed_dataset, seedless_spec
 
 import dataframer
 from conftest import FAKE_MODEL, RunningServer, running_server
+from datamill.core.credits import PriceTable
 from datamill.llm.simulator import serve_in_thread
 from datamill.server.context import ServerContext
 from datamill.services.settings.runs import RunSettings
@@ -276,3 +278,30 @@ def test_a_refusing_judge_model_fails_the_evaluation_with_the_reason(graded_serv
         assert "refused" in evaluation.error
         assert evaluation.model == REFUSING_MODEL
         assert client.dataframer.judges.evaluations.list(judge["id"]).results[0].status == "failed"
+
+
+def _balance(server: RunningServer, tenant_id: str) -> float:
+    return next(t.credits for t in server.context.tenants.list_tenants() if t.id == tenant_id)
+
+
+def test_an_evaluation_is_charged_what_its_judge_spent(df_server: RunningServer) -> None:
+    issued = df_server.context.tenants.create_key(f"judge-credits-{secrets.token_hex(4)}", credits=50.0)
+    with dataframer.Dataframer(base_url=df_server.base_url, api_key=issued.key, max_retries=0) as client:
+        judge = define(client, model=JUDGE_MODEL)  # the shared server routes it to the fake model, priced
+        fresh = f"an answer never graded before {secrets.token_hex(4)}"  # not in the response cache
+        evaluation = client.dataframer.judges.evaluations.create(judge["id"], input="q", output=fresh)
+        spent = evaluation.cost_usd  # type: ignore[attr-defined]
+        assert spent > 0
+        assert _balance(df_server, issued.tenant.id) == pytest.approx(50.0 - PriceTable().credits(0, spent))
+
+
+def test_a_tenant_without_credits_cannot_grade(df_server: RunningServer) -> None:
+    issued = df_server.context.tenants.create_key(f"judge-broke-{secrets.token_hex(4)}", credits=0.0)
+    with dataframer.Dataframer(base_url=df_server.base_url, api_key=issued.key, max_retries=0) as broke:
+        judge = define(broke)  # defining a judge costs nothing
+        with pytest.raises(dataframer.APIStatusError) as caught:
+            broke.dataframer.judges.evaluations.create(judge["id"], input="q", output="a")
+        assert caught.value.status_code == 402
+        assert caught.value.body["code"] == "insufficient_credits"
+        assert broke.dataframer.judges.evaluations.list(judge["id"]).count == 0
+    assert _balance(df_server, issued.tenant.id) == 0.0

@@ -5,7 +5,7 @@ The SDK's calls: ``judges.list`` (``{count, results}``, ``limit``/``offset``/``p
 ``judges.evaluations.retrieve`` (with ``rendered_text``). datamill adds ``POST /judges/`` (define a judge),
 ``PATCH`` and ``DELETE /judges/{judge_id}/`` (the SDK reaches them with ``client.post``/``patch``/``delete``).
 Handlers only translate between the wire and `datamill.services.judges`; a grading's model calls run on the
-event loop, its database work on the thread pool.
+event loop, its database work on threads of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.core.errors import ConfigError, ModelError
@@ -152,8 +151,14 @@ def _evaluations(context: Context) -> JudgeEvaluationService:
     def gateway() -> Gateway:
         return make_gateway(context.runs.settings.llm_settings(context.settings.data_dir))
 
+    settings = context.runs.settings
     return JudgeEvaluationService(
-        context.store, context.blobs, gateway, _default_model(context), _check_model(context)
+        context.store,
+        context.blobs,
+        gateway,
+        _default_model(context),
+        _check_model(context),
+        settings.price_table,
     )
 
 
@@ -201,10 +206,7 @@ async def create_judge_evaluation(
     judge_id: str, tenant: CurrentTenant, context: Context, body: JsonBody = None
 ) -> dict[str, Any]:
     """Grade an interaction, a run's samples or a seed dataset's now; the evaluation, succeeded or failed."""
-    service = _evaluations(context)
-    prepared = await run_in_threadpool(service.prepare, tenant.id, judge_id, body)
-    row = await service.grade(prepared)
-    return await run_in_threadpool(service.record, row)
+    return await _evaluations(context).evaluate(tenant.id, judge_id, body)
 
 
 @router.get("/judges/{judge_id}/evaluations/", response_model=JudgeEvaluationListPublic)

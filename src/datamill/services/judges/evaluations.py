@@ -7,16 +7,18 @@ datamill adds two targets: ``run_id`` grades the samples of one of the tenant's 
 ``dataset_id`` the samples of one of its seed datasets (``sample_size`` of them, in order: 1–200,
 default 50). Exactly one target is allowed.
 
-The call blocks until every sample is graded (`DimensionJudge`, concurrently) and answers the stored
-evaluation: ``status`` ``succeeded`` with ``verdict`` (for several samples, each dimension's mean, with
-``samples`` holding each sample's verdict or the reason it has none, and ``summary`` the counts), or
-``failed`` with ``error`` when no sample could be graded. A failed evaluation is kept, so it is listed
-and shows among the tenant's failures.
+An evaluation is paid like a custom evaluation (`JudgeEvaluationService.evaluate`). The call blocks until
+every sample is graded (`DimensionJudge`, concurrently) and answers the stored evaluation: ``status``
+``succeeded`` with ``verdict`` (for several samples, each dimension's mean, with ``samples`` holding each
+sample's verdict or the reason it has none, and ``summary`` the counts), or ``failed`` with ``error`` when
+no sample could be graded. A failed evaluation is kept, so it is listed and shows among the tenant's
+failures.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -24,11 +26,15 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from sqlalchemy import update
+
+from datamill.core.credits import PriceTable
 from datamill.core.errors import DataFormatError, Issue, ModelError, ValidationError
 from datamill.core.fields import Issues, describe, read_int, read_object, read_str
 from datamill.llm.gateway import Gateway
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, iso
+from datamill.services.generation.credits import reserve
 from datamill.services.generation.run_view import run_status, tenant_run
 from datamill.services.generation.seed_files import materialised_seeds
 from datamill.services.judges.grader import DimensionJudge, Graded, render, summarize
@@ -37,7 +43,7 @@ from datamill.store import BlobStore, Store
 from datamill.store.generation_runs import files_of_run
 from datamill.store.ids import new_id
 from datamill.store.judges import get_judge_evaluation, list_judge_evaluations
-from datamill.store.models import utcnow
+from datamill.store.models import Tenant, utcnow
 from datamill.store.red_team_models import JudgeEvaluation
 from datamill.store.specs import get_seed_dataset
 
@@ -197,6 +203,7 @@ class JudgeEvaluationService:
         gateway_factory: the gateway one evaluation's model calls go through (closed after it).
         default_model: the model of a judge that names none.
         check_model: why a ``model_override`` cannot be used (None when the server routes it).
+        prices: what an evaluation reserves and is charged (the defaults when None).
     """
 
     def __init__(
@@ -206,9 +213,36 @@ class JudgeEvaluationService:
         gateway_factory: Callable[[], Gateway],
         default_model: str | None,
         check_model: Callable[[str], str | None] = lambda _name: None,
+        prices: PriceTable | None = None,
     ) -> None:
         self._store, self._blobs = store, blobs
         self._gateway_factory, self._default, self._check = gateway_factory, default_model, check_model
+        self._prices = prices or PriceTable()
+
+    async def evaluate(self, tenant_id: str, judge_id: str, body: object) -> dict[str, Any]:
+        """Validate, reserve the minimum charge, grade, then record the evaluation and settle its credits.
+
+        The reservation is taken before any model call (402 ``insufficient_credits`` when the balance does
+        not cover it) and settled in the transaction that records the evaluation: it is charged
+        ``PriceTable.credits(0, judge spend)`` and the rest comes back; a grading that raised gives it all
+        back.
+        """
+        prepared = await asyncio.to_thread(self.prepare, tenant_id, judge_id, body)
+        reserved = await asyncio.to_thread(self._reserve, tenant_id)
+        try:
+            row = await self.grade(prepared)
+        except BaseException:
+            await asyncio.to_thread(self._give_back, tenant_id, reserved)
+            raise
+        return await asyncio.to_thread(self.record, row, reserved)
+
+    def _reserve(self, tenant_id: str) -> float:
+        with self._store.session() as session:
+            return reserve(session, tenant_id, self._prices.minimum_credits, "a judge evaluation")
+
+    def _give_back(self, tenant_id: str, amount: float) -> None:
+        with self._store.session() as session:
+            _credit(session, tenant_id, amount)
 
     def prepare(self, tenant_id: str, judge_id: str, body: object) -> Prepared:
         """Validate the request and read its samples (blocking: call it off the event loop)."""
@@ -318,10 +352,11 @@ class JudgeEvaluationService:
             created_at=utcnow(),
         )
 
-    def record(self, row: JudgeEvaluation) -> dict[str, Any]:
-        """Store a graded evaluation; its wire object (without ``rendered_text``)."""
+    def record(self, row: JudgeEvaluation, reserved: float = 0.0) -> dict[str, Any]:
+        """Store a graded evaluation and settle its credits; its wire object (without ``rendered_text``)."""
         with self._store.session() as session:
             session.add(row)
+            _credit(session, row.tenant_id, reserved - self._prices.credits(0, float(row.cost_usd)))
             session.flush()
             return evaluation_wire(row, rendered=False)
 
@@ -341,18 +376,15 @@ class JudgeEvaluationService:
             return evaluation_wire(row, rendered=True)
 
 
+def _credit(session: Any, tenant_id: str, amount: float) -> None:
+    """Add `amount` (negative: take it) to the tenant's balance."""
+    if amount:
+        session.execute(update(Tenant).where(Tenant.id == tenant_id).values(credits=Tenant.credits + amount))
+
+
 def _with(prepared: Prepared, target: dict[str, Any], samples: list[Sample]) -> Prepared:
     if not samples:
         raise ValidationError(
             [Issue(f"{target['kind']}_id", f"{target['kind']} {target['id']!r} has no samples to grade")]
         )
-    return Prepared(
-        prepared.tenant_id,
-        prepared.judge_id,
-        prepared.judge_version,
-        prepared.rubric,
-        prepared.dimensions,
-        prepared.model,
-        target,
-        samples,
-    )
+    return dataclasses.replace(prepared, target=target, samples=samples)
