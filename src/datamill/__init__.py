@@ -3,7 +3,8 @@
 The Python API (docs/python.md): ``datamill.adapt(data, ...)`` adapts a list of dicts, a pyarrow Table, a
 pandas DataFrame, a Hugging Face ``datasets.Dataset`` or a file, and returns the same kind with the
 rejected rows and the report; ``datamill.estimate(data, ...)`` quotes it first. Each has an ``_async``
-twin. ``datamill.PromptStep`` is a model step of your own (docs/custom-steps.md). The command line is
+twin, as have ``datamill.create_spec``, ``datamill.generate`` and ``datamill.evaluate`` (generation from a
+spec). ``datamill.PromptStep`` is a model step of your own (docs/custom-steps.md). The command line is
 ``datamill`` (:mod:`datamill.cli`).
 """
 
@@ -13,13 +14,20 @@ from typing import Any
 
 __all__ = [
     "Adapted",
+    "Generated",
     "Progress",
     "PromptStep",
     "__version__",
     "adapt",
     "adapt_async",
+    "create_spec",
+    "create_spec_async",
     "estimate",
     "estimate_async",
+    "evaluate",
+    "evaluate_async",
+    "generate",
+    "generate_async",
     "tqdm_progress",
 ]
 

@@ -9,6 +9,7 @@ ready-made callback drawing a tqdm bar (a notebook widget in Jupyter, text in a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -68,26 +69,43 @@ async def reporting(
     work: Awaitable[T], counters: RunCounters, gateway: Gateway, callback: ProgressCallback | None
 ) -> T:
     """Await `work`, telling `callback` how it goes every `INTERVAL_S` and once when it ends."""
+    return await watching(work, lambda: snapshot(counters, gateway), callback)
+
+
+async def watching(
+    work: Awaitable[T],
+    where: Callable[[], Progress],
+    callback: ProgressCallback | None,
+    *,
+    final: Callable[[], Progress] | None = None,
+) -> T:
+    """Await `work`, telling `callback` ``where()`` every `INTERVAL_S`.
+
+    Once it ended the callback gets ``final()`` (default ``where()``) with ``finished=True``.
+    """
     if callback is None:
         return await work
     task = asyncio.ensure_future(work)
     try:
         while not task.done():
-            callback(snapshot(counters, gateway))
+            callback(where())
             await asyncio.wait({task}, timeout=INTERVAL_S)
     except BaseException:
         task.cancel()
         raise
     result = task.result()
-    callback(snapshot(counters, gateway, finished=True))
+    callback(dataclasses.replace((final or where)(), finished=True))
     return result
 
 
-def tqdm_progress(description: str = "adapting") -> ProgressCallback:
-    """A callback drawing a tqdm bar (``tqdm.auto``: a widget in Jupyter); needs ``pip install tqdm``."""
+def tqdm_progress(description: str = "adapting", unit: str = "row") -> ProgressCallback:
+    """A callback drawing a tqdm bar (``tqdm.auto``: a widget in Jupyter); needs ``pip install tqdm``.
+
+    For `datamill.generate` and `datamill.evaluate` pass ``unit="sample"``.
+    """
     from tqdm.auto import tqdm
 
-    bar = tqdm(desc=description, unit="row")
+    bar = tqdm(desc=description, unit=unit)
 
     def update(progress: Progress) -> None:
         if progress.rows_total and bar.total != progress.rows_total:
