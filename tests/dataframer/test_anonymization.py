@@ -8,6 +8,7 @@ results, downloads, ZIP, list and soft delete answer in the contract's shapes.
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 import zipfile
@@ -96,9 +97,7 @@ def test_no_personal_value_is_left_in_the_anonymized_csv(csv_run: Any) -> None:
 def test_the_same_entity_reads_the_same_placeholder_throughout_a_file(csv_run: Any) -> None:
     client, _, run = csv_run
     _, data = fetch(client, run.id, run.anonymized_files[0].id)
-    import csv as csv_module
-
-    records = list(csv_module.DictReader(io.StringIO(data.decode())))
+    records = list(csv.DictReader(io.StringIO(data.decode())))
     for record in records:
         assert re.fullmatch(r"<PERSON_\d+>", record["name"])
         assert re.fullmatch(r"<PHONE_NUMBER_\d+>", record["phone"])
@@ -259,3 +258,37 @@ def test_bad_input_is_a_4xx_naming_the_field(client: dataframer.Dataframer) -> N
     missing = _refusal(lambda: create(dataset_id="seed_nope", detection_method="pii_m1", pii_types=["email"]))
     assert (missing["status"], missing["code"]) == (404, "not_found")
     assert client.dataframer.anonymization_runs.list() == []  # nothing was created
+
+
+def anonymization_walkthrough(client: dataframer.Dataframer) -> None:
+    """Every anonymization call of the SDK once: create, retrieve, list, one file, the ZIP, delete."""
+    records = rows(seed=7)
+    original = as_csv(records)
+    dataset = _dataset(client, "walkthrough", [("people.csv", original, "text/csv")])
+    run = _run(client, dataset.id)
+    assert run.status == "SUCCEEDED", run.results
+    assert [r.id for r in client.dataframer.anonymization_runs.list()] == [run.id]
+    link, data = fetch(client, run.id, run.anonymized_files[0].id)
+    assert link.file_name == "people.csv"
+    assert [v for v in pii_values(records) if v in data.decode()] == []
+    # offsets point into the original text of each cell
+    cells = list(csv.DictReader(io.StringIO(original.decode())))
+    for entity in run.results.entities_found:
+        extra = entity.model_extra or {}
+        value = cells[extra["sample"]][extra["field"]]
+        assert 0 <= entity.start < entity.end <= len(value)
+        if entity.label == "email":
+            assert "@" in value[entity.start : entity.end]
+    answer = client.dataframer.anonymization_runs.files.download_all(run.id)
+    for _ in range(600):
+        if answer.download_url:
+            break
+        answer = client.dataframer.anonymization_runs.files.download_all(run.id)
+    assert answer.status == "ready"
+    assert httpx.get(str(answer.download_url), timeout=30).status_code == 200
+    client.dataframer.anonymization_runs.delete(run.id)
+    assert client.dataframer.anonymization_runs.list() == []
+
+
+def test_the_anonymization_walkthrough(client: dataframer.Dataframer) -> None:
+    anonymization_walkthrough(client)

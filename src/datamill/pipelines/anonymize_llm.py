@@ -207,7 +207,7 @@ class LlmDetector:
             while at >= 0:
                 spans[number - 1].append(Entity(at, at + len(text), label, score))
                 at = passage.find(text, at + len(text))
-        return spans
+        return [list(dict.fromkeys(found)) for found in spans]  # an entity named twice counts once
 
 
 def _checked(
