@@ -5,7 +5,7 @@
    drug without a prescription").
 2. **Enhancement.** For each behaviour, the model writes a plain *query* that asks for it and an
    *adversarial prompt* that disguises that query with one known attack style, assigned here in turn so
-   that each behaviour is attacked in several ways:
+   that each behaviour is attacked in several ways (the behaviours are enhanced concurrently):
 
    ==================  ==========================================================================
    style               what the prompt does
@@ -36,6 +36,7 @@ from datamill.core.errors import DatamillError, ModelError, fails_every_row
 from datamill.llm.gateway import ModelHandle
 from datamill.llm.replies import is_refusal
 from datamill.llm.types import ChatRequest, Message
+from datamill.steps.gather import gather_or_cancel
 
 #: The attack styles, in the order they are assigned.
 ATTACK_STYLES: tuple[str, ...] = ("role_play", "obfuscation", "multi_step", "payload_splitting")
@@ -218,15 +219,29 @@ class RedTeamGenerator:
         return result.data if isinstance(result.data, dict) else None
 
     async def run(self, behaviors: int, per_behavior: int) -> RedTeamResult:
-        """Exactly `behaviors` distinct behaviours with `per_behavior` distinct prompts each."""
+        """Exactly `behaviors` distinct behaviours with `per_behavior` distinct prompts each.
+
+        The behaviours' prompts are asked for concurrently, in rounds: each round asks every behaviour still
+        short of prompts for the missing ones, then keeps the answers in taxonomy order, so which of two
+        equal prompts is kept does not depend on which reply came first.
+        """
         taxonomy = await self.taxonomy(behaviors)
+        kept: list[list[AdversarialPrompt]] = [[] for _ in taxonomy]
         seen: set[str] = set()
-        prompts: list[AdversarialPrompt] = []
-        for index, behavior in enumerate(taxonomy):
-            prompts += await self.enhance(index, behavior, per_behavior, seen)
+        for _attempt in range(1 + EXTRA_ATTEMPTS):
+            short = [i for i in range(len(taxonomy)) if len(kept[i]) < per_behavior]
+            if not short:
+                break
+            asks = [self._ask_prompts(i, taxonomy[i], per_behavior, kept[i]) for i in short]
+            for index, data in zip(short, await gather_or_cancel(asks), strict=True):
+                self._keep(index, taxonomy[index], per_behavior, kept[index], data, seen)
             if self._on_prompt is not None:
-                self._on_prompt(len(prompts))
-        return RedTeamResult(taxonomy, prompts, dict(self._dropped), self._calls)
+                self._on_prompt(sum(len(k) for k in kept))
+        for behavior, prompts in zip(taxonomy, kept, strict=True):
+            if len(prompts) < per_behavior:
+                what = f"prompts for the behaviour {behavior!r}"
+                raise RedTeamIncomplete(self._short(what, per_behavior, len(prompts)))
+        return RedTeamResult(taxonomy, [p for k in kept for p in k], dict(self._dropped), self._calls)
 
     async def taxonomy(self, count: int) -> list[str]:
         """`count` distinct risky behaviours of the target."""
@@ -252,33 +267,37 @@ class RedTeamGenerator:
             raise RedTeamIncomplete(self._short("behaviours", count, len(kept)))
         return kept
 
-    async def enhance(self, index: int, behavior: str, count: int, seen: set[str]) -> list[AdversarialPrompt]:
-        """`count` prompts for one behaviour, none equal to one in `seen` (which they are added to)."""
-        kept: list[AdversarialPrompt] = []
-        for _attempt in range(1 + EXTRA_ATTEMPTS):
-            slots = list(range(len(kept), count))
-            if not slots:
-                break
-            styles = [style_of(index, slot) for slot in slots]
-            data = await self._ask(
-                self._prompts_prompt(behavior, styles, kept), _prompts_schema(len(slots)), PROMPTS_MAX_TOKENS
-            )
-            for item in (data or {}).get("prompts") or []:
-                if len(kept) >= count:
-                    self._drop("more prompts than asked")
-                    continue
-                query = _clean(item.get("query") if isinstance(item, dict) else None)
-                prompt = _clean(item.get("adversarial_prompt") if isinstance(item, dict) else None)
-                if query is None or prompt is None:
-                    self._drop("blank or refused prompt")
-                elif _key(prompt) in seen:
-                    self._drop("repeated prompt")
-                else:
-                    seen.add(_key(prompt))
-                    kept.append(AdversarialPrompt(behavior, query, prompt, style_of(index, len(kept))))
-        if len(kept) < count:
-            raise RedTeamIncomplete(self._short(f"prompts for the behaviour {behavior!r}", count, len(kept)))
-        return kept
+    async def _ask_prompts(
+        self, index: int, behavior: str, count: int, kept: list[AdversarialPrompt]
+    ) -> dict[str, Any] | None:
+        """One call for the prompts a behaviour still misses, in their slots' attack styles."""
+        styles = [style_of(index, slot) for slot in range(len(kept), count)]
+        prompt = self._prompts_prompt(behavior, styles, kept)
+        return await self._ask(prompt, _prompts_schema(len(styles)), PROMPTS_MAX_TOKENS)
+
+    def _keep(
+        self,
+        index: int,
+        behavior: str,
+        count: int,
+        kept: list[AdversarialPrompt],
+        data: dict[str, Any] | None,
+        seen: set[str],
+    ) -> None:
+        """Add a reply's usable prompts to `kept` (up to `count`), none equal to one in `seen`."""
+        for item in (data or {}).get("prompts") or []:
+            if len(kept) >= count:
+                self._drop("more prompts than asked")
+                continue
+            query = _clean(item.get("query") if isinstance(item, dict) else None)
+            prompt = _clean(item.get("adversarial_prompt") if isinstance(item, dict) else None)
+            if query is None or prompt is None:
+                self._drop("blank or refused prompt")
+            elif _key(prompt) in seen:
+                self._drop("repeated prompt")
+            else:
+                seen.add(_key(prompt))
+                kept.append(AdversarialPrompt(behavior, query, prompt, style_of(index, len(kept))))
 
     def _short(self, what: str, asked: int, got: int) -> str:
         reasons = ", ".join(f"{reason} ×{n}" for reason, n in sorted(self._dropped.items())) or "none"

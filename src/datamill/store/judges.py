@@ -50,16 +50,6 @@ def list_judge_evaluations(
     return count, list(session.scalars(query.limit(limit).offset(offset)))
 
 
-def failed_judge_evaluations(session: Session, tenant_id: str) -> list[JudgeEvaluation]:
-    """The tenant's evaluations that failed, or that have samples the judge could not grade."""
-    query = select(JudgeEvaluation).where(JudgeEvaluation.tenant_id == tenant_id)
-    return [
-        e
-        for e in session.scalars(query)
-        if e.status == "failed" or any(s.get("error") for s in e.samples or [])
-    ]
-
-
 def delete_judge(session: Session, judge: Judge) -> None:
     """Delete a judge and its evaluations."""
     session.execute(delete(JudgeEvaluation).where(JudgeEvaluation.judge_id == judge.id))
