@@ -185,3 +185,49 @@ def test_a_queued_run_is_picked_up_when_the_worker_is_woken(store: Store) -> Non
     finally:
         background.close()
     assert done == [run_id]
+
+
+def _die_after(store: Store, run_id: str, worker: str, rows: int | None) -> Run | None:
+    """Claim the run as `worker`, record `rows` processed (None: none), then die: the lease lapses."""
+    with store.session() as session:
+        claimed = repo.claim_next(session, worker, utcnow(), lease_s=30)
+        if claimed is None or claimed.id != run_id:
+            return claimed
+        if rows is not None:
+            assert repo.heartbeat(session, run_id, worker, 30, {"processed_rows": rows})
+    with store.session() as session:
+        run = repo.get_run_any_tenant(session, run_id)
+        assert run is not None
+        run.lease_expires_at = utcnow() - dt.timedelta(seconds=1)
+    return claimed
+
+
+async def test_worker_deaths_while_a_run_makes_progress_do_not_give_it_up(store: Store) -> None:
+    """Workers killed for reasons of their own (a deploy, the OOM killer on a neighbour) while the run
+    advances: the run is resumed each time, and finishes."""
+    _, run_id = _queue(store, total=100)
+    for attempt in range(6):
+        assert _die_after(store, run_id, f"w{attempt}", rows=10 * (attempt + 1)) is not None
+
+    async def execute(ticket: RunTicket, live: LiveRun) -> RunOutcome:
+        return RunOutcome("succeeded", rows_out=100)
+
+    assert await Worker(store, execute, max_attempts=3).run_once() is True
+    assert _run(store, run_id).status == "succeeded"
+
+
+async def test_a_run_that_kills_its_worker_without_progress_is_given_up_with_the_reason(store: Store) -> None:
+    _, run_id = _queue(store, total=100)
+    assert _die_after(store, run_id, "w0", rows=40) is not None  # progress, then a death
+    for attempt in range(1, 4):  # three deaths in a row at the same row
+        assert _die_after(store, run_id, f"w{attempt}", rows=None) is not None
+
+    async def execute(ticket: RunTicket, live: LiveRun) -> RunOutcome:
+        raise AssertionError("a given-up run is not executed")
+
+    assert await Worker(store, execute, max_attempts=3).run_once() is True
+    run = _run(store, run_id)
+    assert run.status == "failed"
+    assert run.error_data is not None
+    assert run.error_data["code"] == "E0302"
+    assert "3 times in a row without progress" in run.error_data["message"]

@@ -10,7 +10,7 @@
 | E0300 | MODEL_UNUSABLE        | the model cannot be used: unknown model, missing key, 401/402/403/404,   |
 |       |                       | no quota or credit left, an unreachable endpoint, a 400 on every request |
 | E0301 | REQUEST_UNFIT         | the request does not fit the data or the model (e.g. a column is missing) |
-| E0302 | GIVEN_UP              | the job was started too many times without finishing (worker)            |
+| E0302 | GIVEN_UP              | the job stopped its worker too many times in a row without progress      |
 | E0303 | INPUT_UNREADABLE      | the job's input (a dataset's files, seed files) cannot be read           |
 | E0304 | CANCELLED             | the run was cancelled; the rows finished before stay downloadable        |
 | E0305 | NOTHING_DELIVERED     | every row was rejected, so there is nothing to deliver (the message names |

@@ -8,8 +8,10 @@ the credits and the dataset, in one transaction, and only if this worker still h
 Stopping is safe at any point: the run being executed is cancelled and `release`d back to the queue (the
 attempt is not counted), and resumes from its checkpoint on the next start. A worker that dies without
 releasing (a kill, a crash) leaves the lease to lapse; after `lease_s` another worker, or this server
-started again, claims the run and resumes it. A run claimed more than `max_attempts` times (it keeps
-killing its worker) is failed with code ``E0302`` instead of being tried again.
+started again, claims the run and resumes it. A run claimed more than `max_attempts` times in a row without
+making progress (it keeps killing its worker at the same point) is failed with code ``E0302`` and a reason
+saying so, instead of being tried again; a claim after the run processed rows starts the count again, so
+worker deaths the run did not cause (a deploy, a neighbour's out-of-memory kill) never use it up.
 
 `BackgroundWorker` runs a `Worker` on a thread of its own with its own event loop, so a run's batch work
 never competes with the HTTP server's loop.
@@ -49,7 +51,7 @@ class Worker:
         execute: what executing a run means.
         lease_s: seconds a claim lasts without a heartbeat.
         poll_s: seconds between polls when the queue is empty.
-        max_attempts: claims a run gets before it is failed.
+        max_attempts: claims in a row without progress a run gets before it is failed.
         tick_s: how often the heartbeat checks for progress to record.
         worker_id: this worker's identity in the ``runs`` table; made up when None.
     """
@@ -96,7 +98,10 @@ class Worker:
             return False
         log.info("worker %s: run %s, attempt %d", self.worker_id, ticket.id, ticket.attempts)
         if ticket.attempts > self.max_attempts:
-            message = f"the run was started {self.max_attempts} times and never finished; it was given up"
+            message = (
+                f"the run's worker stopped {self.max_attempts} times in a row without progress (killed, out "
+                "of memory or crashed at the same point each time); the run was given up"
+            )
             self._finish(ticket, RunOutcome("failed", error_data=error_data(ErrorCode.GIVEN_UP, message)))
             return True
         outcome = await self._attempt(ticket)

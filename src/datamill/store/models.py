@@ -237,7 +237,9 @@ class Run(Base):
     `status` moves queued → running → succeeded | failed, or to cancelled (`datamill.store.jobs.cancel_job`).
     A worker holds a running run by its lease (`worker_id`, `lease_expires_at`, extended by heartbeats); a
     running run whose lease has expired belongs to nobody and is claimed again, which resumes it from its
-    checkpoint. `dataset_id` is
+    checkpoint. `attempts` counts the claims in a row that made no progress: a claim after the run processed
+    rows since the previous one (`attempt_rows` holds `processed_rows` as it was then) starts again at 1, so
+    workers killed for reasons of their own do not use up a run's attempts. `dataset_id` is
     the dataset the run writes (the dataset itself for adapt, a new derived dataset for translate/localize);
     `source_dataset_id` is the one whose files it reads, and scopes the idempotency key with the kind.
     """
@@ -271,6 +273,7 @@ class Run(Base):
     rows_rejected: Mapped[int | None] = mapped_column(BigInteger)
     worker_id: Mapped[str | None] = mapped_column(String(120))
     attempts: Mapped[int]
+    attempt_rows: Mapped[int] = mapped_column(BigInteger, default=0)
     heartbeat_at: Mapped[dt.datetime | None]
     lease_expires_at: Mapped[dt.datetime | None]
     error_data: Mapped[dict[str, Any] | None]

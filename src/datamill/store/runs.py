@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, literal, or_, select, update
+from sqlalchemy import and_, case, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from datamill.store.models import Dataset, DatasetFile, Run, Tenant, utcnow
@@ -149,7 +149,9 @@ def claim_next(session: Session, worker_id: str, now: dt.datetime, lease_s: floa
             .values(
                 status="running",
                 worker_id=worker_id,
-                attempts=Run.attempts + 1,
+                # Attempts in a row without progress: rows processed since the last claim start again at 1.
+                attempts=case((Run.processed_rows > Run.attempt_rows, 1), else_=Run.attempts + 1),
+                attempt_rows=Run.processed_rows,
                 heartbeat_at=now,
                 lease_expires_at=now + dt.timedelta(seconds=lease_s),
                 # Typed like the column, so `now` is stored as naive UTC: a bare aware datetime would make
