@@ -1,7 +1,7 @@
 """Runs remember how many rows they had processed when last claimed, so only deaths without progress count.
 
-Revision ID: 0014ar
-Revises: 0013rl
+Revision ID: 0015ar
+Revises: 0014as
 Create Date: 2026-12-06 18:20:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0014ar"
-down_revision: str | None = "0013rl"
+revision: str = "0015ar"
+down_revision: str | None = "0014as"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
