@@ -11,10 +11,11 @@ from typing import Any
 
 import adaption
 import pytest
-from runs_helpers import runs_server, upload, wait_done
+from runs_helpers import run_settings, runs_server, upload, wait_done
 from server_helpers import fields_of
 
 from conftest import RunningServer
+from datamill.llm.simulator import serve_in_thread
 
 CHATS = [
     [
@@ -162,3 +163,43 @@ def test_the_docs_block_runs(
     rows = [json.loads(line) for line in (tmp_path / "followups.jsonl").read_text().splitlines()]
     assert len(rows) == len(CHATS)
     assert all(row["extended_prompt"].startswith("[fake] Conversation:") for row in rows)
+
+
+def test_refused_cut_and_empty_replies_never_become_turns(tmp_path: Path) -> None:
+    """Against the provider simulator refusing, cutting and emptying a share of the answers: every kept row's
+    next turn is a real answer of the model, and every other row is rejected with its reason."""
+    rates = {"refusal_text": 0.2, "refusal_field": 0.1, "truncation": 0.1, "empty": 0.1, "think": 0.2}
+    chats = [
+        [
+            {"role": "user", "content": f"Which train goes to village {i} on Sundays?"},
+            {"role": "assistant", "content": f"The number {i} line, every two hours."},
+        ]
+        for i in range(12)
+    ]
+    with serve_in_thread(rates=rates, seed=3) as sim:
+        routes = sim.write_routes(tmp_path / "routes.yaml")
+        settings = run_settings(model="sim-openai/gpt", routes_path=routes, evaluate=False)
+        with runs_server(tmp_path / "srv", settings) as srv:
+            client = srv.client()
+            rows = [{"id": i, "messages": json.dumps(chat)} for i, chat in enumerate(chats)]
+            dataset_id = upload(client, tmp_path / "trains.jsonl", rows)
+            launched = client.datasets.extend_trajectories(dataset_id, column_mapping={"chat": "messages"})
+            assert launched.dataset_id is not None
+            assert wait_done(client, launched.dataset_id).status == "succeeded"
+            kept = _rows(client, launched.dataset_id)
+            rejected = client.get(
+                f"/api/v1/datasets/{launched.dataset_id}/rejected", cast_to=str, options={}
+            ).splitlines()
+        behaviours = [entry.behaviour for entry in sim.log]
+    assert {"refusal_text", "truncation", "empty"} & set(behaviours)  # the quirks did happen
+    assert len(kept) + len(rejected) == len(chats)
+    assert kept  # most rows survive: refusals are retried within the gateway's budget
+    for row in kept:
+        text = row["extended_prompt"]
+        assert text.startswith("[sim] Conversation: user: Which train goes to village")
+        assert "I can't help" not in text
+        assert "<think>" not in text
+    for line in rejected:
+        record = json.loads(line)
+        assert record["step"] == "extend_trajectory"
+        assert any(word in record["reason"] for word in ("refused", "cut off", "empty", "length"))
