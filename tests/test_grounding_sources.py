@@ -50,3 +50,22 @@ def test_local_paths_pass_through_and_empty_sources_are_refused(tmp_path: Path) 
     assert local_documents(["/srv/kb"], tmp_path) == ("/srv/kb",)
     with pytest.raises(ConfigError, match="no file found there"):
         mirror(f"memory://empty-{uuid.uuid4().hex}", tmp_path)
+
+
+def test_pdf_and_docx_documents_are_searched_by_page(tmp_path: Path) -> None:
+    import docx
+    from reportlab.pdfgen import canvas
+
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    pdf = canvas.Canvas(str(kb / "manual.pdf"))
+    for text in ("The blender has three speeds.", "Descale the kettle every month with vinegar."):
+        pdf.drawString(72, 720, text)
+        pdf.showPage()
+    pdf.save()
+    document = docx.Document()
+    document.add_paragraph("Refunds reach your card within five business days.")
+    document.save(str(kb / "policy.docx"))
+    index = LocalFullTextIndex.build([kb], tmp_path / "index.sqlite3")
+    assert index.search_sync("how often should I descale the kettle", 1)[0].source == "kb/manual.pdf#page=2"
+    assert index.search_sync("when do refunds reach my card", 1)[0].source == "kb/policy.docx"

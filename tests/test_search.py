@@ -57,7 +57,7 @@ def _docs(root: Path) -> Path:
         '{"text": "Gift cards never expire."}\n'
     )
     (docs / "notes.csv").write_text("id,text\n1,Support hours are nine to five on weekdays.\n2,\n")
-    (docs / "manual.pdf").write_bytes(b"%PDF-1.4 not read")
+    (docs / "manual.odt").write_bytes(b"PK not read")
     (docs / ".hidden.md").write_text("zebra zebra zebra")
     return docs
 
@@ -104,11 +104,11 @@ def test_find_documents_lists_supported_files_with_source_names(docs: Path):
 def test_find_documents_errors_name_the_problem(tmp_path: Path):
     with pytest.raises(ConfigError, match="not found"):
         find_documents(tmp_path / "missing")
-    (tmp_path / "only.pdf").write_bytes(b"%PDF")
+    (tmp_path / "only.odt").write_bytes(b"PK")
     with pytest.raises(ConfigError, match=r"no documents found.*\.md"):
         find_documents(tmp_path)
     with pytest.raises(ConfigError, match="unsupported document type"):
-        find_documents([tmp_path / "only.pdf"])
+        find_documents([tmp_path / "only.odt"])
 
 
 def test_html_text_keeps_visible_text_only():

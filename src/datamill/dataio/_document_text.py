@@ -59,6 +59,18 @@ def document_parts(name: str, fmt: str, data: bytes) -> Iterator[Part]:
                 yield Part(part.page, text)
 
 
+#: The module each document format is parsed with.
+PARSERS = {"pdf": "pypdf", "docx": "docx", "pptx": "pptx", "html": "bs4", "txt": ""}
+
+
+def parser_installed(fmt: str) -> bool:
+    """Whether the parser of `fmt` can be imported (the ``documents`` extra is installed)."""
+    import importlib.util
+
+    module = PARSERS[fmt]
+    return not module or importlib.util.find_spec(module) is not None
+
+
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n")]
     return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()

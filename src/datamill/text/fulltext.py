@@ -6,11 +6,13 @@ files and directories, of the types in `DOCUMENT_TYPES`:
 - ``.txt``, ``.md``, ``.markdown``, ``.rst``: plain text, one document per file;
 - ``.html``, ``.htm``: the text outside ``script``/``style``, tags stripped with the stdlib ``html.parser``;
 - ``.jsonl``: one document per line, from a text field (``text`` unless told otherwise);
-- ``.csv``: one document per row, from a text column (``text`` unless told otherwise).
+- ``.csv``: one document per row, from a text column (``text`` unless told otherwise);
+- ``.pdf``, ``.pptx``: one document per page (slide) with text; ``.docx``: the document; read with the parsers
+  of `datamill.dataio` (the ``documents`` extra: without it these files are skipped in a folder).
 
 A file's source name is ``<directory name>/<path inside it>`` (or the path as given, for a file named
 directly); a record of a ``.jsonl``/``.csv`` file is ``<file>#<record number>``, or the value of its
-``source_column`` when one is set.
+``source_column`` when one is set; a page of a pdf or a slide of a pptx is ``<file>#page=<number>``.
 
 Each document is cut into passages of at most `CHUNK_CHARS` characters on paragraph, then sentence, then word
 boundaries; consecutive passages of a document share up to `OVERLAP_CHARS` characters, so a fact that
@@ -48,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from datamill.core.errors import ConfigError, DataFormatError
+from datamill.dataio import document_parts, parser_installed
 from datamill.text.search import Passage
 
 #: File suffix (lower case) → how the file is read.
@@ -60,7 +63,13 @@ DOCUMENT_TYPES: dict[str, str] = {
     ".htm": "html",
     ".jsonl": "jsonl",
     ".csv": "csv",
+    ".pdf": "pdf",
+    ".docx": "docx",
+    ".pptx": "pptx",
 }
+#: Types read with the document parsers of `datamill.dataio` (the ``documents`` extra); without it they are
+#: skipped in folders and refused when named directly.
+PARSED_TYPES = ("pdf", "docx", "pptx")
 #: Longest passage, in characters (about 200 tokens: three passages fit a small model's prompt with room).
 CHUNK_CHARS = 800
 #: Most characters two consecutive passages of one document share.
@@ -296,7 +305,7 @@ def find_documents(paths: PathArg) -> list[tuple[Path, str]]:
             for path, name in _walk(root):
                 found.setdefault(path.resolve(), name)
         elif root.is_file():
-            if root.suffix.lower() not in DOCUMENT_TYPES:
+            if not _readable(root):
                 raise ConfigError(f"{root}: unsupported document type; supported: {_supported()}")
             found.setdefault(root.resolve(), root.as_posix())
         else:
@@ -312,12 +321,21 @@ def _walk(root: Path) -> Iterator[tuple[Path, str]]:
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(names):
             path = Path(directory, name)
-            if not name.startswith(".") and path.suffix.lower() in DOCUMENT_TYPES:
+            if not name.startswith(".") and _readable(path):
                 yield path, f"{label}/{path.relative_to(root).as_posix()}"
 
 
+def _readable(path: Path) -> bool:
+    kind = DOCUMENT_TYPES.get(path.suffix.lower())
+    return kind is not None and _parsed_here(kind)
+
+
 def _supported() -> str:
-    return ", ".join(DOCUMENT_TYPES)
+    return ", ".join(s for s, kind in DOCUMENT_TYPES.items() if _parsed_here(kind))
+
+
+def _parsed_here(kind: str) -> bool:
+    return kind not in PARSED_TYPES or parser_installed(kind)
 
 
 def read_documents(
@@ -329,7 +347,10 @@ def read_documents(
         DataFormatError: a ``.jsonl`` line is not a JSON object, or a ``.csv`` file lacks the text column.
     """
     kind = DOCUMENT_TYPES[path.suffix.lower()]
-    if kind in ("text", "html"):
+    if kind in PARSED_TYPES:
+        for part in document_parts(str(path), kind, path.read_bytes()):
+            yield Document(f"{name}#page={part.page}" if part.page is not None else name, part.text)
+    elif kind in ("text", "html"):
         text = path.read_text(encoding="utf-8-sig", errors="replace")
         yield Document(name, html_text(text) if kind == "html" else text)
     elif kind == "jsonl":
