@@ -64,3 +64,12 @@ def test_documents_are_told_from_their_extension(tmp_path: Path) -> None:
     with open_dataset(page) as reader:
         assert (reader.format, reader.columns) == ("html", ["source", "page", "text"])
         assert [row["text"] for batch in reader for row in batch.to_pylist()] == ["Title\n\none\n\ntwo"]
+
+
+def test_an_html_page_over_its_limit_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    page = tmp_path / "big.html"
+    page.write_text("<p>" + "word " * 50 + "</p>", encoding="utf-8")
+    monkeypatch.setattr(_documents, "MAX_HTML_BYTES", 100)
+    with pytest.raises(DataFormatError, match="a html document may be at most 100 bytes"):
+        open_dataset(page)
+    assert read_all(_pdf(tmp_path / "small.pdf", 1))["page"].to_pylist() == [1]  # other formats keep theirs

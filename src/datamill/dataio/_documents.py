@@ -11,7 +11,8 @@ A zip is read member by member, in the archive's order, each by its own extensio
 types are skipped, and zips inside it are not opened. Limits, checked from the archive's directory before
 anything is inflated: at most `MAX_MEMBERS` documents, `MAX_INFLATED_BYTES` in all, `MAX_DOCUMENT_BYTES` per
 document, and no large member compressed more than `MAX_RATIO` to 1 (a decompression bomb). An encrypted
-member is refused, naming it. A single document file may be at most `MAX_DOCUMENT_BYTES`.
+member is refused, naming it. A single document file may be at most `MAX_DOCUMENT_BYTES`; an html page at
+most `MAX_HTML_BYTES` (a parsed page takes several times its size in memory).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from datamill.dataio._source import BatchStream, ReadOptions, SourceFactory
 DOCUMENT_FORMATS = ("pdf", "docx", "pptx", "html", "zip")
 MAX_MEMBERS = 10_000
 MAX_DOCUMENT_BYTES = 256 << 20
+MAX_HTML_BYTES = 32 << 20
 MAX_INFLATED_BYTES = 2 << 30
 MAX_RATIO = 200
 _RATIO_CHECKED_FROM = 8 << 20
@@ -50,8 +52,9 @@ def _documents(path: str, fmt: str) -> Iterator[tuple[str, Part]]:
     """(source, part) for every part of the file's documents."""
     name = os.path.basename(path)
     if fmt != "zip":
-        if os.path.getsize(path) > MAX_DOCUMENT_BYTES:
-            raise DataFormatError(path, f"a {fmt} document may be at most {MAX_DOCUMENT_BYTES} bytes")
+        limit = _limit(fmt)
+        if os.path.getsize(path) > limit:
+            raise DataFormatError(path, f"a {fmt} document may be at most {limit} bytes")
         with open(path, "rb") as handle:
             data = handle.read()
         for part in document_parts(path, fmt, data):
@@ -88,8 +91,9 @@ def _members(path: str, archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
             raise DataFormatError(
                 path, f"{member.filename} is encrypted: zip the documents without a password"
             )
-        if member.file_size > MAX_DOCUMENT_BYTES:
-            raise DataFormatError(path, f"{member.filename} is larger than {MAX_DOCUMENT_BYTES} bytes")
+        limit = _limit(MEMBER_FORMATS[PurePosixPath(member.filename).suffix.lower()])
+        if member.file_size > limit:
+            raise DataFormatError(path, f"{member.filename} is larger than {limit} bytes")
         ratio = member.file_size / max(member.compress_size, 1)
         if member.file_size >= _RATIO_CHECKED_FROM and ratio > MAX_RATIO:
             raise DataFormatError(
@@ -98,6 +102,10 @@ def _members(path: str, archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
                 "refused as a decompression bomb",
             )
     return found
+
+
+def _limit(fmt: str) -> int:
+    return MAX_HTML_BYTES if fmt == "html" else MAX_DOCUMENT_BYTES
 
 
 def _is_document(name: str) -> bool:
