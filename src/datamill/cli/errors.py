@@ -61,8 +61,26 @@ def handle_errors(func: F) -> F:
             _fail(f"model call failed: {exc}", code=1)
         except DatamillError as exc:
             _fail(str(exc), code=1)
+        except KeyboardInterrupt:
+            _fail(interrupted_hint(kwargs), code=130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def interrupted_hint(flags: dict[str, Any]) -> str:
+    """What a Ctrl-C leaves behind and how to go on: the same command resumes (not a bare "Aborted!")."""
+    context = click.get_current_context(silent=True)
+    command = context.command_path if context is not None else "the command"
+    if flags.get("no_cache"):
+        kept = "nothing is kept with --no-cache"
+        if context is not None and context.info_name in ("adapt", "demo"):
+            kept = "the finished batches are kept"
+        return f"interrupted; {kept}. Run the same `{command}` command again to go on."
+    if context is not None and context.info_name in ("adapt", "demo"):
+        kept = "the finished batches are kept and the answered model calls are in the response cache"
+    else:
+        kept = "the answered model calls are in the response cache and are not paid for again"
+    return f"interrupted; {kept}. Run the same `{command}` command again to resume."
 
 
 def _fail(message: str, *, code: int) -> None:

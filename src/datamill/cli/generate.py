@@ -16,8 +16,9 @@ from rich.console import Console
 from datamill.cli.errors import handle_errors
 from datamill.cli.generate_eval import spec_evaluate_command
 from datamill.cli.process import command_settings
+from datamill.cli.progress import with_live
 from datamill.llm import event_loop
-from datamill.pipelines.generate import DEFAULT_CONCURRENCY, GenerationSummary
+from datamill.pipelines.generate import DEFAULT_CONCURRENCY, GenerationCounters, GenerationSummary
 from datamill.pipelines.spec_analysis import SpecAnalysisOptions, SpecDraft
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.generation.library import (
@@ -56,6 +57,7 @@ def spec_group() -> None:
 @click.option("--seed", type=click.IntRange(min=0), default=0, help="Seed of the seed sample read (0).")
 @click.option("--routes", type=_PATH, help="A routing file to add to the shipped one.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def spec_create_command(seeds: tuple[Path, ...], output: Path, **flags: Any) -> None:
     """Analyse SEEDS (files or folders) into a spec YAML at -o OUTPUT."""
@@ -68,7 +70,8 @@ def spec_create_command(seeds: tuple[Path, ...], output: Path, **flags: Any) -> 
     )
     job = SpecJob(seeds, output, flags.get("model"), flags.get("objectives"), options, not flags["no_cache"])
     settings = command_settings()
-    draft = event_loop.run(_create(job, settings, flags.get("routes")), settings.event_loop)
+    quiet = flags["quiet"]
+    draft = event_loop.run(_create(job, settings, flags.get("routes"), quiet), settings.event_loop)
     axes = ", ".join(f"{a.name} ({len(a.values)})" for a in draft.spec.axes) or "none"
     click.echo(f"wrote {output}: {len(draft.spec.requirements)} requirements; axes: {axes}")
 
@@ -114,6 +117,7 @@ def spec_validate_command(file: Path) -> None:
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--batch", is_flag=True, help=_BATCH_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) -> None:
     """Generate -n samples that follow --spec into -o OUTPUT."""
@@ -127,7 +131,8 @@ def generate_command(spec_path: Path, samples: int, output: Path, **flags: Any) 
         batch=flags["batch"],
     )
     settings = command_settings()
-    summary = event_loop.run(_generate(job, settings, flags.get("routes")), settings.event_loop)
+    quiet = flags["quiet"] or flags["as_json"]
+    summary = event_loop.run(_generate(job, settings, flags.get("routes"), quiet), settings.event_loop)
     if flags["as_json"]:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
         return
@@ -161,14 +166,27 @@ def body_from_flags(samples: int, flags: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-async def _create(job: SpecJob, settings: Settings, routes: Path | None) -> SpecDraft:
+async def _create(job: SpecJob, settings: Settings, routes: Path | None, quiet: bool) -> SpecDraft:
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
-        return await create_spec_async(job, settings=settings, gateway=gateway)
+        work = create_spec_async(job, settings=settings, gateway=gateway)
+        return await with_live(work, "writing the spec", gateway, Console(stderr=True), enabled=not quiet)
 
 
-async def _generate(job: GenerateJob, settings: Settings, routes: Path | None) -> GenerationSummary:
+async def _generate(
+    job: GenerateJob, settings: Settings, routes: Path | None, quiet: bool
+) -> GenerationSummary:
+    counters = GenerationCounters()
+    wanted = int(job.body.get("number_of_samples", 0)) or None
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes, batch=job.batch) as gateway:
-        return await generate_async(job, settings=settings, gateway=gateway)
+        work = generate_async(job, settings=settings, gateway=gateway, counters=counters)
+        return await with_live(
+            work,
+            "generating",
+            gateway,
+            Console(stderr=True),
+            enabled=not quiet,
+            read=lambda: (counters.samples_completed, wanted),
+        )
 
 
 spec_group.add_command(spec_evaluate_command)

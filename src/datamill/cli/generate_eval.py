@@ -11,6 +11,7 @@ from rich.table import Table
 
 from datamill.cli.errors import handle_errors
 from datamill.cli.process import command_settings
+from datamill.cli.progress import with_live
 from datamill.llm import event_loop
 from datamill.pipelines.generation_eval import DEFAULT_CONCURRENCY
 from datamill.services.adaptation.adapt import make_gateway
@@ -28,6 +29,7 @@ _PATH = click.Path(path_type=Path)
 @click.option("--concurrency", type=click.IntRange(min=1), default=DEFAULT_CONCURRENCY, show_default=True)
 @click.option("--routes", type=_PATH, help="A routing file to add to the shipped one.")
 @click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def spec_evaluate_command(spec_path: Path, samples_path: Path, **flags: Any) -> None:
     """Classify every sample of --samples on every property of SPEC and compare with what was drawn."""
@@ -40,7 +42,9 @@ def spec_evaluate_command(spec_path: Path, samples_path: Path, **flags: Any) -> 
         flags["concurrency"],
     )
     settings = command_settings()
-    report = event_loop.run(_evaluate(job, settings, flags.get("routes")), settings.event_loop)
+    report = event_loop.run(
+        _evaluate(job, settings, flags.get("routes"), flags["quiet"]), settings.event_loop
+    )
     Console().print(_table(report))
     evaluation = report.evaluation
     score = "n/a" if evaluation.conformance_score is None else f"{evaluation.conformance_score:g}/100"
@@ -75,6 +79,9 @@ def _table(report: EvaluationReport) -> Table:
     return table
 
 
-async def _evaluate(job: EvaluateJob, settings: Settings, routes: Path | None) -> EvaluationReport:
+async def _evaluate(
+    job: EvaluateJob, settings: Settings, routes: Path | None, quiet: bool
+) -> EvaluationReport:
     async with make_gateway(settings, use_cache=job.use_cache, routes=routes) as gateway:
-        return await evaluate_samples_async(job, settings=settings, gateway=gateway)
+        work = evaluate_samples_async(job, settings=settings, gateway=gateway)
+        return await with_live(work, "evaluating samples", gateway, Console(stderr=True), enabled=not quiet)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
@@ -22,11 +22,27 @@ T = TypeVar("T")
 async def with_progress(
     work: Awaitable[T], counters: RunCounters, gateway: Gateway, console: Console, *, enabled: bool
 ) -> T:
-    """Await ``work`` while a progress bar redraws from the live counters four times a second."""
+    """Await ``work`` while a progress bar redraws from the live counters four times a second.
+
+    Rows first ("adapting"); when the run goes on to grade its before/after sample, a second bar
+    ("evaluating") counts the judge's calls, so the display never sits still at rows done.
+    """
     if not enabled:
         return await work
-    columns = (
-        TextColumn("[bold]adapting"),
+    with Progress(*_columns("{task.description}"), console=console, transient=False) as bar:
+        rows = bar.add_task("adapting", total=None, rate="", tokens="", cost="")
+        judged: Any = None
+        task = asyncio.ensure_future(work)
+        while not task.done():
+            judged = _refresh(bar, rows, judged, counters, gateway)
+            await asyncio.wait({task}, timeout=0.25)
+        _refresh(bar, rows, judged, counters, gateway)
+        return task.result()
+
+
+def _columns(label: str) -> tuple[Any, ...]:
+    return (
+        TextColumn(f"[bold]{label}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -34,25 +50,78 @@ async def with_progress(
         TextColumn("{task.fields[cost]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task_id = bar.add_task("adapt", total=None, rate="", tokens="", cost="")
+
+
+def _refresh(bar: Progress, rows: Any, judged: Any, counters: RunCounters, gateway: Gateway) -> Any:
+    """Redraw the bars; returns the evaluation bar's id once the evaluation started."""
+    total = gateway.usage.total
+    tokens, cost = f"{total.usage.total_tokens:,} tok", f"${total.cost_usd:.4f}"
+    elapsed = bar.tasks[0].elapsed or 0.0
+    rate = counters.rows_done / elapsed if elapsed > 0 else 0.0
+    if judged is None:
+        bar.update(
+            rows,
+            total=counters.rows_total or None,
+            completed=counters.rows_done,
+            rate=f"{rate:.1f} rows/s",
+            tokens=tokens,
+            cost=cost,
+        )
+    if counters.phase == "evaluating":
+        if judged is None:
+            bar.update(rows, total=counters.rows_done or None, completed=counters.rows_done)
+            judged = bar.add_task("evaluating", total=None, rate="judge calls", tokens="", cost="")
+        bar.update(
+            judged, total=counters.to_judge or None, completed=counters.judged, tokens=tokens, cost=cost
+        )
+    return judged
+
+
+async def with_live(
+    work: Awaitable[T],
+    label: str,
+    gateway: Gateway,
+    console: Console,
+    *,
+    enabled: bool,
+    unit: str = "samples",
+    read: Callable[[], tuple[int | None, int | None]] | None = None,
+) -> T:
+    """Await ``work`` under a bar labelled `label`.
+
+    The bar shows ``read()`` (done, total) when given, else the model calls so far, with the tokens and the
+    cost; the elapsed time runs until the work ends.
+    """
+    if not enabled:
+        return await work
+    with Progress(*_columns("{task.description}"), console=console, transient=False) as bar:
+        task_id = bar.add_task(label, total=None, rate="", tokens="", cost="")
         task = asyncio.ensure_future(work)
         while not task.done():
-            _refresh(bar, task_id, counters, gateway)
+            _live(bar, task_id, gateway, unit, read)
             await asyncio.wait({task}, timeout=0.25)
-        _refresh(bar, task_id, counters, gateway)
+        _live(bar, task_id, gateway, unit, read, finished=True)
         return task.result()
 
 
-def _refresh(bar: Progress, task_id: Any, counters: RunCounters, gateway: Gateway) -> None:
-    elapsed = bar.tasks[0].elapsed or 0.0
+def _live(
+    bar: Progress,
+    task_id: Any,
+    gateway: Gateway,
+    unit: str,
+    read: Callable[[], tuple[int | None, int | None]] | None,
+    *,
+    finished: bool = False,
+) -> None:
     total = gateway.usage.total
-    rate = counters.rows_done / elapsed if elapsed > 0 else 0.0
+    done, expected = read() if read is not None else (None, None)
+    if finished and done is None:
+        done = expected = 1  # the work ended: a full bar stops the clock
     bar.update(
         task_id,
-        total=counters.rows_total or None,
-        completed=counters.rows_done,
-        rate=f"{rate:.1f} rows/s",
+        total=expected,
+        completed=done or 0,
+        rate=f"{total.calls:,} calls" if read is None else unit,
         tokens=f"{total.usage.total_tokens:,} tok",
         cost=f"${total.cost_usd:.4f}",
     )

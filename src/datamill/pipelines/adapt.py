@@ -53,6 +53,11 @@ class RunCounters:
     rows_rejected: int = 0
     batches_done: int = 0
     batches_resumed: int = 0
+    #: ``adapting`` while rows flow, then ``evaluating`` while the judge grades the before/after sample.
+    phase: str = "adapting"
+    #: Judge calls of the evaluation made so far, and in all (two per sampled row: before and after).
+    judged: int = 0
+    to_judge: int = 0
 
 
 @dataclass

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from datamill.core.errors import ValidationError
 from datamill.pipelines.evaluation_judge import Judgement, QualityJudge
@@ -53,6 +53,9 @@ from datamill.text.langid import LanguageDetector
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
+    from datamill.pipelines.adapt import RunCounters
+
+T = TypeVar("T")
 
 #: Rows judged per evaluation when the caller does not say (two judge calls each).
 DEFAULT_SAMPLE_SIZE = 50
@@ -189,6 +192,7 @@ async def evaluate(
     rejection_stats: Mapping[str, int] | None = None,
     language_detector: LanguageDetector | None = None,
     language_column: str = "language",
+    counters: RunCounters | None = None,
 ) -> EvaluationReport:
     """Judge a stratified sample before and after, apply the penalties and grade both sides.
 
@@ -205,6 +209,7 @@ async def evaluate(
         language_detector: a `datamill.text.langid.LanguageDetector` (e.g. ``FastLangDetector()``), for the
             language-mismatch penalty (optional).
         language_column: the column holding each row's language, when the data has one.
+        counters: told the judgements to make and those made (`judged` of `to_judge`), for a progress bar.
 
     Raises:
         ValidationError: ``sample_size`` is below 1 or ``length_range`` is not a (low ≤ high) pair.
@@ -215,7 +220,7 @@ async def evaluate(
     population = pair_rows(before, after, language_column=language_column)
     sample = stratified_sample(population, sample_size, seed)
     quality_judge = QualityJudge(judge, blueprint=blueprint, length_range=length_range, seed=seed)
-    judgements = await _judge_all(quality_judge, sample)
+    judgements = await _judge_all(quality_judge, sample, counters)
     scored = [j for j in judgements if j.scored]
     dedup = dict(dedup_stats or {})
     side = _SideInputs(sample, language_detector, language_column)
@@ -304,10 +309,24 @@ def _check_arguments(sample_size: int, length_range: tuple[int, int] | None) -> 
             )
 
 
-async def _judge_all(judge: QualityJudge, sample: Sequence[RowPair]) -> list[RowJudgement]:
-    """Both judgements of every sampled row, concurrently (the gateway's limiter sets the pace)."""
+async def _judge_all(
+    judge: QualityJudge, sample: Sequence[RowPair], counters: RunCounters | None = None
+) -> list[RowJudgement]:
+    """Both judgements of every sampled row, concurrently (the gateway's limiter sets the pace).
+
+    `counters` (``judged`` of ``to_judge``) follow the judgements as they come, for a progress display.
+    """
+    if counters is not None:
+        counters.to_judge, counters.judged = 2 * len(sample), 0
+
+    async def counted(call: Awaitable[T]) -> T:
+        value = await call
+        if counters is not None:
+            counters.judged += 1
+        return value
+
     verdicts = await gather_or_cancel(
-        [judge.judge(side, pair.context) for pair in sample for side in (pair.before, pair.after)]
+        [counted(judge.judge(side, pair.context)) for pair in sample for side in (pair.before, pair.after)]
     )
     return [RowJudgement(pair, verdicts[2 * i], verdicts[2 * i + 1]) for i, pair in enumerate(sample)]
 

@@ -299,6 +299,7 @@ def _generation_progress(n: int, counters: GenerationCounters, gateway: Gateway)
         calls=total.calls,
         tokens=total.usage.total_tokens,
         cost_usd=total.cost_usd,
+        phase="generating",
     )
 
 
@@ -312,4 +313,5 @@ def _calls_progress(count: int, gateway: Gateway, done: int = 0) -> Progress:
         calls=total.calls,
         tokens=total.usage.total_tokens,
         cost_usd=total.cost_usd,
+        phase="evaluating",
     )

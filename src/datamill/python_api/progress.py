@@ -36,6 +36,9 @@ class Progress:
         tokens: input and output tokens billed so far.
         cost_usd: what those calls cost.
         finished: True on the last report, after the run ended.
+        phase: ``adapting`` while rows flow, ``evaluating`` while the judge grades the before/after sample
+            (``generating`` and ``evaluating`` for `datamill.generate` and `datamill.evaluate`).
+        judged: the evaluation's judge calls made so far, of ``to_judge`` (two per sampled row).
     """
 
     rows_total: int
@@ -46,6 +49,9 @@ class Progress:
     tokens: int
     cost_usd: float
     finished: bool = False
+    phase: str = "adapting"
+    judged: int = 0
+    to_judge: int = 0
 
 
 ProgressCallback = Callable[[Progress], Any]
@@ -62,6 +68,9 @@ def snapshot(counters: RunCounters, gateway: Gateway, *, finished: bool = False)
         tokens=total.usage.total_tokens,
         cost_usd=total.cost_usd,
         finished=finished,
+        phase=counters.phase,
+        judged=counters.judged,
+        to_judge=counters.to_judge,
     )
 
 
@@ -108,9 +117,15 @@ def tqdm_progress(description: str = "adapting", unit: str = "row") -> ProgressC
     bar = tqdm(desc=description, unit=unit)
 
     def update(progress: Progress) -> None:
-        if progress.rows_total and bar.total != progress.rows_total:
-            bar.total = progress.rows_total
-        bar.n = progress.rows_done
+        if progress.phase == "evaluating" and progress.to_judge:
+            # The rows are done; the bar goes on with the judge's calls instead of sitting at rows done.
+            bar.set_description("evaluating", refresh=False)
+            bar.total, bar.n = progress.to_judge, progress.judged
+            bar.unit = "call"
+        else:
+            if progress.rows_total and bar.total != progress.rows_total:
+                bar.total = progress.rows_total
+            bar.n = progress.rows_done
         bar.set_postfix(kept=progress.rows_out, tokens=progress.tokens, cost=f"${progress.cost_usd:.4f}")
         if progress.finished:
             bar.close()

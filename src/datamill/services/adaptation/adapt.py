@@ -207,7 +207,7 @@ async def _adapt(
     rejected_path = _write_rejections(checkpoint, job.output_path)
     summary = _summary(job, prepared, result, rejected_path, gateway)
     if job.options.evaluate:
-        summary.quality, summary.report_path = await _grade(job, prepared, checkpoint, summary)
+        summary.quality, summary.report_path = await _grade(job, prepared, checkpoint, summary, counters)
         _count_usage(summary, gateway)  # the judge's calls are billed too
     checkpoint.remove()
     return summary
@@ -291,11 +291,15 @@ def _write_rejections(checkpoint: Checkpoint, output_path: Path) -> str | None:
 
 
 async def _grade(
-    job: AdaptJob, prepared: PreparedRun, checkpoint: Checkpoint, summary: AdaptSummary
+    job: AdaptJob,
+    prepared: PreparedRun,
+    checkpoint: Checkpoint,
+    summary: AdaptSummary,
+    counters: RunCounters | None = None,
 ) -> tuple[dict[str, Any] | None, str]:
     """Grade the run, write the JSON results and the HTML report; return the quality and the page's path."""
     source = _source(job)
-    grade = await grade_run(prepared, source, checkpoint, summary.rejections_by_step)
+    grade = await grade_run(prepared, source, checkpoint, summary.rejections_by_step, counters)
     if grade.error is not None:
         raise grade.error
     json_path, html_path = report_paths(job.output_path)

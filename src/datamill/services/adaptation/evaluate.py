@@ -18,6 +18,7 @@ import orjson
 from datamill.core.errors import ConfigError, ModelError, ValidationError
 from datamill.dataio import open_dataset
 from datamill.dataio.folder import Folder
+from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.checkpoint import CheckpointFiles
 from datamill.pipelines.evaluation import EvaluationReport, evaluate
 from datamill.pipelines.report_html import render_report
@@ -46,14 +47,20 @@ async def grade_run(
     source: RunSource,
     checkpoint: CheckpointFiles,
     rejections_by_step: Mapping[str, int],
+    counters: RunCounters | None = None,
 ) -> Grade:
-    """Judge a sample of the run's rows before and after (module docstring); writes nothing."""
+    """Judge a sample of the run's rows before and after (module docstring); writes nothing.
+
+    `counters` are told the phase (``evaluating``) and the judgements made, for a progress display.
+    """
+    if counters is not None:
+        counters.phase = "evaluating"
     if not prepared.plan.options.evaluate:
         return Grade(
             "skipped", {"status": "skipped", "quality": None, "raw_results": {"reason": "evaluation is off"}}
         )
     try:
-        report = await _judge(prepared, source, checkpoint, rejections_by_step)
+        report = await _judge(prepared, source, checkpoint, rejections_by_step, counters)
     except (ConfigError, ModelError, ValidationError) as exc:
         failed = {"status": "failed", "quality": None, "raw_results": {"error": str(exc)}}
         return Grade("failed", failed, error=exc)
@@ -97,6 +104,7 @@ async def _judge(
     source: RunSource,
     checkpoint: CheckpointFiles,
     rejections_by_step: Mapping[str, int],
+    counters: RunCounters | None = None,
 ) -> EvaluationReport:
     request, options = prepared.plan.request, prepared.plan.options
     brand = request.brand_controls
@@ -111,6 +119,7 @@ async def _judge(
         dedup_stats={k: v for k, v in rejections_by_step.items() if k in DEDUP_STEPS},
         rejection_stats=dict(rejections_by_step),
         language_detector=FastLangDetector() if request.language_expansion is not None else None,
+        counters=counters,
     )
 
 
