@@ -18,6 +18,7 @@ from datamill.services.datasets.ingest import BackgroundIngest, IngestService
 from datamill.services.datasets.invent import InventService
 from datamill.services.datasets.invent_catalog import Domain, load_catalogue
 from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutputs
+from datamill.services.datasets.profile import ReadBudget
 from datamill.services.datasets.publish.service import PublishService
 from datamill.services.datasets.purge import DatasetPurge
 from datamill.services.datasets.uploads import UploadService
@@ -86,7 +87,8 @@ class ServerContext:
         # The judge model, routes and keys of custom evaluations are the gateway's, as for the CLI.
         model_settings = replace(llm or runs.llm_settings(settings.data_dir), data_dir=settings.data_dir)
         secret = settings.signing_secret or load_or_create_secret(settings.secret_path)
-        ingest = BackgroundIngest(IngestService(store, blobs), workers=settings.ingest_workers)
+        budget = ReadBudget(settings.ingest_max_columns, settings.ingest_timeout_s)
+        ingest = BackgroundIngest(IngestService(store, blobs, budget), workers=settings.ingest_workers)
         uploads = UploadService(
             store,
             blobs,

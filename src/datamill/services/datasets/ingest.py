@@ -26,7 +26,7 @@ from datamill.core.error_codes import ErrorCode, error_data
 from datamill.core.errors import DataFormatError, ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.source_mapping import parse_source_column_mapping
-from datamill.services.datasets.profile import FileProfile, profile_file
+from datamill.services.datasets.profile import FileProfile, ReadBudget, profile_file
 from datamill.services.datasets.queue import DatasetQueue
 from datamill.store import BlobStore, DatasetFile, Store, utcnow
 from datamill.store import datasets as repo
@@ -54,8 +54,9 @@ def _format_error(file: DatasetFile, exc: DataFormatError) -> IngestFailure:
 class IngestService:
     """Reads uploaded datasets; see the module docstring."""
 
-    def __init__(self, store: Store, blobs: BlobStore) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, budget: ReadBudget | None = None) -> None:
         self._store, self._blobs = store, blobs
+        self._budget = budget or ReadBudget()
 
     def waiting(self) -> list[str]:
         """Ids of the datasets whose upload is complete but not yet read."""
@@ -97,7 +98,7 @@ class IngestService:
         for file in files:
             try:
                 with self._blobs.local_path(file.blob_key) as path:
-                    profiles.append(profile_file(path, file.file_format))
+                    profiles.append(profile_file(path, file.file_format, self._budget))
             except DataFormatError as exc:
                 raise _format_error(file, exc) from exc
         first = profiles[0]

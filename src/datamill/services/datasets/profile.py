@@ -1,4 +1,11 @@
-"""Profiling an uploaded file: its columns, its row count and which columns hold images.
+"""Profiling an uploaded file: its columns, its row count and which columns hold images, within a budget.
+
+A `ReadBudget` bounds what one file may cost an ingest worker. Its column cap is checked before the file is
+parsed where the format allows (a csv or tsv header line, a Parquet footer), so a small file declaring
+100,000 columns is refused before the reader allocates a builder for each; other formats are checked once
+the reader knows the columns. Its time budget is checked after each batch. A file over either fails its
+dataset with a reason naming the limit and the setting that raises it. Rows and cells stay bounded by the
+readers themselves (a row larger than the read block is refused, workbooks are checked for bombs).
 
 Image columns are told from a sample of the first batch, keeping it simple: a column is an image column when
 most sampled values look like images. The export encoding (Adaption API) follows
@@ -8,6 +15,9 @@ files are ``url``, other paths or object keys of image files are ``file_referenc
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +25,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from datamill.core.errors import DataFormatError
 from datamill.dataio import open_dataset
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".svg", ".heic")
@@ -22,6 +33,26 @@ _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
 SAMPLE_SIZE = 50
 #: Share of the sampled non-empty values that must look like images.
 IMAGE_SHARE = 0.8
+
+
+#: Bytes of a csv or tsv file looked at for its header line before it is parsed.
+HEADER_PEEK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class ReadBudget:
+    """What reading one file may cost: its columns, and seconds of reading."""
+
+    max_columns: int = 2000
+    timeout_s: float = 300.0
+
+    def check_columns(self, path: Path, count: int) -> None:
+        if count > self.max_columns:
+            raise DataFormatError(
+                str(path),
+                f"the file has {count:,} columns; at most {self.max_columns:,} are read "
+                "(the operator sets the cap with DATAMILL_INGEST_MAX_COLUMNS)",
+            )
 
 
 @dataclass
@@ -65,16 +96,49 @@ def detect_image_columns(batch: pa.RecordBatch) -> dict[str, str]:
     return found
 
 
-def profile_file(path: Path, file_format: str) -> FileProfile:
-    """Read a file once: its columns (of the widest schema), row count and image columns.
+def _declared_columns(path: Path, file_format: str) -> int | None:
+    """The columns a file declares before it is parsed: a csv/tsv header line, a Parquet footer; else None."""
+    if file_format == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return int(pq.read_metadata(path).num_columns)
+        except (OSError, pa.ArrowException):
+            return None  # not Parquet after all: the reader says why
+    if file_format not in ("csv", "tsv"):
+        return None
+    with path.open("rb") as handle:
+        head = handle.read(HEADER_PEEK_BYTES)
+    line = head.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    try:  # the most fields any usual delimiter splits the header into, quoting respected
+        return max(len(next(csv.reader(io.StringIO(line), delimiter=d), [])) for d in ",;\t|")
+    except csv.Error:
+        return None
+
+
+def profile_file(path: Path, file_format: str, budget: ReadBudget | None = None) -> FileProfile:
+    """Read a file once, within `budget`: its columns (of the widest schema), row count and image columns.
 
     Raises:
-        DataFormatError: The file cannot be read as `file_format`.
+        DataFormatError: The file cannot be read as `file_format`, or it is over the budget.
     """
+    budget = budget or ReadBudget()
+    deadline = time.monotonic() + budget.timeout_s
+    declared = _declared_columns(path, file_format)
+    if declared is not None:
+        budget.check_columns(path, declared)
     with open_dataset(path, format=file_format) as reader:
+        budget.check_columns(path, len(reader.columns))
         rows, images = 0, None
         for batch in reader:
+            budget.check_columns(path, batch.num_columns)
             if images is None:
                 images = detect_image_columns(batch)
             rows += batch.num_rows
+            if time.monotonic() > deadline:
+                raise DataFormatError(
+                    str(path),
+                    f"reading the file took longer than {budget.timeout_s:g} s ({rows:,} rows read); "
+                    "the operator sets the budget with DATAMILL_INGEST_TIMEOUT_S",
+                )
         return FileProfile(columns=reader.columns, row_count=rows, image_columns=images or {})

@@ -15,6 +15,8 @@
 | DATAMILL_RATE_LIMIT_ANON_PER_MINUTE | failed authentications an address may make a minute (0: none) | 300 |
 | DATAMILL_RATE_LIMIT_STORAGE | where limits count: auto, database, memory or a limits URI | auto |
 | DATAMILL_GOOGLE_SHEETS_URL | where Google Sheets exports are fetched | https://docs.google.com        |
+| DATAMILL_INGEST_MAX_COLUMNS | most columns an uploaded file may have | 2000                           |
+| DATAMILL_INGEST_TIMEOUT_S | seconds reading one uploaded file may take | 300                          |
 | DATAMILL_HEADER_TIMEOUT_S | seconds a request's headers may take     | 10                             |
 | DATAMILL_BODY_TIMEOUT_S   | seconds a request body may stall         | 60                             |
 """
@@ -75,6 +77,8 @@ class ServerSettings:
     rate_limit_anon_per_minute: int = 300
     rate_limit_storage: str = "auto"
     google_sheets_url: str = "https://docs.google.com"
+    ingest_max_columns: int = 2000
+    ingest_timeout_s: float = 300.0
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
 
@@ -130,7 +134,9 @@ class ServerSettings:
             if not url.strip().startswith(("http://", "https://")):
                 raise ConfigError(f"DATAMILL_GOOGLE_SHEETS_URL: must be an http(s) URL, got {url!r}")
             overrides["google_sheets_url"] = url.strip().rstrip("/")
-        for name in ("header_timeout_s", "body_timeout_s"):
+        if columns := env.get("DATAMILL_INGEST_MAX_COLUMNS"):
+            overrides["ingest_max_columns"] = max(1, int(_positive(columns, "DATAMILL_INGEST_MAX_COLUMNS")))
+        for name in ("header_timeout_s", "body_timeout_s", "ingest_timeout_s"):
             variable = f"DATAMILL_{name.upper()}"
             if seconds := env.get(variable):
                 overrides[name] = _positive(seconds, variable) or 1.0
