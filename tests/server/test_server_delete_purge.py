@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import adaption
+import httpx
 import pytest
 from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
 from sqlalchemy import select
@@ -76,3 +77,14 @@ def test_a_purge_cut_short_is_finished_by_the_sweep_at_start(srv: RunningServer,
     assert srv.context.purge.sweep() >= 1
     assert not any(srv.context.blobs.exists(key) for key in keys)
     assert srv.context.purge.sweep() == 0
+
+
+def test_an_upload_link_of_a_deleted_dataset_takes_nothing(srv: RunningServer) -> None:
+    client = srv.client()
+    created = client.datasets.create(source={"name": "data.csv"})
+    assert created.upload_instructions is not None
+    client.datasets.delete(created.dataset_id)
+    answer = httpx.put(created.upload_instructions.url, content=b"question,answer\nq,a\n")
+    assert 400 <= answer.status_code < 500
+    with srv.context.store.session() as session:
+        assert list(session.scalars(select(Upload).where(Upload.dataset_id == created.dataset_id))) == []
