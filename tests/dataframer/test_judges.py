@@ -159,6 +159,40 @@ def test_grade_a_runs_samples_and_a_seed_dataset(client: dataframer.Dataframer) 
     assert client.dataframer.judges.evaluations.list(judge["id"], limit=1).count == 2
 
 
+def test_content_blocks_are_read_as_text(client: dataframer.Dataframer) -> None:
+    judge = define(client)
+    image = "data:image/png;base64," + "A" * 64
+    evaluation = client.dataframer.judges.evaluations.create(
+        judge["id"],
+        messages=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            }
+        ],
+        output="A cat.",
+    )
+    got = client.dataframer.judges.evaluations.retrieve(evaluation.id, judge_id=judge["id"])
+    assert "What is in this picture?" in got.rendered_text
+    assert "[image_url: not read by the judge]" in got.rendered_text
+    assert "base64" not in got.rendered_text
+    with pytest.raises(dataframer.BadRequestError) as caught:
+        client.dataframer.judges.evaluations.create(
+            judge["id"],
+            messages=[
+                {
+                    "role": "user",
+                    "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}],
+                }
+            ],
+            output="A cat.",
+        )
+    assert caught.value.body["details"][0]["field"] == "messages[0].content[0]"
+
+
 def test_bad_evaluations_are_refused_naming_the_field(client: dataframer.Dataframer) -> None:
     judge = define(client)
     evaluations = client.dataframer.judges.evaluations

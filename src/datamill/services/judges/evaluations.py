@@ -104,8 +104,51 @@ def _messages(value: object, issues: Issues) -> list[tuple[str, Any]]:
                 f"must be an object with a string role and a content, got {describe(message)}",
             )
             continue
-        fields.append((f"Message {index + 1} ({message['role']})", message["content"]))
+        text = _content_text(message["content"], f"messages[{index}].content", issues)
+        fields.append((f"Message {index + 1} ({message['role']})", text))
     return fields
+
+
+def _content_text(content: object, field: str, issues: Issues) -> object:
+    """A message's content as the judge reads it (an external URL in it is refused).
+
+    Text stays as is; of a list of content blocks, the text blocks' text is read, and every other block
+    (an image, a file) is named as not read.
+    """
+    if not isinstance(content, list):
+        return content
+    parts: list[str] = []
+    for index, block in enumerate(content):
+        if isinstance(block, str):
+            parts.append(block)
+            continue
+        if not isinstance(block, Mapping):
+            issues.add(
+                f"{field}[{index}]", f"must be a string or a content block object, got {describe(block)}"
+            )
+            continue
+        kind = str(block.get("type") or "block")
+        if isinstance(block.get("text"), str):
+            parts.append(str(block["text"]))
+            continue
+        links = [v for v in _urls(block) if not v.startswith("data:")]
+        if links:
+            issues.add(
+                f"{field}[{index}]", "external URLs are not fetched: send the file inline as a data: URI"
+            )
+        else:
+            parts.append(f"[{kind}: not read by the judge]")
+    return "\n".join(parts)
+
+
+def _urls(value: object) -> list[str]:
+    """Every string under a ``url`` key of a content block (``image_url.url``, ``file.url``...)."""
+    if isinstance(value, Mapping):
+        found = [str(v) for k, v in value.items() if k == "url" and isinstance(v, str)]
+        return found + [u for k, v in value.items() if k != "url" for u in _urls(v)]
+    if isinstance(value, str) and value.startswith(("http://", "https://")):
+        return [value]
+    return []
 
 
 def parse_evaluation(
