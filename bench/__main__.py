@@ -35,6 +35,7 @@ BENCHMARKS = [
     "server_estimate",
     "cli_startup",
     "pii_detection",
+    "red_team",
 ]
 
 
