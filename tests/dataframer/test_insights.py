@@ -56,6 +56,8 @@ def test_a_failed_run_and_its_rejected_samples_are_failures(client: dataframer.D
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
     assert client.dataframer.failures.list(updated_since=later).count == 0
     assert client.dataframer.failures.list(limit=1, offset=1).results[0].id == list(failures)[1]
+    client.dataframer.runs.delete(run.id)
+    assert client.dataframer.failures.list().count == 0  # a deleted run's failures go with it
 
 
 def test_failing_judge_verdicts_are_failures(client: dataframer.Dataframer) -> None:

@@ -14,10 +14,11 @@ id                  what failed
                     dimension not passed, or an overall score below `FAILING_SCORE`): its judgments
 ==================  ==========================================================================================
 
-``trace_count`` is the number of samples (or 1 for a whole job) the failure covers; ``project`` is null
-(datamill has no projects, so a ``project_id`` filter matches nothing); ``analysis`` holds the causes,
-``llm_judge`` the judge's verdicts; ``human_review`` is empty (datamill takes no human reviews).
-Newest first; ``detail=summary`` leaves out the causes, the rubrics and the review and judge blocks.
+The failure of a run, spec or evaluation that was deleted since goes with it. ``trace_count`` is the
+number of samples (or 1 for a whole job) the failure covers; ``project`` is null (datamill has no
+projects, so a ``project_id`` filter matches nothing); ``analysis`` holds the causes, ``llm_judge`` the
+judge's verdicts; ``human_review`` is empty (datamill takes no human reviews). Newest first;
+``detail=summary`` leaves out the causes, the rubrics and the review and judge blocks.
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from datamill.core.fields import Issues
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import iso
 from datamill.store import Store
-from datamill.store.generation_models import GenerationRun
+from datamill.store.generation_models import GenerationEvaluation, GenerationRun, Spec
 from datamill.store.models import Run
-from datamill.store.red_team_models import Judge, JudgeEvaluation
+from datamill.store.red_team_models import Judge, JudgeEvaluation, RedTeamRun
 
 #: An overall score below this is a failing sample.
 FAILING_SCORE = 0.5
@@ -230,6 +231,8 @@ def _all(session: Session, tenant_id: str) -> list[dict[str, Any]]:
         select(Run).where(Run.tenant_id == tenant_id, or_(Run.status == "failed", Run.rows_rejected > 0))
     )
     for job in jobs:
+        if _resource_gone(session, job):
+            continue
         if job.status == "failed":
             found.append(_failed_job(job))
         if job.rows_rejected:
@@ -241,6 +244,21 @@ def _all(session: Session, tenant_id: str) -> list[dict[str, Any]]:
         if judged is not None:
             found.append(judged)
     return sorted(found, key=lambda f: (f["first_tracked_at"] or "", f["id"]), reverse=True)
+
+
+#: The row each kind of job works on; a job whose row was deleted shows no failure.
+RESOURCES: dict[str, type[Any]] = {
+    "spec_analysis": Spec,
+    "generation": GenerationRun,
+    "generation_eval": GenerationEvaluation,
+    "generation_zip": GenerationRun,
+    "red_team": RedTeamRun,
+}
+
+
+def _resource_gone(session: Session, job: Run) -> bool:
+    table = RESOURCES.get(job.kind)
+    return table is not None and session.get(table, job.source_dataset_id) is None
 
 
 def _gates(session: Session, job: Run) -> dict[str, int]:
