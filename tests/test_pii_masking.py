@@ -207,8 +207,8 @@ def test_the_model_detector_locates_named_text_and_drops_the_rest(sim: ProviderS
 
 def test_an_anonymizer_masks_a_value_wherever_the_file_repeats_it() -> None:
     class Columns:  # no detector finds anything: only the column names and the repetition do
-        def detect(self, text: str, labels: object) -> list[Entity]:
-            return []
+        def detect_many(self, texts: list[str], labels: object) -> list[list[Entity]]:
+            return [[] for _ in texts]
 
     anonymizer = Anonymizer(AnonymizeOptions(labels=("person",)), rules=Columns())  # type: ignore[arg-type]
     data = b"name,note\nAna Ruiz,Ana Ruiz called twice\n"
