@@ -8,6 +8,9 @@ most ``max_redirects`` of them, each new URL checked again (and credentials drop
 changes). The body is streamed and the fetch fails as soon as it passes ``max_bytes``; the whole fetch,
 redirects and body included, must finish within ``timeout_s``.
 
+`SafeFetcher.fetch` answers the whole body; `SafeFetcher.stream` hands it over chunk by chunk (an import
+writes each chunk to storage as it arrives, so a large file never sits in memory), under the same checks.
+
 Errors::
 
     FetchError        (a DatamillError; ``url`` and ``reason``)
@@ -18,8 +21,9 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +78,42 @@ class FetchResult:
     def json(self) -> Any:
         """The body parsed as JSON; raises ValueError when it is not."""
         return orjson.loads(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStream:
+    """A response whose body is read as it arrives: the final URL, the status, the headers, `chunks`."""
+
+    url: str
+    status: int
+    headers: Mapping[str, str]
+    _response: aiohttp.ClientResponse
+    _limit: int
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @property
+    def content_type(self) -> str:
+        """The media type of the body (``Content-Type`` without parameters), lowercase."""
+        return self.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """The body, chunk by chunk.
+
+        Raises:
+            FetchFailed: the body passes the byte limit, or the connection breaks.
+        """
+        seen = 0
+        try:
+            async for chunk in self._response.content.iter_chunked(64 * 1024):
+                seen += len(chunk)
+                if seen > self._limit:
+                    raise FetchFailed(self.url, f"the body is larger than the limit of {self._limit:,} bytes")
+                yield chunk
+        except aiohttp.ClientError as exc:
+            raise FetchFailed(self.url, f"{type(exc).__name__}: {exc}") from exc
 
 
 class _Refusal(Exception):
@@ -152,6 +192,63 @@ class SafeFetcher:
                 return await self._follow(url, method, json, dict(headers or {}), limit)
         except TimeoutError:
             raise FetchFailed(url, f"took longer than {self.policy.timeout_s:g} s") from None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, url: str, *, headers: Mapping[str, str] | None = None, max_bytes: int | None = None
+    ) -> AsyncIterator[FetchStream]:
+        """GET `url`, following redirects, and hand over its body as it arrives (`FetchStream.chunks`).
+
+        The time limit covers the whole block: redirects, and the body however the caller reads it.
+
+        Raises:
+            FetchRefused: the URL, or a URL it redirects to, is not allowed.
+            FetchFailed: unreachable, too slow, too large (declared, or once the chunks pass the limit), or
+                too many redirects.
+        """
+        limit = self.policy.max_bytes if max_bytes is None else max_bytes
+        try:
+            async with asyncio.timeout(self.policy.timeout_s):
+                current, response = await self._open_following(url, dict(headers or {}))
+                try:
+                    declared = response.content_length
+                    if declared is not None and declared > limit:
+                        raise FetchFailed(
+                            str(current), f"the body is {declared:,} bytes; the limit is {limit:,}"
+                        )
+                    reply_headers = {k.lower(): v for k, v in response.headers.items()}
+                    yield FetchStream(str(current), response.status, reply_headers, response, limit)
+                finally:
+                    response.release()
+        except TimeoutError:
+            raise FetchFailed(url, f"took longer than {self.policy.timeout_s:g} s") from None
+
+    async def _open_following(self, url: str, headers: dict[str, str]) -> tuple[URL, aiohttp.ClientResponse]:
+        """The first response of a GET to `url` that is not a redirect, its body unread."""
+        current = self._checked(url)
+        for _ in range(self.policy.max_redirects + 1):
+            try:
+                response = await self._ensure_session().request(
+                    "GET", current, headers=headers, allow_redirects=False
+                )
+            except _Refusal as exc:
+                raise FetchRefused(str(current), str(exc)) from None
+            except aiohttp.InvalidURL as exc:
+                raise FetchRefused(str(current), f"not a valid URL: {exc}") from exc
+            except aiohttp.ClientError as exc:
+                raise FetchFailed(str(current), f"{type(exc).__name__}: {exc}") from exc
+            location = response.headers.get("location")
+            if response.status not in _REDIRECTS or not location:
+                return current, response
+            response.release()
+            try:
+                target = self._checked(str(current.join(URL(location))))
+            except ValueError as exc:
+                raise FetchRefused(url, f"redirects to a malformed URL {location!r}: {exc}") from exc
+            if target.origin() != current.origin():
+                headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIALS}
+            current = target
+        raise FetchFailed(url, f"more than {self.policy.max_redirects} redirects")
 
     async def _follow(
         self, url: str, method: str, body: Any, headers: dict[str, str], limit: int

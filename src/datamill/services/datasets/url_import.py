@@ -4,7 +4,8 @@
 ``source_url``, its one file listed with size 0 until fetched). `BackgroundImports` then fetches the file on
 a worker thread through the safe fetcher (`datamill.text.fetch`: internal addresses refused unless
 ``DATAMILL_FETCH_ALLOW`` lists them, at most the upload limit in bytes, at most `IMPORT_TIMEOUT_S` seconds),
-stores it in the blob store and hands the dataset to ingest, which reads it as it reads an upload. A fetch
+streams it into the blob store chunk by chunk as it arrives (never holding the file in memory) and hands
+the dataset to ingest, which reads it as it reads an upload. A fetch
 that is refused, fails, answers an error status, an empty body or a web page (``text/html``) for a file of
 another format (a sign-in page) marks the dataset ``failed`` with
 ``error_data`` code ``E0104`` and the reason. Datasets still ``importing`` when the server stops are fetched
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from datamill.core.error_codes import ErrorCode, error_data
 from datamill.services.datasets.queue import DatasetQueue
@@ -130,23 +131,24 @@ class UrlImportService:
         self._on_fetched(dataset_id)
 
     async def _fetch(self, url: str, key: str, file_format: str) -> BlobInfo:
+        """Stream the body at `url` into the blob `key`, chunk by chunk (never held whole in memory)."""
         try:
-            async with SafeFetcher(self._policy) as fetcher:
-                result = await fetcher.fetch(url)
+            async with SafeFetcher(self._policy) as fetcher, fetcher.stream(url) as result:
+                if not result.ok:
+                    raise ImportFailure(f"cannot import {url}: it answered HTTP {result.status}")
+                content_type = str(result.headers.get("content-type", ""))
+                if content_type.lower().startswith("text/html") and file_format != "html":
+                    raise ImportFailure(
+                        f"cannot import {url}: it answered a web page, not a {file_format} file (a sign-in "
+                        "page? a Google Sheet must be shared with 'Anyone with the link')"
+                    )
+                info = await write_stream(self._blobs, key, result.chunks(), max_bytes=self._max)
         except FetchError as exc:
             raise ImportFailure(f"cannot import {exc.url}: {exc.reason}") from exc
-        if not result.ok:
-            raise ImportFailure(f"cannot import {url}: it answered HTTP {result.status}")
-        if not result.body:
+        if info.size == 0:
+            await asyncio.to_thread(self._blobs.delete, key)
             raise ImportFailure(f"cannot import {url}: it answered an empty body")
-        content_type = str(result.headers.get("content-type", ""))
-        if content_type.lower().startswith("text/html") and file_format != "html":
-            raise ImportFailure(
-                f"cannot import {url}: it answered a web page, not a {file_format} file (a sign-in page? "
-                "a Google Sheet must be shared with 'Anyone with the link')"
-            )
-
-        return await write_stream(self._blobs, key, _once(result.body), max_bytes=self._max)
+        return info
 
     def _fail(self, dataset_id: str, message: str) -> None:
         with self._store.session() as session:
@@ -156,10 +158,6 @@ class UrlImportService:
             row.status = "failed"
             row.error_data = error_data(ErrorCode.IMPORT_FAILED, message)
             row.ingest_state, row.updated_at = "ready", utcnow()
-
-
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
 
 
 class BackgroundImports(DatasetQueue):
