@@ -28,6 +28,8 @@ BENCHMARKS = [
     "prompt_cache_cost",
     "batch_durability",
     "read_memory",
+    "url_import_memory",
+    "server_rate_limit",
     "dedup",
     "estimate_accuracy",
     "compare_tools",
