@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench._support import write_result
+from datamill.core.run_options import RunOptions
 from datamill.llm.gateway import Gateway
 from datamill.pipelines.autoscientist.examples import Split, example_of, split_examples, usable
 from datamill.pipelines.autoscientist.judging import PairwiseJudge
@@ -56,7 +57,9 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 
 
 async def _adapt(source: Path, out: Path, settings: Settings, model: str | None) -> list[dict[str, Any]]:
-    job = AdaptJob(input_path=source, output_path=out, model=model, output_format="jsonl")
+    # The adaptation's own before/after grading is not what this measures: it is left out.
+    options = RunOptions(evaluate=False)
+    job = AdaptJob(input_path=source, output_path=out, model=model, output_format="jsonl", options=options)
     await adapt_file_async(job, {"column_mapping": MAPPING}, settings=settings)
     text = await asyncio.to_thread(out.read_text, encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -113,7 +116,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
             if original not in held and usable(example, "sft"):
                 adapted_train.append(example)
         adapted = Split(adapted_train, raw.held_out, len(adapted_rows) - len(adapted_train))
-        folder = model_folder(model, settings.data_dir / "models")
+        folder = model_folder(model, Path(args.cache) if args.cache else settings.data_dir / "models")
         gateway: Gateway = make_gateway(settings)
         try:
             handle = gateway.model(args.judge) if args.judge else gateway.role("judge")
@@ -165,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapt-model", help="the model that adapts the data (default: the routes' default)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--cache", help="the converted base models' folder (default: <data dir>/models)")
     args = parser.parse_args(argv)
     write_result(RESULTS, asyncio.run(_main(args)), _markdown)
     return 0

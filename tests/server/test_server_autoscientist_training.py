@@ -29,6 +29,8 @@ from autoscientist_helpers import (
 )
 from runs_helpers import MAPPING, upload
 
+from datamill.training.lora import Stopped
+
 __all__ = ["train_cache"]  # the session fixture, used by name
 
 pytestmark = pytest.mark.slow
@@ -195,3 +197,26 @@ def test_the_docs_block_runs(tmp_path: Path, train_cache: Path, monkeypatch: pyt
         "True True",
         "['README.md', 'adapter_config.json', 'adapter_model.safetensors']",
     ]
+
+
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+def test_dpo_trains_an_adapter_on_preference_pairs(tmp_path: Path, train_cache: Path) -> None:
+    needs_training()
+    from datamill.training.base_models import bundled_model
+    from datamill.training.loading import model_folder, use_threads
+    from datamill.training.lora import Example, TrainConfig, train_adapter
+
+    model = bundled_model()
+    assert model is not None
+    use_threads(1)
+    folder = model_folder(model, train_cache)
+    pairs = [Example(f"Name fruit number {i}.", "", f"{MARKER} {i}.", f"Apple {i}.") for i in range(4)]
+    config = TrainConfig(method="dpo", batch_size=2, n_epochs=1, learning_rate=1e-3, lora_r=4, lora_alpha=8)
+    report = train_adapter(folder, pairs, config, tmp_path / "dpo")
+    assert report.steps == 2
+    assert report.loss is not None
+    assert (tmp_path / "dpo" / "adapter" / "adapter_model.safetensors").is_file()
+    stopped = tmp_path / "stopped"
+    with pytest.raises(Stopped):
+        train_adapter(folder, pairs, config, stopped, should_stop=lambda: True)
+    assert not (stopped / "adapter").exists()  # a stopped training saves nothing
