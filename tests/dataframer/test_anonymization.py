@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import secrets
 import zipfile
 from typing import Any
 
@@ -292,3 +293,26 @@ def anonymization_walkthrough(client: dataframer.Dataframer) -> None:
 
 def test_the_anonymization_walkthrough(client: dataframer.Dataframer) -> None:
     anonymization_walkthrough(client)
+
+
+def test_a_run_reserves_credits_and_is_charged_what_it_processed(df_server: Any) -> None:
+    issued = df_server.context.tenants.create_key(f"anon-credits-{secrets.token_hex(3)}", credits=2.0)
+    tenant_id = issued.tenant.id
+
+    def balance() -> float:
+        return float(next(t.credits for t in df_server.context.tenants.list_tenants() if t.id == tenant_id))
+
+    with dataframer.Dataframer(base_url=df_server.base_url, api_key=issued.key, max_retries=0) as client:
+        records = rows(seed=8)
+        single = _dataset(client, "ten-rows", [("people.csv", as_csv(records), "text/csv")])
+        run = _run(client, single.id, pii_types=["email"])
+        assert run.status == "SUCCEEDED", run.results
+        assert balance() == pytest.approx(1.0)  # ten samples: the minimum charge, 1 credit
+        big = _dataset(client, "many-rows", [("people.csv", as_csv(rows(seed=9) * 20), "text/csv")])
+        with pytest.raises(dataframer.APIStatusError) as caught:  # 200 samples: 2 credits, more than left
+            client.dataframer.anonymization_runs.create(
+                dataset_id=big.id, detection_method="pii_m1", pii_types=["email"]
+            )
+        assert (caught.value.status_code, caught.value.body["code"]) == (402, "insufficient_credits")
+        assert [r.id for r in client.dataframer.anonymization_runs.list()] == [run.id]
+        assert balance() == pytest.approx(1.0)

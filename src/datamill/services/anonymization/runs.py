@@ -2,8 +2,9 @@
 
 Creating a run checks the body (`datamill.services.anonymization.request`), that the dataset is the
 tenant's (else 404) and, with ``llm`` or ``all``, that the server routes ``llm_model_name`` (else 400
-naming it); it then reserves the minimum charge from the tenant's credits (402 when the balance does not
-cover it, and nothing is queued) and queues an ``ANONYMIZATION_JOB``
+naming it); it then reserves the row fee of the dataset's samples (its rows for a single file, else one
+per file), at least the minimum charge, from the tenant's credits (402 when the balance does not cover it,
+and nothing is queued) and queues an ``ANONYMIZATION_JOB``
 (`datamill.services.jobs.anonymization`). The run is answered PENDING.
 
 The run object carries the SDK's fields: ``results`` (``samples_processed``, ``entity_summary``,
@@ -107,7 +108,9 @@ class AnonymizationService:
                 deleted_at=None,
             )
             add_anonymization_run(session, run)
-            reserved = reserve(session, tenant.id, self._prices.minimum_credits, "an anonymization run")
+            samples = dataset.sample_count or dataset.file_count
+            amount = max(self._prices.minimum_credits, self._prices.credits(samples, 0.0))
+            reserved = reserve(session, tenant.id, amount, f"an anonymization run of {samples} samples")
             job = add_job(
                 session,
                 tenant.id,
