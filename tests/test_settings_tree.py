@@ -25,6 +25,7 @@ ENTRY_POINTS = {
     "cli/process.py",  # every CLI command (adapt, generate, models, serve, worker, keys)
     "server/app.py",  # create_app() with no settings: the server started by uvicorn --factory
     "python_api/adapt.py",  # datamill.adapt / datamill.estimate without settings
+    "python_api/generation.py",  # datamill.create_spec / generate / evaluate without settings
     "services/adaptation/adapt.py",  # the Python API: adapt_file / estimate_file without settings
     "services/generation/library.py",  # the Python API: create_spec / generate without settings
     "services/generation/evaluate.py",  # the Python API: evaluate_samples without settings
@@ -134,6 +135,12 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         "DATAMILL_PUBLISH_ROOTS": "/srv/a, memory://pub",
         "DATAMILL_HF_ENDPOINT": "http://127.0.0.1:9/",
         "DATAMILL_HF_TOKEN": "hf_x",
+        "DATAMILL_TEMPLATES": str(tmp_path / "prompts"),
+        "DATAMILL_TRAIN_MODELS": "/srv/base, org/model",
+        "DATAMILL_TRAIN_DEVICE": "cuda:1",
+        "DATAMILL_TRAIN_CACHE": str(tmp_path / "converted"),
+        "DATAMILL_TRAIN_MAX_NEW_TOKENS": "64",
+        "DATAMILL_TRAIN_THREADS": "2",
         "OPENAI_API_KEY": "sk-route",
     }
     assert set(env) - {"OPENAI_API_KEY"} == set(EnvironmentValues.model_fields) - {"XDG_DATA_HOME"}
@@ -148,6 +155,7 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
     )
     assert (llm.event_loop, llm.block_remote, llm.memory_pool) == ("asyncio", True, "system")
     assert llm.fetch_allow == ("files.internal", "10.0.0.0/8")
+    assert llm.templates_dir == tmp_path / "prompts"
     assert (server.data_dir, server.database_url, server.blob_url) == (
         llm.data_dir,
         "sqlite:///x.db",
@@ -184,6 +192,9 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         "https://search.example/query",
         "sk-search",
     )
+    training = runs.training
+    assert (training.models, training.device) == (("/srv/base", "org/model"), "cuda:1")
+    assert (training.cache_dir, training.max_new_tokens, training.threads) == (tmp_path / "converted", 64, 2)
     assert publish.roots == ("/srv/a", "memory://pub")
     assert (publish.hf_endpoint, publish.hf_token) == ("http://127.0.0.1:9", "hf_x")
     # Routes take their keys from what the entry point read; the worker's gateway gets the same.

@@ -2,13 +2,13 @@
 
 transformers, trl, peft and datasets warn about their own deprecations and defaults on every call; those
 are not the user's concern, and a warnings filter of ``error`` (as in a test suite) would turn them into
-failures of a run that works.
+failures of a run that works. The process environment is left as it is: library code changes nothing
+process-wide, and the loggers' own switches below turn the progress bars off.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from collections.abc import Iterator
 
@@ -16,9 +16,6 @@ from collections.abc import Iterator
 @contextlib.contextmanager
 def quiet_libraries() -> Iterator[None]:
     """While the block runs: no progress bars, the libraries' warnings ignored, their logs at errors only."""
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # a run reports nothing to the hub
     import datasets.utils.logging as datasets_logging
     import transformers.utils.logging as hf_logging
 
