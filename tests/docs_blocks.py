@@ -10,6 +10,9 @@ before it (blank lines aside) marks it otherwise (docs/testing.md, "Code blocks 
     output, ...).
 ``<!-- run by: tests/PATH.py -->``
     run by that test file, which must exist and name the page.
+``<!-- run with: server -->``
+    run as usual, against a datamill server that the runner starts on loopback for the page (its SDK
+    clients read ``ADAPTION_API_KEY``/``ADAPTION_BASE_URL``, ``DATAFRAMER_API_KEY``/``DATAFRAMER_BASE_URL``).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 ROOT = Path(__file__).resolve().parents[1]
-_MARK = re.compile(r"^<!--\s*(not run|run by):\s*(.*?)\s*-->$")
-NOT_RUN, RUN_BY = "not run", "run by"
+_MARK = re.compile(r"^<!--\s*(not run|run by|run with):\s*(.*?)\s*-->$")
+NOT_RUN, RUN_BY, RUN_WITH = "not run", "run by", "run with"
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Block:
     line: int  # 1-based line of the opening fence
     language: str
     code: str
-    mark: str | None = None  # NOT_RUN, RUN_BY or None
+    mark: str | None = None  # NOT_RUN, RUN_BY, RUN_WITH or None
     mark_text: str = ""
 
     @property

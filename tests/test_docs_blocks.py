@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import contextlib
 import inspect
 import json
+import os
 import re
 import shlex
 import shutil
@@ -40,7 +42,11 @@ from datamill.core.spec import parse_spec_yaml
 from datamill.llm.routing import Routing
 from datamill.llm.simulator import serve_in_thread
 from datamill.llm.simulator.formats import API_ANTHROPIC, API_GEMINI, API_OPENAI
-from docs_blocks import NOT_RUN, ROOT, RUN_BY, Block, all_blocks, pages
+from datamill.server.context import ServerContext
+from datamill.services.settings.runs import RunSettings
+from datamill.services.settings.server import ServerSettings
+from docs_blocks import NOT_RUN, ROOT, RUN_BY, RUN_WITH, Block, all_blocks, pages
+from server_conftest import load_server_conftest
 
 FILES = Path(__file__).parent / "docs_files"
 PYTHON = {"python", "py"}
@@ -56,7 +62,7 @@ def _ids(blocks: list[Block]) -> list[str]:
 
 
 def _runnable(languages: set[str]) -> list[Block]:
-    return [block for block in BLOCKS if block.mark is None and block.language in languages]
+    return [block for block in BLOCKS if block.mark in (None, RUN_WITH) and block.language in languages]
 
 
 # ---- the marks --------------------------------------------------------------------------------------------
@@ -74,6 +80,9 @@ def test_every_block_is_run_or_marked_with_a_reason(block: Block) -> None:
                 f"{block.where}: {block.mark_text} is not a test file that reads {block.page.name}",
                 pytrace=False,
             )
+    elif block.mark == RUN_WITH:
+        if block.mark_text != "server" or block.language not in PYTHON:
+            pytest.fail(f"{block.where}: `run with: server` is for Python blocks", pytrace=False)
     elif block.language not in PYTHON | SHELL | DATA:
         pytest.fail(
             f"{block.where}: a {block.language or 'plain'} block is not run; mark it "
@@ -99,7 +108,9 @@ def reader_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     folder = tmp_path / "reader"
     shutil.copytree(FILES, folder)
     with serve_in_thread(seed=11) as simulator:
-        routes = _simulator_routes(tmp_path / "docs-routes.yaml")
+        urls = {API_OPENAI: simulator.openai_url, API_ANTHROPIC: simulator.base_url}
+        urls[API_GEMINI] = simulator.base_url
+        routes = _simulator_routes(tmp_path / "docs-routes.yaml", urls)
         monkeypatch.setenv(SIM_URL_ENV[API_OPENAI], simulator.openai_url)
         monkeypatch.setenv(SIM_URL_ENV[API_ANTHROPIC], simulator.base_url)
         monkeypatch.setenv("DATAMILL_HOME", str(tmp_path / "home"))
@@ -109,15 +120,20 @@ def reader_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         yield folder
 
 
-def _simulator_routes(path: Path) -> Path:
+def _simulator_routes(path: Path, urls: dict[str, str]) -> Path:
     """Every shipped family served over HTTP (OpenAI, Anthropic, Gemini APIs), pointed at the simulator."""
     shipped = yaml.safe_load(
         resources.files("datamill.llm").joinpath("routes.yaml").read_text(encoding="utf-8")
     )
     routes: dict[str, Any] = {}
     for name, entry in shipped["routes"].items():
-        if "*" in name and entry.get("provider") in SIM_URL_ENV:
-            routes[name] = {"base_url_env": SIM_URL_ENV[entry["provider"]], "api_key_env": None}
+        provider = entry.get("provider")
+        if "*" not in name or provider not in SIM_URL_ENV:
+            continue
+        if "base_url_env" in entry:  # e.g. vllm/*: re-pointed through the variable the shipped route reads
+            routes[name] = {"base_url_env": SIM_URL_ENV[provider], "api_key_env": None}
+        else:  # an address: a server started for the page routes the same way without the variables
+            routes[name] = {"base_url": urls[provider], "api_key_env": None}
     path.write_text(yaml.safe_dump({"routes": routes}), encoding="utf-8")
     return path
 
@@ -132,13 +148,22 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 def test_a_page_runs_top_to_bottom(page: Path, reader_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The page's Python and shell blocks in order, in one folder, as a reader follows the page."""
     namespace: dict[str, Any] = {"__name__": f"docs_{page.stem}"}
-    for block in _runnable(PYTHON | SHELL):
-        if block.page != page:
-            continue
-        if block.language in PYTHON:
-            _run_python(block, namespace)
-        else:
-            _run_shell(block, monkeypatch)
+    with contextlib.ExitStack() as stack:
+        served = False
+        for block in _runnable(PYTHON | SHELL):
+            if block.page != page:
+                continue
+            if block.mark == RUN_WITH and not served:
+                _serve(stack, reader_folder, monkeypatch)
+                served = True
+            _run(block, namespace, monkeypatch)
+
+
+def _run(block: Block, namespace: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    if block.language in PYTHON:
+        _run_python(block, namespace)
+    else:
+        _run_shell(block, monkeypatch)
 
 
 def _run_python(block: Block, namespace: dict[str, Any]) -> None:
@@ -191,6 +216,31 @@ def _run_shell(block: Block, monkeypatch: pytest.MonkeyPatch) -> None:
                 f"{block.where}: `{shlex.join(argv)}` exited {result.exit_code}:\n{result.output}",
                 pytrace=False,
             )
+
+
+def _serve(stack: contextlib.ExitStack, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A datamill server on loopback for the page's SDK examples, models as in the folder's environment.
+
+    Its worker runs the jobs on the fake model (``DATAMILL_MODEL``) and the hosted families on the provider
+    simulator (``DATAMILL_ROUTES``); the SDKs find it, and a new tenant's key, in their variables.
+    """
+    server = load_server_conftest()
+    data_dir = folder.parent / "server"
+    runs = RunSettings(
+        model=os.environ["DATAMILL_MODEL"],
+        routes_path=Path(os.environ["DATAMILL_ROUTES"]),
+        batch_size=4,
+        poll_s=0.1,
+        eval_sample_size=4,
+        fetch_allow=("127.0.0.1",),
+    )
+    settings = ServerSettings.for_data_dir(data_dir)
+    context = ServerContext.build(settings, runs=runs)
+    running = stack.enter_context(server.running_server(settings, context=context))
+    key = running.new_key("docs-reader")
+    for prefix in ("ADAPTION", "DATAFRAMER"):
+        monkeypatch.setenv(f"{prefix}_API_KEY", key)
+        monkeypatch.setenv(f"{prefix}_BASE_URL", running.base_url)
 
 
 # ---- data ------------------------------------------------------------------------------------------------
