@@ -10,7 +10,7 @@ from pathlib import Path
 import adaption
 import httpx
 import pytest
-from runs_helpers import MAPPING, qa_rows, runs_server, upload, wait_done
+from runs_helpers import MAPPING, qa_rows, run_settings, runs_server, upload, wait_done
 from sqlalchemy import select
 
 from conftest import RunningServer
@@ -21,6 +21,13 @@ from datamill.store.models import DatasetFile, Upload
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with runs_server(tmp_path_factory.mktemp("purge")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server whose worker is off: launched runs stay queued."""
+    with runs_server(tmp_path_factory.mktemp("purge-idle"), run_settings(worker=False)) as running:
         yield running
 
 
@@ -88,3 +95,14 @@ def test_an_upload_link_of_a_deleted_dataset_takes_nothing(srv: RunningServer) -
     assert 400 <= answer.status_code < 500
     with srv.context.store.session() as session:
         assert list(session.scalars(select(Upload).where(Upload.dataset_id == created.dataset_id))) == []
+
+
+def test_a_dataset_a_queued_run_reads_cannot_be_deleted(idle: RunningServer, tmp_path: Path) -> None:
+    """A translation queued from a source needs the source's files: deleting it waits for the run."""
+    client = idle.client()
+    source = upload(client, tmp_path / "qa.csv", qa_rows(4), processing_mode="raw", column_mapping=MAPPING)
+    client.datasets.translate(source, sample_rate=1, languages=["es"])
+    with pytest.raises(adaption.ConflictError) as caught:
+        client.datasets.delete(source)
+    assert "run" in str(caught.value)
+    assert client.datasets.get(source).dataset_id == source

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy import select
+
 from datamill.services.datasets.listing import ListQuery, decode_cursor, encode_cursor
 from datamill.services.errors import ConflictError, NotFoundError, NotReadyError
 from datamill.store import Dataset, Run, Store, utcnow
@@ -143,7 +145,7 @@ class DatasetService:
 
         Raises:
             NotFoundError: No such dataset for this tenant.
-            ConflictError: A run is processing it.
+            ConflictError: A run is processing it, or a run that has not ended reads its files.
         """
         with self._store.session() as session:
             row = repo.get_dataset(session, tenant_id, dataset_id, for_update=True)
@@ -151,6 +153,18 @@ class DatasetService:
                 raise NotFoundError("dataset", dataset_id)
             if row.status in BUSY_STATUSES:
                 raise ConflictError(f"dataset {dataset_id!r} is being processed; delete it when the run ends")
+            reader = session.scalar(
+                select(Run.id).where(
+                    Run.tenant_id == tenant_id,
+                    Run.source_dataset_id == dataset_id,
+                    Run.status.in_(("queued", "running")),
+                )
+            )
+            if reader is not None:
+                raise ConflictError(
+                    f"dataset {dataset_id!r} is read by run {reader!r}, which has not ended; delete it when "
+                    "the run ends (or cancel the run)"
+                )
             row.deleted_at = row.updated_at = utcnow()
         if self._purge is not None:
             self._purge(dataset_id)
