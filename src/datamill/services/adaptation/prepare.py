@@ -29,15 +29,17 @@ from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.llm.judge_choice import judge_handle
 from datamill.pipelines.adapt import AdaptResult, BatchRunnerFactory, RunCounters, run_adaptation
 from datamill.pipelines.checkpoint import BatchCheckpoint
-from datamill.pipelines.estimate import Estimate, estimate_plan, take_sample
+from datamill.pipelines.estimate import DEDUP_SAMPLE_ROWS, Estimate, estimate_plan, take_sample
 from datamill.pipelines.plan import AdaptPlan, PlanServices, plan_adaptation
 from datamill.services.adaptation.plans import ADAPT, EXTEND
 from datamill.services.adaptation.run_plan import RunPlan
 from datamill.services.adaptation.step_services import build_services, services_fingerprint
 from datamill.steps.base import StepContext
+from datamill.steps.dedup import ExactDedup
 from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.extend_trajectory import ExtendTrajectory
 from datamill.steps.mapping import MapColumns
+from datamill.steps.near_dedup import NearDedup
 from datamill.steps.prompt_step import PromptStep, place
 from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.langid import FastLangDetector
@@ -130,10 +132,20 @@ async def plan_run(
         prepared.notes.insert(0, rename_note)
     with open_dataset(source.path, format=source.format) as reader:
         sample = take_sample(reader, prepared.steps)
+    filter_rows = None
+    if any(isinstance(step, ExactDedup | NearDedup) for step in prepared.steps.batch_steps):
+        # The dedup steps measure their drop rate on many more rows than the prompts are rendered for.
+        with open_dataset(source.path, format=source.format) as reader:
+            filter_rows = take_sample(reader, prepared.steps, limit=DEDUP_SAMPLE_ROWS)
     if not sample and prepared.steps.rows_selected > 0:
         raise _unmappable(source, prepared.steps)
     estimate = await estimate_plan(
-        prepared.steps, sample, request=request, tokenizer=tokenizer, batched=gateway.batch
+        prepared.steps,
+        sample,
+        request=request,
+        tokenizer=tokenizer,
+        batched=gateway.batch,
+        filter_rows=filter_rows,
     )
     prepared.plan = dataclasses.replace(plan, multimodal=estimate.multimodal_pricing_applied)
     prepared.estimate = estimate
