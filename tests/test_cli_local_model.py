@@ -46,10 +46,12 @@ def test_all_recipes_run_offline_on_the_bundled_model(tmp_path: Path, monkeypatc
     sample = Path(__file__).parents[1] / "src" / "datamill" / "samples" / "support.csv"
     args = [
         "adapt", str(sample), "--prompt", "question", "--completion", "answer", "--context", "product",
-        "--recipes", "dedup,rephrase,reasoning,metadata", "--training-type", "preference_pairs",
+        "--recipes", "dedup,rephrase,reasoning,metadata",
         "--safety", "violence,hate", "--translate", "es", "--sample-rate", "0.5", "--length", "concise",
         "--max-rows", "4", "--eval-sample-size", "1", "-o", str(out), "--json",
     ]  # fmt: skip
+    # Preference pairs are left out: they need a judge whose verdicts agree when the answers swap places, and
+    # the judging protocol rejects the pairs of one that does not (tests/test_preference.py shows the rule).
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

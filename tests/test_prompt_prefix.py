@@ -21,7 +21,7 @@ from datamill.llm.gateway import Gateway, ModelHandle
 from datamill.llm.providers import anthropic
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
-from datamill.pipelines.evaluation_judge import QualityJudge
+from datamill.pipelines.evaluation_judge import QualityJudge, StyleJudge
 from datamill.pipelines.generation_eval import EvalSample, SampleClassifier
 from datamill.services.datasets.custom_judge import RubricJudge
 from datamill.steps.chat import ChatCompletion
@@ -158,9 +158,8 @@ def _cases(
             ),
             ROWS,
         ),
-        "quality_judge": _pair(
-            QualityJudge(model, blueprint=BLUEPRINT, length_range=(40, 150)).requests_for, ROWS
-        ),
+        "quality_judge": _pair(QualityJudge(model).requests_for, ROWS),
+        "style_judge": _pair(StyleJudge(model, BLUEPRINT).requests_for, ROWS),
         "custom_judge": _pair(lambda row: [custom.request([("answer", row["enhanced_completion"])])], ROWS),
         "gen_outline": _pair(writer.requests_for, TASKS),
         "gen_draft": _pair(single.requests_for, TASKS),
@@ -193,6 +192,7 @@ STEPS = [
     "pair_revision",
     "pair_compare",
     "quality_judge",
+    "style_judge",
     "custom_judge",
     "gen_outline",
     "gen_draft",

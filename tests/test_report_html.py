@@ -56,10 +56,13 @@ def _parse(html: str) -> _Structure:
 
 def _responder(route: Route, request: ChatRequest) -> str:
     good = "GOOD" in request.messages[-1].content
-    value = 9 if good else 5
+    value = 5 if good else 1
     return orjson.dumps(
-        {"scores": dict.fromkeys(CRITERIA, value), "rationale": f"rated {value} {_EVIL}"}
+        {"rationale": f"rated {value} {_EVIL}", "scores": dict.fromkeys(CRITERIA, value)}
     ).decode()
+
+
+TOPICS = ("rivers", "printers", "violins", "glaciers", "tax returns", "orchards", "dolphins", "lanterns")
 
 
 async def _report() -> EvaluationReport:
@@ -69,21 +72,25 @@ async def _report() -> EvaluationReport:
     for i in range(1, 9):
         row = {
             "_row": i,
-            "original_prompt": f"Question {i} {_EVIL}?",
+            "original_prompt": f"Question 1 {_EVIL}?" if i == 1 else f"Tell me how {TOPICS[i - 1]} work.",
             "original_completion": f"An answer {i}.",
         }
         row |= {"_context": "", "language": "en" if i % 2 else f"fr{_EVIL}"}
         before.append(row)
         public = {k: v for k, v in row.items() if not k.startswith("_")}
         after.append(
-            public | {"enhanced_prompt": f"Clear question {i}?", "enhanced_completion": f"A GOOD answer {i}."}
+            public
+            | {
+                "enhanced_prompt": f"How do {TOPICS[i - 1]} work?",
+                "enhanced_completion": f"A GOOD answer {i}.",
+            }
         )
     return await evaluate(
         before,
         after,
         model,
         dedup_stats={"exact": 2, "near": 1},
-        rejection_stats={"safety": 1, _EVIL: 1},
+        rejection_stats={"safety_review": 1, _EVIL: 1},
     )
 
 
@@ -111,7 +118,11 @@ async def test_report_shows_grades_plots_and_escapes_row_text():
     text = "".join(parsed.text)
     assert "Support data <v2>" in text
     assert f"Question 1 {_EVIL}?" in text  # the row text survives, as text
-    assert f"rated 5 {_EVIL}" in text
+    assert f"rated 1 {_EVIL}" in text
+    assert "95% interval" in text
+    assert "Target adherence (not in the grade)" in text
+    assert "After against before (pairwise, not in the grade)" in text
+    assert "the model that generated the data" not in text  # no judge choice was given
     assert '<div class="grade">E</div>' in html
     assert '<div class="grade">A</div>' in html
     assert "+10.0%" in html  # the error as given: (1100 - 1000) / 1000

@@ -167,11 +167,11 @@ def test_another_tenant_sees_nothing(
 
 
 def _scripted(route: Route, request: ChatRequest) -> str:
-    """8 for an enhanced example, 4 for an original one; garbage for row q2's original, even on repair."""
+    """Level 5 (10.0) for an enhanced example, 3 (5.0) for an original one; garbage for row q2's original."""
     if any("<<<\nq2\n>>>" in m.content for m in request.messages):
         return "not json"
     text = request.messages[-1].content
-    return json.dumps({"score": 8 if "better" in text else 4, "rationale": "scripted"})
+    return json.dumps({"rationale": "scripted", "score": 5 if "better" in text else 3})
 
 
 class Setup:
@@ -221,7 +221,7 @@ async def test_scores_before_and_after_and_the_change(tmp_path: Path) -> None:
     done = setup.get(made.id)
     assert done.status == "succeeded"
     # Row q2's original cannot be scored, so the row is left out of both means.
-    assert (done.score_before, done.score_after, done.improvement_percent) == (4.0, 8.0, 100.0)
+    assert (done.score_before, done.score_after, done.improvement_percent) == (5.0, 10.0, 100.0)
     assert done.scored_rows == 3
     assert done.run_id == setup.run_id
     assert done.results is not None

@@ -1,23 +1,28 @@
 """Before/after evaluation: a published rubric, a stratified sample, per-row judgements and an A–E grade.
 
-The same source rows are judged twice with the rubric of `evaluation_rubric` (``docs/evaluation.md``):
-*before* (original prompt and original completion; a missing completion is an empty answer) and *after*
-(enhanced prompt and enhanced completion). Rows are drawn by `evaluation_sample` (seeded, stratified by
-prompt length and language). A side's score is
+The same source rows are judged on both sides with the quality rubric of `evaluation_rubric`
+(``docs/evaluation.md``): *before* (original prompt and original completion; a missing completion is an
+empty answer) and *after* (enhanced prompt and enhanced completion). Neither side is shown the run's style
+guide or length target: both are graded on what the data is meant to be (a clear request, a right and
+helpful answer, a safe exchange), and adherence to the targets is scored apart and reported beside the grade
+(`adherence`). Rows are drawn by `evaluation_sample` (seeded, stratified by prompt length and language) from
+every source row, those the run removed included: a removed row is judged before and is missing after. A
+side's score is
 
     score = clamp(mean row score − dataset penalties, 0, 10)
 
-with the penalties of `evaluation_penalties` (duplicates, empty or truncated rows, language mismatch). A row
-whose before or after judgement failed is excluded from both means, so both sides average the same rows; the
-failure is kept in the per-row results.
+with the penalties of `evaluation_penalties` (duplicates, empty or truncated rows, rejected rows, language
+mismatch), each computed the same way on both sides. A row whose before or after judgement failed is
+excluded from both means; the failure is kept in the per-row results. `evaluation_confidence` adds
+bootstrap intervals of both scores and of the improvement.
 
 ``quality`` has the Adaption evaluation shape (Adaption API): grades (A ≥ 8.5, B ≥ 7.0, C ≥ 5.5,
 D ≥ 4.0, else E), scores, ``improvement_percent`` = (after − before) / before × 100 (None when before is 0),
 and ``percentile_after``: the percentage of the judged rows' *before* scores at or below the after score,
-i.e. how the adapted dataset ranks among the original rows (100: it scores at least as well as every
-original row). ``status`` is ``succeeded`` when at least one row was scored on both sides, ``failed`` when
-every judged row failed, and ``skipped`` when no row reached the output to be judged; `to_dict` gives a null
-``quality`` unless the status is ``succeeded``.
+i.e. how the adapted dataset ranks among the original rows. ``status`` is ``succeeded`` when at least one
+row was scored, ``failed`` when every judged row failed, and ``skipped`` when no row reached the output;
+`to_dict` gives a null ``quality`` unless the status is ``succeeded``. The intervals, the adherence scores
+and the judge's relation to the generator are in ``raw_results``.
 """
 
 from __future__ import annotations
@@ -26,16 +31,17 @@ import statistics
 from collections import Counter
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from datamill.core.errors import ValidationError
-from datamill.pipelines.evaluation_judge import Judgement, QualityJudge
+from datamill.core.errors import ModelError, ValidationError, fails_every_row
+from datamill.pipelines.evaluation_confidence import Confidence, bootstrap, mean_interval
+from datamill.pipelines.evaluation_judge import Judgement, QualityJudge, StyleJudge, cut, length_target
 from datamill.pipelines.evaluation_penalties import (
     Penalty,
-    after_duplicate_penalty,
-    before_duplicate_penalty,
+    duplicate_penalty,
     empty_or_truncated_penalty,
     language_mismatch_penalty,
+    rejected_penalty,
 )
 from datamill.pipelines.evaluation_rubric import SCORE_DECIMALS, clamp_score, grade_for, rubric_summary
 from datamill.pipelines.evaluation_sample import (
@@ -43,19 +49,21 @@ from datamill.pipelines.evaluation_sample import (
     RowPair,
     SideText,
     after_side,
+    approx_tokens,
     before_side,
     pair_rows,
     stratified_sample,
 )
 from datamill.pipelines.evaluation_stats import SideStats, side_stats
+from datamill.steps.dedup import normalize_text
 from datamill.steps.gather import gather_or_cancel
+from datamill.steps.judging import Comparison, OrderVerdict, PairwiseJudge, length_controlled_win_rate
 from datamill.text.langid import LanguageDetector
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
+    from datamill.llm.judge_choice import JudgeChoice
     from datamill.pipelines.adapt import RunCounters
-
-T = TypeVar("T")
 
 #: Rows judged per evaluation when the caller does not say (two judge calls each).
 DEFAULT_SAMPLE_SIZE = 50
@@ -93,37 +101,59 @@ class Quality:
 
 @dataclass(slots=True)
 class RowJudgement:
-    """One judged source row: its texts and both judgements."""
+    """One judged source row: its texts, both quality judgements and, with a blueprint, both style ones.
+
+    ``after`` is None for a removed row (no output row): it counts in the before mean only.
+    """
 
     pair: RowPair
     before: Judgement
-    after: Judgement
+    after: Judgement | None
+    style_before: Judgement | None = None
+    style_after: Judgement | None = None
+    #: After against before, judged in both orders (None: removed, or the comparison failed).
+    comparison: Comparison | None = None
+    comparison_error: str | None = None
 
     @property
     def scored(self) -> bool:
-        """Both sides were judged, so the row counts in both means."""
-        return self.before.ok and self.after.ok
+        """Every side the row has was judged, so it counts in the means."""
+        return self.before.ok and (self.after is None or self.after.ok)
 
     def to_dict(self) -> dict[str, Any]:
         pair = self.pair
+        after_texts: dict[str, Any] = {"prompt": None, "answer": None}
+        if pair.after is not None:
+            after_texts = {"prompt": pair.after.prompt, "answer": pair.after.answer}
+        after = self.after.to_dict() if self.after is not None else Judgement().to_dict()
         return {
             "row_id": pair.row_id,
             "stratum": pair.stratum,
             "language": pair.language,
             "context": pair.context,
+            "removed": pair.removed,
             "excluded": not self.scored,
-            "before": {"prompt": pair.before.prompt, "answer": pair.before.answer} | self.before.to_dict(),
-            "after": {"prompt": pair.after.prompt, "answer": pair.after.answer} | self.after.to_dict(),
+            "before": {"prompt": pair.before.prompt, "answer": pair.before.answer}
+            | self.before.to_dict()
+            | {"style": _style(self.style_before)},
+            "after": after_texts | after | {"style": _style(self.style_after)},
+            "comparison": None if self.comparison is None else self.comparison.to_dict(),
+            "comparison_error": self.comparison_error,
         }
+
+
+def _style(judgement: Judgement | None) -> dict[str, Any] | None:
+    return None if judgement is None else judgement.to_dict()
 
 
 @dataclass(slots=True)
 class SideResult:
-    """One side's mean row score, penalties, final score and statistics."""
+    """One side's mean row score, penalties, final score, score interval and statistics."""
 
     mean_row_score: float | None
     penalties: list[Penalty]
     stats: SideStats
+    interval: tuple[float, float] | None = None
 
     @property
     def penalty_points(self) -> float:
@@ -137,11 +167,13 @@ class SideResult:
 
     def to_dict(self) -> dict[str, Any]:
         mean = self.mean_row_score
+        interval = None if self.interval is None else [round(v, SCORE_DECIMALS) for v in self.interval]
         return {
             "mean_row_score": None if mean is None else round(mean, SCORE_DECIMALS + 2),
             "penalty_points": round(self.penalty_points, 4),
             "penalties": {p.name: p.to_dict() for p in self.penalties},
             "score": self.score,
+            "score_interval": interval,
             "stats": self.stats.to_dict(),
         }
 
@@ -159,6 +191,9 @@ class EvaluationReport:
     judge: dict[str, Any]
     dedup_stats: dict[str, int] = field(default_factory=dict)
     rejection_stats: dict[str, int] = field(default_factory=dict)
+    confidence: Confidence | None = None
+    adherence: dict[str, Any] = field(default_factory=dict)
+    pairwise: dict[str, Any] | None = None
 
     def raw_results(self) -> dict[str, Any]:
         """The free-form ``raw_results``: rubric, sample, judge, per-side details and per-row judgements."""
@@ -168,6 +203,9 @@ class EvaluationReport:
             "judge": self.judge,
             "before": self.before.to_dict(),
             "after": self.after.to_dict(),
+            "confidence": None if self.confidence is None else self.confidence.to_dict(),
+            "adherence": self.adherence,
+            "pairwise": self.pairwise,
             "dedup": dict(self.dedup_stats),
             "rejections": dict(self.rejection_stats),
             "rows": [j.to_dict() for j in self.judgements],
@@ -192,6 +230,8 @@ async def evaluate(
     rejection_stats: Mapping[str, int] | None = None,
     language_detector: LanguageDetector | None = None,
     language_column: str = "language",
+    judge_choice: JudgeChoice | None = None,
+    pairwise: bool = True,
     counters: RunCounters | None = None,
 ) -> EvaluationReport:
     """Judge a stratified sample before and after, apply the penalties and grade both sides.
@@ -200,15 +240,20 @@ async def evaluate(
         before_rows: the mapped source rows the run processed (``original_*``, ``_context``, ``_row``).
         after_rows: the output rows (``original_*`` and ``enhanced_*`` columns, passthrough columns).
         judge: the judge model.
-        blueprint: the run's style guide, judged under "adherence".
-        length_range: the run's target answer length in tokens, judged under "adherence".
-        sample_size: rows to judge (each judged twice).
-        seed: seeds the sample (and is passed to the judge).
-        dedup_stats: duplicates the run's dedup removed, by kind (every value counts).
-        rejection_stats: rows the run rejected, by step (reported, not penalised).
+        blueprint: the run's style guide: style adherence is scored beside the grade, not in it.
+        length_range: the run's target answer length in tokens: the share of answers within it is reported
+            beside the grade, not in it.
+        sample_size: source rows to judge (each judged once per side it has).
+        seed: seeds the sample and the bootstrap (and is passed to the judge).
+        dedup_stats: duplicates the run's dedup removed, by kind (reported).
+        rejection_stats: rows the run rejected, by step: failures count in the after side's rejected
+            penalty (`evaluation_penalties.REMOVED_BY_DESIGN` do not).
         language_detector: a `datamill.text.langid.LanguageDetector` (e.g. ``FastLangDetector()``), for the
             language-mismatch penalty (optional).
         language_column: the column holding each row's language, when the data has one.
+        judge_choice: how the judge was chosen (`datamill.llm.judge_choice`), reported with the judge.
+        pairwise: also compare each sampled row's after answer with its before answer in both orders, for
+            the (length-controlled) win rate reported beside the grade.
         counters: told the judgements to make and those made (`judged` of `to_judge`), for a progress bar.
 
     Raises:
@@ -217,12 +262,15 @@ async def evaluate(
     """
     _check_arguments(sample_size, length_range)
     before, after = list(before_rows), list(after_rows)
-    population = pair_rows(before, after, language_column=language_column)
+    population = pair_rows(before, after, language_column=language_column) if after else []
     sample = stratified_sample(population, sample_size, seed)
-    quality_judge = QualityJudge(judge, blueprint=blueprint, length_range=length_range, seed=seed)
-    judgements = await _judge_all(quality_judge, sample, counters)
+    quality_judge = QualityJudge(judge, seed=seed)
+    style_judge = StyleJudge(judge, blueprint, seed=seed) if blueprint else None
+    pair_judge = PairwiseJudge(judge, tag=QualityJudge.name, seed=seed) if pairwise else None
+    judgements = await _judge_all(quality_judge, style_judge, sample, counters)
+    if pair_judge is not None:
+        await _compare_all(pair_judge, judgements)
     scored = [j for j in judgements if j.scored]
-    dedup = dict(dedup_stats or {})
     side = _SideInputs(sample, language_detector, language_column)
     before_sides = [before_side(r) for r in before]
     before_result = side.result(
@@ -230,16 +278,32 @@ async def evaluate(
         before_sides,
         [p.before for p in sample],
         [j.before.score for j in scored],
-        [before_duplicate_penalty(before, dedup), empty_or_truncated_penalty(before, before_sides)],
+        [
+            duplicate_penalty(before, before_sides),
+            empty_or_truncated_penalty(before, before_sides),
+            rejected_penalty(len(before), None),
+        ],
     )
     after_sides = [after_side(r) for r in after]
     after_result = side.result(
         after,
         after_sides,
         [p.after for p in sample],
-        [j.after.score for j in scored],
-        [after_duplicate_penalty(after_sides), empty_or_truncated_penalty(after, after_sides)],
+        [j.after.score for j in scored if j.after is not None],
+        [
+            duplicate_penalty(after, after_sides),
+            empty_or_truncated_penalty(after, after_sides),
+            rejected_penalty(len(before), rejection_stats or {}),
+        ],
     )
+    confidence = bootstrap(
+        [j.before.score or 0.0 for j in scored],
+        [None if j.after is None else j.after.score for j in scored],
+        before_penalty=before_result.penalty_points,
+        after_penalty=after_result.penalty_points,
+        seed=seed,
+    )
+    before_result.interval, after_result.interval = confidence.score_before, confidence.score_after
     return EvaluationReport(
         status=_status(sample, scored),
         quality=grade(before_result.score, after_result.score, [j.before.score for j in scored]),
@@ -247,9 +311,12 @@ async def evaluate(
         after=after_result,
         judgements=judgements,
         sample=_sample_info(sample_size, seed, population, sample, scored),
-        judge=_judge_info(judge.name, quality_judge),
-        dedup_stats=dedup,
+        judge=_judge_info(judge.name, quality_judge, style_judge, judge_choice),
+        dedup_stats=dict(dedup_stats or {}),
         rejection_stats=dict(rejection_stats or {}),
+        confidence=confidence,
+        adherence=_adherence(judgements, before_sides, after_sides, length_range, blueprint is not None),
+        pairwise=None if pair_judge is None else _pairwise(judgements, seed),
     )
 
 
@@ -265,14 +332,18 @@ class _SideInputs:
         self,
         rows: Sequence[Row],
         sides: Sequence[SideText],
-        judged: Sequence[SideText],
+        judged: Sequence[SideText | None],
         scores: Sequence[float | None],
         penalties: list[Penalty],
     ) -> SideResult:
         """One side's result: mean of its scored rows, its penalties (plus language) and its statistics."""
         penalties.append(language_mismatch_penalty(self.sample, judged, self.detector))
         stats = side_stats(
-            rows, sides, language_column=self.language_column, judged=judged, detector=self.detector
+            rows,
+            sides,
+            language_column=self.language_column,
+            judged=[s for s in judged if s is not None],
+            detector=self.detector,
         )
         return SideResult(_mean(scores), penalties, stats)
 
@@ -310,25 +381,130 @@ def _check_arguments(sample_size: int, length_range: tuple[int, int] | None) -> 
 
 
 async def _judge_all(
-    judge: QualityJudge, sample: Sequence[RowPair], counters: RunCounters | None = None
+    quality: QualityJudge,
+    style: StyleJudge | None,
+    sample: Sequence[RowPair],
+    counters: RunCounters | None = None,
 ) -> list[RowJudgement]:
-    """Both judgements of every sampled row, concurrently (the gateway's limiter sets the pace).
+    """Every judgement of every sampled row, concurrently (the gateway's limiter sets the pace).
 
     `counters` (``judged`` of ``to_judge``) follow the judgements as they come, for a progress display.
     """
+    calls = []
+    for pair in sample:
+        for side in (pair.before, pair.after):
+            if side is not None:
+                calls.append(quality.judge(side, pair.context))
+                if style is not None:
+                    calls.append(style.judge(side, pair.context))
     if counters is not None:
-        counters.to_judge, counters.judged = 2 * len(sample), 0
+        counters.to_judge, counters.judged = len(calls), 0
 
-    async def counted(call: Awaitable[T]) -> T:
+    async def counted(call: Awaitable[Judgement]) -> Judgement:
         value = await call
         if counters is not None:
             counters.judged += 1
         return value
 
-    verdicts = await gather_or_cancel(
-        [counted(judge.judge(side, pair.context)) for pair in sample for side in (pair.before, pair.after)]
-    )
-    return [RowJudgement(pair, verdicts[2 * i], verdicts[2 * i + 1]) for i, pair in enumerate(sample)]
+    verdicts = iter(await gather_or_cancel([counted(call) for call in calls]))
+    out = []
+    for pair in sample:
+        found: list[Judgement | None] = []
+        for side in (pair.before, pair.after):
+            if side is None:
+                found += [None, None]
+            else:
+                found += [next(verdicts), next(verdicts) if style is not None else None]
+        before, style_before, after, style_after = found
+        assert before is not None
+        out.append(RowJudgement(pair, before, after, style_before, style_after))
+    return out
+
+
+async def _compare_all(judge: PairwiseJudge, judgements: Sequence[RowJudgement]) -> None:
+    """Each row's after answer against its before answer, in both orders; a failure is kept on the row."""
+
+    async def compare(row: RowJudgement) -> None:
+        pair = row.pair
+        if pair.after is None or not row.scored:
+            return
+        if normalize_text(pair.after.answer) == normalize_text(pair.before.answer):
+            row.comparison = Comparison(OrderVerdict("A=B", SAME_ANSWER), OrderVerdict("A=B", SAME_ANSWER))
+            return
+        try:
+            row.comparison = await judge.compare(
+                pair.before.prompt, pair.context, cut(pair.after.answer), cut(pair.before.answer)
+            )
+        except ModelError as exc:
+            if fails_every_row(exc):
+                raise
+            row.comparison_error = f"{type(exc).__name__}: {exc}"
+
+    await gather_or_cancel([compare(row) for row in judgements])
+
+
+def _pairwise(judgements: Sequence[RowJudgement], seed: int) -> dict[str, Any]:
+    """The after side's win rate over its before side, raw and length-controlled, with an interval."""
+    compared = [j for j in judgements if j.comparison is not None]
+    outcomes = [_OUTCOME[j.comparison.winner] for j in compared if j.comparison is not None]
+    deltas = [
+        approx_tokens(j.pair.after.answer) - approx_tokens(j.pair.before.answer)
+        for j in compared
+        if j.pair.after is not None
+    ]
+    rate = length_controlled_win_rate(outcomes, deltas)
+    winners = Counter(j.comparison.winner for j in compared if j.comparison is not None)
+    interval = mean_interval(outcomes, seed=seed)
+    return {
+        "method": "after against before, both orders; inconsistent orders count as a tie",
+        "compared": len(compared),
+        "failed": sum(j.comparison_error is not None for j in judgements),
+        "inconsistent": sum(not j.comparison.consistent for j in compared if j.comparison is not None),
+        "after_wins": winners["x"],
+        "ties": winners["tie"],
+        "before_wins": winners["y"],
+        "win_rate_interval": None if interval is None else [round(v, 4) for v in interval],
+    } | rate.to_dict()
+
+
+#: A comparison's outcome for the after side.
+_OUTCOME = {"x": 1.0, "tie": 0.5, "y": 0.0}
+#: The rationale of a comparison not sent to the judge because both answers are the same.
+SAME_ANSWER = "the same answer on both sides"
+
+
+def _adherence(
+    judgements: Sequence[RowJudgement],
+    before: Sequence[SideText],
+    after: Sequence[SideText],
+    length_range: tuple[int, int] | None,
+    styled: bool,
+) -> dict[str, Any]:
+    """Target adherence beside the grade: style (judged on the sample) and length (counted on all rows)."""
+    out: dict[str, Any] = {"style": None, "length": None}
+    if styled:
+        out["style"] = {
+            name: _mean_of([getattr(j, f"style_{name}") for j in judgements]) for name in ("before", "after")
+        } | {"scale": "0-10, the style level placed on 0-10"}
+    if length_range is not None:
+        low, high = length_range
+        out["length"] = {"target": length_target(length_range)} | {
+            name: _within(sides, low, high) for name, sides in (("before", before), ("after", after))
+        }
+    return out
+
+
+def _mean_of(judgements: Sequence[Judgement | None]) -> dict[str, Any]:
+    scores = [j.score for j in judgements if j is not None and j.ok and j.score is not None]
+    mean = _mean(scores)
+    return {"score": None if mean is None else round(mean, SCORE_DECIMALS), "judged": len(scores)}
+
+
+def _within(sides: Sequence[SideText], low: int, high: int) -> dict[str, Any]:
+    answered = [approx_tokens(s.answer) for s in sides if s.answer.strip()]
+    within = sum(low <= n <= high for n in answered)
+    rate = within / len(answered) if answered else None
+    return {"within": within, "checked": len(answered), "rate": None if rate is None else round(rate, 4)}
 
 
 def _mean(scores: Iterable[float | None]) -> float | None:
@@ -352,20 +528,29 @@ def _sample_info(
     return {
         "requested": requested,
         "seed": seed,
-        "paired_rows": len(population),
+        "source_rows": len(population),
+        "paired_rows": sum(not p.removed for p in population),
+        "removed_rows": sum(p.removed for p in population),
         "judged": len(sample),
+        "judged_removed": sum(p.removed for p in sample),
         "scored": len(scored),
         "strata": dict(sorted(Counter(p.stratum for p in sample).items())),
         "population_strata": dict(sorted(Counter(p.stratum for p in population).items())),
     }
 
 
-def _judge_info(model: str, judge: QualityJudge) -> dict[str, Any]:
-    counters = judge.counters
+def _judge_info(
+    model: str, quality: QualityJudge, style: StyleJudge | None, choice: JudgeChoice | None
+) -> dict[str, Any]:
+    judges = [quality] if style is None else [quality, style]
+    errors = [e for j in judges for e in j.counters.errors]
     return {
         "model": model,
-        "template_version": judge.template.version,
-        "calls": counters.calls,
-        "failures": counters.failures,
-        "errors": counters.errors[:MAX_REPORTED_ERRORS],
+        "template_version": quality.template.version,
+        "style_template_version": None if style is None else style.template.version,
+        "calls": sum(j.counters.calls for j in judges),
+        "failures": sum(j.counters.failures for j in judges),
+        "errors": errors[:MAX_REPORTED_ERRORS],
+        "choice": None if choice is None else choice.to_dict(),
+        "note": None if choice is None else choice.note(),
     }

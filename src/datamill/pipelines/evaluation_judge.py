@@ -1,21 +1,31 @@
-"""The quality judge: one rubric call per example and side, through the gateway, with a JSON schema.
+"""The evaluation's judges: one quality call per example and side, and a style call when there is a blueprint.
 
-The judge renders ``steps/prompts/judge_quality.yaml`` with the run's blueprint and length target, the
-request, its context and the answer (each text cut to `MAX_JUDGED_CHARS`, marked so the judge does not count
-the cut against it), and the answer's approximate token count, because models count tokens badly. The reply
-must match `JUDGE_SCHEMA`; the gateway validates it and makes one repair call. A judge call that still fails
-is recorded as a failed `Judgement` (with the error) rather than raised, so one bad row never stops an
-evaluation; configuration errors (no route, no key variable) do raise, as they would fail every row.
+`QualityJudge` renders ``steps/prompts/judge_quality.yaml`` with the rubric's described levels, the request,
+its context and the answer (each text cut to `MAX_JUDGED_CHARS`, marked so the judge does not count the cut
+against it) and the answer's approximate token count. It shows no style guide and no length target: both
+sides are graded on what the data is meant to be. `StyleJudge` renders ``judge_style.yaml`` with the run's
+blueprint, for target adherence reported beside the grade. Replies must match the rubric's schema (rationale
+first); the gateway validates it and makes one repair call. A call that still fails is recorded as a failed
+`Judgement` (with the error) rather than raised, so one bad row never stops an evaluation; configuration
+errors (no route, no key variable) do raise, as they would fail every row.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from datamill.core.errors import ModelError
+from datamill.core.errors import ModelError, fails_every_row
 from datamill.llm.types import ChatRequest
-from datamill.pipelines.evaluation_rubric import JUDGE_SCHEMA, apply_empty_answer_rule, row_score
+from datamill.pipelines.evaluation_rubric import (
+    JUDGE_SCHEMA,
+    QUALITY_CRITERIA,
+    STYLE_CRITERION,
+    STYLE_SCHEMA,
+    apply_empty_answer_rule,
+    row_score,
+)
 from datamill.pipelines.evaluation_sample import (
     Row,
     SideText,
@@ -24,6 +34,7 @@ from datamill.pipelines.evaluation_sample import (
     before_side,
     text_of,
 )
+from datamill.steps.judging import criteria_text, to_ten
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -32,8 +43,8 @@ if TYPE_CHECKING:
 #: Longest text (request, context or answer) shown to the judge, in characters (about 2,000 tokens).
 MAX_JUDGED_CHARS = 8000
 CUT_MARKER = " [cut for grading]"
-#: Output cap of a judgement: five integers and a short rationale fit well under it.
-JUDGE_MAX_TOKENS = 400
+#: Output cap of a judgement: a rationale of a few sentences and the scores fit well under it.
+JUDGE_MAX_TOKENS = 600
 
 
 @dataclass(slots=True)
@@ -41,9 +52,9 @@ class Judgement:
     """The judge's verdict on one side of one example, or the error that prevented it.
 
     Attributes:
-        scores: criterion → 0–10 (after the empty-answer rule), or None when the call failed.
-        score: the row score (mean of the criteria), or None when the call failed.
-        rationale: the judge's explanation.
+        scores: criterion → 1–5 (after the empty-answer rule), or None when the call failed.
+        score: the row score on the 0–10 scale, or None when the call failed.
+        rationale: the judge's reasoning, written before the scores.
         error: why the call failed, or None.
     """
 
@@ -62,52 +73,36 @@ class Judgement:
 
 @dataclass(slots=True)
 class JudgeCounters:
-    """Calls the judge made and how many failed."""
+    """Calls a judge made and how many failed."""
 
     calls: int = 0
     failures: int = 0
     errors: list[str] = field(default_factory=list)
 
 
-class QualityJudge:
-    """Scores examples on the rubric with a judge model.
-
-    Args:
-        model: the judge model (usually ``gateway.role("judge")``).
-        blueprint: the run's style guide, or None.
-        length_range: the target answer length in tokens (low, high), or None.
-        seed: sampling seed passed to providers that honour one.
-    """
+class _Judge:
+    """A rubric judge: one templated, schema-checked call per example side."""
 
     name: ClassVar[str] = "evaluation"
 
-    def __init__(
-        self,
-        model: ModelHandle,
-        *,
-        blueprint: str | None = None,
-        length_range: tuple[int, int] | None = None,
-        seed: int = 0,
-    ) -> None:
+    def __init__(self, model: ModelHandle, template: str, schema: dict[str, Any], seed: int) -> None:
         self.model = model
-        self.template = load_template("judge_quality")
-        self.blueprint = blueprint
-        self.length_target = length_target(length_range)
+        self.template = load_template(template)
+        self.schema = schema
         self.seed = seed
         self.counters = JudgeCounters()
 
+    def _variables(self, side: SideText, context: str) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _judgement(self, data: Mapping[str, Any], side: SideText) -> Judgement:
+        raise NotImplementedError
+
     def request(self, side: SideText, context: str = "") -> ChatRequest:
         """The judge request for one side of one example."""
-        messages = self.template.render(
-            blueprint=_cut(self.blueprint or ""),
-            length_target=self.length_target,
-            context=_cut(context),
-            prompt=_cut(side.prompt),
-            answer=_cut(side.answer),
-            answer_tokens=approx_tokens(side.answer),
-        )
+        messages = self.template.render(**self._variables(side, context))
         return ChatRequest(
-            messages, max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, json_schema=JUDGE_SCHEMA, seed=self.seed
+            messages, max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, json_schema=self.schema, seed=self.seed
         )
 
     def requests_for(self, row: Row) -> list[ChatRequest]:
@@ -121,23 +116,82 @@ class QualityJudge:
         try:
             result = await self.model.chat(self.request(side, context), tag=self.name)
         except ModelError as exc:
+            if fails_every_row(exc):
+                raise
             self.counters.failures += 1
             message = f"{type(exc).__name__}: {exc}"
             self.counters.errors.append(message)
             return Judgement(error=message)
-        scores = apply_empty_answer_rule(result.data["scores"], side.answer)
-        return Judgement(scores, row_score(scores), str(result.data.get("rationale", "")).strip())
+        return self._judgement(result.data, side)
+
+
+class QualityJudge(_Judge):
+    """Scores examples on the rubric's quality criteria, with no style guide or length target.
+
+    Args:
+        model: the judge model (`datamill.llm.judge_choice` picks it).
+        seed: sampling seed passed to providers that honour one.
+    """
+
+    def __init__(self, model: ModelHandle, *, seed: int = 0) -> None:
+        super().__init__(model, "judge_quality", JUDGE_SCHEMA, seed)
+        self.criteria = criteria_text(QUALITY_CRITERIA)
+
+    def _variables(self, side: SideText, context: str) -> dict[str, Any]:
+        return {
+            "criteria": self.criteria,
+            "context": cut(context),
+            "prompt": cut(side.prompt),
+            "answer": cut(side.answer),
+            "answer_tokens": approx_tokens(side.answer),
+        }
+
+    def _judgement(self, data: Mapping[str, Any], side: SideText) -> Judgement:
+        scores = apply_empty_answer_rule(data["scores"], side.answer)
+        return Judgement(scores, row_score(scores), str(data.get("rationale", "")).strip())
+
+
+class StyleJudge(_Judge):
+    """Scores how well answers follow the run's style guide (target adherence, reported beside the grade).
+
+    Args:
+        model: the judge model.
+        blueprint: the run's style guide.
+        seed: sampling seed passed to providers that honour one.
+    """
+
+    name: ClassVar[str] = "evaluation"
+
+    def __init__(self, model: ModelHandle, blueprint: str, *, seed: int = 0) -> None:
+        super().__init__(model, "judge_style", STYLE_SCHEMA, seed)
+        self.blueprint = blueprint
+        self.criterion = STYLE_CRITERION.text()
+
+    def _variables(self, side: SideText, context: str) -> dict[str, Any]:
+        return {
+            "criterion": self.criterion,
+            "blueprint": cut(self.blueprint),
+            "prompt": cut(side.prompt),
+            "answer": cut(side.answer),
+        }
+
+    def _judgement(self, data: Mapping[str, Any], side: SideText) -> Judgement:
+        level = int(data["scores"][STYLE_CRITERION.name])
+        if not side.answer.strip():
+            level = 1
+        return Judgement({STYLE_CRITERION.name: level}, to_ten(level), str(data.get("rationale", "")).strip())
 
 
 def length_target(length_range: tuple[int, int] | None) -> str:
-    """How the judge prompt states the length target."""
+    """How a length target is stated in reports."""
     if length_range is None:
-        return "none given (a length that suits the request)."
+        return "none"
     low, high = length_range
-    return f"{low} to {high} tokens."
+    return f"{low} to {high} tokens"
 
 
-def _cut(text: str) -> str:
+def cut(text: str) -> str:
+    """``text`` cut to `MAX_JUDGED_CHARS` characters, marked when cut."""
     if len(text) <= MAX_JUDGED_CHARS:
         return text
     return text[:MAX_JUDGED_CHARS] + CUT_MARKER

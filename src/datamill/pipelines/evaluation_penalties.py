@@ -1,16 +1,20 @@
 """Dataset-level penalties: what a per-row judge cannot see, subtracted from the mean row score.
 
-Each penalty is ``min(cap, weight × rate)`` points, where the rate is the share of affected rows:
+Each penalty is ``min(cap, weight × rate)`` points, where the rate is the share of affected rows, and every
+penalty is computed the same way on both sides:
 
 ===================  ======  ====  ==========================================================================
 penalty              weight  cap   rate
 ===================  ======  ====  ==========================================================================
-duplicates           10      2.0   before: duplicates the run's dedup removed (every count in
-                                   ``dedup_stats``), or the exact duplicates of (prompt, context, answer)
-                                   found in the source rows if more, over the source rows; after: exact
-                                   duplicates of (prompt, answer) in the output rows
+duplicates           10      2.0   rows whose request (prompt and context) repeats an earlier row's, exactly
+                                   (case, punctuation and spacing ignored) or nearly (MinHash Jaccard ≥ 0.8,
+                                   the near-dedup step's test), over all rows of that side
 empty or truncated   10      3.0   rows whose prompt or answer is empty, or whose answer looks cut off
                                    (`looks_truncated`), over all rows of that side
+rejected             10      3.0   source rows the run rejected for a failure — any step but the duplicate
+                                   removals (counted as duplicates of the source) and the safety review
+                                   (removal the run was asked for) — over the source rows; the source itself
+                                   lost nothing, so its rate is 0
 language mismatch    10      2.0   judged rows whose answer (the prompt if the answer is empty) a language
                                    detector places in another language than the row's language column,
                                    over the judged rows it could check (`llm.langid.check_language`: too
@@ -20,7 +24,7 @@ language mismatch    10      2.0   judged rows whose answer (the prompt if the a
 
 So 5% duplicates cost 0.5 points and 20% empty or truncated rows cost 2.0; the caps keep one flaw from sinking
 a grade by itself. "Exact" means equal after the dedup step's normalisation (case, punctuation and spacing
-ignored).
+ignored). Semantic duplicates (embeddings) are counted on neither side.
 
 An answer the provider cut at its token limit never reaches the output: the gateway asks again and then
 rejects the row (`datamill.llm.replies`). So the heuristic is what finds cut answers, in the source rows
@@ -35,18 +39,25 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from datamill.core.languages import language_codes, language_name, normalize_language
 from datamill.pipelines.evaluation_sample import Row, RowPair, SideText, text_of
+from datamill.steps.base import StepContext
 from datamill.steps.dedup import normalize_text
+from datamill.steps.near_dedup import NearDedup
 from datamill.text.langid import LanguageDetector, check_language
 
 DUPLICATE_WEIGHT, DUPLICATE_CAP = 10.0, 2.0
 EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP = 10.0, 3.0
+REJECTED_WEIGHT, REJECTED_CAP = 10.0, 3.0
+#: Steps whose removals are not failures: duplicates (counted as such) and the safety review's removals.
+REMOVED_BY_DESIGN = ("deduplication", "near_deduplication", "semantic_deduplication", "safety_review")
+#: Rows signed per near-duplicate batch (bounds the temporary memory of signing).
+_NEAR_BATCH = 1024
 LANGUAGE_MISMATCH_WEIGHT, LANGUAGE_MISMATCH_CAP = 10.0, 2.0
 #: A bare prose line at least this long that ends without punctuation reads as cut mid-sentence.
 TRUNCATED_MIN_LINE_CHARS = 60
@@ -64,7 +75,7 @@ class Penalty:
     """One dataset-level penalty of one side.
 
     Attributes:
-        name: ``duplicates``, ``empty_or_truncated`` or ``language_mismatch``.
+        name: ``duplicates``, ``empty_or_truncated``, ``rejected`` or ``language_mismatch``.
         affected: rows counted against the dataset.
         checked: rows looked at (the rate's denominator).
         points: points subtracted from the mean row score.
@@ -136,37 +147,47 @@ def empty_or_truncated_penalty(rows: Sequence[Row], sides: Sequence[SideText]) -
     )
 
 
-def exact_duplicates(keys: Iterable[tuple[str, ...]]) -> int:
-    """How many keys repeat an earlier one after normalisation (the first occurrence is not counted)."""
-    seen: set[tuple[str, ...]] = set()
-    repeats = 0
-    for key in keys:
-        normal = tuple(normalize_text(part) for part in key)
+def request_key(row: Row, side: SideText) -> str:
+    """What duplicates are judged on: the request and the context not yet part of it."""
+    context = "" if row.get("_context_injected") else text_of(row.get("_context"))
+    return f"{side.prompt}\n{context}" if context else side.prompt
+
+
+def duplicate_count(keys: Sequence[str]) -> int:
+    """Rows whose key repeats an earlier row's exactly (normalised) or nearly (MinHash, as near dedup)."""
+    seen: set[str] = set()
+    unique: list[Row] = []
+    exact = 0
+    for number, key in enumerate(keys, start=1):
+        normal = normalize_text(key)
         if normal in seen:
-            repeats += 1
+            exact += 1
+            continue
         seen.add(normal)
-    return repeats
+        unique.append({"_row": number, "key": key})
+    near = NearDedup(("key",))
+    ctx = StepContext()
+    for start in range(0, len(unique), _NEAR_BATCH):
+        near.process_batch(unique[start : start + _NEAR_BATCH], ctx)
+    return exact + len(ctx.rejected)
 
 
-def before_duplicate_penalty(rows: Sequence[Row], dedup_stats: Mapping[str, int]) -> Penalty:
-    """Source duplicates: the run's dedup counts, or the exact duplicates found here if more."""
-    removed = sum(int(v) for v in dedup_stats.values())
-    keys = (
-        (text_of(r.get("original_prompt")), text_of(r.get("_context")), text_of(r.get("original_completion")))
-        for r in rows
-    )
-    affected = min(len(rows), max(removed, exact_duplicates(keys)))
+def duplicate_penalty(rows: Sequence[Row], sides: Sequence[SideText]) -> Penalty:
+    """Duplicated requests among one side's rows (``sides[i]`` is ``rows[i]``'s text)."""
+    affected = duplicate_count([request_key(r, s) for r, s in zip(rows, sides, strict=True)])
     return penalty("duplicates", affected, len(rows), DUPLICATE_WEIGHT, DUPLICATE_CAP)
 
 
-def after_duplicate_penalty(sides: Sequence[SideText]) -> Penalty:
-    """Output duplicates: exact repeats of (prompt, answer)."""
-    affected = exact_duplicates((s.prompt, s.answer) for s in sides)
-    return penalty("duplicates", affected, len(sides), DUPLICATE_WEIGHT, DUPLICATE_CAP)
+def rejected_penalty(source_rows: int, rejection_stats: Mapping[str, int] | None) -> Penalty:
+    """Source rows the run rejected for a failure (not by design), over the source rows; None: the source."""
+    affected = 0
+    if rejection_stats is not None:
+        affected = sum(int(n) for step, n in rejection_stats.items() if step not in REMOVED_BY_DESIGN)
+    return penalty("rejected", min(affected, source_rows), source_rows, REJECTED_WEIGHT, REJECTED_CAP)
 
 
 def language_mismatch_penalty(
-    pairs: Sequence[RowPair], sides: Sequence[SideText], detector: LanguageDetector | None
+    pairs: Sequence[RowPair], sides: Sequence[SideText | None], detector: LanguageDetector | None
 ) -> Penalty:
     """Judged rows whose text a detector places outside the row's declared language.
 
@@ -176,6 +197,8 @@ def language_mismatch_penalty(
     checked = affected = 0
     if detector is not None:
         for pair, side in zip(pairs, sides, strict=True):
+            if side is None:
+                continue
             text = side.answer if side.answer.strip() else side.prompt
             if pair.language is None:
                 continue

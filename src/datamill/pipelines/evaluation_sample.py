@@ -6,9 +6,10 @@ pairs with the source row whose ``_row`` (or ``row_number``) it carries. Output 
 since internal columns are not written, so they are matched on the public columns both rows share
 (``original_prompt``, ``original_completion`` and the passthrough columns): a source row's signature is the
 text of those values. When several after rows match one source row (fan-out copies such as translations
-follow the row itself), the first is judged; a source row that repeats an earlier one exactly is left
-unpaired (it adds nothing to judge, and the duplicate penalty counts it). Source rows with no output row
-(rejected) are not judged: both sides judge the same rows.
+follow the row itself), the first is judged. A source row with no output row — rejected by a step, or removed
+as a duplicate — is kept as a *removed* pair (``after`` is None): it is part of the source data, so it is
+sampled and judged on the before side like any other row, and counts on the after side as a row the output
+does not have.
 
 **Sample.** Strata are (prompt-length bucket, language). Prompt length is the characters of the original
 prompt plus its context (`LENGTH_BUCKETS`); language is the value of the language column, or ``-`` when the
@@ -54,9 +55,14 @@ class RowPair:
 
     row_id: int
     before: SideText
-    after: SideText
+    after: SideText | None
     context: str
     language: str | None
+
+    @property
+    def removed(self) -> bool:
+        """The source row has no output row (rejected, or removed as a duplicate)."""
+        return self.after is None
 
     @property
     def stratum(self) -> str:
@@ -115,7 +121,7 @@ def stratum_of(prompt: str, context: str, language: str | None) -> str:
 def pair_rows(
     before: Sequence[Row], after: Iterable[Row], *, language_column: str = "language"
 ) -> list[RowPair]:
-    """Each source row that reached the output, with the first output row it became (see module doc)."""
+    """Each source row with the first output row it became, or none when it was removed (module doc)."""
     columns = _match_columns(before)
     firsts: dict[Any, Row] = {}
     for row in after:
@@ -128,21 +134,20 @@ def pair_rows(
         match = firsts.get(row_id) if row_id is not None else None
         if match is None:
             signature = _signature(row, columns)
-            if signature in seen:
-                continue
+            # A repeat of an earlier source row is that row's duplicate, never its match.
+            if signature not in seen:
+                match = firsts.get(signature)
             seen.add(signature)
-            match = firsts.get(signature)
-        if match is not None:
-            pairs.append(_pair(row_id or index, row, match, language_column))
+        pairs.append(_pair(row_id or index, row, match, language_column))
     return pairs
 
 
-def _pair(row_id: int, before: Row, after: Row, language_column: str) -> RowPair:
+def _pair(row_id: int, before: Row, after: Row | None, language_column: str) -> RowPair:
     language = text_of(before.get(language_column)).strip()
     return RowPair(
         row_id=row_id,
         before=before_side(before),
-        after=after_side(after),
+        after=None if after is None else after_side(after),
         context=text_of(before.get("_context")),
         language=language or None,
     )

@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import jinja2
 from markupsafe import Markup
 
-from datamill.pipelines.evaluation_rubric import CRITERIA, GRADE_BANDS, LOWEST_GRADE, RUBRIC_VERSION
+from datamill.pipelines.evaluation_rubric import (
+    CRITERIA,
+    GRADE_BANDS,
+    LOWEST_GRADE,
+    QUALITY_CRITERIA,
+    RUBRIC_VERSION,
+)
 from datamill.pipelines.report_charts import (
     AFTER_COLOR,
     BEFORE_COLOR,
@@ -73,6 +79,10 @@ def render_report(
         quality=report.quality,
         rubric_version=RUBRIC_VERSION,
         criteria=list(CRITERIA.items()),
+        levels={c.name: list(c.levels) for c in QUALITY_CRITERIA},
+        confidence=None if report.confidence is None else report.confidence.to_dict(),
+        adherence=report.adherence,
+        pairwise=report.pairwise,
         grade_bands=[*GRADE_BANDS, (LOWEST_GRADE, 0.0)],
         penalty_rows=_penalty_rows(report),
         charts=_charts(report),
@@ -94,7 +104,9 @@ def _charts(report: EvaluationReport) -> list[Markup]:
             BEFORE_COLOR,
         ),
         Series(
-            "after", bins.counts([j.after.score for j in scored if j.after.score is not None]), AFTER_COLOR
+            "after",
+            bins.counts([j.after.score for j in scored if j.after is not None and j.after.score is not None]),
+            AFTER_COLOR,
         ),
     ]
     charts = [histogram_svg("Row scores (judged sample)", bins, scores, x_label="row score (0–10)")]

@@ -18,6 +18,7 @@ import orjson
 from datamill.core.errors import ConfigError, ModelError, ValidationError
 from datamill.dataio import open_dataset
 from datamill.dataio.folder import Folder
+from datamill.llm.judge_choice import GENERATOR, OTHER_FAMILY, RUN_SETTING, JudgeChoice
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.checkpoint import CheckpointFiles
 from datamill.pipelines.evaluation import EvaluationReport, evaluate
@@ -120,7 +121,18 @@ async def _judge(
         rejection_stats=dict(rejections_by_step),
         language_detector=FastLangDetector() if request.language_expansion is not None else None,
         counters=counters,
+        judge_choice=judge_choice(prepared),
     )
+
+
+def judge_choice(prepared: PreparedRun) -> JudgeChoice:
+    """How the run's judge was chosen (`datamill.llm.judge_choice`), for the report."""
+    named = prepared.plan.options.judge_model
+    generator = prepared.model.name
+    if named:
+        return JudgeChoice(prepared.judge.name, generator, RUN_SETTING)
+    rule = GENERATOR if prepared.judge.name == generator else OTHER_FAMILY
+    return JudgeChoice(prepared.judge.name, generator, rule)
 
 
 def _before_rows(prepared: PreparedRun, source: RunSource) -> Iterator[Row]:

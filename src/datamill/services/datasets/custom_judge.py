@@ -4,8 +4,10 @@
 ``original_<x>`` and ``enhanced_<x>`` columns: *before* shows the original values and *after* the enhanced
 ones (the original where a column was not enhanced). A dataset's own row has no *after*: it shows the mapped
 columns (prompt, completion, chosen, rejected, context) when the dataset has a column mapping, else every
-column. `RubricJudge` renders ``steps/prompts/custom_judge.yaml`` and asks the model for `SCORE_SCHEMA`
-(the gateway validates the reply, with one repair call). A call that still fails becomes a failed
+column. `RubricJudge` renders ``steps/prompts/custom_judge.yaml`` and asks the model for `SCORE_SCHEMA`:
+the rationale first, then a level from 1 to 5, each level described (`RUBRIC_FIT`, the judging protocol of
+`datamill.steps.judging`), placed on the 0–10 scale the wire shows (1 → 0, 3 → 5, 5 → 10). The gateway
+validates the reply, with one repair call. A call that still fails becomes a failed
 `Verdict`, so one bad row does not stop the evaluation; errors that would fail every row (no route, no key,
 no access) are raised. `summarize` turns the verdicts into the scores the wire shows.
 """
@@ -21,22 +23,35 @@ from typing import Any
 from datamill.core.errors import ModelError, fails_every_row
 from datamill.llm.gateway import ModelHandle
 from datamill.llm.types import ChatRequest
+from datamill.steps.judging import SCALE_MAX, SCALE_MIN, Criterion, to_ten
 from datamill.steps.templates import load_template
 
-#: The reply the judge must give.
+#: How well an example meets the user's rubric, every level described (`datamill.steps.judging`).
+RUBRIC_FIT = Criterion(
+    "score",
+    "How well does the example meet the rubric?",
+    (
+        "fails the rubric entirely",
+        "meets few of its points",
+        "meets it in part: some points met, some missed",
+        "meets it, with small misses",
+        "meets it fully",
+    ),
+)
+#: The reply the judge must give: the rationale first, then the level (1-5).
 SCORE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "score": {"type": "integer", "minimum": 0, "maximum": 10},
         "rationale": {"type": "string"},
+        "score": {"type": "integer", "minimum": SCALE_MIN, "maximum": SCALE_MAX},
     },
-    "required": ["score", "rationale"],
+    "required": ["rationale", "score"],
     "additionalProperties": False,
 }
 #: Longest value shown to the judge, in characters (about 2,000 tokens).
 MAX_VALUE_CHARS = 8000
 CUT_MARKER = " [cut for grading]"
-JUDGE_MAX_TOKENS = 300
+JUDGE_MAX_TOKENS = 500
 SCORE_DECIMALS = 2
 _MAPPED = ("prompt", "completion", "chosen", "rejected")
 
@@ -46,9 +61,9 @@ Fields = list[tuple[str, str]]
 
 @dataclass(frozen=True)
 class Verdict:
-    """The judge's score of one example, or the error that prevented it."""
+    """The judge's score of one example on the 0–10 scale (its 1–5 level placed on it), or the error."""
 
-    score: int | None = None
+    score: float | None = None
     rationale: str = ""
     error: str | None = None
 
@@ -102,7 +117,7 @@ class RubricJudge:
         self.template = load_template("custom_judge")
 
     def request(self, fields: Fields) -> ChatRequest:
-        messages = self.template.render(rubric=self.rubric, fields=fields)
+        messages = self.template.render(rubric=self.rubric, fields=fields, levels=RUBRIC_FIT.text())
         return ChatRequest(messages, max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, json_schema=SCORE_SCHEMA)
 
     async def judge(self, fields: Fields) -> Verdict:
@@ -113,7 +128,8 @@ class RubricJudge:
             if fails_every_row(exc):
                 raise
             return Verdict(error=f"{type(exc).__name__}: {exc}")
-        return Verdict(int(result.data["score"]), str(result.data.get("rationale", "")).strip())
+        level = int(result.data["score"])
+        return Verdict(to_ten(level), str(result.data.get("rationale", "")).strip())
 
 
 @dataclass(frozen=True)
