@@ -6,14 +6,17 @@ and the prompt, so the tests read what each request carried and what came back i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from pydantic import BaseModel
 
 import datamill
+from datamill.cli.main import cli
 from datamill.core.errors import ConfigError, ValidationError
 from datamill.llm.simulator import ProviderSimulator, serve_in_thread
 from datamill.python_api import PromptStep
@@ -177,3 +180,50 @@ def test_the_estimate_counts_the_custom_steps_calls(sim: tuple[ProviderSimulator
         ROWS, steps=[datamill.PromptStep("x", "{{ original_prompt }}", output="y")], **kwargs
     )
     assert more.to_dict()["calls"] == plain["calls"] + 3
+
+
+def test_the_command_line_takes_steps_and_templates_from_flags_and_the_run_config(tmp_path: Path) -> None:
+    (tmp_path / "tickets.csv").write_text(
+        "question,answer\nHow do I reset my router?,Hold the button.\nWhy is my bill high?,See usage.\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "topic.yaml").write_text(
+        "name: topic\noutput: topic\ntemplate: 'Topic of: {{ original_prompt }}'\n", encoding="utf-8"
+    )
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "completion.yaml").write_text(
+        "version: 1\nmessages:\n  - role: user\n    content: 'Briefly: {{ prompt }}'\n", encoding="utf-8"
+    )
+    (tmp_path / "run.yaml").write_text(
+        f"input: {tmp_path / 'tickets.csv'}\noutput: {tmp_path / 'out.jsonl'}\n"
+        "column_mapping: {prompt: question, completion: answer}\n"
+        f"steps: [{tmp_path / 'topic.yaml'}]\ntemplates: {tmp_path / 'templates'}\n",
+        encoding="utf-8",
+    )
+    env = {"DATAMILL_HOME": str(tmp_path / "home"), "DATAMILL_MODEL": "fake/test-model"}
+    result = CliRunner().invoke(
+        cli, ["adapt", "--config", str(tmp_path / "run.yaml"), "--no-eval", "-q"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text("utf-8").splitlines()]
+    assert [row["topic"] for row in rows] == [
+        "[fake] Topic of: How do I reset my router?",
+        "[fake] Topic of: Why is my bill high?",
+    ]
+    assert all(row["enhanced_completion"].startswith("[fake] Briefly: ") for row in rows)
+
+    bad = CliRunner().invoke(
+        cli,
+        [
+            "adapt",
+            str(tmp_path / "tickets.csv"),
+            "--prompt",
+            "question",
+            "--step",
+            "nope.yaml",
+            "-o",
+            "x.jsonl",
+        ],
+    )
+    assert bad.exit_code == 2
+    assert "--step nope.yaml: cannot read the step file" in bad.output

@@ -38,6 +38,7 @@ import yaml
 from click.testing import CliRunner
 
 from datamill.cli.main import cli
+from datamill.core.run_config import parse_run_config
 from datamill.core.spec import parse_spec_yaml
 from datamill.llm.routing import Routing
 from datamill.llm.simulator import serve_in_thread
@@ -260,3 +261,5 @@ def test_data_blocks_parse(block: Block, tmp_path: Path) -> None:
         Routing.load(path)
     elif isinstance(document, dict) and "spec" in document:
         parse_spec_yaml(block.code)
+    elif isinstance(document, dict) and "column_mapping" in document:
+        parse_run_config(document)  # a run config, as `datamill adapt --config` reads it

@@ -215,8 +215,8 @@ def adapt_command(file: Path | None, **flags: Any) -> None:
         use_cache=not flags["no_cache"],
         options=options_from_flags(config.options, flags),
         batch=flags["batch"],
-        steps=tuple(load_step_file(path) for path in flags.get("step_files") or ()),
-        templates=flags.get("templates"),
+        steps=tuple(load_step_file(Path(p)) for p in (*config.steps, *(flags.get("step_files") or ()))),
+        templates=flags.get("templates") or _config_path(config, "templates"),
     )
     routes = flags.get("routes") or _config_path(config, "routes")
     _execute(job, body, {**flags, "routes": routes})
@@ -265,13 +265,15 @@ def _load_config(path: Path | None) -> RunConfig:
         raise ValidationError.of("config", f"{path} is not valid YAML: {exc}") from exc
     config = parse_run_config(doc)
     # Paths in a config are relative to the config file, so a config works from any directory.
-    io = {k: str(path.parent / v) if k in ("input", "output", "routes") else v for k, v in config.io.items()}
+    relative = ("input", "output", "routes", "templates")
+    io = {k: str(path.parent / v) if k in relative else v for k, v in config.io.items()}
     docs = tuple(str(path.parent / d) for d in config.options.grounding_docs)
     index = config.options.grounding_index
     options = replace(
         config.options, grounding_docs=docs, grounding_index=str(path.parent / index) if index else None
     )
-    return RunConfig(body=config.body, io=io, options=options)
+    steps = tuple(str(path.parent / step) for step in config.steps)
+    return RunConfig(body=config.body, io=io, options=options, steps=steps)
 
 
 def _config_path(config: RunConfig, key: str) -> Path | None:

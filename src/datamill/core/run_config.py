@@ -6,7 +6,8 @@ A run config is one flat mapping with three kinds of keys:
   ``brand_controls``, ``training_type``, ``language_expansion``, ``estimate``), validated later by
   `parse_adapt_request` exactly as the API validates them (after CLI flags are laid over them);
 - where the data comes from and goes: ``input``, ``output``, ``input_format``, ``output_format``, ``model``,
-  ``routes``;
+  ``routes``, and your own steps and prompts: ``steps`` (a list of step files, as ``--step``) and
+  ``templates`` (a folder of prompt templates, as ``--templates``);
 - datamill's run options (`datamill.core.run_options`).
 
 Example::
@@ -28,10 +29,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datamill.core.adapt_request import ADAPT_FIELDS
-from datamill.core.fields import Issues, read_object, read_str
+from datamill.core.fields import Issues, read_object, read_str, read_str_list
 from datamill.core.run_options import RUN_OPTION_FIELDS, RunOptions, read_run_options
 
-IO_FIELDS = ("input", "output", "input_format", "output_format", "model", "routes")
+IO_FIELDS = ("input", "output", "input_format", "output_format", "model", "routes", "templates")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class RunConfig:
     body: dict[str, Any] = field(default_factory=dict)
     io: dict[str, str] = field(default_factory=dict)
     options: RunOptions = field(default_factory=RunOptions)
+    #: Step files (``--step``), in order.
+    steps: tuple[str, ...] = ()
 
 
 def parse_run_config(doc: object) -> RunConfig:
@@ -52,7 +55,7 @@ def parse_run_config(doc: object) -> RunConfig:
     if doc is None:
         return RunConfig()
     issues = Issues()
-    obj = read_object(doc, "", (*ADAPT_FIELDS, *IO_FIELDS, *RUN_OPTION_FIELDS), issues)
+    obj = read_object(doc, "", (*ADAPT_FIELDS, *IO_FIELDS, *RUN_OPTION_FIELDS, "steps"), issues)
     if obj is None:
         issues.raise_if_any()
         return RunConfig()
@@ -62,9 +65,10 @@ def parse_run_config(doc: object) -> RunConfig:
         if value is not None:
             io[key] = value
     options = read_run_options(obj, "", issues)
+    steps = read_str_list(obj.get("steps"), "steps", issues) if obj.get("steps") is not None else ()
     issues.raise_if_any()
     body = {k: v for k, v in obj.items() if k in ADAPT_FIELDS}
-    return RunConfig(body=body, io=io, options=options)
+    return RunConfig(body=body, io=io, options=options, steps=steps or ())
 
 
 def merge_bodies(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
