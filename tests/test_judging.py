@@ -180,3 +180,47 @@ def test_judge_models_must_name_configured_routes():
         Routing.from_dict({**ROUTES, "judge_models": ["nope/x"]})
     with pytest.raises(ConfigError, match="judge_models must be a list"):
         Routing.from_dict({**ROUTES, "judge_models": "openai/gpt-4.1"})
+
+
+async def test_a_run_is_judged_by_the_configured_model_of_another_family_and_the_report_says_so(
+    tmp_path,
+):
+    import orjson
+
+    from datamill.core.run_options import RunOptions
+    from datamill.services.adaptation.adapt import AdaptJob, adapt_file_async, report_paths
+    from datamill.services.settings.entry import Settings
+
+    source = tmp_path / "in.csv"
+    source.write_text("question\nhow do tides work\nwhy is the sky blue\nwhat makes bread rise\n")
+    routes = tmp_path / "routes.yaml"
+    routes.write_text(
+        "judge_models: [acme/writer-large, otherco/judge]\n"
+        "routes:\n  acme/*: {provider: fake}\n  otherco/*: {provider: fake}\n"
+    )
+    judged_by: set[str] = set()
+
+    def responder(route: Route, request: ChatRequest) -> str:
+        if request.json_schema is not None:
+            judged_by.add(route.model)
+        from datamill.llm.providers.fake import default_reply
+
+        return default_reply(request)
+
+    out = tmp_path / "out.jsonl"
+    job = AdaptJob(source, out, model="acme/writer", options=RunOptions(eval_sample_size=3))
+    body = {"column_mapping": {"prompt": "question"}, "recipe_specification": {"recipes": {}}}
+    fake = FakeProvider(responder=responder)
+    async with Gateway(Routing.load(routes), providers={"fake": fake}) as gateway:
+        summary = await adapt_file_async(
+            job, body, settings=Settings(data_dir=tmp_path / "home"), gateway=gateway
+        )
+    assert summary.quality is not None
+    # acme/writer-large is the generator's family (by its vendor prefix): the next one judges.
+    assert judged_by == {"judge"}
+    evaluation = orjson.loads(report_paths(out)[0].read_bytes())
+    choice = evaluation["raw_results"]["judge"]["choice"]
+    assert choice["model"] == "otherco/judge"
+    assert choice["chosen_as"] == "another family"
+    assert choice["same_family_as_generator"] is False
+    assert "of another family than the generator acme/writer" in report_paths(out)[1].read_text()

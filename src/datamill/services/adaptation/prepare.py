@@ -192,6 +192,9 @@ async def build_run(
         # A user's own steps, each calling its own model or the run's, in the documented order.
         bound = [s.bind(gateway.model(s.model_name) if s.model_name else model) for s in custom_steps]
         steps.row_steps = place(steps.row_steps, bound)
+    # A stored plan names the judge the run asked for; the one chosen here (another family's, when the
+    # routing offers one) is what the report must name.
+    plan = dataclasses.replace(plan, judge=judge.name)
     return PreparedRun(plan, steps, model, judge, services, notes)
 
 
