@@ -36,8 +36,8 @@ async def test_a_message_in_the_conversations_language_is_kept() -> None:
     await step.process_row(row, StepContext())
     assert row["extended_prompt"] == SPANISH
     last_user = fake.calls[0].messages[-1].content
-    assert "user: Quiero devolver mi pedido" in last_user
-    assert "assistant: Claro, puede devolverlo" in last_user
+    assert "User wrote: Quiero devolver mi pedido" in last_user
+    assert "Assistant wrote: Claro, puede devolverlo" in last_user
 
 
 async def test_a_message_in_another_language_is_asked_again_then_rejected() -> None:

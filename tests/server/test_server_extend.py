@@ -60,7 +60,7 @@ def test_chat_conversations_get_the_users_next_turn_in_a_new_dataset(
     rows = sorted(_rows(client, launched.dataset_id), key=lambda r: r["id"])
     for i, row in enumerate(rows):
         # The fake model echoes the start of its last user message: the conversation it was given.
-        assert row["extended_prompt"].startswith("[fake] Conversation: user: My cat Miso number")
+        assert row["extended_prompt"].startswith("[fake] Conversation: User wrote: My cat Miso number")
         assert f"number {i} hates" in row["extended_prompt"]
         assert row["original_prompt"] == CHATS[i][0]["content"]
         assert row["original_completion"] == CHATS[i][1]["content"]
@@ -82,7 +82,7 @@ def test_prompt_and_completion_conversations_with_max_rows(srv: RunningServer, t
     assert wait_done(client, launched.dataset_id).status == "succeeded"
     out = _rows(client, launched.dataset_id)
     assert len(out) == 2
-    assert all(r["extended_prompt"].startswith("[fake] Conversation: user: ") for r in out)
+    assert all(r["extended_prompt"].startswith("[fake] Conversation: User wrote: ") for r in out)
 
 
 def test_a_chat_ending_on_a_user_turn_is_rejected_with_the_reason(srv: RunningServer, tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_refused_cut_and_empty_replies_never_become_turns(tmp_path: Path) -> Non
     assert kept  # most rows survive: refusals are retried within the gateway's budget
     for row in kept:
         text = row["extended_prompt"]
-        assert text.startswith("[sim] Conversation: user: Which train goes to village")
+        assert text.startswith("[sim] Conversation: User wrote: Which train goes to village")
         assert "I can't help" not in text
         assert "<think>" not in text
     for line in rejected:

@@ -6,7 +6,7 @@ plain text read as one user turn) followed by ``original_completion`` as the ass
 conversation must end on the assistant's reply (the user speaks next); one that ends on a user turn, or has
 no assistant reply, is rejected with that reason rather than given a message that answers nothing.
 
-The model sees the conversation as ``role: content`` lines and writes one message
+The model sees the conversation as ``User wrote: content`` lines and writes one message
 (``steps/prompts/extend_trajectory.yaml``). The reply is cleaned of a ``user:`` label and wrapping quotes,
 checked for instruction injection as a prompt (`datamill.steps.injection`: one repair, then the row is
 rejected), and an empty reply rejects the row, naming why. With a language detector, the message must be in
@@ -41,7 +41,9 @@ EXPECTED_OUTPUT_TOKENS = 50
 MAX_CONVERSATION_CHARS = 24_000
 OUTPUT_COLUMN = "extended_prompt"
 
-_LABEL = re.compile(r"^(user|next message|user's next message)\s*:\s*", re.IGNORECASE)
+_LABEL = re.compile(r"^(user|user wrote|next message|user's next message)\s*:\s*", re.IGNORECASE)
+#: How each role is named in the conversation shown to the model.
+_SPEAKER = {"user": "User", "assistant": "Assistant"}
 
 
 class ExtendTrajectory(RowStep):
@@ -113,7 +115,13 @@ class ExtendTrajectory(RowStep):
         return code if confidence >= MIN_CONFIDENCE and code != "und" else None
 
     def _request(self, turns: list[dict[str, str]], retry_note: str = "") -> ChatRequest:
-        text = "\n".join(f"{t['role']}: {t['content']}" for t in turns if t["role"] != "system")
+        # "User wrote:" rather than "user:": a role-turn prefix in the request would excuse one in the reply
+        # (`find_injection` ignores a rule the source matches), and the injection check would see nothing.
+        text = "\n".join(
+            f"{_SPEAKER.get(t['role'], t['role'].capitalize())} wrote: {t['content']}"
+            for t in turns
+            if t["role"] != "system"
+        )
         if len(text) > MAX_CONVERSATION_CHARS:
             text = "…" + text[-MAX_CONVERSATION_CHARS:]
         messages = self.template.render(conversation=text, retry_note=retry_note)
