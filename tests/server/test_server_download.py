@@ -74,6 +74,8 @@ def _check_rows(rows: list[dict[str, Any]]) -> None:
 def test_csv_is_the_default_and_holds_every_row(adapted: Adapted) -> None:
     response = adapted.client.datasets.download(adapted.dataset_id)
     assert response.http_response.headers["content-type"].startswith("text/csv")
+    # The dataset was uploaded as qa.jsonl: its csv download is qa.csv, not qa.jsonl.csv.
+    assert 'filename="qa.csv"' in response.http_response.headers["content-disposition"]
     assert response.http_response.headers["x-datamill-run-status"] == "succeeded"
     rows = list(csv.DictReader(io.StringIO(response.text())))
     assert {"original_prompt", "enhanced_prompt", "original_completion", "enhanced_completion"} <= set(

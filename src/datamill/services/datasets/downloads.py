@@ -56,7 +56,19 @@ def parse_format(value: str | None) -> str:
     return fmt
 
 
+#: Extensions a dataset's name often keeps from its uploaded file; the download's own extension replaces them.
+_DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl", ".ndjson", ".parquet", ".xlsx", ".xls", ".txt", ".zip")
+
+
 def _safe_name(name: str) -> str:
+    """A file name for the dataset called `name`, its data-file extension dropped.
+
+    ``tickets.csv`` downloads as ``tickets.jsonl``, not ``tickets.csv.jsonl``.
+    """
+    for suffix in _DATA_SUFFIXES:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+            break
     cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")
     return cleaned[:100] or "dataset"
 
