@@ -215,3 +215,17 @@ def test_an_anonymizer_masks_a_value_wherever_the_file_repeats_it() -> None:
     done = asyncio.run(anonymizer.file("a.csv", data))
     assert done.data == b"name,note\n<PERSON_1>,<PERSON_1> called twice\n"
     assert [(e["field"], e["start"], e["end"]) for e in done.entities] == [("name", 0, 8), ("note", 0, 8)]
+
+
+def test_a_name_after_a_courtesy_title_is_found_in_any_of_the_languages() -> None:
+    from datamill.text.pii.rules import rule_detector
+
+    detector = rule_detector()
+    for text, name in [
+        ("Sehr geehrte Frau Müller, vielen Dank.", "Müller"),
+        ("Nous avons reçu la lettre de Mme Leroy hier.", "Leroy"),
+        ("Llamó el Sr. Ezequiel Reguera por la mañana.", "Ezequiel Reguera"),
+    ]:
+        found = resolve(text, detector.detect(text, ["person"]), {"person"}, 0.35)
+        masked = Surrogates().apply(text, found)
+        assert name not in masked, masked

@@ -12,7 +12,9 @@ datamill adds what Presidio lacks, as Presidio pattern recognizers (`_own_recogn
   postcode and city when they follow);
 - dates with month names (``12 March 1985``, ``12. März 1985``, ``12 mars 1985``, ``12 de marzo de 1985``);
 - the French social security number (INSEE, with its key checked) and passport numbers next to "passport"
-  in several languages.
+  in several languages;
+- a name after a courtesy title in English, German, French, Spanish or Italian ("Frau Müller", "Mme Leroy",
+  "Sra. Galindo"), which the English model misses in other languages.
 
 Presidio's email recognizer checks the domain with ``tldextract``, which fetches the public suffix list
 from the network on first use; `_OfflineEmailRecognizer` checks it against the list ``tldextract`` ships.
@@ -177,6 +179,14 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def _capitalised_start(text: str, start: int, end: int) -> int:
+    """Where a found name starts without the lowercase words in front ("la lettre de Mme Leroy")."""
+    for match in re.finditer(r"\S+", text[start:end]):
+        if match.group()[:1].isupper():
+            return start + match.start()
+    return end
+
+
 def _field_word(span: str) -> bool:
     """Whether a name the NER model found is a field label or an acronym, not a name."""
     word = span.strip(" .:,;")
@@ -194,6 +204,15 @@ _PHONE_INTERNATIONAL = (
 _PHONE_NATIONAL = (
     r"(?<![\w+])\(?0?\d{2,5}\)?[\s.-]\d{2,5}(?:[\s.-]\d{2,5}){0,3}(?:\s?(?:x|ext\.?)\s?\d{1,5})?\b"
 )
+
+
+_TITLES = (
+    r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Herr|Frau|Hr|Fr|Monsieur|Madame|Mademoiselle|M|Mme|Mlle|"
+    r"Señor|Señora|Señorita|Sr|Sra|Srta|Doña|Signor|Signora|Sig|Dott"
+)
+_NAME_WORD = r"[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿß'’-]+"
+#: A capitalised name of one to three words after a courtesy title (the title is not part of it).
+_TITLED_NAME = rf"\b(?:{_TITLES})\.?\s+\K{_NAME_WORD}(?:[ -]{_NAME_WORD}){{0,2}}\b"
 
 
 def _luhn_valid(text: str) -> bool:
@@ -291,7 +310,13 @@ def _own_recognizers() -> list[EntityRecognizer]:
             "fax",
         ],
     )
-    return [addresses, dates, insee, passports, cards, phones]
+    titled = PatternRecognizer(
+        supported_entity="PERSON",
+        name="TitledNameRecognizer",
+        patterns=[Pattern("name after a title", _TITLED_NAME, 0.7)],
+        global_regex_flags=re.MULTILINE,
+    )
+    return [addresses, dates, insee, passports, cards, phones, titled]
 
 
 def _country_recognizers() -> list[EntityRecognizer]:
@@ -439,8 +464,10 @@ def _entities_of(text: str, results: Iterable[Any]) -> list[Entity]:
         start, end = _trimmed(text, r.start, r.end)
         if end <= start or r.entity_type not in ENTITY_LABELS:
             continue
-        if r.entity_type in NER_ENTITIES and _field_word(text[start:end]):
-            continue
+        if r.entity_type in NER_ENTITIES:
+            start = _capitalised_start(text, start, end)
+            if start >= end or _field_word(text[start:end]):
+                continue
         found.append(Entity(start, end, ENTITY_LABELS[r.entity_type], float(r.score)))
     return found
 
