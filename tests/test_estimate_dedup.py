@@ -13,10 +13,33 @@ import datamill
 from datamill.pipelines import estimate as estimate_module
 from datamill.services.settings.entry import Settings
 
-WORDS = (
-    "router invoice password account billing refund network modem light email change reset cancel plan "
-    "upgrade parcel delivery tracking address payment card screen login app update"
-).split()
+WORDS = [
+    "router",
+    "invoice",
+    "password",
+    "account",
+    "billing",
+    "refund",
+    "network",
+    "modem",
+    "light",
+    "email",
+    "change",
+    "reset",
+    "cancel",
+    "plan",
+    "upgrade",
+    "parcel",
+    "delivery",
+    "tracking",
+    "address",
+    "payment",
+    "card",
+    "screen",
+    "login",
+    "app",
+    "update",
+]
 
 
 def _tickets(rows: int, seed: int = 4) -> list[dict[str, str]]:
