@@ -19,10 +19,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 
 import datamill
+from datamill.cli.errors import handle_errors
 from datamill.cli.main import cli
 from datamill.llm.simulator import ProviderSimulator, serve_in_thread
 from datamill.services.settings.entry import Settings
@@ -152,3 +154,26 @@ def test_ctrl_c_says_how_to_resume_and_the_same_command_resumes(
     summary = json.loads(again.stdout)
     assert summary["batches_resumed"] > 0, summary
     assert summary["rows_out"] == 12
+
+
+def test_the_interrupt_hint_names_the_command_and_what_is_kept() -> None:
+    @click.command("generate")
+    @click.option("--no-cache", is_flag=True)
+    @handle_errors
+    def generate(no_cache: bool) -> None:
+        raise KeyboardInterrupt
+
+    @click.command("keys")
+    @handle_errors
+    def keys() -> None:
+        raise KeyboardInterrupt
+
+    runner = CliRunner()
+    cached = runner.invoke(generate, [])
+    assert cached.exit_code == 130
+    assert "answered model calls are in the response cache" in cached.stderr
+    assert "Run the same `generate` command again to resume." in cached.stderr
+    uncached = runner.invoke(generate, ["--no-cache"])
+    assert "nothing is kept with --no-cache" in uncached.stderr
+    other = runner.invoke(keys, [])
+    assert (other.exit_code, other.stderr.strip()) == (130, "error: interrupted.")

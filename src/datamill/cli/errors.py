@@ -67,10 +67,16 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: Commands whose work a second run picks up (checkpointed batches, cached model calls).
+_RESUMABLE = frozenset({"adapt", "demo", "generate", "create", "evaluate"})
+
+
 def interrupted_hint(flags: dict[str, Any]) -> str:
     """What a Ctrl-C leaves behind and how to go on: the same command resumes (not a bare "Aborted!")."""
     context = click.get_current_context(silent=True)
     command = context.command_path if context is not None else "the command"
+    if context is None or context.info_name not in _RESUMABLE:
+        return "interrupted."
     if flags.get("no_cache"):
         kept = "nothing is kept with --no-cache"
         if context is not None and context.info_name in ("adapt", "demo"):
