@@ -54,6 +54,7 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
     from datamill.server import create_app
     from datamill.server.context import ServerContext
     from datamill.server.deadlines import server_config
+    from datamill.server.request_ids import log_config
 
     tree = server_settings(data_dir)
     use_lean_memory(tree.llm)
@@ -69,4 +70,7 @@ def serve_command(host: str, port: int, data_dir: Path | None, no_worker: bool) 
         tree = replace(tree, runs=replace(tree.runs, worker=False))
     context = ServerContext.from_settings(tree)
     app = create_app(context=context)
-    uvicorn.Server(server_config(app, settings, host=host, port=port, log_level="info")).run()
+    config = server_config(
+        app, settings, host=host, port=port, log_level="info", log_config=log_config("info")
+    )
+    uvicorn.Server(config).run()

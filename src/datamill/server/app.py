@@ -47,6 +47,7 @@ from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
 from datamill.server.ratelimit import install_rate_limit
 from datamill.server.request_guard import RequestGuard, SecurityHeaders
+from datamill.server.request_ids import RequestIds
 from datamill.server.web import create_web_app
 from datamill.services.settings.server import ServerSettings
 from datamill.services.settings.tree import DatamillSettings, load_settings
@@ -108,6 +109,7 @@ def create_app(
     install_rate_limit(app, ctx)
     app.add_middleware(RequestGuard)  # outside the rate limit: a body is measured before its key is looked up
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIds)  # outermost: every answer, a refusal by the guards included, has an id
     app.include_router(uploads.router)
     # Static /datasets/combine paths before /datasets/{dataset_id}.
     app.include_router(adaption_combine.router, prefix="/api/v1")

@@ -31,8 +31,9 @@ with the code of a `CodedError` (``name_taken``, ``in_use``...) or one per statu
 ``not_found``...); a `CodedError` also chooses its status (400 unless it says otherwise).
 
 Every error answer carries ``x-should-retry: false``: the SDK retries 408, 409, 429 and 5xx by itself, and
-none of these would succeed on an immediate retry. A bug is logged with its traceback and answers a generic
-500 that reveals nothing of the server.
+none of these would succeed on an immediate retry. A bug is logged with its traceback, under the request's id
+(`server.request_ids`), and answers a generic 500 that reveals nothing of the server but that id (its
+``X-Request-ID`` header).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from datamill.core.errors import Issue, ValidationError
+from datamill.server.request_ids import REQUEST_ID, scope_request_id
 from datamill.services.adaptation.launch import InsufficientCreditsError
 from datamill.services.adaptation.quote import RunConfigError
 from datamill.services.autoscientist.catalog import TrainingUnavailableError
@@ -235,7 +237,14 @@ def install_error_handlers(
     """
 
     async def handle(request: Request, exc: Exception) -> Response:
-        return render(request, describe(request, exc, statuses, not_found))
+        request_id = scope_request_id(request.scope)
+        if request_id is not None:
+            # A bug is handled outside every middleware: log, and answer, with the request's id.
+            REQUEST_ID.set(request_id)
+        response = render(request, describe(request, exc, statuses, not_found))
+        if request_id is not None:
+            response.headers["x-request-id"] = request_id
+        return response
 
     kinds = (ValidationError, RequestValidationError, ServiceError, Unauthenticated, StarletteHTTPException)
     for kind in (*kinds, ClientDisconnect, *(kind for kind, _ in statuses), Exception):
