@@ -85,6 +85,13 @@ async def test_handcrafted_case_gives_exact_distributions_score_and_areas():
     result = await evaluate_generation(SPEC, SAMPLES, gateway.model("fake/judge"), counters=counters)
 
     tone, length = result.distribution_analysis
+    fit = tone.pop("goodness_of_fit")
+    # 1 formal and 2 casual classified against 3 formal and 1 casual drawn: chi-square 2.78 on 1 degree of
+    # freedom, which 3 samples do not make significant (and too few for the approximation to be reliable).
+    assert (fit["samples"], fit["degrees_of_freedom"], fit["reliable"]) == (3, 1, False)
+    assert fit["statistic"] == pytest.approx(2.7778, abs=1e-4)
+    assert fit["p_value"] == pytest.approx(0.0956, abs=1e-4)
+    assert fit["fits"] is True
     assert tone == {
         "property_name": "Tone",
         "requested_distributions": {"formal": 60.0, "casual": 40.0},
@@ -111,9 +118,21 @@ async def test_handcrafted_case_gives_exact_distributions_score_and_areas():
     formal = next(a for a in result.non_conformant_areas if a["value"] == "formal")
     assert (formal["samples_drawn"], formal["samples_matched"], formal["match_rate"]) == (2, 1, 50.0)
     assert formal["difference_points"] == -41.67
-    assert "33.33% of samples against 75.0% drawn" in formal["reason"]
+    # Three analysed samples explain a 42-point gap: the interval holds the drawn share; the matches fail.
+    low, high = formal["interval_percent"]
+    assert low < 75.0 < high
+    assert formal["samples_analyzed"] == 3
+    assert "interval" not in formal["reason"]
     assert "only 1 of 2" in formal["reason"]
-    assert result.conformant_areas == []
+    assert [g["given"] for g in length["conditional_distributions"]] == [
+        {"Tone": "formal"},
+        {"Tone": "casual"},
+    ]
+    # With 3 samples analysed, no share is far enough from the drawn one: only the match rates fail areas.
+    assert {(a["property_name"], a["value"]) for a in result.conformant_areas} == {
+        ("Tone", "casual"),
+        ("Length", "long"),
+    }
     # The failing sample got one repair call; the judge never saw what was drawn.
     assert sum(_number(c) == 4 for c in fake.calls) == 2
     assert all("formal, long" not in c.messages[1].content for c in fake.calls)

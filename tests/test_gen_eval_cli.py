@@ -48,7 +48,8 @@ def test_evaluate_prints_a_table_and_writes_the_report(runner: CliRunner, tmp_pa
     result = runner.invoke(cli, [*args, "--model", "fake/judge"])
     assert result.exit_code == 0, result.output
     assert "conformance 75/100 over 4 samples (4 classified, judge fake/judge)" in result.output
-    assert "2 non-conformant areas" in result.output
+    # 100% read formal against 75% drawn is within what 4 samples explain; casual fails on its match rate.
+    assert "1 non-conformant areas" in result.output
     formal_row = next(line for line in result.output.splitlines() if "formal" in line)
     assert [cell.strip() for cell in formal_row.split("│")[1:8]] == [
         "Tone",
@@ -57,7 +58,7 @@ def test_evaluate_prints_a_table_and_writes_the_report(runner: CliRunner, tmp_pa
         "75",
         "100",
         "100",
-        "no",
+        "yes",
     ]
 
     report = json.loads(report_path.read_text())

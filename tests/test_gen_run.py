@@ -49,17 +49,25 @@ def _is_judge(request: ChatRequest) -> bool:
     return bool(request.json_schema and "conforms" in request.json_schema.get("properties", {}))
 
 
+_ASKED = re.compile(r"^- (\w+): (\w+)$", re.MULTILINE)
+
+
 def scripted(fail_every: int = 0, *, always_fail: bool = False):
-    """Drafts name the request seed that wrote them; the judge rejects multiples of `fail_every`."""
+    """Drafts name the request seed that wrote them and the values asked for; the blind judge reads the
+    values back from the sample and finds a broken rule in multiples of `fail_every`."""
 
     def responder(route: Route, request: ChatRequest) -> str:
         if _is_judge(request):
-            seed = int(re.findall(r"review#(\d+)", request.messages[-1].content)[-1])
+            sample = request.messages[-1].content
+            seed = int(re.findall(r"review#(\d+)", sample)[-1])
             bad = always_fail or (fail_every and seed % fail_every == 0)
-            return json.dumps({"conforms": not bad, "violations": ["wrong sentiment"] if bad else []})
+            read = dict(re.findall(r"(\w+)=(\w+)", sample))
+            violations = ["wrong sentiment"] if bad else []
+            return json.dumps({"properties": read, "violations": violations, "conforms": not bad})
         if request.json_schema is not None:
             return default_reply(request)
-        return f"A fine review#{request.seed}"
+        asked = " ".join(f"{k}={v}" for k, v in _ASKED.findall(request.messages[-1].content))
+        return f"A fine review#{request.seed} {asked}"
 
     return responder
 
@@ -67,7 +75,8 @@ def scripted(fail_every: int = 0, *, always_fail: bool = False):
 def _run(body: dict[str, object], responder=None, seeds: SeedSet | None = None, **kw):
     fake = FakeProvider(responder=responder)
     gateway = Gateway(Routing.load(), providers={"fake": fake})
-    request = parse_generation_request({"generation_model": "fake/gen", **body})
+    # Scripted samples differ in a few characters: the novelty gate is tested on its own.
+    request = parse_generation_request({"generation_model": "fake/gen", "novelty_threshold": 1, **body})
     run = GenerationRun(
         SPEC, request, GenerationModels.resolve(gateway, request), seeds, gateway=gateway, **kw
     )

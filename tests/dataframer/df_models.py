@@ -36,15 +36,22 @@ def _prompt(body: dict[str, Any]) -> str:
 
 
 def gate_reply(body: dict[str, Any]) -> str:
-    """Drafts and revisions name their request seed; the judge rejects seeds that are multiples of 3."""
+    """Drafts and revisions name their request seed and the values asked for; the blind judge reads the
+    values back from the sample and finds a broken rule when the seed is a multiple of 3."""
     schema = _schema(body)
+    prompt = _prompt(body)
     if schema is not None and "conforms" in schema.get("properties", {}):
-        seeds = [int(s) for s in re.findall(r"draft-seed-(\d+)", _prompt(body))]
+        seeds = [int(s) for s in re.findall(r"draft-seed-(\d+)", prompt)]
         bad = bool(seeds) and seeds[-1] % FAIL_EVERY == 0
-        return json.dumps({"conforms": not bad, "violations": ["off-spec tone"] if bad else []})
+        read = dict(re.findall(r"\[\[(.+?)=(.+?)\]\]", prompt))
+        verdict = {"properties": read, "violations": ["off-spec tone"] if bad else [], "conforms": not bad}
+        return json.dumps(verdict)
     if schema is not None:
         return json.dumps(fake_value(schema, "gate"))
-    return f"A polite support email. draft-seed-{body.get('seed', 0)}"
+    asked = "".join(
+        f" [[{k}={v}]]" for k, v in re.findall(r"^- (.+?): (.+)$", prompt.split("must have:")[-1], re.M)
+    )
+    return f"A polite support email.{asked} draft-seed-{body.get('seed', 0)}"
 
 
 def plain_reply(body: dict[str, Any]) -> str:

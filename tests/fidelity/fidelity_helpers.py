@@ -326,13 +326,23 @@ REALISTIC_MIX = {
 
 
 def consistent_pair_judge(echo_chars: int) -> Responder:
-    """The simulator's own answers, except a pair judge's, which prefers the longer answer in either order.
+    """The simulator's own answers, except two judges whose verdicts must follow what they read.
 
-    The simulator's schema-valid default verdict names answer A whatever A is, which the judging protocol
-    rightly counts as inconsistent; the pair steps need a judge whose verdict follows the answers.
+    The pair judge prefers the longer answer in either order: the simulator's schema-valid default verdict
+    names answer A whatever A is, which the judging protocol rightly counts as inconsistent. The blind
+    conformance judge reads each property's value from the sample, where the simulator's echo of the writing
+    prompt put it ("Sentiment: negative"); its default would read every sample as each property's first value.
     """
 
     def respond(request: WireRequest) -> str:
+        if request.system.startswith("You check samples of a synthetic dataset. First classify"):
+            sample = request.last_user.split("<<<BEGIN SAMPLE>>>")[1].split("<<<END SAMPLE>>>")[0]
+            axes = (request.schema or {})["properties"]["properties"]["properties"]
+            read = {
+                name: next((v for v in spec["enum"] if f"{name}: {v}" in sample), "unclear")
+                for name, spec in axes.items()
+            }
+            return json.dumps({"properties": read, "violations": [], "conforms": True})
         if request.system.startswith("You are a careful judge of assistant answers"):
             shown = request.last_user
             a = shown.split("<<<BEGIN ANSWER A>>>")[1].split("<<<END ANSWER A>>>")[0]

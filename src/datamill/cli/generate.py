@@ -108,6 +108,9 @@ def spec_validate_command(file: Path) -> None:
 @click.option("--seed", type=int, help="Seed of every random choice (0).")
 @click.option("--max-tokens", type=int, help="Output cap of each draft or revision call (2048).")
 @click.option(
+    "--judge-model", help="Model of the conformance gate (default: the default model); best another family."
+)
+@click.option(
     "--novelty-threshold",
     type=float,
     help="Similarity to a seed or an earlier sample at which a candidate is regenerated (0.7; 1: off).",
@@ -158,6 +161,7 @@ def body_from_flags(samples: int, flags: dict[str, Any]) -> dict[str, Any]:
         "seed": flags.get("seed"),
         "max_output_tokens": flags.get("max_tokens"),
         "novelty_threshold": flags.get("novelty_threshold"),
+        "judge_model": flags.get("judge_model"),
     }
     body.update({k: v for k, v in pairs.items() if v is not None})
     for key in ("revision_types", "filtering_types"):

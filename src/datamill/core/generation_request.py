@@ -21,6 +21,8 @@
 |                            | ``databricks/`` model, and the base must be an http(s) URL               |
 | seed                       | datamill's own: seed of every random choice (default 0)                 |
 | max_output_tokens          | datamill's own: output cap of each draft/revision call, ≥ 16 (2048)     |
+| judge_model                | datamill's own: the model of the conformance gate (default: a configured |
+|                            | judge role, else the generation model, which the run summary notes)      |
 | novelty_threshold          | datamill's own: estimated Jaccard similarity to a seed or an earlier    |
 |                            | sample at which a candidate is regenerated, 0.3–1 (0.7); 1 turns the    |
 |                            | novelty gate off                                                         |
@@ -106,6 +108,7 @@ FIELDS = (
     "seed",
     "max_output_tokens",
     "novelty_threshold",
+    "judge_model",
     *_DATABRICKS,
 )
 
@@ -134,6 +137,7 @@ class GenerationRequest:
     seed: int = 0
     max_output_tokens: int = DEFAULT_OUTPUT_TOKENS
     novelty_threshold: float = DEFAULT_NOVELTY_THRESHOLD
+    judge_model: str | None = None
     databricks: tuple[tuple[str, str], ...] = ()
 
     @property
@@ -211,7 +215,7 @@ def parse_generation_request(
         maximum=1.0,
     )
     out["spec_id"] = read_str(values.get("spec_id"), path("spec_id"), issues)
-    for key in _MODELS:
+    for key in (*_MODELS, "judge_model"):
         out[key] = _model(values.get(key), path(key), issues, allowed_models)
     _read_budgets(values, out, path, issues)
     flags = {k: read_bool(values.get(k), path(k), issues) for k in _FLAGS}

@@ -168,6 +168,10 @@ class Gateway:
         """The model configured for a role (``generation``, ``judge``, ...), else `default_model`."""
         return self.model(self._roles.get(role) or self.default_model)
 
+    def has_role(self, role: str) -> bool:
+        """Whether a model is configured for ``role`` (else `role` gives the default model)."""
+        return bool(self._roles.get(role))
+
     def limiter(self, name: str) -> AdaptiveLimiter:
         """The concurrency limiter a model name's calls go through."""
         return self._lane(self.routing.resolve(name))[1]

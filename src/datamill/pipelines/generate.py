@@ -95,6 +95,10 @@ class GenerationSummary:
     runtime_params: dict[str, Any] = field(default_factory=dict)
     #: The first rejection reason seen for each gate, to show why candidates fail.
     reasons: dict[str, str] = field(default_factory=dict)
+    #: The model that answered the conformance gate (None without the gate).
+    conformance_model: str | None = None
+    #: What a reader should know about how the samples were judged.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def pass_rate(self) -> float:
@@ -115,6 +119,8 @@ class GenerationSummary:
             "cost_usd": self.cost_usd,
             "usage": self.usage,
             "runtime_params": self.runtime_params,
+            "conformance_model": self.conformance_model,
+            "notes": list(self.notes),
         }
 
 
@@ -126,9 +132,12 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class GenerationModels:
+    """The models of a run; ``judge`` answers the conformance gate (see `judge_for`)."""
+
     generation: ModelHandle
     outline: ModelHandle
     revision: ModelHandle
+    judge: ModelHandle
 
     @classmethod
     def resolve(cls, gateway: Gateway, request: GenerationRequest) -> GenerationModels:
@@ -140,7 +149,17 @@ class GenerationModels:
         generation = pick(request.generation_model, "generation")
         outline = pick(request.outline_model, "outline") if request.outline_model else generation
         revision = pick(request.revision_model, "revision") if request.revision_model else generation
-        return cls(generation, outline, revision)
+        return cls(generation, outline, revision, judge_for(gateway, request, generation))
+
+
+def judge_for(gateway: Gateway, request: GenerationRequest, generation: ModelHandle) -> ModelHandle:
+    """The conformance judge: ``judge_model``, else a configured judge role, else the generation model.
+
+    With the generation model, the run's summary notes that the samples were judged by their writer.
+    """
+    if request.judge_model:
+        return gateway.model(request.judge_model)
+    return gateway.role("judge") if gateway.has_role("judge") else generation
 
 
 def draw_properties(spec: Spec, count: int, seed: int) -> list[dict[str, str]]:
@@ -169,6 +188,7 @@ class GenerationRun:
         self.concurrency = max(1, concurrency)
         self.counters = counters or GenerationCounters()
         self.seeds = seeds if seeds is not None and seeds.seeds else None
+        self.models = models
         self._build_stages(models)
         self._slots = iter(range(1, request.number_of_samples + 1))
         self._properties = draw_properties(spec, request.number_of_samples, request.seed)
@@ -226,11 +246,7 @@ class GenerationRun:
         self.structural = (
             StructuralGate.from_seeds(self.seeds) if FilteringType.STRUCTURAL in filters else None
         )
-        self.conformance = (
-            ConformanceGate(models.revision, thinking_budget=request.revision_thinking_budget)
-            if FilteringType.CONFORMANCE in filters
-            else None
-        )
+        self.conformance = ConformanceGate(models.judge) if FilteringType.CONFORMANCE in filters else None
 
     async def run(self) -> GenerationResult:
         """Generate until N samples pass; raises `GenerationBudgetSpent` when the budget runs out first."""
@@ -253,6 +269,13 @@ class GenerationRun:
     def summary(self) -> GenerationSummary:
         """The run's summary so far."""
         usage = self.gateway.usage.snapshot() if self.gateway is not None else {}
+        judge = self.conformance.model.name if self.conformance is not None else None
+        notes = []
+        if judge is not None and judge in (self.models.revision.name, self.models.generation.name):
+            notes.append(
+                f"the conformance gate was judged by {judge}, which also wrote or revised the samples: "
+                "set judge_model to a model of another family for an independent check"
+            )
         return GenerationSummary(
             self.request.number_of_samples,
             len(self._accepted),
@@ -261,6 +284,8 @@ class GenerationRun:
             usage,
             self.request.runtime_params(),
             dict(self._reasons),
+            judge,
+            notes,
         )
 
     async def _work(self) -> None:

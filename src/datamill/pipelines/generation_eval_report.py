@@ -10,16 +10,27 @@ Every percentage is rounded to 2 decimals. For each property of the spec:
 - ``evaluated_distributions``: the share of each value among the judge's classifications of the samples it
   analysed; ``unclear`` appears as a key of its own when the judge answered it.
 - ``total_samples`` (samples evaluated) and ``total_samples_analyzed`` (samples whose classification call
-  succeeded; an ``unclear`` answer counts as analysed).
+  succeeded; an ``unclear`` answer counts as analysed);
+- ``goodness_of_fit``: Pearson's chi-square test of the classified counts (``unclear`` left out) against the
+  drawn shares (`datamill.pipelines.generation_eval_stats`): statistic, degrees of freedom, p-value, samples,
+  whether the approximation is reliable (every expected count at least 5) and whether the mix ``fits``
+  (p ≥ 0.05);
+- ``conditional_distributions`` (a property with conditional distributions only): for each value of its
+  parent property, among the samples drawn with that parent value, the child's drawn shares
+  (``expected_distributions``), its classified shares (``evaluated_distributions``), the spec's mix given
+  that value (``requested_distributions``) and the same goodness-of-fit test.
 
 ``conformance_score`` = 100 × (sample, property) pairs classified as the value drawn for them / analysed
 pairs that have a drawn value; None when there is no such pair. An ``unclear`` answer is not a match.
 
 An *area* is one (property, value) drawn or classified at least once: ``expected_percent``,
-``evaluated_percent``, ``difference_points`` (evaluated − expected), ``samples_drawn`` (analysed samples
-drawn with the value), ``samples_matched`` (of those, classified as it) and ``match_rate`` (their share, %).
-It is conformant when the difference is within `AREA_TOLERANCE_POINTS` and the match rate is at least
-`AREA_MIN_MATCH_RATE` (or nothing was drawn with it); a non-conformant area says why in ``reason``.
+``evaluated_percent``, ``difference_points`` (evaluated − expected), ``interval_percent`` (the Wilson score
+interval of the evaluated share over the ``samples_analyzed``, at 95% for the property, Bonferroni-split over
+its values), ``samples_drawn`` (analysed samples drawn with the value), ``samples_matched`` (of those,
+classified as it) and ``match_rate`` (their share, %). It is conformant when the drawn share lies within the
+interval (a difference the sample size explains) and the match rate is at least `AREA_MIN_MATCH_RATE` (or
+nothing was drawn with it); a non-conformant area says why in ``reason``. A conditional mix that fails its
+test adds a non-conformant area with ``given`` (the parent property and value) and no ``value``.
 """
 
 from __future__ import annotations
@@ -30,9 +41,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from datamill.core.spec import Distribution, PropertyAxis, Spec, sampling_order
+from datamill.pipelines.generation_eval_stats import goodness_of_fit, wilson_interval, z_for
 
-#: Percentage points an observed share may differ from the drawn share in a conformant area.
-AREA_TOLERANCE_POINTS = 10.0
 #: Least share (%) of the samples drawn with a value that must be classified as it in a conformant area.
 AREA_MIN_MATCH_RATE = 70.0
 #: The judge's answer when a sample shows nothing about a property.
@@ -98,19 +108,52 @@ def distribution_analysis(spec: Spec, results: Sequence[SampleResult]) -> list[d
     for axis in spec.axes:
         analysed = [r.classified[axis.name] for r in results if axis.name in r.classified]
         drawn = [r.drawn[axis.name] for r in results if axis.name in r.drawn]
-        entries.append(
+        entry: dict[str, Any] = {
+            "property_name": axis.name,
+            "requested_distributions": {
+                v: _round(100 * requested[axis.name].get(v, 0.0)) for v in axis.values
+            },
+            "expected_distributions": _shares(Counter(drawn), len(drawn), axis.values),
+            "evaluated_distributions": _shares(Counter(analysed), len(analysed), axis.values),
+            "total_samples": len(results),
+            "total_samples_analyzed": len(analysed),
+            "goodness_of_fit": _fit(analysed, drawn),
+        }
+        if axis.parent is not None and axis.conditional:
+            entry["conditional_distributions"] = _conditionals(axis, results)
+        entries.append(entry)
+    return entries
+
+
+def _fit(classified: Sequence[str], drawn: Sequence[str]) -> dict[str, Any]:
+    """The goodness-of-fit test of classified values (``unclear`` left out) against the drawn shares."""
+    counts = Counter(v for v in classified if v != UNCLEAR)
+    shares = {v: c / len(drawn) for v, c in Counter(drawn).items()} if drawn else {}
+    return goodness_of_fit(counts, shares)
+
+
+def _conditionals(axis: PropertyAxis, results: Sequence[SampleResult]) -> list[dict[str, Any]]:
+    """The child's mix within each value of its parent, drawn against classified (module docstring)."""
+    parent = axis.parent
+    assert parent is not None
+    out = []
+    parent_values = dict.fromkeys(r.drawn[parent] for r in results if parent in r.drawn)
+    for value in parent_values:
+        group = [r for r in results if r.drawn.get(parent) == value]
+        drawn = [r.drawn[axis.name] for r in group if axis.name in r.drawn]
+        classified = [r.classified[axis.name] for r in group if axis.name in r.classified]
+        mix = axis.conditional.get(value, axis.base)
+        out.append(
             {
-                "property_name": axis.name,
-                "requested_distributions": {
-                    v: _round(100 * requested[axis.name].get(v, 0.0)) for v in axis.values
-                },
+                "given": {parent: value},
+                "samples": len(group),
+                "requested_distributions": {v: _round(100 * mix.get(v, 0.0)) for v in axis.values},
                 "expected_distributions": _shares(Counter(drawn), len(drawn), axis.values),
-                "evaluated_distributions": _shares(Counter(analysed), len(analysed), axis.values),
-                "total_samples": len(results),
-                "total_samples_analyzed": len(analysed),
+                "evaluated_distributions": _shares(Counter(classified), len(classified), axis.values),
+                "goodness_of_fit": _fit(classified, drawn),
             }
         )
-    return entries
+    return out
 
 
 def conformance_score(results: Sequence[SampleResult]) -> float | None:
@@ -129,6 +172,25 @@ def areas(
         for area in _axis_areas(axis, results, entry):
             reason = _problem(area)
             (good if reason is None else bad).append(area if reason is None else {**area, "reason": reason})
+        for group in entry.get("conditional_distributions", ()):
+            fit = group["goodness_of_fit"]
+            if fit["fits"] is False:
+                given = ", ".join(f"{k} = {v}" for k, v in group["given"].items())
+                bad.append(
+                    {
+                        "property_name": axis.name,
+                        "value": None,
+                        "given": group["given"],
+                        "expected_percent": None,
+                        "evaluated_percent": None,
+                        "difference_points": None,
+                        "match_rate": None,
+                        "expected_distributions": group["expected_distributions"],
+                        "evaluated_distributions": group["evaluated_distributions"],
+                        "reason": f"given {given}, the classified mix does not fit the drawn mix "
+                        f"(chi-square p = {fit['p_value']:g} over {fit['samples']} samples)",
+                    }
+                )
     return good, bad
 
 
@@ -137,6 +199,8 @@ def _axis_areas(
 ) -> list[dict[str, Any]]:
     expected, evaluated = entry["expected_distributions"], entry["evaluated_distributions"]
     compared = [r for r in results if axis.name in r.classified and axis.name in r.drawn]
+    analysed = [r.classified[axis.name] for r in results if axis.name in r.classified]
+    z = z_for(len(axis.values))
     out = []
     for value in axis.values:
         drawn = [r for r in compared if r.drawn[axis.name] == value]
@@ -144,6 +208,7 @@ def _axis_areas(
         exp, got = expected.get(value, 0.0), evaluated.get(value, 0.0)
         if not drawn and not exp and not got:
             continue
+        low, high = wilson_interval(analysed.count(value), len(analysed), z)
         out.append(
             {
                 "property_name": axis.name,
@@ -151,6 +216,8 @@ def _axis_areas(
                 "expected_percent": exp,
                 "evaluated_percent": got,
                 "difference_points": _round(got - exp),
+                "interval_percent": [_round(100 * low), _round(100 * high)],
+                "samples_analyzed": len(analysed),
                 "samples_drawn": len(drawn),
                 "samples_matched": matched,
                 "match_rate": _round(100 * matched / len(drawn)) if drawn else None,
@@ -161,10 +228,11 @@ def _axis_areas(
 
 def _problem(area: dict[str, Any]) -> str | None:
     reasons = []
-    if abs(area["difference_points"]) > AREA_TOLERANCE_POINTS:
+    low, high = area["interval_percent"]
+    if area["samples_analyzed"] and not low <= area["expected_percent"] <= high:
         reasons.append(
-            f"observed {area['evaluated_percent']}% of samples against {area['expected_percent']}% drawn "
-            f"(more than {AREA_TOLERANCE_POINTS:g} points apart)"
+            f"observed {area['evaluated_percent']}% of {area['samples_analyzed']} samples (95% interval "
+            f"{low:g}–{high:g}%) against {area['expected_percent']}% drawn"
         )
     rate = area["match_rate"]
     if rate is not None and rate < AREA_MIN_MATCH_RATE:

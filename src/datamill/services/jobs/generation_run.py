@@ -36,6 +36,7 @@ from datamill.pipelines.generate import (
     GenerationResult,
     GenerationRun,
     GenerationSummary,
+    judge_for,
 )
 from datamill.pipelines.generate_output import write_generation
 from datamill.runners.execution import LiveRun, RunTicket
@@ -82,10 +83,16 @@ def _models(
     generation = model_handle(gateway, request.generation_model, "generation", credentials, policy)
     outline = model_handle(gateway, request.outline_model, "outline", credentials, policy)
     revision = model_handle(gateway, request.revision_model, "revision", credentials, policy)
+    judge = (
+        model_handle(gateway, request.judge_model, "judge", credentials, policy)
+        if request.judge_model
+        else judge_for(gateway, request, generation)
+    )
     return GenerationModels(
         generation,
         outline if request.outline_model else generation,
         revision if request.revision_model else generation,
+        judge,
     )
 
 

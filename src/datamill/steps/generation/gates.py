@@ -8,8 +8,16 @@
   `MAX_LENGTH_RATIO` × the longest (plus `LENGTH_SLACK_CHARS`, so very short seeds do not make every sample
   too long); without seeds, longer than `MAX_SAMPLE_CHARS`.
 
-``conformance`` asks the judge (the revision model) whether the sample has the properties drawn for it and
-follows the spec's rules; the reply is JSON ``{"conforms": bool, "violations": [str]}``.
+``conformance`` is a blind check by a judge model (the run's ``judge_model``, else a configured judge role,
+else the generation model; never the revision model as such, and the run's summary notes a judge that also
+wrote or revised the samples). The judge is not told the values drawn for the sample: it classifies the
+sample on every property of the spec, picking one of the property's values or ``unclear``, and lists the
+spec's rules the sample breaks (``gen_conformance.yaml``; JSON ``{"properties": {...}, "violations": [str],
+"conforms": bool}`` under `conformance_schema`). The code then compares the classification with the drawn
+values: a property read as another value, or as ``unclear``, fails the sample, as does a broken rule. A judge
+that is shown the target answers "yes, it has it" far more readily than one asked to read the sample cold (the
+judge columns of Data Designer and the classify-then-compare checks of synthetic-data evaluations work the
+same way), and a reviser checking its own revision repeats its own blind spots.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from datamill.core.spec import Spec
 from datamill.llm.types import ChatRequest
 from datamill.steps.generation.sample import SampleTask
 from datamill.steps.generation.seeds import SeedSet
@@ -36,15 +45,31 @@ VERDICT_MAX_TOKENS = 256
 #: The longest sample accepted when there are no seeds to compare with.
 MAX_SAMPLE_CHARS = 200_000
 
-VERDICT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "conforms": {"type": "boolean"},
-        # Capped so that a small model cannot loop on the list until it hits the token limit.
-        "violations": {"type": "array", "maxItems": MAX_VIOLATIONS, "items": {"type": "string"}},
-    },
-    "required": ["conforms", "violations"],
-}
+#: The judge's answer when a sample shows nothing about a property.
+UNCLEAR = "unclear"
+
+
+def conformance_schema(spec: Spec) -> dict[str, Any]:
+    """The verdict's JSON schema: a value (or ``unclear``) per property, the broken rules, a rule verdict."""
+    axes = {
+        axis.name: {"type": "string", "enum": list(dict.fromkeys((*axis.values, UNCLEAR)))}
+        for axis in spec.axes
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "properties": {
+                "type": "object",
+                "properties": axes,
+                "required": list(axes),
+                "additionalProperties": False,
+            },
+            # Capped so that a small model cannot loop on the list until it hits the token limit.
+            "violations": {"type": "array", "maxItems": MAX_VIOLATIONS, "items": {"type": "string"}},
+            "conforms": {"type": "boolean"},
+        },
+        "required": ["properties", "violations", "conforms"],
+    }
 
 
 @dataclass(frozen=True)
@@ -83,7 +108,7 @@ class StructuralGate:
 
 
 class ConformanceGate:
-    """The judge call that checks a sample against its drawn properties and the spec's rules."""
+    """The blind judge call that checks a sample's properties and the spec's rules (module docstring)."""
 
     name: ClassVar[str] = "gen_conformance"
 
@@ -93,25 +118,40 @@ class ConformanceGate:
         self.template = load_template("gen_conformance")
 
     def requests_for(self, task: SampleTask, text: str) -> list[ChatRequest]:
-        messages = self.template.render(**task.variables(), sample=text)
+        """The judge's request: the spec and the sample, never the values drawn for ``task``."""
+        spec = task.spec
+        axes = [
+            {"name": a.name, "description": a.description or "", "options": list(a.values)} for a in spec.axes
+        ]
+        messages = self.template.render(
+            description=spec.description, requirements=list(spec.requirements), axes=axes, sample=text
+        )
+        budget = VERDICT_MAX_TOKENS + sum(16 + len(a.name) + max(map(len, a.values)) for a in spec.axes)
         request = ChatRequest(
             messages,
-            max_tokens=VERDICT_MAX_TOKENS,
+            max_tokens=budget,
             temperature=0.0,
-            json_schema=VERDICT_SCHEMA,
+            json_schema=conformance_schema(spec),
             thinking_budget=self.thinking_budget,
             seed=task.request_seed("conformance"),
         )
         return [request]
 
     async def problem(self, task: SampleTask, text: str) -> str | None:
-        """The violations the judge found, or None when the sample conforms."""
+        """Why the sample fails (properties read otherwise than drawn, broken rules), or None."""
         result = await self.model.chat(self.requests_for(task, text)[0], tag=self.name)
         verdict = result.data if isinstance(result.data, dict) else {}
-        if verdict.get("conforms") is True:
-            return None
-        violations = [str(v) for v in verdict.get("violations") or [] if str(v).strip()]
-        return "; ".join(violations) or "the judge found the sample non-conformant"
+        found = verdict.get("properties")
+        read: dict[str, Any] = found if isinstance(found, dict) else {}
+        problems = [
+            f"{name}: asked for {drawn!r}, the sample reads as {read.get(name, UNCLEAR)!r}"
+            for name, drawn in task.properties.items()
+            if read.get(name) != drawn
+        ]
+        if verdict.get("conforms") is not True:
+            violations = [str(v) for v in verdict.get("violations") or [] if str(v).strip()]
+            problems += violations or ["the judge found that the sample breaks a rule"]
+        return "; ".join(problems) or None
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
