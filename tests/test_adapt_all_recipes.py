@@ -129,6 +129,7 @@ async def test_every_step_runs_in_order_with_its_columns(source: Path, tmp_path:
         "prompt_rephrase",
         "grounding",
         "completion",
+        "citation_check",
         "reasoning_traces",
         "preference_pairs",
         "safety_review",
@@ -158,6 +159,7 @@ async def test_every_step_runs_in_order_with_its_columns(source: Path, tmp_path:
         assert len(row["pair_comparisons"]) == 3
         assert row["prompt_safety_issues"] == []
         assert isinstance(row["grounding_sources"], list)
+        assert isinstance(row["removed_citations"], list)
     grounded = [r for r in rows if r["grounding_sources"]]
     assert grounded
     assert grounded[0]["grounding_sources"][0]["source"].endswith("passwords.md")

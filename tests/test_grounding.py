@@ -20,13 +20,17 @@ from datamill.steps.grounding import (
 from datamill.text.fulltext import LocalFullTextIndex
 from datamill.text.search import FakeSearch, Passage
 
+#: Scripted search results, with the share of the query each covers as the backend reports it.
 PASSAGES = [
-    Passage("kb/reset.md", "Open Settings, choose Security, click Forgot password.", 4.0),
+    Passage("kb/reset.md", "Open Settings, choose Security, click Forgot password.", 4.0, 0.9),
     Passage(
-        "kb/sso.md", "Accounts that sign in with SSO reset their password with their identity provider.", 3.0
+        "kb/sso.md",
+        "Accounts that sign in with SSO reset their password with their identity provider.",
+        3.0,
+        0.8,
     ),
-    Passage("kb/billing.txt", "Your password is never shown on an invoice.", 1.5),
-    Passage("kb/misc.md", "An unrelated page that happened to match one word.", 0.2),
+    Passage("kb/billing.txt", "Your password is never shown on an invoice.", 1.5, 0.5),
+    Passage("kb/misc.md", "An unrelated page that happened to match one word.", 0.2, 0.3),
 ]
 
 
@@ -118,7 +122,7 @@ def test_snippet_cuts_long_passages_at_a_word():
 
 async def test_long_passages_get_a_snippet_in_the_public_column():
     long_text = "Step one: open the settings page. " * 20
-    step = Ground(FakeSearch([Passage("kb/long.md", long_text, 1.0)]))
+    step = Ground(FakeSearch([Passage("kb/long.md", long_text, 1.0, 1.0)]))
     row = _row()
     await step.process_row(row, StepContext())
     assert row["_passages"][0]["text"] == long_text
@@ -238,11 +242,15 @@ async def test_a_question_the_documents_answer_is_grounded_in_them(
     assert row["grounding_sources"][0]["source"] == source
 
 
-async def test_passages_without_a_relevance_are_judged_by_score_alone():
-    step = Ground(FakeSearch(PASSAGES), top_k=5, min_relevance=0.99)
-    row = _row()
-    await step.process_row(row, StepContext())
-    assert len(row["_passages"]) == 4
+async def test_passages_without_a_relevance_are_measured_by_the_query_words_they_hold():
+    # A search API that reports no relevance: the floor applies to the share of the query's words.
+    unmeasured = [Passage(p.source, p.text, p.score) for p in PASSAGES]
+    row = _row(enhanced_prompt="How do I reset my password?")  # searched for: "reset", "password"
+    await Ground(FakeSearch(unmeasured), top_k=5).process_row(row, StepContext())
+    assert [p["source"] for p in row["_passages"]] == ["kb/reset.md", "kb/sso.md", "kb/billing.txt"]
+    row = _row(enhanced_prompt="How do I reset my password?")
+    await Ground(FakeSearch(unmeasured), top_k=5, min_relevance=0.99).process_row(row, StepContext())
+    assert [p["source"] for p in row["_passages"]] == ["kb/sso.md"]  # the one page with both words
     covered = [Passage("kb/a.md", "Open Settings.", 2.0, 0.5), Passage("kb/b.md", "Other.", 3.0, 0.1)]
     row = _row()
     await Ground(FakeSearch(covered), min_relevance=0.3).process_row(row, StepContext())

@@ -32,7 +32,10 @@ CORPUS = {
 
 
 class SearchApi:
-    """A loopback search API: ``POST /search {"query", "k"}`` → the corpus entries sharing a word."""
+    """A loopback search API: ``POST /search {"query", "k"}`` → the corpus entries sharing a word.
+
+    Each result carries the relevance the API vouches for (without one, grounding measures its own).
+    """
 
     def __init__(self) -> None:
         self.queries: list[dict[str, Any]] = []
@@ -46,7 +49,7 @@ class SearchApi:
                 api.auth.append(self.headers.get("Authorization"))
                 words = {w.strip("?.,:").lower() for w in str(body["query"]).split()}
                 results = [
-                    {"source": url, "text": text, "score": 2.0}
+                    {"source": url, "text": text, "score": 2.0, "relevance": 1.0}
                     for url, text in CORPUS.items()
                     if words & {w.strip(".").lower() for w in text.split()}
                 ]

@@ -4,8 +4,8 @@ Batch steps (file order): column mapping → ``max_rows`` sampling → exact ded
 (MinHash-LSH) → semantic dedup (optional).
 Row steps (concurrent): image fetch (an image column's URLs, through the safe fetcher) → language expansion →
 prompt metadata injection → prompt rephrase → rephrase meaning check → grounding
-(``hallucination_mitigation``) → completion (or chat turns) → reasoning traces → preference pairs
-(``training_type=preference_pairs``) → safety review (``safety_categories``).
+(``hallucination_mitigation``) → completion (or chat turns) → citation check (with grounding) → reasoning
+traces → preference pairs (``training_type=preference_pairs``) → safety review (``safety_categories``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datamill.core.recipes import TrainingType
 from datamill.core.run_options import RunOptions
 from datamill.steps.base import BatchStep, RowStep
 from datamill.steps.chat import ChatCompletion
+from datamill.steps.citations import CitationCheck
 from datamill.steps.completion import GenerateCompletion
 from datamill.steps.dedup import ExactDedup
 from datamill.steps.expansion import LanguageExpansionStep
@@ -193,6 +194,8 @@ def _row_steps(
                 show_draft=not brand.hallucination_mitigation,
             )
         )
+    if brand.hallucination_mitigation and not chat:
+        steps.append(CitationCheck(judge))
     if recipes.reasoning_traces:
         steps.append(ReasoningTraces(model, judge=judge))
     if request.training_type == TrainingType.PREFERENCE_PAIRS:

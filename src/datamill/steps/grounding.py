@@ -24,7 +24,10 @@ questions it answers, the best passage covered 0.32–1.0 of the query; for thre
 passages found through an incidental word ("reset", "home", "plan") covered 0.14–0.18. 0.25 keeps the first
 and drops the second. A long question whose answer
 shares few of its words can lose a passage; lower the minimum (``--grounding-min-relevance``) for such data.
-A search API's results carry no relevance and are judged by ``min_score`` alone.
+A passage from a backend that reports no relevance (a search API that leaves ``relevance`` out) is measured
+here, with `word_coverage`: the share of the query's search words the passage contains, unweighted and
+unstemmed, so the same floor applies on every path. A semantic search API whose passages need not share the
+query's words (synonyms, other languages) should return its own ``relevance``.
 
 The step makes no model call. A search that fails is not hidden: a `ModelError` from a search API rejects the
 row with its reason, and a `ConfigError` (a misconfigured endpoint) stops the run.
@@ -40,7 +43,7 @@ import pyarrow as pa
 from datamill.core.errors import ConfigError
 from datamill.steps.base import Row, RowStep, StepContext
 from datamill.steps.metadata_injection import CONTEXT_INJECTED
-from datamill.text.fulltext import LocalFullTextIndex
+from datamill.text.fulltext import LocalFullTextIndex, word_coverage
 
 if TYPE_CHECKING:
     from datamill.llm.types import ChatRequest
@@ -106,7 +109,7 @@ class Ground(RowStep):
         query = query_for(row)
         # Ask for twice as many as kept: copies of one document must not crowd out the others.
         found = await self.search.search(query, self.top_k * 2) if query else []
-        passages = self.pick(found)
+        passages = self.pick(found, query)
         row["_passages"] = [{"n": n, "source": p.source, "text": p.text} for n, p in enumerate(passages, 1)]
         row["grounding_sources"] = [
             {"n": n, "source": p.source, "snippet": snippet(p.text)} for n, p in enumerate(passages, 1)
@@ -117,13 +120,16 @@ class Ground(RowStep):
         else:
             self.counts.ungrounded += 1
 
-    def pick(self, found: list[Passage]) -> list[Passage]:
+    def pick(self, found: list[Passage], query: str = "") -> list[Passage]:
         """The best ``top_k`` relevant passages (see the module docstring), best first, without repeats."""
         kept: list[Passage] = []
         seen: set[str] = set()
         for passage in sorted(found, key=lambda p: p.score, reverse=True):
             key = " ".join(passage.text.split())
-            relevant = passage.relevance is None or passage.relevance >= self.min_relevance
+            relevance = passage.relevance
+            if relevance is None and query:
+                relevance = word_coverage(query, passage.text)
+            relevant = relevance is None or relevance >= self.min_relevance
             if passage.score > self.min_score and relevant and key and key not in seen:
                 seen.add(key)
                 kept.append(passage)

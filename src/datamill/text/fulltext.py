@@ -253,6 +253,19 @@ def query_terms(text: str, max_terms: int = MAX_QUERY_TERMS) -> list[str]:
     return [w for w in words if w not in _STOPWORDS][:max_terms]
 
 
+def word_coverage(query: str, text: str) -> float:
+    """The share of ``query``'s search words (`query_terms`) that ``text`` contains, from 0 to 1.
+
+    The relevance of a passage whose backend reports none: unweighted and unstemmed, so stricter than the
+    local index's IDF-weighted share. A query with no search word covers nothing (0).
+    """
+    terms = query_terms(query)
+    if not terms:
+        return 0.0
+    words = {w.casefold() for w in _WORD.findall(unicodedata.normalize("NFKC", text))}
+    return sum(term in words for term in terms) / len(terms)
+
+
 def build_query(text: str, max_terms: int = MAX_QUERY_TERMS) -> str:
     """An FTS5 MATCH expression for ``text``: its distinct words, each quoted, ORed.
 

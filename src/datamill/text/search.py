@@ -13,11 +13,13 @@ for `HttpSearch`): higher is more relevant, and scores compare only within one b
 
 `HttpSearch` wire shape (an operator fronts any search service with it, or a few lines of proxy):
 ``POST <url>`` with ``{"query": str, "k": int}`` answered by
-``{"results": [{"source": str, "text": str, "score": number (optional)}, ...]}``, best first. A result without
-a score gets `UNSCORED`. Statuses map as for model providers: 429 and 5xx/408/409 are retried with the
-gateway's `RetryPolicy`, and so are connection failures and timeouts; 401/403/404 raise `PermanentModelError`,
-which stops an adaptation run (every row would fail the same way); a reply of the wrong shape, or an endpoint
-the fetcher refuses, raises `ConfigError` (the endpoint is misconfigured).
+``{"results": [{"source": str, "text": str, "score": number (optional), "relevance": 0–1 (optional)}, ...]}``,
+best first. A result without a score gets `UNSCORED`; ``relevance`` is how much of the query the passage
+covers (a semantic search returns its similarity there), and grounding measures it itself when it is absent.
+Statuses map as for model providers: 429 and 5xx/408/409 are retried with the gateway's `RetryPolicy`, and
+so are connection failures and timeouts; 401/403/404 raise `PermanentModelError`, which stops an adaptation
+run (every row would fail the same way); a reply of the wrong shape, or an endpoint the fetcher refuses,
+raises `ConfigError` (the endpoint is misconfigured).
 """
 
 from __future__ import annotations
@@ -184,9 +186,16 @@ def parse_results(body: Any, url: str) -> list[Passage]:
         source = item.get("source") if isinstance(item, dict) else None
         text = item.get("text") if isinstance(item, dict) else None
         score = item.get("score", UNSCORED) if isinstance(item, dict) else None
+        relevance = item.get("relevance") if isinstance(item, dict) else None
         if not isinstance(source, str) or not isinstance(text, str):
             raise ConfigError(f"search API {url}: results[{i}] needs string fields source and text")
         if isinstance(score, bool) or not isinstance(score, int | float):
             raise ConfigError(f"search API {url}: results[{i}].score must be a number")
-        passages.append(Passage(source, text, float(score)))
+        if relevance is not None and (
+            isinstance(relevance, bool) or not isinstance(relevance, int | float) or not 0 <= relevance <= 1
+        ):
+            raise ConfigError(f"search API {url}: results[{i}].relevance must be a number from 0 to 1")
+        passages.append(
+            Passage(source, text, float(score), float(relevance) if relevance is not None else None)
+        )
     return passages
