@@ -163,3 +163,7 @@ def test_a_model_that_keeps_refusing_fails_the_run_with_no_file(
     assert "refus" in run.results.error.lower()
     with pytest.raises(dataframer.BadRequestError):
         sdk.dataframer.anonymization_runs.files.download_all(run.id)
+    failures = [f for f in sdk.dataframer.failures.list().results if run.id in f.name]
+    assert [f.description for f in failures] == [run.results.error]  # the failed run is a failure ...
+    sdk.dataframer.anonymization_runs.delete(run.id)
+    assert not [f for f in sdk.dataframer.failures.list().results if run.id in f.name]  # ... until deleted

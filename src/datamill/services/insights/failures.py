@@ -34,6 +34,11 @@ from datamill.core.fields import Issues
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import iso
 from datamill.store import Store
+from datamill.store.anonymization_models import (
+    ANONYMIZATION_JOB,
+    ANONYMIZATION_ZIP_JOB,
+    AnonymizationRun,
+)
 from datamill.store.generation_models import GenerationEvaluation, GenerationRun, Spec
 from datamill.store.models import Run
 from datamill.store.red_team_models import Judge, JudgeEvaluation, RedTeamRun
@@ -253,12 +258,18 @@ RESOURCES: dict[str, type[Any]] = {
     "generation_eval": GenerationEvaluation,
     "generation_zip": GenerationRun,
     "red_team": RedTeamRun,
+    ANONYMIZATION_JOB: AnonymizationRun,
+    ANONYMIZATION_ZIP_JOB: AnonymizationRun,
 }
 
 
 def _resource_gone(session: Session, job: Run) -> bool:
+    """The job's resource was deleted: its row is gone, or flagged deleted (a soft delete)."""
     table = RESOURCES.get(job.kind)
-    return table is not None and session.get(table, job.source_dataset_id) is None
+    if table is None:
+        return False
+    row = session.get(table, job.source_dataset_id)
+    return row is None or getattr(row, "deleted_at", None) is not None
 
 
 def _gates(session: Session, job: Run) -> dict[str, int]:
