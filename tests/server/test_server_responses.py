@@ -284,6 +284,20 @@ def test_file_search_gives_the_model_the_rows_that_match(
     assert response["tools"] == [{"type": "file_search", "dataset_ids": [dataset_id]}]
 
 
+def test_file_search_leaves_out_rows_found_through_one_incidental_word(
+    srv: RunningServer, sim: ProviderSimulator, tmp_path: Path
+) -> None:
+    client = srv.client()
+    dataset_id = _dataset(client, tmp_path)
+    # "long" is the rye row's only word of five searched for: BM25 finds it, the relevance floor drops it.
+    question = "How long does a marathon race take for beginners?"
+    response = client.responses.create(
+        model=SIM, input=question, tools=[{"type": "file_search", "dataset_ids": [dataset_id]}]
+    )
+    assert response["output"][0]["results"] == []
+    assert "found nothing relevant" in sim.log.entries[-1].body["messages"][0]["content"]
+
+
 def test_file_search_searches_every_dataset_and_can_be_turned_off(srv: RunningServer, tmp_path: Path) -> None:
     client = srv.client()
     dataset_id = _dataset(client, tmp_path)

@@ -5,7 +5,10 @@ not ``none``, nor ``max_tool_calls`` 0), the server searches before it calls the
 user message, the rows searched are those of the named datasets (default: the tenant's datasets that have
 been read, newest first, up to `MAX_DATASETS`; `MAX_ROWS` rows in all), each row's text is its string
 columns joined, and the `TOP_K` best by full-text relevance (SQLite FTS5, BM25) are given to the model in
-the system message, each with its dataset and row number. The answer's ``output`` starts with a
+the system message, each with its dataset and row number. A row counts only when it holds at least
+`MIN_RELEVANCE` of the question's search words (`datamill.text.fulltext.word_coverage`, the floor grounding
+applies to passages): BM25 ranks whatever shares a word, and a row found through one incidental word is no
+support for an answer. The answer's ``output`` starts with a
 ``file_search_call`` item listing the query and these results. A dataset id the tenant does not have answers
 404, as it does everywhere.
 """
@@ -21,11 +24,15 @@ from sqlalchemy import select
 from datamill.services.datasets.catalog import DatasetService, DatasetView
 from datamill.services.datasets.output import DatasetOutputs
 from datamill.services.datasets.retrieval import search_rows
+from datamill.steps.grounding import DEFAULT_MIN_RELEVANCE
 from datamill.store import Dataset, Store
+from datamill.text.fulltext import word_coverage
 
 MAX_DATASETS = 50
 MAX_ROWS = 100_000
 TOP_K = 5
+#: Least share of the question's search words a row must hold to be given to the model (grounding's floor).
+MIN_RELEVANCE = DEFAULT_MIN_RELEVANCE
 READY = ("succeeded", "awaiting_input")
 #: Characters of a row's text given to the model and shown in the results.
 MAX_TEXT = 2_000
@@ -99,6 +106,8 @@ class FileSearch:
                         break
         hits = []
         for ranked in search_rows(query, texts, TOP_K):
+            if word_coverage(query, texts[ranked.index]) < MIN_RELEVANCE:
+                continue
             view, number = where[ranked.index]
             hits.append(SearchHit(view.id, view.name, number, ranked.score, texts[ranked.index][:MAX_TEXT]))
         return hits
