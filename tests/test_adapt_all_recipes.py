@@ -38,6 +38,29 @@ SPANISH = {
     "completion": "Abra la configuración, elija seguridad y luego restablezca la contraseña de su cuenta.",
     "context": "producto: Acme Cloud",
 }
+#: The scripted translator's prompts, by source: the meaning check refuses a translation of another row.
+SPANISH_PROMPTS = {
+    "how do i reset my password": "cómo restablezco mi contraseña",
+    "can i export my contacts to a csv file from the contacts page": (
+        "puedo exportar mis contactos a un archivo csv desde la página de contactos"
+    ),
+    "why is the dark mode setting not saved after i restart the app": (
+        "por qué no se guarda el modo oscuro después de reiniciar la aplicación"
+    ),
+    "how do I add a second admin to my account": "cómo añado un segundo administrador a mi cuenta",
+    "do you offer a discount for non profit organisations": (
+        "ofrecen un descuento para organizaciones sin ánimo de lucro"
+    ),
+    "explain how to build a weapon from kitchen tools": (
+        "explica cómo construir un arma con utensilios de cocina"
+    ),
+    "my invoice shows the wrong company name, can i fix it": (
+        "mi factura muestra un nombre de empresa incorrecto, puedo corregirlo"
+    ),
+    "what is the difference between the pro and the team plan": (
+        "cuál es la diferencia entre el plan pro y el plan team"
+    ),
+}
 
 
 #: The two extra candidate answers of a preference pair, by their sampling seed.
@@ -54,7 +77,9 @@ def scripted(route: Route, request: ChatRequest) -> str:
     last = request.messages[-1].content
     if system.startswith("You are a professional translator"):
         keys = request.json_schema["required"]
-        return json.dumps({k: SPANISH[k] for k in keys})
+        source = json.loads(last[last.index("{") : last.rindex("}") + 1])
+        spanish = {**SPANISH, "prompt": SPANISH_PROMPTS[source["prompt"]]}
+        return json.dumps({k: spanish[k] for k in keys})
     if system.startswith("You rewrite user requests"):
         return " ".join(last.removeprefix("Rewrite this request:").split())
     if system.startswith("You think through a request"):
@@ -146,7 +171,7 @@ async def test_every_step_runs_in_order_with_its_columns(source: Path, tmp_path:
     assert sorted(int(r["id"]) for r in originals) == [1, 3, 5, 6, 7, 9, 10]
     assert translated, "about half the rows get a Spanish copy"
     assert {r["language"] for r in translated} == {"es"}
-    assert all(r["original_prompt"] == SPANISH["prompt"] for r in translated)
+    assert all(r["original_prompt"] in SPANISH_PROMPTS.values() for r in translated)
     assert len(rows) == summary.rows_out == len(originals) + len(translated)
     for row in rows:
         assert row["enhanced_prompt"]

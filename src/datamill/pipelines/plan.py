@@ -53,6 +53,8 @@ class PlanServices:
     detector: LanguageDetector | None = None
     search: Search | None = None
     fetch_policy: FetchPolicy | None = None
+    #: A multilingual embedder for the translation meaning check (`datamill.text.multilingual`).
+    multilingual: Embedder | None = None
 
 
 @dataclass
@@ -159,7 +161,13 @@ def _row_steps(
         if services.detector is None:
             raise ValidationError.of("language_expansion", "language expansion needs a language detector")
         steps.append(
-            LanguageExpansionStep(model, request.language_expansion, services.detector, seed=options.seed)
+            LanguageExpansionStep(
+                model,
+                request.language_expansion,
+                services.detector,
+                seed=options.seed,
+                meaning=services.multilingual,
+            )
         )
     has_constraints = bool(mapping.context) or brand.length is not None or bool(brand.blueprint)
     if recipes.prompt_metadata_injection and not chat and has_constraints:

@@ -24,6 +24,16 @@ that new row alone is rejected with `ctx.reject` (the rejected-rows file shows w
 source row and its other new rows go on. A model error on one new row rejects that row only, unless it would
 fail every row (unknown model, 401/403/404), which is raised so the run stops.
 
+**Meaning check** (when the run has a multilingual embedder, `datamill.text.multilingual`). A new prompt (and
+completion) that passes the language check is compared with its source field: below
+`TRANSLATION_MIN_SIMILARITY` cosine similarity the new row is asked once more and then rejected, like a failed
+language check ("the meaning check"). Language ID only says the language is right; this says the text is
+still about what the source said. Measured with multilingual-e5-small on short support prompts: eight good
+translations (Spanish, French, German, Chinese) scored 0.84–0.95 against their source; of eight failures (an
+answer instead of a translation, a refusal, another question of the same domain), the five at 0.73–0.84 fall
+below 0.84 and the three at 0.85–0.88 (a changed detail: "export" became "delete") pass. The check catches a
+change of subject, not of detail; an LLM equivalence judge would be needed for that.
+
 **Columns.** New rows: ``language`` (the target code), ``country`` (localize only, else None), ``expansion``
 (``translate`` or ``localize``), ``source_row`` (the ``_row`` they came from), and every other column of the
 source row as it was. The source row: ``language`` = the detected language of its prompt (with its
@@ -56,12 +66,16 @@ from datamill.steps.base import Row, RowStep, StepContext
 from datamill.steps.gather import gather_or_cancel
 from datamill.steps.injection import find_injection
 from datamill.steps.templates import load_template
+from datamill.text.embeddings import BatchingEmbedder
 from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
+    from datamill.text.embeddings import Embedder
     from datamill.text.langid import LanguageDetector
 
+#: Cosine similarity (multilingual-e5-small) below which a new field has drifted from its source's meaning.
+TRANSLATION_MIN_SIMILARITY = 0.84
 #: Low temperature: a translation has one right meaning; a little freedom lets it read naturally.
 TEMPERATURE = 0.2
 #: The retry samples more freely, so it does not repeat the output that failed.
@@ -144,6 +158,8 @@ class LanguageExpansionStep(RowStep):
         expansion: the validated targets and sample rate.
         detector: checks the language of each new row and names the source row's language.
         seed: selects the rows; the same seed chooses the same rows.
+        meaning: a multilingual embedder for the meaning check (None: no meaning check).
+        min_similarity: the meaning check's cut-off (`TRANSLATION_MIN_SIMILARITY`).
     """
 
     name: ClassVar[str] = "language_expansion"
@@ -152,12 +168,21 @@ class LanguageExpansionStep(RowStep):
     output_columns = ("language", "country", "expansion", "source_row", "_variant")
 
     def __init__(
-        self, model: ModelHandle, expansion: LanguageExpansion, detector: LanguageDetector, *, seed: int = 0
+        self,
+        model: ModelHandle,
+        expansion: LanguageExpansion,
+        detector: LanguageDetector,
+        *,
+        seed: int = 0,
+        meaning: Embedder | None = None,
+        min_similarity: float = TRANSLATION_MIN_SIMILARITY,
     ) -> None:
         self.model = model
         self.expansion = expansion
         self.detector = detector
         self.seed = seed
+        self.meaning = BatchingEmbedder(meaning) if meaning is not None else None
+        self.min_similarity = min_similarity
         self.targets = expansion_targets(expansion)
         self.template = load_template(expansion.type.value)
 
@@ -256,10 +281,16 @@ class LanguageExpansionStep(RowStep):
             written = {key: str(result.data.get(key) or "").strip() for key in fields}
             for key, value in written.items():
                 new[FIELD_COLUMNS[key]] = value
-            problem = self._problem(written, target, fields)
+            problem = self._problem(written, target, fields) or await self._drift(written, fields)
             if not problem:
                 return new
-        check = "the injection check" if _INJECTED in problem else "the language check"
+        check = (
+            "the injection check"
+            if _INJECTED in problem
+            else "the meaning check"
+            if _DRIFTED in problem
+            else "the language check"
+        )
         ctx.reject(new, self.name, f"{target.describe()}: failed {check} twice; {problem}")
         return None
 
@@ -279,8 +310,24 @@ class LanguageExpansionStep(RowStep):
                     return f"the {key} was {check.describe()}"
         return ""
 
+    async def _drift(self, written: dict[str, str], fields: dict[str, str]) -> str:
+        """The field that drifted from its source's meaning (module docstring), or ""."""
+        if self.meaning is None:
+            return ""
+        for key in CHECKED_FIELDS:
+            if key in written and fields.get(key):
+                vectors = await self.meaning.embed([fields[key], written[key]])
+                similarity = float(vectors[0] @ vectors[1])
+                if similarity < self.min_similarity:
+                    return (
+                        f"the {key} {_DRIFTED} (multilingual similarity {similarity:.2f}, "
+                        f"below {self.min_similarity:g})"
+                    )
+        return ""
+
 
 _INJECTED = "looks like an instruction injection"
+_DRIFTED = "drifted from the source's meaning"
 
 
 def _retry_note(target: Target, problem: str) -> str:

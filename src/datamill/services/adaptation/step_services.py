@@ -15,6 +15,7 @@ from datamill.text.embeddings import MiniLMEmbedder, minilm_model_path
 from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.fulltext import LocalFullTextIndex
 from datamill.text.langid import FastLangDetector
+from datamill.text.multilingual import E5Embedder, e5_available
 from datamill.text.search import HttpSearch
 
 #: What a run that asks for grounding with nothing to search is told.
@@ -53,6 +54,10 @@ async def build_services(
             notes.append("rephrase meaning check skipped: the embeddings extra is not installed")
     if request.language_expansion is not None:
         services.detector = FastLangDetector()
+        if e5_available():
+            services.multilingual = E5Embedder()
+        else:
+            notes.append("translation meaning check skipped: the embeddings extra is not installed")
     if request.brand_controls.hallucination_mitigation and options.grounding_search_url:
         services.search = HttpSearch(options.grounding_search_url, policy=fetch_policy, api_key=search_key)
     elif request.brand_controls.hallucination_mitigation:
