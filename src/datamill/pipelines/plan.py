@@ -31,7 +31,7 @@ from datamill.steps.near_dedup import NearDedup
 from datamill.steps.preference import PreferencePairs
 from datamill.steps.reasoning import ReasoningTraces
 from datamill.steps.rephrase import Rephrase
-from datamill.steps.rephrase_check import RephraseMeaningCheck
+from datamill.steps.rephrase_check import MULTILINGUAL_MIN_SIMILARITY, RephraseMeaningCheck
 from datamill.steps.safety import SafetyReview
 from datamill.steps.sample import SampleRows, choose_rows
 from datamill.steps.semantic_dedup import SemanticDedup
@@ -174,7 +174,11 @@ def _row_steps(
         steps.append(MetadataInjection(token_range=token_range, blueprint=brand.blueprint))
     if recipes.prompt_rephrase and not chat:
         steps.append(Rephrase(model))
-        if options.rephrase_check and services.embedder is not None:
+        if options.rephrase_check and services.multilingual is not None:
+            steps.append(
+                RephraseMeaningCheck(services.multilingual, min_similarity=MULTILINGUAL_MIN_SIMILARITY)
+            )
+        elif options.rephrase_check and services.embedder is not None:
             steps.append(RephraseMeaningCheck(services.embedder))
     if brand.hallucination_mitigation:
         if services.search is None:

@@ -44,7 +44,9 @@ async def build_services(
     recipes = request.recipe_specification.recipes
     wants_check = recipes.prompt_rephrase and options.rephrase_check
     wants_semantic = recipes.deduplication and options.semantic_dedup
-    if wants_check or wants_semantic:
+    if (wants_check or request.language_expansion is not None) and e5_available():
+        services.multilingual = E5Embedder()  # the meaning checks of rephrases and translations
+    if wants_semantic or (wants_check and services.multilingual is None):
         try:
             minilm_model_path()
             services.embedder = MiniLMEmbedder()
@@ -54,9 +56,7 @@ async def build_services(
             notes.append("rephrase meaning check skipped: the embeddings extra is not installed")
     if request.language_expansion is not None:
         services.detector = FastLangDetector()
-        if e5_available():
-            services.multilingual = E5Embedder()
-        else:
+        if services.multilingual is None:
             notes.append("translation meaning check skipped: the embeddings extra is not installed")
     if request.brand_controls.hallucination_mitigation and options.grounding_search_url:
         services.search = HttpSearch(options.grounding_search_url, policy=fetch_policy, api_key=search_key)
