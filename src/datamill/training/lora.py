@@ -173,7 +173,7 @@ def train_adapter(
     Raises:
         Stopped: `should_stop` answered True; nothing is saved.
     """
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
 
     class _StopWhenAsked(TrainerCallback):
         def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -184,6 +184,7 @@ def train_adapter(
     with quiet_libraries():
         trainer = _trainer(folder, examples, config, output_dir, device)
         trainer.add_callback(_StopWhenAsked())
+        trainer.remove_callback(PrinterCallback)  # the losses are in the report, not on stdout
         result = trainer.train()
         if should_stop():
             raise Stopped("training was stopped")
