@@ -216,6 +216,12 @@ def test_bad_evaluations_are_refused_naming_the_field(client: dataframer.Datafra
     assert caught.value.body["code"] == "input_too_large"
     with pytest.raises(dataframer.BadRequestError):
         client.dataframer.judges.list(limit=0)
+    for offset in (2**63, 2**116):  # past any database integer: refused, not a 500
+        with pytest.raises(dataframer.BadRequestError) as caught:
+            client.dataframer.judges.list(offset=offset)
+        assert [d["field"] for d in caught.value.body["details"]] == ["offset"]
+        with pytest.raises(dataframer.BadRequestError):
+            client.dataframer.judges.evaluations.list(judge["id"], offset=offset)
 
 
 def test_another_tenant_sees_no_judge(df_server: RunningServer, client: dataframer.Dataframer) -> None:

@@ -40,6 +40,8 @@ MAX_NAME = 200
 MAX_RUBRIC = 20_000
 MAX_DIMENSIONS = 12
 MAX_PAGE = 100
+#: The largest ``offset`` of a page (a larger one would not fit a database integer).
+MAX_OFFSET = 2**31 - 1
 DEFAULT_DIMENSION = {"name": "overall", "scoring_model": "scale_1_5", "required": True, "description": None}
 _DIMENSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 
@@ -159,14 +161,14 @@ def tenant_judge(session: Session, tenant_id: str, judge_id: str) -> Judge:
 
 
 def page(limit: int | None, offset: int | None) -> tuple[int, int]:
-    """A validated ``limit`` (1–100, default 20) and ``offset`` (from 0)."""
+    """A validated ``limit`` (1–100, default 20) and ``offset`` (0 to `MAX_OFFSET`)."""
     issues = Issues()
     size = 20 if limit is None else limit
     start = 0 if offset is None else offset
     if not 1 <= size <= MAX_PAGE:
         issues.add("limit", f"must be from 1 to {MAX_PAGE}, got {size}")
-    if start < 0:
-        issues.add("offset", f"must be at least 0, got {start}")
+    if not 0 <= start <= MAX_OFFSET:
+        issues.add("offset", f"must be from 0 to {MAX_OFFSET}, got {start}")
     issues.raise_if_any()
     return size, start
 
