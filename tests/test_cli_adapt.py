@@ -65,11 +65,12 @@ def test_adapt_sample_writes_rephrased_prompts_and_completions(runner: CliRunner
     rejected = read_jsonl(tmp_path / "out.rejected.jsonl")
     assert rejected[0]["row_number"] == 3
     assert rejected[0]["reason"] == "exact duplicate of row 1"
-    # Two calls per surviving row (rephrase and completion), and two judge calls per row (the original and
-    # the adapted example are graded): every call is counted, the evaluation's too.
+    # Two calls per surviving row (rephrase and completion). The evaluation grades each row before and after
+    # (two calls), compares the two answers in both orders (two more), and grades the row dedup removed on
+    # the "before" side (one): every call is counted, the evaluation's too.
     calls = {step: totals["calls"] for step, totals in summary["usage_by_step"].items()}
-    assert calls == {"prompt_rephrase": 9, "completion": 9, "evaluation": 18}
-    assert summary["calls"] == 36
+    assert calls == {"prompt_rephrase": 9, "completion": 9, "evaluation": 9 * 2 + 9 * 2 + 1}
+    assert summary["calls"] == 55
     assert summary["cache_hits"] == 0
     assert summary["input_tokens"] > 0
     assert summary["output_tokens"] > 0
@@ -82,7 +83,7 @@ def test_rerun_is_served_from_the_cache(runner: CliRunner, tmp_path: Path):
     code, text, summary = adapt(runner, str(SAMPLE), *SAMPLE_ARGS, "-o", str(second), "--json")
     assert code == 0, text
     assert summary["calls"] == 0
-    assert summary["cache_hits"] == 36
+    assert summary["cache_hits"] == 55
     assert read_jsonl(first) == read_jsonl(second)
 
 
