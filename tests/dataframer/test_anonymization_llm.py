@@ -86,6 +86,11 @@ def _anonymize(client: dataframer.Dataframer, dataset_id: str, method: str = "ll
     return wait_anonymization(client, created.id)
 
 
+def _tag() -> str:
+    """A number unique to a test: a hex tag such as ``73e409f3`` after "Ref" is read as a name at times."""
+    return str(secrets.randbelow(10**9))
+
+
 def _texts(tag: str) -> list[str]:
     """Letters unique to a test, so that no answer comes from the gateway's response cache."""
     return [
@@ -99,7 +104,7 @@ def test_llm_detection_masks_what_the_model_found_and_drops_inventions(
 ) -> None:
     sim.set_rates()
     before = len(sim.log)
-    texts = _texts(secrets.token_hex(4))
+    texts = _texts(_tag())
     run = _anonymize(sdk, _letters(sdk, texts).id)
     assert run.status == "SUCCEEDED", run.results
     calls = [e for e in list(sim.log)[before:] if e.status == 200]
@@ -117,7 +122,7 @@ def test_llm_detection_masks_what_the_model_found_and_drops_inventions(
 
 def test_all_merges_the_model_and_the_rules(sdk: dataframer.Dataframer, sim: ProviderSimulator) -> None:
     sim.set_rates()
-    tag = secrets.token_hex(4)
+    tag = _tag()
     texts = [f"Ref {tag}: card 4111 1111 1111 1111 of Begoña Galindo, mail begona@example.es."]
     dataset = _letters(sdk, [*texts, f"Ref {tag}: nothing personal here."])
     created = sdk.dataframer.anonymization_runs.create(
@@ -138,7 +143,7 @@ def test_provider_quirks_are_handled_by_the_gateway(
 ) -> None:
     sim.set_rates(json_fence=0.3, prose_json=0.3, think=0.2, refusal_text=0.1)
     try:
-        texts = _texts(secrets.token_hex(4)) * 3
+        texts = _texts(_tag()) * 3
         run = _anonymize(sdk, _letters(sdk, texts).id)
     finally:
         sim.set_rates()
@@ -154,7 +159,7 @@ def test_a_model_that_keeps_refusing_fails_the_run_with_no_file(
 ) -> None:
     sim.set_rates(refusal_text=1.0)
     try:
-        run = _anonymize(sdk, _letters(sdk, _texts(secrets.token_hex(4))).id)
+        run = _anonymize(sdk, _letters(sdk, _texts(_tag())).id)
     finally:
         sim.set_rates()
     assert run.status == "FAILED"

@@ -40,7 +40,8 @@ def test_invent_extend_and_documents_on_postgresql(pg_url: str, tmp_path: Path) 
         assert extended.dataset_id is not None
         assert wait_done(client, extended.dataset_id).status == "succeeded"
         rows = client.datasets.download(extended.dataset_id, file_format="jsonl").text().splitlines()
-        assert json.loads(rows[0])["extended_prompt"].startswith("[fake] Conversation: user: Plan a picnic")
+        extended_prompt = json.loads(rows[0])["extended_prompt"]
+        assert extended_prompt.startswith("[fake] Conversation: User wrote: Plan a picnic")
 
         status = upload_document(client, "manual.pdf", make_pdf(["One.", "Two."]))
         assert wait_for(client, status.dataset_id).status == "awaiting_input"
