@@ -56,7 +56,9 @@ def test_a_run_killed_on_one_machine_finishes_on_another_from_s3(tmp_path: Path)
             assert run.status == "running"
             fleet.start("b", tmp_path / "machine-b")
             (run,) = fleet.wait_all_finished(90)
-            assert (run.status, run.attempts) == ("succeeded", 2), fleet.log("b")
+            # Claimed twice; machine a had written parts before the kill, so the kill did not count against
+            # the run's attempts (they count claims in a row without progress).
+            assert (run.status, run.attempts) == ("succeeded", 1), fleet.log("b")
             lines = client.datasets.download(dataset_id, file_format="jsonl").text().splitlines()
             client.close()
         finally:
