@@ -86,9 +86,13 @@ def _anonymize(client: dataframer.Dataframer, dataset_id: str, method: str = "ll
     return wait_anonymization(client, created.id)
 
 
-def _tag() -> str:
-    """A number unique to a test: a hex tag such as ``73e409f3`` after "Ref" is read as a name at times."""
-    return str(secrets.randbelow(10**9))
+def _tag(test: int) -> str:
+    """A reference number of its own per test, so that no answer comes from the gateway's response cache.
+
+    It is fixed, not random: the simulator draws its quirks from a digest of the request, so the same
+    letters meet the same quirks on every run (and a hex tag such as ``73e409f3`` was read as a name).
+    """
+    return f"40{test:02d}17"
 
 
 def _texts(tag: str) -> list[str]:
@@ -104,7 +108,7 @@ def test_llm_detection_masks_what_the_model_found_and_drops_inventions(
 ) -> None:
     sim.set_rates()
     before = len(sim.log)
-    texts = _texts(_tag())
+    texts = _texts(_tag(1))
     run = _anonymize(sdk, _letters(sdk, texts).id)
     assert run.status == "SUCCEEDED", run.results
     calls = [e for e in list(sim.log)[before:] if e.status == 200]
@@ -122,7 +126,7 @@ def test_llm_detection_masks_what_the_model_found_and_drops_inventions(
 
 def test_all_merges_the_model_and_the_rules(sdk: dataframer.Dataframer, sim: ProviderSimulator) -> None:
     sim.set_rates()
-    tag = _tag()
+    tag = _tag(2)
     texts = [f"Ref {tag}: card 4111 1111 1111 1111 of Begoña Galindo, mail begona@example.es."]
     dataset = _letters(sdk, [*texts, f"Ref {tag}: nothing personal here."])
     created = sdk.dataframer.anonymization_runs.create(
@@ -143,7 +147,7 @@ def test_provider_quirks_are_handled_by_the_gateway(
 ) -> None:
     sim.set_rates(json_fence=0.3, prose_json=0.3, think=0.2, refusal_text=0.1)
     try:
-        texts = _texts(_tag()) * 3
+        texts = _texts(_tag(3)) * 3
         run = _anonymize(sdk, _letters(sdk, texts).id)
     finally:
         sim.set_rates()
@@ -159,7 +163,7 @@ def test_a_model_that_keeps_refusing_fails_the_run_with_no_file(
 ) -> None:
     sim.set_rates(refusal_text=1.0)
     try:
-        run = _anonymize(sdk, _letters(sdk, _texts(_tag())).id)
+        run = _anonymize(sdk, _letters(sdk, _texts(_tag(4))).id)
     finally:
         sim.set_rates()
     assert run.status == "FAILED"
