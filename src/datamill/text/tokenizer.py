@@ -25,12 +25,10 @@ character is often a token or more). Treat an estimate's token counts as ±15% f
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import ctypes.util
 import importlib
 import importlib.util
-import io
 import math
 import threading
 from collections.abc import Sequence
@@ -38,7 +36,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from datamill.core.errors import ConfigError
-from datamill.llm.providers.local import LLAMA_LOCK, llama_class, resolve_model_path
+from datamill.llm.providers.local import LLAMA_LOCK, llama_class, load_llama, resolve_model_path
 from datamill.llm.types import Message
 
 #: Markup tokens around each chat message (ChatML: ``<|im_start|>``, role, newline, ``<|im_end|>``, newline).
@@ -139,29 +137,10 @@ def _load_vocab(path: Path) -> Any:
         raise ConfigError(
             "counting with a model vocabulary needs llama-cpp-python, which is not installed"
         ) from exc
-    # llama-cpp-python's quiet load (verbose=False) points descriptors 1 and 2 at /dev/null while it loads:
-    # every other thread's output is lost meanwhile, a server's log lines included (the vocabulary loads on
-    # a thread at start). So the load is verbose, its C logs go to a callback that drops them, and its
-    # Python prints (model metadata) go to a buffer. One load at a time (`LLAMA_LOCK`).
-    _drop_llama_logs()
-    with LLAMA_LOCK, contextlib.redirect_stderr(io.StringIO()):
-        try:
-            return llama(model_path=str(path), vocab_only=True, verbose=True)
-        except ValueError as exc:
-            raise ConfigError(f"llama.cpp cannot read the vocabulary of {path}: {exc}") from exc
-
-
-#: The C log callback that drops llama.cpp's messages; kept alive here for as long as llama.cpp may call it.
-_DROP_LOGS: Any = None
-
-
-def _drop_llama_logs() -> None:
-    """Send llama.cpp's C-level logs (model loading chatter) to a callback that drops them."""
-    global _DROP_LOGS
-    llama_cpp = importlib.import_module("llama_cpp")
-    if _DROP_LOGS is None:
-        _DROP_LOGS = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
-    llama_cpp.llama_log_set(_DROP_LOGS, ctypes.c_void_p(0))
+    try:
+        return load_llama(llama, model_path=str(path), vocab_only=True)
+    except ValueError as exc:
+        raise ConfigError(f"llama.cpp cannot read the vocabulary of {path}: {exc}") from exc
 
 
 def trim_heap() -> None:

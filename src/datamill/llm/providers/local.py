@@ -26,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import ctypes
 import importlib
 import importlib.util
+import io
 import os
 import sys
 import threading
@@ -71,10 +73,10 @@ class _LoadedModel:
 
 _MODELS: dict[str, _LoadedModel] = {}
 _MODELS_LOCK = threading.Lock()
-#: llama.cpp loads a model with ``verbose=False`` by pointing file descriptors 1 and 2 at /dev/null and back
-#: again. Two loads at once, on two threads, can leave them pointing there for good: every later log line and
-#: traceback of the process is lost. Every load and close of a llama.cpp model in the process holds this lock.
+#: One load or close of a llama.cpp model at a time in the process (see `load_llama`).
 LLAMA_LOCK = threading.RLock()
+#: The C log callback that drops llama.cpp's messages; kept alive here for as long as llama.cpp may call it.
+_DROP_LOGS: Any = None
 
 
 class LlamaCppProvider:
@@ -157,18 +159,41 @@ def _load(path: Path) -> _LoadedModel:
         if loaded is None:
             llama_class = _llama_class()
             try:
-                with LLAMA_LOCK:
-                    llama = llama_class(
-                        model_path=key,
-                        n_ctx=N_CTX,
-                        n_threads=os.cpu_count(),
-                        verbose=False,
-                        seed=DEFAULT_SEED,
-                    )
+                llama = load_llama(
+                    llama_class, model_path=key, n_ctx=N_CTX, n_threads=os.cpu_count(), seed=DEFAULT_SEED
+                )
             except ValueError as exc:
                 raise ConfigError(f"llama.cpp cannot load {key}: {exc}") from exc
             loaded = _MODELS[key] = _LoadedModel(llama)
         return loaded
+
+
+def load_llama(llama_class: Any, **kwargs: Any) -> Any:
+    """A ``llama_class(**kwargs)`` that loads without a word and leaves the process's output alone.
+
+    llama-cpp-python's quiet load (``verbose=False``) points file descriptors 1 and 2 at /dev/null while it
+    loads: every other thread's output is lost meanwhile, a server's log lines and tracebacks included, and
+    two such loads at once on two threads can leave the descriptors there for good. So the load is verbose,
+    llama.cpp's C logs go to a callback that drops them, its Python prints (model metadata) go to a buffer,
+    and the model is made quiet once loaded (its generation prints nothing). One load at a time.
+
+    Raises:
+        ValueError: llama.cpp cannot load the file.
+    """
+    _drop_llama_logs()
+    with LLAMA_LOCK, contextlib.redirect_stderr(io.StringIO()):
+        llama = llama_class(verbose=True, **kwargs)
+    llama.verbose = False
+    return llama
+
+
+def _drop_llama_logs() -> None:
+    """Send llama.cpp's C-level logs (model loading chatter) to a callback that drops them."""
+    global _DROP_LOGS
+    llama_cpp = importlib.import_module("llama_cpp")
+    if _DROP_LOGS is None:
+        _DROP_LOGS = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
+    llama_cpp.llama_log_set(_DROP_LOGS, ctypes.c_void_p(0))
 
 
 def _close_all() -> None:
