@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -59,7 +60,15 @@ def test_runs_wait_for_a_worker_process_and_it_runs_them(tmp_path: Path) -> None
 
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(20) == 0
-            assert "stopped" in (tmp_path / "w.log").read_text()
+            log = (tmp_path / "w.log").read_text()
+            assert "stopped" in log
+            # The server's log format: time, level, logger, request id, message.
+            assert re.search(
+                r"^\d{4}-\d\d-\d\d [\d:,]+ INFO datamill\.runners\.worker \[-\] "
+                r"worker \S+: run \S+, attempt 1$",
+                log,
+                re.MULTILINE,
+            ), log
         finally:
             for process in (server, worker):
                 if process is not None and process.poll() is None:

@@ -32,7 +32,13 @@ if TYPE_CHECKING:
 @handle_errors
 def worker_command(data_dir: Path | None) -> None:
     """Run queued adaptation jobs until stopped (SIGTERM or Ctrl-C)."""
+    import logging.config
+
     from datamill.server.context import ServerContext
+    from datamill.server.request_ids import log_config
+
+    # The server's log format: time, level, logger, request id ("-": a worker serves none), message.
+    logging.config.dictConfig(log_config("info"))
 
     tree = server_settings(data_dir)
     use_lean_memory(tree.llm)

@@ -51,7 +51,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from datamill.core.errors import Issue, ValidationError
-from datamill.server.request_ids import REQUEST_ID, scope_request_id
+from datamill.server.request_ids import REQUEST_ID, mark_logged, scope_request_id
 from datamill.services.adaptation.launch import InsufficientCreditsError
 from datamill.services.adaptation.quote import RunConfigError
 from datamill.services.autoscientist.catalog import TrainingUnavailableError
@@ -212,6 +212,7 @@ def describe(
     if isinstance(exc, ServiceError):
         return ErrorAnswer(400, str(exc))
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    mark_logged(exc)
     return ErrorAnswer(500, "internal server error; the server log has the details")
 
 

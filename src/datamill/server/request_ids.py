@@ -11,11 +11,14 @@ threads its handlers run in.
 uvicorn through `logging.config.dictConfig`): one stream handler on stderr whose lines read
 ``<time> <LEVEL> <logger> [<request id>] <message>``, the traceback of an error following its line. The
 access log and datamill's own loggers go through it alike, so every line about a request names it,
-a 500's traceback included.
+a 500's traceback included. That traceback is logged once: Starlette re-raises an error after its handler
+answered, and uvicorn's "Exception in ASGI application" record of an error the handler logged
+(`mark_logged`) is dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -88,19 +91,37 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+#: The attribute `mark_logged` sets on an exception whose traceback is in the log.
+_LOGGED = "_datamill_logged"
+
+
+def mark_logged(exc: BaseException) -> None:
+    """Note that ``exc``'s traceback was logged, so the server's re-raise of it is not logged again."""
+    with contextlib.suppress(AttributeError):  # an exception type with __slots__ and no __dict__
+        setattr(exc, _LOGGED, True)
+
+
+class DropRelogged(logging.Filter):
+    """Drops a record whose exception's traceback `mark_logged` says is already in the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (exc is not None and getattr(exc, _LOGGED, False))
+
+
 def log_config(level: str = "info") -> dict[str, Any]:
     """The `logging.config.dictConfig` setup the server runs with (uvicorn's ``log_config``)."""
     upper = level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": RequestIdFilter}},
+        "filters": {"request_id": {"()": RequestIdFilter}, "relogged": {"()": DropRelogged}},
         "formatters": {"plain": {"format": LOG_FORMAT}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
-                "filters": ["request_id"],
+                "filters": ["request_id", "relogged"],
                 "formatter": "plain",
             }
         },
