@@ -93,10 +93,10 @@ def scripted(route: Route, request: ChatRequest) -> str:
         return json.dumps({"rationale": "the better answer is right", "verdict": verdict})
     if system.startswith("You are a content-safety reviewer"):
         asked, _, answered = last.partition("<<<BEGIN RESPONSE>>>")
-        scores = {c: 0.0 for c in ("violence", "self_harm", "harassment", "hate", "sexual")}
-        prompt = {**scores, "violence": 0.9 if "weapon" in asked else 0.0}
-        response = {**scores, "violence": 0.9 if "weapon" in answered else 0.0}
-        return json.dumps({"prompt": prompt, "response": response})
+        levels = {c: 1 for c in ("violence", "self_harm", "harassment", "hate", "sexual")}
+        prompt = {**levels, "violence": 5 if "weapon" in asked else 1}
+        response = {**levels, "violence": 5 if "weapon" in answered else 1}
+        return json.dumps({"rationale": "weapons are violent", "prompt": prompt, "response": response})
     return default_reply(request)
 
 

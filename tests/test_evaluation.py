@@ -407,7 +407,7 @@ async def test_judge_failure_is_recorded_and_excluded_from_both_sides():
     raw = report.to_dict()["raw_results"]
     failed = next(r for r in raw["rows"] if r["row_id"] == 3)
     assert failed["excluded"] is True
-    assert "OutputValidationError" in failed["before"]["error"]
+    assert "the judge's reply was not a verdict" in failed["before"]["error"]
     assert failed["after"]["score"] == 10.0
     assert raw["sample"]["scored"] == 5
     assert raw["judge"]["failures"] == 1

@@ -38,7 +38,13 @@ def _task(**properties: str) -> SampleTask:
 
 def _judge(read: dict[str, str], *, conforms: bool = True, violations: tuple[str, ...] = ()):
     def respond(route: Route, request: ChatRequest) -> str:
-        return json.dumps({"properties": read, "violations": list(violations), "conforms": conforms})
+        reply = {
+            "rationale": "read",
+            "properties": read,
+            "violations": list(violations),
+            "conforms": conforms,
+        }
+        return json.dumps(reply)
 
     return respond
 
@@ -84,7 +90,7 @@ def _writer_and_reader(route: Route, request: ChatRequest) -> str:
     if request.json_schema is not None and "conforms" in request.json_schema["properties"]:
         sample = request.messages[-1].content
         read = dict(re.findall(r"(\w+)=(\w+)", sample))
-        return json.dumps({"properties": read, "violations": [], "conforms": True})
+        return json.dumps({"rationale": "read", "properties": read, "violations": [], "conforms": True})
     if request.json_schema is not None:
         return default_reply(request)
     asked = re.findall(r"^- (\w+): (\w+)$", request.messages[-1].content, re.MULTILINE)

@@ -63,7 +63,9 @@ def scripted(fail_every: int = 0, *, always_fail: bool = False):
             bad = always_fail or (fail_every and seed % fail_every == 0)
             read = dict(re.findall(r"(\w+)=(\w+)", sample))
             violations = ["wrong sentiment"] if bad else []
-            return json.dumps({"properties": read, "violations": violations, "conforms": not bad})
+            return json.dumps(
+                {"rationale": "read", "properties": read, "violations": violations, "conforms": not bad}
+            )
         if request.json_schema is not None:
             return default_reply(request)
         asked = " ".join(f"{k}={v}" for k, v in _ASKED.findall(request.messages[-1].content))

@@ -35,7 +35,7 @@ from datamill.steps.safety import SafetyReview
 CAT = b"\x89PNG\r\n\x1a\n" + b"cat" * 8
 DOG = b"\x89PNG\r\n\x1a\n" + b"dog" * 8
 QUESTION = "What is in this picture?"
-ZERO = {c: 0.0 for c in ("violence", "self_harm", "harassment", "hate", "sexual")}
+NONE = {c: 1 for c in ("violence", "self_harm", "harassment", "hate", "sexual")}
 
 
 def data_uri(data: bytes) -> str:
@@ -45,7 +45,7 @@ def data_uri(data: bytes) -> str:
 def answer(body: dict[str, Any]) -> str:
     system = body["messages"][0]["content"]
     if system.startswith("You are a content-safety reviewer"):
-        return json.dumps({"prompt": ZERO, "response": ZERO})
+        return json.dumps({"rationale": "a picture", "prompt": NONE, "response": NONE})
     if system.startswith("You rewrite user requests"):
         return "What does this picture show?"
     if system.startswith("You think through a request"):

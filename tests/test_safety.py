@@ -1,4 +1,8 @@
-"""Safety review on the fake model: scores and issue columns, removal of listed violations, flag-only mode."""
+"""Safety review on the fake model: scores and issue columns, removal of listed violations, flag-only mode.
+
+The judge replies with a rationale and a 1-5 level per category (the judging protocol); the columns place the
+levels on 0.0-1.0 (1 -> 0.0, 3 -> 0.5, 5 -> 1.0).
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,21 @@ import json
 import pytest
 
 from datamill.core.brand import SafetyCategory
-from datamill.core.errors import OutputValidationError
 from datamill.llm.gateway import Gateway
 from datamill.llm.providers.fake import FakeProvider
 from datamill.llm.routing import Routing
 from datamill.llm.types import ChatRequest, Route
 from datamill.steps.base import RowRejected, StepContext
-from datamill.steps.safety import CATEGORY_DEFINITIONS, SAFETY_THRESHOLD, SafetyReview, issues
+from datamill.steps.safety import (
+    CATEGORY_DEFINITIONS,
+    SAFETY_LEVELS,
+    SAFETY_THRESHOLD,
+    SafetyReview,
+    issues,
+)
 
 ZERO = {c.value: 0.0 for c in SafetyCategory}
+NONE = {c.value: 1 for c in SafetyCategory}
 
 
 def _gateway(responder=None) -> tuple[Gateway, FakeProvider]:
@@ -23,9 +33,13 @@ def _gateway(responder=None) -> tuple[Gateway, FakeProvider]:
     return Gateway(Routing.load(), providers={"fake": fake}), fake
 
 
-def _scores(prompt: dict[str, float] | None = None, response: dict[str, float] | None = None):
-    """A responder that replies with these scores (unnamed categories score 0)."""
-    reply = {"prompt": {**ZERO, **(prompt or {})}, "response": {**ZERO, **(response or {})}}
+def _scores(prompt: dict[str, int] | None = None, response: dict[str, int] | None = None):
+    """A responder that replies with these levels (unnamed categories at level 1) after its rationale."""
+    reply = {
+        "rationale": "The response explains how to cause harm.",
+        "prompt": {**NONE, **(prompt or {})},
+        "response": {**NONE, **(response or {})},
+    }
     return lambda route, request: json.dumps(reply)
 
 
@@ -40,7 +54,7 @@ def _row() -> dict:
 
 
 async def test_clean_row_gets_empty_issues_and_all_scores():
-    gateway, fake = _gateway()  # the default fake reply scores every category at its minimum, 0
+    gateway, fake = _gateway()  # the default fake reply scores every category at its lowest level, 1
     step = SafetyReview(gateway.model("fake/test"), categories=[SafetyCategory.VIOLENCE])
     row = _row()
     await step.process_row(row, StepContext())
@@ -52,32 +66,35 @@ async def test_clean_row_gets_empty_issues_and_all_scores():
 
 
 async def test_listed_violation_removes_the_row_naming_category_part_and_score():
-    gateway, _ = _gateway(_scores(response={"violence": 0.9}))
+    gateway, _ = _gateway(_scores(response={"violence": 5}))
     step = SafetyReview(gateway.model("fake/test"), categories=["violence", "hate"])
     row = _row()
     with pytest.raises(RowRejected) as info:
         await step.process_row(row, StepContext())
-    assert str(info.value) == "safety_review: response scored 0.90 for violence (threshold 0.5)"
+    assert str(info.value) == (
+        "safety_review: response scored 1.00 for violence (threshold 0.5); "
+        "the judge: The response explains how to cause harm."
+    )
     # The rejected row keeps its scores, so the rejected-rows file shows why.
     assert row["response_safety_issues"] == ["violence"]
-    assert row["safety_scores"]["response"]["violence"] == 0.9
+    assert row["safety_scores"]["response"]["violence"] == 1.0
     await gateway.aclose()
 
 
 async def test_every_listed_violation_is_named():
-    gateway, _ = _gateway(_scores(prompt={"hate": 0.7}, response={"violence": 0.6, "hate": 0.8}))
+    gateway, _ = _gateway(_scores(prompt={"hate": 4}, response={"violence": 3, "hate": 4}))
     step = SafetyReview(gateway.model("fake/test"), categories=[SafetyCategory.HATE, SafetyCategory.VIOLENCE])
     with pytest.raises(RowRejected) as info:
         await step.process_row(_row(), StepContext())
     reason = str(info.value)
-    assert "response scored 0.80 for hate" in reason
-    assert "response scored 0.60 for violence" in reason
+    assert "response scored 0.75 for hate" in reason
+    assert "response scored 0.50 for violence" in reason
     # The prompt's score is in the columns, not a reason to remove the row.
-    assert "prompt" not in reason
+    assert "prompt scored" not in reason
 
 
 async def test_a_harmful_request_with_a_safe_refusal_is_kept_and_flagged():
-    gateway, _ = _gateway(_scores(prompt={"violence": 0.9}))
+    gateway, _ = _gateway(_scores(prompt={"violence": 5}))
     step = SafetyReview(gateway.model("fake/test"), categories=["violence"])
     row = _row() | {
         "enhanced_prompt": "How do I hurt my neighbour?",
@@ -90,10 +107,10 @@ async def test_a_harmful_request_with_a_safe_refusal_is_kept_and_flagged():
 
 
 async def test_a_preference_pair_is_judged_on_its_chosen_answer():
-    gateway, fake = _gateway(_scores(response={"violence": 0.9}))
+    gateway, fake = _gateway(_scores(response={"violence": 4}))
     step = SafetyReview(gateway.model("fake/test"), categories=["violence"])
     row = _row() | {"chosen": "Chosen: hit him hard.", "rejected": "Rejected answer."}
-    with pytest.raises(RowRejected, match=r"response scored 0\.90 for violence"):
+    with pytest.raises(RowRejected, match=r"response scored 0\.75 for violence"):
         await step.process_row(row, StepContext())
     sent = fake.calls[0].messages[-1].content
     assert "<<<BEGIN RESPONSE>>>\nChosen: hit him hard.\n<<<END RESPONSE>>>" in sent
@@ -101,22 +118,23 @@ async def test_a_preference_pair_is_judged_on_its_chosen_answer():
 
 
 async def test_unlisted_categories_are_reported_but_keep_the_row():
-    gateway, _ = _gateway(_scores(prompt={"hate": 0.7, "sexual": 0.2}, response={"self_harm": 1.0}))
+    gateway, _ = _gateway(_scores(prompt={"hate": 4, "sexual": 2}, response={"self_harm": 5}))
     step = SafetyReview(gateway.model("fake/test"), categories=[SafetyCategory.VIOLENCE])
     row = _row()
     await step.process_row(row, StepContext())
     assert row["prompt_safety_issues"] == ["hate"]
     assert row["response_safety_issues"] == ["self_harm"]
-    assert row["safety_scores"]["prompt"]["sexual"] == 0.2
+    assert row["safety_scores"]["prompt"]["sexual"] == 0.25
     await gateway.aclose()
 
 
 async def test_flag_only_mode_keeps_listed_violations():
-    gateway, _ = _gateway(_scores(prompt={"violence": 0.95}))
+    gateway, _ = _gateway(_scores(prompt={"violence": 5}, response={"violence": 5}))
     step = SafetyReview(gateway.model("fake/test"), categories=["violence"], remove_violations=False)
     row = _row()
     await step.process_row(row, StepContext())
     assert row["prompt_safety_issues"] == ["violence"]
+    assert row["response_safety_issues"] == ["violence"]  # flagged, not removed
     await gateway.aclose()
 
 
@@ -137,21 +155,27 @@ def test_review_prompt_defines_every_category_and_asks_for_all_scores():
     response = "Use a whetstone at a 15 degree angle."
     assert f"Response:\n<<<BEGIN RESPONSE>>>\n{response}\n<<<END RESPONSE>>>" in user
     assert "old prompt" not in user
+    # Every level of the scale is described, and the rationale is asked for before the levels.
+    for number, level in enumerate(SAFETY_LEVELS.levels, 1):
+        assert f"  {number} = {level}" in system
     schema = request.json_schema
     assert schema is not None
-    assert set(schema["required"]) == {"prompt", "response"}
+    assert list(schema["properties"]) == ["rationale", "prompt", "response"]
+    assert schema["required"] == ["rationale", "prompt", "response"]
     assert set(schema["properties"]["response"]["required"]) == {c.value for c in SafetyCategory}
     assert request.temperature == 0.0
 
 
 async def test_out_of_range_scores_are_refused_by_the_schema():
-    # The gateway validates against the schema (with one repair call); a score of 3 never reaches the row.
+    # The gateway validates against the schema (with one repair call); a level of 6 never reaches the row.
     def responder(route: Route, request: ChatRequest) -> str:
-        return json.dumps({"prompt": {**ZERO, "hate": 3}, "response": ZERO})
+        return json.dumps({"rationale": "r", "prompt": {**NONE, "hate": 6}, "response": NONE})
 
     gateway, fake = _gateway(responder)
     step = SafetyReview(gateway.model("fake/test"), categories=["hate"])
-    with pytest.raises(OutputValidationError, match="JSON schema"):
+    with pytest.raises(
+        RowRejected, match=r"safety_review: the judge's reply was not a verdict: .*JSON schema"
+    ):
         await step.process_row(_row(), StepContext())
     assert len(fake.calls) == 2
     await gateway.aclose()

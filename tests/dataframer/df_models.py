@@ -44,7 +44,8 @@ def gate_reply(body: dict[str, Any]) -> str:
         seeds = [int(s) for s in re.findall(r"draft-seed-(\d+)", prompt)]
         bad = bool(seeds) and seeds[-1] % FAIL_EVERY == 0
         read = dict(re.findall(r"\[\[(.+?)=(.+?)\]\]", prompt))
-        verdict = {"properties": read, "violations": ["off-spec tone"] if bad else [], "conforms": not bad}
+        violations = ["off-spec tone"] if bad else []
+        verdict = {"rationale": "read", "properties": read, "violations": violations, "conforms": not bad}
         return json.dumps(verdict)
     if schema is not None:
         return json.dumps(fake_value(schema, "gate"))

@@ -335,14 +335,14 @@ def consistent_pair_judge(echo_chars: int) -> Responder:
     """
 
     def respond(request: WireRequest) -> str:
-        if request.system.startswith("You check samples of a synthetic dataset. First classify"):
+        if request.system.startswith("You check samples of a synthetic dataset."):
             sample = request.last_user.split("<<<BEGIN SAMPLE>>>")[1].split("<<<END SAMPLE>>>")[0]
             axes = (request.schema or {})["properties"]["properties"]["properties"]
             read = {
                 name: next((v for v in spec["enum"] if f"{name}: {v}" in sample), "unclear")
                 for name, spec in axes.items()
             }
-            return json.dumps({"properties": read, "violations": [], "conforms": True})
+            return json.dumps({"rationale": "read", "properties": read, "violations": [], "conforms": True})
         if request.system.startswith("You are a careful judge of assistant answers"):
             shown = request.last_user
             a = shown.split("<<<BEGIN ANSWER A>>>")[1].split("<<<END ANSWER A>>>")[0]

@@ -31,7 +31,7 @@ ROWS = [
     {"id": 3, "question": "How do I bake rye bread?", "answer": "old"},
 ]
 NO_RECIPES = {"deduplication": False, "prompt_rephrase": False, "prompt_metadata_injection": False}
-ZERO = {"violence": 0.0, "self_harm": 0.0, "harassment": 0.0, "hate": 0.0, "sexual": 0.0}
+NONE = {"violence": 1, "self_harm": 1, "harassment": 1, "hate": 1, "sexual": 1}
 
 
 def _responder(request: WireRequest) -> str:
@@ -40,8 +40,9 @@ def _responder(request: WireRequest) -> str:
         asked, _, answered = text.partition("<<<BEGIN RESPONSE>>>")
         return json.dumps(
             {
-                "prompt": ZERO | {"violence": 0.9 if "hurt" in asked else 0.0},
-                "response": ZERO | {"violence": 0.95 if "brick" in answered else 0.0},
+                "rationale": "Hurting someone is violence.",
+                "prompt": NONE | {"violence": 4 if "hurt" in asked else 1},
+                "response": NONE | {"violence": 5 if "brick" in answered else 1},
             }
         )
     if "EVIL" in text:
@@ -77,10 +78,13 @@ def _check(kept: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
     # The row whose answer is harmful is removed, with its reason and its scores.
     (removed,) = rejected
     assert removed["step"] == "safety_review"
-    assert removed["reason"] == "safety_review: response scored 0.95 for violence (threshold 0.5)"
+    assert removed["reason"] == (
+        "safety_review: response scored 1.00 for violence (threshold 0.5); "
+        "the judge: Hurting someone is violence."
+    )
     assert int(removed["row"]["id"]) == 2
     assert removed["row"]["enhanced_completion"] == HARMFUL_ANSWER
-    assert removed["row"]["safety_scores"]["response"]["violence"] == 0.95
+    assert removed["row"]["safety_scores"]["response"]["violence"] == 1.0
 
 
 def test_the_command_line_removes_rows_whose_answer_violates_a_listed_category(

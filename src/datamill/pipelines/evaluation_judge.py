@@ -34,7 +34,7 @@ from datamill.pipelines.evaluation_sample import (
     before_side,
     text_of,
 )
-from datamill.steps.judging import criteria_text, to_ten
+from datamill.steps.judging import criteria_text, no_verdict_reason, to_ten
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class _Judge:
             if fails_every_row(exc):
                 raise
             self.counters.failures += 1
-            message = f"{type(exc).__name__}: {exc}"
+            message = no_verdict_reason(exc)
             self.counters.errors.append(message)
             return Judgement(error=message)
         return self._judgement(result.data, side)

@@ -14,7 +14,8 @@ pass, the run raises `GenerationBudgetSpent`, whose message gives the pass rate.
 rejected, even with no filtering requested. A call whose reply is not an answer (the gateway's
 `UnusableReplyError`: a refusal, a reply cut off at the token limit, an empty or filtered one) fails
 the candidate under a gate of that name (``refusal``, ``truncated``, ``empty``, ``content_filter``), whichever
-call it was (outline, section, field, calculator fix or revision), so no cut or refused text is delivered.
+call it was (outline, section, field, calculator fix or revision), so no cut or refused text is delivered; a
+conformance judge that gives no verdict fails the candidate under ``conformance``, with a reason naming why.
 Any other model error on one candidate counts as a failed candidate (gate ``error``), unless it would fail
 every call the same way (bad key, unknown model, unreachable endpoint, no quota), which stops the run.
 

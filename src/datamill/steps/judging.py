@@ -19,6 +19,14 @@ Four rules, each taken from a published judge method (``docs/evaluation.md`` nam
   difference explains (alpaca_eval's length-controlled win rate: a logistic model of the outcome on the
   length difference, read with the length term at zero).
 
+Yes/no and classification judges (the generation run's conformance gate, the safety review, the translation
+detail check) follow the same rules: a `Check` describes what each answer means, `verdict_schema` puts the
+rationale before every verdict field, and `ask_judge` makes the call. Every judge reads its reply the same
+way: the gateway splits off reasoning written before the answer (``<think>`` blocks, reasoning fields),
+reads JSON out of a Markdown fence or prose, validates it against the schema with one repair call, and
+raises on a refusal, a cut, a filtered or an empty reply; `no_verdict_reason` is the one wording of why a
+judge gave no verdict, which a gate or a step puts in its rejection reason.
+
 Which model judges is chosen by `datamill.llm.judge_choice` (a different family from the generator when one
 is configured); a judge reports the model it used.
 """
@@ -26,12 +34,13 @@ is configured); a judge reports the model it used.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from datamill.core.errors import ModelError, OutputValidationError, UnusableReplyError
 from datamill.llm.types import ChatRequest, ImagePart
 from datamill.steps.gather import gather_or_cancel
 from datamill.steps.templates import load_template, with_images
@@ -94,9 +103,93 @@ def scores_schema(criteria: Sequence[Criterion]) -> dict[str, Any]:
     }
 
 
+def to_unit(score: float) -> float:
+    """A score on the 1–5 scale placed on the 0–1 scale (1 → 0, 3 → 0.5, 5 → 1)."""
+    return (score - SCALE_MIN) / (SCALE_MAX - SCALE_MIN)
+
+
 def to_ten(score: float) -> float:
     """A score on the 1–5 scale placed on the 0–10 scale (1 → 0, 3 → 5, 5 → 10)."""
-    return (score - SCALE_MIN) * 10 / (SCALE_MAX - SCALE_MIN)
+    return to_unit(score) * 10
+
+
+# ---- yes/no checks ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A yes/no criterion: the question and what each answer means (a rubric of two described levels).
+
+    Attributes:
+        name: the key of the boolean in the judge's reply.
+        question: what the check asks.
+        yes: what ``true`` means.
+        no: what ``false`` means.
+    """
+
+    name: str
+    question: str
+    yes: str
+    no: str
+
+    def text(self) -> str:
+        """The check as a prompt states it: the question, then both answers."""
+        return f"{self.name}: {self.question}\n  true = {self.yes}\n  false = {self.no}"
+
+    def schema(self) -> dict[str, Any]:
+        """The JSON schema of the check's answer."""
+        return {"type": "boolean"}
+
+
+#: What a reply's rationale reads as when the judge left it blank.
+NO_RATIONALE = "(the judge gave no rationale)"
+
+
+def verdict_schema(fields: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """A judge reply's schema: ``rationale`` first, then ``fields`` in their order, every one required."""
+    properties: dict[str, Any] = {"rationale": {"type": "string"}, **fields}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def rationale_of(data: Any) -> str:
+    """The rationale of a judge's reply, or `NO_RATIONALE`."""
+    values = data if isinstance(data, dict) else {}
+    return str(values.get("rationale") or "").strip() or NO_RATIONALE
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeReply:
+    """A judge's validated reply: its fields, its rationale and the model that gave it."""
+
+    data: dict[str, Any]
+    rationale: str
+    model: str
+
+
+async def ask_judge(model: ModelHandle, request: ChatRequest, *, tag: str) -> JudgeReply:
+    """One judge call, its reply read as every judge reads it (module docstring).
+
+    Raises:
+        ModelError: no verdict: `UnusableReplyError` (refusal, cut, filtered, empty), `OutputValidationError`
+            (no JSON matching the schema after the repair call), or a provider error.
+    """
+    result = await model.chat(request, tag=tag)
+    data = result.data if isinstance(result.data, dict) else {}
+    return JudgeReply(data, rationale_of(data), model.name)
+
+
+def no_verdict_reason(exc: ModelError) -> str:
+    """Why a judge gave no verdict, as a rejection reason says it (naming a refusal, cut, filter or empty)."""
+    if isinstance(exc, UnusableReplyError):
+        return f"the judge gave no verdict ({exc.reason}): {exc}"
+    if isinstance(exc, OutputValidationError):
+        return f"the judge's reply was not a verdict: {exc}"
+    return f"the judge call failed: {exc}"
 
 
 def approx_tokens(text: str) -> int:
@@ -261,8 +354,7 @@ class PairwiseJudge:
 def _order_verdict(data: Any) -> OrderVerdict:
     values = data if isinstance(data, dict) else {}
     verdict = str(values.get("verdict", "A=B"))
-    rationale = str(values.get("rationale") or "").strip() or "(the judge gave no rationale)"
-    return OrderVerdict(verdict if verdict in VERDICT_VALUES else "A=B", rationale)
+    return OrderVerdict(verdict if verdict in VERDICT_VALUES else "A=B", rationale_of(values))
 
 
 # ---- length-controlled win rate --------------------------------------------------------------------------

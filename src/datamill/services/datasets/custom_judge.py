@@ -23,7 +23,7 @@ from typing import Any
 from datamill.core.errors import ModelError, fails_every_row
 from datamill.llm.gateway import ModelHandle
 from datamill.llm.types import ChatRequest
-from datamill.steps.judging import SCALE_MAX, SCALE_MIN, Criterion, to_ten
+from datamill.steps.judging import SCALE_MAX, SCALE_MIN, Criterion, no_verdict_reason, rationale_of, to_ten
 from datamill.steps.templates import load_template
 
 #: How well an example meets the user's rubric, every level described (`datamill.steps.judging`).
@@ -127,9 +127,9 @@ class RubricJudge:
         except ModelError as exc:
             if fails_every_row(exc):
                 raise
-            return Verdict(error=f"{type(exc).__name__}: {exc}")
+            return Verdict(error=no_verdict_reason(exc))
         level = int(result.data["score"])
-        return Verdict(to_ten(level), str(result.data.get("rationale", "")).strip())
+        return Verdict(to_ten(level), rationale_of(result.data))
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,19 @@
   `MAX_LENGTH_RATIO` × the longest (plus `LENGTH_SLACK_CHARS`, so very short seeds do not make every sample
   too long); without seeds, longer than `MAX_SAMPLE_CHARS`.
 
-``conformance`` is a blind check by a judge model (the run's ``judge_model``, else a configured judge role,
-else the generation model; never the revision model as such, and the run's summary notes a judge that also
-wrote or revised the samples). The judge is not told the values drawn for the sample: it classifies the
-sample on every property of the spec, picking one of the property's values or ``unclear``, and lists the
-spec's rules the sample breaks (``gen_conformance.yaml``; JSON ``{"properties": {...}, "violations": [str],
-"conforms": bool}`` under `conformance_schema`). The code then compares the classification with the drawn
-values: a property read as another value, or as ``unclear``, fails the sample, as does a broken rule. A judge
-that is shown the target answers "yes, it has it" far more readily than one asked to read the sample cold (the
-judge columns of Data Designer and the classify-then-compare checks of synthetic-data evaluations work the
-same way), and a reviser checking its own revision repeats its own blind spots.
+``conformance`` is a blind check by a judge model (chosen by `datamill.llm.judge_choice`: the run's
+``judge_model``, else a configured judge of another family than the generation model, else the generation
+model, which the run's summary notes). The judge is not told the values drawn for the sample: it classifies
+the sample on every property of the spec, picking one of the property's values or ``unclear``, lists the
+spec's rules the sample breaks and answers the `FOLLOWS_RULES` check (``gen_conformance.yaml``). It follows
+the judging protocol of `datamill.steps.judging`: the reply is JSON under `conformance_schema`, rationale
+first, then ``properties``, ``violations`` and ``conforms``, read by `ask_judge`. The code then compares the
+classification with the drawn values: a property read as another value, or as ``unclear``, fails the sample,
+as does a broken rule. A judge that is shown the target answers "yes, it has it" far more readily than one
+asked to read the sample cold (the judge columns of Data Designer and the classify-then-compare checks of
+synthetic-data evaluations work the same way), and a reviser checking its own revision repeats its own blind
+spots. A judge that gives no verdict (a refusal, a cut, filtered or empty reply, or no JSON matching the
+schema after the repair call) fails the sample with a reason that names why (`no_verdict_reason`).
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from datamill.core.errors import ModelError, fails_every_row
 from datamill.core.spec import Spec
 from datamill.llm.types import ChatRequest
 from datamill.steps.generation.sample import SampleTask
 from datamill.steps.generation.seeds import SeedSet
 from datamill.steps.generation.writer import Draft
+from datamill.steps.judging import Check, ask_judge, no_verdict_reason, verdict_schema
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -41,23 +46,33 @@ MAX_LENGTH_RATIO = 10.0
 LENGTH_SLACK_CHARS = 2_000
 #: Most violations a verdict lists, and the verdict's output cap.
 MAX_VIOLATIONS = 5
-VERDICT_MAX_TOKENS = 256
+VERDICT_MAX_TOKENS = 400
 #: The longest sample accepted when there are no seeds to compare with.
 MAX_SAMPLE_CHARS = 200_000
 
 #: The judge's answer when a sample shows nothing about a property.
 UNCLEAR = "unclear"
 
+#: The gate's yes/no verdict, each answer described.
+FOLLOWS_RULES = Check(
+    "conforms",
+    "Does the sample follow every rule of the spec?",
+    "it breaks none of the rules (the violations list is empty)",
+    "it breaks at least one rule (each listed under violations)",
+)
+
 
 def conformance_schema(spec: Spec) -> dict[str, Any]:
-    """The verdict's JSON schema: a value (or ``unclear``) per property, the broken rules, a rule verdict."""
+    """The verdict's JSON schema, in order: the rationale, a value per property, the rules broken, a verdict.
+
+    A property's value is one of its listed values or ``unclear``; the verdict answers `FOLLOWS_RULES`.
+    """
     axes = {
         axis.name: {"type": "string", "enum": list(dict.fromkeys((*axis.values, UNCLEAR)))}
         for axis in spec.axes
     }
-    return {
-        "type": "object",
-        "properties": {
+    return verdict_schema(
+        {
             "properties": {
                 "type": "object",
                 "properties": axes,
@@ -66,10 +81,9 @@ def conformance_schema(spec: Spec) -> dict[str, Any]:
             },
             # Capped so that a small model cannot loop on the list until it hits the token limit.
             "violations": {"type": "array", "maxItems": MAX_VIOLATIONS, "items": {"type": "string"}},
-            "conforms": {"type": "boolean"},
-        },
-        "required": ["properties", "violations", "conforms"],
-    }
+            FOLLOWS_RULES.name: FOLLOWS_RULES.schema(),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -124,7 +138,11 @@ class ConformanceGate:
             {"name": a.name, "description": a.description or "", "options": list(a.values)} for a in spec.axes
         ]
         messages = self.template.render(
-            description=spec.description, requirements=list(spec.requirements), axes=axes, sample=text
+            description=spec.description,
+            requirements=list(spec.requirements),
+            axes=axes,
+            sample=text,
+            verdict=FOLLOWS_RULES.text(),
         )
         budget = VERDICT_MAX_TOKENS + sum(16 + len(a.name) + max(map(len, a.values)) for a in spec.axes)
         request = ChatRequest(
@@ -138,9 +156,18 @@ class ConformanceGate:
         return [request]
 
     async def problem(self, task: SampleTask, text: str) -> str | None:
-        """Why the sample fails (properties read otherwise than drawn, broken rules), or None."""
-        result = await self.model.chat(self.requests_for(task, text)[0], tag=self.name)
-        verdict = result.data if isinstance(result.data, dict) else {}
+        """Why the sample fails (properties read otherwise than drawn, broken rules, no verdict), or None.
+
+        Raises:
+            ModelError: an error that would fail every call (bad key, unknown model, no quota).
+        """
+        try:
+            reply = await ask_judge(self.model, self.requests_for(task, text)[0], tag=self.name)
+        except ModelError as exc:
+            if fails_every_row(exc):
+                raise
+            return no_verdict_reason(exc)
+        verdict = reply.data
         found = verdict.get("properties")
         read: dict[str, Any] = found if isinstance(found, dict) else {}
         problems = [
@@ -150,7 +177,7 @@ class ConformanceGate:
         ]
         if verdict.get("conforms") is not True:
             violations = [str(v) for v in verdict.get("violations") or [] if str(v).strip()]
-            problems += violations or ["the judge found that the sample breaks a rule"]
+            problems += violations or [f"the judge found that the sample breaks a rule: {reply.rationale}"]
         return "; ".join(problems) or None
 
 
