@@ -97,9 +97,20 @@ def _writer_and_reader(route: Route, request: ChatRequest) -> str:
     return f"{route.name} #{request.seed}: " + " ".join(f"{k}={v}" for k, v in asked)
 
 
-async def _run(body: dict[str, object]):
+#: Two families on the fake model: the writers are "acme", the listed judge "otherco".
+ROUTES = {
+    "judge_models": ["acme/judge-large", "otherco/judge"],
+    "routes": {
+        "acme/*": {"provider": "fake"},
+        "otherco/*": {"provider": "fake"},
+        "fake/*": {"provider": "fake"},
+    },
+}
+
+
+async def _run(body: dict[str, object], routing: Routing | None = None):
     fake = FakeProvider(responder=_writer_and_reader)
-    gateway = Gateway(Routing.load(), providers={"fake": fake})
+    gateway = Gateway(routing or Routing.load(), providers={"fake": fake})
     request = parse_generation_request(
         {
             "generation_model": "fake/writer",
@@ -124,9 +135,44 @@ async def test_the_gate_uses_the_judge_model_and_never_the_reviser():
     assert summary.conformance_model == "fake/judge"
     assert summary.usage["by_tag"]["gen_conformance"]["requests"] == 3
     assert set(summary.usage["by_model"]) == {"fake/writer", "fake/reviser", "fake/judge"}
-    assert summary.notes == []
+    # Named, it is used as given; being of the writer's family ("fake"), the summary says so.
+    assert len(summary.notes) == 1
+    assert "judged by fake/judge, of the generator's family" in summary.notes[0]
+
+    assert summary.judge is not None
+    assert summary.judge["chosen_as"] == "set by the run"
 
     summary = await _run({})  # no judge named or configured: the writer judges, and the summary says so
     assert summary.conformance_model == "fake/writer"
+    assert summary.judge is not None
+    assert summary.judge["chosen_as"] == "the generator"
+    assert summary.judge["same_model_as_generator"] is True
+    assert "the model that generated the data" in summary.notes[0]
     assert "set judge_model" in summary.notes[0]
     assert summary.to_dict()["notes"] == summary.notes
+    assert summary.to_dict()["judge"] == summary.judge
+
+
+async def test_with_no_judge_named_the_gate_is_judged_by_a_listed_model_of_another_family():
+    routing = Routing.from_dict(ROUTES)
+    summary = await _run({"generation_model": "acme/writer", "revision_model": "acme/reviser"}, routing)
+    # acme/judge-large is listed first but is the writer's family: the shared rule skips it.
+    assert summary.conformance_model == "otherco/judge"
+    assert summary.usage["by_tag"]["gen_conformance"]["requests"] == 3
+    assert summary.usage["by_model"]["otherco/judge"]["requests"] == 3
+    assert summary.judge is not None
+    assert summary.judge["chosen_as"] == "another family"
+    assert summary.judge["same_family_as_generator"] is False
+    assert summary.notes == []
+
+    # Named explicitly, a judge of the writer's own family is used as given, and the summary warns.
+    summary = await _run(
+        {
+            "generation_model": "acme/writer",
+            "revision_model": "acme/reviser",
+            "judge_model": "acme/judge-large",
+        },
+        routing,
+    )
+    assert summary.conformance_model == "acme/judge-large"
+    assert "of the generator's family" in summary.notes[0]

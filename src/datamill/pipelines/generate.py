@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from datamill.core.errors import DatamillError, ModelError, UnusableReplyError, fails_every_row
 from datamill.core.generation_request import FilteringType, GenerationRequest, Tool
 from datamill.core.spec import Spec, sample_properties
+from datamill.llm.judge_choice import RUN_SETTING, JudgeChoice, choose_judge
 from datamill.steps.generation.calculator import CalculatorCheck
 from datamill.steps.generation.gates import ConformanceGate, StructuralGate
 from datamill.steps.generation.novelty import NoveltyFilter
@@ -98,6 +99,8 @@ class GenerationSummary:
     reasons: dict[str, str] = field(default_factory=dict)
     #: The model that answered the conformance gate (None without the gate).
     conformance_model: str | None = None
+    #: How that judge was chosen (`JudgeChoice.to_dict`; None without the gate).
+    judge: dict[str, Any] | None = None
     #: What a reader should know about how the samples were judged.
     notes: list[str] = field(default_factory=list)
 
@@ -121,6 +124,7 @@ class GenerationSummary:
             "usage": self.usage,
             "runtime_params": self.runtime_params,
             "conformance_model": self.conformance_model,
+            "judge": self.judge,
             "notes": list(self.notes),
         }
 
@@ -133,12 +137,17 @@ class GenerationResult:
 
 @dataclass(frozen=True)
 class GenerationModels:
-    """The models of a run; ``judge`` answers the conformance gate (see `judge_for`)."""
+    """The models of a run; ``judge`` answers the conformance gate, chosen as ``judge_choice`` says.
+
+    ``judge_choice`` is None only when the models were put together by hand; the run then reports the judge
+    as set by the run.
+    """
 
     generation: ModelHandle
     outline: ModelHandle
     revision: ModelHandle
     judge: ModelHandle
+    judge_choice: JudgeChoice | None = None
 
     @classmethod
     def resolve(cls, gateway: Gateway, request: GenerationRequest) -> GenerationModels:
@@ -150,17 +159,22 @@ class GenerationModels:
         generation = pick(request.generation_model, "generation")
         outline = pick(request.outline_model, "outline") if request.outline_model else generation
         revision = pick(request.revision_model, "revision") if request.revision_model else generation
-        return cls(generation, outline, revision, judge_for(gateway, request, generation))
+        judge, choice = judge_for(gateway, request, generation)
+        return cls(generation, outline, revision, judge, choice)
 
 
-def judge_for(gateway: Gateway, request: GenerationRequest, generation: ModelHandle) -> ModelHandle:
-    """The conformance judge: ``judge_model``, else a configured judge role, else the generation model.
+def judge_for(
+    gateway: Gateway, request: GenerationRequest, generation: ModelHandle
+) -> tuple[ModelHandle, JudgeChoice]:
+    """The conformance judge and how it was chosen, by the shared rule of `datamill.llm.judge_choice`.
 
-    With the generation model, the run's summary notes that the samples were judged by their writer.
+    ``judge_model`` (else a judge role configured on the gateway) is used as given; else the first model of
+    the routing file's ``judge_models`` of another family than the generation model; else the generation
+    model itself, which the run's summary then notes.
     """
-    if request.judge_model:
-        return gateway.model(request.judge_model)
-    return gateway.role("judge") if gateway.has_role("judge") else generation
+    named = request.judge_model or (gateway.role("judge").name if gateway.has_role("judge") else None)
+    choice = choose_judge(gateway, generation.name, named)
+    return (generation if choice.same_model else gateway.model(choice.model)), choice
 
 
 def draw_properties(spec: Spec, count: int, seed: int) -> list[dict[str, str]]:
@@ -271,12 +285,18 @@ class GenerationRun:
         """The run's summary so far."""
         usage = self.gateway.usage.snapshot() if self.gateway is not None else {}
         judge = self.conformance.model.name if self.conformance is not None else None
+        choice = None
         notes = []
-        if judge is not None and judge in (self.models.revision.name, self.models.generation.name):
-            notes.append(
-                f"the conformance gate was judged by {judge}, which also wrote or revised the samples: "
-                "set judge_model to a model of another family for an independent check"
-            )
+        if judge is not None:
+            choice = self.models.judge_choice or JudgeChoice(judge, self.models.generation.name, RUN_SETTING)
+            wrote = (self.models.generation.name, self.models.revision.name)
+            if judge in wrote or choice.same_family:
+                notes.append(
+                    f"the conformance gate was {choice.note()}"
+                    + (", and it also wrote or revised the samples" if judge in wrote else "")
+                    + ": set judge_model to a model of another family, or list such models under "
+                    "judge_models in the routing file, for an independent check"
+                )
         return GenerationSummary(
             self.request.number_of_samples,
             len(self._accepted),
@@ -286,6 +306,7 @@ class GenerationRun:
             self.request.runtime_params(),
             dict(self._reasons),
             judge,
+            None if choice is None else choice.to_dict(),
             notes,
         )
 

@@ -28,6 +28,7 @@ from datamill.core.errors import ConfigError, DataFormatError, ModelError, Valid
 from datamill.core.generation_request import GenerationRequest, parse_generation_request
 from datamill.core.spec import parse_spec_yaml
 from datamill.llm.gateway import Gateway
+from datamill.llm.judge_choice import RUN_SETTING, JudgeChoice
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.generate import (
     GenerationBudgetSpent,
@@ -83,16 +84,17 @@ def _models(
     generation = model_handle(gateway, request.generation_model, "generation", credentials, policy)
     outline = model_handle(gateway, request.outline_model, "outline", credentials, policy)
     revision = model_handle(gateway, request.revision_model, "revision", credentials, policy)
-    judge = (
-        model_handle(gateway, request.judge_model, "judge", credentials, policy)
-        if request.judge_model
-        else judge_for(gateway, request, generation)
-    )
+    if request.judge_model:
+        judge = model_handle(gateway, request.judge_model, "judge", credentials, policy)
+        choice = JudgeChoice(request.judge_model, generation.name, RUN_SETTING)
+    else:
+        judge, choice = judge_for(gateway, request, generation)
     return GenerationModels(
         generation,
         outline if request.outline_model else generation,
         revision if request.revision_model else generation,
         judge,
+        choice,
     )
 
 
