@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from datamill.core.brand import BrandControls, read_brand_controls
+from datamill.core.custom_request import CustomStepSpec, read_custom_steps, read_prompt_templates
 from datamill.core.expansion import LanguageExpansion, read_language_expansion
 from datamill.core.fields import Issues, parse_with, read_bool, read_enum, read_object
 from datamill.core.job import JobSpecification, read_job_specification
@@ -30,6 +32,8 @@ ADAPT_FIELDS = (
     "training_type",
     "estimate",
     "language_expansion",
+    "custom_steps",
+    "prompt_templates",
 )
 
 
@@ -47,6 +51,8 @@ class AdaptRequest:
         language_expansion: the new expansion, or None (see `language_expansion_given`).
         language_expansion_given: whether the request set ``language_expansion`` at all; when False the
             dataset keeps its existing expansion, when True a None value clears it.
+        custom_steps: the run's own model steps (`datamill.core.custom_request`), in order.
+        prompt_templates: built-in prompts the run replaces, as (name, template document) pairs.
     """
 
     column_mapping: ColumnMapping | None = None
@@ -57,6 +63,8 @@ class AdaptRequest:
     estimate: bool = False
     language_expansion: LanguageExpansion | None = None
     language_expansion_given: bool = False
+    custom_steps: tuple[CustomStepSpec, ...] = ()
+    prompt_templates: tuple[tuple[str, dict[str, Any]], ...] = ()
 
     def __post_init__(self) -> None:
         # An expansion object is always an explicit replacement, so "given" cannot be False beside one.
@@ -78,6 +86,10 @@ class AdaptRequest:
         if self.language_expansion_given:
             expansion = self.language_expansion
             out["language_expansion"] = expansion.to_dict() if expansion is not None else None
+        if self.custom_steps:
+            out["custom_steps"] = [step.to_dict() for step in self.custom_steps]
+        if self.prompt_templates:
+            out["prompt_templates"] = dict(self.prompt_templates)
         return out
 
 
@@ -116,7 +128,16 @@ def read_adapt_request(value: object, field: str, issues: Issues) -> AdaptReques
     expansion = None
     if obj.get("language_expansion") is not None:
         expansion = read_language_expansion(obj["language_expansion"], "language_expansion", issues)
-    if len(issues) > before or recipes is None or job is None or brand is None:
+    custom_steps = read_custom_steps(obj.get("custom_steps"), "custom_steps", issues)
+    templates = read_prompt_templates(obj.get("prompt_templates"), "prompt_templates", issues)
+    if (
+        len(issues) > before
+        or recipes is None
+        or job is None
+        or brand is None
+        or custom_steps is None
+        or templates is None
+    ):
         return None
     return AdaptRequest(
         column_mapping=mapping,
@@ -127,4 +148,6 @@ def read_adapt_request(value: object, field: str, issues: Issues) -> AdaptReques
         estimate=bool(estimate),
         language_expansion=expansion,
         language_expansion_given=given,
+        custom_steps=custom_steps,
+        prompt_templates=templates,
     )

@@ -31,9 +31,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import jinja2
 import yaml
 
-from datamill.core.errors import ValidationError
+from datamill.core.custom_request import CUSTOM_STEP_FIELDS, CustomStepSpec
+from datamill.core.errors import Issue, ValidationError
+from datamill.llm.structured import validator_for
 from datamill.llm.types import ChatRequest, Message, Role
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
+from datamill.steps.sandbox import SANDBOX, check_source, render_capped
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -52,7 +55,6 @@ ROW_STEP_ORDER: tuple[str, ...] = (
     "safety_review",
 )
 _ROLES: dict[str, Role] = {"system": "system", "user": "user", "assistant": "assistant"}
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
 _RESERVED = frozenset(ROW_STEP_ORDER) | {"column_mapping", "deduplication", "near_deduplication", "max_rows"}
 
 
@@ -100,6 +102,8 @@ class PromptStep(RowStep):
         if output is None and type(self).parse is PromptStep.parse:
             raise ValidationError.of(f"steps.{name}.output", "give the column the answer goes into")
         self.name = name  # type: ignore[misc]  # a per-instance name: several custom steps in one run
+        #: How errors name the step's fields: ``steps.<name>``, or where a request declared it.
+        self.field = f"steps.{name}"
         self.output = output
         self.schema_source = schema
         self.json_schema = _json_schema(name, schema)
@@ -110,8 +114,8 @@ class PromptStep(RowStep):
         self.expected_output_tokens = expected_output_tokens
         self.template_text = template
         self.system_text = system
-        self._template = _compile(name, "template", template)
-        self._system = _compile(name, "system", system)
+        self._template = _compile(f"steps.{name}.template", template)
+        self._system = _compile(f"steps.{name}.system", system)
         self.output_columns = (output,) if output else ()
         #: Columns the steps before this one write (`place` sets it): stood in for in the estimate.
         self.written_before: frozenset[str] = frozenset()
@@ -121,7 +125,7 @@ class PromptStep(RowStep):
     def prompt(self, row: Row) -> str | Sequence[Mapping[str, str]]:
         """The user message for `row` (or the whole conversation, as ``{"role", "content"}`` dicts)."""
         assert self._template is not None
-        return _render(self.name, self._template, row)
+        return _render(f"{self.field}.template", self._template, row)
 
     def parse(self, row: Row, answer: Any) -> Mapping[str, Any]:
         """The columns `answer` gives the row (the parsed JSON with a schema, else the text).
@@ -175,7 +179,10 @@ class PromptStep(RowStep):
 
     async def process_row(self, row: Row, ctx: StepContext) -> None:
         assert self.model is not None, "bind() the step to a model first"
-        request = self._request(row)
+        try:
+            request = self._request(row)
+        except ValidationError as exc:  # a template this row cannot fill, or one the sandbox refused
+            raise RowRejected(f"{self.name}: {exc}") from exc
         result = await self.model.chat(request, tag=self.name)
         answer = result.data if self.json_schema is not None else result.text.strip()
         if self.json_schema is None and not answer:
@@ -190,7 +197,7 @@ class PromptStep(RowStep):
         given = self.prompt(row)
         messages: list[Message] = []
         if self._system is not None:
-            messages.append(Message("system", _render(self.name, self._system, row)))
+            messages.append(Message("system", _render(f"{self.field}.system", self._system, row)))
         if isinstance(given, str):
             messages.append(Message("user", given))
         else:
@@ -198,42 +205,56 @@ class PromptStep(RowStep):
                 role = _ROLES.get(str(turn.get("role")))
                 if role is None:
                     given_role = turn.get("role")
-                    raise ValidationError.of(f"steps.{self.name}.prompt", f"unknown role {given_role!r}")
+                    raise ValidationError.of(f"{self.field}.prompt", f"unknown role {given_role!r}")
                 messages.append(Message(role, str(turn.get("content", ""))))
         return tuple(messages)
 
 
-def _compile(name: str, field: str, source: str | None) -> jinja2.Template | None:
+def _compile(field: str, source: str | None) -> jinja2.Template | None:
+    """`source` compiled in the sandbox (`datamill.steps.sandbox`), or a `ValidationError` naming `field`."""
     if source is None:
         return None
+    if not isinstance(source, str):
+        raise ValidationError.of(field, "a template is a string")
     try:
-        return _ENV.from_string(source)
+        refused = check_source(source)
+        if refused is not None:
+            raise ValidationError.of(field, refused)
+        return SANDBOX.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise ValidationError.of(f"steps.{name}.{field}", f"not a valid Jinja template: {exc}") from exc
+        raise ValidationError.of(field, f"not a valid Jinja template: {exc}") from exc
 
 
-def _render(name: str, template: jinja2.Template, row: Row) -> str:
+def _render(field: str, template: jinja2.Template, row: Row) -> str:
     variables = {key: value for key, value in row.items() if not key.startswith("_")}
     variables["context"] = row.get("_context", "")
     try:
-        return template.render(**variables).strip()
+        return render_capped(template, variables).strip()
     except jinja2.UndefinedError as exc:
         columns = ", ".join(sorted(variables))
-        raise ValidationError.of(f"steps.{name}.template", f"{exc.message}; the row has: {columns}") from exc
+        raise ValidationError.of(field, f"{exc.message}; the row has: {columns}") from exc
+    except jinja2.TemplateError as exc:  # the sandbox's refusals (SecurityError) and other runtime errors
+        raise ValidationError.of(field, f"the template cannot be rendered: {exc}") from exc
 
 
 def _json_schema(name: str, schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:
     """A JSON schema from a dict or a Pydantic model class (anything with ``model_json_schema``)."""
     if schema is None:
         return None
+    value: Any = None
     if isinstance(schema, Mapping):
-        return dict(schema)
-    to_schema = getattr(schema, "model_json_schema", None)
-    if callable(to_schema):
+        value = dict(schema)
+    elif callable(to_schema := getattr(schema, "model_json_schema", None)):
         value = to_schema()
-        if isinstance(value, dict):
-            return value
-    raise ValidationError.of(f"steps.{name}.schema", "give a JSON schema (a dict) or a Pydantic model class")
+    if not isinstance(value, dict):
+        raise ValidationError.of(
+            f"steps.{name}.schema", "give a JSON schema (a dict) or a Pydantic model class"
+        )
+    try:
+        validator_for(value)
+    except ValidationError as exc:
+        raise ValidationError.of(f"steps.{name}.schema", exc.issues[0].reason) from None
+    return value
 
 
 def steps_identity(steps: Sequence[PromptStep]) -> str | None:
@@ -266,9 +287,7 @@ def place(row_steps: list[RowStep], custom: Sequence[PromptStep]) -> list[RowSte
                     position = index + 1  # keep custom steps placed before, in their order
         else:
             known = ", ".join([*ROW_STEP_ORDER, *(s.name for s in custom if s is not step)])
-            raise ValidationError.of(
-                f"steps.{step.name}.after", f"{step.after!r} is not a row step ({known})"
-            )
+            raise ValidationError.of(f"{step.field}.after", f"{step.after!r} is not a row step ({known})")
         steps.insert(position, step)
     for index, placed in enumerate(steps):
         if isinstance(placed, PromptStep):
@@ -286,18 +305,43 @@ def _stand_in(name: str, row: Row) -> Any:
 
 
 #: The fields of a step file (``datamill adapt --step FILE``): `PromptStep`'s arguments.
-STEP_FILE_FIELDS = (
-    "name",
-    "template",
-    "output",
-    "schema",
-    "model",
-    "after",
-    "system",
-    "max_tokens",
-    "temperature",
-    "expected_output_tokens",
-)
+STEP_FILE_FIELDS = CUSTOM_STEP_FIELDS
+
+
+def steps_from_specs(specs: Sequence[CustomStepSpec], field: str = "custom_steps") -> tuple[PromptStep, ...]:
+    """The steps a request declares (``custom_steps``), checked as `PromptStep` checks its arguments.
+
+    Each error names the step by its place in the request (``custom_steps[0].template``). An ``after`` must
+    name a built-in row step or an earlier step of the list.
+
+    Raises:
+        ValidationError: a template that is not valid Jinja or that the sandbox refuses, a schema that is
+            not a JSON schema, an ``after`` naming no step, or a reserved name.
+    """
+    steps: list[PromptStep] = []
+    for index, spec in enumerate(specs):
+        where = f"{field}[{index}]"
+        try:
+            step = PromptStep(spec.name, **spec.arguments())
+        except ValidationError as exc:
+            prefix = f"steps.{spec.name}"
+            raise ValidationError(
+                [
+                    Issue(
+                        where + issue.field.removeprefix(prefix) if issue.field.startswith(prefix) else where,
+                        issue.reason,
+                    )
+                    for issue in exc.issues
+                ]
+            ) from None
+        step.field = where
+        if step.after not in ROW_STEP_ORDER and step.after not in {s.name for s in steps}:
+            known = ", ".join([*ROW_STEP_ORDER, *(s.name for s in steps)])
+            raise ValidationError.of(
+                f"{where}.after", f"{step.after!r} is neither a row step nor an earlier custom step ({known})"
+            )
+        steps.append(step)
+    return tuple(steps)
 
 
 def load_step_file(path: Path) -> PromptStep:

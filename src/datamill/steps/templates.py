@@ -23,8 +23,9 @@ row (few-shot turns come before it), so the model sees the image with the text i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -36,10 +37,10 @@ from typing import Any
 import jinja2
 import yaml
 
-from datamill.core.errors import ConfigError
+from datamill.core.errors import ConfigError, ValidationError
 from datamill.llm.types import ImagePart, Message, Role
+from datamill.steps.sandbox import MAX_RENDERED_CHARS, SANDBOX, SecurityError, check_source
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 _ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 
 
@@ -52,6 +53,9 @@ class PromptTemplate:
     parts: tuple[tuple[Role, jinja2.Template | str], ...]
     #: Index in ``parts`` of the message that ends the stable prefix (``cache: true``), if any.
     cache_part: int | None = None
+    #: The request field a request's template came from (``prompt_templates.<name>``): its errors are the
+    #: request's (`ValidationError`), not the configuration's.
+    field: str | None = None
 
     def render(self, **variables: Any) -> tuple[Message, ...]:
         messages: list[Message] = []
@@ -59,15 +63,20 @@ class PromptTemplate:
             try:
                 text = template if isinstance(template, str) else _render(template, variables).strip()
             except jinja2.UndefinedError as exc:
-                raise ConfigError(
-                    f"prompt template {self.name!r}: {exc.message} (it has: {', '.join(sorted(variables))})"
-                ) from exc
+                raise self._error(f"{exc.message} (it has: {', '.join(sorted(variables))})") from exc
+            except jinja2.TemplateError as exc:  # the sandbox's refusals
+                raise self._error(f"cannot be rendered: {exc}") from exc
             if text:
                 messages.append(Message(role, text))
             if index == self.cache_part and messages:
                 last = messages[-1]
                 messages[-1] = Message(last.role, last.content, last.images, cache_point=True)
         return tuple(messages)
+
+    def _error(self, reason: str) -> ConfigError | ValidationError:
+        if self.field is not None:
+            return ValidationError.of(self.field, reason)
+        return ConfigError(f"prompt template {self.name!r}: {reason}")
 
 
 def _render(template: jinja2.Template, variables: dict[str, Any]) -> str:
@@ -83,9 +92,14 @@ def _render(template: jinja2.Template, variables: dict[str, Any]) -> str:
         setattr(template, _GLOBALS, base)
     try:
         context = template.new_context({**base, **variables}, shared=True)
-        return str(template.environment.concat(template.root_render_func(context)))
+        text = str(template.environment.concat(template.root_render_func(context)))
     except Exception:
-        return template.render(**variables)
+        text = template.render(**variables)
+    if len(text) > MAX_RENDERED_CHARS:
+        raise SecurityError(
+            f"the rendered message is {len(text)} characters; the maximum is {MAX_RENDERED_CHARS}"
+        )
+    return text
 
 
 #: The attribute of a compiled template that holds its globals as a plain dict.
@@ -109,13 +123,23 @@ def without_cache_point(messages: tuple[Message, ...]) -> tuple[Message, ...]:
     return tuple(Message(m.role, m.content, m.images) if m.cache_point else m for m in messages)
 
 
-#: The folder of template overrides of the run in progress (`use_templates`); None: the built-ins only.
-_OVERRIDES: ContextVar[Path | None] = ContextVar("datamill_templates", default=None)
+@dataclass(frozen=True)
+class _Overrides:
+    folder: Path | None
+    documents: Mapping[str, PromptTemplate]
+
+
+#: The template overrides of the run in progress (`use_templates`); None: the built-ins only.
+_OVERRIDES: ContextVar[_Overrides | None] = ContextVar("datamill_templates", default=None)
 
 
 @contextmanager
-def use_templates(folder: Path | str | None) -> Iterator[None]:
-    """Load templates from `folder` first while the block runs (None: the built-ins only).
+def use_templates(
+    folder: Path | str | None, documents: Mapping[str, PromptTemplate] | None = None
+) -> Iterator[None]:
+    """Load templates from `documents`, then `folder`, then the built-ins while the block runs.
+
+    `documents` are a request's templates as `compile_documents` compiled them.
 
     Raises:
         ConfigError: the folder does not exist, or holds a file that overrides no built-in template.
@@ -123,11 +147,53 @@ def use_templates(folder: Path | str | None) -> Iterator[None]:
     path = Path(folder) if folder is not None else None
     if path is not None:
         check_templates(path)
-    token = _OVERRIDES.set(path)
+    given = _Overrides(path, dict(documents or {})) if path is not None or documents else None
+    token = _OVERRIDES.set(given)
     try:
         yield
     finally:
         _OVERRIDES.reset(token)
+
+
+@contextmanager
+def add_templates(documents: Mapping[str, PromptTemplate]) -> Iterator[None]:
+    """Lay `documents` (a request's templates) over the overrides in force while the block runs."""
+    if not documents:
+        yield
+        return
+    current = _OVERRIDES.get()
+    folder = current.folder if current is not None else None
+    below = current.documents if current is not None else {}
+    token = _OVERRIDES.set(_Overrides(folder, {**below, **documents}))
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def compile_documents(
+    documents: Sequence[tuple[str, Mapping[str, object]]], field: str = "prompt_templates"
+) -> dict[str, PromptTemplate]:
+    """A request's templates (name, document of a prompt file's shape), compiled in the sandbox.
+
+    Raises:
+        ValidationError: a name no built-in template has, or a document that is not a valid template (its
+            Jinja syntax, a name the sandbox refuses), naming ``prompt_templates.<name>``.
+    """
+    known = builtin_names()
+    compiled: dict[str, PromptTemplate] = {}
+    for name, document in documents:
+        where = f"{field}.{name}"
+        if name not in known:
+            raise ValidationError.of(
+                where, f"no built-in prompt template has this name (the names: {', '.join(known)})"
+            )
+        try:
+            template = _from_document(name, document, f"prompt template {name!r}")
+            compiled[name] = dataclasses.replace(template, field=where)
+        except ConfigError as exc:
+            raise ValidationError.of(where, str(exc)) from None
+    return compiled
 
 
 def builtin_names() -> list[str]:
@@ -160,9 +226,13 @@ def templates_digest(folder: Path | str | None) -> str | None:
 
 def load_template(name: str) -> PromptTemplate:
     """Load and compile ``prompts/<name>.yaml``: the run's override (`use_templates`), else the built-in."""
-    folder = _OVERRIDES.get()
-    if folder is not None and (folder / f"{name}.yaml").is_file():
-        return _load(name, folder, _stamp(folder / f"{name}.yaml"))
+    overrides = _OVERRIDES.get()
+    if overrides is not None:
+        if name in overrides.documents:
+            return overrides.documents[name]
+        folder = overrides.folder
+        if folder is not None and (folder / f"{name}.yaml").is_file():
+            return _load(name, folder, _stamp(folder / f"{name}.yaml"))
     return _load(name, None, None)
 
 
@@ -186,7 +256,12 @@ def _load(name: str, folder: Path | None, stamp: tuple[int, int] | None) -> Prom
         raise ConfigError(f"prompt template {name!r} not found") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source} is not valid YAML: {exc}") from exc
-    if not isinstance(doc, dict):
+    return _from_document(name, doc, source)
+
+
+def _from_document(name: str, doc: object, source: str) -> PromptTemplate:
+    """A template from its document (``version`` and ``messages``); `source` names it in errors."""
+    if not isinstance(doc, Mapping):
         raise ConfigError(f"{source} must be a mapping with version and messages")
     parts: list[tuple[Role, jinja2.Template | str]] = []
     cache_part = None
@@ -200,6 +275,8 @@ def _load(name: str, folder: Path | None, stamp: tuple[int, int] | None) -> Prom
             raise ConfigError(
                 f"{source}: messages[{i}].content is not a valid Jinja template: {exc}"
             ) from exc
+        except SecurityError as exc:
+            raise ConfigError(f"{source}: messages[{i}].content is refused: {exc}") from exc
         if item.get("cache"):
             cache_part = i
     if not parts:
@@ -212,5 +289,8 @@ def _load(name: str, folder: Path | None, stamp: tuple[int, int] | None) -> Prom
 def _compile(source: str) -> jinja2.Template | str:
     """A Jinja template, or the stripped text itself when ``source`` has no Jinja markup."""
     if any(marker in source for marker in ("{{", "{%", "{#")):
-        return _ENV.from_string(source)
+        refused = check_source(source)
+        if refused is not None:
+            raise SecurityError(refused)
+        return SANDBOX.from_string(source)
     return source.strip()

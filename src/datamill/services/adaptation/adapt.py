@@ -34,7 +34,7 @@ from datamill.services.adaptation.prepare import PreparedRun, RunSource, execute
 from datamill.services.adaptation.run_plan import file_identity, run_fingerprint
 from datamill.services.settings.entry import Settings
 from datamill.steps.prompt_step import PromptStep, steps_identity
-from datamill.steps.templates import templates_digest, use_templates
+from datamill.steps.templates import compile_documents, templates_digest, use_templates
 from datamill.text.fetch_policy import FetchPolicy
 
 
@@ -135,7 +135,8 @@ async def estimate_file_async(
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
     try:
-        with use_templates(_templates(job, settings)):
+        documents = compile_documents(parse_adapt_request(body).prompt_templates)
+        with use_templates(_templates(job, settings), documents):
             prepared = await _plan(job, body, settings, gateway)
         assert prepared.estimate is not None  # plan_run always estimates
         return prepared.estimate
@@ -165,6 +166,7 @@ async def adapt_file_async(
         ModelError / ConfigError: a model problem that would fail every row (the judge's included).
     """
     check_writable(job.output_path, format=job.output_format)
+    documents = compile_documents(parse_adapt_request(body).prompt_templates)
     settings = settings or Settings.from_env()
     own = gateway is None
     gateway = gateway or make_gateway(settings, use_cache=job.use_cache)
@@ -172,7 +174,7 @@ async def adapt_file_async(
         gateway.use_batches(enabled=True)
     templates = _templates(job, settings)
     try:
-        with use_templates(templates):
+        with use_templates(templates, documents):
             return await _adapt(job, body, settings, gateway, templates, counters)
     finally:
         if own:

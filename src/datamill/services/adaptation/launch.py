@@ -40,6 +40,8 @@ from datamill.core.mapping import read_column_mapping
 from datamill.services.adaptation.plans import ADAPT
 from datamill.services.adaptation.quote import DatasetNotRunnableError, Quote, RunQuoter
 from datamill.services.errors import ConflictError, NotFoundError, ServiceError
+from datamill.steps.prompt_step import steps_from_specs
+from datamill.steps.templates import compile_documents
 from datamill.store import Dataset, Run, Store, utcnow
 from datamill.store import datasets as datasets_repo
 from datamill.store import runs as repo
@@ -110,6 +112,17 @@ def check_runnable(row: Dataset) -> None:
         raise DatasetNotRunnableError(f"dataset {row.id!r} cannot be run: {reason}; upload the file again")
 
 
+def check_own_steps(request: AdaptRequest) -> None:
+    """Check a request's own steps and prompt templates before anything else is done with it.
+
+    Each is compiled in the template sandbox (`datamill.steps.sandbox`): a template that is not valid Jinja,
+    that names an attribute starting with ``_``, a schema that is not a JSON schema, an ``after`` that names
+    no step, or a prompt name no built-in template has is a `ValidationError` naming its field (400).
+    """
+    steps_from_specs(request.custom_steps)
+    compile_documents(request.prompt_templates)
+
+
 class RunService:
     """Launches adaptation runs; `expand.ExpandService` does translate and localize."""
 
@@ -123,12 +136,14 @@ class RunService:
         """Quote or launch an adaptation of the validated `request` (`parse_adapt_request`).
 
         Raises:
-            ValidationError: a mapping this dataset or model cannot serve (400).
+            ValidationError: a mapping this dataset or model cannot serve, or own steps or templates
+                that are not valid (400).
             NotFoundError: no such dataset for this tenant (404).
             ConflictError: the dataset is still being read, or a run is processing it (409).
             DatasetNotRunnableError: the dataset holds no readable data (400).
             InsufficientCreditsError: the balance does not cover the estimate (402).
         """
+        check_own_steps(request)
         row = self.dataset(tenant_id, dataset_id)
         key = request.job.idempotency_key
         if (

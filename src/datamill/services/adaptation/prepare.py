@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datamill.core.adapt_request import AdaptRequest
-from datamill.core.errors import ValidationError
+from datamill.core.errors import ModelError, ValidationError
 from datamill.core.mapping import check_columns
 from datamill.core.run_options import RunOptions
 from datamill.dataio import count_rows, open_dataset
@@ -40,7 +40,8 @@ from datamill.steps.expansion import LanguageExpansionStep
 from datamill.steps.extend_trajectory import ExtendTrajectory
 from datamill.steps.mapping import MapColumns
 from datamill.steps.near_dedup import NearDedup
-from datamill.steps.prompt_step import PromptStep, place
+from datamill.steps.prompt_step import PromptStep, place, steps_from_specs
+from datamill.steps.templates import add_templates, compile_documents
 from datamill.text.fetch_policy import FetchPolicy
 from datamill.text.langid import FastLangDetector
 from datamill.text.tokenizer import Tokenizer
@@ -170,27 +171,31 @@ async def build_run(
     """
     model = gateway.model(plan.model)
     judge = judge_handle(gateway, model, plan.options.judge_model)
+    # The request's own steps and templates are checked before anything is built (a 400, not a 500).
+    own_steps = [*custom_steps, *steps_from_specs(plan.request.custom_steps)]
+    templates = compile_documents(plan.request.prompt_templates)
     services, notes = await build_services(
         plan.request, plan.options, data_dir, fetch_policy=fetch_policy, search_key=search_key
     )
     services.fetch_policy = fetch_policy
-    steps = plan_adaptation(
-        plan.request,
-        model,
-        total_rows=plan.total_rows,
-        options=plan.options,
-        services=services,
-        judge=judge,
-        base_dir=source.path.parent,
-        local_image_files=source.local_image_files,
-    )
+    with add_templates(templates):
+        steps = plan_adaptation(
+            plan.request,
+            model,
+            total_rows=plan.total_rows,
+            options=plan.options,
+            services=services,
+            judge=judge,
+            base_dir=source.path.parent,
+            local_image_files=source.local_image_files,
+        )
     if plan.kind == EXTEND:
         steps.row_steps = [ExtendTrajectory(model, FastLangDetector())]
     elif plan.kind != ADAPT:
         steps.row_steps = [step for step in steps.row_steps if isinstance(step, LanguageExpansionStep)]
-    elif custom_steps:
+    elif own_steps:
         # A user's own steps, each calling its own model or the run's, in the documented order.
-        bound = [s.bind(gateway.model(s.model_name) if s.model_name else model) for s in custom_steps]
+        bound = [s.bind(_step_model(gateway, s) if s.model_name else model) for s in own_steps]
         steps.row_steps = place(steps.row_steps, bound)
     # A stored plan names the judge the run asked for; the one chosen here (another family's, when the
     # routing offers one) is what the report must name.
@@ -218,6 +223,15 @@ async def execute(
             batches_in_flight=batches_in_flight,
             batch_runner=batch_runner,
         )
+
+
+def _step_model(gateway: Gateway, step: PromptStep) -> ModelHandle:
+    """The model a custom step names, or a `ValidationError` naming the step's ``model`` field."""
+    assert step.model_name is not None
+    try:
+        return gateway.model(step.model_name)
+    except ModelError as exc:
+        raise ValidationError.of(f"{step.field}.model", str(exc)) from None
 
 
 def _unmappable(source: RunSource, steps: AdaptPlan) -> ValidationError:

@@ -45,6 +45,7 @@ from datamill.services.adaptation.run_plan import RunPlan, run_fingerprint, run_
 from datamill.services.adaptation.step_services import close_services
 from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
+from datamill.steps.templates import add_templates, compile_documents
 from datamill.store import BlobStore, Store
 from datamill.store.runs import NewFile, RunOutcome
 from datamill.text.fetch_policy import FetchPolicy
@@ -140,7 +141,8 @@ class RunExecutor:
             return self._derived(ticket, root, result, live.cost_usd())
         if plan.options.evaluate:
             live.evaluation_status = "running"
-        grade = await grade_run(prepared, source, checkpoint, result.rejections_by_step)
+        with add_templates(compile_documents(plan.request.prompt_templates)):  # the judges' prompts too
+            grade = await grade_run(prepared, source, checkpoint, result.rejections_by_step)
         rows = {"in": result.rows_in, "out": result.rows_out, "rejected": result.rows_rejected}
         write_report(
             checkpoint.folder,
