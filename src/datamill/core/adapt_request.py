@@ -7,7 +7,8 @@ returns an `AdaptRequest` or raises one `ValidationError` listing every issue wi
 ``language_expansion`` has three states: left out (keep the dataset's existing configuration:
 ``language_expansion_given`` is False), ``null`` (clear it: given, value None) and an object (replace it).
 Every other optional object left out or null takes its defaults. ``column_mapping`` may be left out only
-for an estimate.
+for an estimate. ``custom_steps`` and ``prompt_templates`` are datamill's own fields, a run's own model steps
+and prompt templates (`datamill.core.custom_request`); ``to_dict`` writes them only when set.
 """
 
 from __future__ import annotations

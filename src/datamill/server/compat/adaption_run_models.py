@@ -28,6 +28,13 @@ class RunCreate(_Body):
     training_type: Any = Field(None, description="instruction_dataset (default) or preference_pairs.")
     estimate: Any = Field(None, description="true: quote only, start nothing.")
     language_expansion: Any = Field(None, description="Left out: keep; null: clear; object: replace.")
+    custom_steps: Any = Field(
+        None,
+        description="datamill: your own model steps, [{name, template, output, schema?, after?, ...}].",
+    )
+    prompt_templates: Any = Field(
+        None, description="datamill: built-in prompts replaced by name, {name: {version, messages}}."
+    )
 
 
 class ExpandCreate(_Body):
