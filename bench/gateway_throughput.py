@@ -13,10 +13,14 @@ ratio to C/L, client CPU per call (getrusage of the client process) and its peak
 - ``rate_limited``: a server that answers 429 (with ``Retry-After``) above 200 requests in flight, C=256;
   the bound there is 200/L.
 
+The fake server stands for a self-hosted server: no per-minute budget, so the route sets
+``initial_concurrency`` to C (no slow start), as the shipped ``vllm/*`` route does;
+``--initial-concurrency 0`` leaves it out, and the first round trip then sends 32 calls.
+
 Each scenario runs in its own client process, so CPU and peak RSS are its own; with ``--repeats 3`` each runs
 three times and the run with the median calls/s is reported. Usage::
 
-    python -m bench.gateway_throughput [--calls 5000] [--concurrency 256] [--latency 0.5] [--repeats 3]
+    python -m bench.gateway_throughput [--calls 10240] [--concurrency 256] [--latency 0.5] [--repeats 3]
 
 Writes ``bench/results/gateway_throughput.json`` and prints a Markdown summary. Measures; never asserts.
 """
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         "params": {
             "calls": args.calls,
             "concurrency": args.concurrency,
+            "initial_concurrency": _initial(args),
             "latency_s": args.latency,
             "server_max_concurrent_429": args.server_max_concurrent,
             "retry_after_s": args.retry_after,
@@ -96,6 +101,12 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--repeats", type=int, default=1, help="runs per scenario; the median is reported")
+    parser.add_argument(
+        "--initial-concurrency",
+        type=int,
+        default=None,
+        help="the route's initial_concurrency (default: the concurrency; 0: not set, slow start)",
+    )
     parser.add_argument("--server-max-concurrent", type=int, default=200, help="429 scenario: server cap")
     parser.add_argument("--retry-after", type=float, default=1.0, help="429 scenario: Retry-After seconds")
     parser.add_argument("--skip-429", action="store_true")
@@ -105,6 +116,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--base-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--cache-path", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def _initial(args: argparse.Namespace) -> int | None:
+    """The route's ``initial_concurrency``, or None to leave it out."""
+    if args.initial_concurrency is None:
+        return int(args.concurrency)
+    return int(args.initial_concurrency) or None
 
 
 def _median(
@@ -139,6 +157,7 @@ def _scenario(
         str(args.latency),
     ]
     cmd += ["--cache-path", cache_path, "--loop", args.loop]
+    cmd += ["--initial-concurrency", str(_initial(args) or 0)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT).stdout
     data: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     server_cpu = process_cpu_s(server_pid) - server_cpu_before
@@ -169,6 +188,8 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "input_price": 0.5,
         "output_price": 1.5,
     }
+    if _initial(args):
+        route["initial_concurrency"] = _initial(args)
     routing = Routing.from_dict({"routes": {"bench/*": route}})
     cache = SqliteResponseCache(args.cache_path) if args.cache_path else None
     requests = [
@@ -216,7 +237,8 @@ async def _bounded(gateway: Any, requests: list[Any], workers: int) -> list[Any]
 def _markdown(result: dict[str, Any]) -> str:
     p, machine = result["params"], result["machine"]
     lines = [
-        f"Gateway throughput: {p['calls']} calls, C={p['concurrency']}, L={p['latency_s']} s, fake OpenAI "
+        f"Gateway throughput: {p['calls']} calls, C={p['concurrency']}, L={p['latency_s']} s, "
+        f"initial_concurrency {p.get('initial_concurrency') or 'not set'}, fake OpenAI "
         f"server in a separate process; {machine['cpus']} CPUs, load average before "
         f"{machine['loadavg_before'][0]:.2f}; median of {p['repeats']} run(s) per scenario.",
         "",

@@ -114,6 +114,64 @@ async def test_the_first_round_trip_sends_at_most_the_initial_window_then_the_li
     assert limit == 256
 
 
+async def test_a_route_that_declares_a_budget_or_an_initial_window_skips_slow_start() -> None:
+    # A declared budget paces from the first call (its buckets start empty), so the first round trip may fill
+    # the ceiling; initial_concurrency says so outright. Otherwise the first round trip holds back.
+    async with FakeOpenAIServer(latency_s=0.01) as srv:
+        base = {"provider": "openai", "base_url": srv.base_url, "max_concurrency": 256}
+        routes = {
+            "plain": base,
+            "budget": {**base, "requests_per_minute": 600_000},
+            "told": {**base, "initial_concurrency": 200},
+            "toomuch": {**base, "initial_concurrency": 1000, "max_concurrency": 100},
+        }
+        async with Gateway(Routing.from_dict({"routes": routes}), retry=RETRY) as gateway:
+            limits = {name: gateway.limiter(name).limit for name in routes}
+
+    assert limits == {"plain": INITIAL_WINDOW, "budget": 256, "told": 200, "toomuch": 100}
+
+
+async def test_an_initial_window_sends_the_whole_first_round_trip_at_once() -> None:
+    arrived_at_first_answer: list[int] = []
+
+    def reply(body: dict[str, Any]) -> str:
+        if not arrived_at_first_answer:
+            arrived_at_first_answer.append(srv.count)
+        return "ok"
+
+    async with FakeOpenAIServer(latency_s=0.5, reply=reply) as srv:
+        route = {"provider": "openai", "base_url": srv.base_url, "max_concurrency": 256}
+        routes = {"t/*": {**route, "initial_concurrency": 256}}
+        async with Gateway(Routing.from_dict({"routes": routes}), retry=RETRY) as gateway:
+            await asyncio.gather(*(gateway.chat("t/m", r) for r in _rows(200)))
+
+    assert arrived_at_first_answer[0] == 200  # every call was sent before the first answer came back
+
+
+async def test_a_start_too_high_for_the_provider_halves_once_and_every_call_succeeds() -> None:
+    # The server answers 429 above 40 requests in flight; the route starts at 160.
+    async with FakeOpenAIServer(latency_s=0.5, max_concurrent=40, retry_after_s=0.5) as srv:
+        route = {"provider": "openai", "base_url": srv.base_url, "max_concurrency": 160}
+        routes = {"t/*": {**route, "initial_concurrency": 160}}
+        async with Gateway(Routing.from_dict({"routes": routes}), retry=RETRY) as gateway:
+            first_burst = [asyncio.create_task(gateway.chat("t/m", r)) for r in _rows(160)]
+            limiter = gateway.limiter("t/m")
+
+            async def refused(n: int) -> None:
+                while limiter.rate_limited < n:
+                    await asyncio.sleep(0.005)
+
+            await asyncio.wait_for(refused(120), timeout=10)  # the 120 calls above the server's 40
+            after_burst = (limiter.limit, limiter.decreases)
+            results = await asyncio.gather(*first_burst)
+
+    assert after_burst == (80, 1)  # a burst of 120 429s halved the limit once
+    assert len(results) == 160
+    assert limiter.rate_limited == srv.statuses[429]
+    assert limiter.in_flight == 0
+    assert limiter.limit >= 20  # it settled near what the server holds, not at the floor
+
+
 # ---- the parts ---------------------------------------------------------------------------------------------
 
 
@@ -186,3 +244,5 @@ def test_routes_take_budgets_and_refuse_bad_ones() -> None:
     for bad in (0, -5, 1.5, "many"):
         with pytest.raises(ConfigError, match=r"tokens_per_minute.*positive integer"):
             Routing.from_dict({"routes": {"t/*": {**route, "tokens_per_minute": bad}}})
+        with pytest.raises(ConfigError, match=r"initial_concurrency.*positive integer"):
+            Routing.from_dict({"routes": {"t/*": {**route, "initial_concurrency": bad}}})

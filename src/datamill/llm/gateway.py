@@ -392,6 +392,7 @@ class Gateway:
             limiter = self._limiters.get(
                 (route.provider, route.model, route.base_url),
                 route.max_concurrency,
+                start=route.initial_concurrency,
                 tokens_per_minute=route.tokens_per_minute,
                 requests_per_minute=route.requests_per_minute,
             )
@@ -409,6 +410,7 @@ class Gateway:
             limiter = self._limiters.get(
                 (route.provider, route.model, route.base_url),
                 route.max_concurrency,
+                start=route.initial_concurrency,
                 tokens_per_minute=route.tokens_per_minute,
                 requests_per_minute=route.requests_per_minute,
             )

@@ -18,6 +18,8 @@ of:
 ``batch_discount``      the fraction taken off the prices of calls sent through the provider's batch API, from
                         0 (none) to below 1; default: `BATCH_DISCOUNTS` for the provider kind
 ``max_concurrency``     ceiling of the adaptive concurrency limiter
+``initial_concurrency`` calls the first round trip may send, at most ``max_concurrency`` (default: all of them
+                        when the route declares a budget, else 32: slow start; docs/models.md)
 ``tokens_per_minute``   the provider's token budget for this model: calls are paced to stay under it
 ``requests_per_minute`` the provider's request budget for this model, likewise (null: none, for both)
 ``timeout_s``           per-request timeout in seconds
@@ -69,7 +71,13 @@ _FLOAT_FIELDS = frozenset(
     }
 )
 _INT_FIELDS = frozenset(
-    {"max_concurrency", "default_thinking_budget", "tokens_per_minute", "requests_per_minute"}
+    {
+        "max_concurrency",
+        "initial_concurrency",
+        "default_thinking_budget",
+        "tokens_per_minute",
+        "requests_per_minute",
+    }
 )
 _BOOL_FIELDS = frozenset({"json_schema", "thinking", "keep_thinking_suffix", "vision", "batch"})
 _NULLABLE = frozenset(
@@ -82,6 +90,7 @@ _NULLABLE = frozenset(
         "batch",
         "tokens_per_minute",
         "requests_per_minute",
+        "initial_concurrency",
     }
 )
 _FIELDS = _STR_FIELDS | _FLOAT_FIELDS | _INT_FIELDS | _BOOL_FIELDS | {"headers"}
@@ -96,6 +105,7 @@ _ROUTE_FIELDS = (
     "json_schema",
     "vision",
     "max_concurrency",
+    "initial_concurrency",
     "default_thinking_budget",
     "headers",
     "proxy",

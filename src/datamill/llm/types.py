@@ -208,6 +208,8 @@ class Route:
         thinking: extended thinking is on (the name ends in ``-thinking``).
         default_thinking_budget: budget used when a request does not give one.
         max_concurrency: ceiling for the adaptive concurrency limiter.
+        initial_concurrency: calls the first round trip may send (None: the ceiling when a budget is
+            declared, else `datamill.llm.limits.concurrency.INITIAL_WINDOW`); at most ``max_concurrency``.
         timeout_s: per-request timeout.
         json_schema: the provider enforces JSON schemas natively.
         headers: extra HTTP headers sent with every request.
@@ -236,6 +238,7 @@ class Route:
     thinking: bool = False
     default_thinking_budget: int = 2048
     max_concurrency: int = 64
+    initial_concurrency: int | None = None
     timeout_s: float = 120.0
     json_schema: bool = True
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)

@@ -1,9 +1,15 @@
 """Adaptive concurrency per (provider, model), one FIFO queue for it and the model's per-minute budgets.
 
-- Slow start: the first round trip sends at most `INITIAL_WINDOW` calls (or the route's ``max_concurrency``
-  when that is lower). The first reply either reports the provider's budgets (then the `Pacer` paces to
-  them) or shows the model answers without a limit in sight; either way the limit then opens to the
-  ceiling. Starting at the ceiling sent a whole burst before any reply could tell what the provider allows.
+- Slow start: without budgets to pace to, the first round trip sends at most `INITIAL_WINDOW` calls (or the
+  route's ``max_concurrency`` when that is lower). The first reply either reports the provider's budgets
+  (then the `Pacer` paces to them) or shows the model answers without a limit in sight; either way the limit
+  then opens to the ceiling. Starting at the ceiling sent a whole burst before any reply could tell what the
+  provider allows. Two cases need no slow start, so the first round trip may fill the ceiling: a route that
+  declares a budget (``tokens_per_minute`` / ``requests_per_minute``) is paced from the first call, its
+  buckets starting empty, so there is no blind burst to hold back; and a route may give
+  ``initial_concurrency``, the operator's word for what the first round trip may send (a self-hosted server
+  with no per-minute budget: its ``max_concurrency``). A start too high for the provider costs one burst of
+  429s, which halves the limit once (below).
 - Multiplicative decrease: a 429 halves the limit (floor 1), at most once per *window*. A window is the set
   of requests sent under one limit: 429s that answer requests sent before the last decrease belong to the
   burst that caused it and do not halve again. So a burst of 429s halves once. When the model is paced to
@@ -77,7 +83,8 @@ class AdaptiveLimiter:
 
     Args:
         ceiling: the most calls in flight (the route's ``max_concurrency``).
-        start: the limit of the first round trip (default `INITIAL_WINDOW`, at most the ceiling).
+        start: the limit of the first round trip, at most the ceiling (default: the ceiling with a
+            ``pacer``, which paces from the first call; else `INITIAL_WINDOW`).
         pacer: budgets to pace to from the start (declared on the route); without one, a pacer is made
             when a reply first reports a budget.
         cap_counts: the provider counts a request's ``max_tokens`` against its token budget (see `Pacer`).
@@ -110,7 +117,9 @@ class AdaptiveLimiter:
     ) -> None:
         self.ceiling = max(1, ceiling)
         self.cap_counts = cap_counts
-        self.limit = max(1, min(self.ceiling, INITIAL_WINDOW if start is None else start))
+        if start is None:
+            start = self.ceiling if pacer is not None else INITIAL_WINDOW
+        self.limit = max(1, min(self.ceiling, start))
         self.pacer = pacer
         self.in_flight = 0
         self.rate_limited = 0
@@ -321,7 +330,7 @@ class LimiterPool:
     __slots__ = ("_limiters", "_make")
 
     def __init__(
-        self, make: Callable[[LimiterKey, int, Pacer | None], AdaptiveLimiter] | None = None
+        self, make: Callable[[LimiterKey, int, int | None, Pacer | None], AdaptiveLimiter] | None = None
     ) -> None:
         self._limiters: dict[LimiterKey, AdaptiveLimiter] = {}
         self._make = make
@@ -331,10 +340,14 @@ class LimiterPool:
         key: LimiterKey,
         ceiling: int,
         *,
+        start: int | None = None,
         tokens_per_minute: int | None = None,
         requests_per_minute: int | None = None,
     ) -> AdaptiveLimiter:
-        """The key's limiter; the first route to ask for a key sets its ceiling and budgets."""
+        """The key's limiter; the first route to ask for a key sets its ceiling, first window and budgets.
+
+        ``start`` is the route's ``initial_concurrency`` (see `AdaptiveLimiter`).
+        """
         limiter = self._limiters.get(key)
         if limiter is None:
             pacer = None
@@ -347,9 +360,9 @@ class LimiterPool:
                     now=_now(),
                 )
             if self._make is not None:
-                limiter = self._make(key, ceiling, pacer)
+                limiter = self._make(key, ceiling, start, pacer)
             else:
-                limiter = AdaptiveLimiter(ceiling, pacer=pacer)
+                limiter = AdaptiveLimiter(ceiling, start=start, pacer=pacer)
             limiter.cap_counts = cap_counts
             self._limiters[key] = limiter
         return limiter

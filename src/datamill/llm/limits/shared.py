@@ -200,8 +200,10 @@ class BudgetedLimiter(AdaptiveLimiter):
 
     __slots__ = ("shared",)
 
-    def __init__(self, ceiling: int, shared: SharedSlots, *, pacer: Pacer | None = None) -> None:
-        super().__init__(ceiling, pacer=pacer)
+    def __init__(
+        self, ceiling: int, shared: SharedSlots, *, start: int | None = None, pacer: Pacer | None = None
+    ) -> None:
+        super().__init__(ceiling, start=start, pacer=pacer)
         self.shared = shared
 
     async def acquire(self, request: ChatRequest | None = None) -> Ticket:
@@ -234,10 +236,9 @@ def limiter_pool(budget: ConcurrencyBudget | None, *, block: int = 16) -> Limite
     if budget is None:
         return LimiterPool()
 
-    def make(key: LimiterKey, ceiling: int, pacer: Pacer | None) -> AdaptiveLimiter:
-        return BudgetedLimiter(
-            ceiling, SharedSlots(budget, budget_key(key), ceiling, block=block), pacer=pacer
-        )
+    def make(key: LimiterKey, ceiling: int, start: int | None, pacer: Pacer | None) -> AdaptiveLimiter:
+        slots = SharedSlots(budget, budget_key(key), ceiling, block=block)
+        return BudgetedLimiter(ceiling, slots, start=start, pacer=pacer)
 
     return LimiterPool(make)
 
