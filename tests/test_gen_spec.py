@@ -75,6 +75,22 @@ def test_user_metadata_is_replaced_by_the_server_owned_one():
     assert parse_spec_yaml(text).metadata == {"dataset_id": "abc", "version": 2}
 
 
+def test_an_edit_keeps_the_users_text_and_only_swaps_the_metadata():
+    commented = "# house style\n" + SPEC_YAML.replace(
+        "    - property_name: Length", "    # short answers dominate\n    - property_name: Length"
+    )
+    assert with_metadata(commented, {"dataset_id": "abc"}) == commented  # unchanged metadata: as written
+    forged = commented.replace("dataset_id: abc", "dataset_id: forged  # mine")
+    text = with_metadata(forged, {"dataset_id": "abc", "version": 2})
+    assert text.startswith(commented[: commented.index("metadata:")])  # comments and key order kept
+    assert "forged" not in text
+    assert parse_spec_yaml(text).metadata == {"dataset_id": "abc", "version": 2}
+    no_metadata = commented[: commented.index("metadata:")]
+    assert with_metadata(no_metadata, {}) == no_metadata
+    flow = "{spec: {description: d, requirements: [r]}, metadata: {dataset_id: forged}}"
+    assert parse_spec_yaml(with_metadata(flow, {"dataset_id": "abc"})).metadata == {"dataset_id": "abc"}
+
+
 def test_requirements_block_string_is_split_into_items():
     spec = parse_spec_yaml("spec:\n  description: d\n  requirements: |\n    - one\n    - two\n")
     assert spec.requirements == ("one", "two")

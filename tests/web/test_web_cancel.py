@@ -66,8 +66,13 @@ def test_cancel_a_run_from_the_watch_page(
         page.click('.downloads a[href$="/download/jsonl"]')
     lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
     assert 0 < len(lines) < ROWS
+    # The dataset page and the list say cancelled too, never failed.
     page.goto(dataset_url)
-    assert "failed" in page.inner_text("main")
+    assert page.inner_text("#dataset-status") == "cancelled"
+    assert page.inner_text("main .card .status") == "cancelled"  # its latest run
+    assert "failed" not in page.inner_text("main")
+    page.goto(f"{slow_server.base_url}/datasets")
+    assert page.inner_text("#datasets tbody tr:has-text('long.jsonl') .status") == "cancelled"
     page.context.close()
 
 

@@ -257,3 +257,43 @@ def test_another_tenant_sees_nothing_of_the_generation(gen_server: RunningServer
             answer = client.post(path, json=body, headers=headers)
             assert answer.status_code == 404, (path, answer.text)
             assert spec_id in answer.json()["message"] or run_id in answer.json()["message"]
+
+
+def test_a_saved_spec_keeps_the_users_comments_and_order(gen_server: RunningServer, browser: Any) -> None:
+    key = gen_server.new_key()
+    with session_client(gen_server.base_url, key) as client:
+        headers = {"x-csrf-token": csrf_of(client), "accept": "application/json"}
+        files = [("files", (name, io.BytesIO(body.encode()), "text/plain")) for name, body in SEEDS.items()]
+        seeds = client.post(
+            "/generate/seeds", data={"name": "s", "dataset_type": "MULTI_FILE"}, files=files, headers=headers
+        )
+        spec = client.post(
+            "/generate/specs", json={"name": "commented", "dataset_id": seeds.json()["id"]}, headers=headers
+        ).json()
+        assert (
+            _wait_json(client, f"{spec['url']}/status.json", ("SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"
+        )
+    page = sign_in(browser, gen_server.base_url, key)
+    spec_url = f"{gen_server.base_url}{spec['url']}"
+    page.goto(spec_url)
+    server_metadata = yaml.safe_load(page.input_value("#spec-yaml"))["metadata"]
+    written = (
+        "# Support tickets: keep them short.\n"
+        "spec:\n"
+        "  requirements:  # listed before the description on purpose\n"
+        "    - One ticket per sample\n"
+        "  description: Customer support tickets\n"
+        "  data_property_variations:\n"
+        "    - property_name: Sentiment\n"
+        "      property_values: [positive, negative]\n"
+        "      base_distributions: {positive: 70, negative: 30}  # mostly happy\n"
+        "metadata:\n"
+        "  dataset_id: forged\n"
+    )
+    assert _type_yaml(page, written) == "valid"
+    page.click("#spec-save")
+    page.wait_for_url(f"{spec_url}?version=2")
+    saved = page.input_value("#spec-yaml")
+    assert saved.startswith(written[: written.index("metadata:")])  # comments, order and flow style kept
+    assert yaml.safe_load(saved)["metadata"] == server_metadata  # the server-owned part is the server's
+    page.context.close()

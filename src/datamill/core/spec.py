@@ -32,6 +32,7 @@ values are drawn parents first (`sample_properties`). Every problem is reported 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,6 +46,8 @@ from datamill.core.fields import Issues, describe, join, read_list, read_object,
 SUM_TOLERANCE = 0.01
 #: Longest property name or value accepted.
 MAX_NAME_LENGTH = 200
+#: A top-level ``metadata:`` key at the start of a line.
+_TOP_METADATA = re.compile(r"metadata\s*:")
 
 SPEC_KEYS = (
     "description",
@@ -155,9 +158,43 @@ def parse_spec(doc: object) -> Spec:
 
 
 def with_metadata(text: str, metadata: Mapping[str, Any]) -> str:
-    """A user's edited YAML, validated, with its ``metadata`` replaced by the server-owned one."""
+    """A user's edited YAML, validated, with its ``metadata`` replaced by the server-owned one.
+
+    The user's text is kept as written (comments, key order, quoting, percentages or probabilities): only a
+    top-level ``metadata:`` block that differs from the server's is cut out and the server's appended. When
+    the text cannot be changed that way (a flow-style document, a second document), it is written anew from
+    the parsed spec, which loses its comments but never its meaning: the result always parses to the same
+    spec with the server's metadata.
+    """
     spec = parse_spec_yaml(text)
-    return Spec(spec.description, spec.requirements, spec.axes, dict(metadata), spec.extra).to_yaml()
+    wanted = Spec(spec.description, spec.requirements, spec.axes, dict(metadata), spec.extra)
+    kept = text if spec.metadata == dict(metadata) else _swap_metadata(text, metadata)
+    if kept is not None:
+        try:
+            if parse_spec_yaml(kept) == wanted:
+                return kept
+        except ValidationError:
+            pass
+    return wanted.to_yaml()
+
+
+def _swap_metadata(text: str, metadata: Mapping[str, Any]) -> str | None:
+    """`text` without its top-level ``metadata:`` block and with `metadata` appended; None if ambiguous."""
+    lines = text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _TOP_METADATA.match(line)]
+    if len(starts) > 1:
+        return None
+    if starts:
+        end = starts[0] + 1
+        while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t"):
+            end += 1
+        lines[starts[0] : end] = []
+    kept = "".join(lines)
+    if not metadata:
+        return kept
+    if kept and not kept.endswith("\n"):
+        kept += "\n"
+    return kept + yaml.safe_dump({"metadata": dict(metadata)}, sort_keys=False, allow_unicode=True, width=110)
 
 
 def sampling_order(axes: tuple[PropertyAxis, ...]) -> list[PropertyAxis]:

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from datamill.core.errors import ValidationError
 from datamill.server.uploads import UPLOAD_PATH, upload_query
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.server.web.downloads import publish_form
 from datamill.server.web.preview import read_preview
 from datamill.server.web.runs import run_summary
 from datamill.services.datasets.listing import parse_list_query
@@ -84,6 +85,7 @@ def dataset_page(
         preview=preview,
         page_rows=PAGE_ROWS,
         run=run_summary(web.context, session.tenant.id, view.run_id) if view.run_id else None,
+        publish=publish_form(web),
     )
 
 

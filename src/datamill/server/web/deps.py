@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
+from datamill.core.error_codes import ErrorCode
 from datamill.server.context import ServerContext
 from datamill.server.web.session import (
     CSRF_FIELD,
@@ -20,6 +21,7 @@ from datamill.server.web.session import (
 )
 from datamill.services.adaptation.cancel import RunCanceller
 from datamill.services.adaptation.quote import RunQuoter
+from datamill.services.datasets.catalog import DatasetView
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,16 @@ class Web:
         return self.templates.TemplateResponse(request, name, values, status_code=status_code)
 
 
+def dataset_status(dataset: DatasetView) -> str:
+    """The status a page shows for a dataset: ``cancelled`` for one whose run was cancelled.
+
+    The API keeps ``failed`` for it (the Adaption API's statuses, with ``error_data.code`` E0304), but a
+    person who pressed Cancel expects to read that they did.
+    """
+    code = (dataset.error_data or {}).get("code")
+    return "cancelled" if dataset.status == "failed" and code == ErrorCode.CANCELLED.value else dataset.status
+
+
 def make_templates() -> Jinja2Templates:
     """The page templates, autoescaped, from the package."""
     env = jinja2.Environment(
@@ -51,6 +63,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.filters["number"] = lambda v: "–" if v is None else f"{v:,}"
     env.filters["when"] = lambda v: "–" if v is None else v.strftime("%Y-%m-%d %H:%M")
+    env.filters["dataset_status"] = dataset_status
     return Jinja2Templates(env=env)
 
 

@@ -3,6 +3,11 @@
 A request wants JSON when it is a script call of the pages (``Accept: application/json``) or an unknown
 path under ``/api/`` (which must keep answering like the API). Without a session a page redirects to the
 sign-in form. Another tenant's id is a 404 exactly like an unknown one, because the services say so.
+
+An error page keeps the app's layout: when the request has a valid session the header shows the navigation,
+the balance and sign-out as on every page, and the page links back to where the user came from (the
+browser's history: the server sends no ``Referer``-revealing policy, see `datamill.server.request_guard`) and
+to the datasets.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from datamill.server.errors import (
     route_not_found,
 )
 from datamill.server.web.deps import Web
-from datamill.server.web.session import CsrfRejected, SignInRequired
+from datamill.server.web.session import CsrfRejected, SignInRequired, WebSession, current_session
 
 #: The API's statuses, and the web app's own kind of error.
 _STATUS: tuple[tuple[type[Exception], int], ...] = (*SERVICE_STATUS, (CsrfRejected, 403))
@@ -41,13 +46,21 @@ def _render(request: Request, answer: ErrorAnswer) -> Response:
     return web.page(
         request,
         "error.html",
-        None,
+        _session_of(request, web),
         status_code=answer.status,
         status=answer.status,
         title=http.HTTPStatus(answer.status).phrase,
         message=answer.message,
         issues=answer.issues,
     )
+
+
+def _session_of(request: Request, web: Web) -> WebSession | None:
+    """The request's session for the page header, or None (signed out, or the store is what failed)."""
+    try:
+        return current_session(request, web.context, web.signer)
+    except Exception:  # an error page must render whatever went wrong
+        return None
 
 
 def _not_found(path: str) -> str:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse
 
 from datamill.server.context import ServerContext
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
+from datamill.server.web.downloads import publish_form
 from datamill.services.datasets.evaluations import evaluation_status
 from datamill.services.errors import NotFoundError
 from datamill.store import runs as runs_repo
@@ -70,7 +71,7 @@ def run_summary(context: ServerContext, tenant_id: str, run_id: str) -> dict[str
 def watch_page(request: Request, dataset_id: str, web: WebDep, session: SessionDep) -> HTMLResponse:
     view = web.context.datasets.get(session.tenant.id, dataset_id)
     run = run_summary(web.context, session.tenant.id, view.run_id) if view.run_id else None
-    return web.page(request, "run.html", session, dataset=view, run=run)
+    return web.page(request, "run.html", session, dataset=view, run=run, publish=publish_form(web))
 
 
 @router.get("/datasets/{dataset_id}/run/progress.json")

@@ -1,9 +1,10 @@
 """The file formats of the Adaption API's uploads, all of which datamill reads.
 
-The wire names eleven formats. Tabular ones (csv, json, jsonl, parquet), txt and xlsx (as a table) become
-rows as they are; documents (pdf, docx, pptx, html, and zip archives of them) become rows of text by page or
-by document (`datamill.dataio`'s document readers). A batch must be all tabular or all documents; txt goes
-with either (Adaption API).
+The wire names eleven formats; datamill also takes tsv (a tab-separated csv, which `datamill.dataio` reads),
+so a ``.tsv`` file uploads like any table. Tabular ones (csv, tsv, json, jsonl, parquet), txt and xlsx (as a
+table) become rows as they are; documents (pdf, docx, pptx, html, and zip archives of them) become rows of
+text by page or by document (`datamill.dataio`'s document readers). A batch must be all tabular or all
+documents; txt goes with either (Adaption API).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from pathlib import PurePosixPath
 
 from datamill.core.errors import ValidationError
 
-FILE_FORMATS = ("csv", "json", "jsonl", "parquet", "pdf", "docx", "pptx", "xlsx", "html", "zip", "txt")
-TABULAR_FORMATS = ("csv", "json", "jsonl", "parquet")
+FILE_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "pdf", "docx", "pptx", "xlsx", "html", "zip", "txt")
+TABULAR_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 DOCUMENT_FORMATS = ("pdf", "docx", "pptx", "xlsx", "html", "zip")
 READABLE_FORMATS = FILE_FORMATS
 
 
 def known_format(file_format: str, field: str) -> str:
-    """One of the eleven wire formats (lower-cased); a ValidationError on `field` otherwise."""
+    """One of the wire formats (and tsv) (lower-cased); a ValidationError on `field` otherwise."""
     fmt = file_format.strip().lower().lstrip(".")
     if fmt not in FILE_FORMATS:
         raise ValidationError.of(
@@ -62,7 +63,7 @@ def check_homogeneous(formats: Sequence[str], field: str) -> None:
     if tabular and documents:
         raise ValidationError.of(
             field,
-            "a batch must be all tabular files (csv, json, jsonl, parquet) or all documents "
+            "a batch must be all tabular files (csv, tsv, json, jsonl, parquet) or all documents "
             f"(pdf, docx, pptx, xlsx, html, zip); this one mixes {sorted(set(tabular))} "
             f"with {sorted(set(documents))}",
         )

@@ -427,7 +427,21 @@ function setupSpecEditor() {
   });
 }
 
+// ---- error pages: "Back" returns to the previous page when there is one --------------------------------
+
+function setupHistoryBack() {
+  for (const link of document.querySelectorAll("a[data-history-back]")) {
+    link.addEventListener("click", (event) => {
+      if (window.history.length > 1) {
+        event.preventDefault();
+        window.history.back();
+      }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  setupHistoryBack();
   setupJsonForms();
   setupPollReload();
   setupPostButtons();

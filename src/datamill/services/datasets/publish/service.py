@@ -115,6 +115,27 @@ class PublishService:
         message = f"published {rows.row_count} rows of {view.id} to {location}"
         return PublishResult(new_id("pub"), "succeeded", message, location, names)
 
+    def configured_targets(self) -> tuple[str, ...]:
+        """The targets this server is set up for, in the order a form offers them.
+
+        ``local`` when a root is a directory, ``fsspec`` when a root is a URL, ``huggingface`` with a token;
+        ``kaggle`` never (not supported).
+        """
+        roots = self._settings.roots
+        found = []
+        if any("://" not in root or root.startswith("file://") for root in roots):
+            found.append("local")
+        if any("://" in root and not root.startswith("file://") for root in roots):
+            found.append("fsspec")
+        if self._settings.hf_token:
+            found.append("huggingface")
+        return tuple(found)
+
+    @property
+    def roots(self) -> tuple[str, ...]:
+        """The directories and URLs path targets may be under."""
+        return self._settings.roots
+
     def _check_target(self, target: str) -> str:
         """``huggingface`` or ``path``, once the server is known to be set up for it."""
         name = target.strip().lower() if isinstance(target, str) else ""
