@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 from runs_helpers import FAKE_MODEL, run_settings, runs_server
-from web_helpers import Screenshots, csrf_of, session_client, sign_in
+from web_helpers import Screenshots, chart_overlaps, csrf_of, session_client, sign_in
 
 from conftest import RunningServer
 from datamill.core.dataframer_models import EVALUATION_MODELS, RUN_MODELS, SPEC_MODELS
@@ -174,6 +174,9 @@ def test_generate_from_seeds_in_the_browser(
     assert "Sentiment" in chart
     for legend in ("requested", "expected (drawn)", "observed"):
         assert legend in chart
+    legend_items, overlaps = chart_overlaps(page, "#charts")
+    assert legend_items >= 3
+    assert overlaps == []  # no legend item covers another, the title or the plot
     assert 0 <= float(page.inner_text("#conformance-score")) <= 100
     assert page.locator("#areas tbody tr").count() >= 1
     assert page.locator("#classifications tbody tr").count() == 4

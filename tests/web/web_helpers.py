@@ -98,3 +98,42 @@ def csrf_of(client: httpx.Client, path: str = "/datasets") -> str:
     marker = '<meta name="csrf-token" content="'
     start = html.index(marker) + len(marker)
     return html[start : html.index('"', start)]
+
+
+#: For every chart under a selector: each legend item (a swatch and the label after it) and the boxes it must
+#: stay clear of: the other legend items, the title (the first text) and the plot (bars, axes, labels).
+_CHART_OVERLAPS = """(root) => {
+    const box = (e) => e.getBoundingClientRect();
+    const union = (a, b) => ({left: Math.min(a.left, b.left), right: Math.max(a.right, b.right),
+                              top: Math.min(a.top, b.top), bottom: Math.max(a.bottom, b.bottom)});
+    const meet = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    const found = {items: 0, overlaps: []};
+    for (const svg of document.querySelectorAll(root + " svg")) {
+        const title = svg.querySelector("text");
+        const swatches = [...svg.querySelectorAll("rect")].filter((r) => !r.querySelector("title"));
+        const labels = swatches.map((r) => r.nextElementSibling);
+        const items = swatches.map(
+            (r, i) => ({name: labels[i].textContent, box: union(box(r), box(labels[i]))}));
+        const others = [...svg.querySelectorAll("rect, line, text")].filter(
+            (e) => e !== title && !swatches.includes(e) && !labels.includes(e));
+        const chart = title.textContent;
+        found.items += items.length;
+        items.forEach((item, i) => {
+            items.slice(i + 1).forEach((other) => {
+                if (meet(item.box, other.box)) found.overlaps.push(`${chart}: ${item.name} / ${other.name}`);
+            });
+            if (meet(item.box, box(title))) found.overlaps.push(`${chart}: ${item.name} / the title`);
+            for (const e of others) {
+                const what = `${e.tagName} ${e.textContent}`;
+                if (meet(item.box, box(e))) found.overlaps.push(`${chart}: ${item.name} / ${what}`);
+            }
+        });
+    }
+    return found;
+}"""
+
+
+def chart_overlaps(page: Any, root: str) -> tuple[int, list[str]]:
+    """The legend items of the charts under ``root`` and what each overlaps (nothing, when laid out well)."""
+    found = page.evaluate(_CHART_OVERLAPS, root)
+    return int(found["items"]), list(found["overlaps"])

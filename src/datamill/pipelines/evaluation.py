@@ -54,7 +54,7 @@ from datamill.pipelines.evaluation_sample import (
     pair_rows,
     stratified_sample,
 )
-from datamill.pipelines.evaluation_stats import SideStats, side_stats
+from datamill.pipelines.evaluation_stats import LanguageCount, SideStats, language_counts, side_stats
 from datamill.steps.dedup import normalize_text
 from datamill.steps.gather import gather_or_cancel
 from datamill.steps.judging import Comparison, OrderVerdict, PairwiseJudge, length_controlled_win_rate
@@ -271,7 +271,10 @@ async def evaluate(
     if pair_judge is not None:
         await _compare_all(pair_judge, judgements)
     scored = [j for j in judgements if j.scored]
-    side = _SideInputs(sample, language_detector, language_column)
+    side = _SideInputs(sample, language_detector)
+    languages = language_counts(
+        before, after, sample, language_column=language_column, detector=language_detector
+    )
     before_sides = [before_side(r) for r in before]
     before_result = side.result(
         before,
@@ -283,6 +286,7 @@ async def evaluate(
             empty_or_truncated_penalty(before, before_sides),
             rejected_penalty(len(before), None),
         ],
+        languages[0],
     )
     after_sides = [after_side(r) for r in after]
     after_result = side.result(
@@ -295,6 +299,7 @@ async def evaluate(
             empty_or_truncated_penalty(after, after_sides),
             rejected_penalty(len(before), rejection_stats or {}),
         ],
+        languages[1],
     )
     confidence = bootstrap(
         [j.before.score or 0.0 for j in scored],
@@ -326,7 +331,6 @@ class _SideInputs:
 
     sample: Sequence[RowPair]
     detector: LanguageDetector | None
-    language_column: str
 
     def result(
         self,
@@ -335,17 +339,11 @@ class _SideInputs:
         judged: Sequence[SideText | None],
         scores: Sequence[float | None],
         penalties: list[Penalty],
+        languages: LanguageCount,
     ) -> SideResult:
         """One side's result: mean of its scored rows, its penalties (plus language) and its statistics."""
         penalties.append(language_mismatch_penalty(self.sample, judged, self.detector))
-        stats = side_stats(
-            rows,
-            sides,
-            language_column=self.language_column,
-            judged=[s for s in judged if s is not None],
-            detector=self.detector,
-        )
-        return SideResult(_mean(scores), penalties, stats)
+        return SideResult(_mean(scores), penalties, side_stats(rows, sides, languages))
 
 
 def grade(

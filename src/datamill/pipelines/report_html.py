@@ -24,12 +24,11 @@ from datamill.pipelines.evaluation_rubric import (
     QUALITY_CRITERIA,
     RUBRIC_VERSION,
 )
+from datamill.pipelines.report_categories import languages_chart, removed_chart
 from datamill.pipelines.report_charts import (
     AFTER_COLOR,
     BEFORE_COLOR,
-    SINGLE_COLOR,
     Series,
-    bar_svg,
     histogram_svg,
     length_bins,
     score_bins,
@@ -121,31 +120,13 @@ def _charts(report: EvaluationReport) -> list[Markup]:
             Series("after", lbins.counts(a_values), AFTER_COLOR),
         ]
         charts.append(histogram_svg(f"{label} (all rows)", lbins, series, x_label="approximate tokens"))
-    languages = list(dict.fromkeys([*before.languages, *after.languages]))
-    if languages:
-        charts.append(
-            bar_svg(
-                "Languages (rows)",
-                languages,
-                [
-                    Series("before", [before.languages.get(k, 0) for k in languages], BEFORE_COLOR),
-                    Series("after", [after.languages.get(k, 0) for k in languages], AFTER_COLOR),
-                ],
-            )
-        )
-    counts = _removal_counts(report)
-    if counts:
-        charts.append(
-            bar_svg("Rows removed", list(counts), [Series("rows", list(counts.values()), SINGLE_COLOR)])
-        )
+    counted = (before.language_count.to_dict(), after.language_count.to_dict())
+    extra = [
+        languages_chart(before.languages, after.languages, counted),
+        removed_chart(report.dedup_stats, report.rejection_stats),
+    ]
+    charts.extend(svg for svg in extra if svg is not None)
     return [Markup(svg) for svg in charts]
-
-
-def _removal_counts(report: EvaluationReport) -> dict[str, float]:
-    """Dedup counts by kind and rejections by step, as chart categories."""
-    counts: dict[str, float] = {f"dedup: {k}": float(v) for k, v in report.dedup_stats.items()}
-    counts |= {f"rejected: {k}": float(v) for k, v in report.rejection_stats.items()}
-    return counts
 
 
 def _penalty_rows(report: EvaluationReport) -> list[dict[str, Any]]:

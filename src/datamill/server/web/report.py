@@ -12,15 +12,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from datamill.pipelines.report_charts import (
-    AFTER_COLOR,
-    BEFORE_COLOR,
-    SINGLE_COLOR,
-    Series,
-    bar_svg,
-    histogram_svg,
-    score_bins,
-)
+from datamill.pipelines.report_categories import languages_chart, removed_chart
+from datamill.pipelines.report_charts import AFTER_COLOR, BEFORE_COLOR, Series, histogram_svg, score_bins
 from datamill.server.web.deps import SessionDep, WebDep
 
 router = APIRouter()
@@ -50,21 +43,16 @@ def charts(raw: Mapping[str, Any]) -> list[Markup]:
             x_label="row score (0–10)",
         )
     ]
-    before = ((raw.get("before") or {}).get("stats") or {}).get("languages") or {}
-    after = ((raw.get("after") or {}).get("stats") or {}).get("languages") or {}
-    languages = list(dict.fromkeys([*before, *after]))
-    if languages:
-        series = [
-            Series("before", [float(before.get(k, 0)) for k in languages], BEFORE_COLOR),
-            Series("after", [float(after.get(k, 0)) for k in languages], AFTER_COLOR),
-        ]
-        out.append(bar_svg("Languages (rows)", languages, series))
-    removed = {f"dedup: {k}": float(v) for k, v in (raw.get("dedup") or {}).items()}
-    removed |= {f"rejected: {k}": float(v) for k, v in (raw.get("rejections") or {}).items()}
-    if removed:
-        out.append(
-            bar_svg("Rows removed", list(removed), [Series("rows", list(removed.values()), SINGLE_COLOR)])
-        )
+    before, after = (((raw.get(side) or {}).get("stats") or {}) for side in ("before", "after"))
+    extra = [
+        languages_chart(
+            before.get("languages") or {},
+            after.get("languages") or {},
+            (before.get("languages_counted"), after.get("languages_counted")),
+        ),
+        removed_chart(raw.get("dedup") or {}, raw.get("rejections") or {}),
+    ]
+    out.extend(svg for svg in extra if svg is not None)
     # report_charts escapes every label it draws, so its SVG is safe to insert as markup.
     return [Markup(svg) for svg in out]
 
