@@ -59,6 +59,14 @@ def test_cancel_a_run_from_the_watch_page(
     assert page.inner_text("#run-status") == "cancelled"
     assert page.inner_text("#run-error") == "the run was cancelled"
     assert page.is_hidden("#run-cancel")
+    # The header's balance followed the charge of the rows made before the cancel, without a reload.
+    fresh = page.context.new_page()
+    fresh.goto(dataset_url)
+    page.wait_for_function(
+        "(shown) => document.getElementById('credit-balance').textContent === shown",
+        arg=fresh.inner_text("#credit-balance"),
+    )
+    fresh.close()
     screenshot(page, "run-cancelled")
 
     # The rows finished before the cancel download like a failed run's.

@@ -67,7 +67,7 @@ def run_page(
 
 @router.get("/generate/runs/{run_id}/progress.json")
 def progress(run_id: str, web: WebDep, session: SessionDep) -> dict[str, Any]:
-    return _progress(services.runs(web).get(session.tenant.id, run_id))
+    return _progress(services.runs(web).get(session.tenant.id, run_id)) | {"balance": session.tenant.credits}
 
 
 @router.post("/generate/runs/{run_id}/cancel")

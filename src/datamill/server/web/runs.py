@@ -78,7 +78,12 @@ def watch_page(request: Request, dataset_id: str, web: WebDep, session: SessionD
 def progress(dataset_id: str, web: WebDep, session: SessionDep) -> dict[str, Any]:
     view = web.context.datasets.get(session.tenant.id, dataset_id)
     run = run_summary(web.context, session.tenant.id, view.run_id) if view.run_id else None
-    return {"dataset_id": view.id, "dataset_status": view.status, "run": run}
+    return {
+        "dataset_id": view.id,
+        "dataset_status": view.status,
+        "run": run,
+        "balance": session.tenant.credits,
+    }
 
 
 @router.post("/datasets/{dataset_id}/run/cancel")

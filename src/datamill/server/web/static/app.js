@@ -13,7 +13,15 @@ async function sendJSON(method, url, body) {
   });
   let data;
   try { data = await response.json(); } catch (_) { data = { message: response.statusText }; }
+  if (response.ok && data && typeof data.balance === "number") showBalance(data.balance);
   return { ok: response.ok, status: response.status, data };
+}
+
+// The header's credit balance: every script answer that carries the tenant's balance refreshes it, so it
+// follows reservations and charges while a page stays open.
+function showBalance(balance) {
+  const slot = document.getElementById("credit-balance");
+  if (slot) slot.textContent = `${balance.toFixed(2)} credits`;
 }
 
 const getJSON = (url) => sendJSON("GET", url);
@@ -231,6 +239,10 @@ function showIssues(form, issues) {
   }
 }
 
+function clearEstimate() {
+  for (const id of ["est-credits", "est-cost", "est-minutes", "est-rows", "est-calls", "est-model"]) text(id, "–");
+}
+
 function showEstimate(e) {
   text("est-credits", num(e.credits));
   text("est-cost", `$${e.cost_usd.toFixed(4)}`);
@@ -247,6 +259,7 @@ function setupAdapt() {
   const state = document.getElementById("est-state");
   let sequence = 0;
   let timer = null;
+  let touched = false; // until the user changes something, a missing mapping is not an error to show
 
   const applyMode = () => {
     const mode = form.querySelector('input[name="mode"]:checked').value;
@@ -266,17 +279,20 @@ function setupAdapt() {
       state.textContent = short ? `Your balance (${answer.data.balance} credits) does not cover this run.` : "Ready to launch.";
       launch.disabled = short;
     } else {
+      clearEstimate();
       const issues = (answer.data && answer.data.errors) || [];
-      showIssues(form, issues.length ? issues : [{ field: "request", reason: describeError(answer.data) }]);
-      state.textContent = "Fix the issues above to see the estimate.";
+      const all = issues.length ? issues : [{ field: "request", reason: describeError(answer.data) }];
+      const shown = touched ? all : all.filter((i) => !i.field.startsWith("column_mapping"));
+      showIssues(form, shown);
+      state.textContent = shown.length ? "Fix the issues above to see the estimate." : "Choose the columns to see an estimate.";
       launch.disabled = true;
     }
     form.dataset.state = answer.ok ? "valid" : "invalid";
   };
 
   const schedule = () => { clearTimeout(timer); timer = setTimeout(check, 250); };
-  form.addEventListener("change", () => { applyMode(); schedule(); });
-  form.addEventListener("input", schedule);
+  form.addEventListener("change", () => { touched = true; applyMode(); schedule(); });
+  form.addEventListener("input", () => { touched = true; schedule(); });
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     launch.disabled = true;
@@ -320,7 +336,15 @@ async function sendForm(url, form) {
   });
   let data;
   try { data = await response.json(); } catch (_) { data = { message: response.statusText }; }
+  if (response.ok && data && typeof data.balance === "number") showBalance(data.balance);
   return { ok: response.ok, status: response.status, data };
+}
+
+// The header's credit balance: every script answer that carries the tenant's balance refreshes it, so it
+// follows reservations and charges while a page stays open.
+function showBalance(balance) {
+  const slot = document.getElementById("credit-balance");
+  if (slot) slot.textContent = `${balance.toFixed(2)} credits`;
 }
 
 function setupJsonForms() {
@@ -402,6 +426,7 @@ function setupSpecEditor() {
   const save = document.getElementById("spec-save");
   let sequence = 0;
   let timer = null;
+  let touched = false; // until the user changes something, a missing mapping is not an error to show
   const show = (answer) => {
     const issues = answer.ok ? [] : (answer.data.errors || []).length ? answer.data.errors : [{ field: "content_yaml", reason: describeError(answer.data) }];
     showIssues(form, issues);
