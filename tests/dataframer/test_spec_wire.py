@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from datamill.services.generation import specs as dataframer_specs
-from datamill.services.generation.specs import SpecService
+from datamill.services.generation.specs import SpecDraft, SpecService
 from datamill.services.tenants import TenantView
 from datamill.store import LocalBlobStore, Store
 from datamill.store.generation_models import Spec
@@ -25,7 +25,7 @@ def test_a_job_finishing_while_the_spec_is_read_never_shows_succeeded_without_co
         row = add_tenant(session, "acme", 100.0)
         tenant = TenantView.of(row)
     service = SpecService(store, LocalBlobStore(tmp_path / "blobs"))
-    spec_id = service.create(tenant, {"name": "emails", "generation_objectives": "Short emails"})["id"]
+    spec_id = service.create(tenant, SpecDraft(name="emails", generation_objectives="Short emails")).id
 
     real_get_job = dataframer_specs.get_job
     reads: list[str] = []
@@ -42,9 +42,9 @@ def test_a_job_finishing_while_the_spec_is_read_never_shows_succeeded_without_co
         return job
 
     monkeypatch.setattr(dataframer_specs, "get_job", get_job_then_finish)
-    wire = service.get(tenant.id, spec_id)
-    assert (wire["status"], wire["content_yaml"]) == ("PROCESSING", None)
+    spec = service.get(tenant.id, spec_id)
+    assert (spec.status, spec.content_yaml) == ("PROCESSING", None)
     assert reads == ["queued"]
     monkeypatch.setattr(dataframer_specs, "get_job", real_get_job)
     done = service.get(tenant.id, spec_id)
-    assert (done["status"], done["content_yaml"]) == ("SUCCEEDED", "name: done\n")
+    assert (done.status, done.content_yaml) == ("SUCCEEDED", "name: done\n")

@@ -9,12 +9,11 @@ URL while its job builds it, then 200 with the URL and its size.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from datamill.server.auth import Context, CurrentTenant, JsonBody
+from datamill.server.compat.dataframer_gen_wire import parse_run_create, run_item_public, run_public
 from datamill.server.compat.dataframer_schemas import (
     FileDownloadPublic,
     RunItemPublic,
@@ -36,21 +35,21 @@ def _service(context: Context) -> RunService:
 
 
 @router.post("/runs/", status_code=201, response_model=RunPublic)
-def create_run(tenant: CurrentTenant, context: Context, body: JsonBody = None) -> dict[str, Any]:
+def create_run(tenant: CurrentTenant, context: Context, body: JsonBody = None) -> RunPublic:
     """Start a generation run of a SUCCEEDED spec; it reads PENDING until a worker takes it."""
-    return _service(context).create(tenant, body)
+    return run_public(_service(context).create(tenant, parse_run_create(body)))
 
 
 @router.get("/runs/", response_model=list[RunItemPublic])
-def list_runs(tenant: CurrentTenant, context: Context) -> list[dict[str, Any]]:
+def list_runs(tenant: CurrentTenant, context: Context) -> list[RunItemPublic]:
     """The tenant's runs, newest first (a bare array, without files and runtime parameters)."""
-    return _service(context).list(tenant.id)
+    return [run_item_public(run) for run in _service(context).list(tenant.id)]
 
 
 @router.get("/runs/{run_id}/", response_model=RunPublic)
-def retrieve_run(run_id: str, tenant: CurrentTenant, context: Context) -> dict[str, Any]:
+def retrieve_run(run_id: str, tenant: CurrentTenant, context: Context) -> RunPublic:
     """One run with its progress, and its generated files once it SUCCEEDED."""
-    return _service(context).get(tenant.id, run_id)
+    return run_public(_service(context).get(tenant.id, run_id))
 
 
 @router.post("/runs/{run_id}/cancel/", status_code=204)

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from datamill.pipelines.report_charts import AFTER_COLOR, BEFORE_COLOR, SINGLE_COLOR, Series, bar_svg
+from datamill.server.compat.dataframer_gen_wire import parse_evaluation_create
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
 
@@ -45,26 +46,32 @@ def create(
 ) -> dict[str, Any]:
     """Start an evaluation of the run (``evaluation_model`` optional); where to read it."""
     fields = dict(body) if isinstance(body, Mapping) else {}
-    created = services.evaluations(web).create(session.tenant, fields | {"run_id": run_id})
-    return {"id": created["id"], "url": f"/generate/evaluations/{created['id']}"}
+    _, model = parse_evaluation_create(fields | {"run_id": run_id})
+    created = services.evaluations(web).create(session.tenant, run_id, model)
+    return {"id": created.id, "url": f"/generate/evaluations/{created.id}"}
 
 
 @router.get("/generate/evaluations/{evaluation_id}", response_class=HTMLResponse)
 def evaluation_page(request: Request, evaluation_id: str, web: WebDep, session: SessionDep) -> HTMLResponse:
     evaluation = services.evaluations(web).get(session.tenant.id, evaluation_id)
-    analysis = [e for e in evaluation["distribution_analysis"] or [] if isinstance(e, Mapping)]
+    analysis = [e for e in evaluation.distribution_analysis or () if isinstance(e, Mapping)]
     return web.page(
         request,
         "gen_eval.html",
         session,
         evaluation=evaluation,
         charts=[distribution_chart(entry) for entry in analysis],
-        classifications=evaluation["sample_classifications"][:100],
+        classifications=evaluation.sample_classifications[:100],
     )
 
 
 @router.get("/generate/evaluations/{evaluation_id}/status.json")
 def status(evaluation_id: str, web: WebDep, session: SessionDep) -> dict[str, Any]:
     evaluation = services.evaluations(web).get(session.tenant.id, evaluation_id)
-    keys = ("id", "status", "error_message", "samples_classified", "total_samples")
-    return {k: evaluation.get(k) for k in keys}
+    return {
+        "id": evaluation.id,
+        "status": evaluation.status,
+        "error_message": evaluation.error_message,
+        "samples_classified": evaluation.samples_classified,
+        "total_samples": evaluation.total_samples,
+    }

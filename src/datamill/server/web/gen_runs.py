@@ -15,10 +15,12 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from datamill.core.dataframer_models import EVALUATION_MODELS
+from datamill.server.compat.dataframer_gen_wire import parse_run_create
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
 from datamill.server.web.gen_samples import read_page, sample_files
 from datamill.services.generation.common import CodedError
+from datamill.services.generation.run_view import GenerationRunDetail
 
 router = APIRouter()
 
@@ -29,16 +31,21 @@ ENDED = ("SUCCEEDED", "FAILED", "CANCELED")
 @router.post("/generate/runs", status_code=201)
 def launch(web: WebDep, session: PostSession, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Start a run (the API's create body); where to watch it."""
-    run = services.runs(web).create(session.tenant, body)
-    return {"id": run["id"], "url": f"/generate/runs/{run['id']}"}
+    run = services.runs(web).create(session.tenant, parse_run_create(body))
+    return {"id": run.id, "url": f"/generate/runs/{run.id}"}
 
 
-def _progress(run: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "status", "samples_completed", "samples_failed", "total_cost", "error")
-    return {k: run[k] for k in keys} | {
-        "number_of_samples": run["runtime_params"].get("number_of_samples"),
-        "active": run["status"] not in ENDED,
-        "cost": f"${float(run['total_cost'] or 0.0):.4f}",
+def _progress(run: GenerationRunDetail) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "samples_completed": run.samples_completed,
+        "samples_failed": run.samples_failed,
+        "total_cost": run.total_cost,
+        "error": run.error,
+        "number_of_samples": run.runtime_params.get("number_of_samples"),
+        "active": run.status not in ENDED,
+        "cost": f"${float(run.total_cost or 0.0):.4f}",
     }
 
 
@@ -48,7 +55,7 @@ def run_page(
 ) -> HTMLResponse:
     tenant_id = session.tenant.id
     run = services.runs(web).get(tenant_id, run_id)
-    files = run["generated_files"]
+    files = run.generated_files
     offset = max(0, offset)
     return web.page(
         request,

@@ -16,9 +16,9 @@ from datamill.core.dataframer_models import RUN_MODELS
 from datamill.core.errors import ValidationError
 from datamill.core.generation_request import FilteringType, RevisionType, SeedShuffling
 from datamill.core.spec import parse_spec_yaml
+from datamill.server.compat.dataframer_gen_wire import parse_spec_create, read_content_yaml
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
-from datamill.services.generation.specs import read_content_yaml
 
 router = APIRouter()
 
@@ -26,8 +26,8 @@ router = APIRouter()
 @router.post("/generate/specs", status_code=201)
 def create_spec(web: WebDep, session: PostSession, body: Annotated[Any, Body()] = None) -> dict[str, Any]:
     """Create the spec (the API's create body) and queue its analysis; where to watch it."""
-    created = services.specs(web).create(session.tenant, body)
-    return {"id": created["id"], "url": f"/generate/specs/{created['id']}"}
+    created = services.specs(web).create(session.tenant, parse_spec_create(body))
+    return {"id": created.id, "url": f"/generate/specs/{created.id}"}
 
 
 @router.get("/generate/specs/{spec_id}", response_class=HTMLResponse)
@@ -35,13 +35,13 @@ def spec_page(
     request: Request, spec_id: str, web: WebDep, session: SessionDep, version: int | None = None
 ) -> HTMLResponse:
     spec = services.specs(web).get(session.tenant.id, spec_id, include_versions=True)
-    versions = spec.get("versions") or []
-    shown = next((v for v in versions if v["version"] == version), versions[-1] if versions else None)
-    if version is not None and (shown is None or shown["version"] != version):
+    versions = spec.versions or ()
+    shown = next((v for v in versions if v.version == version), versions[-1] if versions else None)
+    if version is not None and (shown is None or shown.version != version):
         raise ValidationError.of(
             "version", f"spec {spec_id!r} has versions 1 to {len(versions)}; got {version}"
         )
-    runs = [r for r in services.runs(web).list(session.tenant.id) if r["spec_id"] == spec_id]
+    runs = [r for r in services.runs(web).list(session.tenant.id) if r.spec_id == spec_id]
     return web.page(
         request,
         "spec.html",
@@ -49,7 +49,7 @@ def spec_page(
         spec=spec,
         versions=versions,
         shown=shown,
-        latest=versions[-1]["version"] if versions else None,
+        latest=versions[-1].version if versions else None,
         runs=runs,
         run_models=RUN_MODELS,
         revision_types=[t.value for t in RevisionType],
@@ -61,7 +61,7 @@ def spec_page(
 @router.get("/generate/specs/{spec_id}/status.json")
 def spec_status(spec_id: str, web: WebDep, session: SessionDep) -> dict[str, Any]:
     spec = services.specs(web).get(session.tenant.id, spec_id)
-    return {"id": spec["id"], "status": spec["status"], "error": spec["error"]}
+    return {"id": spec.id, "status": spec.status, "error": spec.error}
 
 
 @router.post("/generate/specs/{spec_id}/check")
@@ -83,6 +83,7 @@ def save_yaml(
     spec_id: str, web: WebDep, session: PostSession, body: Annotated[Any, Body()] = None
 ) -> dict[str, Any]:
     """Store the YAML as the spec's next version (the server-owned ``metadata`` is kept)."""
-    services.specs(web).update(session.tenant.id, spec_id, {"content_yaml": read_content_yaml(body)})
-    latest = services.specs(web).get(session.tenant.id, spec_id, include_versions=True)["versions"][-1]
-    return {"version": latest["version"], "url": f"/generate/specs/{spec_id}?version={latest['version']}"}
+    services.specs(web).update(session.tenant.id, spec_id, read_content_yaml(body))
+    versions = services.specs(web).get(session.tenant.id, spec_id, include_versions=True).versions or ()
+    latest = versions[-1].version
+    return {"version": latest, "url": f"/generate/specs/{spec_id}?version={latest}"}

@@ -16,6 +16,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from typing import overload
 
 from datamill.services.errors import ServiceError
 from datamill.services.tenants import TenantView
@@ -41,6 +42,10 @@ def creator_email(tenant: TenantView) -> str:
     return f"{local[:64]}@{EMAIL_DOMAIN}"
 
 
+@overload
+def iso(moment: dt.datetime) -> str: ...
+@overload
+def iso(moment: dt.datetime | None) -> str | None: ...
 def iso(moment: dt.datetime | None) -> str | None:
     """`moment` as ISO-8601 in UTC ending in ``Z`` (None stays None); naive datetimes are taken as UTC."""
     if moment is None:

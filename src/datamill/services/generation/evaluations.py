@@ -1,15 +1,12 @@
-"""Evaluations of generation runs in the Dataframer-compatible API: create (a job), read, list per run.
+"""Evaluations of generation runs: create (a job), read, list per run.
 
-Creating one checks the body (``run_id`` required; ``evaluation_model`` optional, one of the API's
-evaluation models), that the run is the tenant's (else 404) and that it SUCCEEDED (else 400, code
+Creating one checks that the run is the tenant's (else 404) and that it SUCCEEDED (else 400, code
 ``run_not_succeeded``), then queues a ``GENERATION_EVAL_JOB`` (`datamill.services.jobs.generation_eval`).
-Without
-``evaluation_model`` the job uses the server's model (``DATAMILL_MODEL``), else the routing file's
+Without an evaluation model the job uses the server's model (``DATAMILL_MODEL``), else the routing file's
 default. Status is the job's: PENDING, PROCESSING, SUCCEEDED or FAILED (with ``error_message``).
 
-The evaluation object carries the SDK's fields (``distribution_analysis`` null and
-``sample_classifications`` empty until it SUCCEEDED) and, beyond them, ``conformance_score``,
-``conformant_areas``, ``non_conformant_areas``, ``evaluation_model``, ``total_samples`` and
+An `EvaluationDetail` carries, once it SUCCEEDED, the distribution analysis and sample classifications,
+the ``conformance_score``, ``conformant_areas``, ``non_conformant_areas``, ``total_samples`` and
 ``samples_analyzed`` (see `datamill.pipelines.generation_eval_report` for the definitions), plus
 ``samples_classified`` while it runs. Each sample classification also says what was drawn for the sample
 (``drawn_properties``), whether it matched (``conformant``) and, when its classification failed, ``error``.
@@ -17,15 +14,16 @@ The evaluation object carries the SDK's fields (``distribution_analysis`` null a
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from datamill.core.credits import PriceTable
-from datamill.core.dataframer_models import EVALUATION_MODELS
-from datamill.core.fields import Issues, read_object, read_str
 from datamill.services.errors import NotFoundError
-from datamill.services.generation.common import CodedError, creator_email, iso
+from datamill.services.generation.common import CodedError, creator_email
 from datamill.services.generation.credits import reserve
 from datamill.services.generation.run_view import tenant_run
 from datamill.services.tenants import TenantView
@@ -46,25 +44,37 @@ from datamill.store.ids import new_id
 from datamill.store.jobs import add_job, get_job
 from datamill.store.models import Run, utcnow
 
-CREATE_FIELDS = ("run_id", "evaluation_model")
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSummary:
+    """An evaluation as listed: which run it grades and where its job stands."""
+
+    id: str
+    run_id: str
+    status: str
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+    created_by_email: str
 
 
-def parse_evaluation_create(body: object) -> tuple[str, str | None]:
-    """``(run_id, evaluation_model)`` from the create body; raises `ValidationError` naming each field."""
-    issues = Issues()
-    fields = read_object(body, "", CREATE_FIELDS, issues)
-    if fields is None:
-        issues.raise_if_any()
-        fields = {}
-    run_id = read_str(fields.get("run_id"), "run_id", issues)
-    if fields.get("run_id") is None:
-        issues.add("run_id", "is required: the id of a SUCCEEDED run")
-    model = read_str(fields.get("evaluation_model"), "evaluation_model", issues)
-    if model is not None and model not in EVALUATION_MODELS:
-        issues.add("evaluation_model", f"{model!r} is not one of: {', '.join(EVALUATION_MODELS)}")
-    issues.raise_if_any()
-    assert run_id is not None
-    return run_id, model
+@dataclass(frozen=True, kw_only=True)
+class EvaluationDetail(EvaluationSummary):
+    """An evaluation with its results once SUCCEEDED (see the module docstring).
+
+    `distribution_analysis` (one entry per spec property) is None and `sample_classifications` empty until
+    then; `samples_classified` is set only while it runs.
+    """
+
+    error_message: str | None
+    evaluation_model: str | None
+    distribution_analysis: tuple[Mapping[str, Any], ...] | None
+    sample_classifications: tuple[Mapping[str, Any], ...]
+    conformance_score: float | None
+    total_samples: int | None
+    samples_analyzed: int | None
+    conformant_areas: tuple[object, ...]
+    non_conformant_areas: tuple[object, ...]
+    samples_classified: int | None = None
 
 
 class EvaluationService:
@@ -74,8 +84,8 @@ class EvaluationService:
         self._store = store
         self._prices = prices or PriceTable()
 
-    def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
-        run_id, model = parse_evaluation_create(body)
+    def create(self, tenant: TenantView, run_id: str, model: str | None = None) -> EvaluationDetail:
+        """Queue an evaluation of the tenant's SUCCEEDED run `run_id` by `model` (None: the server's)."""
         with self._store.session() as session:
             run = tenant_run(session, tenant.id, run_id)
             job = get_job(session, tenant.id, run.job_id)
@@ -108,55 +118,57 @@ class EvaluationService:
                 model or "",
                 credits_reserved=reserved,
             ).id
-            return evaluation_wire(session, evaluation)
+            return evaluation_detail(session, evaluation)
 
-    def get(self, tenant_id: str, evaluation_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, evaluation_id: str) -> EvaluationDetail:
         with self._store.session() as session:
             evaluation = get_evaluation(session, tenant_id, evaluation_id)
             if evaluation is None:
                 raise NotFoundError("evaluation", evaluation_id)
-            return evaluation_wire(session, evaluation)
+            return evaluation_detail(session, evaluation)
 
-    def list_for_run(self, tenant_id: str, run_id: str) -> list[dict[str, Any]]:
+    def list_for_run(self, tenant_id: str, run_id: str) -> list[EvaluationSummary]:
         with self._store.session() as session:
             tenant_run(session, tenant_id, run_id)
-            return [evaluation_item(session, e) for e in list_evaluations(session, tenant_id, run_id)]
+            return [evaluation_summary(session, e) for e in list_evaluations(session, tenant_id, run_id)]
 
 
-def evaluation_item(session: Session, evaluation: GenerationEvaluation) -> dict[str, Any]:
-    """The list item: ``{id, run_id, status, created_at, completed_at, created_by_email}``."""
+def evaluation_summary(session: Session, evaluation: GenerationEvaluation) -> EvaluationSummary:
+    """The list item: which run, the job's status, when."""
+    return _summary(evaluation, get_job(session, evaluation.tenant_id, evaluation.job_id))
+
+
+def evaluation_detail(session: Session, evaluation: GenerationEvaluation) -> EvaluationDetail:
+    """The evaluation with its results (see the module docstring)."""
     job = get_job(session, evaluation.tenant_id, evaluation.job_id)
-    return _item(evaluation, job)
+    summary = _summary(evaluation, job)
+    result = evaluation.result if summary.status == "SUCCEEDED" else None
+    running = job is not None and summary.status == "PROCESSING"
+    total = result.get("total_samples") if result else None
+    return EvaluationDetail(
+        **vars(summary),
+        error_message=_error(job),
+        evaluation_model=evaluation.evaluation_model,
+        distribution_analysis=tuple(result["distribution_analysis"]) if result else None,
+        sample_classifications=tuple(result["sample_classifications"]) if result else (),
+        conformance_score=result.get("conformance_score") if result else None,
+        total_samples=job.total_rows if running and job is not None else total,
+        samples_analyzed=result.get("samples_analyzed") if result else None,
+        conformant_areas=tuple(result["conformant_areas"]) if result else (),
+        non_conformant_areas=tuple(result["non_conformant_areas"]) if result else (),
+        samples_classified=(job.processed_rows or 0) if running and job is not None else None,
+    )
 
 
-def evaluation_wire(session: Session, evaluation: GenerationEvaluation) -> dict[str, Any]:
-    """The evaluation object (see the module docstring)."""
-    job = get_job(session, evaluation.tenant_id, evaluation.job_id)
-    body = _item(evaluation, job)
-    result = evaluation.result if body["status"] == "SUCCEEDED" else None
-    body["error_message"] = _error(job)
-    body["evaluation_model"] = evaluation.evaluation_model
-    body["distribution_analysis"] = result["distribution_analysis"] if result else None
-    body["sample_classifications"] = result["sample_classifications"] if result else []
-    for key in ("conformance_score", "total_samples", "samples_analyzed"):
-        body[key] = result.get(key) if result else None
-    body["conformant_areas"] = result["conformant_areas"] if result else []
-    body["non_conformant_areas"] = result["non_conformant_areas"] if result else []
-    if job is not None and body["status"] == "PROCESSING":
-        body["samples_classified"] = job.processed_rows or 0
-        body["total_samples"] = job.total_rows
-    return body
-
-
-def _item(evaluation: GenerationEvaluation, job: Run | None) -> dict[str, Any]:
-    return {
-        "id": evaluation.id,
-        "run_id": evaluation.run_id,
-        "status": public_status(job.status if job else None, EVALUATION_STATUS),
-        "created_at": iso(evaluation.created_at),
-        "completed_at": iso(evaluation.completed_at),
-        "created_by_email": evaluation.created_by_email,
-    }
+def _summary(evaluation: GenerationEvaluation, job: Run | None) -> EvaluationSummary:
+    return EvaluationSummary(
+        id=evaluation.id,
+        run_id=evaluation.run_id,
+        status=public_status(job.status if job else None, EVALUATION_STATUS),
+        created_at=evaluation.created_at,
+        completed_at=evaluation.completed_at,
+        created_by_email=evaluation.created_by_email,
+    )
 
 
 def _error(job: Run | None) -> str | None:

@@ -1,7 +1,8 @@
-"""Generation runs of the Dataframer-compatible API: create (a job), read, cancel, delete, downloads.
+"""Generation runs: create (a job), read, cancel, delete, downloads.
 
-Creating a run validates the body (`datamill.core.generation_request`, with the API's model enum and the
-Databricks credentials a ``databricks/`` model needs), checks that the spec SUCCEEDED and that the
+Creating a run takes a validated request (`RunLaunch`: the server parses it with
+`datamill.core.generation_request`, the API's model enum and the Databricks credentials a ``databricks/``
+model needs), checks that the Databricks API base may be reached, that the spec SUCCEEDED and that the
 version exists (the latest when none is given), stores the request *without* credentials and queues a
 ``GENERATION_JOB`` whose request carries them (erased when the job ends). Status, progress and cost are
 the job's (`datamill.services.generation.run_view`). The ZIP of all files is a ``GENERATION_ZIP_JOB``, queued
@@ -20,15 +21,21 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from datamill.core.credits import PriceTable
-from datamill.core.dataframer_models import RUN_MODELS
-from datamill.core.errors import Issue, ValidationError
-from datamill.core.generation_request import GenerationRequest, parse_generation_request
+from datamill.core.errors import ValidationError
+from datamill.core.generation_request import GenerationRequest
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, DownloadTarget, creator_email
 from datamill.services.generation.credits import reserve, run_reservation
 from datamill.services.generation.databricks import literal_refusal
 from datamill.services.generation.run_cleanup import delete_runs
-from datamill.services.generation.run_view import run_list_item, run_status, run_wire, tenant_run
+from datamill.services.generation.run_view import (
+    GenerationRunDetail,
+    GenerationRunSummary,
+    run_detail,
+    run_status,
+    run_summary,
+    tenant_run,
+)
 from datamill.services.generation.specs import spec_status
 from datamill.services.tenants import TenantView
 from datamill.store import BlobStore, Store
@@ -50,20 +57,16 @@ from datamill.text.fetch_policy import FetchPolicy
 SECRET_FIELDS = ("databricks_client_id", "databricks_client_secret", "databricks_api_base")
 
 
-def parse_run_create(body: object) -> GenerationRequest:
-    """The validated body; `spec_id` is required here (the library's callers pass a spec file instead)."""
-    issues: list[Issue] = []
-    if isinstance(body, Mapping) and body.get("spec_id") is None:
-        issues.append(Issue("spec_id", "is required: the id of a SUCCEEDED spec"))
-    try:
-        request = parse_generation_request(
-            body, allowed_models=RUN_MODELS, require_databricks_credentials=True
-        )
-    except ValidationError as exc:
-        raise ValidationError(issues + list(exc.issues)) from None
-    if issues:
-        raise ValidationError(issues)
-    return request
+@dataclass(frozen=True)
+class RunLaunch:
+    """A run to start: the validated `request` (with its `spec_id`) and the request as it was `submitted`.
+
+    The submitted request is stored with the run, without its credentials (`SECRET_FIELDS`), and read back
+    by the run's job; the credentials travel with the job only.
+    """
+
+    request: GenerationRequest
+    submitted: Mapping[str, object]
 
 
 @dataclass(frozen=True)
@@ -102,14 +105,14 @@ class RunService:
         self._prices = prices or PriceTable()
         self._policy = policy if policy is not None else FetchPolicy()
 
-    def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
-        request = parse_run_create(body)
+    def create(self, tenant: TenantView, launch: RunLaunch) -> GenerationRunDetail:
+        request = launch.request
         base = dict(request.databricks).get("databricks_api_base")
         refused = literal_refusal(base, self._policy) if base else None
         if refused is not None:
             raise ValidationError.of("databricks_api_base", refused)
-        assert isinstance(body, Mapping)
-        assert request.spec_id is not None
+        if request.spec_id is None:
+            raise ValidationError.of("spec_id", "is required: the id of a SUCCEEDED spec")
         with self._store.session() as session:
             spec = get_spec(session, tenant.id, request.spec_id)
             if spec is None:
@@ -122,7 +125,7 @@ class RunService:
                     field="spec_id",
                 )
             version = self._version(session, spec.id, request.spec_version)
-            stored = {k: v for k, v in body.items() if k not in SECRET_FIELDS}
+            stored = {k: v for k, v in launch.submitted.items() if k not in SECRET_FIELDS}
             run = GenerationRun(
                 id=new_id("genrun"),
                 tenant_id=tenant.id,
@@ -154,7 +157,7 @@ class RunService:
                 credits_reserved=reserved,
             )
             run.job_id = job.id
-            return run_wire(session, run)
+            return run_detail(session, run)
 
     @staticmethod
     def _version(session: Session, spec_id: str, asked: int | None) -> int:
@@ -168,13 +171,13 @@ class RunService:
             )
         return asked
 
-    def get(self, tenant_id: str, run_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, run_id: str) -> GenerationRunDetail:
         with self._store.session() as session:
-            return run_wire(session, tenant_run(session, tenant_id, run_id))
+            return run_detail(session, tenant_run(session, tenant_id, run_id))
 
-    def list(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list(self, tenant_id: str) -> list[GenerationRunSummary]:
         with self._store.session() as session:
-            return [run_list_item(session, run) for run in list_generation_runs(session, tenant_id)]
+            return [run_summary(session, run) for run in list_generation_runs(session, tenant_id)]
 
     def cancel(self, tenant_id: str, run_id: str) -> None:
         """Cancel a PENDING or PROCESSING run; its worker stops at its next heartbeat."""
