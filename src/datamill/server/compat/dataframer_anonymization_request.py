@@ -16,10 +16,9 @@ field                     rule
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from datamill.core.fields import Issues, listing, read_number, read_object, read_str, read_str_list
 from datamill.pipelines.anonymize import METHODS
+from datamill.services.anonymization.request import AnonymizationRequest
 from datamill.text.pii.types import DEFAULT_THRESHOLD, PII_TYPES
 
 CREATE_FIELDS = ("dataset_id", "detection_method", "pii_types", "llm_model_name", "mask_config", "threshold")
@@ -27,24 +26,8 @@ MAX_PLACEHOLDER = 200
 MAX_MODEL_NAME = 200
 
 
-@dataclass(frozen=True)
-class AnonymizationRequest:
-    """A valid create body."""
-
-    dataset_id: str
-    detection_method: str
-    pii_types: tuple[str, ...]
-    llm_model_name: str | None = None
-    mask_config: dict[str, str] = field(default_factory=dict)
-    threshold: float = DEFAULT_THRESHOLD
-
-    @property
-    def uses_model(self) -> bool:
-        return self.detection_method in ("llm", "all")
-
-
 def parse_anonymization_create(body: object) -> AnonymizationRequest:
-    """The validated body; raises `ValidationError` naming every field that breaks a rule."""
+    """The run to start; raises `ValidationError` naming every field that breaks a rule."""
     issues = Issues()
     fields = read_object(body, "", CREATE_FIELDS, issues)
     if fields is None:

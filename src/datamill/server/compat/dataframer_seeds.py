@@ -20,12 +20,13 @@ from datamill.server.compat.dataframer_schemas import (
     FileDownloadPublic,
     SeedDatasetItemPublic,
     SeedDatasetPublic,
+    SeedFilePublic,
 )
 from datamill.server.downloads_signed import download_body
 from datamill.services.errors import PayloadTooLargeError
-from datamill.services.generation.common import CodedError
+from datamill.services.generation.common import CodedError, iso
 from datamill.services.generation.seed_rules import MAX_FILES, MAX_TOTAL_BYTES, MB, IncomingFile
-from datamill.services.generation.seeds import SeedDatasetService
+from datamill.services.generation.seeds import SeedDatasetService, SeedDatasetView
 
 #: The largest request body read: 50 MB of files plus room for the multipart framing.
 MAX_BODY = MAX_TOTAL_BYTES + 2 * MB
@@ -37,6 +38,29 @@ class LengthRequiredError(CodedError):
     """A multipart upload without a Content-Length (411)."""
 
     status = 411
+
+
+def _item_fields(view: SeedDatasetView) -> dict[str, Any]:
+    row = view.row
+    return {
+        "id": row.id,
+        "name": row.name,
+        "description": row.description,
+        "dataset_type": row.dataset_type,
+        "file_count": row.file_count,
+        "folder_count": row.folder_count,
+        "created_at": iso(row.created_at),
+        "created_by_email": row.created_by_email,
+    }
+
+
+def seed_dataset_public(view: SeedDatasetView) -> SeedDatasetPublic:
+    """The dataset object of create and retrieve: the list item with its files and sample count."""
+    files = [
+        SeedFilePublic(id=f.id, path=f.path, file_type=f.file_type, size_bytes=f.size_bytes, sha256=f.sha256)
+        for f in view.files or []
+    ]
+    return SeedDatasetPublic(**_item_fields(view), sample_count=view.row.sample_count, files=files)
 
 
 def _service(context: Context) -> SeedDatasetService:
@@ -87,7 +111,7 @@ def _files(form: FormData) -> list[IncomingFile]:
 
 
 @router.post("/create/", status_code=201, response_model=SeedDatasetPublic)
-async def create_with_files(request: Request, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
+async def create_with_files(request: Request, context: Context, tenant: CurrentTenant) -> SeedDatasetPublic:
     """Create a dataset from uploaded files."""
     form = await _form(request)
     try:
@@ -102,11 +126,11 @@ async def create_with_files(request: Request, context: Context, tenant: CurrentT
         )
     finally:
         await form.close()
-    return view.detail()
+    return seed_dataset_public(view)
 
 
 @router.post("/create-from-zip/", status_code=201, response_model=SeedDatasetPublic)
-async def create_from_zip(request: Request, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
+async def create_from_zip(request: Request, context: Context, tenant: CurrentTenant) -> SeedDatasetPublic:
     """Create a dataset from a ZIP archive; its type is read from the archive."""
     form = await _form(request)
     try:
@@ -122,19 +146,19 @@ async def create_from_zip(request: Request, context: Context, tenant: CurrentTen
         )
     finally:
         await form.close()
-    return view.detail()
+    return seed_dataset_public(view)
 
 
 @router.get("/", response_model=list[SeedDatasetItemPublic])
-def list_datasets(context: Context, tenant: CurrentTenant) -> list[dict[str, Any]]:
+def list_datasets(context: Context, tenant: CurrentTenant) -> list[SeedDatasetItemPublic]:
     """The tenant's datasets, newest first (a bare array)."""
-    return [view.summary() for view in _service(context).list_datasets(tenant)]
+    return [SeedDatasetItemPublic(**_item_fields(view)) for view in _service(context).list_datasets(tenant)]
 
 
 @router.get("/{dataset_id}/", response_model=SeedDatasetPublic)
-def retrieve_dataset(dataset_id: str, context: Context, tenant: CurrentTenant) -> dict[str, Any]:
+def retrieve_dataset(dataset_id: str, context: Context, tenant: CurrentTenant) -> SeedDatasetPublic:
     """One dataset with its files."""
-    return _service(context).get(tenant, dataset_id).detail()
+    return seed_dataset_public(_service(context).get(tenant, dataset_id))
 
 
 @router.delete("/{dataset_id}/", status_code=204)

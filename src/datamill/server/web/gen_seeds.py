@@ -106,7 +106,8 @@ def seed_page(request: Request, dataset_id: str, web: WebDep, session: SessionDe
         request,
         "seed.html",
         session,
-        seed=view.detail(),
+        seed=view.row,
+        files=view.files or [],
         spec_models=SPEC_MODELS,
     )
 

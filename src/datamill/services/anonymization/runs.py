@@ -1,15 +1,13 @@
 """Anonymization runs: create (a job), list, read, soft delete, and the downloads of their files.
 
-Creating a run checks the body (`datamill.services.anonymization.request`), that the dataset is the
+Creating a run takes a checked `AnonymizationRequest`, checks that the dataset is the
 tenant's (else 404) and, with ``llm`` or ``all``, that the server routes ``llm_model_name`` (else 400
 naming it); it then reserves the row fee of the dataset's samples (its rows for a single file, else one
 per file), at least the minimum charge, from the tenant's credits (402 when the balance does not cover it,
 and nothing is queued) and queues an ``ANONYMIZATION_JOB``
 (`datamill.services.jobs.anonymization`). The run is answered PENDING.
 
-The run object carries the SDK's fields: ``results`` (``samples_processed``, ``entity_summary``,
-``entities_found``, ``error``) is null until the run ended, and ``anonymized_files`` is filled once it
-SUCCEEDED. Beyond them it shows ``mask_config`` and ``threshold`` as used.
+A run reads as an `AnonymizationRunDetail` (`datamill.services.anonymization.view`).
 
 Deleting is soft: the run is kept but every read answers 404 as for an unknown id and the list leaves it
 out; a run still working is stopped (its reservation comes back) and its files are deleted. The ZIP of
@@ -19,26 +17,30 @@ generating`` while it builds, then 200 with ``status: ready`` and the link.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from datamill.core.credits import PriceTable
 from datamill.core.errors import ConfigError, UnknownModelError, ValidationError
 from datamill.llm.routing import Routing
-from datamill.services.anonymization.request import AnonymizationRequest, parse_anonymization_create
+from datamill.services.anonymization.request import AnonymizationRequest
+from datamill.services.anonymization.view import (
+    AnonymizationRunDetail,
+    AnonymizationRunSummary,
+    anonymization_status,
+    run_detail,
+    run_summary,
+    tenant_anonymization,
+)
 from datamill.services.errors import NotFoundError
-from datamill.services.generation.common import CodedError, DownloadTarget, creator_email, iso
+from datamill.services.generation.common import CodedError, DownloadTarget, creator_email
 from datamill.services.generation.credits import reserve
 from datamill.services.tenants import TenantView
 from datamill.store import BlobStore, Store
 from datamill.store.anonymization_models import (
     ANONYMIZATION_JOB,
-    ANONYMIZATION_STATUS,
     ANONYMIZATION_ZIP_JOB,
     AnonymizationRun,
 )
@@ -46,14 +48,12 @@ from datamill.store.anonymization_runs import (
     add_anonymization_run,
     anonymized_zip_key,
     files_of_anonymization,
-    get_anonymization_run,
     get_anonymized_file,
     list_anonymization_runs,
 )
-from datamill.store.generation_models import public_status
 from datamill.store.ids import new_id
 from datamill.store.jobs import add_job, cancel_job, get_job
-from datamill.store.models import Run, utcnow
+from datamill.store.models import utcnow
 from datamill.store.seed_datasets import get_dataset
 
 
@@ -82,8 +82,7 @@ class AnonymizationService:
         self._prices = prices or PriceTable()
         self._routing = routing
 
-    def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
-        request = parse_anonymization_create(body)
+    def create(self, tenant: TenantView, request: AnonymizationRequest) -> AnonymizationRunDetail:
         if request.llm_model_name is not None:
             self._check_model(request.llm_model_name)
         with self._store.session() as session:
@@ -121,7 +120,7 @@ class AnonymizationService:
                 credits_reserved=reserved,
             )
             run.job_id = job.id
-            return run_wire(session, run)
+            return run_detail(session, run)
 
     def _check_model(self, name: str) -> None:
         if self._routing is None:
@@ -135,13 +134,13 @@ class AnonymizationService:
         except ConfigError as exc:
             raise ValidationError.of("llm_model_name", f"{name!r:.100} cannot be used: {exc}") from None
 
-    def get(self, tenant_id: str, run_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, run_id: str) -> AnonymizationRunDetail:
         with self._store.session() as session:
-            return run_wire(session, tenant_anonymization(session, tenant_id, run_id))
+            return run_detail(session, tenant_anonymization(session, tenant_id, run_id))
 
-    def list(self, tenant_id: str) -> list[dict[str, Any]]:
+    def list(self, tenant_id: str) -> list[AnonymizationRunSummary]:
         with self._store.session() as session:
-            return [run_item(session, run) for run in list_anonymization_runs(session, tenant_id)]
+            return [run_summary(session, run) for run in list_anonymization_runs(session, tenant_id)]
 
     def delete(self, tenant_id: str, run_id: str) -> None:
         """Soft delete: hide the run, stop its job if it still works, delete its files."""
@@ -187,76 +186,3 @@ class AnonymizationService:
 
 def _stored(request: AnonymizationRequest) -> dict[str, Any]:
     return {"pii_types": list(request.pii_types), "mask_config": dict(request.mask_config)}
-
-
-def tenant_anonymization(session: Session, tenant_id: str, run_id: str) -> AnonymizationRun:
-    """The tenant's live run `run_id`; NotFoundError for an unknown, deleted or another tenant's id."""
-    run = get_anonymization_run(session, tenant_id, run_id)
-    if run is None:
-        raise NotFoundError("anonymization run", run_id)
-    return run
-
-
-def anonymization_status(session: Session, run: AnonymizationRun) -> str:
-    job = get_job(session, run.tenant_id, run.job_id)
-    return public_status(job.status if job else None, ANONYMIZATION_STATUS)
-
-
-def run_item(session: Session, run: AnonymizationRun) -> dict[str, Any]:
-    """The list item: the run without its files, results and options."""
-    return {
-        "id": run.id,
-        "status": anonymization_status(session, run),
-        "dataset_id": run.dataset_id,
-        "dataset_name": run.dataset_name,
-        "detection_method": run.detection_method,
-        "llm_model_name": run.llm_model_name,
-        "pii_types": list(run.request.get("pii_types") or []),
-        "created_at": iso(run.created_at),
-        "completed_at": iso(run.completed_at),
-        "created_by_email": run.created_by_email,
-    }
-
-
-def run_wire(session: Session, run: AnonymizationRun) -> dict[str, Any]:
-    """The run object (see the module docstring)."""
-    job = get_job(session, run.tenant_id, run.job_id)
-    body = run_item(session, run)
-    body["mask_config"] = dict(run.request.get("mask_config") or {})
-    body["threshold"] = run.threshold
-    body["duration_seconds"] = _duration(run.created_at, run.completed_at)
-    body["results"] = _results(run, job, body["status"])
-    files = files_of_anonymization(session, run.id) if body["status"] == "SUCCEEDED" else []
-    body["anonymized_files"] = [
-        {"id": f.id, "path": f.path, "content_type": f.content_type, "size_in_bytes": f.size_bytes}
-        for f in files
-    ]
-    return body
-
-
-def _duration(start: dt.datetime, end: dt.datetime | None) -> int | None:
-    if end is None:
-        return None
-    return max(0, round((_naive(end) - _naive(start)).total_seconds()))
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
-def _results(run: AnonymizationRun, job: Run | None, status: str) -> dict[str, Any] | None:
-    if status in ("PENDING", "PROCESSING"):
-        return None
-    results = dict(run.results or {})
-    base: dict[str, Any] = {
-        "samples_processed": results.get("samples_processed", 0),
-        "entity_summary": results.get("entity_summary", {}),
-        "entities_found": results.get("entities_found", []),
-        "error": None,
-    }
-    if status == "FAILED":
-        base["error"] = str(((job.error_data if job else None) or {}).get("message") or "the run failed")
-    for key in ("entities_truncated", "llm_entities_dropped"):
-        if key in results:
-            base[key] = results[key]
-    return base

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -25,7 +25,6 @@ from datamill.services.generation.common import (
     InUseError,
     NameTakenError,
     creator_email,
-    iso,
 )
 from datamill.services.generation.seed_rules import (
     MIN_ROWS,
@@ -50,38 +49,10 @@ _KIND = "seed dataset"
 
 @dataclass(frozen=True)
 class SeedDatasetView:
-    """A dataset as the API shows it; `files` is None in listings."""
+    """A seed dataset and its files (`files` is None in listings)."""
 
     row: SeedDataset
     files: list[SeedFile] | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """The list item: every field but ``files`` and ``sample_count``."""
-        row = self.row
-        return {
-            "id": row.id,
-            "name": row.name,
-            "description": row.description,
-            "dataset_type": row.dataset_type,
-            "file_count": row.file_count,
-            "folder_count": row.folder_count,
-            "created_at": iso(row.created_at),
-            "created_by_email": row.created_by_email,
-        }
-
-    def detail(self) -> dict[str, Any]:
-        """The full dataset, with its files."""
-        files = [
-            {
-                "id": f.id,
-                "path": f.path,
-                "file_type": f.file_type,
-                "size_bytes": f.size_bytes,
-                "sha256": f.sha256,
-            }
-            for f in self.files or []
-        ]
-        return self.summary() | {"sample_count": self.row.sample_count, "files": files}
 
 
 def _key_part(name: str) -> str:
