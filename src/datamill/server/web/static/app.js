@@ -217,7 +217,27 @@ function adaptBody(form) {
   }
   const maxRows = field(form, "max_rows").value;
   if (maxRows) body.job_specification = { max_rows: Number(maxRows) };
+  for (const name of ["custom_steps", "prompt_templates"]) {
+    const text = field(form, name).value.trim();
+    if (!text) continue;
+    try {
+      body[name] = JSON.parse(text);
+    } catch (error) {
+      throw { field: name, reason: `not valid JSON: ${error.message}` };
+    }
+  }
   return body;
+}
+
+// The form's body, or null after showing why it cannot be built (a JSON field that does not parse).
+function adaptBodyOrIssue(form) {
+  try {
+    return adaptBody(form);
+  } catch (issue) {
+    if (!issue || !issue.field) throw issue;
+    showIssues(form, [issue]);
+    return null;
+  }
 }
 
 function showIssues(form, issues) {
@@ -270,7 +290,14 @@ function setupAdapt() {
     const mine = ++sequence;
     state.textContent = "Checking…";
     form.dataset.state = "checking";
-    const answer = await sendJSON("POST", form.dataset.check, adaptBody(form));
+    const body = adaptBodyOrIssue(form);
+    if (body === null) {
+      state.textContent = "Fix the issues above to see the estimate.";
+      launch.disabled = true;
+      form.dataset.state = "invalid";
+      return;
+    }
+    const answer = await sendJSON("POST", form.dataset.check, body);
     if (mine !== sequence) return; // a newer check is on its way
     if (answer.ok) {
       showIssues(form, []);
@@ -297,7 +324,9 @@ function setupAdapt() {
     e.preventDefault();
     launch.disabled = true;
     state.textContent = "Launching…";
-    const answer = await sendJSON("POST", form.dataset.launch, adaptBody(form));
+    const body = adaptBodyOrIssue(form);
+    if (body === null) return void (state.textContent = "Fix the issues above to launch.");
+    const answer = await sendJSON("POST", form.dataset.launch, body);
     if (answer.ok) return (window.location.href = answer.data.url);
     const issues = (answer.data && answer.data.errors) || [];
     showIssues(form, issues.length ? issues : [{ field: "request", reason: describeError(answer.data) }]);
