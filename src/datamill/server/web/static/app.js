@@ -292,6 +292,7 @@ function setupAdapt() {
     form.dataset.state = "checking";
     const body = adaptBodyOrIssue(form);
     if (body === null) {
+      clearEstimate();
       state.textContent = "Fix the issues above to see the estimate.";
       launch.disabled = true;
       form.dataset.state = "invalid";
