@@ -300,3 +300,50 @@ def test_a_saved_spec_keeps_the_users_comments_and_order(gen_server: RunningServ
     assert saved.startswith(written[: written.index("metadata:")])  # comments, order and flow style kept
     assert yaml.safe_load(saved)["metadata"] == server_metadata  # the server-owned part is the server's
     page.context.close()
+
+
+def test_delete_seeds_specs_and_runs_from_their_pages(gen_server: RunningServer, browser: Any) -> None:
+    key = gen_server.new_key()
+    with session_client(gen_server.base_url, key) as client:
+        headers = {"x-csrf-token": csrf_of(client), "accept": "application/json"}
+        files = [("files", (name, io.BytesIO(body.encode()), "text/plain")) for name, body in SEEDS.items()]
+        data = {"name": "old-seeds", "dataset_type": "MULTI_FILE"}
+        seeds = client.post("/generate/seeds", data=data, files=files, headers=headers).json()
+        body = {"name": "old-spec", "dataset_id": seeds["id"]}
+        spec = client.post("/generate/specs", json=body, headers=headers).json()
+        assert (
+            _wait_json(client, f"{spec['url']}/status.json", ("SUCCEEDED", "FAILED"))["status"] == "SUCCEEDED"
+        )
+        body = {"spec_id": spec["id"], "number_of_samples": 1, "novelty_threshold": 1}
+        run = client.post("/generate/runs", json=body, headers=headers).json()
+        assert (
+            _wait_json(client, f"{run['url']}/progress.json", ("SUCCEEDED", "FAILED"))["status"]
+            == "SUCCEEDED"
+        )
+    base = gen_server.base_url
+    page = sign_in(browser, base, key)
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    # Seeds a spec uses are kept, with the reason beside the button.
+    page.goto(f"{base}{seeds['url']}")
+    page.click("#seed-delete")
+    page.wait_for_function("() => document.getElementById('seed-delete-error').textContent !== ''")
+    assert "used by 1 spec" in page.inner_text("#seed-delete-error")
+
+    # The run, then the spec, then the seeds: each page leads to where its parent is listed.
+    page.goto(f"{base}{run['url']}")
+    page.click("#gen-delete")
+    page.wait_for_url(f"{base}{spec['url']}")
+    assert page.locator("#gen-runs").count() == 0
+    page.click("#spec-delete")
+    page.wait_for_url(f"{base}/generate")
+    assert "old-spec" not in page.inner_text("main")
+    page.goto(f"{base}{seeds['url']}")
+    page.click("#seed-delete")
+    page.wait_for_url(f"{base}/generate")
+    assert "old-seeds" not in page.inner_text("main")
+    for path in (seeds["url"], spec["url"], run["url"]):
+        answer = page.goto(f"{base}{path}")
+        assert answer is not None
+        assert answer.status == 404, path
+    page.context.close()

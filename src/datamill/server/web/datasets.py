@@ -89,6 +89,13 @@ def dataset_page(
     )
 
 
+@router.post("/datasets/{dataset_id}/delete")
+def delete_dataset(dataset_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
+    """Delete the dataset as ``DELETE /api/v1/datasets/{id}`` does (409 while a run uses it); where to go."""
+    web.context.datasets.delete(session.tenant.id, dataset_id)
+    return {"deleted": dataset_id, "url": "/datasets"}
+
+
 @router.get("/datasets/{dataset_id}/status.json")
 def dataset_status(dataset_id: str, web: WebDep, session: SessionDep) -> dict[str, Any]:
     view = web.context.datasets.get(session.tenant.id, dataset_id)

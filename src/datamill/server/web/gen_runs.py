@@ -19,6 +19,7 @@ from datamill.server.compat.dataframer_gen_wire import parse_run_create
 from datamill.server.web import gen_services as services
 from datamill.server.web.deps import PostSession, SessionDep, WebDep
 from datamill.server.web.gen_samples import read_page, sample_files
+from datamill.services.errors import ConflictError
 from datamill.services.generation.common import CodedError
 from datamill.services.generation.run_view import GenerationRunDetail
 
@@ -82,6 +83,16 @@ def cancel(run_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
     """Cancel a PENDING or PROCESSING run (400 ``not_cancelable`` once it ended)."""
     services.runs(web).cancel(session.tenant.id, run_id)
     return _progress(services.runs(web).get(session.tenant.id, run_id))
+
+
+@router.post("/generate/runs/{run_id}/delete")
+def delete_run(run_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
+    """Delete an ended run with its files and evaluations; where to go (its spec)."""
+    run = services.runs(web).get(session.tenant.id, run_id)
+    if run["status"] not in ENDED:
+        raise ConflictError(f"run {run_id!r} is {run['status']}; cancel it before deleting it")
+    services.runs(web).delete(session.tenant.id, run_id)
+    return {"deleted": run_id, "url": f"/generate/specs/{run['spec_id']}"}
 
 
 @router.get("/generate/runs/{run_id}/files/{file_id}")

@@ -112,6 +112,13 @@ def seed_page(request: Request, dataset_id: str, web: WebDep, session: SessionDe
     )
 
 
+@router.post("/generate/seeds/{dataset_id}/delete")
+def delete_seeds(dataset_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
+    """Delete the seed dataset and its files (refused while a spec uses it); where to go."""
+    services.seeds(web).delete(session.tenant, dataset_id)
+    return {"deleted": dataset_id, "url": "/generate"}
+
+
 @router.get("/generate/seeds/{dataset_id}/files/{file_id}")
 def seed_file(dataset_id: str, file_id: str, web: WebDep, session: SessionDep) -> StreamingResponse:
     target = services.seeds(web).file_download(session.tenant, dataset_id, file_id)

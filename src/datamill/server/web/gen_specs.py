@@ -64,6 +64,13 @@ def spec_status(spec_id: str, web: WebDep, session: SessionDep) -> dict[str, Any
     return {"id": spec.id, "status": spec.status, "error": spec.error}
 
 
+@router.post("/generate/specs/{spec_id}/delete")
+def delete_spec(spec_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
+    """Delete the spec with its runs and their files (the page asks first); where to go."""
+    services.specs(web).delete(session.tenant.id, spec_id, force=True)
+    return {"deleted": spec_id, "url": "/generate"}
+
+
 @router.post("/generate/specs/{spec_id}/check")
 def check_yaml(
     spec_id: str, web: WebDep, session: PostSession, body: Annotated[Any, Body()] = None

@@ -421,6 +421,7 @@ function setupPostButtons() {
       if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
       button.disabled = true;
       const answer = await sendJSON("POST", button.dataset.post);
+      if (answer.ok && answer.data && answer.data.url) return (window.location.href = answer.data.url);
       if (answer.ok) return window.location.reload();
       text(`${button.id}-error`, describeError(answer.data));
       button.disabled = false;
