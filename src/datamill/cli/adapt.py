@@ -163,6 +163,11 @@ _adapt_options = [
         "--rephrase-check/--no-rephrase-check", default=None, help="Revert rephrases that drift (on)."
     ),
     click.option(
+        "--translation-judge/--no-translation-judge",
+        default=None,
+        help="The judge checks each translation for changed details: numbers, names, dates, negations (off).",
+    ),
+    click.option(
         "--step",
         "step_files",
         multiple=True,

@@ -22,6 +22,7 @@ OPTION_FLAGS = (
     "near_dedup",
     "semantic_dedup",
     "rephrase_check",
+    "translation_judge",
     "grounding_top_k",
     "grounding_min_relevance",
     "grounding_text_column",

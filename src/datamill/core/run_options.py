@@ -7,6 +7,7 @@
 | near_dedup          | MinHash-LSH near-duplicate removal, with the dedup recipe       | true    |
 | semantic_dedup      | embedding-based duplicate removal, with the dedup recipe        | false   |
 | rephrase_check      | revert rephrases whose meaning drifted (embedding similarity)   | true    |
+| translation_judge   | the judge checks translations for changed details (numbers, ...) | false   |
 | grounding_docs      | files or folders the local search index is built from          | []      |
 | grounding_top_k     | passages retrieved per row when grounding                      | 3       |
 | grounding_min_relevance | share of the query a passage must cover to be kept (0–1)    | 0.25    |
@@ -46,6 +47,7 @@ RUN_OPTION_FIELDS = (
     "near_dedup",
     "semantic_dedup",
     "rephrase_check",
+    "translation_judge",
     "grounding_docs",
     "grounding_top_k",
     "grounding_min_relevance",
@@ -72,6 +74,7 @@ class RunOptions:
     near_dedup: bool = True
     semantic_dedup: bool = False
     rephrase_check: bool = True
+    translation_judge: bool = False
     grounding_docs: tuple[str, ...] = field(default_factory=tuple)
     grounding_top_k: int = 3
     grounding_min_relevance: float = 0.25
@@ -103,7 +106,14 @@ def read_run_options(values: Mapping[str, object], field_prefix: str, issues: Is
     for key in ("batch_size", "grounding_top_k", "eval_sample_size"):
         if values.get(key) is not None:
             out[key] = read_int(values[key], path(key), issues, minimum=1)
-    for key in ("near_dedup", "semantic_dedup", "rephrase_check", "evaluate", "remove_unsafe_rows"):
+    for key in (
+        "near_dedup",
+        "semantic_dedup",
+        "rephrase_check",
+        "translation_judge",
+        "evaluate",
+        "remove_unsafe_rows",
+    ):
         if values.get(key) is not None:
             out[key] = read_bool(values[key], path(key), issues)
     if values.get("grounding_min_relevance") is not None:

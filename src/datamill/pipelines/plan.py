@@ -167,6 +167,7 @@ def _row_steps(
                 services.detector,
                 seed=options.seed,
                 meaning=services.multilingual,
+                detail_judge=judge if options.translation_judge else None,
             )
         )
     has_constraints = bool(mapping.context) or brand.length is not None or bool(brand.blueprint)

@@ -32,7 +32,15 @@ still about what the source said. Measured with multilingual-e5-small on short s
 translations (Spanish, French, German, Chinese) scored 0.84–0.95 against their source; of eight failures (an
 answer instead of a translation, a refusal, another question of the same domain), the five at 0.73–0.84 fall
 below 0.84 and the three at 0.85–0.88 (a changed detail: "export" became "delete") pass. The check catches a
-change of subject, not of detail; an LLM equivalence judge would be needed for that.
+change of subject, not of detail, which the detail checks below are for.
+
+**Detail checks** (translate only; `datamill.steps.translation_detail`). Every number the source prompt or
+completion writes in digits must be in its translation, in any locale's format (no model call, always on);
+with a ``detail_judge`` (the run option ``translation_judge``), the run's judge also compares every detail
+(numbers, names, dates, negations, conditions) under the judging protocol. A translation that changed a
+detail is asked once more, with the changed detail named, then rejected ("failed the detail check twice;
+the completion changed a detail: the source's number '15' is not in the translation"). Localized rows convert
+amounts, units and dates on purpose and are not checked for details.
 
 **Columns.** New rows: ``language`` (the target code), ``country`` (localize only, else None), ``expansion``
 (``translate`` or ``localize``), ``source_row`` (the ``_row`` they came from), and every other column of the
@@ -66,6 +74,7 @@ from datamill.steps.base import Row, RowStep, StepContext
 from datamill.steps.gather import gather_or_cancel
 from datamill.steps.injection import find_injection
 from datamill.steps.templates import load_template
+from datamill.steps.translation_detail import CHANGED_DETAIL, NO_VERDICT, DetailJudge, number_problem
 from datamill.text.embeddings import BatchingEmbedder
 from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, check_language, count_letters, same_language
 
@@ -160,6 +169,7 @@ class LanguageExpansionStep(RowStep):
         seed: selects the rows; the same seed chooses the same rows.
         meaning: a multilingual embedder for the meaning check (None: no meaning check).
         min_similarity: the meaning check's cut-off (`TRANSLATION_MIN_SIMILARITY`).
+        detail_judge: the judge model of the detail check of translations (None: numbers only).
     """
 
     name: ClassVar[str] = "language_expansion"
@@ -176,6 +186,7 @@ class LanguageExpansionStep(RowStep):
         seed: int = 0,
         meaning: Embedder | None = None,
         min_similarity: float = TRANSLATION_MIN_SIMILARITY,
+        detail_judge: ModelHandle | None = None,
     ) -> None:
         self.model = model
         self.expansion = expansion
@@ -185,6 +196,10 @@ class LanguageExpansionStep(RowStep):
         self.min_similarity = min_similarity
         self.targets = expansion_targets(expansion)
         self.template = load_template(expansion.type.value)
+        self.translating = expansion.type is ExpansionType.TRANSLATE
+        self.details = (
+            DetailJudge(detail_judge, seed=seed) if detail_judge is not None and self.translating else None
+        )
 
     def selects(self, row: Row) -> bool:
         """Whether ``row`` is expanded (see `is_selected`)."""
@@ -208,7 +223,14 @@ class LanguageExpansionStep(RowStep):
         if not fields or not self.selects(row):
             return []
         source = self.source_language(row)
-        return [self._request(fields, target, source) for target in self._targets_for(source)]
+        requests = [self._request(fields, target, source) for target in self._targets_for(source)]
+        if self.details is not None:  # one detail check per new row, sized on the source's fields
+            checked = {k: fields[k] for k in CHECKED_FIELDS if k in fields}
+            requests += [
+                self.details.request(checked, checked, language_name(target.language))
+                for target in self._targets_for(source)
+            ]
+        return requests
 
     async def process_row(self, row: Row, ctx: StepContext) -> list[Row] | None:
         source = self.source_language(row)
@@ -281,7 +303,12 @@ class LanguageExpansionStep(RowStep):
             written = {key: str(result.data.get(key) or "").strip() for key in fields}
             for key, value in written.items():
                 new[FIELD_COLUMNS[key]] = value
-            problem = self._problem(written, target, fields) or await self._drift(written, fields)
+            problem = (
+                self._problem(written, target, fields)
+                or self._numbers(written, fields)
+                or await self._drift(written, fields)
+                or await self._judged_details(written, fields, target)
+            )
             if not problem:
                 return new
         check = (
@@ -289,6 +316,8 @@ class LanguageExpansionStep(RowStep):
             if _INJECTED in problem
             else "the meaning check"
             if _DRIFTED in problem
+            else "the detail check"
+            if CHANGED_DETAIL in problem or problem.startswith(NO_VERDICT)
             else "the language check"
         )
         ctx.reject(new, self.name, f"{target.describe()}: failed {check} twice; {problem}")
@@ -309,6 +338,17 @@ class LanguageExpansionStep(RowStep):
                 if not check.passed:
                     return f"the {key} was {check.describe()}"
         return ""
+
+    def _numbers(self, written: dict[str, str], fields: dict[str, str]) -> str:
+        """A number of the source that a translation lost, named; "" when none (or when localizing)."""
+        return number_problem(fields, written, CHECKED_FIELDS) if self.translating else ""
+
+    async def _judged_details(self, written: dict[str, str], fields: dict[str, str], target: Target) -> str:
+        """The details the judge found changed, named; "" when none (or without a detail judge)."""
+        if self.details is None:
+            return ""
+        source = {k: fields[k] for k in CHECKED_FIELDS if k in fields and k in written}
+        return await self.details.problem(source, written, language_name(target.language))
 
     async def _drift(self, written: dict[str, str], fields: dict[str, str]) -> str:
         """The field that drifted from its source's meaning (module docstring), or ""."""
@@ -333,8 +373,13 @@ _DRIFTED = "drifted from the source's meaning"
 def _retry_note(target: Target, problem: str) -> str:
     """The stronger instruction of the second attempt."""
     name = language_name(target.language)
+    keep = (
+        " Keep every number, amount, date, name, negation and condition of the source as it is."
+        if CHANGED_DETAIL in problem or problem.startswith(NO_VERDICT)
+        else ""
+    )
     return (
-        f"Your previous reply was rejected: {problem}. Write every value in {name} only, "
+        f"Your previous reply was rejected: {problem}.{keep} Write every value in {name} only, "
         f"and reply with the JSON object only."
     )
 
