@@ -89,10 +89,10 @@ def cancel(run_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
 def delete_run(run_id: str, web: WebDep, session: PostSession) -> dict[str, Any]:
     """Delete an ended run with its files and evaluations; where to go (its spec)."""
     run = services.runs(web).get(session.tenant.id, run_id)
-    if run["status"] not in ENDED:
-        raise ConflictError(f"run {run_id!r} is {run['status']}; cancel it before deleting it")
+    if run.status not in ENDED:
+        raise ConflictError(f"run {run_id!r} is {run.status}; cancel it before deleting it")
     services.runs(web).delete(session.tenant.id, run_id)
-    return {"deleted": run_id, "url": f"/generate/specs/{run['spec_id']}"}
+    return {"deleted": run_id, "url": f"/generate/specs/{run.spec_id}"}
 
 
 @router.get("/generate/runs/{run_id}/files/{file_id}")
