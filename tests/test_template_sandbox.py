@@ -17,6 +17,8 @@ from datamill.llm.routing import Routing
 from datamill.llm.simulator import ProviderSimulator, serve_in_thread
 from datamill.services.settings.entry import Settings
 from datamill.steps.base import RowRejected, StepContext
+from datamill.steps.sandbox import SANDBOX
+from datamill.steps.templates import compile_documents, load_template, use_templates
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +108,24 @@ def test_templates_cannot_blow_up_or_mutate(template: str, reason: str) -> None:
     (issue,) = caught.value.issues
     assert issue.field == "steps.probe.template"
     assert reason in issue.reason
+
+
+def test_a_users_templates_render_in_the_sandbox_and_the_packages_own_outside_it(tmp_path: Path) -> None:
+    (tmp_path / "completion.yaml").write_text(
+        "version: 1\nmessages:\n  - role: user\n    content: 'Customer asks: {{ prompt }}'\n"
+    )
+
+    def environments() -> set[object]:
+        parts = load_template("completion").parts
+        return {template.environment for _, template in parts if not isinstance(template, str)}
+
+    assert SANDBOX not in environments()
+    with use_templates(tmp_path):
+        assert environments() == {SANDBOX}
+    with use_templates(
+        None, compile_documents([("completion", {"messages": [{"role": "user", "content": "{{ prompt }}"}]})])
+    ):
+        assert environments() == {SANDBOX}
+    step_template = datamill.PromptStep("t", "{{ question }}", output="t")._template
+    assert step_template is not None
+    assert step_template.environment is SANDBOX

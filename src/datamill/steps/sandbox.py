@@ -1,7 +1,8 @@
-"""The Jinja environment every prompt template renders in: Jinja's sandbox, with limits on size.
+"""The Jinja environment every user's prompt template renders in: Jinja's sandbox, with limits on size.
 
 Prompt templates come from users: a custom step's template, a folder of overrides on the command line, and
-on the server a tenant's run request. They all compile here, in Jinja's `ImmutableSandboxedEnvironment`
+on the server a tenant's run request. They all compile here (only the package's own templates, reviewed
+code, do not: `datamill.steps.templates`), in Jinja's `ImmutableSandboxedEnvironment`
 (the Jinja project's own answer to untrusted templates), so a template reads the row's values and nothing
 else:
 
