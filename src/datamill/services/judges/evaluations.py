@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
+import datetime as dt
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,15 +30,14 @@ from sqlalchemy import update
 
 from datamill.core.credits import PriceTable
 from datamill.core.errors import DataFormatError, Issue, ModelError, ValidationError
-from datamill.core.fields import Issues, describe, read_int, read_object, read_str
 from datamill.llm.gateway import Gateway
 from datamill.services.errors import NotFoundError
-from datamill.services.generation.common import CodedError, iso
+from datamill.services.generation.common import CodedError
 from datamill.services.generation.credits import reserve
 from datamill.services.generation.run_view import run_status, tenant_run
 from datamill.services.generation.seed_files import materialised_seeds
 from datamill.services.judges.grader import DimensionJudge, Graded, render, summarize
-from datamill.services.judges.judges import dimensions_of, page, tenant_judge
+from datamill.services.judges.judges import Page, dimensions_of, page, tenant_judge
 from datamill.store import BlobStore, Store
 from datamill.store.generation_runs import files_of_run
 from datamill.store.ids import new_id
@@ -47,8 +46,6 @@ from datamill.store.models import Tenant, utcnow
 from datamill.store.red_team_models import JudgeEvaluation
 from datamill.store.specs import get_seed_dataset
 
-SDK_FIELDS = ("messages", "input", "output", "name", "generation_model", "metadata", "model_override")
-FIELDS = (*SDK_FIELDS, "run_id", "dataset_id", "sample_size")
 DEFAULT_SAMPLES = 50
 MAX_SAMPLES = 200
 #: Largest interaction accepted, in characters of its JSON (422 above, as the contract says).
@@ -85,157 +82,85 @@ class Prepared:
     samples: list[Sample]
 
 
-def _messages(value: object, issues: Issues) -> list[tuple[str, Any]]:
-    if not isinstance(value, list) or not value or len(value) > MAX_MESSAGES:
-        issues.add(
-            "messages",
-            f"must be a list of 1 to {MAX_MESSAGES} {{role, content}} objects, got {describe(value)}",
-        )
-        return []
-    fields: list[tuple[str, Any]] = []
-    for index, message in enumerate(value):
-        if (
-            not isinstance(message, Mapping)
-            or not isinstance(message.get("role"), str)
-            or "content" not in message
-        ):
-            issues.add(
-                f"messages[{index}]",
-                f"must be an object with a string role and a content, got {describe(message)}",
-            )
-            continue
-        text = _content_text(message["content"], f"messages[{index}].content", issues)
-        fields.append((f"Message {index + 1} ({message['role']})", text))
-    return fields
+@dataclass(frozen=True, kw_only=True)
+class JudgeEvaluationRequest:
+    """What to grade: one interaction (its ``(label, value)`` fields), a run's or a dataset's samples.
 
-
-def _content_text(content: object, field: str, issues: Issues) -> object:
-    """A message's content as the judge reads it (an external URL in it is refused).
-
-    Text stays as is; of a list of content blocks, the text blocks' text is read, and every other block
-    (an image, a file) is named as not read.
+    `model_override` grades with another model than the judge's for this evaluation; `sample_size` is how
+    many samples of the run or dataset are graded, in order.
     """
-    if not isinstance(content, list):
-        return content
-    parts: list[str] = []
-    for index, block in enumerate(content):
-        if isinstance(block, str):
-            parts.append(block)
-            continue
-        if not isinstance(block, Mapping):
-            issues.add(
-                f"{field}[{index}]", f"must be a string or a content block object, got {describe(block)}"
-            )
-            continue
-        kind = str(block.get("type") or "block")
-        if isinstance(block.get("text"), str):
-            parts.append(str(block["text"]))
-            continue
-        links = [v for v in _urls(block) if not v.startswith("data:")]
-        if links:
-            issues.add(
-                f"{field}[{index}]", "external URLs are not fetched: send the file inline as a data: URI"
-            )
-        else:
-            parts.append(f"[{kind}: not read by the judge]")
-    return "\n".join(parts)
+
+    interaction: tuple[tuple[str, Any], ...] = ()
+    model_override: str | None = None
+    run_id: str | None = None
+    dataset_id: str | None = None
+    sample_size: int = DEFAULT_SAMPLES
 
 
-def _urls(value: object) -> list[str]:
-    """Every string under a ``url`` key of a content block (``image_url.url``, ``file.url``...)."""
-    if isinstance(value, Mapping):
-        found = [str(v) for k, v in value.items() if k == "url" and isinstance(v, str)]
-        return found + [u for k, v in value.items() if k != "url" for u in _urls(v)]
-    if isinstance(value, str) and value.startswith(("http://", "https://")):
-        return [value]
-    return []
+@dataclass(frozen=True, kw_only=True)
+class SampleTally:
+    """The counts and scores of the samples of a run or dataset evaluation."""
+
+    samples: int
+    graded: int
+    failed: int
+    mean_score: float | None
+    min_score: float | None
+    max_score: float | None
 
 
-def parse_evaluation(
-    body: object, check_model: Callable[[str], str | None] = lambda _name: None
-) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
-    """The validated request, and the fields of a single interaction (empty for a run or a dataset).
+@dataclass(frozen=True, kw_only=True)
+class JudgeEvaluationView:
+    """A stored evaluation (see the module docstring); `tally` is None for a single interaction."""
 
-    `check_model` says why a ``model_override`` is refused (None: it is routed).
-    """
-    issues = Issues()
-    values: Mapping[str, object] = read_object(body, "", FIELDS, issues) or {}
-    out: dict[str, Any] = {}
-    for key in ("name", "generation_model", "model_override", "run_id", "dataset_id"):
-        out[key] = read_str(values.get(key), key, issues, max_length=512)
-    if out["model_override"] is not None and (why := check_model(out["model_override"])) is not None:
-        issues.add("model_override", why)
-    given = [k for k in ("messages", "input", "run_id", "dataset_id") if values.get(k) is not None]
-    if len(given) != 1:
-        issues.add(
-            "input",
-            "send exactly one of messages (with output), input (with output), run_id or dataset_id; "
-            + (f"got {', '.join(given)}" if given else "got none"),
-        )
-    fields: list[tuple[str, Any]] = []
-    if values.get("messages") is not None or values.get("input") is not None:
-        if values.get("output") is None:
-            issues.add("output", "is required with messages or input: the answer to grade")
-        if out["name"]:
-            fields.append(("Interaction name", out["name"]))
-        if out["generation_model"]:
-            fields.append(("Model that answered", out["generation_model"]))
-        if values.get("metadata") is not None:
-            fields.append(("Metadata", values["metadata"]))
-        if values.get("messages") is not None:
-            fields += _messages(values["messages"], issues)
-        else:
-            fields.append(("Input", values["input"]))
-        fields.append(("Output", values.get("output")))
-    elif values.get("output") is not None:
-        issues.add("output", "grades an interaction: send it with messages or input")
-    size = read_int(values.get("sample_size"), "sample_size", issues, minimum=1, maximum=MAX_SAMPLES)
-    if size is not None and not (out["run_id"] or out["dataset_id"]):
-        issues.add("sample_size", "applies only with run_id or dataset_id")
-    out["sample_size"] = size or DEFAULT_SAMPLES
-    issues.raise_if_any()
-    if len(json.dumps(body, default=str)) > MAX_INPUT_CHARS:
-        raise InputTooLargeError(
-            f"the interaction is larger than {MAX_INPUT_CHARS} characters of JSON; grade a shorter one",
-            "input_too_large",
-        )
-    return out, fields
+    id: str
+    judge_id: str
+    judge_version: int
+    model: str
+    status: str
+    error: str | None
+    source: str
+    latency_ms: int
+    created_at: dt.datetime
+    verdict: Mapping[str, Any] | None
+    target: Mapping[str, Any]
+    samples: tuple[Mapping[str, Any], ...] | None
+    tally: SampleTally | None
+    cost_usd: float
+    rendered_text: str
 
 
-def evaluation_wire(row: JudgeEvaluation, *, rendered: bool) -> dict[str, Any]:
-    """The SDK's evaluation object plus ``target``, ``samples``, ``summary`` and ``cost_usd``."""
+def evaluation_view(row: JudgeEvaluation) -> JudgeEvaluationView:
     samples = row.samples
-    wire: dict[str, Any] = {
-        "id": row.id,
-        "judge_id": row.judge_id,
-        "judge_version": row.judge_version,
-        "model": row.model,
-        "status": row.status,
-        "error": row.error,
-        "source": row.source,
-        "latency_ms": row.latency_ms,
-        "created_at": iso(row.created_at),
-        "verdict": row.verdict,
-        "target": row.target,
-        "samples": samples,
-        "summary": _summary(samples) if samples is not None else None,
-        "cost_usd": round(float(row.cost_usd), 8),
-    }
-    if rendered:
-        wire["rendered_text"] = row.rendered_text
-    return wire
+    return JudgeEvaluationView(
+        id=row.id,
+        judge_id=row.judge_id,
+        judge_version=row.judge_version,
+        model=row.model,
+        status=row.status,
+        error=row.error,
+        source=row.source,
+        latency_ms=row.latency_ms,
+        created_at=row.created_at,
+        verdict=row.verdict,
+        target=row.target,
+        samples=tuple(samples) if samples is not None else None,
+        tally=_tally(samples) if samples is not None else None,
+        cost_usd=round(float(row.cost_usd), 8),
+        rendered_text=row.rendered_text,
+    )
 
 
-def _summary(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _tally(samples: Sequence[Mapping[str, Any]]) -> SampleTally:
     graded = [s["verdict"]["overall_score"] for s in samples if s.get("verdict")]
-    return {
-        "samples": len(samples),
-        "graded": len(graded),
-        "failed": len(samples) - len(graded),
-        "mean_score": round(sum(graded) / len(graded), 4) if graded else None,
-        "min_score": min(graded) if graded else None,
-        "max_score": max(graded) if graded else None,
-    }
+    return SampleTally(
+        samples=len(samples),
+        graded=len(graded),
+        failed=len(samples) - len(graded),
+        mean_score=round(sum(graded) / len(graded), 4) if graded else None,
+        min_score=min(graded) if graded else None,
+        max_score=max(graded) if graded else None,
+    )
 
 
 class JudgeEvaluationService:
@@ -245,7 +170,6 @@ class JudgeEvaluationService:
         store, blobs: the metadata database and the files of runs and datasets.
         gateway_factory: the gateway one evaluation's model calls go through (closed after it).
         default_model: the model of a judge that names none.
-        check_model: why a ``model_override`` cannot be used (None when the server routes it).
         prices: what an evaluation reserves and is charged (the defaults when None).
     """
 
@@ -255,22 +179,23 @@ class JudgeEvaluationService:
         blobs: BlobStore,
         gateway_factory: Callable[[], Gateway],
         default_model: str | None,
-        check_model: Callable[[str], str | None] = lambda _name: None,
         prices: PriceTable | None = None,
     ) -> None:
         self._store, self._blobs = store, blobs
-        self._gateway_factory, self._default, self._check = gateway_factory, default_model, check_model
+        self._gateway_factory, self._default = gateway_factory, default_model
         self._prices = prices or PriceTable()
 
-    async def evaluate(self, tenant_id: str, judge_id: str, body: object) -> dict[str, Any]:
-        """Validate, reserve the minimum charge, grade, then record the evaluation and settle its credits.
+    async def evaluate(
+        self, tenant_id: str, judge_id: str, request: JudgeEvaluationRequest
+    ) -> JudgeEvaluationView:
+        """Read the samples, reserve the minimum charge, grade, then record the evaluation and settle.
 
         The reservation is taken before any model call (402 ``insufficient_credits`` when the balance does
         not cover it) and settled in the transaction that records the evaluation: it is charged
         ``PriceTable.credits(0, judge spend)`` and the rest comes back; a grading that raised gives it all
         back.
         """
-        prepared = await asyncio.to_thread(self.prepare, tenant_id, judge_id, body)
+        prepared = await asyncio.to_thread(self.prepare, tenant_id, judge_id, request)
         reserved = await asyncio.to_thread(self._reserve, tenant_id)
         try:
             row = await self.grade(prepared)
@@ -287,12 +212,12 @@ class JudgeEvaluationService:
         with self._store.session() as session:
             _credit(session, tenant_id, amount)
 
-    def prepare(self, tenant_id: str, judge_id: str, body: object) -> Prepared:
-        """Validate the request and read its samples (blocking: call it off the event loop)."""
+    def prepare(self, tenant_id: str, judge_id: str, request: JudgeEvaluationRequest) -> Prepared:
+        """Read the request's samples (blocking: call it off the event loop)."""
+        fields = list(request.interaction)
         with self._store.session() as session:
             judge = tenant_judge(session, tenant_id, judge_id)
-            request, fields = parse_evaluation(body, self._check)
-            override = request["model_override"]
+            override = request.model_override
             prepared = Prepared(
                 tenant_id,
                 judge.id,
@@ -303,10 +228,10 @@ class JudgeEvaluationService:
                 {"kind": "input"},
                 [Sample("input", fields)] if fields else [],
             )
-        if request["run_id"] is not None:
-            return self._run_samples(prepared, request["run_id"], request["sample_size"])
-        if request["dataset_id"] is not None:
-            return self._dataset_samples(prepared, request["dataset_id"], request["sample_size"])
+        if request.run_id is not None:
+            return self._run_samples(prepared, request.run_id, request.sample_size)
+        if request.dataset_id is not None:
+            return self._dataset_samples(prepared, request.dataset_id, request.sample_size)
         return prepared
 
     def _run_samples(self, prepared: Prepared, run_id: str, size: int) -> Prepared:
@@ -395,28 +320,30 @@ class JudgeEvaluationService:
             created_at=utcnow(),
         )
 
-    def record(self, row: JudgeEvaluation, reserved: float = 0.0) -> dict[str, Any]:
-        """Store a graded evaluation and settle its credits; its wire object (without ``rendered_text``)."""
+    def record(self, row: JudgeEvaluation, reserved: float = 0.0) -> JudgeEvaluationView:
+        """Store a graded evaluation and settle its credits."""
         with self._store.session() as session:
             session.add(row)
             _credit(session, row.tenant_id, reserved - self._prices.credits(0, float(row.cost_usd)))
             session.flush()
-            return evaluation_wire(row, rendered=False)
+            return evaluation_view(row)
 
-    def list(self, tenant_id: str, judge_id: str, limit: int | None, offset: int | None) -> dict[str, Any]:
+    def list(
+        self, tenant_id: str, judge_id: str, limit: int | None, offset: int | None
+    ) -> Page[JudgeEvaluationView]:
         size, start = page(limit, offset)
         with self._store.session() as session:
             judge = tenant_judge(session, tenant_id, judge_id)
             count, rows = list_judge_evaluations(session, tenant_id, judge.id, size, start)
-            return {"count": count, "results": [evaluation_wire(r, rendered=False) for r in rows]}
+            return Page(count, tuple(evaluation_view(r) for r in rows))
 
-    def get(self, tenant_id: str, judge_id: str, evaluation_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, judge_id: str, evaluation_id: str) -> JudgeEvaluationView:
         with self._store.session() as session:
             judge = tenant_judge(session, tenant_id, judge_id)
             row = get_judge_evaluation(session, tenant_id, judge.id, evaluation_id)
             if row is None:
                 raise NotFoundError("judge evaluation", evaluation_id)
-            return evaluation_wire(row, rendered=True)
+            return evaluation_view(row)
 
 
 def _credit(session: Any, tenant_id: str, amount: float) -> None:

@@ -9,24 +9,24 @@ A judge's fields: ``name`` (required, unique among the tenant's judges), ``descr
 (required: what a good answer is), ``model`` (any model name the server routes; the server's default
 judge model when left out) and ``dimensions``, each
 ``{name, scoring_model: scale_1_5 | pass_fail, required, description}`` (one ``scale_1_5`` dimension
-named ``overall`` when left out). The wire object is the SDK's
-``{id, name, description, project_id, created_at, latest_version{version_number, model, created_at,
-dimensions[{dimension_id, name, required, scoring_model}]}}`` plus ``rubric``.
+named ``overall`` when left out). The service takes a `JudgeDraft` or `JudgeChanges` and answers a
+`JudgeView`; the server reads the bodies and writes the SDK's objects.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
-from typing import Any
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from datamill.core.fields import Issues, describe, join, read_bool, read_list, read_object, read_str
+from datamill.core.fields import Issues, describe, join
 from datamill.services.errors import NotFoundError
-from datamill.services.generation.common import NameTakenError, creator_email, iso
-from datamill.services.judges.grader import SCORING_MODELS, Dimension
+from datamill.services.generation.common import NameTakenError, creator_email
+from datamill.services.judges.grader import Dimension
 from datamill.services.tenants import TenantView
 from datamill.store import Store
 from datamill.store.ids import new_id
@@ -34,8 +34,6 @@ from datamill.store.judges import delete_judge, get_judge, judge_named, list_jud
 from datamill.store.models import utcnow
 from datamill.store.red_team_models import Judge
 
-FIELDS = ("name", "description", "rubric", "model", "dimensions")
-DIMENSION_FIELDS = ("dimension_id", "name", "scoring_model", "required", "description")
 MAX_NAME = 200
 MAX_RUBRIC = 20_000
 MAX_DIMENSIONS = 12
@@ -43,85 +41,90 @@ MAX_PAGE = 100
 #: The largest ``offset`` of a page (a larger one would not fit a database integer).
 MAX_OFFSET = 2**31 - 1
 DEFAULT_DIMENSION = {"name": "overall", "scoring_model": "scale_1_5", "required": True, "description": None}
-_DIMENSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+T = TypeVar("T")
 
 
-def _dimensions(value: object, issues: Issues, existing: list[Any]) -> list[dict[str, Any]] | None:
-    """The validated dimensions; one given with an existing ``dimension_id`` keeps it, others get new ids."""
-    items = read_list(value, "dimensions", issues)
-    if items is None:
-        return None
-    if not 1 <= len(items) <= MAX_DIMENSIONS:
-        issues.add("dimensions", f"must hold 1 to {MAX_DIMENSIONS} dimensions, got {len(items)}")
-        return None
-    known = {d.get("dimension_id") for d in existing}
-    out: list[dict[str, Any]] = []
-    for index, item in enumerate(items):
-        field = join("dimensions", index)
-        values = read_object(item, field, DIMENSION_FIELDS, issues)
-        if values is None:
-            continue
-        name = read_str(values.get("name"), join(field, "name"), issues)
-        if values.get("name") is None:
-            issues.add(join(field, "name"), "is required")
-        elif name is not None and not _DIMENSION_NAME.match(name):
-            issues.add(join(field, "name"), "must be 1-64 letters, digits, spaces, '_', '.' or '-'")
-            name = None
-        scoring = values.get("scoring_model", "scale_1_5")
-        if scoring not in SCORING_MODELS:
-            issues.add(
-                join(field, "scoring_model"),
-                f"must be one of {', '.join(SCORING_MODELS)}; got {describe(scoring)}",
-            )
-        required = read_bool(values.get("required"), join(field, "required"), issues)
-        about = read_str(values.get("description"), join(field, "description"), issues, max_length=2000)
-        given_id = values.get("dimension_id")
-        if given_id is not None and given_id not in known:
-            issues.add(join(field, "dimension_id"), f"is not a dimension of this judge: {describe(given_id)}")
-        if name is not None and any(d["name"] == name for d in out):
-            issues.add(join(field, "name"), f"repeats the dimension {name!r}")
-        out.append(
-            {
-                "dimension_id": given_id if given_id in known else new_id("dim"),
-                "name": name,
-                "scoring_model": scoring,
-                "required": required is not False,
-                "description": about,
-            }
-        )
-    return out
+@dataclass(frozen=True, kw_only=True)
+class DimensionDraft:
+    """A dimension as given: new (`dimension_id` None) or one the judge has, by its id (kept)."""
+
+    name: str
+    scoring_model: str = "scale_1_5"
+    required: bool = True
+    description: str | None = None
+    dimension_id: str | None = None
 
 
-def parse_judge(
-    body: object,
-    *,
-    partial: bool,
-    existing: list[Any] | None = None,
-    check_model: Callable[[str], str | None] = lambda _name: None,
-) -> dict[str, Any]:
-    """The validated fields of a create (`partial` False) or a PATCH.
+@dataclass(frozen=True, kw_only=True)
+class JudgeDraft:
+    """A new judge; without `dimensions`, one ``scale_1_5`` dimension named ``overall``."""
 
-    `check_model` says why a model name is refused (None: it is routed).
+    name: str
+    rubric: str
+    description: str | None = None
+    model: str | None = None
+    dimensions: tuple[DimensionDraft, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeChanges:
+    """An edit: the fields given (None: unchanged)."""
+
+    name: str | None = None
+    description: str | None = None
+    rubric: str | None = None
+    model: str | None = None
+    dimensions: tuple[DimensionDraft, ...] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeView:
+    """A judge: its rubric, the model it grades with, its dimensions and its version.
+
+    `model` is the server's default judge model when the judge names none; `version` is one more for each
+    change of rubric, model or dimensions.
     """
+
+    id: str
+    name: str
+    description: str | None
+    rubric: str
+    model: str | None
+    version: int
+    dimensions: tuple[Dimension, ...]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing and how many there are in all."""
+
+    count: int
+    items: tuple[T, ...]
+
+
+def _stored_dimensions(drafts: Sequence[DimensionDraft], existing: Sequence[Any]) -> list[dict[str, Any]]:
+    """The dimensions to store: one given with an existing ``dimension_id`` keeps it, others get new ids."""
+    known = {d.get("dimension_id") for d in existing}
     issues = Issues()
-    values: Mapping[str, object] = read_object(body, "", FIELDS, issues) or {}
-    out: dict[str, Any] = {}
-    if not partial:
-        for key in ("name", "rubric"):
-            if values.get(key) is None:
-                issues.add(key, "is required")
-    limits = {"name": MAX_NAME, "description": 2000, "rubric": MAX_RUBRIC, "model": 200}
-    for key, limit in limits.items():
-        if key in values:
-            out[key] = read_str(values[key], key, issues, max_length=limit)
-            if out[key] is None and key in ("name", "rubric") and values[key] is None:
-                issues.add(key, "must be a non-empty string, got null")
-    if out.get("model") is not None and (why := check_model(out["model"])) is not None:
-        issues.add("model", why)
-    if values.get("dimensions") is not None:
-        out["dimensions"] = _dimensions(values["dimensions"], issues, existing or [])
+    for index, draft in enumerate(drafts):
+        if draft.dimension_id is not None and draft.dimension_id not in known:
+            issues.add(
+                join(join("dimensions", index), "dimension_id"),
+                f"is not a dimension of this judge: {describe(draft.dimension_id)}",
+            )
     issues.raise_if_any()
-    return out
+    return [
+        {
+            "dimension_id": d.dimension_id if d.dimension_id in known else new_id("dim"),
+            "name": d.name,
+            "scoring_model": d.scoring_model,
+            "required": d.required,
+            "description": d.description,
+        }
+        for d in drafts
+    ]
 
 
 def dimensions_of(rows: list[Any]) -> list[Dimension]:
@@ -132,25 +135,18 @@ def dimensions_of(rows: list[Any]) -> list[Dimension]:
     ]
 
 
-def judge_wire(judge: Judge, default_model: str | None) -> dict[str, Any]:
-    """The SDK's judge object, plus ``rubric`` (the model is the default one when the judge names none)."""
-    return {
-        "id": judge.id,
-        "name": judge.name,
-        "description": judge.description,
-        "project_id": None,
-        "created_at": iso(judge.created_at),
-        "rubric": judge.rubric,
-        "latest_version": {
-            "version_number": judge.version,
-            "model": judge.model or default_model,
-            "created_at": iso(judge.updated_at),
-            "dimensions": [
-                {k: d[k] for k in ("dimension_id", "name", "required", "scoring_model")}
-                for d in judge.dimensions
-            ],
-        },
-    }
+def judge_view(judge: Judge, default_model: str | None) -> JudgeView:
+    return JudgeView(
+        id=judge.id,
+        name=judge.name,
+        description=judge.description,
+        rubric=judge.rubric,
+        model=judge.model or default_model,
+        version=judge.version,
+        dimensions=tuple(dimensions_of(list(judge.dimensions))),
+        created_at=judge.created_at,
+        updated_at=judge.updated_at,
+    )
 
 
 def tenant_judge(session: Session, tenant_id: str, judge_id: str) -> Judge:
@@ -178,34 +174,27 @@ class JudgeService:
 
     Args:
         store: the metadata database.
-        default_model: the model a judge that names none grades with (shown on the wire).
-        check_model: why a model name cannot be used (None when the server routes it).
+        default_model: the model a judge that names none grades with (shown as its model).
     """
 
-    def __init__(
-        self,
-        store: Store,
-        default_model: str | None,
-        check_model: Callable[[str], str | None] = lambda _name: None,
-    ) -> None:
-        self._store, self._default, self._check = store, default_model, check_model
+    def __init__(self, store: Store, default_model: str | None) -> None:
+        self._store, self._default = store, default_model
 
-    def create(self, tenant: TenantView, body: object) -> dict[str, Any]:
-        fields = parse_judge(body, partial=False, check_model=self._check)
+    def create(self, tenant: TenantView, draft: JudgeDraft) -> JudgeView:
+        dimensions = _stored_dimensions(draft.dimensions or (), [])
         try:
             with self._store.session() as session:
-                if judge_named(session, tenant.id, fields["name"]) is not None:
-                    raise NameTakenError("judge", fields["name"])
+                if judge_named(session, tenant.id, draft.name) is not None:
+                    raise NameTakenError("judge", draft.name)
                 now = utcnow()
                 judge = Judge(
                     id=new_id("judge"),
                     tenant_id=tenant.id,
-                    name=fields["name"],
-                    description=fields.get("description"),
-                    rubric=fields["rubric"],
-                    model=fields.get("model") or "",
-                    dimensions=fields.get("dimensions")
-                    or [DEFAULT_DIMENSION | {"dimension_id": new_id("dim")}],
+                    name=draft.name,
+                    description=draft.description,
+                    rubric=draft.rubric,
+                    model=draft.model or "",
+                    dimensions=dimensions or [DEFAULT_DIMENSION | {"dimension_id": new_id("dim")}],
                     version=1,
                     created_by_email=creator_email(tenant),
                     created_at=now,
@@ -213,33 +202,38 @@ class JudgeService:
                 )
                 session.add(judge)
                 session.flush()
-                return judge_wire(judge, self._default)
+                return judge_view(judge, self._default)
         except IntegrityError:
-            raise NameTakenError("judge", fields["name"]) from None
+            raise NameTakenError("judge", draft.name) from None
 
     def list(
         self, tenant_id: str, limit: int | None, offset: int | None, project_id: str | None
-    ) -> dict[str, Any]:
-        """``{count, results}``; judges belong to no project, so a ``project_id`` filter matches none."""
+    ) -> Page[JudgeView]:
+        """A page of judges; judges belong to no project, so a ``project_id`` filter matches none."""
         size, start = page(limit, offset)
         if project_id is not None:
-            return {"count": 0, "results": []}
+            return Page(0, ())
         with self._store.session() as session:
             count, judges = list_judges(session, tenant_id, size, start)
-            return {"count": count, "results": [judge_wire(j, self._default) for j in judges]}
+            return Page(count, tuple(judge_view(j, self._default) for j in judges))
 
-    def get(self, tenant_id: str, judge_id: str) -> dict[str, Any]:
+    def get(self, tenant_id: str, judge_id: str) -> JudgeView:
         with self._store.session() as session:
-            return judge_wire(tenant_judge(session, tenant_id, judge_id), self._default)
+            return judge_view(tenant_judge(session, tenant_id, judge_id), self._default)
 
-    def update(self, tenant_id: str, judge_id: str, body: object) -> dict[str, Any]:
-        """Change the fields sent; a change of rubric, model or dimensions is the judge's next version."""
+    def update(self, tenant_id: str, judge_id: str, changes: JudgeChanges) -> JudgeView:
+        """Change the fields given; a change of rubric, model or dimensions is the judge's next version."""
         try:
             with self._store.session() as session:
                 judge = tenant_judge(session, tenant_id, judge_id)
-                fields = parse_judge(
-                    body, partial=True, existing=list(judge.dimensions), check_model=self._check
-                )
+                fields: dict[str, Any] = {
+                    "name": changes.name,
+                    "description": changes.description,
+                    "rubric": changes.rubric,
+                    "model": changes.model,
+                }
+                if changes.dimensions is not None:
+                    fields["dimensions"] = _stored_dimensions(changes.dimensions, list(judge.dimensions))
                 name = fields.get("name")
                 other = judge_named(session, tenant_id, name) if name else None
                 if other is not None and other.id != judge.id:
@@ -253,9 +247,9 @@ class JudgeService:
                 if changed:
                     judge.updated_at = utcnow()
                 session.flush()
-                return judge_wire(judge, self._default)
+                return judge_view(judge, self._default)
         except IntegrityError:
-            raise NameTakenError("judge", str(body)) from None
+            raise NameTakenError("judge", str(changes.name)) from None
 
     def delete(self, tenant_id: str, judge_id: str) -> None:
         with self._store.session() as session:
