@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from doc_blocks import blocks, run_block
 from test_judges import define
 from test_red_team import make_spec
 
 import dataframer
 from conftest import RunningServer
 
-DOC = Path(__file__).parents[2] / "docs" / "failures.md"
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
-BLOCKS = _BLOCK.findall(DOC.read_text(encoding="utf-8"))
+PAGE = "failures.md"
+BLOCKS = blocks(PAGE)
 
 
 def _run(code: str, server: RunningServer, key: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Run `code` with `key` and the server in the environment; what it printed."""
-    monkeypatch.setenv("DATAFRAMER_API_KEY", key)
-    monkeypatch.setenv("DATAFRAMER_BASE_URL", server.base_url)
-    printed: list[str] = []
-
-    def record(*values: object) -> None:
-        printed.append(" ".join(str(v) for v in values))
-
-    exec(compile(code, str(DOC), "exec"), {"__name__": "docs_failures", "print": record})
-    return printed
+    """Run `code` with `key`; what it printed."""
+    return run_block(PAGE, code, server.base_url, key, monkeypatch)
 
 
 @pytest.fixture

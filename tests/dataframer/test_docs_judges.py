@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
+from doc_blocks import blocks, run_block
 
 from conftest import RunningServer
 
-DOC = Path(__file__).parents[2] / "docs" / "judges.md"
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
-BLOCKS = _BLOCK.findall(DOC.read_text(encoding="utf-8"))
+PAGE = "judges.md"
+BLOCKS = blocks(PAGE)
 
 
 def _run(code: str, server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Run `code` with a new tenant's key and the server in the environment; what it printed."""
-    monkeypatch.setenv("DATAFRAMER_API_KEY", server.new_key())
-    monkeypatch.setenv("DATAFRAMER_BASE_URL", server.base_url)
-    printed: list[str] = []
-
-    def record(*values: object) -> None:
-        printed.append(" ".join(str(v) for v in values))
-
-    exec(compile(code, str(DOC), "exec"), {"__name__": "docs_judges", "print": record})
-    return printed
+    """Run `code` with a new tenant's key; what it printed."""
+    return run_block(PAGE, code, server.base_url, server.new_key(), monkeypatch)
 
 
 def test_the_page_has_its_examples() -> None:
