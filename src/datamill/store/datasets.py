@@ -55,6 +55,13 @@ def get_dataset_any_tenant(session: Session, dataset_id: str) -> Dataset | None:
     return session.get(Dataset, dataset_id)
 
 
+def tenant_of_dataset(session: Session, dataset_id: str) -> str | None:
+    """The tenant of a dataset not deleted (None when it is gone): for scheduling background work fairly."""
+    stmt = select(Dataset.tenant_id).where(Dataset.id == dataset_id, Dataset.deleted_at.is_(None))
+    found = session.execute(stmt).scalar_one_or_none()
+    return None if found is None else str(found)
+
+
 def _conditions(filt: DatasetFilter) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [Dataset.tenant_id == filt.tenant_id, Dataset.deleted_at.is_(None)]
     if filt.statuses:

@@ -63,6 +63,11 @@ class IngestService:
         with self._store.session() as session:
             return repo.dataset_ids_in_ingest_state(session, "uploaded")
 
+    def tenant_of(self, dataset_id: str) -> str | None:
+        """The dataset's tenant, for the fair queue (None when it was deleted)."""
+        with self._store.session() as session:
+            return repo.tenant_of_dataset(session, dataset_id)
+
     def process(self, dataset_id: str) -> None:
         """Read one dataset's files and settle its status; a dataset not waiting to be read is left alone."""
         with self._store.session() as session:

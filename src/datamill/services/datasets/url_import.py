@@ -103,6 +103,11 @@ class UrlImportService:
         with self._store.session() as session:
             return repo.dataset_ids_in_ingest_state(session, "importing")
 
+    def tenant_of(self, dataset_id: str) -> str | None:
+        """The dataset's tenant, for the fair queue (None when it was deleted)."""
+        with self._store.session() as session:
+            return repo.tenant_of_dataset(session, dataset_id)
+
     def process(self, dataset_id: str) -> None:
         """Fetch one dataset's file and queue it for ingest, or mark it failed; others are left alone."""
         with self._store.session() as session:
