@@ -30,6 +30,8 @@ ENTRY_POINTS = {
     "services/generation/library.py",  # the Python API: create_spec / generate without settings
     "services/generation/evaluate.py",  # the Python API: evaluate_samples without settings
 }
+#: Programs a launcher starts, which read the launcher's own variables (torchrun's RANK, LOCAL_RANK...).
+LAUNCHED = {"training/launch.py"}
 _FACTORIES = {"from_env", "load_settings", "read_environment"}
 
 
@@ -69,7 +71,9 @@ def test_only_the_settings_package_reads_the_environment() -> None:
     found = {
         module: lines
         for module, tree in _modules()
-        if not module.startswith(SETTINGS_PACKAGE) and (lines := _environment_reads(tree))
+        if not module.startswith(SETTINGS_PACKAGE)
+        and module not in LAUNCHED
+        and (lines := _environment_reads(tree))
     }
     assert found == {}, f"modules below the entry points read the environment: {found}"
 
@@ -141,6 +145,10 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         "DATAMILL_TRAIN_CACHE": str(tmp_path / "converted"),
         "DATAMILL_TRAIN_MAX_NEW_TOKENS": "64",
         "DATAMILL_TRAIN_THREADS": "2",
+        "DATAMILL_TRAIN_PROCS_PER_NODE": "4",
+        "DATAMILL_TRAIN_NNODES": "2",
+        "DATAMILL_TRAIN_RDZV_ENDPOINT": "trainer-0.internal:29400",
+        "DATAMILL_TRAIN_RDZV_ID": "run-7",
         "OPENAI_API_KEY": "sk-route",
     }
     assert set(env) - {"OPENAI_API_KEY"} == set(EnvironmentValues.model_fields) - {"XDG_DATA_HOME"}
@@ -195,6 +203,8 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
     training = runs.training
     assert (training.models, training.device) == (("/srv/base", "org/model"), "cuda:1")
     assert (training.cache_dir, training.max_new_tokens, training.threads) == (tmp_path / "converted", 64, 2)
+    assert (training.procs_per_node, training.nnodes) == (4, 2)
+    assert (training.rdzv_endpoint, training.rdzv_id) == ("trainer-0.internal:29400", "run-7")
     assert publish.roots == ("/srv/a", "memory://pub")
     assert (publish.hf_endpoint, publish.hf_token) == ("http://127.0.0.1:9", "hf_x")
     # Routes take their keys from what the entry point read; the worker's gateway gets the same.
@@ -210,3 +220,19 @@ def test_data_dir_overrides_the_home_in_every_section(tmp_path: Path) -> None:
 def test_a_bad_value_names_its_variable() -> None:
     with pytest.raises(ConfigError, match="DATAMILL_RUN_BATCH_SIZE: must be a positive whole number"):
         load_settings({"DATAMILL_RUN_BATCH_SIZE": "many"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"DATAMILL_TRAIN_PROCS_PER_NODE": "0"},
+            "DATAMILL_TRAIN_PROCS_PER_NODE: must be a whole number from 1",
+        ),
+        ({"DATAMILL_TRAIN_NNODES": "2"}, "DATAMILL_TRAIN_RDZV_ENDPOINT: needed when DATAMILL_TRAIN_NNODES"),
+        ({"DATAMILL_TRAIN_RDZV_ENDPOINT": "no-port"}, "DATAMILL_TRAIN_RDZV_ENDPOINT: must be host:port"),
+    ],
+)
+def test_a_training_launch_that_cannot_work_names_its_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env)

@@ -64,11 +64,12 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainReport:
-    """What a training did: optimisation steps, the last logged loss, seconds."""
+    """What a training did: optimisation steps, the last logged loss, seconds, the processes that trained."""
 
     steps: int
     loss: float | None
     seconds: float
+    world_size: int = 1
 
 
 def _records(examples: Sequence[Example], config: TrainConfig) -> list[dict[str, Any]]:
@@ -167,8 +168,12 @@ def train_adapter(
     *,
     device: str = "cpu",
     should_stop: Callable[[], bool] = lambda: False,
+    saves: bool = True,
 ) -> TrainReport:
     """Fine-tune the model in `folder` on `examples`; the adapter is saved to ``output_dir/adapter``.
+
+    Under a distributed launcher (`datamill.training.launch`) every process calls this, the trainer trains
+    data-parallel, and only the process with `saves` writes the adapter (every process holds the same one).
 
     Raises:
         Stopped: `should_stop` answered True; nothing is saved.
@@ -188,10 +193,12 @@ def train_adapter(
         result = trainer.train()
         if should_stop():
             raise Stopped("training was stopped")
-        trainer.model.save_pretrained(output_dir / "adapter")
+        if saves:
+            trainer.model.save_pretrained(output_dir / "adapter")
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return TrainReport(
         steps=int(trainer.state.global_step),
         loss=float(losses[-1]) if losses else None,
         seconds=float(result.metrics.get("train_runtime", 0.0)),
+        world_size=int(trainer.args.world_size),
     )

@@ -10,19 +10,25 @@
 4. The loop ends when the best win rate reaches the target, after `max_iterations`, or when the search has
    no move left.
 
-Training and generation are blocking calls run on a thread. A cancel (the task is cancelled) sets the stop
-flag they check between steps, waits for the step in progress to end, and re-raises, so the worker is free
-within one training or generation step.
+A loop given the iterations an earlier attempt recorded (``done``) resumes after them: the search picks up
+from their hyperparameters and win rates, and the next iteration is numbered after the last recorded one.
+The base model's answers are generated again (greedy decoding gives the same ones).
+
+Training and generation are blocking calls run on a thread; a training spread over several processes or
+machines (`LoopPlan.launch`) runs through torchrun (`datamill.training.launcher`), which the thread waits
+for. A cancel (the task is cancelled) sets the stop flag they check between steps, waits for the step in
+progress to end, and re-raises, so the worker is free within one training or generation step.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import shutil
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -32,6 +38,7 @@ from datamill.pipelines.autoscientist.judging import PairwiseJudge
 from datamill.pipelines.autoscientist.search import Tried, best_index, next_params
 from datamill.pipelines.autoscientist.win_rate import summarise
 from datamill.training.answers import generate_answers
+from datamill.training.launcher import Launch, train_launched
 from datamill.training.lora import Stopped, TrainConfig, TrainReport, train_adapter
 
 T = TypeVar("T")
@@ -53,6 +60,8 @@ class LoopPlan:
         work_dir: where adapters are written while the loop runs.
         device: ``cpu`` or ``cuda``.
         max_new_tokens: the longest answer generated for a held-out prompt.
+        launch: how training is spread over processes and machines (more than one: through torchrun).
+        threads: CPU threads each launched training process uses (0: torch's default).
     """
 
     folder: str
@@ -66,6 +75,8 @@ class LoopPlan:
     work_dir: Path
     device: str = "cpu"
     max_new_tokens: int = 128
+    launch: Launch = field(default_factory=Launch)
+    threads: int = 0
 
 
 class LoopEvents(Protocol):
@@ -108,13 +119,53 @@ async def _in_thread(work: Callable[[], T], stop: threading.Event) -> T:
 
 
 def _train(plan: LoopPlan, config: TrainConfig, out: Path, stop: threading.Event) -> TrainReport:
+    if plan.launch.distributed:
+        return train_launched(
+            plan.folder,
+            plan.split.train,
+            config,
+            out,
+            launch=plan.launch,
+            device=plan.device,
+            threads=plan.threads,
+            should_stop=stop.is_set,
+        )
     return train_adapter(
         plan.folder, plan.split.train, config, out, device=plan.device, should_stop=stop.is_set
     )
 
 
-async def run_loop(plan: LoopPlan, judge: PairwiseJudge, events: LoopEvents) -> LoopResult:
-    """Run the loop (module docstring). Raises `Stopped`-free: a cancel re-raises `CancelledError`."""
+def _tried(record: dict[str, Any]) -> Tried:
+    base = record.get("base_iteration")
+    return Tried(
+        record["move"], record["hyperparams"], float(record["win_rate"]), None if base is None else base - 1
+    )
+
+
+def _ended(plan: LoopPlan, history: list[Tried]) -> str | None:
+    if history and history[best_index(history)].win_rate >= plan.target_win_rate:
+        return "target_reached"
+    if len(history) >= plan.max_iterations:
+        return "max_iterations"
+    return None
+
+
+async def run_loop(
+    plan: LoopPlan, judge: PairwiseJudge, events: LoopEvents, done: Sequence[dict[str, Any]] = ()
+) -> LoopResult:
+    """Run the loop (module docstring), after the iterations `done` when an earlier attempt recorded some.
+
+    A cancel re-raises `CancelledError`.
+    """
+    history = [_tried(record) for record in done]
+    result = LoopResult("max_iterations", iterations=list(done))
+    result.trained_rows = len(plan.split.train) * len(done)
+    if history:
+        result.best = best_index(history) + 1
+    ended = _ended(plan, history)
+    if ended is not None:
+        result.reason = ended
+        return result
     stop = threading.Event()
     held = plan.split.held_out
     prompts = [e.prompt for e in held]
@@ -135,9 +186,7 @@ async def run_loop(plan: LoopPlan, judge: PairwiseJudge, events: LoopEvents) -> 
         return found
 
     baseline = await _in_thread(functools.partial(answer, None), stop)
-    history: list[Tried] = []
-    result = LoopResult("max_iterations")
-    for number in range(1, plan.max_iterations + 1):
+    for number in range(len(history) + 1, plan.max_iterations + 1):
         chosen = next_params(plan.start, history, plan.fixed)
         if chosen is None:
             result.reason = "search_exhausted"
@@ -155,11 +204,14 @@ async def run_loop(plan: LoopPlan, judge: PairwiseJudge, events: LoopEvents) -> 
         record = {
             "iteration": number,
             "move": move,
+            "base_iteration": None if base is None else base + 1,
             "hyperparams": params,
             **rate.to_dict(),
             "train_steps": report.steps,
             "train_loss": report.loss,
             "train_seconds": round(report.seconds, 2),
+            "train_processes": report.world_size,
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             "first_error": next((j.error for j in judgements if j.error), None),
             "samples": [
                 {"prompt": p, "tuned": t, "base": b, **j.to_dict()}
@@ -171,7 +223,7 @@ async def run_loop(plan: LoopPlan, judge: PairwiseJudge, events: LoopEvents) -> 
         result.iterations.append(record)
         if is_best:
             result.best = number
-        if history[best_index(history)].win_rate >= plan.target_win_rate:
+        if _ended(plan, history) == "target_reached":
             result.reason = "target_reached"
             break
     return result

@@ -8,8 +8,10 @@ to the run at once; the best adapter so far is packed (`datamill.training.artifa
 and the previous best is deleted. The job's ``rows_out`` is the examples trained on over every iteration
 and its ``cost_usd`` the judge's spend, from which the worker charges credits.
 
-An attempt starts the loop from the beginning (a worker that died mid-run leaves nothing to resume but the
-iterations it recorded, which the new attempt replaces). Failures are recorded on the run's ``error``:
+An attempt after a worker died (its lease lapsed) or was stopped resumes the loop after the last iteration
+the earlier attempts recorded: those iterations stay as they are, and so does the best adapter in the blob
+store, which a later iteration replaces only by doing better; an iteration that was under way is trained
+again. Failures are recorded on the run's ``error``:
 a dataset with too few usable rows, a base model that cannot be found or loaded, a judge that cannot be
 used or could judge no prompt.
 """
@@ -39,6 +41,7 @@ from datamill.store.autoscientist import artifact_blob_key, get_autoscientist_ru
 from datamill.store.autoscientist_models import AutoscientistRun
 from datamill.store.runs import RunOutcome
 from datamill.training.artifact import pack_adapter
+from datamill.training.launcher import Launch, processes_per_node
 from datamill.training.loading import model_folder, pick_device, use_threads
 
 log = logging.getLogger(__name__)
@@ -55,9 +58,20 @@ class _Recorder:
         self._store, self._blobs = store, blobs
         self._run_id, self._tenant_id, self._model = run_id, tenant_id, model
 
-    def reset(self) -> None:
-        """Forget what an earlier attempt recorded (this attempt starts the loop again)."""
-        self._update(lambda run: _clear(run, self._blobs))
+    def resume(self) -> list[dict[str, Any]]:
+        """The iterations earlier attempts recorded, which this attempt continues after."""
+        found: list[dict[str, Any]] = []
+
+        def read(run: AutoscientistRun) -> None:
+            run.error = None
+            found.extend(_recorded(run, self._blobs))
+            # an adapter written by an attempt that died before recording its iteration
+            unrecorded = artifact_blob_key(self._tenant_id, self._run_id, len(found) + 1)
+            if unrecorded != run.artifact_key:
+                self._blobs.delete(unrecorded)
+
+        self._update(read)
+        return found
 
     def iteration_done(self, record: dict[str, Any], adapter: Path, best: bool) -> None:
         if record["judged"] == 0:
@@ -100,11 +114,22 @@ class _Recorder:
                 change(run)
 
 
-def _clear(run: AutoscientistRun, blobs: BlobStore) -> None:
+def _recorded(run: AutoscientistRun, blobs: BlobStore) -> list[dict[str, Any]]:
+    """The run's recorded iterations, numbered 1, 2, ... without a gap; none when its best adapter is lost.
+
+    The best iteration's adapter must still be in the blob store for the loop to go on from it; if it is
+    not, the recorded iterations are forgotten and the loop starts again.
+    """
+    records = [r for r in run.iterations if isinstance(r, dict)]
+    numbered = [r.get("iteration") for r in records] == list(range(1, len(records) + 1))
+    kept = run.artifact_key is not None and blobs.exists(run.artifact_key)
+    if numbered and (not records or kept):
+        return records
     if run.artifact_key:
         blobs.delete(run.artifact_key)
     run.iterations, run.artifact_key, run.best_iteration = [], None, None
-    run.best_win_rate, run.best_hyperparams, run.error = None, None, None
+    run.best_win_rate, run.best_hyperparams = None, None
+    return []
 
 
 class AutoscientistExecutor:
@@ -123,11 +148,11 @@ class AutoscientistExecutor:
         try:
             run = await asyncio.to_thread(self._load, run_id)
             recorder = _Recorder(self._store, self._blobs, run.id, run.tenant_id, run.model)
-            await asyncio.to_thread(recorder.reset)
+            done = await asyncio.to_thread(recorder.resume)
             plan = await asyncio.to_thread(self._plan, run, work_dir)
             live.total_rows = len(plan.split.train) * run.max_iterations
             judge = PairwiseJudge(self._judge(gateway))
-            result = await run_loop(plan, judge, recorder)
+            result = await run_loop(plan, judge, recorder, done)
         except (DatamillError, OSError) as exc:
             log.warning("autoscientist run %s failed: %s", run_id, exc)
             message = str(exc) if isinstance(exc, DatamillError) else f"{type(exc).__name__}: {exc}"
@@ -172,6 +197,13 @@ class AutoscientistExecutor:
         model = find_model(training, run.model)
         use_threads(training.threads)
         folder = model_folder(model, training.cache_for(self._data_dir))
+        device = pick_device(training.device)
+        launch = Launch(
+            procs_per_node=processes_per_node(training.procs_per_node, device),
+            nnodes=training.nnodes,
+            rdzv_endpoint=training.rdzv_endpoint,
+            rdzv_id=training.rdzv_id,
+        )
         return LoopPlan(
             folder=folder,
             split=split,
@@ -182,8 +214,10 @@ class AutoscientistExecutor:
             max_iterations=run.max_iterations,
             target_win_rate=run.target_win_rate,
             work_dir=work_dir,
-            device=pick_device(training.device),
+            device=device,
             max_new_tokens=training.max_new_tokens,
+            launch=launch,
+            threads=training.threads,
         )
 
     def _judge(self, gateway: Gateway) -> ModelHandle:

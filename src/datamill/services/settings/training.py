@@ -7,6 +7,15 @@
 | DATAMILL_TRAIN_CACHE          | where GGUF base models are kept once converted         | DATA_DIR/models |
 | DATAMILL_TRAIN_MAX_NEW_TOKENS | the longest answer generated for a held-out prompt     | 128             |
 | DATAMILL_TRAIN_THREADS        | CPU threads torch uses (``0``: torch's default)        | 0               |
+| DATAMILL_TRAIN_PROCS_PER_NODE | training processes on this machine (torchrun), ``auto``  | auto            |
+| DATAMILL_TRAIN_NNODES         | machines one training spans                            | 1               |
+| DATAMILL_TRAIN_RDZV_ENDPOINT  | ``host:port`` where the machines of a training meet    | (one machine)   |
+| DATAMILL_TRAIN_RDZV_ID        | the name of the multi-machine training rendezvous      | datamill-train  |
+
+``auto`` processes means one per GPU when training on ``cuda`` (all the GPUs the worker sees), one on a CPU
+or a single named GPU (``cuda:N``). More than one process in all (several per machine, or several machines)
+launches each training through ``torchrun`` (`datamill.training.launcher`); several machines need
+``DATAMILL_TRAIN_RDZV_ENDPOINT``.
 
 On a machine whose cores are shared with other busy processes, ``DATAMILL_TRAIN_THREADS=1`` is several times
 faster than the default: torch's threads wait for each other at every operation, and a descheduled one makes
@@ -23,6 +32,19 @@ from pathlib import Path
 from datamill.core.errors import ConfigError
 
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+_ENDPOINT = re.compile(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
+_RDZV_ID = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+
+
+def _count(env: Mapping[str, str], name: str, default: str, low: int, auto: bool = False) -> int:
+    """A whole number from `low` to 1024 (``auto`` reads as 0 where allowed)."""
+    text = env.get(name, default).strip().lower()
+    if auto and text == "auto":
+        return 0
+    if not text.isdigit() or not low <= int(text) <= 1024:
+        also = " or auto" if auto else ""
+        raise ConfigError(f"{name}: must be a whole number from {low} to 1024{also}, got {text!r}")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,10 @@ class TrainingSettings:
     cache_dir: Path | None = None
     max_new_tokens: int = 128
     threads: int = 0
+    procs_per_node: int = 0  # 0: auto
+    nnodes: int = 1
+    rdzv_endpoint: str = ""
+    rdzv_id: str = "datamill-train"
 
     @classmethod
     def from_values(cls, env: Mapping[str, str]) -> TrainingSettings:
@@ -52,13 +78,24 @@ class TrainingSettings:
             raise ConfigError(
                 f"DATAMILL_TRAIN_MAX_NEW_TOKENS: must be a whole number from 1 to 4096, got {tokens_text!r}"
             )
-        threads = env.get("DATAMILL_TRAIN_THREADS", "0").strip()
-        if not threads.isdigit() or int(threads) > 1024:
+        threads = _count(env, "DATAMILL_TRAIN_THREADS", "0", 0)
+        procs = _count(env, "DATAMILL_TRAIN_PROCS_PER_NODE", "auto", 1, auto=True)
+        nnodes = _count(env, "DATAMILL_TRAIN_NNODES", "1", 1)
+        endpoint = env.get("DATAMILL_TRAIN_RDZV_ENDPOINT", "").strip()
+        if endpoint and not _ENDPOINT.fullmatch(endpoint):
+            raise ConfigError(f"DATAMILL_TRAIN_RDZV_ENDPOINT: must be host:port, got {endpoint!r}")
+        if nnodes > 1 and not endpoint:
             raise ConfigError(
-                f"DATAMILL_TRAIN_THREADS: must be a whole number from 0 to 1024, got {threads!r}"
+                "DATAMILL_TRAIN_RDZV_ENDPOINT: needed when DATAMILL_TRAIN_NNODES is above 1 "
+                "(host:port of a machine every node reaches)"
+            )
+        rdzv_id = env.get("DATAMILL_TRAIN_RDZV_ID", "datamill-train").strip()
+        if not _RDZV_ID.fullmatch(rdzv_id):
+            raise ConfigError(
+                f"DATAMILL_TRAIN_RDZV_ID: letters, digits, '.', '_' and '-' (at most 64), got {rdzv_id!r}"
             )
         cache_dir = Path(cache).expanduser() if cache else None
-        return cls(models, device, cache_dir, int(tokens_text), int(threads))
+        return cls(models, device, cache_dir, int(tokens_text), threads, procs, nnodes, endpoint, rdzv_id)
 
     def cache_for(self, data_dir: Path) -> Path:
         """The converted-models folder: `cache_dir`, else ``<data_dir>/models``."""

@@ -1,0 +1,92 @@
+"""A training launched through torchrun: two processes on CPU train one LoRA adapter data-parallel (gloo).
+
+The base model is a randomly initialised Llama of a few thousand weights with a word-level tokenizer built
+from the examples, so two processes load and train it in seconds; the path is the one a worker takes when
+`Launch.procs_per_node` is above 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from datamill.training.launcher import Launch, TrainingFailed, train_launched
+from datamill.training.lora import Example, Stopped, TrainConfig
+from tiny_training_model import NUMBERS, tiny_model
+
+pytestmark = pytest.mark.slow
+
+
+def _examples() -> list[Example]:
+    return [Example(prompt=f"name fruit number {n}", completion=f"pineapple {n}") for n in NUMBERS]
+
+
+CONFIG = TrainConfig(chat=False, n_epochs=2, learning_rate=1e-2, batch_size=2, lora_r=4, lora_alpha=8)
+
+
+# peft 0.21 reads a property transformers 5 deprecated; the warning is theirs, not the adapter's.
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+def test_two_processes_train_one_adapter_through_torchrun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    monkeypatch.setenv("DATAMILL_TRAIN_THREADS", "1")
+    folder = tiny_model(tmp_path / "base")
+    out = tmp_path / "iteration-1"
+    report = train_launched(
+        folder, _examples(), CONFIG, out, launch=Launch(procs_per_node=2), device="cpu", threads=1
+    )
+
+    assert report.world_size == 2
+    # 10 examples, 2 a batch on each of 2 processes: 3 steps an epoch (one process alone would take 5)
+    assert report.steps == 6
+    assert report.loss is not None
+    ranks = sorted((out / "launch" / "ranks").glob("rank-*.json"))
+    records = [json.loads(p.read_text()) for p in ranks]
+    assert [(r["rank"], r["world_size"], r["steps"]) for r in records] == [(0, 2, 6), (1, 2, 6)]
+    base = AutoModelForCausalLM.from_pretrained(folder)
+    inputs = AutoTokenizer.from_pretrained(folder)("name fruit number three", return_tensors="pt").input_ids
+    with torch.no_grad():
+        before = base(inputs).logits
+        tuned = PeftModel.from_pretrained(base, str(out / "adapter"))
+        after = tuned(inputs).logits
+    assert (after - before).abs().max().item() > 1e-4
+
+
+def test_a_failing_process_fails_the_launch_with_its_log(tmp_path: Path) -> None:
+    folder = tiny_model(tmp_path / "base")
+    bad = TrainConfig(chat=False, lora_trainable_modules="no_such_module")
+    with pytest.raises(TrainingFailed, match="no_such_module"):
+        train_launched(folder, _examples(), bad, tmp_path / "out", launch=Launch(procs_per_node=2), threads=1)
+
+
+def test_a_stop_ends_the_launcher_and_its_processes(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    folder = tiny_model(tmp_path / "base")
+    long = TrainConfig(chat=False, n_epochs=10_000, batch_size=1, lora_r=4, lora_alpha=8)
+    ranks = tmp_path / "out" / "launch" / "ranks"
+    calls = []
+
+    def stop_soon() -> bool:
+        calls.append(1)
+        return len(calls) > 20
+
+    with pytest.raises(Stopped):
+        train_launched(
+            folder,
+            _examples(),
+            long,
+            tmp_path / "out",
+            launch=Launch(procs_per_node=2),
+            threads=1,
+            should_stop=stop_soon,
+        )
+    assert not ranks.exists()  # no process finished
+    job = str(tmp_path / "out" / "launch")
+    left = [p.pid for p in psutil.process_iter(["cmdline"]) if job in " ".join(p.info["cmdline"] or [])]
+    assert left == []  # the launcher and both training processes were ended
