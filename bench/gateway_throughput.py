@@ -17,6 +17,9 @@ The fake server stands for a self-hosted server: no per-minute budget, so the ro
 ``initial_concurrency`` to C (no slow start), as the shipped ``vllm/*`` route does;
 ``--initial-concurrency 0`` leaves it out, and the first round trip then sends 32 calls.
 
+The client runs on the event loop datamill's entry points choose (``--loop auto``: uvloop where it is
+installed, `datamill.llm.event_loop`); ``--loop asyncio`` measures the standard loop.
+
 Each scenario runs in its own client process, so CPU and peak RSS are its own; with ``--repeats 3`` each runs
 three times and the run with the median calls/s is reported. Usage::
 
@@ -51,12 +54,9 @@ SCENARIOS = ("sqlite_cache", "sqlite_cache_bounded_caller", "no_cache", "cache_h
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     if args.child:
-        run = asyncio.run
-        if args.loop == "uvloop":
-            import uvloop
+        from datamill.llm.event_loop import run
 
-            run = uvloop.run
-        print(json.dumps(run(_child(args))))
+        print(json.dumps(run(_child(args), args.loop)))
         return 0
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_before = os.getloadavg()
@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             "calls": args.calls,
             "concurrency": args.concurrency,
             "initial_concurrency": _initial(args),
+            "loop": _loop_name(args.loop),
             "latency_s": args.latency,
             "server_max_concurrent_429": args.server_max_concurrent,
             "retry_after_s": args.retry_after,
@@ -111,11 +112,23 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--retry-after", type=float, default=1.0, help="429 scenario: Retry-After seconds")
     parser.add_argument("--skip-429", action="store_true")
     # Internal: run one scenario in this process and print its JSON.
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio", help="client event loop")
+    parser.add_argument(
+        "--loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="client event loop (auto: uvloop where installed, as datamill's entry points choose)",
+    )
     parser.add_argument("--child", default="", help=argparse.SUPPRESS)
     parser.add_argument("--base-url", default="", help=argparse.SUPPRESS)
     parser.add_argument("--cache-path", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def _loop_name(choice: str) -> str:
+    """The event loop a choice gives on this machine."""
+    from datamill.llm.event_loop import loop_factory
+
+    return "asyncio" if loop_factory(choice) is None else "uvloop"
 
 
 def _initial(args: argparse.Namespace) -> int | None:
@@ -238,7 +251,8 @@ def _markdown(result: dict[str, Any]) -> str:
     p, machine = result["params"], result["machine"]
     lines = [
         f"Gateway throughput: {p['calls']} calls, C={p['concurrency']}, L={p['latency_s']} s, "
-        f"initial_concurrency {p.get('initial_concurrency') or 'not set'}, fake OpenAI "
+        f"initial_concurrency {p.get('initial_concurrency') or 'not set'}, {p.get('loop', 'asyncio')} event "
+        "loop in the client, fake OpenAI "
         f"server in a separate process; {machine['cpus']} CPUs, load average before "
         f"{machine['loadavg_before'][0]:.2f}; median of {p['repeats']} run(s) per scenario.",
         "",

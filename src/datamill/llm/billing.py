@@ -37,19 +37,22 @@ class Billed:
     pending_unread: int = 0
     #: Unread attempts counted in ``usage``.
     unread: int = 0
-    #: The part of ``usage`` answered through a provider batch (billed at the batch price).
-    batched: Usage = field(default_factory=Usage)
+    #: The part of ``usage`` answered through a provider batch (billed at the batch price); None: none.
+    batched: Usage | None = None
 
     def answered_in_batch(self, usage: Usage) -> None:
         """A request was answered by a provider batch: count it, at the batch price."""
         self.usage.add(usage)
+        if self.batched is None:
+            self.batched = Usage()
         self.batched.add(usage)
 
     def cost(self, route: Route) -> float:
         """What the provider bills for ``usage``: the batched part with the route's batch discount."""
-        if not self.batched.total_tokens and not self.batched.input_tokens:
+        batched = self.batched
+        if batched is None or (not batched.total_tokens and not batched.input_tokens):
             return route.cost(self.usage)
-        usage, batched = self.usage, self.batched
+        usage = self.usage
         online = Usage(
             usage.input_tokens - batched.input_tokens,
             usage.output_tokens - batched.output_tokens,

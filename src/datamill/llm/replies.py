@@ -73,6 +73,8 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
 
     An opened ``<think>`` that never closes is all reasoning: the answer is empty.
     """
+    if "<" not in text:  # every tag starts with one: most replies need no pattern at all
+        return text, None
     match = _THINK_BLOCK.match(text)
     if match is not None:
         return text[match.end() :], match.group(2).strip()
