@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +69,21 @@ def test_a_request_without_them_keeps_its_wire_form() -> None:
     body = {"column_mapping": {"prompt": "q", "completion": "a"}}
     assert "custom_steps" not in parse_adapt_request(body).to_dict()
     assert "prompt_templates" not in parse_adapt_request(body).to_dict()
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    for _ in range(depth):
+        schema = {"type": "object", "properties": {"a": schema}}
+    step = {"name": "t", "output": "o", "template": "x", "schema": schema}
+    return {"estimate": True, "custom_steps": [step]}
+
+
+def test_a_schema_nested_too_deep_is_refused_not_recursed_into() -> None:
+    check_own_steps(parse_adapt_request(_nested(8)))
+    for depth in (100, 5_000):
+        with pytest.raises(ValidationError) as caught:
+            parse_adapt_request(_nested(depth))
+        assert [(i.field, i.reason) for i in caught.value.issues] == [
+            ("custom_steps[0].schema", "is nested deeper than 32 levels")
+        ]

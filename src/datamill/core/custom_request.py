@@ -43,6 +43,8 @@ MAX_CUSTOM_STEPS = 8
 MAX_TEMPLATE_CHARS = 20_000
 #: The largest JSON schema, in characters of its JSON text.
 MAX_SCHEMA_CHARS = 20_000
+#: The deepest nesting of objects and lists a JSON schema may have.
+MAX_SCHEMA_DEPTH = 32
 #: The most messages one prompt template may hold.
 MAX_TEMPLATE_MESSAGES = 40
 #: The most prompt templates one request may override.
@@ -135,6 +137,8 @@ def _read_step(value: object, field: str, issues: Issues) -> CustomStepSpec | No
     if schema is not None:
         if not isinstance(schema, Mapping):
             issues.add(join(field, "schema"), f"must be a JSON schema (an object), got {describe(schema)}")
+        elif _depth(schema) > MAX_SCHEMA_DEPTH:
+            issues.add(join(field, "schema"), f"is nested deeper than {MAX_SCHEMA_DEPTH} levels")
         elif len(json.dumps(schema, default=str)) > MAX_SCHEMA_CHARS:
             issues.add(join(field, "schema"), f"is longer than {MAX_SCHEMA_CHARS} characters as JSON")
     model = read_str(obj.get("model"), join(field, "model"), issues, max_length=200)
@@ -164,6 +168,23 @@ def _read_step(value: object, field: str, issues: Issues) -> CustomStepSpec | No
         temperature=temperature if temperature is not None else 0.2,
         expected_output_tokens=expected or 128,
     )
+
+
+def _depth(value: object) -> int:
+    """How deeply objects and lists nest in `value` (counted without recursion: any depth is measured)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, Mapping):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list | tuple):
+            children = list(item)
+        else:
+            continue
+        deepest = max(deepest, level)
+        if level <= MAX_SCHEMA_DEPTH:
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _read_template(value: object, field: str, issues: Issues, *, required: bool) -> str | None:
