@@ -1,4 +1,4 @@
-"""Failures (Dataframer-compatible ``/api/dataframer/failures/``): what went wrong in a tenant's work, why.
+"""Failures (the Dataframer API's ``/api/dataframer/failures/``): what went wrong in a tenant's work, why.
 
 The hosted service reads failures out of production LLM traces; datamill has its own work instead, and
 shows its failures in the same shape. A failure is one of:
@@ -15,22 +15,22 @@ id                  what failed
 ==================  ==========================================================================================
 
 The failure of a run, spec or evaluation that was deleted since goes with it. ``trace_count`` is the
-number of samples (or 1 for a whole job) the failure covers; ``project`` is null (datamill has no
-projects, so a ``project_id`` filter matches nothing); ``analysis`` holds the causes, ``llm_judge`` the
-judge's verdicts; ``human_review`` is empty (datamill takes no human reviews). Newest first;
-``detail=summary`` leaves out the causes, the rubrics and the review and judge blocks.
+number of samples (or 1 for a whole job) the failure covers; datamill has no projects, so a
+``project_id`` filter matches nothing. A `Failure` holds its causes and, for a judge's, the judge's
+findings. Newest first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from datamill.core.fields import Issues
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import iso
 from datamill.store import Store
@@ -45,7 +45,6 @@ from datamill.store.red_team_models import Judge, JudgeEvaluation, RedTeamRun
 
 #: An overall score below this is a failing sample.
 FAILING_SCORE = 0.5
-MAX_PAGE = 100
 #: What each job kind is, as a failure's name says it.
 KIND_NAMES = {
     "spec_analysis": "spec analysis",
@@ -54,7 +53,77 @@ KIND_NAMES = {
     "generation_zip": "ZIP of a run's files",
     "red_team": "red-team run",
 }
-INCLUDES = ("reviews", "judgments", "context")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FailureCause:
+    """One cause of a failure: `count` of the failure's `total` samples, ranked by count (1 first)."""
+
+    id: str
+    title: str
+    description: str
+    count: int
+    total: int
+    rank: int
+    when: dt.datetime | None
+    source_id: str
+
+    @property
+    def probability(self) -> float:
+        return round(self.count / self.total, 4) if self.total else 1.0
+
+
+@dataclass(frozen=True)
+class DimensionLabel:
+    """A dimension's verdict as the label of the level it picked (1-5, or pass / fail)."""
+
+    dimension: str
+    label: str
+    notes: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Judgment:
+    """A judge's verdict on one failing sample (None scores when it could not grade it)."""
+
+    judge_id: str
+    judge_name: str
+    model: str
+    overall_score: float | None
+    confidence: float | None
+    source_id: str
+    evaluated_at: dt.datetime
+    verdicts: tuple[DimensionLabel, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeFindings:
+    """What a judge found over a failure's samples."""
+
+    average_score: float | None
+    coverage: float
+    judged_trace_count: int
+    judgments: tuple[Judgment, ...]
+
+
+@dataclass(frozen=True)
+class RubricRef:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Failure:
+    """One failure (see the module docstring): its causes, most samples first, and a judge's findings."""
+
+    id: str
+    name: str
+    description: str
+    trace_count: int
+    when: dt.datetime | None
+    causes: tuple[FailureCause, ...]
+    rubrics: tuple[RubricRef, ...] = ()
+    judge: JudgeFindings | None = None
 
 
 def _kind(kind: str) -> str:
@@ -62,77 +131,46 @@ def _kind(kind: str) -> str:
 
 
 def _cause(
-    cause_id: str, title: str, description: str, count: int, total: int, when: str | None, source: str
-) -> dict[str, Any]:
-    return {
-        "id": cause_id,
-        "title": title,
-        "description": description,
-        "probability": round(count / total, 4) if total else 1.0,
-        "rank": 0,
-        "attributed_trace_count": count,
-        "status": "active",
-        "first_detected_at": when,
-        "last_confirmed_at": when,
-        "updated_at": when,
-        "examples": [{"quote": description, "source_id": source, "source_url": None, "occurred_at": when}],
-        "remediation": None,
-    }
+    cause_id: str, title: str, description: str, count: int, total: int, when: dt.datetime | None, source: str
+) -> FailureCause:
+    return FailureCause(
+        id=cause_id,
+        title=title,
+        description=description,
+        count=count,
+        total=total,
+        rank=0,
+        when=when,
+        source_id=source,
+    )
 
 
-def _failure(
-    failure_id: str, name: str, description: str, traces: int, when: str | None, causes: list[dict[str, Any]]
-) -> dict[str, Any]:
-    for rank, cause in enumerate(sorted(causes, key=lambda c: -c["attributed_trace_count"]), 1):
-        cause["rank"] = rank
-    return {
-        "id": failure_id,
-        "name": name,
-        "description": description,
-        "trace_count": traces,
-        "first_tracked_at": when,
-        "last_refreshed_at": when,
-        "project": None,
-        "rubrics": [],
-        "analysis": {
-            "status": "ready",
-            "cause_count": len(causes),
-            "causes": sorted(causes, key=lambda c: c["rank"]),
-            "prompt_template_count": 0,
-            "prompt_templates": [],
-            "last_analyzed_at": when,
-            "new_traces_since_analysis": 0,
-        },
-        "human_review": _no_review(),
-        "llm_judge": None,
-    }
+def _ranked(causes: list[FailureCause]) -> tuple[FailureCause, ...]:
+    ordered = sorted(causes, key=lambda c: -c.count)
+    return tuple(dataclasses.replace(cause, rank=rank) for rank, cause in enumerate(ordered, 1))
 
 
-def _no_review() -> dict[str, Any]:
-    return {
-        "average_score": None,
-        "coverage": 0.0,
-        "review_count": 0,
-        "reviewed_trace_count": 0,
-        "severity_distribution": {"low": 0, "medium": 0, "high": 0, "critical": 0},
-        "reviews": [],
-    }
-
-
-def _failed_job(job: Run) -> dict[str, Any]:
+def _failed_job(job: Run) -> Failure:
     error = job.error_data or {}
     message = str(error.get("message") or "the job failed")
-    when = iso(job.finished_at or job.updated_at)
+    when = job.finished_at or job.updated_at
     cause = _cause(
         f"cause_{job.id}", str(error.get("code") or "failed"), message, 1, 1, when, job.source_dataset_id
     )
     name = f"The {_kind(job.kind)} {job.source_dataset_id} failed"
-    return _failure(f"fail_job_{job.id}", name, message, 1, when, [cause])
+    return Failure(
+        id=f"fail_job_{job.id}",
+        name=name,
+        description=message,
+        trace_count=1,
+        when=when,
+        causes=_ranked([cause]),
+    )
 
 
-def _rejections(job: Run, gates: dict[str, int]) -> dict[str, Any]:
+def _rejections(job: Run, gates: dict[str, int]) -> Failure:
     total = sum(gates.values())
-    when = iso(job.finished_at or job.updated_at)
+    when = job.finished_at or job.updated_at
     causes = [
         _cause(
             f"cause_{job.id}_{gate}",
@@ -147,12 +185,17 @@ def _rejections(job: Run, gates: dict[str, int]) -> dict[str, Any]:
         if count
     ]
     name = f"The {_kind(job.kind)} {job.source_dataset_id} rejected {total} samples"
-    return _failure(
-        f"fail_rej_{job.id}", name, "; ".join(c["description"] for c in causes), total, when, causes
+    return Failure(
+        id=f"fail_rej_{job.id}",
+        name=name,
+        description="; ".join(c.description for c in causes),
+        trace_count=total,
+        when=when,
+        causes=_ranked(causes),
     )
 
 
-def _failing(verdict: dict[str, Any] | None) -> bool:
+def _failing(verdict: Mapping[str, Any] | None) -> bool:
     if verdict is None:
         return True
     if any(d.get("passed") is False for d in verdict["dimensions"]):
@@ -160,35 +203,32 @@ def _failing(verdict: dict[str, Any] | None) -> bool:
     return float(verdict["overall_score"]) < FAILING_SCORE
 
 
-def _label(dimension: dict[str, Any]) -> str:
+def _label(dimension: Mapping[str, Any]) -> str:
     """The label of the level a dimension's verdict picked (the context's rubric levels say them)."""
     if dimension["scoring_model"] == "pass_fail":
         return "pass" if dimension.get("passed") else "fail"
     return str(round(float(dimension["score"]) * 4) + 1)
 
 
-def _judgment(
-    row: JudgeEvaluation, judge: Judge, source: str, verdict: dict[str, Any] | None
-) -> dict[str, Any]:
-    return {
-        "judge": {"id": judge.id, "name": judge.name, "model": row.model},
-        "overall_score": verdict["overall_score"] if verdict else None,
-        "confidence": verdict["confidence"] if verdict else None,
-        "rubric": judge.name,
-        "rubric_id": judge.id,
-        "source_id": source,
-        "source_url": None,
-        "evaluated_at": iso(row.created_at),
-        "verdicts": [
-            {"dimension": d["name"], "score": _label(d), "notes": d.get("notes")}
+def _judgment(row: JudgeEvaluation, judge: Judge, source: str, verdict: Mapping[str, Any] | None) -> Judgment:
+    return Judgment(
+        judge_id=judge.id,
+        judge_name=judge.name,
+        model=row.model,
+        overall_score=verdict["overall_score"] if verdict else None,
+        confidence=verdict["confidence"] if verdict else None,
+        source_id=source,
+        evaluated_at=row.created_at,
+        verdicts=tuple(
+            DimensionLabel(d["name"], _label(d), d.get("notes"))
             for d in (verdict or {}).get("dimensions", [])
-        ],
-    }
+        ),
+    )
 
 
-def _judge_failure(row: JudgeEvaluation, judge: Judge) -> dict[str, Any] | None:
+def _judge_failure(row: JudgeEvaluation, judge: Judge) -> Failure | None:
     """The failure of one judge evaluation: failed itself, or some samples failing; None when all passed."""
-    samples: list[dict[str, Any]] = (
+    samples: list[Mapping[str, Any]] = (
         row.samples
         if row.samples is not None
         else [{"sample": "input", "verdict": row.verdict, "error": row.error}]
@@ -196,7 +236,7 @@ def _judge_failure(row: JudgeEvaluation, judge: Judge) -> dict[str, Any] | None:
     bad = [s for s in samples if s.get("error") or _failing(s.get("verdict"))]
     if row.status != "failed" and not bad:
         return None
-    when = iso(row.created_at)
+    when = row.created_at
     ungraded = [s for s in bad if s.get("verdict") is None]
     causes = []
     if ungraded:
@@ -209,29 +249,27 @@ def _judge_failure(row: JudgeEvaluation, judge: Judge) -> dict[str, Any] | None:
         causes.append(
             _cause(f"cause_{row.id}_rubric", "failed the rubric", what, len(failing), len(bad), when, row.id)
         )
-    failure = _failure(
-        f"fail_judge_{row.id}",
-        f"The judge {judge.name!r} failed {len(bad)} of {len(samples)} samples",
-        "; ".join(c["description"] for c in causes),
-        len(bad),
-        when,
-        causes,
-    )
-    failure["rubrics"] = [{"id": judge.id, "name": judge.name}]
     judgments = [_judgment(row, judge, str(s["sample"]), s.get("verdict")) for s in bad]
-    graded = [j["overall_score"] for j in judgments if j["overall_score"] is not None]
-    failure["llm_judge"] = {
-        "average_score": round(sum(graded) / len(graded), 4) if graded else None,
-        "coverage": round(len(graded) / len(judgments), 4) if judgments else 0.0,
-        "judged_trace_count": len(graded),
-        "judgment_count": len(judgments),
-        "judgments": judgments,
-    }
-    return failure
+    graded = [j.overall_score for j in judgments if j.overall_score is not None]
+    return Failure(
+        id=f"fail_judge_{row.id}",
+        name=f"The judge {judge.name!r} failed {len(bad)} of {len(samples)} samples",
+        description="; ".join(c.description for c in causes),
+        trace_count=len(bad),
+        when=when,
+        causes=_ranked(causes),
+        rubrics=(RubricRef(judge.id, judge.name),),
+        judge=JudgeFindings(
+            average_score=round(sum(graded) / len(graded), 4) if graded else None,
+            coverage=round(len(graded) / len(judgments), 4) if judgments else 0.0,
+            judged_trace_count=len(graded),
+            judgments=tuple(judgments),
+        ),
+    )
 
 
-def _all(session: Session, tenant_id: str) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
+def _all(session: Session, tenant_id: str) -> list[Failure]:
+    found: list[Failure] = []
     jobs = session.scalars(
         select(Run).where(Run.tenant_id == tenant_id, or_(Run.status == "failed", Run.rows_rejected > 0))
     )
@@ -248,7 +286,7 @@ def _all(session: Session, tenant_id: str) -> list[dict[str, Any]]:
         judged = _judge_failure(row, judges[row.judge_id]) if row.judge_id in judges else None
         if judged is not None:
             found.append(judged)
-    return sorted(found, key=lambda f: (f["first_tracked_at"] or "", f["id"]), reverse=True)
+    return sorted(found, key=lambda f: (iso(f.when) or "", f.id), reverse=True)
 
 
 #: The row each kind of job works on; a job whose row was deleted shows no failure.
@@ -281,95 +319,31 @@ def _gates(session: Session, job: Run) -> dict[str, int]:
     return {"validation": int(job.rows_rejected or 0)}
 
 
-def _shaped(failure: dict[str, Any], detail: str | None, include: Iterable[str]) -> dict[str, Any]:
-    """`failure` as the query asks: ``summary`` keeps counts only; reviews and judgments when included."""
-    out = dict(failure)
-    if detail == "summary":
-        out.pop("rubrics")
-        out["analysis"] = {
-            k: v for k, v in out["analysis"].items() if k not in ("causes", "prompt_templates")
-        }
-        out.pop("human_review")
-        out.pop("llm_judge")
-        return out
-    if "reviews" not in include:
-        out["human_review"] = {k: v for k, v in out["human_review"].items() if k != "reviews"}
-    if out["llm_judge"] is not None and "judgments" not in include:
-        out["llm_judge"] = {k: v for k, v in out["llm_judge"].items() if k != "judgments"}
-    return out
-
-
-def _moment(text: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(text)
-
-
-def parse_include(
-    value: str | None, field: str, issues: Issues, allowed: tuple[str, ...] = INCLUDES
-) -> set[str]:
-    """A comma-separated list of `allowed` names (each one refused by name)."""
-    names = {part.strip() for part in (value or "").split(",") if part.strip()}
-    for name in sorted(names - set(allowed)):
-        issues.add(field, f"unknown value {name!r}; allowed: {', '.join(allowed)}")
-    return names
-
-
 class FailureService:
-    """The tenant's failures; see the module docstring.
+    """The tenant's failures; see the module docstring."""
 
-    Args:
-        store: the metadata database.
-        context: the tenant's context (`datamill.services.insights.context`), for ``include=context``.
-    """
-
-    def __init__(self, store: Store, context: Any) -> None:
-        self._store, self._context = store, context
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def list(
-        self,
-        tenant_id: str,
-        *,
-        detail: str | None,
-        include: str | None,
-        limit: int | None,
-        offset: int | None,
-        project_id: str | None,
-        updated_since: dt.datetime | None,
-    ) -> dict[str, Any]:
-        issues = Issues()
-        if detail not in (None, "full", "summary"):
-            issues.add("detail", f"must be full or summary, got {detail!r}")
-        names = parse_include(include, "include", issues)
-        size = 20 if limit is None else limit
-        start = 0 if offset is None else offset
-        if not 1 <= size <= MAX_PAGE:
-            issues.add("limit", f"must be from 1 to {MAX_PAGE}, got {size}")
-        if start < 0:
-            issues.add("offset", f"must be at least 0, got {start}")
-        issues.raise_if_any()
+        self, tenant_id: str, *, project_id: str | None = None, updated_since: dt.datetime | None = None
+    ) -> list[Failure]:
+        """The tenant's failures, newest first; those refreshed since `updated_since` when given."""
         with self._store.session() as session:
             found = [] if project_id is not None else _all(session, tenant_id)
         if updated_since is not None:
             since = updated_since if updated_since.tzinfo else updated_since.replace(tzinfo=dt.UTC)
-            found = [f for f in found if f["last_refreshed_at"] and _moment(f["last_refreshed_at"]) >= since]
-        body: dict[str, Any] = {
-            "count": len(found),
-            "results": [_shaped(f, detail, names) for f in found[start : start + size]],
-        }
-        if "context" in names:
-            body["context"] = self._context.get(tenant_id, None, None)
-        return body
+            found = [f for f in found if f.when is not None and _aware(f.when) >= since]
+        return found
 
-    def get(
-        self, tenant_id: str, failure_id: str, include: str | None, exclude: str | None
-    ) -> dict[str, Any]:
-        issues = Issues()
-        names = parse_include(include, "include", issues, ("context",))
-        dropped = parse_include(exclude, "exclude", issues, ("reviews", "judgments"))
-        issues.raise_if_any()
+    def get(self, tenant_id: str, failure_id: str) -> Failure:
         with self._store.session() as session:
-            found = next((f for f in _all(session, tenant_id) if f["id"] == failure_id), None)
+            found = next((f for f in _all(session, tenant_id) if f.id == failure_id), None)
         if found is None:
             raise NotFoundError("failure", failure_id)
-        out = _shaped(found, "full", {"reviews", "judgments"} - dropped)
-        out["context"] = self._context.get(tenant_id, None, None) if "context" in names else None
-        return out
+        return found
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC with its zone (a naive one, as SQLite returns them, is UTC)."""
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
