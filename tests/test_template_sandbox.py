@@ -129,3 +129,19 @@ def test_a_users_templates_render_in_the_sandbox_and_the_packages_own_outside_it
     step_template = datamill.PromptStep("t", "{{ question }}", output="t")._template
     assert step_template is not None
     assert step_template.environment is SANDBOX
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",
+        "{% if x %}" * 800 + "{% endif %}" * 800,
+        "{{ question" + "|upper" * 3000 + " }}",
+    ],
+)
+def test_a_template_nested_too_deeply_is_refused_not_a_crash(template: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        datamill.PromptStep("probe", template, output="probe")
+    assert [(i.field, i.reason) for i in caught.value.issues] == [
+        ("steps.probe.template", "the template nests too deeply")
+    ]

@@ -166,6 +166,11 @@ def _refused(server: RunningServer, tmp_path: Path, body: dict[str, Any]) -> tup
             "nowhere/model",
         ),
         (
+            {"custom_steps": [TOPIC_STEP | {"template": "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}"}]},
+            "custom_steps[0].template",
+            "nests too deeply",
+        ),
+        (
             {"prompt_templates": {"completion": {"messages": [{"role": "user", "content": "{% if %}"}]}}},
             "prompt_templates.completion",
             "Jinja",

@@ -36,7 +36,7 @@ from datamill.core.errors import Issue, ValidationError
 from datamill.llm.structured import validator_for
 from datamill.llm.types import ChatRequest, Message, Role
 from datamill.steps.base import Row, RowRejected, RowStep, StepContext
-from datamill.steps.sandbox import SANDBOX, check_source, render_capped
+from datamill.steps.sandbox import SecurityError, compile_template, render_capped
 
 if TYPE_CHECKING:
     from datamill.llm.gateway import ModelHandle
@@ -217,12 +217,11 @@ def _compile(field: str, source: str | None) -> jinja2.Template | None:
     if not isinstance(source, str):
         raise ValidationError.of(field, "a template is a string")
     try:
-        refused = check_source(source)
-        if refused is not None:
-            raise ValidationError.of(field, refused)
-        return SANDBOX.from_string(source)
+        return compile_template(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ValidationError.of(field, f"not a valid Jinja template: {exc}") from exc
+    except SecurityError as exc:
+        raise ValidationError.of(field, str(exc)) from None
 
 
 def _render(field: str, template: jinja2.Template, row: Row) -> str:
@@ -235,6 +234,8 @@ def _render(field: str, template: jinja2.Template, row: Row) -> str:
         raise ValidationError.of(field, f"{exc.message}; the row has: {columns}") from exc
     except jinja2.TemplateError as exc:  # the sandbox's refusals (SecurityError) and other runtime errors
         raise ValidationError.of(field, f"the template cannot be rendered: {exc}") from exc
+    except RecursionError:
+        raise ValidationError.of(field, "the template cannot be rendered: it nests too deeply") from None
 
 
 def _json_schema(name: str, schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:

@@ -38,7 +38,7 @@ MAX_RENDERED_CHARS = 400_000
 MAX_RANGE = 10_000
 _MAX_POWER = 10**12
 
-__all__ = ["SANDBOX", "SecurityError", "check_source", "render_capped"]
+__all__ = ["SANDBOX", "SecurityError", "check_source", "compile_template", "render_capped"]
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -68,6 +68,22 @@ def _capped_range(*args: int) -> range:
 
 SANDBOX = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 SANDBOX.globals["range"] = _capped_range
+
+
+def compile_template(source: str) -> jinja2.Template:
+    """`source` compiled in the sandbox, after `check_source`.
+
+    Raises:
+        jinja2.TemplateSyntaxError: `source` is not a Jinja template.
+        SecurityError: `check_source` refuses it, or it nests too deeply to compile.
+    """
+    try:
+        refused = check_source(source)
+        if refused is not None:
+            raise SecurityError(refused)
+        return SANDBOX.from_string(source)
+    except (RecursionError, SyntaxError):  # Jinja's parser and Python's compiler recurse per nesting level
+        raise SecurityError("the template nests too deeply") from None
 
 
 def check_source(source: str) -> str | None:

@@ -47,7 +47,7 @@ import yaml
 
 from datamill.core.errors import ConfigError, ValidationError
 from datamill.llm.types import ImagePart, Message, Role
-from datamill.steps.sandbox import MAX_RENDERED_CHARS, SANDBOX, SecurityError, check_source
+from datamill.steps.sandbox import MAX_RENDERED_CHARS, SecurityError, compile_template
 
 _ROLES: tuple[Role, ...] = ("system", "user", "assistant")
 
@@ -74,6 +74,8 @@ class PromptTemplate:
                 raise self._error(f"{exc.message} (it has: {', '.join(sorted(variables))})") from exc
             except jinja2.TemplateError as exc:  # the sandbox's refusals
                 raise self._error(f"cannot be rendered: {exc}") from exc
+            except RecursionError:
+                raise self._error("cannot be rendered: it nests too deeply") from None
             if text:
                 messages.append(Message(role, text))
             if index == self.cache_part and messages:
@@ -302,10 +304,7 @@ def _compile(source: str, *, builtin: bool = False) -> jinja2.Template | str:
     if any(marker in source for marker in ("{{", "{%", "{#")):
         if builtin:
             return _BUILTIN.from_string(source)
-        refused = check_source(source)
-        if refused is not None:
-            raise SecurityError(refused)
-        return SANDBOX.from_string(source)
+        return compile_template(source)
     return source.strip()
 
 
