@@ -5,7 +5,8 @@ of two iterations. As soon as iteration 1 is recorded the server (and its worker
 iteration 2 (the judge holds every request from then on, so iteration 2 cannot finish even if it got as far
 as judging). A second server on the same data folder takes the run
 over: it must train and judge iteration 2 only, keep iteration 1 as recorded, and end with each iteration
-once and the best adapter downloadable.
+once and the best adapter downloadable. Runs on SQLite and on PostgreSQL (`pg_helpers`; skipped without a
+test server), where the iterations are a JSON column and the job is claimed with ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import io
 import tarfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from autoscientist_helpers import judge_reply, training_settings
+from pg_helpers import KINDS, database_url
 from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, run_settings, runs_server, upload, write_routes
 
 from tiny_training_model import NUMBERS, tiny_model
@@ -28,6 +30,12 @@ from tiny_training_model import NUMBERS, tiny_model
 pytestmark = pytest.mark.slow
 
 HYPERPARAMS = {"batch_size": 4, "n_epochs": 1}  # the learning rate and the rank are left to the search
+
+
+@pytest.fixture(params=KINDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    with database_url(str(request.param), tmp_path) as url:
+        yield url
 
 
 def _until(condition: Callable[[], bool], what: str, timeout: float = 300) -> None:
@@ -54,7 +62,7 @@ class HoldingJudge:
 
 # peft 0.21 reads a property transformers 5 deprecated; the warning is theirs, not the adapter's.
 @pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
-def test_a_run_stopped_after_iteration_1_resumes_at_iteration_2(tmp_path: Path) -> None:
+def test_a_run_stopped_after_iteration_1_resumes_at_iteration_2(tmp_path: Path, db_url: str) -> None:
     folder = tiny_model(tmp_path / "tiny")
     judge = HoldingJudge()
     rows = [{"question": f"name fruit number {n}", "answer": f"pineapple {n}"} for n in NUMBERS]
@@ -63,7 +71,8 @@ def test_a_run_stopped_after_iteration_1_resumes_at_iteration_2(tmp_path: Path) 
         settings = run_settings(
             model=LOOP_MODEL, routes_path=routes, training=training_settings(tmp_path / "cache", (folder,))
         )
-        with runs_server(tmp_path / "data", settings) as first:
+        with runs_server(tmp_path / "data", settings, database_url=db_url) as first:
+            assert first.context.store.engine.dialect.name == db_url.split(":")[0].split("+")[0]
             key = first.new_key()
             client = first.client(key=key)
             dataset_id = upload(
@@ -84,7 +93,7 @@ def test_a_run_stopped_after_iteration_1_resumes_at_iteration_2(tmp_path: Path) 
         judge.hold.clear()
         judge.release.set()  # the stopped worker's requests are answered to no one
         restarted = dt.datetime.now(dt.UTC)
-        with runs_server(tmp_path / "data", settings) as second:
+        with runs_server(tmp_path / "data", settings, database_url=db_url) as second:
             client = second.client(key=key)
             done = client.autoscientist.wait_for_completion(
                 run.id, initial_interval=0.5, max_interval=2, backoff_factor=1.5, timeout=600
