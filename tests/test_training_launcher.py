@@ -1,5 +1,8 @@
 """A training launched through torchrun: two processes on CPU train one LoRA adapter data-parallel (gloo).
 
+Two machines are played by two torchrun launchers on one machine meeting at a c10d rendezvous on loopback:
+the launching one with the job, the other with ``--follow``.
+
 The base model is a randomly initialised Llama of a few thousand weights with a word-level tokenizer built
 from the examples, so two processes load and train it in seconds; the path is the one a worker takes when
 `Launch.procs_per_node` is above 1.
@@ -8,6 +11,8 @@ from the examples, so two processes load and train it in seconds; the path is th
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -90,3 +95,32 @@ def test_a_stop_ends_the_launcher_and_its_processes(tmp_path: Path) -> None:
     job = str(tmp_path / "out" / "launch")
     left = [p.pid for p in psutil.process_iter(["cmdline"]) if job in " ".join(p.info["cmdline"] or [])]
     assert left == []  # the launcher and both training processes were ended
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# peft 0.21 reads a property transformers 5 deprecated; the warning is theirs, not the adapter's.
+@pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing.*:FutureWarning")
+def test_two_nodes_meet_at_the_rendezvous_and_the_follower_receives_the_job(tmp_path: Path) -> None:
+    folder = tiny_model(tmp_path / "base")
+    launch = Launch(procs_per_node=1, nnodes=2, rdzv_endpoint=f"127.0.0.1:{_free_port()}", rdzv_id="t")
+    log = (tmp_path / "follower.log").open("wb")
+    follower = subprocess.Popen(launch.follow_command("cpu"), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        out = tmp_path / "iteration-1"
+        report = train_launched(folder, _examples(), CONFIG, out, launch=launch, device="cpu", threads=1)
+        assert follower.wait(timeout=120) == 0
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.wait()
+        log.close()
+    assert report.world_size == 2
+    assert report.steps == 6  # as two processes on one machine: the batches were shared across the nodes
+    (record,) = [json.loads(p.read_text()) for p in (out / "launch" / "ranks").glob("rank-*.json")]
+    assert record["world_size"] == 2  # only the launching node writes; the follower wrote nothing
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
