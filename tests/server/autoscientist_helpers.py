@@ -44,8 +44,15 @@ def judge_reply(body: dict[str, Any]) -> str:
     return json.dumps({"reason": f"marker in A: {a}, in B: {b}", "better": better})
 
 
-def training_settings(cache: Path, models: tuple[str, ...] = ()) -> TrainingSettings:
-    return TrainingSettings(models=models, cache_dir=cache, max_new_tokens=12, threads=1, device="cpu")
+def training_settings(cache: Path, models: tuple[str, ...] = (), procs_per_node: int = 1) -> TrainingSettings:
+    return TrainingSettings(
+        models=models,
+        cache_dir=cache,
+        max_new_tokens=12,
+        threads=1,
+        device="cpu",
+        procs_per_node=procs_per_node,
+    )
 
 
 @contextmanager
