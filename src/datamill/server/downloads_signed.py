@@ -15,12 +15,14 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 
 from datamill.server.auth import Context
 from datamill.server.signing import DOWNLOAD, LinkExpired, LinkInvalid, LinkSigner
 from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, DownloadTarget
+from datamill.services.generation.zip_downloads import ZipState
 
 DOWNLOAD_PATH = "/_downloads"
 #: How long a download link stays valid.
@@ -78,6 +80,24 @@ def download_body(request: Request, context: Context, target: DownloadTarget) ->
         "filename": target.filename,
         "content_type": target.content_type,
     }
+
+
+def zip_answer(request: Request, context: Context, state: ZipState, model: type[BaseModel]) -> JSONResponse:
+    """A ZIP download's answer in `model`: 202 with a null link while the ZIP builds, then 200 with it.
+
+    `model` names the fields its API answers among ``download_url``, ``status`` (``generating`` or
+    ``ready``) and ``size_bytes``.
+    """
+    fields = set(model.model_fields)
+    if not state.ready or state.target is None:
+        building = {"download_url": None, "status": "generating", "size_bytes": None}
+        return JSONResponse(model(**{k: v for k, v in building.items() if k in fields}).model_dump(), 202)
+    ready = {
+        "download_url": download_url(request, context, state.target),
+        "status": "ready",
+        "size_bytes": state.size_bytes,
+    }
+    return JSONResponse(model(**{k: v for k, v in ready.items() if k in fields}).model_dump())
 
 
 def _disposition(filename: str) -> str:

@@ -27,7 +27,7 @@ from datamill.server.compat.dataframer_anonymization_models import (
     ZipDownload,
 )
 from datamill.server.compat.dataframer_anonymization_request import parse_anonymization_create
-from datamill.server.downloads_signed import download_url
+from datamill.server.downloads_signed import download_url, zip_answer
 from datamill.services.anonymization.runs import AnonymizationService
 from datamill.services.anonymization.view import (
     AnonymizationResults,
@@ -124,10 +124,7 @@ def download_all_anonymized_files(
     run_id: str, request: Request, tenant: CurrentTenant, context: Context
 ) -> JSONResponse:
     """The ZIP of every anonymized file: 202 ``generating`` while it builds, then 200 ``ready``."""
-    state = _service(context).zip(tenant.id, run_id)
-    if not state.ready or state.target is None:
-        return JSONResponse({"download_url": None, "status": "generating"}, status_code=202)
-    return JSONResponse({"download_url": download_url(request, context, state.target), "status": "ready"})
+    return zip_answer(request, context, _service(context).zip(tenant.id, run_id), ZipDownload)
 
 
 @router.get("/anonymization-runs/{run_id}/files/{file_id}/download/", response_model=FileDownload)

@@ -20,7 +20,7 @@ from datamill.server.compat.dataframer_schemas import (
     RunPublic,
     ZipDownloadPublic,
 )
-from datamill.server.downloads_signed import download_body, download_url
+from datamill.server.downloads_signed import download_body, zip_answer
 from datamill.services.generation.runs import RunService
 from datamill.text.fetch_policy import FetchPolicy
 
@@ -75,13 +75,7 @@ def download_all_files(
     run_id: str, request: Request, tenant: CurrentTenant, context: Context
 ) -> JSONResponse:
     """The ZIP of every file: 202 ``{download_url: null}`` while it builds, then 200 with the link."""
-    state = _service(context).zip(tenant.id, run_id)
-    if not state.ready or state.target is None:
-        building = ZipDownloadPublic(download_url=None, size_bytes=None, status="generating")
-        return JSONResponse(building.model_dump(), status_code=202)
-    url = download_url(request, context, state.target)
-    ready = ZipDownloadPublic(download_url=url, size_bytes=state.size_bytes, status="ready")
-    return JSONResponse(ready.model_dump())
+    return zip_answer(request, context, _service(context).zip(tenant.id, run_id), ZipDownloadPublic)
 
 
 @router.get("/runs/{run_id}/files/{file_id}/download/", response_model=FileDownloadPublic)

@@ -18,7 +18,6 @@ generating`` while it builds, then 200 with ``status: ready`` and the link.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -35,8 +34,14 @@ from datamill.services.anonymization.view import (
     tenant_anonymization,
 )
 from datamill.services.errors import NotFoundError
-from datamill.services.generation.common import CodedError, DownloadTarget, creator_email
+from datamill.services.generation.common import DownloadTarget, creator_email
 from datamill.services.generation.credits import reserve
+from datamill.services.generation.zip_downloads import (
+    ZipState,
+    built_zip,
+    refuse_unless_succeeded,
+    zip_target,
+)
 from datamill.services.tenants import TenantView
 from datamill.store import BlobStore, Store
 from datamill.store.anonymization_models import (
@@ -55,14 +60,6 @@ from datamill.store.ids import new_id
 from datamill.store.jobs import add_job, cancel_job, get_job
 from datamill.store.models import utcnow
 from datamill.store.seed_datasets import get_dataset
-
-
-@dataclass(frozen=True)
-class ZipState:
-    """The ZIP download's answer: 202 while it builds, 200 with the blob once built."""
-
-    ready: bool
-    target: DownloadTarget | None = None
 
 
 class AnonymizationService:
@@ -165,23 +162,16 @@ class AnonymizationService:
             return DownloadTarget(found.blob_key, PurePosixPath(found.path).name, found.content_type)
 
     def zip(self, tenant_id: str, run_id: str) -> ZipState:
-        """The ZIP of every file: queue its job on the first call (or after a failed one), else its state."""
+        """The ZIP of every file (`datamill.services.generation.zip_downloads`)."""
         with self._store.session() as session:
             run = tenant_anonymization(session, tenant_id, run_id)
-            status = anonymization_status(session, run)
-            if status != "SUCCEEDED":
-                raise CodedError(
-                    f"anonymization run {run_id!r} is {status}; its files are ready once it SUCCEEDED",
-                    "run_not_ready",
-                )
-            job = get_job(session, tenant_id, run.zip_job_id)
-            if job is None or job.status in ("failed", "cancelled"):
-                run.zip_job_id = add_job(session, tenant_id, ANONYMIZATION_ZIP_JOB, run.id, {}).id
+            refuse_unless_succeeded("anonymization run", run_id, anonymization_status(session, run))
+            run.zip_job_id, built = built_zip(
+                session, tenant_id, run.zip_job_id, ANONYMIZATION_ZIP_JOB, run.id
+            )
+            if not built:
                 return ZipState(False)
-            if job.status != "succeeded":
-                return ZipState(False)
-            key = anonymized_zip_key(tenant_id, run.id, job.id)
-        return ZipState(True, DownloadTarget(key, f"{run_id}.zip", "application/zip"))
+            return ZipState(True, zip_target(anonymized_zip_key(tenant_id, run.id, run.zip_job_id), run_id))
 
 
 def _stored(request: AnonymizationRequest) -> dict[str, Any]:

@@ -75,7 +75,8 @@ class GenerationRunDetail(GenerationRunSummary):
     summary: Mapping[str, Any] | None
 
 
-def _error(job: Run | None) -> str | None:
+def run_error(job: Run | None) -> str | None:
+    """Why a run failed: its job's message (a job that is gone fails the run too); None unless FAILED."""
     if job is None:
         return "the run's job is gone"
     if job.status != "failed":
@@ -83,12 +84,16 @@ def _error(job: Run | None) -> str | None:
     return str((job.error_data or {}).get("message") or "the run failed")
 
 
+def ended_at(job: Run | None) -> dt.datetime | None:
+    """When the run's job ended; None while it is queued or running."""
+    return job.finished_at if job is not None and job.status not in ("queued", "running") else None
+
+
 def run_summary(session: Session, run: GenerationRun) -> GenerationRunSummary:
     """The run without its files and parameters (the list's items)."""
     job = get_job(session, run.tenant_id, run.job_id)
     spec = session.get(Spec, run.spec_id)
     dataset = session.get(SeedDataset, spec.dataset_id) if spec and spec.dataset_id else None
-    finished = job.finished_at if job is not None and job.status not in ("queued", "running") else None
     return GenerationRunSummary(
         id=run.id,
         status=public_status(job.status if job else None, RUN_STATUS),
@@ -102,9 +107,9 @@ def run_summary(session: Session, run: GenerationRun) -> GenerationRunSummary:
         samples_failed=(job.rows_rejected or 0) if job else 0,
         total_cost=round(float(job.cost_usd or 0.0), 8) if job else 0.0,
         created_at=run.created_at,
-        completed_at=run.completed_at or finished,
+        completed_at=run.completed_at or ended_at(job),
         created_by_email=run.created_by_email,
-        error=_error(job),
+        error=run_error(job),
     )
 
 

@@ -37,6 +37,12 @@ from datamill.services.generation.run_view import (
     tenant_run,
 )
 from datamill.services.generation.specs import spec_status
+from datamill.services.generation.zip_downloads import (
+    ZipState,
+    built_zip,
+    refuse_unless_succeeded,
+    zip_target,
+)
 from datamill.services.tenants import TenantView
 from datamill.store import BlobStore, Store
 from datamill.store.generation_models import GENERATION_JOB, GENERATION_ZIP_JOB, GenerationRun
@@ -48,7 +54,7 @@ from datamill.store.generation_runs import (
     zip_blob_key,
 )
 from datamill.store.ids import new_id
-from datamill.store.jobs import CREDENTIALS, add_job, cancel_job, get_job
+from datamill.store.jobs import CREDENTIALS, add_job, cancel_job
 from datamill.store.models import Run, utcnow
 from datamill.store.specs import get_spec, get_version, latest_version
 from datamill.text.fetch_policy import FetchPolicy
@@ -67,15 +73,6 @@ class RunLaunch:
 
     request: GenerationRequest
     submitted: Mapping[str, object]
-
-
-@dataclass(frozen=True)
-class ZipState:
-    """The ZIP download's answer: 202 while it builds, 200 with the blob once built."""
-
-    ready: bool
-    target: DownloadTarget | None = None
-    size_bytes: int | None = None
 
 
 def _outdated(session: Session, run: GenerationRun, job: Run) -> bool:
@@ -208,22 +205,21 @@ class RunService:
             return DownloadTarget(found.blob_key, PurePosixPath(found.path).name, found.file_type)
 
     def zip(self, tenant_id: str, run_id: str) -> ZipState:
-        """The ZIP of every file: queue its job on the first call (or after a failed one), else its state."""
+        """The ZIP of every file (`zip_downloads`), built again after a newer evaluation."""
         with self._store.session() as session:
             run = tenant_run(session, tenant_id, run_id)
-            status = run_status(session, run)
-            if status != "SUCCEEDED":
-                raise CodedError(
-                    f"run {run_id!r} is {status}; its files are ready once it SUCCEEDED", "run_not_ready"
-                )
-            job = get_job(session, tenant_id, run.zip_job_id)
-            if job is None or job.status in ("failed", "cancelled") or _outdated(session, run, job):
-                job = add_job(session, tenant_id, GENERATION_ZIP_JOB, run.id, {})
-                run.zip_job_id = job.id
+            refuse_unless_succeeded("run", run_id, run_status(session, run))
+            run.zip_job_id, built = built_zip(
+                session,
+                tenant_id,
+                run.zip_job_id,
+                GENERATION_ZIP_JOB,
+                run.id,
+                outdated=lambda job: _outdated(session, run, job),
+            )
+            if not built:
                 return ZipState(False)
-            if job.status != "succeeded":
-                return ZipState(False)
-            key = zip_blob_key(tenant_id, run.id, job.id)
+            key = zip_blob_key(tenant_id, run.id, run.zip_job_id)
         with self._blobs.open_read(key) as handle:
             size = handle.seek(0, 2)
-        return ZipState(True, DownloadTarget(key, f"{run_id}.zip", "application/zip"), size)
+        return ZipState(True, zip_target(key, run_id), size)

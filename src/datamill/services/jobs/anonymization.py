@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ from datamill.pipelines.anonymize_llm import LlmCounters, LlmDetector
 from datamill.runners.execution import LiveRun, RunTicket
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.jobs.failures import job_failure
+from datamill.services.jobs.zip_archive import copy_blob, zip_into_blob
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.anonymization_models import AnonymizationRun
@@ -56,7 +56,6 @@ from datamill.text.pii.rules import rule_detector
 log = logging.getLogger(__name__)
 #: The most entities a run's results list (their counts in ``entity_summary`` are always complete).
 MAX_ENTITIES_KEPT = 50_000
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -191,23 +190,6 @@ def _record(session: Session, run_id: str, results: dict[str, Any], rows: list[A
     run.completed_at = utcnow()
 
 
-class _WriterStream:
-    """A write-only, non-seekable file over a blob writer (zipfile then writes data descriptors)."""
-
-    def __init__(self, writer: Any) -> None:
-        self._writer = writer
-
-    def write(self, data: bytes) -> int:
-        self._writer.write(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
 class AnonymizationZipExecutor:
     """Executes the ZIP jobs of anonymization runs; see the module docstring."""
 
@@ -225,30 +207,12 @@ class AnonymizationZipExecutor:
             files = [(f.path, f.blob_key) for f in files_of_anonymization(session, run_id)]
             summary = _summary(run)
         live.total_rows = len(files)
-        writer = self._blobs.open_writer(anonymized_zip_key(ticket.tenant_id, run_id, ticket.id))
-        try:
-            with zipfile.ZipFile(_WriterStream(writer), "w", zipfile.ZIP_DEFLATED) as archive:
-                for path, key in files:
-                    with (
-                        self._blobs.open_read(key) as source,
-                        archive.open(path, "w", force_zip64=True) as sink,
-                    ):
-                        while chunk := source.read(_CHUNK):
-                            sink.write(chunk)
-                    live.counters.rows_done += 1
-                archive.writestr(
-                    "anonymization_summary.json", json.dumps(summary, ensure_ascii=False, indent=2)
-                )
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
+        with zip_into_blob(self._blobs, anonymized_zip_key(ticket.tenant_id, run_id, ticket.id)) as archive:
+            for path, key in files:
+                copy_blob(self._blobs, key, archive, path)
+                live.counters.rows_done += 1
+            archive.writestr("anonymization_summary.json", json.dumps(summary, ensure_ascii=False, indent=2))
         return RunOutcome("succeeded", rows_out=len(files))
-
-    def _copy(self, key: str, archive: zipfile.ZipFile, path: str) -> None:
-        with self._blobs.open_read(key) as source, archive.open(path, "w", force_zip64=True) as sink:
-            while chunk := source.read(_CHUNK):
-                sink.write(chunk)
 
 
 def _summary(run: AnonymizationRun) -> dict[str, Any]:

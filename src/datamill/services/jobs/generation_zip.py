@@ -22,33 +22,15 @@ from sqlalchemy.orm import Session
 
 from datamill.core.error_codes import ErrorCode, error_data
 from datamill.runners.execution import LiveRun, RunTicket
+from datamill.services.jobs.zip_archive import copy_blob, zip_into_blob
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
-from datamill.store.blobs import BlobWriter
 from datamill.store.generation_models import GenerationEvaluation, GenerationRun
 from datamill.store.generation_runs import evaluations_of_run, files_of_run, zip_blob_key
 from datamill.store.jobs import get_job
 from datamill.store.runs import RunOutcome
 
-_CHUNK = 1 << 20
 _METADATA_SUFFIX = ".metadata.json"
-
-
-class _WriterStream:
-    """A write-only, non-seekable file over a blob writer (zipfile then writes data descriptors)."""
-
-    def __init__(self, writer: BlobWriter) -> None:
-        self._writer = writer
-
-    def write(self, data: bytes) -> int:
-        self._writer.write(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass  # the caller commits or aborts the writer
 
 
 class ZipJobExecutor:
@@ -69,16 +51,9 @@ class ZipJobExecutor:
             summary = dict(run.summary or {})
             evaluation = _newest_result(session, run)
         live.total_rows = len(files)
-        key = zip_blob_key(ticket.tenant_id, run_id, ticket.id)
-        writer = self._blobs.open_writer(key)
-        try:
-            with zipfile.ZipFile(_WriterStream(writer), "w", zipfile.ZIP_DEFLATED) as archive:
-                drawn = self._add_files(archive, files, live)
-                _add_metadata(archive, drawn, summary, evaluation)
-            writer.commit()
-        except BaseException:
-            writer.abort()
-            raise
+        with zip_into_blob(self._blobs, zip_blob_key(ticket.tenant_id, run_id, ticket.id)) as archive:
+            drawn = self._add_files(archive, files, live)
+            _add_metadata(archive, drawn, summary, evaluation)
         return RunOutcome("succeeded", rows_out=len(files))
 
     def _add_files(
@@ -87,14 +62,10 @@ class ZipJobExecutor:
         """Copy each file in; returns each sample's drawn properties, read from its metadata file."""
         drawn: dict[str, Any] = {}
         for path, key in files:
-            kept = bytearray()
-            with self._blobs.open_read(key) as source, archive.open(path, "w", force_zip64=True) as sink:
-                while chunk := source.read(_CHUNK):
-                    sink.write(chunk)
-                    if path.endswith(_METADATA_SUFFIX):
-                        kept += chunk
-            if path.endswith(_METADATA_SUFFIX):
-                drawn[path.removesuffix(_METADATA_SUFFIX)] = _properties(bytes(kept))
+            metadata = path.endswith(_METADATA_SUFFIX)
+            kept = copy_blob(self._blobs, key, archive, path, keep=metadata)
+            if metadata:
+                drawn[path.removesuffix(_METADATA_SUFFIX)] = _properties(kept)
             live.counters.rows_done += 1
         return drawn
 

@@ -25,6 +25,7 @@ from datamill.services.errors import NotFoundError
 from datamill.services.generation.common import CodedError, creator_email
 from datamill.services.generation.credits import reserve
 from datamill.services.generation.databricks import literal_refusal
+from datamill.services.generation.run_view import ended_at, run_error
 from datamill.services.redteam.specs import tenant_spec
 from datamill.services.tenants import TenantView
 from datamill.store import Store
@@ -88,19 +89,10 @@ def _status(job: Run | None) -> str:
     return public_status(job.status if job else None, RUN_STATUS)
 
 
-def _error(job: Run | None) -> str | None:
-    if job is None:
-        return "the run's job is gone"
-    if job.status != "failed":
-        return None
-    return str((job.error_data or {}).get("message") or "the run failed")
-
-
 def run_summary(session: Session, run: RedTeamRun) -> RedTeamRunSummary:
     """The run without its results (the list's items)."""
     job = get_job(session, run.tenant_id, run.job_id)
     spec = session.get(RedTeamSpec, run.spec_id)
-    finished = job.finished_at if job is not None and job.status not in ("queued", "running") else None
     return RedTeamRunSummary(
         id=run.id,
         status=_status(job),
@@ -110,7 +102,7 @@ def run_summary(session: Session, run: RedTeamRun) -> RedTeamRunSummary:
         number_of_behaviors=run.number_of_behaviors,
         number_of_prompts_per_behavior=run.number_of_prompts_per_behavior,
         created_at=run.created_at,
-        completed_at=run.completed_at or finished,
+        completed_at=run.completed_at or ended_at(job),
         created_by_email=run.created_by_email,
     )
 
@@ -123,7 +115,7 @@ def run_detail(session: Session, run: RedTeamRun) -> RedTeamRunDetail:
     job = get_job(session, run.tenant_id, run.job_id)
     return RedTeamRunDetail(
         **vars(summary),
-        error_message=_error(job),
+        error_message=run_error(job),
         job_id=run.job_id,
         results=run.results if summary.status == "SUCCEEDED" else None,
         prompts_completed=(job.processed_rows or 0) if job else 0,
