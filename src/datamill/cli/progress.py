@@ -166,19 +166,24 @@ def _quality_rows(summary: AdaptSummary) -> list[tuple[str, str]]:
             ("estimate", f"{tokens['estimated']:,} tokens estimated, {tokens.get('actual', 0):,} used{shown}")
         )
     quality = summary.quality
-    if quality and quality.get("grade_after"):
-        improvement = quality.get("improvement_percent")
-        shown = f", {improvement:+.1f}%" if isinstance(improvement, int | float) else ""
-        rows.append(
-            (
-                "quality",
-                f"{quality.get('grade_before')} → {quality.get('grade_after')} "
-                f"({quality.get('score_before')} → {quality.get('score_after')}{shown})",
-            )
-        )
+    if quality:
+        rows.append(("quality", _quality(quality)))
     if summary.report_path:
         rows.append(("report", summary.report_path))
     return rows
+
+
+def _quality(quality: dict[str, Any]) -> str:
+    """Grades and scores before → after; a side without a grade says so (no row of it was scored)."""
+    improvement = quality.get("improvement_percent")
+    shown = f", {improvement:+.1f}%" if isinstance(improvement, int | float) else ""
+    grades = [quality.get(f"grade_{side}") or "–" for side in ("before", "after")]
+    scores = [quality.get(f"score_{side}") for side in ("before", "after")]
+    text = f"{grades[0]} → {grades[1]} ({' → '.join('–' if s is None else str(s) for s in scores)}{shown})"
+    missing = [side for side in ("before", "after") if not quality.get(f"grade_{side}")]
+    if missing:
+        text += f"; no grade {' or '.join(missing)}: no judged row was scored (the report says why)"
+    return text
 
 
 def print_estimate(estimate: Estimate, console: Console) -> None:
