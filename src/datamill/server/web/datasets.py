@@ -86,6 +86,9 @@ def dataset_page(
         page_rows=PAGE_ROWS,
         run=run_summary(web.context, session.tenant.id, view.run_id) if view.run_id else None,
         publish=publish_form(web),
+        custom_evals=web.context.custom_evals.list_for_dataset(session.tenant.id, view.id)
+        if view.row_count is not None
+        else [],
     )
 
 
