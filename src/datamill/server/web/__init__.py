@@ -3,7 +3,7 @@
 Sign in with an API key (`auth`), upload and browse datasets (`datasets`), map columns and launch an
 adaptation with a live estimate (`adapt`), watch it (`runs`), compare before and after (`compare`), read the
 evaluation (`report`), download or publish the output (`downloads`), judge it against a rubric of one's own
-(`custom_evals`); and generate: upload seeds and
+(`custom_evals`), translate or localize it into a new dataset (`expand`); and generate: upload seeds and
 create specs (`gen_seeds`, `gen_specs`), launch and watch runs and browse their samples (`gen_runs`,
 `gen_samples`), evaluate them (`gen_evals`). Pages call the `datamill.services`
 services directly, so they apply the same validation and messages as the wire API, scoped to the signed-in
@@ -24,6 +24,7 @@ from datamill.server.web import (
     custom_evals,
     datasets,
     downloads,
+    expand,
     gen_evals,
     gen_runs,
     gen_seeds,
@@ -52,7 +53,7 @@ def create_web_app(context: ServerContext) -> FastAPI:
     app.state.context = context
     install_web_error_handlers(app)
     app.mount("/static", StaticFiles(packages=[("datamill.server.web", "static")]), name="static")
-    for module in (auth, datasets, adapt, runs, compare, report, downloads, custom_evals):
+    for module in (auth, datasets, adapt, runs, compare, report, downloads, custom_evals, expand):
         app.include_router(module.router)
     for module in (gen_seeds, gen_specs, gen_runs, gen_evals):
         app.include_router(module.router)

@@ -345,6 +345,7 @@ function formBody(form) {
   const body = {};
   for (const el of form.elements) {
     if (!el.name || el.type === "submit" || el.type === "button") continue;
+    if (el.type === "radio" && !el.checked) continue;
     const kind = el.dataset.kind;
     if (kind === "list") {
       if (el.checked) (body[el.name] = body[el.name] || []).push(el.value);
