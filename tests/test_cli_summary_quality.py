@@ -10,7 +10,7 @@ from datamill.cli.progress import print_summary
 from datamill.services.adaptation.adapt import AdaptSummary
 
 
-def _printed(quality: dict[str, Any] | None) -> str:
+def _printed(quality: dict[str, Any] | None, status: str | None = None) -> str:
     summary = AdaptSummary(
         input_path="support.csv",
         output_path="out/demo.jsonl",
@@ -32,6 +32,7 @@ def _printed(quality: dict[str, Any] | None) -> str:
         cost_usd=0.0,
         elapsed_s=487.7,
         quality=quality,
+        evaluation_status=status,
     )
     console = Console(record=True, width=200)
     print_summary(summary, console)
@@ -51,8 +52,14 @@ def test_both_grades_show_with_the_improvement():
 def test_a_side_without_a_grade_still_shows_the_row_and_says_why():
     quality = {"grade_before": "E", "grade_after": None, "score_before": 0.0, "score_after": None}
     line = _quality_line(_printed(quality | {"improvement_percent": None}))
-    assert "E → – (0.0 → –); no grade after: no judged row was scored (the report says why)" in line
+    assert "E → – (0.0 → –; no grade after: no judged row was scored, the report says why)" in line
 
 
-def test_no_quality_row_when_nothing_was_graded():
+def test_an_evaluation_that_scored_no_row_says_so():
+    line = _quality_line(_printed(None, "failed"))
+    assert "– → – (no judged row was scored, the report says why)" in line
+
+
+def test_no_quality_row_when_evaluation_is_off_or_skipped():
     assert "quality" not in _printed(None)
+    assert "quality" not in _printed(None, "skipped")

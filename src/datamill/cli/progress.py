@@ -127,6 +127,10 @@ def _live(
     )
 
 
+#: Why a side of the evaluation has no grade (the judge failed on every judged row of it, or none was left).
+NOT_SCORED = "no judged row was scored, the report says why"
+
+
 def print_summary(summary: AdaptSummary, console: Console) -> None:
     """The end-of-run table: rows in and out, calls, cache hits, tokens, cost and time."""
     table = Table(title="datamill adapt", show_header=False, title_justify="left")
@@ -168,6 +172,8 @@ def _quality_rows(summary: AdaptSummary) -> list[tuple[str, str]]:
     quality = summary.quality
     if quality:
         rows.append(("quality", _quality(quality)))
+    elif summary.evaluation_status == "failed":
+        rows.append(("quality", f"– → – ({NOT_SCORED})"))
     if summary.report_path:
         rows.append(("report", summary.report_path))
     return rows
@@ -178,12 +184,13 @@ def _quality(quality: dict[str, Any]) -> str:
     improvement = quality.get("improvement_percent")
     shown = f", {improvement:+.1f}%" if isinstance(improvement, int | float) else ""
     grades = [quality.get(f"grade_{side}") or "–" for side in ("before", "after")]
-    scores = [quality.get(f"score_{side}") for side in ("before", "after")]
-    text = f"{grades[0]} → {grades[1]} ({' → '.join('–' if s is None else str(s) for s in scores)}{shown})"
+    scores = " → ".join(
+        "–" if s is None else str(s) for s in (quality.get("score_before"), quality.get("score_after"))
+    )
     missing = [side for side in ("before", "after") if not quality.get(f"grade_{side}")]
     if missing:
-        text += f"; no grade {' or '.join(missing)}: no judged row was scored (the report says why)"
-    return text
+        shown += f"; no grade {' or '.join(missing)}: {NOT_SCORED}"
+    return f"{grades[0]} → {grades[1]} ({scores}{shown})"
 
 
 def print_estimate(estimate: Estimate, console: Console) -> None:

@@ -87,6 +87,8 @@ class AdaptSummary:
     estimate: dict[str, Any] | None = None
     estimate_vs_actual: dict[str, Any] | None = None
     quality: dict[str, Any] | None = None
+    #: ``succeeded``, ``failed`` (no judged row was scored: no grade), ``skipped``; None with evaluation off.
+    evaluation_status: str | None = None
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -314,6 +316,7 @@ async def _grade(
         plan_summary=plan_summary(prepared, source, rows),
         estimate_vs_actual=summary.estimate_vs_actual,
     )
+    summary.evaluation_status = grade.status
     quality = grade.report.get("quality")
     return (quality if isinstance(quality, dict) else None), str(html_path)
 
