@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 from fastapi.security import HTTPAuthorizationCredentials
+from pydantic import BaseModel, ConfigDict, Field
 
 from datamill.server.auth import Context, CurrentTenant, bearer_scheme
 from datamill.server.errors import Unauthenticated, dataframer_error
@@ -31,18 +32,28 @@ def data_plane(rest: str) -> Any:
     )
 
 
+class RotatedKeyPublic(BaseModel):
+    """The new key of ``POST /api/users/api-key/rotate``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_key: str = Field(description="The new key; the calling key is revoked.")
+    masked_key: str = Field(description="Its first and last four characters, for display.")
+    expires_at: str | None = Field(description="Always null: keys do not expire.")
+
+
 def _mask(key: str) -> str:
     return f"{key[:4]}{'*' * 8}{key[-4:]}"
 
 
-@router.post("/api/users/api-key/rotate")
+@router.post("/api/users/api-key/rotate", response_model=RotatedKeyPublic)
 def rotate_api_key(
     context: Context,
     _tenant: CurrentTenant,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> dict[str, Any]:
+) -> RotatedKeyPublic:
     """Revoke the calling key and issue a new one for the same tenant."""
     issued = None if credentials is None else context.tenants.rotate_key(credentials.credentials)
     if issued is None:  # revoked by a concurrent rotation after authentication
         raise Unauthenticated("invalid or revoked API key")
-    return {"api_key": issued.key, "masked_key": _mask(issued.key), "expires_at": None}
+    return RotatedKeyPublic(api_key=issued.key, masked_key=_mask(issued.key), expires_at=None)
