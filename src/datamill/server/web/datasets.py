@@ -1,5 +1,8 @@
 """Dataset pages: the table of datasets with the drop zone, one dataset with a paged preview, and upload.
 
+Two or more datasets of the list combine into a new one (``/datasets/combine``, the combine service's
+checks and messages).
+
 Upload is the API's signed-link flow driven by the page's script: ``POST /datasets/upload`` creates the
 pending dataset and answers a same-origin upload link, the browser PUTs the file there (with a progress
 bar), then ``POST /datasets/{id}/upload/complete`` checks the size and starts reading the file.
@@ -90,6 +93,18 @@ def dataset_page(
         if view.row_count is not None
         else [],
     )
+
+
+@router.post("/datasets/combine", status_code=201)
+def combine(web: WebDep, session: PostSession, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Merge the chosen datasets into a new one as ``POST /api/v1/datasets/combine`` does; where it is."""
+    ids, name = body.get("dataset_ids") or [], body.get("name")
+    if not isinstance(ids, list) or len(ids) < 2 or not all(isinstance(i, str) for i in ids):
+        raise ValidationError.of("dataset_ids", "choose two or more datasets to combine")
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError.of("name", "required: the name of the combined dataset")
+    made = web.context.combine.create(session.tenant.id, ids, name, None)
+    return {"dataset_id": made, "url": f"/datasets/{made}"}
 
 
 @router.post("/datasets/{dataset_id}/delete")
