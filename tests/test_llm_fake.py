@@ -39,6 +39,17 @@ async def test_text_reply_is_derived_from_the_last_user_message() -> None:
     assert provider.calls == [_request()]
 
 
+async def test_a_long_run_keeps_only_the_latest_requests() -> None:
+    provider = FakeProvider()
+    total = 2 * FakeProvider.KEPT_CALLS + 500
+    for i in range(total):
+        await provider.complete(ROUTE, _request(f"question {i}"))
+    assert provider.call_count == total
+    assert FakeProvider.KEPT_CALLS <= len(provider.calls) < 2 * FakeProvider.KEPT_CALLS
+    assert provider.calls[-1] == _request(f"question {total - 1}")
+    assert provider.calls[0] == _request(f"question {total - len(provider.calls)}")
+
+
 def test_long_text_is_cut_to_200_characters() -> None:
     assert default_reply(_request("x" * 500)) == "[fake] " + "x" * 200
 

@@ -43,16 +43,12 @@ from datamill.pipelines.evaluation_penalties import (
     language_mismatch_penalty,
     rejected_penalty,
 )
+from datamill.pipelines.evaluation_population import Population, RowSource, SideTally, gather
 from datamill.pipelines.evaluation_rubric import SCORE_DECIMALS, clamp_score, grade_for, rubric_summary
 from datamill.pipelines.evaluation_sample import (
-    Row,
     RowPair,
     SideText,
-    after_side,
     approx_tokens,
-    before_side,
-    pair_rows,
-    stratified_sample,
 )
 from datamill.pipelines.evaluation_stats import LanguageCount, SideStats, language_counts, side_stats
 from datamill.steps.dedup import normalize_text
@@ -218,8 +214,8 @@ class EvaluationReport:
 
 
 async def evaluate(
-    before_rows: Iterable[Row],
-    after_rows: Iterable[Row],
+    before_rows: RowSource,
+    after_rows: RowSource,
     judge: ModelHandle,
     *,
     blueprint: str | None = None,
@@ -239,6 +235,8 @@ async def evaluate(
     Args:
         before_rows: the mapped source rows the run processed (``original_*``, ``_context``, ``_row``).
         after_rows: the output rows (``original_*`` and ``enhanced_*`` columns, passthrough columns).
+            Both are read in passes (`datamill.pipelines.evaluation_population`): give a callable that
+            answers a fresh iterable each time, or a list; only the sampled rows are kept whole.
         judge: the judge model.
         blueprint: the run's style guide: style adherence is scored beside the grade, not in it.
         length_range: the run's target answer length in tokens: the share of answers within it is reported
@@ -261,9 +259,15 @@ async def evaluate(
         ConfigError: the judge model cannot be called at all.
     """
     _check_arguments(sample_size, length_range)
-    before, after = list(before_rows), list(after_rows)
-    population = pair_rows(before, after, language_column=language_column) if after else []
-    sample = stratified_sample(population, sample_size, seed)
+    rows = gather(
+        before_rows,
+        after_rows,
+        sample_size=sample_size,
+        seed=seed,
+        language_column=language_column,
+        length_range=length_range,
+    )
+    sample = rows.sample
     quality_judge = QualityJudge(judge, seed=seed)
     style_judge = StyleJudge(judge, blueprint, seed=seed) if blueprint else None
     pair_judge = PairwiseJudge(judge, tag=QualityJudge.name, seed=seed) if pairwise else None
@@ -272,32 +276,26 @@ async def evaluate(
         await _compare_all(pair_judge, judgements)
     scored = [j for j in judgements if j.scored]
     side = _SideInputs(sample, language_detector)
-    languages = language_counts(
-        before, after, sample, language_column=language_column, detector=language_detector
-    )
-    before_sides = [before_side(r) for r in before]
+    languages = language_counts(rows.before, rows.after, sample, detector=language_detector)
     before_result = side.result(
-        before,
-        before_sides,
+        rows.before,
         [p.before for p in sample],
         [j.before.score for j in scored],
         [
-            duplicate_penalty(before, before_sides),
-            empty_or_truncated_penalty(before, before_sides),
-            rejected_penalty(len(before), None),
+            duplicate_penalty(rows.before.duplicates.count, rows.before.rows),
+            empty_or_truncated_penalty(rows.before.empty_or_truncated, rows.before.rows),
+            rejected_penalty(rows.before.rows, None),
         ],
         languages[0],
     )
-    after_sides = [after_side(r) for r in after]
     after_result = side.result(
-        after,
-        after_sides,
+        rows.after,
         [p.after for p in sample],
         [j.after.score for j in scored if j.after is not None],
         [
-            duplicate_penalty(after, after_sides),
-            empty_or_truncated_penalty(after, after_sides),
-            rejected_penalty(len(before), rejection_stats or {}),
+            duplicate_penalty(rows.after.duplicates.count, rows.after.rows),
+            empty_or_truncated_penalty(rows.after.empty_or_truncated, rows.after.rows),
+            rejected_penalty(rows.before.rows, rejection_stats or {}),
         ],
         languages[1],
     )
@@ -315,12 +313,12 @@ async def evaluate(
         before=before_result,
         after=after_result,
         judgements=judgements,
-        sample=_sample_info(sample_size, seed, population, sample, scored),
+        sample=_sample_info(sample_size, seed, rows, scored),
         judge=_judge_info(judge.name, quality_judge, style_judge, judge_choice),
         dedup_stats=dict(dedup_stats or {}),
         rejection_stats=dict(rejection_stats or {}),
         confidence=confidence,
-        adherence=_adherence(judgements, before_sides, after_sides, length_range, blueprint is not None),
+        adherence=_adherence(judgements, rows, length_range, blueprint is not None),
         pairwise=None if pair_judge is None else _pairwise(judgements, seed),
     )
 
@@ -334,8 +332,7 @@ class _SideInputs:
 
     def result(
         self,
-        rows: Sequence[Row],
-        sides: Sequence[SideText],
+        tally: SideTally,
         judged: Sequence[SideText | None],
         scores: Sequence[float | None],
         penalties: list[Penalty],
@@ -343,7 +340,7 @@ class _SideInputs:
     ) -> SideResult:
         """One side's result: mean of its scored rows, its penalties (plus language) and its statistics."""
         penalties.append(language_mismatch_penalty(self.sample, judged, self.detector))
-        return SideResult(_mean(scores), penalties, side_stats(rows, sides, languages))
+        return SideResult(_mean(scores), penalties, side_stats(tally, languages))
 
 
 def grade(
@@ -473,8 +470,7 @@ SAME_ANSWER = "the same answer on both sides"
 
 def _adherence(
     judgements: Sequence[RowJudgement],
-    before: Sequence[SideText],
-    after: Sequence[SideText],
+    rows: Population,
     length_range: tuple[int, int] | None,
     styled: bool,
 ) -> dict[str, Any]:
@@ -485,9 +481,8 @@ def _adherence(
             name: _mean_of([getattr(j, f"style_{name}") for j in judgements]) for name in ("before", "after")
         } | {"scale": "0-10, the style level placed on 0-10"}
     if length_range is not None:
-        low, high = length_range
         out["length"] = {"target": length_target(length_range)} | {
-            name: _within(sides, low, high) for name, sides in (("before", before), ("after", after))
+            name: _within(tally) for name, tally in (("before", rows.before), ("after", rows.after))
         }
     return out
 
@@ -498,11 +493,10 @@ def _mean_of(judgements: Sequence[Judgement | None]) -> dict[str, Any]:
     return {"score": None if mean is None else round(mean, SCORE_DECIMALS), "judged": len(scores)}
 
 
-def _within(sides: Sequence[SideText], low: int, high: int) -> dict[str, Any]:
-    answered = [approx_tokens(s.answer) for s in sides if s.answer.strip()]
-    within = sum(low <= n <= high for n in answered)
-    rate = within / len(answered) if answered else None
-    return {"within": within, "checked": len(answered), "rate": None if rate is None else round(rate, 4)}
+def _within(tally: SideTally) -> dict[str, Any]:
+    within, checked = tally.within, tally.answered
+    rate = within / checked if checked else None
+    return {"within": within, "checked": checked, "rate": None if rate is None else round(rate, 4)}
 
 
 def _mean(scores: Iterable[float | None]) -> float | None:
@@ -517,23 +511,20 @@ def _status(sample: Sequence[RowPair], scored: Sequence[RowJudgement]) -> str:
 
 
 def _sample_info(
-    requested: int,
-    seed: int,
-    population: Sequence[RowPair],
-    sample: Sequence[RowPair],
-    scored: Sequence[RowJudgement],
+    requested: int, seed: int, rows: Population, scored: Sequence[RowJudgement]
 ) -> dict[str, Any]:
+    sample = rows.sample
     return {
         "requested": requested,
         "seed": seed,
-        "source_rows": len(population),
-        "paired_rows": sum(not p.removed for p in population),
-        "removed_rows": sum(p.removed for p in population),
+        "source_rows": rows.source_rows,
+        "paired_rows": rows.paired_rows,
+        "removed_rows": rows.removed_rows,
         "judged": len(sample),
         "judged_removed": sum(p.removed for p in sample),
         "scored": len(scored),
         "strata": dict(sorted(Counter(p.stratum for p in sample).items())),
-        "population_strata": dict(sorted(Counter(p.stratum for p in population).items())),
+        "population_strata": dict(sorted(rows.strata.items())),
     }
 
 

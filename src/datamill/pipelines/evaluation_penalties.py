@@ -46,9 +46,6 @@ from typing import Any
 
 from datamill.core.languages import language_codes, language_name, normalize_language
 from datamill.pipelines.evaluation_sample import Row, RowPair, SideText, text_of
-from datamill.steps.base import StepContext
-from datamill.steps.dedup import normalize_text
-from datamill.steps.near_dedup import NearDedup
 from datamill.text.langid import LanguageDetector, check_language
 
 DUPLICATE_WEIGHT, DUPLICATE_CAP = 10.0, 2.0
@@ -56,8 +53,6 @@ EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP = 10.0, 3.0
 REJECTED_WEIGHT, REJECTED_CAP = 10.0, 3.0
 #: Steps whose removals are not failures: duplicates (counted as such) and the safety review's removals.
 REMOVED_BY_DESIGN = ("deduplication", "near_deduplication", "semantic_deduplication", "safety_review")
-#: Rows signed per near-duplicate batch (bounds the temporary memory of signing).
-_NEAR_BATCH = 1024
 LANGUAGE_MISMATCH_WEIGHT, LANGUAGE_MISMATCH_CAP = 10.0, 2.0
 #: A bare prose line at least this long that ends without punctuation reads as cut mid-sentence.
 TRUNCATED_MIN_LINE_CHARS = 60
@@ -137,14 +132,9 @@ def is_empty_or_truncated(side: SideText) -> bool:
     return looks_truncated(side.answer)
 
 
-def empty_or_truncated_penalty(rows: Sequence[Row], sides: Sequence[SideText]) -> Penalty:
-    """The empty-or-truncated penalty over every row of one side (``sides[i]`` is ``rows[i]``'s text)."""
-    if len(rows) != len(sides):
-        raise ValueError(f"{len(rows)} rows but {len(sides)} texts")
-    affected = sum(is_empty_or_truncated(side) for side in sides)
-    return penalty(
-        "empty_or_truncated", affected, len(rows), EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP
-    )
+def empty_or_truncated_penalty(affected: int, rows: int) -> Penalty:
+    """The empty-or-truncated penalty: `affected` of one side's `rows` (`is_empty_or_truncated`)."""
+    return penalty("empty_or_truncated", affected, rows, EMPTY_OR_TRUNCATED_WEIGHT, EMPTY_OR_TRUNCATED_CAP)
 
 
 def request_key(row: Row, side: SideText) -> str:
@@ -153,29 +143,9 @@ def request_key(row: Row, side: SideText) -> str:
     return f"{side.prompt}\n{context}" if context else side.prompt
 
 
-def duplicate_count(keys: Sequence[str]) -> int:
-    """Rows whose key repeats an earlier row's exactly (normalised) or nearly (MinHash, as near dedup)."""
-    seen: set[str] = set()
-    unique: list[Row] = []
-    exact = 0
-    for number, key in enumerate(keys, start=1):
-        normal = normalize_text(key)
-        if normal in seen:
-            exact += 1
-            continue
-        seen.add(normal)
-        unique.append({"_row": number, "key": key})
-    near = NearDedup(("key",))
-    ctx = StepContext()
-    for start in range(0, len(unique), _NEAR_BATCH):
-        near.process_batch(unique[start : start + _NEAR_BATCH], ctx)
-    return exact + len(ctx.rejected)
-
-
-def duplicate_penalty(rows: Sequence[Row], sides: Sequence[SideText]) -> Penalty:
-    """Duplicated requests among one side's rows (``sides[i]`` is ``rows[i]``'s text)."""
-    affected = duplicate_count([request_key(r, s) for r, s in zip(rows, sides, strict=True)])
-    return penalty("duplicates", affected, len(rows), DUPLICATE_WEIGHT, DUPLICATE_CAP)
+def duplicate_penalty(affected: int, rows: int) -> Penalty:
+    """Duplicated requests (`request_key`): `affected` of one side's `rows`, exact or near repeats."""
+    return penalty("duplicates", affected, rows, DUPLICATE_WEIGHT, DUPLICATE_CAP)
 
 
 def rejected_penalty(source_rows: int, rejection_stats: Mapping[str, int] | None) -> Penalty:

@@ -21,10 +21,13 @@ import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from datamill.pipelines.evaluation_sample import Row, RowPair, SideText, approx_tokens, text_of
+from datamill.pipelines.evaluation_sample import RowPair, SideText
 from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, LanguageDetector, count_letters
+
+if TYPE_CHECKING:
+    from datamill.pipelines.evaluation_population import SideTally
 
 #: Percentiles reported for each length distribution.
 LENGTH_PERCENTILES = (10, 50, 90)
@@ -52,8 +55,9 @@ class SideStats:
     """Lengths (approximate tokens) and languages of one side's rows."""
 
     rows: int = 0
-    prompt_tokens: list[int] = field(default_factory=list)
-    answer_tokens: list[int] = field(default_factory=list)
+    #: One length per row, as compact arrays (8 bytes a row) when counted by a `SideTally`.
+    prompt_tokens: Sequence[int] = field(default_factory=list)
+    answer_tokens: Sequence[int] = field(default_factory=list)
     language_count: LanguageCount = field(default_factory=LanguageCount)
 
     @property
@@ -88,27 +92,26 @@ def summarize(values: Sequence[int]) -> dict[str, float | int | None]:
     return out
 
 
-def side_stats(rows: Sequence[Row], sides: Sequence[SideText], languages: LanguageCount) -> SideStats:
-    """The statistics of one side, with its languages as `language_counts` counted them."""
+def side_stats(tally: SideTally, languages: LanguageCount) -> SideStats:
+    """The statistics of one side from its tally, with its languages as `language_counts` counted them."""
     return SideStats(
-        rows=len(rows),
-        prompt_tokens=[approx_tokens(s.prompt) for s in sides],
-        answer_tokens=[approx_tokens(s.answer) for s in sides],
+        rows=tally.rows,
+        prompt_tokens=tally.prompt_tokens,
+        answer_tokens=tally.answer_tokens,
         language_count=languages,
     )
 
 
 def language_counts(
-    before: Sequence[Row],
-    after: Sequence[Row],
+    before: SideTally,
+    after: SideTally,
     sample: Iterable[RowPair],
     *,
-    language_column: str,
     detector: LanguageDetector | None = None,
 ) -> tuple[LanguageCount, LanguageCount]:
     """The languages of both sides, over one population (see the module doc for which)."""
-    if _has_column(before, language_column) and _has_column(after, language_column):
-        return _column_count(before, language_column), _column_count(after, language_column)
+    if before.has_language and after.has_language:
+        return _column_count(before), _column_count(after)
     if detector is None:
         return LanguageCount(), LanguageCount()
     both = [(p.before, p.after) for p in sample if p.after is not None]
@@ -119,13 +122,8 @@ def language_counts(
     return found[0], found[1]
 
 
-def _has_column(rows: Sequence[Row], column: str) -> bool:
-    return any(text_of(r.get(column)).strip() for r in rows)
-
-
-def _column_count(rows: Sequence[Row], column: str) -> LanguageCount:
-    values = Counter(text_of(r.get(column)).strip() or UNKNOWN_LANGUAGE for r in rows)
-    return LanguageCount(_ordered(values), ALL_ROWS, len(rows))
+def _column_count(tally: SideTally) -> LanguageCount:
+    return LanguageCount(_ordered(Counter(tally.languages)), ALL_ROWS, tally.rows)
 
 
 def _ordered(counts: Counter[str]) -> dict[str, int]:

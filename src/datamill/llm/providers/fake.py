@@ -31,7 +31,15 @@ _MAX_DEPTH = 8
 
 
 class FakeProvider:
-    """Answers every request locally and deterministically; records the requests in ``calls``."""
+    """Answers every request locally and deterministically; records the latest requests in ``calls``.
+
+    ``calls`` keeps at least the latest `KEPT_CALLS` requests (at most twice that), so a long run on the fake
+    model (a server's demo route, a benchmark of 200,000 rows) does not keep every request it made;
+    ``call_count`` counts them all.
+    """
+
+    #: Requests ``calls`` keeps at least (the older half is dropped when it holds twice as many).
+    KEPT_CALLS = 1000
 
     def __init__(
         self,
@@ -43,8 +51,12 @@ class FakeProvider:
         self._responder = responder
         self._latency_s = latency_s
         self.calls: list[ChatRequest] = []
+        self.call_count = 0
 
     async def complete(self, route: Route, request: ChatRequest) -> ProviderReply:
+        self.call_count += 1
+        if len(self.calls) >= 2 * self.KEPT_CALLS:
+            del self.calls[: self.KEPT_CALLS]
         self.calls.append(request)
         if self._latency_s > 0:
             await asyncio.sleep(self._latency_s)

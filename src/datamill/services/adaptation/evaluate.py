@@ -110,8 +110,9 @@ async def _judge(
     request, options = prepared.plan.request, prepared.plan.options
     brand = request.brand_controls
     return await evaluate(
-        _before_rows(prepared, source),
-        _after_rows(checkpoint),
+        # Callables: the evaluation reads the rows in passes and keeps only the sampled ones.
+        lambda: _before_rows(prepared, source),
+        lambda: _after_rows(checkpoint),
         prepared.judge,
         blueprint=brand.blueprint,
         length_range=brand.length.token_range if brand.length is not None else None,
