@@ -119,6 +119,7 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         "DATAMILL_HEADER_TIMEOUT_S": "4",
         "DATAMILL_INGEST_MAX_COLUMNS": "50",
         "DATAMILL_INGEST_TIMEOUT_S": "20",
+        "DATAMILL_INGEST_MAX_MEMORY_MB": "256",
         "DATAMILL_BODY_TIMEOUT_S": "40",
         "DATAMILL_WORKER": "0",
         "DATAMILL_RUN_BATCH_SIZE": "8",
@@ -180,6 +181,7 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
     assert (server.rate_limit_anon_per_minute, server.rate_limit_storage) == (11, "memory")
     assert (server.header_timeout_s, server.body_timeout_s) == (4.0, 40.0)
     assert (server.ingest_max_columns, server.ingest_timeout_s) == (50, 20.0)
+    assert server.ingest_max_memory_mb == 256
     assert (runs.worker, runs.batch_size, runs.lease_s, runs.poll_s, runs.max_attempts) == (
         False,
         8,

@@ -87,7 +87,9 @@ class ServerContext:
         # The judge model, routes and keys of custom evaluations are the gateway's, as for the CLI.
         model_settings = replace(llm or runs.llm_settings(settings.data_dir), data_dir=settings.data_dir)
         secret = settings.signing_secret or load_or_create_secret(settings.secret_path)
-        budget = ReadBudget(settings.ingest_max_columns, settings.ingest_timeout_s)
+        budget = ReadBudget(
+            settings.ingest_max_columns, settings.ingest_timeout_s, settings.ingest_max_memory_mb << 20
+        )
         ingest = BackgroundIngest(IngestService(store, blobs, budget), workers=settings.ingest_workers)
         uploads = UploadService(
             store,

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from datamill.core.errors import DataFormatError
 from datamill.dataio import open_dataset
+from datamill.services.datasets.profile_isolated import ISOLATED_FORMATS, profile_in_child
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff", ".svg", ".heic")
 _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM")
@@ -41,10 +42,15 @@ HEADER_PEEK_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class ReadBudget:
-    """What reading one file may cost: its columns, and seconds of reading."""
+    """What reading one file may cost: its columns, seconds of reading, and memory.
+
+    The memory budget holds for the formats read in a child process (`profile_isolated`); the streaming
+    formats need no more than a batch.
+    """
 
     max_columns: int = 2000
     timeout_s: float = 300.0
+    max_memory_bytes: int = 1 << 30
 
     def check_columns(self, path: Path, count: int) -> None:
         if count > self.max_columns:
@@ -119,10 +125,31 @@ def _declared_columns(path: Path, file_format: str) -> int | None:
 def profile_file(path: Path, file_format: str, budget: ReadBudget | None = None) -> FileProfile:
     """Read a file once, within `budget`: its columns (of the widest schema), row count and image columns.
 
+    Workbooks and documents are read in a child process held to the memory budget (`profile_isolated`);
+    the other formats stream in this one.
+
     Raises:
         DataFormatError: The file cannot be read as `file_format`, or it is over the budget.
     """
     budget = budget or ReadBudget()
+    if file_format in ISOLATED_FORMATS:
+        found = profile_in_child(
+            path,
+            file_format,
+            max_columns=budget.max_columns,
+            timeout_s=budget.timeout_s,
+            max_memory_bytes=budget.max_memory_bytes,
+        )
+        return FileProfile(
+            columns=[str(c) for c in found["columns"]],
+            row_count=int(found["row_count"]),
+            image_columns={str(k): str(v) for k, v in found["image_columns"].items()},
+        )
+    return profile_in_process(path, file_format, budget)
+
+
+def profile_in_process(path: Path, file_format: str, budget: ReadBudget) -> FileProfile:
+    """`profile_file` in this process (the memory budget is not checked here)."""
     deadline = time.monotonic() + budget.timeout_s
     declared = _declared_columns(path, file_format)
     if declared is not None:

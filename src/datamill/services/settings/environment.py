@@ -51,6 +51,7 @@ class EnvironmentValues(BaseSettings):
     DATAMILL_HEADER_TIMEOUT_S: str | None = _var("DATAMILL_HEADER_TIMEOUT_S")
     DATAMILL_INGEST_MAX_COLUMNS: str | None = _var("DATAMILL_INGEST_MAX_COLUMNS")
     DATAMILL_INGEST_TIMEOUT_S: str | None = _var("DATAMILL_INGEST_TIMEOUT_S")
+    DATAMILL_INGEST_MAX_MEMORY_MB: str | None = _var("DATAMILL_INGEST_MAX_MEMORY_MB")
     DATAMILL_BODY_TIMEOUT_S: str | None = _var("DATAMILL_BODY_TIMEOUT_S")
     # Runs and the worker (settings.runs).
     DATAMILL_WORKER: str | None = _var("DATAMILL_WORKER")

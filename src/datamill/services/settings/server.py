@@ -17,6 +17,7 @@
 | DATAMILL_GOOGLE_SHEETS_URL | where Google Sheets exports are fetched | https://docs.google.com        |
 | DATAMILL_INGEST_MAX_COLUMNS | most columns an uploaded file may have | 2000                           |
 | DATAMILL_INGEST_TIMEOUT_S | seconds reading one uploaded file may take | 300                          |
+| DATAMILL_INGEST_MAX_MEMORY_MB | memory reading one workbook or document may take | 1024               |
 | DATAMILL_HEADER_TIMEOUT_S | seconds a request's headers may take     | 10                             |
 | DATAMILL_BODY_TIMEOUT_S   | seconds a request body may stall         | 60                             |
 """
@@ -79,6 +80,7 @@ class ServerSettings:
     google_sheets_url: str = "https://docs.google.com"
     ingest_max_columns: int = 2000
     ingest_timeout_s: float = 300.0
+    ingest_max_memory_mb: int = 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
 
@@ -136,6 +138,10 @@ class ServerSettings:
             overrides["google_sheets_url"] = url.strip().rstrip("/")
         if columns := env.get("DATAMILL_INGEST_MAX_COLUMNS"):
             overrides["ingest_max_columns"] = max(1, int(_positive(columns, "DATAMILL_INGEST_MAX_COLUMNS")))
+        if memory := env.get("DATAMILL_INGEST_MAX_MEMORY_MB"):
+            overrides["ingest_max_memory_mb"] = max(
+                1, int(_positive(memory, "DATAMILL_INGEST_MAX_MEMORY_MB"))
+            )
         for name in ("header_timeout_s", "body_timeout_s", "ingest_timeout_s"):
             variable = f"DATAMILL_{name.upper()}"
             if seconds := env.get(variable):
