@@ -229,3 +229,21 @@ def test_a_lone_surrogate_does_not_break_signing():
     kept, ctx = _run(NearDedup(("original_prompt",)), texts)
     assert kept == [1]
     assert ctx.rejected[0].reason == "near duplicate of row 1 (estimated Jaccard 1.00)"
+
+
+def test_a_dedup_that_forgets_its_batches_drops_its_index():
+    from datamill.steps.dedup import ExactDedup
+
+    rows = [
+        {"_row": i, "prompt": f"how do I {_SYLLABLES[i % 50]} the {_SYLLABLES[i % 37]} thing {i}"}
+        for i in range(500)
+    ]
+    near, exact = NearDedup(("prompt",)), ExactDedup(("prompt",))
+    for step in (near, exact):
+        assert len(step.process_batch([dict(r) for r in rows], StepContext())) == 500
+        repeats = [dict(r, _row=r["_row"] + 1000) for r in rows[:10]]
+        assert step.process_batch([dict(r) for r in repeats], StepContext()) == []  # remembered
+        step.forget()
+        if step is near:
+            assert near.index_nbytes == NearDedup(("prompt",)).index_nbytes  # back to an empty index
+        assert len(step.process_batch(repeats, StepContext())) == 10  # forgotten

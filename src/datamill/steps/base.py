@@ -73,6 +73,12 @@ class BatchStep(Step):
     @abstractmethod
     def process_batch(self, rows: list[Row], ctx: StepContext) -> list[Row]: ...
 
+    def forget(self) -> None:
+        """Drop what the step remembers of the batches it saw (a dedup's index), once no batch is left.
+
+        A resumed run rebuilds it by replaying the saved batches; steps that remember nothing do nothing.
+        """
+
     def estimate_sample(self, rows: list[Row]) -> list[Row] | None:
         """The sample rows a fresh copy of the step keeps, or None when it is not measured on the sample.
 

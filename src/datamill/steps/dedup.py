@@ -34,6 +34,9 @@ class ExactDedup(BatchStep):
         self.input_columns = key_columns
         self._seen: dict[bytes, int] = {}
 
+    def forget(self) -> None:
+        self._seen = {}
+
     def estimate_sample(self, rows: list[Row]) -> list[Row]:
         """The sample rows a fresh dedup (one that has seen no earlier batch) keeps."""
         return ExactDedup(tuple(self.input_columns)).process_batch([dict(r) for r in rows], StepContext())

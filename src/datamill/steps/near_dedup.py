@@ -86,6 +86,9 @@ class NearDedup(BatchStep):
         self._hasher = MinHasher(num_perm)
         self._indexes = {space: LshIndex(self.bands, num_perm) for space in ("characters", "words")}
 
+    def forget(self) -> None:
+        self._indexes = {space: LshIndex(self.bands, self._hasher.num_perm) for space in self._indexes}
+
     @property
     def index_nbytes(self) -> int:
         """Bytes of state held for the rows kept so far."""

@@ -55,7 +55,10 @@ class SemanticDedup(BatchStep):
         self.input_columns = key_columns
         self.embedder = embedder
         self.threshold = threshold
-        self._vectors = np.empty((0, embedder.dim), dtype=np.float16)
+        self.forget()
+
+    def forget(self) -> None:
+        self._vectors = np.empty((0, self.embedder.dim), dtype=np.float16)
         self._rows = np.empty(0, dtype=np.int64)
         self._size = 0
 

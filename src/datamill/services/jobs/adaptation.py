@@ -135,6 +135,8 @@ class RunExecutor:
             if runners is not None:
                 await runners.aclose()
                 log.info("run %s: %d batches executed on Ray actors", ticket.id, runners.batches)
+        for step in prepared.steps.batch_steps:
+            step.forget()  # every batch is done: a dedup's index must not sit beside the evaluation's
         if result.failure is not None:
             return self._failed(ticket, root, live, error_data(ErrorCode.NOTHING_DELIVERED, result.failure))
         if ticket.kind != ADAPT:
