@@ -8,7 +8,9 @@ returns an `AdaptRequest` or raises one `ValidationError` listing every issue wi
 ``language_expansion_given`` is False), ``null`` (clear it: given, value None) and an object (replace it).
 Every other optional object left out or null takes its defaults. ``column_mapping`` may be left out only
 for an estimate. ``custom_steps`` and ``prompt_templates`` are datamill's own fields, a run's own model steps
-and prompt templates (`datamill.core.custom_request`); ``to_dict`` writes them only when set.
+and prompt templates (`datamill.core.custom_request`); ``model`` and ``judge_model`` are datamill's own
+too, the public names of the models the run writes and judges with (the server's default when left out;
+the server checks them against its routing file). ``to_dict`` writes these only when set.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from datamill.core.brand import BrandControls, read_brand_controls
 from datamill.core.custom_request import CustomStepSpec, read_custom_steps, read_prompt_templates
 from datamill.core.expansion import LanguageExpansion, read_language_expansion
-from datamill.core.fields import Issues, parse_with, read_bool, read_enum, read_object
+from datamill.core.fields import Issues, parse_with, read_bool, read_enum, read_object, read_str
 from datamill.core.job import JobSpecification, read_job_specification
 from datamill.core.mapping import ColumnMapping, read_column_mapping
 from datamill.core.recipes import RecipeSpecification, TrainingType, read_recipe_specification
@@ -35,6 +37,8 @@ ADAPT_FIELDS = (
     "language_expansion",
     "custom_steps",
     "prompt_templates",
+    "model",
+    "judge_model",
 )
 
 
@@ -54,6 +58,8 @@ class AdaptRequest:
             dataset keeps its existing expansion, when True a None value clears it.
         custom_steps: the run's own model steps (`datamill.core.custom_request`), in order.
         prompt_templates: built-in prompts the run replaces, as (name, template document) pairs.
+        model: the model the run writes with; None uses the server's default model.
+        judge_model: the model that grades the run; None lets the server choose.
     """
 
     column_mapping: ColumnMapping | None = None
@@ -66,6 +72,8 @@ class AdaptRequest:
     language_expansion_given: bool = False
     custom_steps: tuple[CustomStepSpec, ...] = ()
     prompt_templates: tuple[tuple[str, dict[str, Any]], ...] = ()
+    model: str | None = None
+    judge_model: str | None = None
 
     def __post_init__(self) -> None:
         # An expansion object is always an explicit replacement, so "given" cannot be False beside one.
@@ -91,6 +99,10 @@ class AdaptRequest:
             out["custom_steps"] = [step.to_dict() for step in self.custom_steps]
         if self.prompt_templates:
             out["prompt_templates"] = dict(self.prompt_templates)
+        if self.model is not None:
+            out["model"] = self.model
+        if self.judge_model is not None:
+            out["judge_model"] = self.judge_model
         return out
 
 
@@ -131,6 +143,8 @@ def read_adapt_request(value: object, field: str, issues: Issues) -> AdaptReques
         expansion = read_language_expansion(obj["language_expansion"], "language_expansion", issues)
     custom_steps = read_custom_steps(obj.get("custom_steps"), "custom_steps", issues)
     templates = read_prompt_templates(obj.get("prompt_templates"), "prompt_templates", issues)
+    model = read_str(obj.get("model"), "model", issues, max_length=200)
+    judge_model = read_str(obj.get("judge_model"), "judge_model", issues, max_length=200)
     if (
         len(issues) > before
         or recipes is None
@@ -151,4 +165,6 @@ def read_adapt_request(value: object, field: str, issues: Issues) -> AdaptReques
         language_expansion_given=given,
         custom_steps=custom_steps,
         prompt_templates=templates,
+        model=model,
+        judge_model=judge_model,
     )

@@ -110,7 +110,13 @@ async def plan_run(
         if request.column_mapping is not None:
             check_columns(request.column_mapping, reader.columns)
         rename_note = reader.rename_note
-    handle = gateway.model(model)
+    if request.model is not None:
+        model = request.model
+    if request.judge_model is not None:
+        options = dataclasses.replace(options, judge_model=request.judge_model)
+    handle = _request_model(gateway, "model", model) if request.model else gateway.model(model)
+    if request.judge_model is not None:
+        _request_model(gateway, "judge_model", request.judge_model)
     judge = judge_handle(gateway, handle, options.judge_model)
     plan = RunPlan(
         kind=kind,
@@ -232,6 +238,21 @@ def _step_model(gateway: Gateway, step: PromptStep) -> ModelHandle:
         return gateway.model(step.model_name)
     except ModelError as exc:
         raise ValidationError.of(f"{step.field}.model", str(exc)) from None
+
+
+def _request_model(gateway: Gateway, field: str, name: str) -> ModelHandle:
+    """The model a request names (``model``, ``judge_model``), or a `ValidationError` naming the field.
+
+    Only a name the routing file serves is accepted; the error lists the routed names.
+    """
+    try:
+        return gateway.model(name)
+    except ModelError as exc:
+        raise ValidationError.of(
+            field,
+            f"{exc}; name a model the routing file serves (GET /api/v1/models lists them) "
+            "or leave the field out to use the default model",
+        ) from None
 
 
 def _unmappable(source: RunSource, steps: AdaptPlan) -> ValidationError:
