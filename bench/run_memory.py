@@ -129,12 +129,14 @@ def _dataset(tmp: Path, data_file: Path) -> tuple[Any, Any, str, str]:
 async def _measure(rows: int, trace: bool, check: bool) -> dict[str, Any]:
     """Plan and execute one run of `rows` rows in this process; its peak memory and (optionally) growth."""
     from datamill.core.adapt_request import parse_adapt_request
+    from datamill.dataio.memory import POOL_ENV, use_lean_memory_pool
     from datamill.runners.execution import LiveRun, RunTicket
     from datamill.services.adaptation.adapt import make_gateway
     from datamill.services.adaptation.prepare import RunSource, plan_run
     from datamill.services.jobs.adaptation import RunExecutor
     from datamill.services.settings.runs import RunSettings
 
+    use_lean_memory_pool(os.environ.get(POOL_ENV))  # as `datamill serve` and `datamill worker` do
     with tempfile.TemporaryDirectory(prefix="datamill-run-memory-") as name:
         tmp = Path(name)
         data = tmp / "data"
@@ -173,11 +175,14 @@ async def _measure(rows: int, trace: bool, check: bool) -> dict[str, Any]:
             tracemalloc.start(12)
         baseline = _rss_mb()
         started = time.perf_counter()
+        phases: dict[str, float] = {}
         watch = asyncio.ensure_future(_watch(live, rows, snapshots, trace))
+        phase = asyncio.ensure_future(_phase_peak(live, phases))
         try:
             outcome = await RunExecutor(store, blobs, settings, data)(ticket, live)
         finally:
             watch.cancel()
+            phase.cancel()
         seconds = time.perf_counter() - started
         result: dict[str, Any] = {
             "rows": rows,
@@ -189,12 +194,20 @@ async def _measure(rows: int, trace: bool, check: bool) -> dict[str, Any]:
             "plan_peak_rss_mb": round(plan_peak, 1),
             "baseline_rss_mb": round(baseline, 1),
             "peak_rss_mb": round(_peak_rss_mb(), 1),
+            "adapting_peak_rss_mb": phases.get("adapting"),
             "rss_after_mb": round(_rss_mb(), 1),
         }
         if trace:
             result["growth"] = _growth(snapshots)
         store.close()
         return result
+
+
+async def _phase_peak(live: Any, phases: dict[str, float]) -> None:
+    """Record the peak RSS of the adapting phase, when the evaluation starts."""
+    while live.evaluation_status is None:  # noqa: ASYNC110 - polling the executor's state, as the heartbeat does
+        await asyncio.sleep(0.05)
+    phases["adapting"] = round(_peak_rss_mb(), 1)
 
 
 async def _watch(
