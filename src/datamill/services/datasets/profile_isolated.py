@@ -68,7 +68,7 @@ def profile_in_child(
         raise over_time(path, timeout_s) from exc
     lines = done.stdout.strip().splitlines()
     answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-    if done.returncode == _OUT_OF_MEMORY or (answer is None and done.returncode < 0):
+    if done.returncode == _OUT_OF_MEMORY or (answer is None and _ran_out(done)):
         # A library that cannot allocate may also abort (SIGABRT) or fault rather than raise.
         raise over_memory(path, max_memory_bytes)
     if answer is None:
@@ -78,6 +78,16 @@ def profile_in_child(
         line = answer.get("line")
         raise DataFormatError(str(path), str(answer["error"]), line=line if isinstance(line, int) else None)
     return dict(answer)
+
+
+def _ran_out(done: subprocess.CompletedProcess[str]) -> bool:
+    """Whether a child that gave no answer died of its memory cap: killed by a signal, or a MemoryError."""
+    return done.returncode < 0 or "MemoryError" in done.stderr or "bad_alloc" in done.stderr
+
+
+def _out_of_memory(reason: str) -> bool:
+    """Whether a reader's error is an allocation that failed (libxml2 says "Memory allocation failed")."""
+    return "memory" in reason.lower() or "bad_alloc" in reason or "Cannot allocate" in reason
 
 
 def _address_space() -> int:
@@ -113,7 +123,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps({"memory": True}), flush=True)
         return _OUT_OF_MEMORY
     except DataFormatError as exc:
-        if "MemoryError" in exc.reason or "bad_alloc" in exc.reason or "Cannot allocate" in exc.reason:
+        if _out_of_memory(exc.reason):
+            print(json.dumps({"memory": True}), flush=True)
             return _OUT_OF_MEMORY
         print(json.dumps({"error": exc.reason, "line": exc.line}), flush=True)
         return 0
