@@ -1,6 +1,7 @@
 """Answers of a base model, or of a base model with an adapter, to prompts: greedy, batched, bounded length.
 
-Greedy decoding makes the answers a function of the weights alone, so the base model's answers and a tuned
+The model is given each prompt rendered as it was in training (`datamill.training.rendering`). Greedy
+decoding makes the answers a function of the weights alone, so the base model's answers and a tuned
 model's differ only because of the training, and a rerun of an evaluation reproduces them.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from datamill.training.loading import load_model, load_tokenizer
 from datamill.training.quiet import quiet_libraries
+from datamill.training.rendering import inference_ids
 
 #: Prompts generated together.
 BATCH = 8
@@ -46,10 +48,8 @@ def generate_answers(
         for start in range(0, len(prompts), BATCH):
             if should_stop():
                 return None
-            texts = [_render(tokenizer, p, chat) for p in prompts[start : start + BATCH]]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat).to(
-                device
-            )
+            rows = [{"input_ids": inference_ids(tokenizer, p, chat)} for p in prompts[start : start + BATCH]]
+            batch = tokenizer.pad(rows, padding=True, return_tensors="pt").to(device)
             with torch.no_grad():
                 out = model.generate(
                     **batch,
@@ -60,10 +60,3 @@ def generate_answers(
             width = batch["input_ids"].shape[1]
             answers += [str(tokenizer.decode(row[width:], skip_special_tokens=True)).strip() for row in out]
     return answers
-
-
-def _render(tokenizer: Any, prompt: str, chat: bool) -> str:
-    if not chat or tokenizer.chat_template is None:
-        return prompt
-    messages = [{"role": "user", "content": prompt}]
-    return str(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))

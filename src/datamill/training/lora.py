@@ -3,8 +3,9 @@
 `TrainConfig` carries the hyperparameters the AutoScientist resolves (the Adaption ``hyperparams`` names);
 `train_adapter` builds trl's `SFTTrainer` or `DPOTrainer` with a peft `LoraConfig`, trains, and saves the
 adapter (``adapter_config.json`` and ``adapter_model.safetensors``) into a folder. Examples are
-conversational (a user turn and the assistant's answer, rendered with the model's chat template) for the
-``chat`` data format, and plain prompt and completion text for ``instruction``.
+rendered by `datamill.training.rendering`: conversational (a user turn and the assistant's answer, rendered
+with the model's chat template) for the ``chat`` data format on a model with a chat template, plain prompt
+and completion text joined by a newline otherwise; the model's answers are generated from the same rendering.
 
 `should_stop` is asked before every optimisation step; when it answers True the trainer stops after the
 step in progress and `Stopped` is raised, so a cancelled run gives its worker back within one step.
@@ -19,6 +20,7 @@ from typing import Any
 
 from datamill.training.loading import load_model, load_tokenizer
 from datamill.training.quiet import quiet_libraries
+from datamill.training.rendering import training_records
 
 #: Tokens per example beyond which an example is cut (prompt and answer together).
 MAX_LENGTH = 512
@@ -72,24 +74,6 @@ class TrainReport:
     world_size: int = 1
 
 
-def _records(examples: Sequence[Example], config: TrainConfig) -> list[dict[str, Any]]:
-    def turn(role: str, text: str) -> Any:
-        return [{"role": role, "content": text}] if config.chat else text
-
-    if config.method == "dpo":
-        return [
-            {
-                "prompt": turn("user", e.prompt),
-                "chosen": turn("assistant", e.chosen),
-                "rejected": turn("assistant", e.rejected),
-            }
-            for e in examples
-        ]
-    return [
-        {"prompt": turn("user", e.prompt), "completion": turn("assistant", e.completion)} for e in examples
-    ]
-
-
 def _lora(config: TrainConfig) -> Any:
     from peft import LoraConfig
 
@@ -128,12 +112,15 @@ def _common(config: TrainConfig, output_dir: Path, device: str) -> dict[str, Any
     }
 
 
-def _trainer(folder: str, examples: Sequence[Example], config: TrainConfig, out: Path, device: str) -> Any:
+def build_trainer(
+    folder: str, examples: Sequence[Example], config: TrainConfig, out: Path, device: str
+) -> Any:
+    """The trl trainer for `examples` (tokenized when built), with the LoRA of `config`."""
     from datasets import Dataset
 
     tokenizer = load_tokenizer(folder)
     model = load_model(folder, device)
-    data = Dataset.from_list(_records(examples, config))
+    data = Dataset.from_list(training_records(tokenizer, config.chat, config.method, examples))
     common = _common(config, out, device)
     if config.method == "dpo":
         from trl import DPOConfig, DPOTrainer  # type: ignore[attr-defined]
@@ -187,7 +174,7 @@ def train_adapter(
             return control
 
     with quiet_libraries():
-        trainer = _trainer(folder, examples, config, output_dir, device)
+        trainer = build_trainer(folder, examples, config, output_dir, device)
         trainer.add_callback(_StopWhenAsked())
         trainer.remove_callback(PrinterCallback)  # the losses are in the report, not on stdout
         result = trainer.train()
