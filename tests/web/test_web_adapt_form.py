@@ -14,9 +14,9 @@ from conftest import RunningServer
 
 
 def _checked(page: Any, change: Any = None) -> str:
-    """Make `change` (if any) and wait for the form's check of it; the form's state."""
-    page.evaluate("() => { document.getElementById('adapt-form').dataset.state = 'changed'; }")
+    """Make `change` (if any) and wait for the form's check of it (else for its first check); its state."""
     if change is not None:
+        page.evaluate("() => { document.getElementById('adapt-form').dataset.state = 'changed'; }")
         change()
     page.wait_for_function(
         "() => ['valid', 'invalid'].includes(document.getElementById('adapt-form').dataset.state)"

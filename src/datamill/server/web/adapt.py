@@ -4,8 +4,11 @@ The page's script builds the run/adapt body from the form on every change and po
 ``/datasets/{id}/adapt/check``, which validates it with `parse_adapt_request` (the same rules and messages
 as the wire API) and against the dataset's columns, then quotes it; the answer is either the API's 400
 error body (each issue names its field, which the page shows beside the control) or the estimate: credits,
-cost, minutes, output rows. Launch posts the same body to ``/datasets/{id}/adapt/launch``, which calls the
-run service exactly as ``POST /api/v1/datasets/{id}/adapt`` does.
+cost, minutes, output rows. The model select lists the models the server's routing file serves (the
+server's default model first and selected); a choice other than the default is sent as the body's
+``model``, so the estimate prices it and the run uses it. Launch posts the same body to
+``/datasets/{id}/adapt/launch``, which calls the run service exactly as
+``POST /api/v1/datasets/{id}/adapt`` does.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ router = APIRouter()
 def adapt_page(request: Request, dataset_id: str, web: WebDep, session: SessionDep) -> HTMLResponse:
     view = web.context.datasets.get(session.tenant.id, dataset_id)
     defaults = Recipes()
+    default_model, models = web.quoter.models()
     return web.page(
         request,
         "adapt.html",
@@ -39,6 +43,8 @@ def adapt_page(request: Request, dataset_id: str, web: WebDep, session: SessionD
         lengths=[length.value for length in Length],
         safety=[category.value for category in SafetyCategory],
         training_types=[kind.value for kind in TrainingType],
+        default_model=default_model,
+        models=models,
     )
 
 

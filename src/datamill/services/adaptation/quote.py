@@ -83,6 +83,28 @@ class RunQuoter:
                 tokenizer.count("warm")  # a vocabulary loads on its first count
                 self._routing, self._tokenizer = Routing.load(llm.routes_path), tokenizer
 
+    def models(self) -> tuple[str, list[str]]:
+        """The runs' default model, and the model names a run request may give (``model``).
+
+        The default comes first, then every name the routing file gives (not its patterns) whose route is
+        usable now (its key variable set, when it needs one), in routing-file order.
+        """
+        llm = self._settings.llm_settings(self._data_dir)
+        # The routes quotes use once warm; no token counter is loaded for a list of names.
+        routing = self._routing or Routing.load(llm.routes_path)
+        default = llm.model or routing.default_model
+        names = [default]
+        for name in routing.names():
+            if name == default or any(c in name for c in "*?["):
+                continue
+            try:
+                route = routing.resolve(name)
+            except (ConfigError, ModelError):
+                continue
+            if route.api_key_env is None or route.api_key is not None:
+                names.append(name)
+        return default, names
+
     def quote(self, kind: str, dataset_id: str, request: AdaptRequest) -> Quote:
         """Quote a run of `kind` over `dataset_id`'s files executing `request` (its mapping filled in)."""
         try:

@@ -217,6 +217,8 @@ function adaptBody(form) {
   }
   const maxRows = field(form, "max_rows").value;
   if (maxRows) body.job_specification = { max_rows: Number(maxRows) };
+  const model = field(form, "model");
+  if (model && model.value && model.value !== model.dataset.default) body.model = model.value;
   for (const name of ["custom_steps", "prompt_templates"]) {
     const text = field(form, name).value.trim();
     if (!text) continue;
