@@ -303,3 +303,16 @@ def test_core_imports_only_the_standard_library_and_reads_no_data_at_import() ->
     outside, loaded = json.loads(result.stdout)
     assert outside == []
     assert loaded == 0
+
+
+def test_a_run_names_its_model_and_judge() -> None:
+    request = parse_adapt_request(body(model="sim-anthropic/claude", judge_model="sim-gemini/flash"))
+    assert (request.model, request.judge_model) == ("sim-anthropic/claude", "sim-gemini/flash")
+    assert parse_adapt_request(request.to_dict()) == request
+    plain = parse_adapt_request(body())
+    assert plain.model is None
+    assert "model" not in plain.to_dict()
+    assert "judge_model" not in plain.to_dict()
+    found = issues(body(model="  ", judge_model=3))
+    assert_issue(found, "model", "empty")
+    assert_issue(found, "judge_model", "string")

@@ -60,16 +60,20 @@ def test_a_run_uses_the_model_it_names(sim: ProviderSimulator, tmp_path: Path) -
         assert chosen.estimated_credits_consumed > default.estimated_credits_consumed
         assert sim.log.prompts() == []  # a quote calls no model
         launched = client.datasets.adapt(
-            dataset_id, column_mapping=MAPPING, extra_body=NO_RECIPES | {"model": CHOSEN}
+            dataset_id,
+            column_mapping=MAPPING,
+            extra_body=NO_RECIPES | {"model": CHOSEN, "judge_model": "sim-gemini/flash"},
         )
         assert launched.run_id is not None
         with server.context.store.session() as session:
             stored = runs_repo.get_run_any_tenant(session, launched.run_id)
             assert stored is not None
             model, request, reserved = stored.model, stored.request, float(stored.credits_reserved)
+            judge = stored.options["judge_model"]
         assert wait_done(client, dataset_id).status == "succeeded"
     assert model == CHOSEN
     assert request["model"] == CHOSEN
+    assert judge == "sim-gemini/flash"  # the judge the run asked for is stored with its options
     assert reserved == pytest.approx(chosen.estimated_credits_consumed, rel=0.01)
     called = {entry.model for entry in sim.log if entry.operation is None}
     assert called == {"claude"}  # the route sends the name's suffix to the provider
