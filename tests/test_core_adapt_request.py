@@ -24,6 +24,7 @@ from datamill.core import (
     parse_adapt_request,
 )
 from datamill.core.errors import ValidationError
+from datamill.core.run_config import parse_run_config
 
 #: The body the real SDK sent for `client.datasets.run(...)` (as the SDK sends it).
 SDK_RUN_BODY: dict[str, Any] = {
@@ -316,3 +317,13 @@ def test_a_run_names_its_model_and_judge() -> None:
     found = issues(body(model="  ", judge_model=3))
     assert_issue(found, "model", "empty")
     assert_issue(found, "judge_model", "string")
+
+
+def test_a_run_configs_model_is_the_commands_not_the_body() -> None:
+    # The command line's --model and --judge-model override a config's; the body never carries them.
+    config = parse_run_config(
+        {"model": "fake/a", "judge_model": "fake/b", "training_type": "instruction_dataset"}
+    )
+    assert config.io["model"] == "fake/a"
+    assert config.options.judge_model == "fake/b"
+    assert config.body == {"training_type": "instruction_dataset"}

@@ -67,7 +67,10 @@ def parse_run_config(doc: object) -> RunConfig:
     options = read_run_options(obj, "", issues)
     steps = read_str_list(obj.get("steps"), "steps", issues) if obj.get("steps") is not None else ()
     issues.raise_if_any()
-    body = {k: v for k, v in obj.items() if k in ADAPT_FIELDS}
+    # A config's ``model`` and ``judge_model`` are the command's (its I/O field and run option), which the
+    # command line's flags override; they are not sent in the request body.
+    own = {*IO_FIELDS, *RUN_OPTION_FIELDS}
+    body = {k: v for k, v in obj.items() if k in ADAPT_FIELDS and k not in own}
     return RunConfig(body=body, io=io, options=options, steps=steps or ())
 
 
