@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from datamill.pipelines.evaluation_penalties import is_empty_or_truncated, request_key
 from datamill.pipelines.evaluation_sample import (
+    UNKNOWN_LANGUAGE,
     Row,
     RowPair,
     SideText,
@@ -40,7 +41,6 @@ from datamill.pipelines.evaluation_sample import (
     stratum_of,
     text_of,
 )
-from datamill.pipelines.evaluation_stats import UNKNOWN_LANGUAGE
 from datamill.steps.base import StepContext
 from datamill.steps.dedup import normalize_text
 from datamill.steps.near_dedup import NearDedup

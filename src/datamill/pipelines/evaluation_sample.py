@@ -31,6 +31,9 @@ from typing import Any
 
 Row = dict[str, Any]
 
+#: The language category of a row whose language is not known (no value, or no sure detection).
+UNKNOWN_LANGUAGE = "(unknown)"
+
 #: Upper bounds (exclusive, in characters) of the prompt-length buckets; longer prompts are "very long".
 LENGTH_BUCKETS: tuple[tuple[str, int], ...] = (("short", 100), ("medium", 400), ("long", 1500))
 LONGEST_BUCKET = "very long"

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from datamill.pipelines.evaluation_sample import RowPair, SideText
+from datamill.pipelines.evaluation_sample import UNKNOWN_LANGUAGE, RowPair, SideText
 from datamill.text.langid import MIN_CONFIDENCE, MIN_LETTERS, LanguageDetector, count_letters
 
 if TYPE_CHECKING:
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
 
 #: Percentiles reported for each length distribution.
 LENGTH_PERCENTILES = (10, 50, 90)
-#: The language category of a row whose language is not known (no value, or no sure detection).
-UNKNOWN_LANGUAGE = "(unknown)"
 #: The populations the languages are counted over (module doc).
 ALL_ROWS = "all rows"
 JUDGED_SAMPLE = "judged sample"

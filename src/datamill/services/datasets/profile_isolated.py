@@ -3,7 +3,7 @@
 openpyxl reads a workbook's shared strings whole, and the document readers (pdf, docx, pptx, html, zip)
 parse whole documents, so a small file can ask for far more memory than its size (a 203 KB workbook of
 shared strings took 480 MB). Such a file is profiled in a child interpreter (``python -m
-datamill.services.datasets.profile_isolated``) whose address space is capped (``RLIMIT_AS``) at what it
+datamill.services.datasets.profile_child``) whose address space is capped (``RLIMIT_AS``) at what it
 uses once its libraries are loaded plus the budget, and which is killed when the time budget runs out. A file
 whose reading needs more fails its dataset with a reason naming the file's budget and the setting that
 raises it; the ingest worker, its process and the other tenants' files are not touched, and nothing is
@@ -14,7 +14,6 @@ their memory is bounded by the batch, whatever the file's size.
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ from datamill.core.errors import DataFormatError
 #: Formats profiled in a child process under the memory budget.
 ISOLATED_FORMATS = frozenset({"xlsx", "pdf", "docx", "pptx", "html", "zip"})
 #: Exit code of a child that ran out of its memory budget.
-_OUT_OF_MEMORY = 3
+OUT_OF_MEMORY = 3
 _MB = 1 << 20
 
 
@@ -56,7 +55,7 @@ def profile_in_child(
     command = [
         sys.executable,
         "-m",
-        __name__,
+        "datamill.services.datasets.profile_child",
         str(path),
         file_format,
         str(max_columns),
@@ -68,7 +67,7 @@ def profile_in_child(
         raise over_time(path, timeout_s) from exc
     lines = done.stdout.strip().splitlines()
     answer = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else None
-    if done.returncode == _OUT_OF_MEMORY or (answer is None and _ran_out(done)):
+    if done.returncode == OUT_OF_MEMORY or (answer is None and _ran_out(done)):
         # A library that cannot allocate may also abort (SIGABRT) or fault rather than raise.
         raise over_memory(path, max_memory_bytes)
     if answer is None:
@@ -83,55 +82,3 @@ def profile_in_child(
 def _ran_out(done: subprocess.CompletedProcess[str]) -> bool:
     """Whether a child that gave no answer died of its memory cap: killed by a signal, or a MemoryError."""
     return done.returncode < 0 or "MemoryError" in done.stderr or "bad_alloc" in done.stderr
-
-
-def _out_of_memory(reason: str) -> bool:
-    """Whether a reader's error is an allocation that failed (libxml2 says "Memory allocation failed")."""
-    return "memory" in reason.lower() or "bad_alloc" in reason or "Cannot allocate" in reason
-
-
-def _address_space() -> int:
-    """This process's virtual memory size in bytes (``VmSize``)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmSize:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def _load_libraries(file_format: str) -> None:
-    """Import what reading `file_format` needs, so the budget counts the file's data, not the code."""
-    from datamill.dataio import open_dataset  # noqa: F401
-
-    if file_format == "xlsx":
-        import openpyxl  # noqa: F401
-
-
-def main(argv: list[str]) -> int:
-    path, file_format, max_columns, max_memory = Path(argv[0]), argv[1], int(argv[2]), int(argv[3])
-    from datamill.services.datasets.profile import ReadBudget, profile_in_process
-
-    _load_libraries(file_format)
-    used = _address_space()
-    if used:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        limit = used + max_memory
-        soft = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
-    try:
-        found = profile_in_process(path, file_format, ReadBudget(max_columns, timeout_s=float("inf")))
-    except MemoryError:
-        print(json.dumps({"memory": True}), flush=True)
-        return _OUT_OF_MEMORY
-    except DataFormatError as exc:
-        if _out_of_memory(exc.reason):
-            print(json.dumps({"memory": True}), flush=True)
-            return _OUT_OF_MEMORY
-        print(json.dumps({"error": exc.reason, "line": exc.line}), flush=True)
-        return 0
-    answer = {"columns": found.columns, "row_count": found.row_count, "image_columns": found.image_columns}
-    print(json.dumps(answer), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
