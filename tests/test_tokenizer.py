@@ -19,6 +19,7 @@ from datamill.text.tokenizer import (
     LlamaVocabTokenizer,
     default_tokenizer,
 )
+from output_race import write_during
 
 needs_llama = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed"
@@ -128,40 +129,20 @@ def test_concurrent_vocabulary_loads_leave_stdout_and_stderr_where_they_were(tmp
     assert result.read_text() == "kept"
 
 
-_WRITES_DURING_LOADS = """
-import os, threading, time
-from datamill.text.tokenizer import LlamaVocabTokenizer
-
-done = threading.Event()
-
-def loads():
+_VOCAB_LOADS = """
     for _ in range(8):
         tokenizer = LlamaVocabTokenizer()
         tokenizer.count("hello world")
         tokenizer.release()
-    done.set()
-
-thread = threading.Thread(target=loads)
-thread.start()
-n = 0
-while not done.is_set():
-    os.write(2, f"line {n}\\n".encode())
-    n += 1
-    time.sleep(0.001)
-thread.join()
-os.write(1, f"{n}".encode())
 """
 
 
 @needs_llama
 def test_output_of_other_threads_is_not_lost_while_a_vocabulary_loads(tmp_path: Path) -> None:
     """A server loads its vocabulary on a thread at start: its log lines meanwhile must reach stderr."""
-    script = tmp_path / "writes.py"
-    script.write_text(_WRITES_DURING_LOADS)
-    stdout, stderr = tmp_path / "out.txt", tmp_path / "err.txt"
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        subprocess.run([sys.executable, str(script)], stdout=out, stderr=err, check=True, timeout=300)
-    written = int(stdout.read_text())
-    lines = [line for line in stderr.read_text().splitlines() if line.startswith("line ")]
+    written, received = write_during(
+        tmp_path, "from datamill.text.tokenizer import LlamaVocabTokenizer", _VOCAB_LOADS
+    )
+    lines = [line for line in received if line.startswith("line ")]
     assert len(lines) == written  # none went to /dev/null
     assert written > 0
