@@ -87,9 +87,9 @@ def write_rows(path: Path, rows: int) -> None:
 def _dataset(tmp: Path, data_file: Path) -> tuple[Any, Any, str, str]:
     """A store with a tenant and a dataset whose one file is `data_file`: (store, blobs, tenant, dataset)."""
     from datamill.services.tenants import TenantService
-    from datamill.store import Dataset, DatasetFile, Store, utcnow
+    from datamill.store import Store
     from datamill.store.blobs.local import LocalBlobStore
-    from datamill.store.ids import new_id
+    from datamill.store.datasets import StoredFile, add_dataset_with_file
 
     store = Store.from_url(f"sqlite:///{tmp / 'datamill.db'}")
     store.migrate()
@@ -97,31 +97,15 @@ def _dataset(tmp: Path, data_file: Path) -> tuple[Any, Any, str, str]:
     (tmp / "blobs" / "uploads").mkdir(parents=True)
     data_file.rename(tmp / "blobs" / "uploads" / "rows.jsonl")
     tenant_id = TenantService(store).create_key("bench").tenant.id
-    now = utcnow()
-    dataset = Dataset(
-        id=new_id("ds"),
-        tenant_id=tenant_id,
-        name="rows",
-        kind="uploaded",
-        status="succeeded",
-        ingest_state="ready",
-        processing_mode="adapt",
-        created_at=now,
-        updated_at=now,
-    )
+    size = (tmp / "blobs" / "uploads" / "rows.jsonl").stat().st_size
     with store.session() as session:
-        session.add(dataset)
-        session.flush()
-        session.add(
-            DatasetFile(
-                dataset_id=dataset.id,
-                position=0,
-                file_name="rows.jsonl",
-                file_format="jsonl",
-                blob_key="uploads/rows.jsonl",
-                size_bytes=(tmp / "blobs" / "uploads" / "rows.jsonl").stat().st_size,
-                sha256="0" * 64,
-            )
+        dataset = add_dataset_with_file(
+            session,
+            tenant_id=tenant_id,
+            name="rows",
+            file=StoredFile("rows.jsonl", "jsonl", "uploads/rows.jsonl", size, "0" * 64),
+            status="succeeded",
+            ingest_state="ready",
         )
     return store, blobs, tenant_id, str(dataset.id)
 

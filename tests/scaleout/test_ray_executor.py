@@ -64,8 +64,8 @@ async def test_a_resumed_run_on_ray_skips_the_saved_batches(tmp_path: Path) -> N
 def _dataset_in(tmp_path: Path, source: RunSource) -> tuple[str, str, str]:
     """`source` as a dataset's one file, in a database and a blob dir of their own: the ids and URLs."""
     from datamill.services.tenants import TenantService
-    from datamill.store import Dataset, DatasetFile, Store, utcnow
-    from datamill.store.ids import new_id
+    from datamill.store import Store
+    from datamill.store.datasets import StoredFile, add_dataset_with_file
 
     database_url = f"sqlite:///{tmp_path / 'metadata.db'}"
     blob_dir = tmp_path / "cluster-blobs"
@@ -75,31 +75,16 @@ def _dataset_in(tmp_path: Path, source: RunSource) -> tuple[str, str, str]:
     try:
         store.migrate()
         tenant_id = TenantService(store).create_key("ray").tenant.id
-        now = utcnow()
-        dataset = Dataset(
-            id=new_id("ds"),
-            tenant_id=tenant_id,
-            name="qa",
-            kind="uploaded",
-            status="succeeded",
-            ingest_state="ready",
-            processing_mode="adapt",
-            created_at=now,
-            updated_at=now,
-        )
         with store.session() as session:
-            session.add(dataset)
-            session.flush()
-            session.add(
-                DatasetFile(
-                    dataset_id=dataset.id,
-                    position=0,
-                    file_name="qa.jsonl",
-                    file_format="jsonl",
-                    blob_key="uploads/qa.jsonl",
-                    size_bytes=source.path.stat().st_size,
-                    sha256="0" * 64,
-                )
+            dataset = add_dataset_with_file(
+                session,
+                tenant_id=tenant_id,
+                name="qa",
+                file=StoredFile(
+                    "qa.jsonl", "jsonl", "uploads/qa.jsonl", source.path.stat().st_size, "0" * 64
+                ),
+                status="succeeded",
+                ingest_state="ready",
             )
         return dataset.id, database_url, str(blob_dir)
     finally:

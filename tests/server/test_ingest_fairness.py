@@ -19,10 +19,9 @@ import pytest
 from datamill.services.datasets.ingest import BackgroundIngest, IngestService
 from datamill.services.datasets.queue import FairQueue
 from datamill.services.tenants import TenantService
-from datamill.store import Dataset, DatasetFile, Store, utcnow
+from datamill.store import Store
 from datamill.store import datasets as repo
 from datamill.store.blobs.local import LocalBlobStore
-from datamill.store.ids import new_id
 
 
 @pytest.fixture
@@ -57,31 +56,14 @@ def _uploaded(store: Store, blobs: LocalBlobStore, tenant_id: str, name: str) ->
     path = blobs.root / key
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("question,answer\nq1,a1\nq2,a2\nq3,a3\n", encoding="utf-8")
-    now = utcnow()
-    dataset = Dataset(
-        id=new_id("ds"),
-        tenant_id=tenant_id,
-        name=name,
-        kind="uploaded",
-        status="pending",
-        ingest_state="uploaded",
-        processing_mode="adapt",
-        created_at=now,
-        updated_at=now,
-    )
     with store.session() as session:
-        session.add(dataset)
-        session.flush()
-        session.add(
-            DatasetFile(
-                dataset_id=dataset.id,
-                position=0,
-                file_name=f"{name}.csv",
-                file_format="csv",
-                blob_key=key,
-                size_bytes=path.stat().st_size,
-                sha256="0" * 64,
-            )
+        dataset = repo.add_dataset_with_file(
+            session,
+            tenant_id=tenant_id,
+            name=name,
+            file=repo.StoredFile(f"{name}.csv", "csv", key, path.stat().st_size, "0" * 64),
+            status="pending",
+            ingest_state="uploaded",
         )
     return str(dataset.id)
 

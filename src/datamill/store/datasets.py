@@ -13,7 +13,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
-from datamill.store.models import Dataset, DatasetFile
+from datamill.store.ids import new_id
+from datamill.store.models import Dataset, DatasetFile, utcnow
 
 SortKey = Literal["created_at", "updated_at", "name"]
 
@@ -60,6 +61,61 @@ def tenant_of_dataset(session: Session, dataset_id: str) -> str | None:
     stmt = select(Dataset.tenant_id).where(Dataset.id == dataset_id, Dataset.deleted_at.is_(None))
     found = session.execute(stmt).scalar_one_or_none()
     return None if found is None else str(found)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file already in the blob store (or about to be, at `blob_key`), as a dataset lists it."""
+
+    file_name: str
+    file_format: str
+    blob_key: str
+    size_bytes: int = 0
+    sha256: str = ""
+
+
+def add_dataset_with_file(
+    session: Session,
+    *,
+    tenant_id: str,
+    name: str,
+    file: StoredFile,
+    status: str,
+    ingest_state: str,
+    dataset_id: str | None = None,
+    **columns: Any,
+) -> Dataset:
+    """A new uploaded dataset of `tenant_id` whose one file is `file`, added to `session` and flushed.
+
+    `columns` sets other `Dataset` columns (`processing_mode` defaults to ``"adapt"``).
+    """
+    now = utcnow()
+    columns.setdefault("processing_mode", "adapt")
+    dataset = Dataset(
+        id=dataset_id or new_id("ds"),
+        tenant_id=tenant_id,
+        name=name,
+        kind="uploaded",
+        status=status,
+        ingest_state=ingest_state,
+        created_at=now,
+        updated_at=now,
+        **columns,
+    )
+    session.add(dataset)
+    session.flush()
+    session.add(
+        DatasetFile(
+            dataset_id=dataset.id,
+            position=0,
+            file_name=file.file_name,
+            file_format=file.file_format,
+            blob_key=file.blob_key,
+            size_bytes=file.size_bytes,
+            sha256=file.sha256,
+        )
+    )
+    return dataset
 
 
 def _conditions(filt: DatasetFilter) -> list[ColumnElement[bool]]:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datamill.core.error_codes import ErrorCode, error_data
 from datamill.services.datasets.queue import DatasetQueue
 from datamill.services.datasets.upload_checks import UrlSource, safe_file_name
-from datamill.store import BlobInfo, BlobStore, Dataset, DatasetFile, Store, utcnow
+from datamill.store import BlobInfo, BlobStore, Store, utcnow
 from datamill.store import datasets as repo
 from datamill.store.blobs import write_stream
 from datamill.store.ids import new_id
@@ -67,34 +67,20 @@ class UrlImportService:
 
     def create(self, tenant_id: str, source: UrlSource) -> tuple[str, str]:
         """A pending dataset for ``source``; its (id, status). The fetch is left to `BackgroundImports`."""
-        now = utcnow()
+        dataset_id = new_id("ds")
+        key = f"imports/{tenant_id}/{dataset_id}/{safe_file_name(source.name, source.file_format)}"
         with self._store.session() as session:
-            row = Dataset(
-                id=new_id("ds"),
+            row = repo.add_dataset_with_file(
+                session,
                 tenant_id=tenant_id,
                 name=source.name,
-                kind="uploaded",
+                file=repo.StoredFile(file_name=source.name, file_format=source.file_format, blob_key=key),
                 status="pending",
                 ingest_state="importing",
+                dataset_id=dataset_id,
                 processing_mode=source.processing_mode,
                 source_column_mapping=source.column_mapping.to_dict() if source.column_mapping else None,
                 source_url=source.url,
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(row)
-            session.flush()
-            key = f"imports/{tenant_id}/{row.id}/{safe_file_name(source.name, source.file_format)}"
-            session.add(
-                DatasetFile(
-                    dataset_id=row.id,
-                    position=0,
-                    file_name=source.name,
-                    file_format=source.file_format,
-                    blob_key=key,
-                    size_bytes=0,
-                    sha256="",
-                )
             )
             return row.id, row.status
 
