@@ -132,7 +132,9 @@ NOT_SCORED = "no judged row was scored, the report says why"
 
 
 def print_summary(summary: AdaptSummary, console: Console) -> None:
-    """The end-of-run table: rows in and out, calls, cache hits, tokens, cost and time."""
+    """The end-of-run table: rows in and out, calls, cache hits, tokens, cost, time, grounding and quality."""
+    from datamill.pipelines.grounding_report import grounding_lines
+
     table = Table(title="datamill adapt", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
@@ -151,6 +153,7 @@ def print_summary(summary: AdaptSummary, console: Console) -> None:
     ]
     if summary.rejected_path:
         rows.append(("rejected rows", summary.rejected_path))
+    rows.extend(grounding_lines(summary.grounding).items())
     rows.extend(_quality_rows(summary))
     for key, value in rows:
         table.add_row(key, value)

@@ -32,12 +32,14 @@ from datamill.core.errors import ModelError, fails_every_row
 from datamill.pipelines.checkpoint import BatchCheckpoint
 from datamill.pipelines.plan import AdaptPlan
 from datamill.steps.base import Rejection, Row, RowRejected, StepContext
+from datamill.steps.citations import TALLY_COLUMN
 from datamill.steps.gather import gather_or_cancel
 
 T = TypeVar("T")
 
-#: Internal columns a checkpoint keeps, so output rows can be traced to their source rows.
-_IDENTITY = frozenset({"_row", "_variant"})
+#: Internal columns a checkpoint keeps: the identity that traces an output row to its source row, and the
+#: per-row tallies a run's report adds up (`datamill.pipelines.grounding_report`).
+_KEPT = frozenset({"_row", "_variant", TALLY_COLUMN})
 _URL = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 _NUMBER = re.compile(r"\d+")
@@ -265,8 +267,8 @@ def public_row(row: Row) -> dict[str, Any]:
 
 
 def saved_row(row: Row) -> dict[str, Any]:
-    """A row as a checkpoint keeps it: public columns plus its identity (``_row``, ``_variant``)."""
-    return {k: v for k, v in row.items() if not k.startswith("_") or k in _IDENTITY}
+    """A row as a checkpoint keeps it: public columns, its identity (``_row``, ``_variant``), its tallies."""
+    return {k: v for k, v in row.items() if not k.startswith("_") or k in _KEPT}
 
 
 def rejection_record(rejection: Rejection) -> dict[str, Any]:

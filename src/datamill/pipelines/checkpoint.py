@@ -16,7 +16,7 @@ cleared and the run starts over.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -72,6 +72,17 @@ class CheckpointFiles:
             schema = _public(schema)
         for path in paths:
             yield conform(self._read(path), schema)
+
+    def iter_columns(self, names: Sequence[str]) -> Iterator[pa.Table]:
+        """The saved rows' columns among ``names`` (internal ones too), part by part.
+
+        Only those columns are read; a part that has none of them is skipped.
+        """
+        for path in self._nonempty_parts():
+            with self.folder.open(path) as handle, pq.ParquetFile(handle) as part:
+                present = [name for name in names if name in part.schema_arrow.names]
+                if present:
+                    yield part.read(columns=present, use_threads=False)
 
     def output_rows(self) -> int:
         """How many output rows the saved parts hold, from their footers (no rows are read)."""

@@ -27,7 +27,9 @@ The steps:
    sentence needs cannot then be told from the verdict, so all stay). Citations are taken out of the answer
    (``[1][2]`` becomes ``[1]``, ``[1, 2]`` becomes ``[2]``), and ``removed_citations`` lists what was
    removed: ``[{"n", "sentence", "reason"}]``. The sentence stays: it may be true, but the sources do not
-   show it. `CitationCounts` tallies the run's citation recall and precision.
+   show it. `CitationCounts` tallies the step's citation recall and precision, and each row keeps its own
+   tally in the internal ``_citation_tally`` column (`TALLY_COLUMN`), which the checkpoint saves so a run's
+   report can add them up over its delivered rows, wherever and in how many attempts they were made.
 
 A row without citations makes no call. With an image column the judge sees text only: the passages are text.
 """
@@ -54,6 +56,9 @@ MAX_CLAIMS = 24
 #: Why a citation of a supported sentence is removed as irrelevant (ALCE's precision).
 IRRELEVANT = "not needed: its passage does not support the sentence alone, and the other cited passages do"
 
+#: Internal column with one row's `CitationCounts` fields; kept in the checkpoint, never in the output.
+TALLY_COLUMN = "_citation_tally"
+
 _MARKER = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 # A sentence: text up to its final punctuation, with the citation markers that follow it.
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)(?:[ \t]*\[\d+(?:\s*,\s*\d+)*\])*", re.MULTILINE)
@@ -79,6 +84,11 @@ class CitationCounts:
     judged: int = 0
     precise: int = 0
 
+    def add(self, other: CitationCounts) -> None:
+        """Add ``other``'s tallies to these."""
+        for name in FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     @property
     def recall(self) -> float | None:
         """ALCE's citation recall: the share of judged sentences their citations support."""
@@ -88,6 +98,10 @@ class CitationCounts:
     def precision(self) -> float | None:
         """ALCE's citation precision: the share of judged citations that are precise."""
         return self.precise / self.judged if self.judged else None
+
+
+#: The tallies of `CitationCounts`, as a row's ``_citation_tally`` holds them.
+FIELDS = ("checked", "removed", "sentences", "supported", "judged", "precise")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +198,7 @@ class CitationCheck(RowStep):
     name: ClassVar[str] = "citation_check"
     model: ModelHandle
     input_columns = ("enhanced_completion", "_passages")
-    output_columns = ("enhanced_completion", "removed_citations")
+    output_columns = ("enhanced_completion", "removed_citations", TALLY_COLUMN)
     expected_output_tokens = 3 * TOKENS_PER_CHECK
 
     def __init__(self, judge: ModelHandle) -> None:
@@ -228,6 +242,7 @@ class CitationCheck(RowStep):
             (c, n, "not checked: too many citations") for c in checkable[MAX_CLAIMS:] for n in c.numbers
         ]
         checkable = checkable[:MAX_CLAIMS]
+        tally = CitationCounts()
         if checkable:
             result = await self.model.chat(self.request(passages, checkable), tag=self.name)
             data = result.data if isinstance(result.data, dict) else {}
@@ -239,12 +254,14 @@ class CitationCheck(RowStep):
             for claim in checkable:
                 dropped, supported, precise = judged_removals(claim, verdicts.get(claim.id, {}))
                 removed += [(claim, n, reason) for n, reason in dropped]
-                self.counts.sentences += 1
-                self.counts.supported += supported
-                self.counts.judged += len(claim.numbers)
-                self.counts.precise += precise
-        self.counts.checked += sum(len(c.numbers) for c in claims)
-        self.counts.removed += len(removed)
+                tally.sentences += 1
+                tally.supported += supported
+                tally.judged += len(claim.numbers)
+                tally.precise += precise
+        tally.checked = sum(len(c.numbers) for c in claims)
+        tally.removed = len(removed)
+        self.counts.add(tally)
+        row[TALLY_COLUMN] = {name: getattr(tally, name) for name in FIELDS}
         order = {(c.span, n): i for i, c in enumerate(claims) for n in c.numbers}
         removed.sort(key=lambda item: order[(item[0].span, item[1])])
         row["removed_citations"] = [{"n": n, "sentence": c.sentence, "reason": r} for c, n, r in removed]

@@ -28,6 +28,7 @@ from datamill.pipelines.checkpoint import Checkpoint
 from datamill.pipelines.estimate import Estimate
 from datamill.pipelines.estimate_compare import compare
 from datamill.pipelines.export import write_output, write_rejections
+from datamill.pipelines.grounding_report import grounding_report
 from datamill.services.adaptation.evaluate import grade_run, plan_summary, write_report
 from datamill.services.adaptation.plans import ADAPT
 from datamill.services.adaptation.prepare import PreparedRun, RunSource, execute, plan_run
@@ -90,6 +91,9 @@ class AdaptSummary:
     #: ``succeeded``, ``failed`` (no judged row was scored: no grade), ``skipped``; None with evaluation off.
     evaluation_status: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: With grounding on: rows grounded and not, and the citations' recall and precision
+    #: (`datamill.pipelines.grounding_report`); None without grounding.
+    grounding: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,6 +214,7 @@ async def _adapt(
     write_output(checkpoint, job.output_path, job.output_format)
     rejected_path = _write_rejections(checkpoint, job.output_path)
     summary = _summary(job, prepared, result, rejected_path, gateway)
+    summary.grounding = grounding_report(checkpoint)
     if job.options.evaluate:
         summary.quality, summary.report_path = await _grade(job, prepared, checkpoint, summary, counters)
         _count_usage(summary, gateway)  # the judge's calls are billed too
@@ -313,7 +318,7 @@ async def _grade(
         (json_path.name, html_path.name),
         grade,
         title=f"datamill: {job.input_path.name} → {job.output_path.name}",
-        plan_summary=plan_summary(prepared, source, rows),
+        plan_summary=plan_summary(prepared, source, rows, grade),
         estimate_vs_actual=summary.estimate_vs_actual,
     )
     summary.evaluation_status = grade.status

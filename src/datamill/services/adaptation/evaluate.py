@@ -2,7 +2,9 @@
 
 `grade_run` is the one grading of every entry point: with evaluation off it is ``skipped``; a judge that
 cannot work (no key, unknown model, a request it cannot serve) makes a ``failed`` grade that carries the
-error, so the server fails the evaluation and not the run, and the command line reports the error.
+error, so the server fails the evaluation and not the run, and the command line reports the error. Whatever
+its status, a grounded run's ``raw_results`` carry its ``grounding`` figures (`grounding_report`: rows
+grounded, citation recall and precision), which the HTML report's header shows too.
 `write_report` is the one report writer: the evaluation as JSON and the HTML page, into a folder (beside the
 output file on the command line, the run's location on the server).
 """
@@ -22,6 +24,7 @@ from datamill.llm.judge_choice import GENERATOR, OTHER_FAMILY, RUN_SETTING, Judg
 from datamill.pipelines.adapt import RunCounters
 from datamill.pipelines.checkpoint import CheckpointFiles
 from datamill.pipelines.evaluation import EvaluationReport, evaluate
+from datamill.pipelines.grounding_report import grounding_lines, grounding_report
 from datamill.pipelines.report_html import render_report
 from datamill.services.adaptation.prepare import PreparedRun, RunSource
 from datamill.steps.base import Row, StepContext
@@ -54,18 +57,20 @@ async def grade_run(
 
     `counters` are told the phase (``evaluating``) and the judgements made, for a progress display.
     """
+    grounding = {"grounding": found} if (found := grounding_report(checkpoint)) is not None else {}
     if counters is not None:
         counters.phase = "evaluating"
     if not prepared.plan.options.evaluate:
-        return Grade(
-            "skipped", {"status": "skipped", "quality": None, "raw_results": {"reason": "evaluation is off"}}
-        )
+        skipped = {"reason": "evaluation is off"} | grounding
+        return Grade("skipped", {"status": "skipped", "quality": None, "raw_results": skipped})
     try:
         report = await _judge(prepared, source, checkpoint, rejections_by_step, counters)
     except (ConfigError, ModelError, ValidationError) as exc:
-        failed = {"status": "failed", "quality": None, "raw_results": {"error": str(exc)}}
+        failed = {"status": "failed", "quality": None, "raw_results": {"error": str(exc)} | grounding}
         return Grade("failed", failed, error=exc)
-    return Grade(report.status, report.to_dict(), report)
+    judged = report.to_dict()
+    judged["raw_results"] |= grounding
+    return Grade(report.status, judged, report)
 
 
 def write_report(
@@ -87,9 +92,13 @@ def write_report(
         folder.put(html_name, html.encode("utf-8"))
 
 
-def plan_summary(prepared: PreparedRun, source: RunSource, rows: Mapping[str, int]) -> dict[str, Any]:
-    """The run's plan as the report's header shows it."""
+def plan_summary(
+    prepared: PreparedRun, source: RunSource, rows: Mapping[str, int], grade: Grade | None = None
+) -> dict[str, Any]:
+    """The run's plan as the report's header shows it, with the grade's grounding figures when it has them."""
     plan = prepared.plan
+    raw = grade.report.get("raw_results") if grade is not None else None
+    grounding = raw.get("grounding") if isinstance(raw, dict) else None
     return {
         "input": str(source.path),
         "model": plan.model,
@@ -97,7 +106,7 @@ def plan_summary(prepared: PreparedRun, source: RunSource, rows: Mapping[str, in
         "steps": " → ".join(prepared.steps.step_names),
         "rows in / out / rejected": f"{rows['in']} / {rows['out']} / {rows['rejected']}",
         "options": ", ".join(f"{k}={v}" for k, v in asdict(plan.options).items()),
-    }
+    } | grounding_lines(grounding)
 
 
 async def _judge(

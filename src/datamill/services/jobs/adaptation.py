@@ -151,7 +151,7 @@ class RunExecutor:
             ("evaluation.json", "report.html"),
             grade,
             title=f"datamill: run {ticket.id}",
-            plan_summary=plan_summary(prepared, source, rows),
+            plan_summary=plan_summary(prepared, source, rows, grade),
         )
         credits = self._settings.price_table.credits(
             result.rows_out, live.cost_usd(), multimodal=plan.multimodal
