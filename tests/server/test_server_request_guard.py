@@ -1,6 +1,6 @@
-"""What every request and response passes through: JSON bodies with lone surrogates or over the size cap are
-refused before any route (or key lookup) sees them, every response carries the security headers, and csv
-downloads write spreadsheet formulas as text."""
+"""What every request and response passes through: bodies with lone surrogates or over the size cap are
+refused before any route (or key lookup) sees them, whatever their Content-Type, every response carries the
+security headers, and csv downloads write spreadsheet formulas as text."""
 
 from __future__ import annotations
 
@@ -68,6 +68,30 @@ def test_the_guard_checks_the_body_before_the_key(srv: RunningServer) -> None:
     assert answer.status_code == 400
 
 
+@pytest.mark.parametrize("content_type", ["application/vnd.api+json; charset=utf-8", "application/json; x=1"])
+def test_a_lone_surrogate_is_refused_whatever_json_media_type_carries_it(
+    srv: RunningServer, content_type: str
+) -> None:
+    # The routes parse any application/*+json body as JSON, parameters and all.
+    raw = '{"name": "judge", "rubric": ' + LONE + "}"
+    headers = {"Content-Type": content_type, "Authorization": f"Bearer {srv.new_key()}"}
+    answer = httpx.post(srv.base_url + "/api/dataframer/judges/", content=raw.encode(), headers=headers)
+    assert answer.status_code == 400
+    assert answer.json()["details"][0]["field"] == "rubric"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", None])
+def test_a_large_body_of_any_type_is_refused_before_the_key_is_looked_up(
+    srv: RunningServer, content_type: str | None
+) -> None:
+    headers = {} if content_type is None else {"Content-Type": content_type}
+    chunk = b"x" * (1 << 20)
+    body = iter([chunk] * 17)  # 17 MiB, streamed: over the 16 MiB cap
+    answer = httpx.post(srv.base_url + "/api/v1/datasets", content=body, headers=headers, timeout=60)
+    assert answer.status_code == 413  # not the 401 of a body read whole before the key check
+    assert answer.json()["statusCode"] == 413
+
+
 def test_every_response_carries_the_security_headers(srv: RunningServer) -> None:
     for answer in (
         httpx.get(srv.base_url + "/healthz"),
@@ -98,8 +122,23 @@ def test_a_json_body_over_the_cap_is_a_413_and_a_smaller_one_passes_whole() -> N
         )
         assert big.status_code == 413
         assert big.json()["statusCode"] == 413
-        not_json = client.post("/api/v1/x", content=b"x" * 200, headers={"content-type": "text/plain"})
-        assert not_json.json() == {"got": 200}  # only JSON bodies are capped here
+        for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/x+json; a=b"):
+            other = client.post("/api/v1/x", content=b"x" * 200, headers={"content-type": content_type})
+            assert other.status_code == 413
+        assert client.post("/api/v1/x", content=b"x" * 90).json() == {"got": 90}  # no Content-Type
+
+
+def test_a_multipart_form_streams_to_the_route_under_its_own_cap() -> None:
+    app = RequestGuard(_echo_app(100), max_json_bytes=100, max_form_bytes=1000)
+    form = {"content-type": "multipart/form-data; boundary=b"}
+    with TestClient(app) as client:
+        assert client.post("/api/v1/x", content=b"y" * 900, headers=form).json() == {"got": 900}
+        declared = client.post("/api/v1/x", content=b"y" * 1001, headers=form)
+        assert declared.status_code == 413
+        # Sent in chunks without a length: refused once more than the cap has arrived.
+        chunked = client.post("/api/v1/x", content=iter([b"y" * 400] * 3), headers=form)
+        assert chunked.status_code == 413
+        assert chunked.json()["statusCode"] == 413
 
 
 def test_csv_downloads_write_formulas_as_text(srv: RunningServer, tmp_path: Path) -> None:
