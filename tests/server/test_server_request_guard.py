@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 
 from conftest import RunningServer
 from datamill.server.request_guard import RequestGuard
+from datamill.services.datasets.catalog import DatasetService
 
 LONE = '"\\ud800x"'  # valid JSON, but no text: an unpaired surrogate
 PAIR = '"\\ud83d\\ude00.csv"'  # an escaped emoji: a valid pair
@@ -102,6 +103,22 @@ def test_every_response_carries_the_security_headers(srv: RunningServer) -> None
         assert answer.headers["x-frame-options"] == "DENY"
         assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
         assert answer.headers["referrer-policy"] == "no-referrer"
+
+
+def test_a_500_for_a_bug_carries_the_security_headers(
+    srv: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bug's 500 is answered outside every middleware, by the error handler.
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("injected fault")
+
+    monkeypatch.setattr(DatasetService, "get", broken)
+    headers = {"Authorization": f"Bearer {srv.new_key()}"}
+    answer = httpx.get(srv.base_url + "/api/v1/datasets/ds_any", headers=headers)
+    assert answer.status_code == 500
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["x-frame-options"] == "DENY"
+    assert answer.headers["referrer-policy"] == "no-referrer"
 
 
 def _echo_app(limit: int) -> Starlette:

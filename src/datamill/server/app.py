@@ -46,8 +46,9 @@ from datamill.server.compat import (
 from datamill.server.context import ServerContext
 from datamill.server.errors import install_error_handlers
 from datamill.server.ratelimit import install_rate_limit
-from datamill.server.request_guard import RequestGuard, SecurityHeaders
+from datamill.server.request_guard import RequestGuard
 from datamill.server.request_ids import RequestIds
+from datamill.server.security_headers import SecurityHeaders
 from datamill.server.web import create_web_app
 from datamill.services.settings.server import ServerSettings
 from datamill.services.settings.tree import DatamillSettings, load_settings

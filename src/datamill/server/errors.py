@@ -52,6 +52,7 @@ from starlette.requests import ClientDisconnect
 
 from datamill.core.errors import Issue, ValidationError
 from datamill.server.request_ids import REQUEST_ID, mark_logged, scope_request_id
+from datamill.server.security_headers import set_security_headers
 from datamill.services.adaptation.launch import InsufficientCreditsError
 from datamill.services.adaptation.quote import RunConfigError
 from datamill.services.autoscientist.catalog import TrainingUnavailableError
@@ -245,6 +246,7 @@ def install_error_handlers(
         response = render(request, describe(request, exc, statuses, not_found))
         if request_id is not None:
             response.headers["x-request-id"] = request_id
+        set_security_headers(response.headers)  # a bug's 500 is answered outside SecurityHeaders
         return response
 
     kinds = (ValidationError, RequestValidationError, ServiceError, Unauthenticated, StarletteHTTPException)

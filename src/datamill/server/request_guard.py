@@ -1,4 +1,4 @@
-r"""Checks every request passes before a route reads it, and headers every response carries.
+r"""Checks every request passes before a route reads it.
 
 `RequestGuard` reads the body of every POST, PUT and PATCH before any route, key check included, sees it,
 whatever its Content-Type says (a route that declares a body parses ``application/*+json`` with parameters,
@@ -12,11 +12,6 @@ reach the route: an upload link's PUT (``/_uploads/...``, which checks its signa
 and caps the file at the upload limit itself) and a ``multipart/form-data`` form (seed files), capped at
 `MAX_FORM_BODY_BYTES` (413 when its Content-Length says more, or once more has arrived).
 Errors take the shape of the API the path belongs to.
-
-`SecurityHeaders` adds ``X-Content-Type-Options: nosniff``, ``X-Frame-Options: DENY`` with the matching
-``Content-Security-Policy: frame-ancestors 'none'``, and ``Referrer-Policy: no-referrer`` (signed links
-carry their credential in the URL, so no page may leak its address) to every response that has not set
-them.
 """
 
 from __future__ import annotations
@@ -41,12 +36,6 @@ _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # An escaped surrogate (\uD800-\uDFFF); a body without one cannot hold a lone surrogate, since raw UTF-8
 # cannot encode one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
-_SECURITY_HEADERS = (
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"content-security-policy", b"frame-ancestors 'none'"),
-    (b"referrer-policy", b"no-referrer"),
-)
 
 
 class RequestGuard:
@@ -128,28 +117,6 @@ class RequestGuard:
         except Exception:
             if not refused:  # the route's own failure: the error handlers' business
                 raise
-
-
-class SecurityHeaders:
-    """ASGI middleware: see the module docstring."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                headers.extend(item for item in _SECURITY_HEADERS if item[0] not in present)
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def _is_form(scope: Scope) -> bool:
