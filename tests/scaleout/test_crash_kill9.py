@@ -67,7 +67,7 @@ def test_killed_workers_lose_no_row_and_repay_only_calls_in_flight(kind: str, tm
                 fleet.start(name)
             kills, in_flight_at_kills = 0, 0
             interrupted: Counter[str] = Counter()  # run id -> kills of the worker running it
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 900  # a guard against a hang: a loaded machine needs minutes
             while kills < KILLS:
                 assert time.monotonic() < deadline, f"only {kills} kills landed in a run"
                 time.sleep(rng.uniform(0.3, 1.2))
