@@ -120,6 +120,8 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
         "DATAMILL_INGEST_MAX_COLUMNS": "50",
         "DATAMILL_INGEST_TIMEOUT_S": "20",
         "DATAMILL_INGEST_MAX_MEMORY_MB": "256",
+        "DATAMILL_INGEST_WORKERS": "5",
+        "DATAMILL_INGEST_TENANT_WORKERS": "3",
         "DATAMILL_BODY_TIMEOUT_S": "40",
         "DATAMILL_WORKER": "0",
         "DATAMILL_RUN_BATCH_SIZE": "8",
@@ -182,6 +184,7 @@ def test_the_tree_reads_every_documented_variable(tmp_path: Path) -> None:
     assert (server.header_timeout_s, server.body_timeout_s) == (4.0, 40.0)
     assert (server.ingest_max_columns, server.ingest_timeout_s) == (50, 20.0)
     assert server.ingest_max_memory_mb == 256
+    assert (server.ingest_workers, server.ingest_tenant_workers) == (5, 3)
     assert (runs.worker, runs.batch_size, runs.lease_s, runs.poll_s, runs.max_attempts) == (
         False,
         8,
@@ -222,6 +225,15 @@ def test_data_dir_overrides_the_home_in_every_section(tmp_path: Path) -> None:
 def test_a_bad_value_names_its_variable() -> None:
     with pytest.raises(ConfigError, match="DATAMILL_RUN_BATCH_SIZE: must be a positive whole number"):
         load_settings({"DATAMILL_RUN_BATCH_SIZE": "many"})
+    with pytest.raises(
+        ConfigError, match="DATAMILL_INGEST_TENANT_WORKERS: must be a whole number of at least 1"
+    ):
+        load_settings({"DATAMILL_INGEST_TENANT_WORKERS": "0"})
+
+
+def test_the_ingest_share_of_one_tenant_defaults_to_all_workers_but_one() -> None:
+    server = load_settings({}).server
+    assert (server.ingest_workers, server.ingest_tenant_workers) == (2, None)
 
 
 @pytest.mark.parametrize(

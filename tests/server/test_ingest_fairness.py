@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from datamill.services.datasets.ingest import BackgroundIngest, IngestService
 from datamill.services.datasets.queue import FairQueue
+from datamill.services.settings.server import ServerSettings
 from datamill.services.tenants import TenantService
 from datamill.store import Store
 from datamill.store import datasets as repo
@@ -145,3 +146,48 @@ def test_the_fair_order_takes_the_tenant_with_the_fewest_running_then_the_oldest
     assert queue.take() == ("a", "a2")
     assert queue.take() is None
     assert len(queue) == 0
+
+
+def _wait(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 20
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert condition()
+
+
+@pytest.mark.parametrize(("share", "busy_running"), [("2", 2), ("3", 3)])
+def test_the_tenant_share_setting_caps_one_tenant_s_workers(
+    store: Store, tmp_path: Path, share: str, busy_running: int
+) -> None:
+    """Three workers: with ``DATAMILL_INGEST_TENANT_WORKERS=2`` the busy tenant's slow files hold two and
+    the other tenant's file is read on the third; with 3 they hold all three and it waits for them."""
+    settings = ServerSettings.from_env(
+        {"DATAMILL_INGEST_WORKERS": "3", "DATAMILL_INGEST_TENANT_WORKERS": share}, data_dir=tmp_path
+    )
+    tenants = TenantService(store)
+    busy, other = (tenants.create_key(name).tenant.id for name in ("busy", "other"))
+    blobs = LocalBlobStore(tmp_path / "blobs")
+    service = SlowForOneTenant(store, blobs, slow_tenant=busy)
+    queue = BackgroundIngest(
+        service, workers=settings.ingest_workers, max_per_tenant=settings.ingest_tenant_workers
+    )
+    queue.start()
+    try:
+        slow = [_uploaded(store, blobs, busy, f"big{n}") for n in range(6)]
+        for dataset_id in slow:
+            queue.submit(dataset_id)
+        _wait(lambda: len(service.started) == busy_running)
+        small = _uploaded(store, blobs, other, "small")
+        queue.submit(small)
+        if busy_running < settings.ingest_workers:
+            _wait(lambda: _status(store, small) == "awaiting_input")
+        else:
+            time.sleep(0.5)  # every worker is held by the busy tenant: the small file cannot be taken
+            assert _status(store, small) == "pending"
+        assert service.started[:busy_running] == slow[:busy_running]
+        assert [_status(store, d) for d in slow] == ["pending"] * 6
+        service.release.set()
+        _wait(lambda: all(_status(store, d) == "awaiting_input" for d in [*slow, small]))
+    finally:
+        service.release.set()
+        queue.close()

@@ -144,7 +144,7 @@ def test_an_idempotency_key_replays_the_first_dataset(
     assert again.dataset_id == first.dataset_id
     assert (again.domain_rows, again.estimated_credits_consumed) == (0, 0)
     assert _credits(srv, client) == after_first
-    with pytest.raises(adaption.BadRequestError) as caught:
+    with pytest.raises(adaption.UnprocessableEntityError) as caught:
         client.datasets.augment(source, domain_rows=2, idempotency_key="aug-1")
     assert fields_of(caught.value) == ["idempotency_key"]
 

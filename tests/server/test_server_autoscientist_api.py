@@ -14,7 +14,7 @@ import adaption
 import pytest
 from autoscientist_helpers import marker_rows, needs_training, training_server
 from runs_helpers import MAPPING, upload
-from server_helpers import fields_of
+from server_helpers import error_body, fields_of
 
 from conftest import RunningServer
 
@@ -112,7 +112,15 @@ def test_queued_runs_reserve_credits_list_cancel_and_replay(srv: RunningServer, 
     assert first.iterations_completed == 0
     assert first.best_win_rate is None
     assert _credits(srv, client) == pytest.approx(start - 1.0)
-    assert client.autoscientist.create(dataset_id=dataset_id, idempotency_key="k1").id == first.id
+    again = client.autoscientist.create(
+        dataset_id=dataset_id, training_method="alignment", idempotency_key="k1", max_iterations=4
+    )
+    assert again.id == first.id
+    with pytest.raises(adaption.UnprocessableEntityError) as reused:  # the key with other settings
+        client.autoscientist.create(dataset_id=dataset_id, idempotency_key="k1")
+    assert fields_of(reused.value) == ["idempotency_key"]
+    assert "'k1'" in error_body(reused.value)["message"]
+    assert _credits(srv, client) == pytest.approx(start - 1.0)  # neither the replay nor the 422 reserved
     second = client.autoscientist.create(dataset_id=dataset_id)
     third = client.autoscientist.create(dataset_id=other, target_win_rate=0.9)
     assert third.target_win_rate == 0.9

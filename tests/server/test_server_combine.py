@@ -70,7 +70,7 @@ def test_a_replay_answers_the_same_dataset_and_writes_nothing(
     again = client.datasets.combine.create(dataset_ids=list(pair), name="merged", idempotency_key="same")
     assert again.dataset_id == first.dataset_id
     assert len(list(client.datasets.list(type="combined"))) == 1
-    with pytest.raises(adaption.BadRequestError) as caught:
+    with pytest.raises(adaption.UnprocessableEntityError) as caught:
         client.datasets.combine.create(dataset_ids=list(pair), name="other", idempotency_key="same")
     assert fields_of(caught.value) == ["Idempotency-Key"]
 

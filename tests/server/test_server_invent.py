@@ -166,7 +166,7 @@ def test_an_estimate_creates_nothing_and_a_replay_generates_nothing(srv: Running
     assert again.id == first.id
     assert (again.estimate, again.estimated_credits) == (False, 0)
     assert len(client.datasets.list().datasets) == 1
-    with pytest.raises(adaption.BadRequestError) as caught:
+    with pytest.raises(adaption.UnprocessableEntityError) as caught:
         client.datasets.invent(rows=5, domains=["education"], idempotency_key="inv-1")
     assert fields_of(caught.value) == ["idempotency_key"]
     assert first.id is not None

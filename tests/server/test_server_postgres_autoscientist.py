@@ -78,13 +78,16 @@ def test_an_autoscientist_run_trains_downloads_and_cancels_on_postgresql(pg_url:
                 "model": folder,
                 "data_format": "instruction",
             }
-            first = client.autoscientist.create(
+            keyed: dict[str, Any] = {
                 **options,
-                hyperparams={"batch_size": 4, "n_epochs": 1},
-                max_iterations=1,
-                idempotency_key="pg",
-            )
-            assert client.autoscientist.create(**options, idempotency_key="pg").id == first.id
+                "hyperparams": {"batch_size": 4, "n_epochs": 1},
+                "max_iterations": 1,
+                "idempotency_key": "pg",
+            }
+            first = client.autoscientist.create(**keyed)
+            assert client.autoscientist.create(**keyed).id == first.id
+            with pytest.raises(adaption.UnprocessableEntityError):  # the key with other settings
+                client.autoscientist.create(**options, idempotency_key="pg")
             done = _wait(client, first.id)
             archive = client.autoscientist.download(first.id).read()
 

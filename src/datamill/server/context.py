@@ -90,7 +90,11 @@ class ServerContext:
         budget = ReadBudget(
             settings.ingest_max_columns, settings.ingest_timeout_s, settings.ingest_max_memory_mb << 20
         )
-        ingest = BackgroundIngest(IngestService(store, blobs, budget), workers=settings.ingest_workers)
+        ingest = BackgroundIngest(
+            IngestService(store, blobs, budget),
+            workers=settings.ingest_workers,
+            max_per_tenant=settings.ingest_tenant_workers,
+        )
         uploads = UploadService(
             store,
             blobs,
@@ -135,7 +139,9 @@ class ServerContext:
             purge=purge,
             uploads=uploads,
             ingest=ingest,
-            imports=BackgroundImports(imports, workers=settings.ingest_workers),
+            imports=BackgroundImports(
+                imports, workers=settings.ingest_workers, max_per_tenant=settings.ingest_tenant_workers
+            ),
             combine=CombineService(store, blobs, outputs, on_created=ingest.submit),
             custom_evals=custom_evals,
             custom_eval_runner=BackgroundCustomEvals(custom_evals),

@@ -14,6 +14,7 @@ The body is NestJS-style, which the Adaption SDK surfaces verbatim (Adaption API
 | ConflictError                                  | 409    |
 | PayloadTooLargeError                           | 413    |
 | NotReadyError                                  | 422    |
+| IdempotencyKeyReusedError (key, other request) | 422    |
 | RunConfigError (the server cannot serve runs)  | 500    |
 | TrainingUnavailableError (no ``train`` extra)  | 501    |
 | anything else (a bug)                          | 500    |
@@ -58,6 +59,7 @@ from datamill.services.adaptation.quote import RunConfigError
 from datamill.services.autoscientist.catalog import TrainingUnavailableError
 from datamill.services.errors import (
     ConflictError,
+    IdempotencyKeyReusedError,
     NotFoundError,
     NotReadyError,
     PayloadTooLargeError,
@@ -195,6 +197,9 @@ def describe(
     if isinstance(exc, RequestValidationError):
         issues = tuple(_request_issues(exc))
         return ErrorAnswer(400, "; ".join(f"{i.field}: {i.reason}" for i in issues), issues)
+    if isinstance(exc, IdempotencyKeyReusedError):
+        reason = f"{exc.key!r} was already used for a request with different parameters"
+        return ErrorAnswer(422, str(exc), (Issue(exc.field, reason),))
     if isinstance(exc, CodedError):
         return ErrorAnswer(exc.status, str(exc), (Issue(exc.field, str(exc)),) if exc.field else (), exc.code)
     if isinstance(exc, Unauthenticated):

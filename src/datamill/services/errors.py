@@ -5,6 +5,7 @@ ServiceError (a DatamillError)
  ├── ConflictError          the resource is in a state that forbids the action (a dataset being processed)
  ├── NotReadyError          the action needs something that has not happened yet (a download before any run)
  ├── UploadRejectedError    an upload link that is invalid, expired or already used
+ ├── IdempotencyKeyReusedError  an idempotency key sent again with a request that differs from its first
  └── PayloadTooLargeError   an upload over the size limit
 
 Bad input is a `datamill.core.errors.ValidationError`, which names each field.
@@ -46,3 +47,20 @@ class PayloadTooLargeError(ServiceError):
     def __init__(self, limit: int) -> None:
         self.limit = limit
         super().__init__(f"the upload is larger than the limit of {limit} bytes")
+
+
+class IdempotencyKeyReusedError(ServiceError):
+    """An idempotency key sent again with parameters that differ from the request it was first used with.
+
+    Attributes:
+        field: where the request carries the key (``idempotency_key``, ``job_specification.idempotency_key``
+            or the ``Idempotency-Key`` header).
+        key: the key.
+    """
+
+    def __init__(self, field: str, key: str, what: str) -> None:
+        self.field, self.key = field, key
+        super().__init__(
+            f"idempotency key {key!r} was already used for a {what} request with different parameters: "
+            "send the first request unchanged to get its answer again, or use a new key for a new request"
+        )

@@ -16,7 +16,8 @@ again.
 
 Credits are charged on the rows a run adds (``estimated_new_rows``): ``PriceTable.credits(new_rows,
 model spend)``. An idempotency key returns the dataset the first launch created, with 0 credits and 0 new
-rows (contract: a replay charges nothing and adds nothing).
+rows (contract: a replay charges nothing and adds nothing); the key sent again with another source or other
+parameters is refused (422, `datamill.services.idempotency`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 from datamill.core.adapt_request import parse_adapt_request
 from datamill.core.errors import ValidationError
 from datamill.core.expand_request import ExpandRequest
-from datamill.services.adaptation.launch import RunService, check_runnable, new_run
+from datamill.services.adaptation.launch import LaunchKey, RunService, check_runnable, new_run
 from datamill.services.adaptation.plans import expansion_body
 from datamill.services.adaptation.quote import RunQuoter
 from datamill.services.errors import NotFoundError
@@ -76,7 +77,7 @@ class ExpandService:
             InsufficientCreditsError: the balance does not cover the estimate (402).
         """
         source = self._runs.dataset(tenant_id, dataset_id)
-        key = request.idempotency_key
+        key = LaunchKey.of(request.idempotency_key, "idempotency_key", source.id, request.to_dict())
         if (
             key is not None
             and not request.estimate
@@ -97,7 +98,7 @@ class ExpandService:
         run = new_run(tenant_id, kind, derived.id, source.id, quote, key)
         run.credits_reserved = credits
         derived.run_id = run.id
-        launched = self._runs.launch(run, lambda session: session.add(derived))
+        launched = self._runs.launch(run, lambda session: session.add(derived), key)
         if launched is not run:  # a concurrent launch with the same key won
             status = _status_of(self._runs, tenant_id, launched.dataset_id)
             return Expansion(launched.dataset_id, status, 0.0, False, 0)

@@ -19,7 +19,8 @@ original_completion}``.
 Credits are quoted on the rows selected and charged on the messages written, as `PriceTable.credits` prices
 them with the model spend; the estimate is reserved at launch as for every run. An idempotency key replays
 the first launch: its ``run_id`` and ``dataset_id``, with zero estimates (the replay starts and charges
-nothing).
+nothing); the key sent again with another source or other parameters is refused (422,
+`datamill.services.idempotency`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 from datamill.core.adapt_request import AdaptRequest, parse_adapt_request
 from datamill.core.errors import Issue, ValidationError
-from datamill.services.adaptation.launch import RunService, check_runnable, new_run
+from datamill.services.adaptation.launch import LaunchKey, RunService, check_runnable, new_run
 from datamill.services.adaptation.plans import EXTEND, NO_RECIPES
 from datamill.services.adaptation.quote import RunQuoter
 from datamill.services.settings.runs import RunSettings
@@ -119,7 +120,9 @@ class ExtendService:
             InsufficientCreditsError: the balance does not cover the estimate (402).
         """
         source = self._runs.dataset(tenant_id, dataset_id)
-        key = request.job.idempotency_key
+        key = LaunchKey.of(
+            request.job.idempotency_key, "job_specification.idempotency_key", source.id, request.to_dict()
+        )
         if (
             key is not None
             and not request.estimate
@@ -138,7 +141,7 @@ class ExtendService:
         run = new_run(tenant_id, EXTEND, derived.id, source.id, quote, key)
         run.credits_reserved = credits
         derived.run_id = run.id
-        launched = self._runs.launch(run, lambda session: session.add(derived))
+        launched = self._runs.launch(run, lambda session: session.add(derived), key)
         if launched is not run:  # a concurrent launch with the same key won
             return Extension(launched.id, launched.dataset_id, False, 0.0, 0.0)
         return Extension(run.id, derived.id, False, estimate.minutes, credits)

@@ -13,10 +13,13 @@ there and persists nothing. A real launch then, in one transaction:
    mapping filled in, the model, the options, the estimate), which the worker executes without planning
    or estimating again.
 
-An idempotency key (``job_specification.idempotency_key``) is unique per tenant, kind and dataset: a launch
-whose key was used before answers the original launch (from the stored run) and starts nothing; two
-concurrent launches with one key race on the unique constraint and the loser answers the winner's launch.
-Afterwards the worker is woken to claim the run at once.
+An idempotency key (``job_specification.idempotency_key``) names one launch of the tenant for its kind
+(`datamill.services.idempotency`): it is recorded with the run, with the fingerprint of the dataset and the
+request as parsed. A launch with the same key and the same request answers the original launch (from the
+stored run) and starts nothing; the same key with another dataset, other steps or other options is refused
+(`IdempotencyKeyReusedError`, 422) and starts nothing either. Two concurrent launches with one key race on
+the record (and the run's unique key) and the loser answers the winner's launch. Afterwards the worker is
+woken to claim the run at once.
 
 A dataset can be run once its files have been read (``ingest_state`` ready): while it is still being read
 the answer is 409, and when its upload failed (nothing readable) 400. A dataset that already has a run in
@@ -40,10 +43,12 @@ from datamill.core.mapping import read_column_mapping
 from datamill.services.adaptation.plans import ADAPT
 from datamill.services.adaptation.quote import DatasetNotRunnableError, Quote, RunQuoter
 from datamill.services.errors import ConflictError, NotFoundError, ServiceError
+from datamill.services.idempotency import fingerprint, recorded
 from datamill.steps.prompt_step import steps_from_specs
 from datamill.steps.templates import compile_documents
 from datamill.store import Dataset, Run, Store, utcnow
 from datamill.store import datasets as datasets_repo
+from datamill.store import idempotency as records
 from datamill.store import runs as repo
 from datamill.store import tenants as tenants_repo
 from datamill.store.ids import new_id
@@ -81,6 +86,31 @@ class Launch:
             multimodal_pricing_applied=bool(estimate["multimodal_pricing_applied"]),
             credit_multiplier=float(multiplier) if multiplier is not None else None,
         )
+
+
+@dataclass(frozen=True)
+class LaunchKey:
+    """A launch's idempotency key, with the fingerprint of the request it came with.
+
+    Attributes:
+        key: the key.
+        digest: the request's `fingerprint` (its dataset and its parsed body).
+        field: where the request carries the key, for the error that refuses its reuse.
+    """
+
+    key: str
+    digest: str
+    field: str
+
+    @classmethod
+    def of(cls, key: str | None, field: str, *request: object) -> LaunchKey | None:
+        """The key of a request (None when it has none), fingerprinting the `request` parts."""
+        return None if key is None else cls(key, fingerprint(*request), field)
+
+
+def run_scope(kind: str) -> str:
+    """The idempotency scope of the runs of `kind`: a key names one launch per tenant and kind."""
+    return f"run:{kind}"
 
 
 class InsufficientCreditsError(ServiceError):
@@ -145,7 +175,9 @@ class RunService:
         """
         check_own_steps(request)
         row = self.dataset(tenant_id, dataset_id)
-        key = request.job.idempotency_key
+        key = LaunchKey.of(
+            request.job.idempotency_key, "job_specification.idempotency_key", row.id, request.to_dict()
+        )
         if (
             key is not None
             and not request.estimate
@@ -158,7 +190,7 @@ class RunService:
             return Launch.of(quote.estimate.to_dict(), None)
         run = new_run(tenant_id, ADAPT, row.id, row.id, quote, key)
         mapping = run.request.get("column_mapping")
-        launched = self.launch(run, lambda s: self._start(s, row, run.id, mapping))
+        launched = self.launch(run, lambda s: self._start(s, row, run.id, mapping), key)
         return Launch.of(launched.estimate or {}, launched.id)
 
     def dataset(self, tenant_id: str, dataset_id: str) -> Dataset:
@@ -168,17 +200,27 @@ class RunService:
             raise NotFoundError("dataset", dataset_id)
         return row
 
-    def replay(self, tenant_id: str, kind: str, source_id: str, key: str) -> Run | None:
-        """The run an earlier launch with this idempotency key made, if any."""
-        with self._store.session() as session:
-            return repo.run_by_key(session, tenant_id, kind, source_id, key)
+    def replay(self, tenant_id: str, kind: str, source_id: str, key: LaunchKey) -> Run | None:
+        """The run an earlier launch with this idempotency key made, if any.
 
-    def launch(self, run: Run, claim_dataset: Callable[[Any], None]) -> Run:
+        Raises:
+            IdempotencyKeyReusedError: the key was first used with another dataset or request (422).
+        """
+        with self._store.session() as session:
+            args = (session, tenant_id, run_scope(kind), key.key, key.digest)
+            run_id = recorded(*args, field=key.field, what=kind)
+            if run_id is not None:
+                return repo.get_run(session, tenant_id, run_id)
+            # A run launched before keys were recorded with their request has only its key.
+            return repo.run_by_key(session, tenant_id, kind, source_id, key.key)
+
+    def launch(self, run: Run, claim_dataset: Callable[[Any], None], key: LaunchKey | None) -> Run:
         """Reserve the credits, claim the dataset (`claim_dataset`) and queue `run`, in one transaction.
 
-        A launch that loses a race to another with the same idempotency key (its insert breaks the key's
-        uniqueness, or its claim finds the dataset taken by that launch's run) answers the winner's run, so
-        every caller of one key gets the same answer; nothing of the loser is kept.
+        With a `key`, the key is recorded with the run. A launch that loses a race to another with the same
+        key (its insert breaks the key's uniqueness, or its claim finds the dataset taken by that launch's
+        run) answers the winner's run, so every caller of one key gets the same answer (or the 422 of a key
+        reused for another request); nothing of the loser is kept.
         """
         try:
             with self._store.session() as session:
@@ -188,8 +230,10 @@ class RunService:
                     raise InsufficientCreditsError(float(run.credits_reserved), balance)
                 claim_dataset(session)
                 repo.add_run(session, run)
+                if key is not None:
+                    scope = run_scope(run.kind)
+                    records.add_record(session, run.tenant_id, scope, key.key, key.digest, run.id)
         except (IntegrityError, ConflictError):
-            key = run.idempotency_key
             winner = self.replay(run.tenant_id, run.kind, run.source_dataset_id, key) if key else None
             if winner is None:
                 raise
@@ -238,7 +282,9 @@ def _adapt_mapping(configured: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in configured.items() if k not in ("chosen", "rejected") and v not in (None, [])}
 
 
-def new_run(tenant_id: str, kind: str, dataset_id: str, source_id: str, quote: Quote, key: str | None) -> Run:
+def new_run(
+    tenant_id: str, kind: str, dataset_id: str, source_id: str, quote: Quote, key: LaunchKey | None
+) -> Run:
     """A queued run for `quote` (its stored plan), reserving its estimated credits."""
     now = utcnow()
     return Run(
@@ -252,7 +298,7 @@ def new_run(tenant_id: str, kind: str, dataset_id: str, source_id: str, quote: Q
         options=quote.plan.options_record(),
         model=quote.plan.model,
         estimate=quote.estimate.to_dict(),
-        idempotency_key=key,
+        idempotency_key=key.key if key is not None else None,
         launch_response={},
         credits_reserved=quote.estimate.credits,
         cost_usd=0.0,

@@ -14,7 +14,9 @@ the dataset trained on in every iteration; when it ends it is charged for the ex
 back. A cancelled run gets its whole reservation back.
 
 An ``idempotency_key`` is scoped to the dataset: while a run started with it has not ended, the same key
-answers that run; once it ended, the key starts a new run.
+with the same settings answers that run (the same key with another model, method, format, mapping,
+hyperparameters, iterations or target is refused with `IdempotencyKeyReusedError`, 422); once it ended, the
+key starts a new run.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from datamill.services.autoscientist.view import run_status, run_wire, tenant_ru
 from datamill.services.datasets.catalog import DatasetService, DatasetView
 from datamill.services.datasets.listing import ListQuery, decode_cursor, encode_cursor, parse_list_query
 from datamill.services.datasets.output import DatasetOutputs
-from datamill.services.errors import ConflictError, NotReadyError
+from datamill.services.errors import ConflictError, IdempotencyKeyReusedError, NotReadyError
 from datamill.services.settings.training import TrainingSettings
 from datamill.services.training.hyperparams import recommend
 from datamill.store import BlobStore, Store, utcnow
@@ -65,6 +67,20 @@ class Download:
 
     blob_key: str
     filename: str
+
+
+def _settings(run: AutoscientistRun) -> tuple[Any, ...]:
+    """What a run was asked to do, to tell a replay of its create request from another request."""
+    return (
+        run.dataset_id,
+        run.model,
+        run.training_method,
+        run.data_format,
+        run.column_mapping,
+        run.hyperparams,
+        run.max_iterations,
+        run.target_win_rate,
+    )
 
 
 def target_for(model: BaseModel) -> float:
@@ -119,12 +135,16 @@ class AutoscientistService:
                 "training_rows": rows.row_count,
                 "hyperparams": start,
             }
+        run = self._new_run(tenant_id, request, model, method, start, target)
         with self._store.session() as session:
             if request.idempotency_key:
                 found = in_progress_with_key(session, tenant_id, view.id, request.idempotency_key)
                 if found is not None:
+                    if _settings(found) != _settings(run):
+                        raise IdempotencyKeyReusedError(
+                            "idempotency_key", request.idempotency_key, "autoscientist"
+                        )
                     return run_wire(session, found)
-            run = self._new_run(tenant_id, request, model, method, start, target)
             if credits > 0 and not reserve_credits(session, tenant_id, credits):
                 tenant = session.get(Tenant, tenant_id)
                 raise TrainingCreditsError(credits, float(tenant.credits) if tenant is not None else 0.0)

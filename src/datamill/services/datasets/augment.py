@@ -22,7 +22,7 @@ finished run of kind ``augment`` (what ``download`` and ``publish`` read; it has
 source has a prompt-mode mapping the new dataset has it too. Credits are `PriceTable.credits` of the rows
 added (no model is called), taken when the dataset is made; a balance that does not cover them answers 402.
 An ``idempotency_key`` replay answers the first call's dataset with 0 rows and 0 credits (a key reused for
-another request is refused, naming ``idempotency_key``).
+another request is refused with a 422 naming ``idempotency_key``).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from datamill.services.datasets.catalog import DatasetService, DatasetView
 from datamill.services.datasets.output import DatasetOutputs, unified_schema
 from datamill.services.datasets.retrieval import Ranked, relevant_rows
 from datamill.services.errors import ConflictError, NotFoundError, NotReadyError
+from datamill.services.idempotency import recorded
 from datamill.store import BlobInfo, BlobStore, Dataset, DatasetFile, Run, Store, utcnow
 from datamill.store import idempotency as keys
 from datamill.store import tenants as tenants_repo
@@ -274,12 +275,9 @@ class AugmentService:
 
     def _replay(self, tenant_id: str, key: str, digest: str) -> str | None:
         with self._store.session() as session:
-            record = keys.find_record(session, tenant_id, IDEMPOTENCY_SCOPE, key)
-        if record is None:
-            return None
-        if record.request_hash != digest:
-            raise ValidationError.of("idempotency_key", "this key was used for a different augment request")
-        return record.resource_id
+            return recorded(
+                session, tenant_id, IDEMPOTENCY_SCOPE, key, digest, field="idempotency_key", what="augment"
+            )
 
     def _source_rows(self, view: DatasetView) -> Iterator[dict[str, Any]]:
         for table in self._outputs.own_rows(view).tables():

@@ -10,7 +10,7 @@ When every source is a raw dataset with one column mapping, the combined dataset
 
 Idempotency: the ``Idempotency-Key`` header (one is generated when absent) is recorded with the new dataset
 in one transaction; a replay with the same key and request answers the same ``dataset_id`` and writes
-nothing, and the same key with a different request is refused (400).
+nothing, and the same key with a different request is refused (422, `datamill.services.idempotency`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from datamill.services.datasets.combine_checks import (
 from datamill.services.datasets.output import DatasetOutputs, unified_schema
 from datamill.services.datasets.upload_checks import check_name, safe_file_name
 from datamill.services.errors import NotFoundError
+from datamill.services.idempotency import recorded
 from datamill.store import BlobInfo, BlobStore, Dataset, DatasetFile, Store, utcnow
 from datamill.store import idempotency as keys
 from datamill.store.ids import new_id
@@ -139,14 +140,9 @@ class CombineService:
 
     def _replay(self, tenant_id: str, key: str, digest: str) -> str | None:
         with self._store.session() as session:
-            record = keys.find_record(session, tenant_id, IDEMPOTENCY_SCOPE, key)
-        if record is None:
-            return None
-        if record.request_hash != digest:
-            raise ValidationError.of(
-                "Idempotency-Key", "this key was used for a different combine request; use a new key"
+            return recorded(
+                session, tenant_id, IDEMPOTENCY_SCOPE, key, digest, field="Idempotency-Key", what="combine"
             )
-        return record.resource_id
 
     def _schema(self, view: DatasetView) -> pa.Schema:
         try:

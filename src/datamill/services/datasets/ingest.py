@@ -150,5 +150,7 @@ class BackgroundIngest(DatasetQueue):
     A dataset queued after `close` stays ``uploaded`` and is read on the next start.
     """
 
-    def __init__(self, ingest: IngestService, *, workers: int = 2) -> None:
-        super().__init__(ingest, workers=workers, name="ingest", resumes="read")
+    def __init__(self, ingest: IngestService, *, workers: int = 2, max_per_tenant: int | None = None) -> None:
+        super().__init__(
+            ingest, workers=workers, name="ingest", resumes="read", max_per_tenant=max_per_tenant
+        )

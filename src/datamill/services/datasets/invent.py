@@ -14,7 +14,7 @@ Credits: ``PriceTable.credits(rows, 0)`` is reserved at launch (the row fee of e
 generation run; with a ``language_expansion``, of the rows expected after it); the job is charged
 ``PriceTable.credits(rows delivered, model spend)`` when it ends and the rest is given back. A balance that
 does not cover the reservation answers 402 and creates nothing. An ``idempotency_key`` replay answers the
-first call's dataset with 0 estimated credits; the key reused for another request is a 400 naming it.
+first call's dataset with 0 estimated credits; the key reused for another request is a 422 naming it.
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from datamill.core.credits import PriceTable
-from datamill.core.errors import ValidationError
 from datamill.services.adaptation.launch import InsufficientCreditsError
 from datamill.services.datasets.invent_catalog import Domain
 from datamill.services.datasets.invent_request import InventRequest, parse_invent_request
 from datamill.services.datasets.invent_spec import invent_spec
+from datamill.services.idempotency import recorded
 from datamill.store import Dataset, Run, Store, utcnow
 from datamill.store import datasets as datasets_repo
 from datamill.store import idempotency as keys
@@ -103,14 +103,12 @@ class InventService:
     def _replay(self, tenant_id: str, key: str, digest: str) -> tuple[str, Dataset | None] | None:
         """The dataset an earlier call with this key made (None in the pair when it was deleted since)."""
         with self._store.session() as session:
-            record = keys.find_record(session, tenant_id, IDEMPOTENCY_SCOPE, key)
-            if record is None:
+            made = recorded(
+                session, tenant_id, IDEMPOTENCY_SCOPE, key, digest, field="idempotency_key", what="invent"
+            )
+            if made is None:
                 return None
-            if record.request_hash != digest:
-                raise ValidationError.of(
-                    "idempotency_key", "this key was used for a different invent request"
-                )
-            return record.resource_id, datasets_repo.get_dataset(session, tenant_id, record.resource_id)
+            return made, datasets_repo.get_dataset(session, tenant_id, made)
 
     def _replayed(
         self, tenant_id: str, request: InventRequest, found: tuple[str, Dataset | None]

@@ -2,10 +2,11 @@
 
 Datasets wait in one queue per tenant. A free worker takes the oldest waiting dataset of the tenant with the
 fewest datasets being processed right now (ties go to the tenant whose waiting dataset was queued first),
-and one tenant never holds more than all workers but one (with one worker, that one): a worker always stays
-free for the other tenants. So one tenant's many or slow files never keep another tenant's small file
-waiting behind them; they wait behind each other instead. Within a tenant, datasets are processed in the
-order they were queued. On start, the datasets left unfinished by a stop or a crash are queued again.
+and one tenant never holds more than its share of the workers (``max_per_tenant``; by default all workers
+but one, and with one worker that one): a worker always stays free for the other tenants. So one tenant's
+many or slow files never keep another tenant's small file waiting behind them; they wait behind each other
+instead. Within a tenant, datasets are processed in the order they were queued. On start, the datasets left
+unfinished by a stop or a crash are queued again.
 """
 
 from __future__ import annotations
@@ -92,14 +93,24 @@ class DatasetQueue:
         workers: How many datasets are processed at once.
         name: The thread name prefix, and the word for the work in log lines (``ingest``, ``import``).
         resumes: What happens on the next start to a dataset queued while stopped (for the log).
+        max_per_tenant: The most workers one tenant's datasets hold at once; None: all workers but one.
     """
 
-    def __init__(self, processor: DatasetProcessor, *, workers: int, name: str, resumes: str) -> None:
+    def __init__(
+        self,
+        processor: DatasetProcessor,
+        *,
+        workers: int,
+        name: str,
+        resumes: str,
+        max_per_tenant: int | None = None,
+    ) -> None:
         self._processor = processor
         self._workers = max(1, workers)
         self._name = name
         self._resumes = resumes
-        self._queue = FairQueue(max_per_tenant=self._workers - 1)
+        share = self._workers - 1 if max_per_tenant is None else max_per_tenant
+        self._queue = FairQueue(max_per_tenant=min(share, self._workers))
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._open = False

@@ -157,6 +157,10 @@ class BackgroundImports(DatasetQueue):
     An import queued after `close` stays ``importing`` and is fetched on the next start.
     """
 
-    def __init__(self, imports: UrlImportService, *, workers: int = 2) -> None:
-        super().__init__(imports, workers=workers, name="import", resumes="fetched")
+    def __init__(
+        self, imports: UrlImportService, *, workers: int = 2, max_per_tenant: int | None = None
+    ) -> None:
+        super().__init__(
+            imports, workers=workers, name="import", resumes="fetched", max_per_tenant=max_per_tenant
+        )
         self.service = imports

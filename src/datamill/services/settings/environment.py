@@ -52,6 +52,8 @@ class EnvironmentValues(BaseSettings):
     DATAMILL_INGEST_MAX_COLUMNS: str | None = _var("DATAMILL_INGEST_MAX_COLUMNS")
     DATAMILL_INGEST_TIMEOUT_S: str | None = _var("DATAMILL_INGEST_TIMEOUT_S")
     DATAMILL_INGEST_MAX_MEMORY_MB: str | None = _var("DATAMILL_INGEST_MAX_MEMORY_MB")
+    DATAMILL_INGEST_WORKERS: str | None = _var("DATAMILL_INGEST_WORKERS")
+    DATAMILL_INGEST_TENANT_WORKERS: str | None = _var("DATAMILL_INGEST_TENANT_WORKERS")
     DATAMILL_BODY_TIMEOUT_S: str | None = _var("DATAMILL_BODY_TIMEOUT_S")
     # Runs and the worker (settings.runs).
     DATAMILL_WORKER: str | None = _var("DATAMILL_WORKER")

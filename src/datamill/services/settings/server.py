@@ -18,6 +18,8 @@
 | DATAMILL_INGEST_MAX_COLUMNS | most columns an uploaded file may have | 2000                           |
 | DATAMILL_INGEST_TIMEOUT_S | seconds reading one uploaded file may take | 300                          |
 | DATAMILL_INGEST_MAX_MEMORY_MB | memory reading one workbook or document may take | 1024               |
+| DATAMILL_INGEST_WORKERS   | files read (and URLs imported) at once   | 2                              |
+| DATAMILL_INGEST_TENANT_WORKERS | most of those one tenant's files take at once | all but one (at least 1) |
 | DATAMILL_HEADER_TIMEOUT_S | seconds a request's headers may take     | 10                             |
 | DATAMILL_BODY_TIMEOUT_S   | seconds a request body may stall         | 60                             |
 """
@@ -60,6 +62,16 @@ def _positive(value: str, name: str) -> float:
     return number
 
 
+def _count(value: str, name: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigError(f"{name}: must be a whole number of at least 1, got {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Everything `create_app` needs; build it with `from_env` or `for_data_dir`."""
@@ -73,6 +85,7 @@ class ServerSettings:
     signing_secret: str | None = None
     default_credits: float = DEFAULT_CREDITS
     ingest_workers: int = 2
+    ingest_tenant_workers: int | None = None
     rate_limit_per_minute: int = 1200
     rate_limit_burst: int | None = None
     rate_limit_anon_per_minute: int = 300
@@ -142,6 +155,10 @@ class ServerSettings:
             overrides["ingest_max_memory_mb"] = max(
                 1, int(_positive(memory, "DATAMILL_INGEST_MAX_MEMORY_MB"))
             )
+        for name in ("ingest_workers", "ingest_tenant_workers"):
+            variable = f"DATAMILL_{name.upper()}"
+            if count := env.get(variable):
+                overrides[name] = _count(count, variable)
         for name in ("header_timeout_s", "body_timeout_s", "ingest_timeout_s"):
             variable = f"DATAMILL_{name.upper()}"
             if seconds := env.get(variable):
