@@ -10,7 +10,8 @@ Every other optional object left out or null takes its defaults. ``column_mappin
 for an estimate. ``custom_steps`` and ``prompt_templates`` are datamill's own fields, a run's own model steps
 and prompt templates (`datamill.core.custom_request`); ``model`` and ``judge_model`` are datamill's own
 too, the public names of the models the run writes and judges with (the server's default when left out;
-the server checks them against its routing file). ``to_dict`` writes these only when set.
+the server checks them against its routing file), and so is ``translation_judge`` (the run option of that
+name: the judge checks each translation for changed details). ``to_dict`` writes these only when set.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ ADAPT_FIELDS = (
     "prompt_templates",
     "model",
     "judge_model",
+    "translation_judge",
 )
 
 
@@ -60,6 +62,8 @@ class AdaptRequest:
         prompt_templates: built-in prompts the run replaces, as (name, template document) pairs.
         model: the model the run writes with; None uses the server's default model.
         judge_model: the model that grades the run; None lets the server choose.
+        translation_judge: whether the judge checks translations for changed details; None leaves it to
+            the run's options (off unless set there).
     """
 
     column_mapping: ColumnMapping | None = None
@@ -74,6 +78,7 @@ class AdaptRequest:
     prompt_templates: tuple[tuple[str, dict[str, Any]], ...] = ()
     model: str | None = None
     judge_model: str | None = None
+    translation_judge: bool | None = None
 
     def __post_init__(self) -> None:
         # An expansion object is always an explicit replacement, so "given" cannot be False beside one.
@@ -103,6 +108,8 @@ class AdaptRequest:
             out["model"] = self.model
         if self.judge_model is not None:
             out["judge_model"] = self.judge_model
+        if self.translation_judge is not None:
+            out["translation_judge"] = self.translation_judge
         return out
 
 
@@ -145,6 +152,7 @@ def read_adapt_request(value: object, field: str, issues: Issues) -> AdaptReques
     templates = read_prompt_templates(obj.get("prompt_templates"), "prompt_templates", issues)
     model = read_str(obj.get("model"), "model", issues, max_length=200)
     judge_model = read_str(obj.get("judge_model"), "judge_model", issues, max_length=200)
+    translation_judge = read_bool(obj.get("translation_judge"), "translation_judge", issues)
     if (
         len(issues) > before
         or recipes is None
@@ -167,4 +175,5 @@ def read_adapt_request(value: object, field: str, issues: Issues) -> AdaptReques
         prompt_templates=templates,
         model=model,
         judge_model=judge_model,
+        translation_judge=translation_judge,
     )

@@ -87,7 +87,9 @@ class ExpandService:
                 replay.dataset_id, _status_of(self._runs, tenant_id, replay.dataset_id), 0.0, False, 0
             )
         check_runnable(source)
-        body = expansion_body(expansion_mapping(source), _expansion(request))
+        body = expansion_body(
+            expansion_mapping(source), _expansion(request), translation_judge=request.translation_judge
+        )
         quote = self._quoter.quote(kind, source.id, parse_adapt_request(body))
         selected = quote.estimate.rows_selected
         new_rows = max(0, request.expansion.expected_output_rows(selected) - selected)

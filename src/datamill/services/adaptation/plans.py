@@ -22,13 +22,18 @@ EXTEND = "extend"
 NO_RECIPES = {"recipes": dict.fromkeys(RECIPE_NAMES, False)}
 
 
-def expansion_body(mapping: Mapping[str, Any], expansion: Mapping[str, Any]) -> dict[str, Any]:
-    """The run/adapt-shaped request of a translate or localize run."""
-    return {
+def expansion_body(
+    mapping: Mapping[str, Any], expansion: Mapping[str, Any], *, translation_judge: bool = False
+) -> dict[str, Any]:
+    """The run/adapt-shaped request of a translate or localize run (with the detail judge when asked)."""
+    body: dict[str, Any] = {
         "column_mapping": dict(mapping),
         "recipe_specification": NO_RECIPES,
         "language_expansion": dict(expansion),
     }
+    if translation_judge:
+        body["translation_judge"] = True
+    return body
 
 
 def input_cache_dir(data_dir: Path) -> Path:

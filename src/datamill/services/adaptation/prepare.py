@@ -114,6 +114,8 @@ async def plan_run(
         model = request.model
     if request.judge_model is not None:
         options = dataclasses.replace(options, judge_model=request.judge_model)
+    if request.translation_judge is not None:
+        options = dataclasses.replace(options, translation_judge=request.translation_judge)
     handle = _request_model(gateway, "model", model) if request.model else gateway.model(model)
     if request.judge_model is not None:
         _request_model(gateway, "judge_model", request.judge_model)
