@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,6 +43,21 @@ def judge_reply(body: dict[str, Any]) -> str:
     a, b = MARKER in _section(text, "ANSWER A"), MARKER in _section(text, "ANSWER B")
     better = "A" if a and not b else "B" if b and not a else "tie"
     return json.dumps({"reason": f"marker in A: {a}, in B: {b}", "better": better})
+
+
+class HoldingJudge:
+    """The marker judge (`judge_reply`), which holds every request while `hold` is set."""
+
+    def __init__(self) -> None:
+        self.hold = threading.Event()
+        self.release = threading.Event()
+        self.held = 0
+
+    def __call__(self, body: dict[str, Any]) -> str:
+        if self.hold.is_set():
+            self.held += 1
+            self.release.wait(60)
+        return judge_reply(body)
 
 
 def training_settings(cache: Path, models: tuple[str, ...] = (), procs_per_node: int = 1) -> TrainingSettings:

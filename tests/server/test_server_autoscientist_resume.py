@@ -14,14 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tarfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from autoscientist_helpers import judge_reply, training_settings
+from autoscientist_helpers import HoldingJudge, training_settings
 from pg_helpers import KINDS, database_url
 from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, run_settings, runs_server, upload, write_routes
 
@@ -43,21 +41,6 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 300) -> No
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.1)
-
-
-class HoldingJudge:
-    """The marker judge (`judge_reply`), which holds every request while `hold` is set."""
-
-    def __init__(self) -> None:
-        self.hold = threading.Event()
-        self.release = threading.Event()
-        self.held = 0
-
-    def __call__(self, body: dict[str, Any]) -> str:
-        if self.hold.is_set():
-            self.held += 1
-            self.release.wait(60)
-        return judge_reply(body)
 
 
 # peft 0.21 reads a property transformers 5 deprecated; the warning is theirs, not the adapter's.

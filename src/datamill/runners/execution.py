@@ -27,6 +27,7 @@ class RunTicket:
             so the spend of every attempt adds up to what the run cost).
         attempts: this attempt's number, from 1.
         estimate: the estimate made at launch (with the request, model and options: the run's stored plan).
+        worker_id: the worker that claimed the run for this attempt, which holds it while its lease lasts.
     """
 
     id: str
@@ -41,6 +42,7 @@ class RunTicket:
     attempts: int
     total_rows: int | None
     estimate: dict[str, Any] = field(default_factory=dict)
+    worker_id: str = ""
 
     @classmethod
     def of(cls, run: Run) -> RunTicket:
@@ -57,6 +59,7 @@ class RunTicket:
             attempts=run.attempts,
             total_rows=run.total_rows,
             estimate=dict(run.estimate or {}),
+            worker_id=run.worker_id or "",
         )
 
 

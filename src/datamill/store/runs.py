@@ -184,6 +184,17 @@ def heartbeat(session: Session, run_id: str, worker_id: str, lease_s: float, val
     return bool(getattr(result, "rowcount", 0))
 
 
+def record_progress(session: Session, run_id: str, worker_id: str, values: dict[str, Any]) -> bool:
+    """Record progress `values` in the caller's transaction, leaving the lease as it is.
+
+    False when the caller no longer holds the run, so that what it records with them is not recorded either.
+    """
+    result = session.execute(
+        update(Run).where(_owned(run_id, worker_id)).values(updated_at=utcnow(), **values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
 def release(session: Session, run_id: str, worker_id: str) -> bool:
     """Give a run back to the queue (a worker stopping); the attempt it was in does not count."""
     result = session.execute(

@@ -11,7 +11,10 @@ and its ``cost_usd`` the judge's spend, from which the worker charges credits.
 An attempt after a worker died (its lease lapsed) or was stopped resumes the loop after the last iteration
 the earlier attempts recorded: those iterations stay as they are, and so does the best adapter in the blob
 store, which a later iteration replaces only by doing better; an iteration that was under way is trained
-again. Failures are recorded on the run's ``error``:
+again. Each iteration is recorded together with the job's progress (``processed_rows``, the examples
+trained on so far) and only while this worker still holds the job (`_Recorder`), so an attempt that recorded
+an iteration never counts against the job's attempts, and an attempt that lost its lease records nothing
+more. Failures are recorded on the run's ``error``:
 a dataset with too few usable rows, a base model that cannot be found or loaded, a judge that cannot be
 used or could judge no prompt.
 """
@@ -21,8 +24,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from datamill.core.errors import DatamillError
 from datamill.llm.gateway import Gateway, ModelHandle
@@ -37,6 +43,7 @@ from datamill.services.datasets.output import CheckpointRunOutputs, DatasetOutpu
 from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store, utcnow
+from datamill.store import runs as repo
 from datamill.store.autoscientist import artifact_blob_key, get_autoscientist_run_any_tenant
 from datamill.store.autoscientist_models import AutoscientistRun
 from datamill.store.runs import RunOutcome
@@ -51,18 +58,32 @@ class NothingJudged(DatamillError):
     """No held-out prompt of an iteration could be judged."""
 
 
-class _Recorder:
-    """Writes each finished iteration to the run, and the best adapter to the blob store."""
+class LeaseLost(DatamillError):
+    """Another worker took the run over (this worker's lease lapsed): this attempt records nothing more."""
 
-    def __init__(self, store: Store, blobs: BlobStore, run_id: str, tenant_id: str, model: str) -> None:
-        self._store, self._blobs = store, blobs
-        self._run_id, self._tenant_id, self._model = run_id, tenant_id, model
+
+class _Recorder:
+    """Writes each finished iteration to the run, and the best adapter to the blob store.
+
+    Each iteration is recorded together with the job's progress (``processed_rows``: the examples trained on
+    so far), in one transaction and only while this attempt's worker still holds the job. So an attempt that
+    dies after recording an iteration has made progress and does not count against the job's attempts, and
+    an attempt whose lease another worker took over cannot record an iteration a second time.
+    """
+
+    def __init__(
+        self, store: Store, blobs: BlobStore, run: AutoscientistRun, ticket: RunTicket, live: LiveRun
+    ) -> None:
+        self._store, self._blobs, self._live = store, blobs, live
+        self._run_id, self._tenant_id, self._model = run.id, run.tenant_id, run.model
+        self._job_id, self._worker_id = ticket.id, ticket.worker_id
+        self.rows_per_iteration = 0
 
     def resume(self) -> list[dict[str, Any]]:
         """The iterations earlier attempts recorded, which this attempt continues after."""
         found: list[dict[str, Any]] = []
 
-        def read(run: AutoscientistRun) -> None:
+        def read(session: Session, run: AutoscientistRun) -> None:
             run.error = None
             found.extend(_recorded(run, self._blobs))
             # an adapter written by an attempt that died before recording its iteration
@@ -73,10 +94,17 @@ class _Recorder:
         self._update(read)
         return found
 
+    def start(self, rows_per_iteration: int, done: int) -> None:
+        """Count progress from `done` recorded iterations of `rows_per_iteration` training examples each."""
+        self.rows_per_iteration = rows_per_iteration
+        self._live.counters.rows_done = rows_per_iteration * done
+
     def iteration_done(self, record: dict[str, Any], adapter: Path, best: bool) -> None:
         if record["judged"] == 0:
             number, error = record["iteration"], record["first_error"]
             raise NothingJudged(f"no held-out prompt could be judged in iteration {number}: {error}")
+        rows = self.rows_per_iteration * record["iteration"]
+        self._update(lambda session, _run: self._check_held(session))
         key = None
         if best:
             key = artifact_blob_key(self._tenant_id, self._run_id, record["iteration"])
@@ -95,8 +123,11 @@ class _Recorder:
             except BaseException:
                 writer.abort()
                 raise
+        self._live.counters.rows_done = rows  # the heartbeat writes the same progress from now on
 
-        def apply(run: AutoscientistRun) -> None:
+        def apply(session: Session, run: AutoscientistRun) -> None:
+            if not self._still_held(session, {"processed_rows": rows}, drop=key, kept=run.artifact_key):
+                return
             run.iterations = [*run.iterations, record]
             if key is not None:
                 old = run.artifact_key
@@ -107,11 +138,27 @@ class _Recorder:
 
         self._update(apply)
 
-    def _update(self, change: Any) -> None:
+    def _check_held(self, session: Session) -> None:
+        self._still_held(session, {})
+
+    def _still_held(
+        self, session: Session, progress: dict[str, Any], drop: str | None = None, kept: str | None = None
+    ) -> bool:
+        """Record `progress` if this attempt still holds the job.
+
+        Otherwise delete the blob `drop` (unless the run keeps it as `kept`) and raise `LeaseLost`.
+        """
+        if repo.record_progress(session, self._job_id, self._worker_id, progress):
+            return True
+        if drop is not None and drop != kept:
+            self._blobs.delete(drop)
+        raise LeaseLost(f"AutoScientist run {self._run_id}: another worker took the run over")
+
+    def _update(self, change: Callable[[Session, AutoscientistRun], None]) -> None:
         with self._store.session() as session:
             run = get_autoscientist_run_any_tenant(session, self._run_id)
             if run is not None:
-                change(run)
+                change(session, run)
 
 
 def _recorded(run: AutoscientistRun, blobs: BlobStore) -> list[dict[str, Any]]:
@@ -147,10 +194,11 @@ class AutoscientistExecutor:
         work_dir = self._data_dir / "autoscientist" / run_id
         try:
             run = await asyncio.to_thread(self._load, run_id)
-            recorder = _Recorder(self._store, self._blobs, run.id, run.tenant_id, run.model)
+            recorder = _Recorder(self._store, self._blobs, run, ticket, live)
             done = await asyncio.to_thread(recorder.resume)
             plan = await asyncio.to_thread(self._plan, run, work_dir)
             live.total_rows = len(plan.split.train) * run.max_iterations
+            recorder.start(len(plan.split.train), len(done))
             judge = PairwiseJudge(self._judge(gateway))
             result = await run_loop(plan, judge, recorder, done)
         except (DatamillError, OSError) as exc:
