@@ -216,3 +216,35 @@ def test_claims_and_marker_removal():
     ]
     removed = {(claims[0].span, 2), (claims[1].span, 1), (claims[2].span, 3)}
     assert without_citations(answer, removed) == "It works [1]. Also this. [2]\nDone"
+
+
+async def test_each_row_keeps_its_tally_and_the_run_report_adds_them_over_the_saved_batches(tmp_path):
+    from datamill.pipelines.adapt import saved_row
+    from datamill.pipelines.checkpoint import Checkpoint
+    from datamill.pipelines.grounding_report import grounding_report
+    from datamill.steps.citations import TALLY_COLUMN
+
+    step, _, gateway = _step(_entailment_judge(FACTS))
+    first = {"_row": 1, "grounded": True, "_passages": PLAN}
+    first["enhanced_completion"] = "The Team plan costs 12 dollars [1][3]. It has 5 seats [2]."
+    second = {"_row": 2, "grounded": True, "_passages": PLAN}
+    second["enhanced_completion"] = "The company is in Paris [3]."
+    for row in (first, second):
+        await step.process_row(row, StepContext())
+    await gateway.aclose()
+    assert first[TALLY_COLUMN] == {
+        "checked": 3, "removed": 1, "sentences": 2, "supported": 2, "judged": 3, "precise": 2
+    }  # fmt: skip
+    checkpoint = Checkpoint(tmp_path / "run", "fp")
+    checkpoint.save(0, [saved_row(first)], [])
+    checkpoint.save(1, [saved_row(second), saved_row({"_row": 3, "grounded": False})], [])
+    assert TALLY_COLUMN not in next(checkpoint.iter_output()).column_names  # never in the output
+    report = grounding_report(checkpoint)
+    assert report is not None
+    assert (report["rows_grounded"], report["rows_ungrounded"]) == (2, 1)
+    citations = report["citations"]
+    assert (citations["sentences"], citations["supported"]) == (3, 2)
+    assert (citations["judged"], citations["precise"]) == (4, 2)
+    assert (citations["recall"], citations["precision"]) == (2 / 3, 0.5)
+    assert (citations["recall"], citations["precision"]) == (step.counts.recall, step.counts.precision)
+    assert grounding_report(Checkpoint(tmp_path / "ungrounded", "fp")) is None

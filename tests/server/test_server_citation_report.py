@@ -9,6 +9,7 @@ reads each passage as the facts it states, so its verdicts follow from the passa
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import threading
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from click.testing import CliRunner
@@ -190,7 +192,14 @@ def test_the_servers_run_carries_them_in_the_evaluation_the_sdk_reads(tmp_path: 
             assert wait_done(client, dataset_id).status == "succeeded"
             evaluation = client.datasets.get_evaluation(dataset_id)
             text = client.datasets.download(dataset_id, file_format="jsonl").text()
+            with httpx.Client(base_url=srv.base_url) as web:
+                assert web.post("/login", data={"api_key": client.api_key}).status_code == 303
+                page = web.get(f"/datasets/{dataset_id}/report").text
     _check_rows([json.loads(line) for line in text.splitlines()])
     assert evaluation.status == "skipped"
     assert evaluation.raw_results is not None
     assert evaluation.raw_results["grounding"] == GROUNDING
+    # The web app's report page shows them too, though the grade did not run.
+    _, lines = _documented()
+    for label, value in lines:
+        assert re.search(rf"<th>{re.escape(label)}</th><td>{re.escape(html.escape(value))}</td>", page), label

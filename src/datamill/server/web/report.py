@@ -1,6 +1,7 @@
 """The evaluation report of a dataset's latest run: grades, penalties, lengths and the plots.
 
-Drawn from the stored evaluation with the same SVG charts as the report file of the command line.
+Drawn from the stored evaluation with the same SVG charts as the report file of the command line. A grounded
+run's figures (rows grounded, citation recall and precision) are shown whether or not the grade ran.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
+from datamill.pipelines.grounding_report import grounding_lines
 from datamill.pipelines.report_categories import languages_chart, removed_chart
 from datamill.pipelines.report_charts import AFTER_COLOR, BEFORE_COLOR, Series, histogram_svg, score_bins
 from datamill.server.web.deps import SessionDep, WebDep
@@ -94,4 +96,5 @@ def report_page(request: Request, dataset_id: str, web: WebDep, session: Session
         sample=raw.get("sample") or {},
         judge=raw.get("judge") or {},
         judged=[r for r in raw.get("rows") or [] if isinstance(r, Mapping)][:50],
+        grounding=grounding_lines(raw.get("grounding") if isinstance(raw.get("grounding"), dict) else None),
     )
