@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
@@ -150,3 +151,35 @@ def test_a_link_whose_put_died_with_its_process_can_be_sent_again(
     assert response.status_code == 200
     assert response.json()["size_bytes"] == 20
     _assert_json_error(httpx.put(url, content=b"a\n1\n"), 403, "already been used")
+
+
+def test_the_partial_file_of_a_put_cut_short_is_removed_at_the_next_start(
+    server: RunningServer, client: adaption.Adaption
+) -> None:
+    url = _link(client)
+    upload_id = urlsplit(url).path.rsplit("/", 1)[-1]
+    with server.context.store.session() as session:
+        slot = session.get(Upload, upload_id)
+        assert slot is not None
+        key = slot.s3_key
+    blobs = server.context.blobs
+    target = Path(blobs.root, key)  # type: ignore[attr-defined]
+    # What a PUT leaves when its process is killed mid-stream (seen after a kill -9 of `datamill serve`):
+    # the bytes received so far in a hidden .part file beside the blob's place, never renamed into place.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    dead_part = target.with_name(f".{target.name}.k1ll3d.part")
+    dead_part.write_bytes(b"question,answer\n" * 1000)
+    live = blobs.open_writer(key)
+    live.write(b"question,answer\n")
+    folder = target.parent
+    old = dt.datetime.now(dt.UTC).timestamp() - 2 * 86400
+    os.utime(dead_part, (old, old))
+
+    server.context.purge.sweep()  # what the server runs when it starts
+
+    left = list(folder.glob(".*.part"))
+    assert dead_part not in left
+    assert len(left) == 1  # a write still going is left alone
+    live.abort()
+    assert list(folder.glob(".*.part")) == []
+    assert httpx.put(url, content=b"question,answer\nq,a\n").status_code == 200  # and the link still works

@@ -6,7 +6,9 @@ after the flag is committed, `DatasetPurge` removes the dataset's files from blo
 file, and every upload slot's bytes), the folder of each of its runs (checkpoint, output, rejected rows,
 evaluation report; on the run data URL or the data dir), then the file and upload records. The files go
 first, so a crash halfway leaves records pointing at nothing rather than files nothing points at;
-`sweep` (run when the server starts) finishes any purge a crash cut short.
+`sweep` (run when the server starts) finishes any purge a crash cut short, and removes the partial files
+a write cut short left in local blob storage (an upload whose process was killed mid-PUT,
+`LocalBlobStore.remove_stale_parts`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import delete, select
 
 from datamill.dataio.folder import Folder, Location
 from datamill.store import BlobStore, Dataset, Run, Store
+from datamill.store.blobs.local import LocalBlobStore
 from datamill.store.models import DatasetFile, Upload
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,18 @@ class DatasetPurge:
             session.execute(delete(Upload).where(Upload.dataset_id == dataset_id))
 
     def sweep(self) -> int:
-        """Purge every deleted dataset that still has files or upload slots; how many there were."""
+        """Purge every deleted dataset that still has files or upload slots; how many there were.
+
+        Stale partial files in local blob storage (`LocalBlobStore.remove_stale_parts`) go too.
+        """
+        if isinstance(self._blobs, LocalBlobStore):
+            try:
+                parts = self._blobs.remove_stale_parts()
+            except OSError as exc:
+                log.warning("could not sweep partial files from %s: %s", self._blobs.root, exc)
+            else:
+                if parts:
+                    log.info("removed %d partial file(s) left by writes cut short", parts)
         with self._store.session() as session:
             deleted = select(Dataset.id).where(Dataset.deleted_at.is_not(None))
             left = set(session.scalars(deleted.where(Dataset.id.in_(select(DatasetFile.dataset_id)))))

@@ -1,9 +1,15 @@
-"""`LocalBlobStore`: blobs as files under a directory (the embedded default)."""
+"""`LocalBlobStore`: blobs as files under a directory (the embedded default).
+
+A blob is written to a hidden ``.<name>.<random>.part`` file beside its place and renamed into place when
+complete. A process killed mid-write (an upload cut by ``kill -9``) leaves its ``.part`` file behind;
+`LocalBlobStore.remove_stale_parts` removes those not written to for a day (run when the server starts).
+"""
 
 from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,6 +17,9 @@ from typing import BinaryIO
 
 from datamill.store.blobs.base import BlobWriter, check_key
 from datamill.store.blobs.writer import StreamingWriter
+
+#: How long a ``.part`` file may go unwritten before `LocalBlobStore.remove_stale_parts` takes it.
+STALE_PART_S = 24 * 3600.0
 
 
 class _TempFileSink:
@@ -67,3 +76,25 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def remove_stale_parts(self, older_than_s: float = STALE_PART_S) -> int:
+        """Remove the ``.part`` files not modified for `older_than_s` seconds; how many there were.
+
+        Such files are the leftovers of processes that died mid-write (the default age is a day).
+        """
+        if not self.root.is_dir():
+            return 0
+        stale_before = time.time() - older_than_s
+        removed = 0
+        for folder, _dirs, names in os.walk(self.root):
+            for name in names:
+                if not (name.startswith(".") and name.endswith(".part")):
+                    continue
+                path = Path(folder, name)
+                try:
+                    if path.stat().st_mtime < stale_before:
+                        path.unlink()
+                        removed += 1
+                except FileNotFoundError:  # committed or discarded meanwhile
+                    continue
+        return removed
