@@ -1,11 +1,14 @@
-"""The LSH band table: every stored (key, slot) is found at any size, and a key keeps its earliest slots."""
+"""The LSH band table: every stored (key, slot) is found at any size, and a key keeps its earliest slots.
+
+The index's look-up finds each query's best match whatever the number of queries looked up at once.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from datamill.steps.lsh import MAX_BUCKET_CANDIDATES, BandTable
+from datamill.steps.lsh import MAX_BUCKET_CANDIDATES, BandTable, LshIndex
 
 LOW32 = 0xFFFFFFFF
 
@@ -79,3 +82,28 @@ def test_a_key_keeps_its_earliest_slots_up_to_the_cap() -> None:
     table.add(np.full(10, key, dtype=np.uint64), np.arange(1000, 1010, dtype=np.uint32))
     earliest = np.flatnonzero(batch[order] == key)[:MAX_BUCKET_CANDIDATES]
     assert sorted(s for _, s in _found(table, [key])) == sorted(order[earliest].tolist())
+
+
+def test_a_large_batch_of_queries_gets_each_querys_best_match() -> None:
+    # 1,000 queries (looked up in chunks) against 400 stored texts sharing band keys from a small range, so
+    # most queries have several candidates; each query's answer is its best candidate found by brute force.
+    rng = np.random.default_rng(11)
+    bands, num_perm, threshold = 4, 16, 0.3
+    index = LshIndex(bands, num_perm)
+    stored_keys = rng.integers(1, 2000, size=(400, bands), dtype=np.uint64)
+    stored_sigs = rng.integers(0, 3, size=(400, num_perm), dtype=np.uint16)
+    index.add(stored_keys, stored_sigs, np.arange(400, dtype=np.int64) * 10)
+    keys = rng.integers(1, 2000, size=(1000, bands), dtype=np.uint64)
+    sigs = rng.integers(0, 3, size=(1000, num_perm), dtype=np.uint16)
+    query, row, score = index.matches(keys, sigs, threshold)
+    expected = {}
+    for q in range(keys.shape[0]):
+        candidates = [s for s in range(400) if set(keys[q].tolist()) & set(stored_keys[s].tolist())]
+        scored = [(float((sigs[q] == stored_sigs[s]).mean()), -s) for s in candidates]
+        best = max((pair for pair in scored if pair[0] >= threshold), default=None)
+        if best is not None:
+            expected[q] = (-best[1] * 10, best[0])
+    assert len(expected) > 300
+    assert query.tolist() == sorted(expected)
+    found = zip(query.tolist(), row.tolist(), score.tolist(), strict=True)
+    assert {q: (r, s) for q, r, s in found} == expected

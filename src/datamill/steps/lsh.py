@@ -16,7 +16,9 @@ whatever the number of rows kept, and time grows linearly with the corpus.
 A bucket (one band key) shared by many kept rows, as happens with templated prompts that are similar but
 under the threshold, would make every later query verify all of them; a band key keeps at most
 `MAX_BUCKET_CANDIDATES` rows, the earliest kept. A true near-duplicate agrees on several bands at once, so the
-cap costs recall only on such heavily templated data.
+cap costs recall only on such heavily templated data. The cap also bounds a look-up's temporary memory:
+queries are looked up `_QUERY_CHUNK` texts at a time and their candidates verified `_VERIFY_CHUNK` pairs at
+a time, so a batch of any size over an index of any size needs a few MB beside the index.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from numpy.typing import NDArray
 MAX_BUCKET_CANDIDATES = 32
 #: Candidate pairs verified per numpy chunk (chunk × num_perm × 2 bytes of temporary memory).
 _VERIFY_CHUNK = 8192
+#: Query texts looked up together: their candidates (at most bands × `MAX_BUCKET_CANDIDATES` each, some
+#: 40 bytes of index arrays per candidate) are the temporary memory of a look-up, whatever the batch size.
+_QUERY_CHUNK = 128
 #: Largest fraction of the hash table's cells in use before it doubles.
 _MAX_LOAD = 0.7
 #: Cells of the smallest table, as a power of two.
@@ -46,12 +51,21 @@ U64 = NDArray[np.uint64]
 Matches = tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]
 
 
-def agreement(left: NDArray[np.uint16], right: NDArray[np.uint16]) -> NDArray[np.float64]:
-    """Estimated Jaccard similarity of paired signature rows: the fraction of values that agree."""
-    out = np.empty(left.shape[0], dtype=np.float64)
-    for lo in range(0, left.shape[0], _VERIFY_CHUNK):
+def agreement(
+    left: NDArray[np.uint16],
+    left_rows: NDArray[np.intp],
+    right: NDArray[np.uint16],
+    right_rows: NDArray[np.intp],
+) -> NDArray[np.float64]:
+    """Estimated Jaccard similarity of each pair ``left[left_rows[i]]``, ``right[right_rows[i]]``.
+
+    The estimate is the fraction of values that agree. The signature rows are gathered `_VERIFY_CHUNK`
+    pairs at a time, so the temporary memory stays the same however many candidate pairs there are.
+    """
+    out = np.empty(left_rows.size, dtype=np.float64)
+    for lo in range(0, left_rows.size, _VERIFY_CHUNK):
         hi = lo + _VERIFY_CHUNK
-        out[lo:hi] = (left[lo:hi] == right[lo:hi]).mean(axis=1)
+        out[lo:hi] = (left[left_rows[lo:hi]] == right[right_rows[lo:hi]]).mean(axis=1)
     return out
 
 
@@ -84,7 +98,7 @@ def batch_pairs(keys: U64, sigs: NDArray[np.uint16], threshold: float) -> Matche
         return empty, empty, np.empty(0, np.float64)
     pair_arr = np.array(sorted(pairs), dtype=np.intp)
     first, second = pair_arr[:, 0], pair_arr[:, 1]
-    score = agreement(sigs[first], sigs[second])
+    score = agreement(sigs, first, sigs, second)
     hit = score >= threshold
     return first[hit], second[hit], score[hit]
 
@@ -265,15 +279,24 @@ class LshIndex:
         if self._size == 0:
             empty = np.empty(0, np.intp)
             return empty, empty, np.empty(0, np.float64)
+        found = [
+            self._matches(keys[lo : lo + _QUERY_CHUNK], sigs[lo : lo + _QUERY_CHUNK], threshold, lo)
+            for lo in range(0, keys.shape[0], _QUERY_CHUNK)
+        ]
+        best_q, best_slot, best_score = (np.concatenate(part) for part in zip(*found, strict=True))
+        return best_q, self._rows[best_slot].astype(np.intp), best_score
+
+    def _matches(self, keys: U64, sigs: NDArray[np.uint16], threshold: float, first: int) -> Matches:
+        """`matches` for a chunk of queries numbered from ``first``: (query index, slot, estimate)."""
         flat_index, slots = self._keys.lookup(keys.ravel())
         code = (flat_index // self.bands).astype(np.uint64) << np.uint64(32) | slots.astype(np.uint64)
         code = np.unique(code)
         query = (code >> np.uint64(32)).astype(np.intp)
         slot = (code & np.uint64(0xFFFFFFFF)).astype(np.intp)
-        score = agreement(sigs[query], self._sigs[slot])
+        score = agreement(sigs, query, self._sigs, slot)
         hit = score >= threshold
         best_q, best_slot, best_score = best_per_query(query[hit], slot[hit], score[hit])
-        return best_q, self._rows[best_slot].astype(np.intp), best_score
+        return best_q + first, best_slot, best_score
 
     def add(self, keys: U64, sigs: NDArray[np.uint16], rows: NDArray[np.int64]) -> None:
         """Index kept texts: their band keys, signatures and source row numbers."""
