@@ -147,6 +147,30 @@ def test_a_template_override_changes_the_request_sent(
     assert not any("Arr," in row["enhanced_completion"] for row in plain.data)
 
 
+def test_a_local_grade_may_use_judge_prompts_of_its_own_and_the_report_says_so(
+    sim: tuple[ProviderSimulator, dict[str, Any]], tmp_path: Path
+) -> None:
+    simulator, kwargs = sim
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "judge_quality.yaml").write_text(
+        "version: 1\nmessages:\n  - role: system\n    content: My own rubric, strict on tone.\n"
+        "  - role: user\n    content: 'Grade: {{ prompt }}'\n",
+        encoding="utf-8",
+    )
+
+    result = datamill.adapt(ROWS, templates=folder, **(kwargs | {"evaluate": True}))
+
+    assert sum("My own rubric, strict on tone." in e.prompt for e in simulator.log) >= 2
+    assert result.evaluation is not None
+    judge = result.evaluation["raw_results"]["judge"]
+    assert judge["overridden_prompts"] == {"judge_quality": str(folder / "judge_quality.yaml")}
+    assert "the judges used overridden prompts (judge_quality from" in judge["note"]
+    assert any("the judges used overridden prompts" in note for note in result.summary.notes)
+    assert result.report_html is not None
+    assert "the judges used overridden prompts" in result.report_html
+
+
 def test_a_template_folder_with_an_unknown_name_stops_before_any_call(
     sim: tuple[ProviderSimulator, dict[str, Any]], tmp_path: Path
 ) -> None:

@@ -35,7 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 from datamill.core.errors import ModelError, ValidationError, fails_every_row
 from datamill.pipelines.evaluation_confidence import Confidence, bootstrap, mean_interval
-from datamill.pipelines.evaluation_judge import Judgement, QualityJudge, StyleJudge, cut, length_target
+from datamill.pipelines.evaluation_judge import (
+    QUALITY_TEMPLATE,
+    STYLE_TEMPLATE,
+    Judgement,
+    QualityJudge,
+    StyleJudge,
+    cut,
+    length_target,
+)
 from datamill.pipelines.evaluation_penalties import (
     Penalty,
     duplicate_penalty,
@@ -54,6 +62,7 @@ from datamill.pipelines.evaluation_stats import LanguageCount, SideStats, langua
 from datamill.steps.dedup import normalize_text
 from datamill.steps.gather import gather_or_cancel
 from datamill.steps.judging import Comparison, OrderVerdict, PairwiseJudge, length_controlled_win_rate
+from datamill.steps.templates import template_source
 from datamill.text.langid import LanguageDetector
 
 if TYPE_CHECKING:
@@ -271,6 +280,9 @@ async def evaluate(
     quality_judge = QualityJudge(judge, seed=seed)
     style_judge = StyleJudge(judge, blueprint, seed=seed) if blueprint else None
     pair_judge = PairwiseJudge(judge, tag=QualityJudge.name, seed=seed) if pairwise else None
+    prompts = [QUALITY_TEMPLATE, *([STYLE_TEMPLATE] if blueprint else [])]
+    prompts += [PairwiseJudge.template_name] if pairwise else []
+    overridden = {name: where for name in prompts if (where := template_source(name)) is not None}
     judgements = await _judge_all(quality_judge, style_judge, sample, counters)
     if pair_judge is not None:
         await _compare_all(pair_judge, judgements)
@@ -314,7 +326,7 @@ async def evaluate(
         after=after_result,
         judgements=judgements,
         sample=_sample_info(sample_size, seed, rows, scored),
-        judge=_judge_info(judge.name, quality_judge, style_judge, judge_choice),
+        judge=_judge_info(judge.name, quality_judge, style_judge, judge_choice, overridden),
         dedup_stats=dict(dedup_stats or {}),
         rejection_stats=dict(rejection_stats or {}),
         confidence=confidence,
@@ -528,11 +540,24 @@ def _sample_info(
     }
 
 
+def overridden_prompts_note(overridden: Mapping[str, str]) -> str | None:
+    """The report's warning for a grade whose judges read prompts other than the package's, or None."""
+    if not overridden:
+        return None
+    which = ", ".join(f"{name} from {where}" for name, where in sorted(overridden.items()))
+    return f"the judges used overridden prompts ({which}), not the package's: this grade is not comparable"
+
+
 def _judge_info(
-    model: str, quality: QualityJudge, style: StyleJudge | None, choice: JudgeChoice | None
+    model: str,
+    quality: QualityJudge,
+    style: StyleJudge | None,
+    choice: JudgeChoice | None,
+    overridden: Mapping[str, str],
 ) -> dict[str, Any]:
     judges = [quality] if style is None else [quality, style]
     errors = [e for j in judges for e in j.counters.errors]
+    notes = [None if choice is None else choice.note(), overridden_prompts_note(overridden)]
     return {
         "model": model,
         "template_version": quality.template.version,
@@ -541,5 +566,6 @@ def _judge_info(
         "failures": sum(j.counters.failures for j in judges),
         "errors": errors[:MAX_REPORTED_ERRORS],
         "choice": None if choice is None else choice.to_dict(),
-        "note": None if choice is None else choice.note(),
+        "overridden_prompts": dict(overridden),
+        "note": "; ".join(note for note in notes if note) or None,
     }

@@ -125,6 +125,10 @@ class _Judge:
         return self._judgement(result.data, side)
 
 
+#: The templates of the grade's rubric judges.
+QUALITY_TEMPLATE, STYLE_TEMPLATE = "judge_quality", "judge_style"
+
+
 class QualityJudge(_Judge):
     """Scores examples on the rubric's quality criteria, with no style guide or length target.
 
@@ -134,7 +138,7 @@ class QualityJudge(_Judge):
     """
 
     def __init__(self, model: ModelHandle, *, seed: int = 0) -> None:
-        super().__init__(model, "judge_quality", JUDGE_SCHEMA, seed)
+        super().__init__(model, QUALITY_TEMPLATE, JUDGE_SCHEMA, seed)
         self.criteria = criteria_text(QUALITY_CRITERIA)
 
     def _variables(self, side: SideText, context: str) -> dict[str, Any]:
@@ -163,7 +167,7 @@ class StyleJudge(_Judge):
     name: ClassVar[str] = "evaluation"
 
     def __init__(self, model: ModelHandle, blueprint: str, *, seed: int = 0) -> None:
-        super().__init__(model, "judge_style", STYLE_SCHEMA, seed)
+        super().__init__(model, STYLE_TEMPLATE, STYLE_SCHEMA, seed)
         self.blueprint = blueprint
         self.criterion = STYLE_CRITERION.text()
 

@@ -224,6 +224,36 @@ def check_templates(folder: Path) -> None:
         _load(path.stem, path.parent, _stamp(path))  # a broken override fails here, before any model call
 
 
+@contextmanager
+def package_templates() -> Iterator[None]:
+    """Load the package's own templates only while the block runs, whatever overrides are in force around it.
+
+    The server grades a run with these (`datamill.services.jobs.adaptation`): a tenant's templates change
+    the tenant's own steps, never the judges behind the tenant's grade.
+    """
+    token = _OVERRIDES.set(None)
+    try:
+        yield
+    finally:
+        _OVERRIDES.reset(token)
+
+
+def template_source(name: str) -> str | None:
+    """Where `load_template` would take `name` from now; None for the package's own template.
+
+    An override answers the request's field (``prompt_templates.<name>``) or the folder's file.
+    """
+    overrides = _OVERRIDES.get()
+    if overrides is None:
+        return None
+    if name in overrides.documents:
+        return overrides.documents[name].field or f"prompt_templates.{name}"
+    folder = overrides.folder
+    if folder is not None and (folder / f"{name}.yaml").is_file():
+        return str(folder / f"{name}.yaml")
+    return None
+
+
 def templates_digest(folder: Path | str | None) -> str | None:
     """A digest of the overrides in `folder` (names and contents), for a run's fingerprint."""
     if folder is None:

@@ -27,6 +27,7 @@ from datamill.pipelines.adapt import AdaptResult, RunCounters
 from datamill.pipelines.checkpoint import Checkpoint
 from datamill.pipelines.estimate import Estimate
 from datamill.pipelines.estimate_compare import compare
+from datamill.pipelines.evaluation import overridden_prompts_note
 from datamill.pipelines.export import write_output, write_rejections
 from datamill.pipelines.grounding_report import grounding_report
 from datamill.services.adaptation.evaluate import grade_run, plan_summary, write_report
@@ -322,6 +323,9 @@ async def _grade(
         estimate_vs_actual=summary.estimate_vs_actual,
     )
     summary.evaluation_status = grade.status
+    if grade.evaluation is not None:  # a local user may grade with judge prompts of their own: say so
+        note = overridden_prompts_note(grade.evaluation.judge.get("overridden_prompts") or {})
+        summary.notes += [note] if note else []
     quality = grade.report.get("quality")
     return (quality if isinstance(quality, dict) else None), str(html_path)
 

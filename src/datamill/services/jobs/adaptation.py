@@ -5,9 +5,11 @@ stored with the run (`RunPlan.of_record`: its request, model, options and estima
 sampled or estimated again), stream the batches through `prepare.execute` into the checkpoint at the run's
 location (``<data_dir>/runs/<run_id>/``, or under ``DATAMILL_RUN_DATA_URL`` on object storage; a resumed
 run skips the batches already there; the persistent response cache makes the calls it repeats free), then
-for an adaptation grade it (`grade_run`, the grading of the command line too) and for a translate or
-localize run store its output as the derived dataset's file. Credits are settled from what the run produced
-and spent: output rows (new rows for translate/localize) and model spend, as `PriceTable` prices them.
+for an adaptation grade it (`grade_run`, the grading of the command line too, with the package's own judge
+prompts: a tenant's ``prompt_templates`` change its own steps, never the judges behind its grade) and for a
+translate or localize run store its output as the derived dataset's file. Credits are settled from what the
+run produced and spent: output rows (new rows for translate/localize) and model spend, as `PriceTable`
+prices them.
 
 Beside the checkpoint the run writes ``request.json`` and, once graded, ``evaluation.json`` (the report) and
 ``report.html`` (`write_report`), for readers of its output (dataset cards). A failure that stops the run
@@ -45,7 +47,7 @@ from datamill.services.adaptation.run_plan import RunPlan, run_fingerprint, run_
 from datamill.services.adaptation.step_services import close_services
 from datamill.services.jobs.failures import job_failure
 from datamill.services.settings.runs import RunSettings
-from datamill.steps.templates import add_templates, compile_documents
+from datamill.steps.templates import package_templates
 from datamill.store import BlobStore, Store
 from datamill.store.runs import NewFile, RunOutcome
 from datamill.text.fetch_policy import FetchPolicy
@@ -143,7 +145,7 @@ class RunExecutor:
             return self._derived(ticket, root, result, live.cost_usd())
         if plan.options.evaluate:
             live.evaluation_status = "running"
-        with add_templates(compile_documents(plan.request.prompt_templates)):  # the judges' prompts too
+        with package_templates():  # the tenant's templates change its steps, never the judges of its grade
             grade = await grade_run(prepared, source, checkpoint, result.rejections_by_step)
         rows = {"in": result.rows_in, "out": result.rows_out, "rejected": result.rows_rejected}
         write_report(
