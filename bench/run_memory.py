@@ -5,8 +5,10 @@ For each row count, a fresh interpreter makes a jsonl dataset of that many disti
 default recipes as a launch does, and executes it with the server's `RunExecutor` (the code the worker
 runs: checkpoint, dedup, rejections, usage, grading, report) on the deterministic fake model. It records
 the peak resident set size (``VmHWM``) before and after. If nothing of the run grows with its rows but the
-documented O(rows) structures (the dedup indexes: 8 bytes per row for exact dedup, a few hundred bytes
-per row for near dedup's MinHash LSH), the peak stays nearly flat as the rows grow.
+documented O(rows) structures (the dedup indexes: exact dedup's digest dictionary, about 150 bytes a kept
+row, and near dedup's MinHash LSH arrays, 500–750 bytes a kept row), the peak stays nearly flat as the rows
+grow. Their sizes, taken as the run drops them, are reported apart (``near_dedup_index_mb``,
+``exact_dedup_index_mb``), with the growth less them.
 
 ``--tracemalloc`` also takes a `tracemalloc` snapshot at a quarter, half and all of the rows and prints
 the allocation sites that grew most between them: the tool for finding what grows.
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import ctypes
 import dataclasses
+import datetime
 import gc
 import itertools
 import json
@@ -152,6 +155,8 @@ async def _measure(rows: int, trace: bool, check: bool) -> dict[str, Any]:
             estimate=quote.estimate.to_dict(),
         )
         live = LiveRun(total_rows=rows)
+        dedup: dict[str, float] = {}
+        _record_dedup_indexes(dedup)
         snapshots: list[tuple[int, tracemalloc.Snapshot]] = []
         plan_peak = _peak_rss_mb()
         _reset_peak()
@@ -180,11 +185,37 @@ async def _measure(rows: int, trace: bool, check: bool) -> dict[str, Any]:
             "peak_rss_mb": round(_peak_rss_mb(), 1),
             "adapting_peak_rss_mb": phases.get("adapting"),
             "rss_after_mb": round(_rss_mb(), 1),
+            **dedup,
         }
         if trace:
             result["growth"] = _growth(snapshots)
         store.close()
         return result
+
+
+def _record_dedup_indexes(found: dict[str, float]) -> None:
+    """Record the size of the dedup indexes as the run drops them (`BatchStep.forget`), to report apart.
+
+    They are the run's documented O(rows) structures: the near-dedup MinHash-LSH arrays (`index_nbytes`) and
+    exact dedup's digest dictionary (its table, keys and values, as ``sys.getsizeof`` counts them).
+    """
+    from datamill.steps.dedup import ExactDedup
+    from datamill.steps.near_dedup import NearDedup
+
+    near_forget, exact_forget = NearDedup.forget, ExactDedup.forget
+
+    def near(step: NearDedup) -> None:
+        found["near_dedup_index_mb"] = round(step.index_nbytes / _MB, 1)
+        near_forget(step)
+
+    def exact(step: ExactDedup) -> None:
+        seen = step._seen
+        size = sys.getsizeof(seen) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in seen.items())
+        found["exact_dedup_index_mb"] = round(size / _MB, 1)
+        exact_forget(step)
+
+    NearDedup.forget = near  # type: ignore[method-assign,assignment]
+    ExactDedup.forget = exact  # type: ignore[method-assign,assignment]
 
 
 async def _phase_peak(live: Any, phases: dict[str, float]) -> None:
@@ -242,15 +273,23 @@ def _in_child(rows: int, trace: bool, check: bool) -> dict[str, Any]:
 def summary(results: list[dict[str, Any]]) -> str:
     lines = [
         "| rows | status | rows out | seconds | RSS at start (MB) | run's peak RSS (MB) | growth (MB) "
-        "| launch estimate's peak (MB) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| dedup indexes (MB) | growth less dedup indexes (MB) | launch estimate's peak (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         growth = r["peak_rss_mb"] - r["baseline_rss_mb"]
+        indexes = r.get("near_dedup_index_mb", 0.0) + r.get("exact_dedup_index_mb", 0.0)
         lines.append(
             f"| {r['rows']:,} | {r['status']} | {r['rows_out']:,} | {r['seconds']} | {r['baseline_rss_mb']} "
-            f"| {r['peak_rss_mb']} | {growth:.1f} | {r['plan_peak_rss_mb']} |"
+            f"| {r['peak_rss_mb']} | {growth:.1f} | {indexes:.1f} | {growth - indexes:.1f} "
+            f"| {r['plan_peak_rss_mb']} |"
         )
+    lines += [
+        "",
+        "Growth is the run's peak RSS over its RSS at the start. The dedup indexes (near dedup's "
+        "MinHash-LSH arrays and exact dedup's digests, taken as the run drops them) are the documented "
+        "O(rows) structures; the evaluation then builds one such index per side, one side at a time.",
+    ]
     return "\n".join(lines)
 
 
@@ -269,11 +308,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.measure is not None:
         print(json.dumps(asyncio.run(_measure(args.measure, args.tracemalloc, args.rephrase_check))))
         return 0
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="minutes")
     results = [_in_child(int(n), args.tracemalloc, args.rephrase_check) for n in args.rows.split(",")]
     md = summary(results)
     out = Path(args.out) if args.out else RESULTS
     out.parent.mkdir(parents=True, exist_ok=True)
     record = {
+        "measured_at": started,
         "model": MODEL,
         "recipes": "defaults",
         "rephrase_check": args.rephrase_check,
