@@ -112,6 +112,12 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
         "File a.json cannot be read",
     ),
     (
+        "ragged-csv",  # named by the user's file name and line, never by the server's path
+        {"dataset_type": "SINGLE_FILE", "files": [("a.csv", b"q,a\n1,2\n3,4,5,6\n")]},
+        "files[0]",
+        "File a.csv cannot be read: line 3: expected 2 columns, found 4",
+    ),
+    (
         "empty-file",
         {"dataset_type": "MULTI_FILE", "files": [("a.txt", b"x"), ("b.txt", b"")]},
         "files[1]",
@@ -150,6 +156,7 @@ def test_rule(
     assert [d["field"] for d in body["details"]] == [field]
     assert reason in body["details"][0]["reason"]
     assert reason in body["error"]
+    assert str(df_server.settings.data_dir) not in body["error"]
     assert client.dataframer.seed_datasets.list() == []
     tenant = df_server.context.tenants.authenticate(df_endpoint[1])
     assert tenant is not None

@@ -205,8 +205,11 @@ class SeedDatasetService:
         try:
             with self._blobs.local_path(file.blob_key) as path:
                 rows = count_rows(path, format=planned.extension.lstrip("."))
-        except DataFormatError as exc:
-            raise ValidationError.of("files[0]", f"File {planned.name} cannot be read: {exc}") from exc
+        except DataFormatError as exc:  # its message names the server's path: name the user's file instead
+            where = "" if exc.line is None else f"line {exc.line}: "
+            raise ValidationError.of(
+                "files[0]", f"File {planned.name} cannot be read: {where}{exc.reason}"
+            ) from None
         if rows < MIN_ROWS:
             raise ValidationError.of(
                 "files[0]", f"SINGLE_FILE dataset requires at least {MIN_ROWS} rows, found {rows}."
