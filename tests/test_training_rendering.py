@@ -4,10 +4,15 @@ trl tokenizes each prompt alone and followed by its completion, and trains on th
 common prefix; when the prompt alone is not that prefix it warns and the model trains on another context
 than the one it answers in. These tests build datamill's own trainer (trl tokenizes the data when it is
 built) and compare its tokens with those `datamill.training.rendering` gives the model at inference.
+
+The rendering an adapter was trained with is recorded in its ``datamill.json`` (`rendering_record`), and
+docs/autoscientist.md shows how a server renders a prompt from that record (``prompt_ids``); the tests
+below run that block and check it gives the tokens datamill gave the model, and refuses another template.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,7 +21,8 @@ import pytest
 
 from datamill.training.lora import Example, TrainConfig, build_trainer
 from datamill.training.quiet import quiet_libraries
-from datamill.training.rendering import SEPARATOR, inference_ids, plain_prompt
+from datamill.training.rendering import SEPARATOR, inference_ids, plain_prompt, rendering_record
+from docs_blocks import ROOT, RUN_BY, blocks
 from tiny_training_model import NUMBERS, tiny_model
 
 MISMATCH = "is not a prefix of the tokenized prompt+completion"
@@ -186,3 +192,72 @@ def test_answers_in_a_batch_of_prompts_of_different_lengths_are_each_prompts_own
     assert batched is not None
     assert [[a] for a in batched] == alone
     assert all(batched)
+
+
+def _docs_prompt_ids() -> Any:
+    """The ``prompt_ids`` function docs/autoscientist.md defines, run as the page writes it."""
+    page = ROOT / "docs" / "autoscientist.md"
+    (code,) = [
+        b.code for b in blocks(page) if b.mark == RUN_BY and b.mark_text == "tests/test_training_rendering.py"
+    ]
+    namespace: dict[str, Any] = {"__name__": "docs_autoscientist_prompting"}
+    exec(compile(code, str(page), "exec"), namespace)
+    return namespace["prompt_ids"]
+
+
+def _tiny_tokenizer(tmp_path: Path, template: str | None) -> Any:
+    from transformers import AutoTokenizer
+
+    folder = tiny_model(tmp_path / "base")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    if template is not None:
+        tokenizer.chat_template = template
+    return tokenizer
+
+
+@pytest.mark.parametrize(
+    ("template", "chat", "kind"),
+    [
+        (None, False, "plain"),
+        (None, True, "plain"),
+        (TEMPLATE, False, "plain"),
+        (TEMPLATE, True, "chat_template"),
+    ],
+    ids=["instruction", "chat-without-template", "instruction-with-template", "chat"],
+)
+def test_the_recorded_rendering_renders_the_prompts_the_model_trained_on(
+    tmp_path: Path, template: str | None, chat: bool, kind: str
+) -> None:
+    tokenizer = _tiny_tokenizer(tmp_path, template)
+    record = rendering_record(tokenizer, chat)
+    assert record["kind"] == kind
+    if kind == "plain":
+        assert record == {"kind": "plain", "separator": SEPARATOR}
+    else:
+        digest = hashlib.sha256(TEMPLATE.encode("utf-8")).hexdigest()
+        assert record == {
+            "kind": "chat_template",
+            "chat_template_sha256": digest,
+            "add_generation_prompt": True,
+        }
+    prompt_ids = _docs_prompt_ids()
+    for example in _examples():
+        assert prompt_ids(tokenizer, record, example.prompt) == inference_ids(tokenizer, example.prompt, chat)
+
+
+def test_the_docs_recipe_refuses_a_tokenizer_with_another_chat_template(tmp_path: Path) -> None:
+    record = rendering_record(_tiny_tokenizer(tmp_path, TEMPLATE), True)
+    edited = _tiny_tokenizer(tmp_path, TEMPLATE.replace("<s> {% endif %}", "<s> number {% endif %}"))
+    with pytest.raises(ValueError, match="not the one the adapter was trained with"):
+        _docs_prompt_ids()(edited, record, "name fruit number one")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("chat", [False, True], ids=["instruction", "chat"])
+def test_the_recorded_rendering_of_the_bundled_model(bundled_tokenizer: Any, chat: bool) -> None:
+    """SmolLM2 (a ChatML template, byte-level BPE): the docs recipe gives the tokens datamill gives."""
+    record = rendering_record(bundled_tokenizer, chat)
+    assert record["kind"] == ("chat_template" if chat else "plain")
+    prompt_ids = _docs_prompt_ids()
+    for prompt in ["What is 2+2?", "Write JSON \n\n", "café?"]:
+        assert prompt_ids(bundled_tokenizer, record, prompt) == inference_ids(bundled_tokenizer, prompt, chat)

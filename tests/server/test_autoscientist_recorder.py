@@ -10,6 +10,9 @@ iteration, no progress and leaves no adapter behind.
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,7 @@ from datamill.store.ids import new_id
 from datamill.store.jobs import add_job
 
 TRAIN_ROWS = 8
+RENDERING = {"kind": "plain", "separator": "\n"}
 
 
 @pytest.fixture(params=KINDS)
@@ -90,6 +94,14 @@ def _adapter(tmp_path: Path, iteration: int) -> Path:
     return folder
 
 
+def _metadata(archive: bytes) -> dict[str, Any]:
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as unpacked:
+        member = unpacked.extractfile("datamill.json")
+        assert member is not None
+        found: dict[str, Any] = json.load(member)
+    return found
+
+
 def _read(store: Store, run: AutoscientistRun) -> tuple[AutoscientistRun, Run]:
     with store.session() as session:
         found, job = session.get(AutoscientistRun, run.id), session.get(Run, run.job_id)
@@ -105,13 +117,15 @@ def test_an_iteration_is_recorded_with_the_job_s_progress(store: Store, tmp_path
     live = LiveRun()
     recorder = _Recorder(store, blobs, run, ticket, live)
     assert recorder.resume() == []
-    recorder.start(TRAIN_ROWS, 0)
+    recorder.start(TRAIN_ROWS, 0, RENDERING)
     recorder.iteration_done(_record(1), _adapter(tmp_path, 1), best=True)
     found, job = _read(store, run)
     assert [r["iteration"] for r in found.iterations] == [1]
     assert (job.processed_rows, live.counters.rows_done) == (TRAIN_ROWS, TRAIN_ROWS)
     assert found.artifact_key == artifact_blob_key(run.tenant_id, run.id, 1)
-    assert blobs.exists(found.artifact_key)
+    with blobs.open_read(found.artifact_key) as archive:
+        metadata = _metadata(archive.read())
+    assert (metadata["iteration"], metadata["rendering"]) == (1, RENDERING)
 
     # The lease lapses and a second worker claims the job: its progress starts where iteration 1 left it.
     with store.session() as session:
@@ -133,7 +147,7 @@ def test_an_iteration_is_recorded_with_the_job_s_progress(store: Store, tmp_path
     assert blobs.exists(found.artifact_key)
 
     # The new holder records iteration 2 once.
-    second.start(TRAIN_ROWS, 1)
+    second.start(TRAIN_ROWS, 1, RENDERING)
     second.iteration_done(_record(2), _adapter(tmp_path, 22), best=True)
     found, job = _read(store, run)
     assert [r["iteration"] for r in found.iterations] == [1, 2]

@@ -207,7 +207,9 @@ def test_a_killed_worker_s_autoscientist_run_resumes_at_the_next_iteration(kind:
     # The best adapter is still iteration 1's, as the killed worker stored it.
     assert done.to_dict()["best_iteration"] == 1
     assert archive_after == archive_before
-    assert _metadata(archive_after)["iteration"] == 1
+    metadata = _metadata(archive_after)
+    assert metadata["iteration"] == 1
+    assert metadata["rendering"] == {"kind": "plain", "separator": "\n"}  # the tiny model has no template
     assert recorded.artifact_key is not None
     assert recorded.artifact_key.endswith("iteration-1.tar.gz")
     # Finished by the new worker; the killed attempt had recorded an iteration, so it did not count.

@@ -9,9 +9,9 @@ trains (a few optimisation steps, about a minute on two shared cores).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
-import re
 import tarfile
 import time
 from pathlib import Path
@@ -30,6 +30,7 @@ from autoscientist_helpers import (
 from runs_helpers import MAPPING, upload
 
 from datamill.training.lora import Stopped
+from docs_blocks import RUN_BY, blocks
 
 __all__ = ["train_cache"]  # the session fixture, used by name
 
@@ -77,8 +78,14 @@ def test_a_run_trains_judges_both_orders_and_its_adapter_changes_the_model(
         assert started.status == "pending"
         assert (started.model, started.training_method) == ("smollm2-135m-instruct", "instruction")
         assert started.download_available is False
-        again = client.autoscientist.create(dataset_id=dataset_id, idempotency_key="first")
-        assert again.id == started.id  # the same key while the run is in progress: the same run
+        again = client.autoscientist.create(
+            dataset_id=dataset_id,
+            hyperparams=FAST_HYPERPARAMS,
+            max_iterations=2,
+            target_win_rate=0.7,
+            idempotency_key="first",
+        )
+        assert again.id == started.id  # the same request and key while the run is in progress: the same run
         done = _wait(client, started.id)
         assert done.status == "succeeded", done.error
         other = srv.client()
@@ -131,6 +138,12 @@ def _check_artifact(artifact: bytes, cache: Path, target: Path) -> None:
     assert metadata["base_model"] == "smollm2-135m-instruct"
     (folder,) = [p for p in cache.iterdir() if (p / "config.json").is_file()]
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    template = tokenizer.get_chat_template().encode("utf-8")  # the chat format, on a model with a template
+    assert metadata["rendering"] == {
+        "kind": "chat_template",
+        "chat_template_sha256": hashlib.sha256(template).hexdigest(),
+        "add_generation_prompt": True,
+    }
     inputs = tokenizer("Name fruit number 3.", return_tensors="pt")
     base = AutoModelForCausalLM.from_pretrained(folder)
     with torch.no_grad():
@@ -175,12 +188,11 @@ def test_cancel_stops_a_training_run_and_frees_the_worker(tmp_path: Path, train_
 
 
 DOC = Path(__file__).parents[2] / "docs" / "autoscientist.md"
-_BLOCK = re.compile(r"^```python\n(.*?)^```", re.MULTILINE | re.DOTALL)
 
 
 def test_the_docs_block_runs(tmp_path: Path, train_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     needs_training()
-    (block,) = _BLOCK.findall(DOC.read_text(encoding="utf-8"))
+    (block,) = [b.code for b in blocks(DOC) if b.mark == RUN_BY and b.mark_text.endswith(Path(__file__).name)]
     printed: list[str] = []
 
     def record(*values: object) -> None:
@@ -196,6 +208,7 @@ def test_the_docs_block_runs(tmp_path: Path, train_cache: Path, monkeypatch: pyt
         "succeeded 1",
         "True True",
         "['README.md', 'adapter_config.json', 'adapter_model.safetensors']",
+        "smollm2-135m-instruct chat_template",
     ]
 
 

@@ -1,7 +1,8 @@
 """The downloadable artifact of a trained adapter: a gzip-compressed tar of the adapter's folder.
 
 The archive holds ``adapter/`` (what peft's ``save_pretrained`` wrote: ``adapter_config.json`` and
-``adapter_model.safetensors``) and ``datamill.json`` (the base model, the hyperparameters and the win rate).
+``adapter_model.safetensors``) and ``datamill.json`` (the base model, the hyperparameters, the win rate,
+and how prompts were rendered in training: `datamill.training.rendering.rendering_record`).
 Load it with ``PeftModel.from_pretrained(base_model, "<unpacked>/adapter")``.
 """
 

@@ -16,15 +16,22 @@ tokenized prompt that prefix, so nothing of the prompt is cut and generation sta
   SentencePiece tokenizers alike (two newlines would not: many tokenizers read them as one token
   alone and as two before a word). At inference the model is given the same prompt text with the
   tokenizer's own special tokens, as trl tokenizes it.
+
+`rendering_record` says which rendering a training used, for the adapter's ``datamill.json``: the kind, and
+the SHA-256 of the chat template or the separator, so whoever serves the adapter renders prompts the same way
+and can check that its tokenizer's template is the one trained with.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
 #: What ends a plain-text prompt, before the completion, in training and at inference alike.
 SEPARATOR = "\n"
+#: `rendering_record` kinds: the model's chat template, or plain text.
+CHAT_TEMPLATE, PLAIN = "chat_template", "plain"
 
 
 def uses_chat_template(tokenizer: Any, chat: bool) -> bool:
@@ -74,3 +81,31 @@ def inference_ids(tokenizer: Any, prompt: str, chat: bool) -> list[int]:
         )
         return list(encoded["input_ids"])
     return list(tokenizer(plain_prompt(prompt))["input_ids"])
+
+
+def template_sha256(tokenizer: Any) -> str:
+    """The SHA-256 (hex) of the chat template `apply_chat_template` uses, as UTF-8 text."""
+    template: str = tokenizer.get_chat_template()
+    return hashlib.sha256(template.encode("utf-8")).hexdigest()
+
+
+def rendering_record(tokenizer: Any, chat: bool) -> dict[str, Any]:
+    """How prompts are rendered for `tokenizer` in the `chat` format or not, as ``datamill.json`` records it.
+
+    ``{"kind": "chat_template", "chat_template_sha256": ..., "add_generation_prompt": true}`` or
+    ``{"kind": "plain", "separator": SEPARATOR}``.
+    """
+    if uses_chat_template(tokenizer, chat):
+        return {
+            "kind": CHAT_TEMPLATE,
+            "chat_template_sha256": template_sha256(tokenizer),
+            "add_generation_prompt": True,
+        }
+    return {"kind": PLAIN, "separator": SEPARATOR}
+
+
+def prompt_rendering(folder: str, chat: bool) -> dict[str, Any]:
+    """`rendering_record` for the tokenizer of the model in `folder`."""
+    from datamill.training.loading import load_tokenizer
+
+    return rendering_record(load_tokenizer(folder), chat)

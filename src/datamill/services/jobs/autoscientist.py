@@ -50,6 +50,7 @@ from datamill.store.runs import RunOutcome
 from datamill.training.artifact import pack_adapter
 from datamill.training.launcher import Launch, processes_per_node
 from datamill.training.loading import model_folder, pick_device, use_threads
+from datamill.training.rendering import prompt_rendering
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class _Recorder:
         self._run_id, self._tenant_id, self._model = run.id, run.tenant_id, run.model
         self._job_id, self._worker_id = ticket.id, ticket.worker_id
         self.rows_per_iteration = 0
+        self._rendering: dict[str, Any] = {}
 
     def resume(self) -> list[dict[str, Any]]:
         """The iterations earlier attempts recorded, which this attempt continues after."""
@@ -94,9 +96,14 @@ class _Recorder:
         self._update(read)
         return found
 
-    def start(self, rows_per_iteration: int, done: int) -> None:
-        """Count progress from `done` recorded iterations of `rows_per_iteration` training examples each."""
+    def start(self, rows_per_iteration: int, done: int, rendering: dict[str, Any]) -> None:
+        """Count progress from `done` recorded iterations of `rows_per_iteration` training examples each.
+
+        `rendering` is how prompts are rendered (`datamill.training.rendering.rendering_record`); it goes
+        into every adapter's ``datamill.json``.
+        """
         self.rows_per_iteration = rows_per_iteration
+        self._rendering = rendering
         self._live.counters.rows_done = rows_per_iteration * done
 
     def iteration_done(self, record: dict[str, Any], adapter: Path, best: bool) -> None:
@@ -115,6 +122,7 @@ class _Recorder:
                 "hyperparams": record["hyperparams"],
                 "win_rate": record["win_rate"],
                 "win_rate_interval": [record["low"], record["high"]],
+                "rendering": self._rendering,
             }
             writer = self._blobs.open_writer(key)
             try:
@@ -198,7 +206,8 @@ class AutoscientistExecutor:
             done = await asyncio.to_thread(recorder.resume)
             plan = await asyncio.to_thread(self._plan, run, work_dir)
             live.total_rows = len(plan.split.train) * run.max_iterations
-            recorder.start(len(plan.split.train), len(done))
+            rendering = await asyncio.to_thread(prompt_rendering, plan.folder, plan.chat)
+            recorder.start(len(plan.split.train), len(done), rendering)
             judge = PairwiseJudge(self._judge(gateway))
             result = await run_loop(plan, judge, recorder, done)
         except (DatamillError, OSError) as exc:
