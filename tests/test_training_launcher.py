@@ -1,7 +1,8 @@
 """A training launched through torchrun: two processes on CPU train one LoRA adapter data-parallel (gloo).
 
 Two machines are played by two torchrun launchers on one machine meeting at a c10d rendezvous on loopback:
-the launching one with the job, the other with ``--follow``.
+the launching one with the job, the other with ``--follow``. A worker killed outright (SIGKILL) while its
+training runs leaves no training process behind.
 
 The base model is a randomly initialised Llama of a few thousand weights with a word-level tokenizer built
 from the examples, so two processes load and train it in seconds; the path is the one a worker takes when
@@ -10,9 +11,15 @@ from the examples, so two processes load and train it in seconds; the path is th
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -124,3 +131,63 @@ def test_two_nodes_meet_at_the_rendezvous_and_the_follower_receives_the_job(tmp_
     (record,) = [json.loads(p.read_text()) for p in (out / "launch" / "ranks").glob("rank-*.json")]
     assert record["world_size"] == 2  # only the launching node writes; the follower wrote nothing
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def _processes_naming(marker: str) -> list[int]:
+    """The ids of the running processes whose command line holds `marker` (Linux ``/proc``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in command and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_worker_killed_with_sigkill_leaves_no_training_running(tmp_path: Path) -> None:
+    """torchrun runs in a session of its own, so only its processes' watch on the worker can end them."""
+    if not Path("/proc/self/stat").is_file():
+        pytest.skip("finds the training's processes in /proc")
+    folder = tiny_model(tmp_path / "base")
+    out = tmp_path / "iteration-1"
+    job_dir = str(out / "launch")
+    worker_script = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from datamill.training.launcher import Launch, train_launched
+        from datamill.training.lora import Example, TrainConfig
+
+        examples = [Example(prompt="name fruit number " + n, completion="pineapple " + n)
+                    for n in {NUMBERS!r}]
+        config = TrainConfig(chat=False, n_epochs=100000, batch_size=2, lora_r=4, lora_alpha=8)
+        train_launched({folder!r}, examples, config, Path({str(out)!r}), launch=Launch(procs_per_node=2),
+                       device="cpu", threads=1)
+        """
+    )
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-c", worker_script], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_processes_naming(job_dir)) < 3:  # torchrun and its two training processes
+            assert worker.poll() is None, (tmp_path / "worker.log").read_text()
+            assert time.monotonic() < deadline, "the training processes did not start"
+            time.sleep(0.2)
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 60
+        while _processes_naming(job_dir):
+            assert time.monotonic() < deadline, f"still running: {_processes_naming(job_dir)}"
+            time.sleep(0.2)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)
+        for pid in _processes_naming(job_dir):  # the test's own training, if it was left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert "is gone" in (out / "launch" / "torchrun.log").read_text(encoding="utf-8")

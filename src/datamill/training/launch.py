@@ -10,6 +10,11 @@ job (``JOB_DIR/job.json``: base model folder, examples, hyperparameters, device)
 first process writes the adapter and ``JOB_DIR/report.json``, and every process of the node writes
 ``JOB_DIR/ranks/rank-N.json`` (its rank, the world size, its steps).
 
+The launching node's processes watch the worker that launched them (its process id and, on Linux, its start
+time are in the job): a worker killed outright (SIGKILL, out of memory) cannot end the launcher it started
+in a session of its own, so each process exits as soon as that worker is gone, torchrun ends the others, and
+no orphaned training goes on beside the one the next worker starts.
+
 ``python -m datamill.training.launch --follow`` runs on the other nodes of a multi-node training: the job
 is received from the launching node over the process group, and nothing is written; the base model must be
 at the same path on every node (a shared filesystem, or the same folder layout).
@@ -21,6 +26,8 @@ import argparse
 import json
 import os
 import sys
+import threading
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -41,7 +48,7 @@ def job_text(
     device: str,
     threads: int,
 ) -> str:
-    """The job file's text: everything a process needs to train."""
+    """The job file's text: everything a process needs to train, and the process that launched it."""
     return json.dumps(
         {
             "folder": folder,
@@ -50,8 +57,49 @@ def job_text(
             "output_dir": str(output_dir),
             "device": device,
             "threads": threads,
+            "parent": {"pid": os.getpid(), "started": process_started(os.getpid())},
         }
     )
+
+
+#: The exit status of a process whose launching worker is gone.
+PARENT_GONE = 75
+#: Seconds between two checks that the launching worker is still there.
+WATCH_SECONDS = 1.0
+
+
+def process_started(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks since boot (Linux ``/proc``); None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name before it may hold spaces
+
+
+def parent_alive(parent: dict[str, Any]) -> bool:
+    """Whether the process `parent` names (``pid`` and ``started``) still runs: the same one, not a reuse."""
+    pid = int(parent["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # there, but not ours
+        pass
+    started = parent.get("started")
+    return started is None or process_started(pid) in (started, None)
+
+
+def _watch(parent: dict[str, Any]) -> None:
+    """Exit this process (`PARENT_GONE`) as soon as the worker that launched the training is gone."""
+
+    def loop() -> None:
+        while parent_alive(parent):
+            time.sleep(WATCH_SECONDS)
+        print(f"the worker (process {parent['pid']}) that launched this training is gone", file=sys.stderr)
+        os._exit(PARENT_GONE)
+
+    threading.Thread(target=loop, name="datamill-parent-watch", daemon=True).start()
 
 
 def _env_int(name: str, default: int) -> int:
@@ -102,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     elif text is None:
         parser.error("--follow is for the other nodes of a multi-node training")
     job = json.loads(text)
+    if args.job_dir is not None and job.get("parent"):
+        _watch(job["parent"])
     if not Path(job["folder"]).exists() and Path(job["folder"]).is_absolute():
         raise SystemExit(f"the base model folder {job['folder']} is not on this node")
     use_threads(int(job["threads"]))
