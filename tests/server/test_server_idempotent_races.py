@@ -1,5 +1,6 @@
 """Idempotent launches under a race: many callers sending one idempotency key at the same moment make
-one run, and every caller gets the launch's answer (not a 409 for having lost the race)."""
+one run (adaptation, translation, combine, invent, AutoScientist), and every caller gets the launch's answer
+(not a 409 for having lost the race)."""
 
 from __future__ import annotations
 
@@ -88,3 +89,40 @@ def test_simultaneous_combines_with_one_key_make_one_dataset(idle: RunningServer
     assert [a for a in answers if isinstance(a, Exception)] == []
     assert len({a.dataset_id for a in answers}) == 1
     assert len(list(client.datasets.list(type="combined"))) == 1
+
+
+def test_simultaneous_invents_with_one_key_make_one_dataset(idle: RunningServer) -> None:
+    client = idle.client()
+    answers = _race(
+        client,
+        lambda: client.datasets.invent(rows=4, domains=["finance"], name="inv", idempotency_key="race-i"),
+    )
+    assert [a for a in answers if isinstance(a, Exception)] == []
+    assert len({a.id for a in answers}) == 1
+    assert len(list(client.datasets.list())) == 1
+
+
+def test_simultaneous_autoscientist_runs_with_one_key_make_one_run(
+    idle: RunningServer, tmp_path: Path
+) -> None:
+    client = idle.client()
+    source = upload(client, tmp_path / "qa.csv", qa_rows(10), processing_mode="raw", column_mapping=MAPPING)
+    answers = _race(
+        client,
+        lambda: client.autoscientist.create(dataset_id=source, max_iterations=2, idempotency_key="race-a"),
+    )
+    assert [a for a in answers if isinstance(a, Exception)] == []
+    (run_id,) = {a.to_dict()["id"] for a in answers}
+    assert len(list(client.autoscientist.list())) == 1
+    # Once that run ended, the key starts one new run, again whoever else sends it at the same time.
+    client.autoscientist.cancel(run_id)
+    again = _race(
+        client,
+        lambda: client.autoscientist.create(dataset_id=source, max_iterations=2, idempotency_key="race-a"),
+    )
+    assert [a for a in again if isinstance(a, Exception)] == []
+    seconds = {a.to_dict()["id"] for a in again}
+    assert len(seconds) == 1, seconds
+    (second,) = seconds
+    assert second != run_id
+    assert len(list(client.autoscientist.list())) == 2

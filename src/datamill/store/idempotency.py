@@ -6,6 +6,7 @@ one wins; the loser's `IntegrityError` tells it to read the winner's record inst
 
 from __future__ import annotations
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from datamill.store.models import IdempotencyRecord, utcnow
@@ -30,3 +31,24 @@ def add_record(
     session.add(row)
     session.flush()
     return row
+
+
+def swap_record(
+    session: Session, tenant_id: str, scope: str, key: str, old_resource_id: str, new_resource_id: str
+) -> bool:
+    """Point a record at `new_resource_id` if it still points at `old_resource_id`.
+
+    For a key whose resource ended, taken for a new one; False when a racing request swapped it first.
+    """
+    swapped = session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.tenant_id == tenant_id,
+            IdempotencyRecord.scope == scope,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.resource_id == old_resource_id,
+        )
+        .values(resource_id=new_resource_id, created_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(swapped, "rowcount", 0))

@@ -16,7 +16,9 @@ back. A cancelled run gets its whole reservation back.
 An ``idempotency_key`` is scoped to the dataset: while a run started with it has not ended, the same key
 with the same settings answers that run (the same key with another model, method, format, mapping,
 hyperparameters, iterations or target is refused with `IdempotencyKeyReusedError`, 422); once it ended, the
-key starts a new run.
+key starts a new run. The key is recorded with the run it started (`datamill.store.idempotency`, inserted, or
+swapped from the ended run it named), so of many requests sending one key at once exactly one starts a run
+and the others answer it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+from sqlalchemy.exc import IntegrityError
 
 from datamill.core.credits import PriceTable
 from datamill.services.adaptation.launch import InsufficientCreditsError
@@ -40,6 +43,7 @@ from datamill.services.errors import ConflictError, IdempotencyKeyReusedError, N
 from datamill.services.settings.training import TrainingSettings
 from datamill.services.training.hyperparams import recommend
 from datamill.store import BlobStore, Store, utcnow
+from datamill.store import idempotency as records
 from datamill.store.autoscientist import add_autoscientist_run, in_progress_with_key, page_autoscientist_runs
 from datamill.store.autoscientist_models import AUTOSCIENTIST_JOB, AutoscientistRun
 from datamill.store.ids import new_id
@@ -47,6 +51,10 @@ from datamill.store.jobs import add_job, cancel_job
 from datamill.store.models import Tenant
 from datamill.store.runs import reserve_credits
 from datamill.training.base_models import BaseModel
+
+
+class _LostRace(Exception):
+    """Another request swapped the idempotency record first."""
 
 
 class TrainingCreditsError(InsufficientCreditsError):
@@ -136,26 +144,59 @@ class AutoscientistService:
                 "hyperparams": start,
             }
         run = self._new_run(tenant_id, request, model, method, start, target)
-        with self._store.session() as session:
-            if request.idempotency_key:
-                found = in_progress_with_key(session, tenant_id, view.id, request.idempotency_key)
-                if found is not None:
-                    if _settings(found) != _settings(run):
-                        raise IdempotencyKeyReusedError(
-                            "idempotency_key", request.idempotency_key, "autoscientist"
-                        )
-                    return run_wire(session, found)
-            if credits > 0 and not reserve_credits(session, tenant_id, credits):
-                tenant = session.get(Tenant, tenant_id)
-                raise TrainingCreditsError(credits, float(tenant.credits) if tenant is not None else 0.0)
-            add_autoscientist_run(session, run)
-            job = add_job(
-                session, tenant_id, AUTOSCIENTIST_JOB, run.id, {}, model.id, credits_reserved=credits
-            )
-            run.job_id = job.id
-            wire = run_wire(session, run)
+        key, scope = request.idempotency_key, f"asr:{view.id}"
+        try:
+            with self._store.session() as session:
+                if key:
+                    # The record first, then the run in progress: a run started after the record was read
+                    # has swapped it, so the swap below fails, and one started before is found here.
+                    recorded = records.find_record(session, tenant_id, scope, key)
+                    replayed = self._replay(session, tenant_id, view.id, run)
+                    if replayed is not None:
+                        return replayed
+                if credits > 0 and not reserve_credits(session, tenant_id, credits):
+                    tenant = session.get(Tenant, tenant_id)
+                    raise TrainingCreditsError(credits, float(tenant.credits) if tenant is not None else 0.0)
+                add_autoscientist_run(session, run)
+                job = add_job(
+                    session, tenant_id, AUTOSCIENTIST_JOB, run.id, {}, model.id, credits_reserved=credits
+                )
+                run.job_id = job.id
+                if key:
+                    if recorded is None:
+                        records.add_record(session, tenant_id, scope, key, "", run.id)
+                    elif not records.swap_record(
+                        session, tenant_id, scope, key, recorded.resource_id, run.id
+                    ):
+                        raise _LostRace
+                wire = run_wire(session, run)
+        except (IntegrityError, _LostRace):
+            if not key:
+                raise
+            # Another request with this key started its run first: answer that one (nothing of ours is kept).
+            with self._store.session() as session:
+                replayed = self._replay(session, tenant_id, view.id, run)
+            if replayed is None:
+                raise ConflictError(
+                    f"another AutoScientist run with idempotency_key {key!r} was just started and has "
+                    "already ended; send the request again"
+                ) from None
+            return replayed
         self._on_queued()
         return wire
+
+    @staticmethod
+    def _replay(
+        session: Any, tenant_id: str, dataset_id: str, run: AutoscientistRun
+    ) -> dict[str, Any] | None:
+        """The answer of the run in progress started with `run`'s key; None when there is none."""
+        assert run.idempotency_key is not None
+        found = in_progress_with_key(session, tenant_id, dataset_id, run.idempotency_key)
+        if found is None:
+            return None
+        if _settings(found) != _settings(run):
+            raise IdempotencyKeyReusedError("idempotency_key", run.idempotency_key, "autoscientist")
+        return run_wire(session, found)
 
     @staticmethod
     def _new_run(
