@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from conftest import RunningServer
 from datamill.store import Dataset, Run
+from datamill.store.autoscientist import artifact_blob_key
+from datamill.store.autoscientist_models import AutoscientistRun
 from datamill.store.models import DatasetFile, Upload
 
 
@@ -106,3 +108,30 @@ def test_a_dataset_a_queued_run_reads_cannot_be_deleted(idle: RunningServer, tmp
         client.datasets.delete(source)
     assert "run" in str(caught.value)
     assert client.datasets.get(source).dataset_id == source
+
+
+def test_the_adapters_trained_on_a_deleted_dataset_go_with_it(idle: RunningServer, tmp_path: Path) -> None:
+    client = idle.client()
+    source = upload(client, tmp_path / "qa.csv", qa_rows(10), processing_mode="raw", column_mapping=MAPPING)
+    run_id = client.autoscientist.create(dataset_id=source, max_iterations=2).to_dict()["id"]
+    with pytest.raises(adaption.ConflictError):  # it trains on the dataset: deleting waits for it
+        client.datasets.delete(source)
+    client.autoscientist.cancel(run_id)
+    # The best adapter an iteration trained before the cancel, as the training job stores it.
+    tenant = idle.context.tenants.authenticate(client.api_key)
+    assert tenant is not None
+    key = artifact_blob_key(tenant.id, run_id, 1)
+    writer = idle.context.blobs.open_writer(key)
+    writer.write(b"adapter weights")
+    writer.commit()
+    with idle.context.store.session() as session:
+        row = session.get(AutoscientistRun, run_id)
+        assert row is not None
+        row.artifact_key = key
+    assert client.autoscientist.download(run_id) is not None
+
+    client.datasets.delete(source)
+
+    assert not idle.context.blobs.exists(key)
+    with pytest.raises(adaption.UnprocessableEntityError, match="no trained model"):
+        client.autoscientist.download(run_id)

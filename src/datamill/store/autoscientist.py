@@ -74,3 +74,17 @@ def page_autoscientist_runs(
 def artifact_blob_key(tenant_id: str, run_id: str, iteration: int) -> str:
     """Where the adapter an iteration trained is kept in the blob store."""
     return f"autoscientist/{tenant_id}/{run_id}/iteration-{iteration}.tar.gz"
+
+
+def in_progress_on_dataset(session: Session, tenant_id: str, dataset_id: str) -> str | None:
+    """The id of a run training on this dataset whose job has not ended, or None."""
+    stmt = (
+        select(AutoscientistRun.id)
+        .join(Run, Run.id == AutoscientistRun.job_id)
+        .where(
+            AutoscientistRun.tenant_id == tenant_id,
+            AutoscientistRun.dataset_id == dataset_id,
+            Run.status.in_(ACTIVE),
+        )
+    )
+    return session.scalar(stmt.limit(1))

@@ -20,6 +20,7 @@ from datamill.services.errors import ConflictError, NotFoundError, NotReadyError
 from datamill.store import Dataset, Run, Store, utcnow
 from datamill.store import datasets as repo
 from datamill.store import runs as runs_repo
+from datamill.store.autoscientist import in_progress_on_dataset
 from datamill.store.datasets import DatasetFilter, Keyset
 
 #: Statuses during which the pipeline holds the dataset, so it may not be deleted.
@@ -160,6 +161,7 @@ class DatasetService:
                     Run.status.in_(("queued", "running")),
                 )
             )
+            reader = reader or in_progress_on_dataset(session, tenant_id, dataset_id)
             if reader is not None:
                 raise ConflictError(
                     f"dataset {dataset_id!r} is read by run {reader!r}, which has not ended; delete it when "
