@@ -17,6 +17,7 @@ The body is NestJS-style, which the Adaption SDK surfaces verbatim (Adaption API
 | IdempotencyKeyReusedError (key, other request) | 422    |
 | RunConfigError (the server cannot serve runs)  | 500    |
 | TrainingUnavailableError (no ``train`` extra)  | 501    |
+| RunOutputMissingError (run storage not shared) | 503    |
 | anything else (a bug)                          | 500    |
 
 `describe` is the one table from an exception to its answer (status, message, field issues); the API and
@@ -63,6 +64,7 @@ from datamill.services.errors import (
     NotFoundError,
     NotReadyError,
     PayloadTooLargeError,
+    RunOutputMissingError,
     ServiceError,
     UploadRejectedError,
 )
@@ -75,6 +77,7 @@ SERVICE_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (InsufficientCreditsError, 402),
     (RunConfigError, 500),
     (TrainingUnavailableError, 501),
+    (RunOutputMissingError, 503),
     (NotFoundError, 404),
     (ConflictError, 409),
     (NotReadyError, 422),
@@ -95,6 +98,7 @@ _CODES = {
     413: "payload_too_large",
     422: "not_ready",
     500: "internal_error",
+    503: "service_unavailable",
 }
 
 

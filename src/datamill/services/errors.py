@@ -6,6 +6,7 @@ ServiceError (a DatamillError)
  ├── NotReadyError          the action needs something that has not happened yet (a download before any run)
  ├── UploadRejectedError    an upload link that is invalid, expired or already used
  ├── IdempotencyKeyReusedError  an idempotency key sent again with a request that differs from its first
+ ├── RunOutputMissingError  a run recorded rows its output files are not in this server's run storage for
  └── PayloadTooLargeError   an upload over the size limit
 
 Bad input is a `datamill.core.errors.ValidationError`, which names each field.
@@ -63,4 +64,22 @@ class IdempotencyKeyReusedError(ServiceError):
         super().__init__(
             f"idempotency key {key!r} was already used for a {what} request with different parameters: "
             "send the first request unchanged to get its answer again, or use a new key for a new request"
+        )
+
+
+class RunOutputMissingError(ServiceError):
+    """A run recorded finished rows, but this server finds none of its output files (503).
+
+    The worker that ran it wrote them where this server does not read: the processes do not share the
+    run storage (``DATAMILL_RUN_DATA_URL``, by default ``<data dir>/runs``), a misconfiguration. Answering an
+    empty file instead would pass off a lost output as a run that produced nothing.
+    """
+
+    def __init__(self, run_id: str, rows: int) -> None:
+        self.run_id, self.rows = run_id, rows
+        super().__init__(
+            f"run {run_id!r} recorded {rows} finished rows, but its output is not in this server's "
+            "run storage: the worker that ran it writes run data elsewhere. Point every API and worker "
+            "process at the same run storage (DATAMILL_RUN_DATA_URL, or the same data directory: "
+            "DATAMILL_HOME / --data-dir)"
         )

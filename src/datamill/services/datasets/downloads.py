@@ -15,6 +15,10 @@ Adaption API: ``GET /api/v1/datasets/{id}/rejected``), as JSON lines: ``{"row_nu
 "row"}``, in input order, under the same rules (422 before any run; the rows removed so far while it runs):
 the records of the command line's ``<output>.rejected.jsonl``, by the same writer from the same checkpoint.
 
+A run that ended with rows whose checkpoint this server cannot find (the worker wrote it to run storage
+this server does not read: ``DATAMILL_RUN_DATA_URL`` or the data directory differ) answers 503 with
+`RunOutputMissingError` and is logged, never an empty file.
+
 The file is converted into a temporary file under ``<data_dir>/tmp/downloads`` and streamed from there; the
 caller deletes it when the response is sent (`DownloadFile.path`).
 """
@@ -22,6 +26,7 @@ caller deletes it when the response is sent (`DownloadFile.path`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import secrets
 import time
@@ -29,13 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from datamill.core.errors import ValidationError
+from datamill.pipelines.checkpoint import CheckpointFiles
 from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export, export_rejections
-from datamill.runners.run_files import run_location
+from datamill.runners.run_files import Location, run_location
 from datamill.services.datasets.catalog import DatasetService, DatasetView
+from datamill.services.errors import RunOutputMissingError
 from datamill.store import Store
 from datamill.store import runs as repo
 
 FORMATS = tuple(MEDIA_TYPES)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -98,11 +106,13 @@ class DownloadService:
             ValidationError: an unknown ``fileFormat``.
             NotFoundError: no such dataset for this tenant.
             NotReadyError: no run has ever started on the dataset (422).
+            RunOutputMissingError: the run recorded finished rows this server's run storage does not hold.
         """
         fmt = parse_format(file_format)
         view, run_id, status = self._latest_run(tenant_id, dataset_id)
+        location = self._output(tenant_id, run_id)
         dest = self._dest(EXTENSIONS[fmt])
-        export(run_location(self._data_dir, run_id, self._runs_url), fmt, dest)
+        export(location, fmt, dest)
         return DownloadFile(dest, MEDIA_TYPES[fmt], f"{_safe_name(view.name)}.{EXTENSIONS[fmt]}", status)
 
     def prepare_rejected(self, tenant_id: str, dataset_id: str) -> DownloadFile:
@@ -111,10 +121,12 @@ class DownloadService:
         Raises:
             NotFoundError: no such dataset for this tenant.
             NotReadyError: no run has ever started on the dataset (422).
+            RunOutputMissingError: the run recorded finished rows this server's run storage does not hold.
         """
         view, run_id, status = self._latest_run(tenant_id, dataset_id)
+        location = self._output(tenant_id, run_id)
         dest = self._dest("jsonl")
-        export_rejections(run_location(self._data_dir, run_id, self._runs_url), dest)
+        export_rejections(location, dest)
         name = f"{_safe_name(view.name)}.rejected.jsonl"
         return DownloadFile(dest, MEDIA_TYPES["jsonl"], name, status)
 
@@ -125,6 +137,25 @@ class DownloadService:
             run = repo.get_run(session, tenant_id, view.run_id)
             status = run.status if run is not None else "succeeded"
         return view, view.run_id, status
+
+    def _output(self, tenant_id: str, run_id: str) -> Location:
+        """Where run `run_id`'s checkpoint is; RunOutputMissingError if it ended with rows not there."""
+        location = run_location(self._data_dir, run_id, self._runs_url)
+        with self._store.session() as session:
+            run = repo.get_run(session, tenant_id, run_id)
+            # Set when the run ends: the rows of its finished batches, each batch saved before it counts.
+            ended = run is not None and run.rows_out is not None
+            rows = (run.rows_out or 0) + (run.rows_rejected or 0) if run is not None and ended else 0
+        if rows > 0 and not CheckpointFiles(location).completed():
+            log.error(
+                "run %s recorded %d finished rows but has no checkpoint at %s: the worker that ran it uses "
+                "other run storage (check DATAMILL_RUN_DATA_URL and the data directory of every process)",
+                run_id,
+                rows,
+                location,
+            )
+            raise RunOutputMissingError(run_id, rows)
+        return location
 
     def _dest(self, extension: str) -> Path:
         self._folder.mkdir(parents=True, exist_ok=True)
