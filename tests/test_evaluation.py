@@ -25,7 +25,7 @@ from datamill.pipelines.evaluation_sample import (
     SideText,
     pair_rows,
 )
-from datamill.steps.judging import PAIR_SCHEMA
+from datamill.steps.judging import PAIR_SCHEMA, RATIONALE_MAX_CHARS
 from datamill.text.langid import FakeLanguageDetector
 
 _ANSWER = re.compile(r"Answer(?: \(about \d+ tokens\))?:\n<<<\n(.*)\n>>>", re.DOTALL)
@@ -495,6 +495,11 @@ def test_judge_requests_carry_the_levels_the_texts_and_the_schema_but_no_targets
     assert "Style guide" not in "\n".join(m.content for m in before.messages)
     style_before, _ = StyleJudge(model, BLUEPRINT).requests_for(row)
     assert style_before.json_schema == STYLE_SCHEMA
+    # The rationale is bounded only in a constrained grammar, never in the schema a reply must match.
+    for request in (before, after, style_before):
+        assert request.grammar_max_chars == {"rationale": RATIONALE_MAX_CHARS}
+        assert request.json_schema is not None
+        assert request.json_schema["properties"]["rationale"] == {"type": "string"}
     assert BLUEPRINT in "\n".join(m.content for m in style_before.messages)
 
 

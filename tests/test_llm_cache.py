@@ -61,6 +61,17 @@ def test_every_answer_changing_field_changes_the_key(
     assert cache_key(route, request) != cache_key(ROUTE, REQUEST)
 
 
+def test_grammar_bounds_change_the_key_only_where_the_local_grammar_honours_them() -> None:
+    bounded = dataclasses.replace(REQUEST, grammar_max_chars={"a": 5})
+    local = dataclasses.replace(ROUTE, provider="local", model="bundled:smollm2", base_url=None)
+
+    assert cache_key(local, bounded) != cache_key(local, REQUEST)
+    wider = dataclasses.replace(bounded, grammar_max_chars={"a": 6})
+    assert cache_key(local, wider) != cache_key(local, bounded)
+    # A hosted provider never sees the bound: its replies, and their cache entries, are the same.
+    assert cache_key(ROUTE, bounded) == cache_key(ROUTE, REQUEST)
+
+
 def test_in_memory_cache_round_trips() -> None:
     cache = InMemoryResponseCache()
     cache.put("k", {"text": "t"})

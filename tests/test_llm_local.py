@@ -16,7 +16,7 @@ import pytest
 
 from datamill.core.errors import ConfigError, PermanentModelError
 from datamill.llm.providers import local
-from datamill.llm.providers.local import LlamaCppProvider, fit_messages, resolve_model_path
+from datamill.llm.providers.local import LlamaCppProvider, fit_messages, grammar_schema, resolve_model_path
 from datamill.llm.types import ChatRequest, Message, Route
 
 BUNDLED = "bundled:smollm2"
@@ -76,6 +76,29 @@ async def test_missing_llama_cpp_is_a_config_error(monkeypatch: pytest.MonkeyPat
 
     with pytest.raises(ConfigError, match=r"datamill\[local\]"):
         await LlamaCppProvider(None).complete(make_route(str(gguf)), ask("hi"))
+
+
+def test_grammar_bounds_only_the_named_strings_and_keeps_the_schema() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "rationale": {"type": "string"},
+            "short": {"type": "string", "maxLength": 10},
+            "age": {"type": "integer"},
+        },
+        "required": ["rationale", "short", "age"],
+    }
+    original = json.loads(json.dumps(schema))
+
+    bounded = grammar_schema(schema, {"rationale": 200, "short": 50, "age": 3, "absent": 9})
+
+    assert bounded["properties"]["rationale"] == {"type": "string", "maxLength": 200}
+    assert bounded["properties"]["short"]["maxLength"] == 10  # a tighter bound of the schema's own stays
+    assert bounded["properties"]["age"] == {"type": "integer"}  # only strings are bounded
+    assert "absent" not in bounded["properties"]
+    assert bounded["required"] == schema["required"]
+    assert schema == original  # the schema the gateway validates against is untouched
+    assert grammar_schema(schema, {}) is schema
 
 
 @pytest.mark.local_model

@@ -73,6 +73,8 @@ def cache_key(route: Route, request: ChatRequest) -> str:
         request.thinking_budget,
         request.stop,
         request.seed,
+        # Only the local model's grammar honours these bounds; other providers' replies do not depend on them.
+        *([request.grammar_max_chars] if route.provider == "local" and request.grammar_max_chars else []),
     )
     return hashlib.sha256(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

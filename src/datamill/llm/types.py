@@ -67,6 +67,11 @@ class ChatRequest:
         thinking_budget: extended-thinking token budget; only used by `-thinking` routes.
         stop: stop sequences.
         seed: sampling seed where the provider honours one.
+        grammar_max_chars: for a provider that constrains its decoding to ``json_schema`` (the local model):
+            top-level string properties of the reply, each with the most characters the grammar lets the model
+            write there (a judge's rationale), so a small model's free text cannot run the reply past
+            ``max_tokens``. It is no part of the schema: other providers ignore it and the reply is
+            validated against ``json_schema`` alone.
     """
 
     messages: tuple[Message, ...]
@@ -76,6 +81,7 @@ class ChatRequest:
     thinking_budget: int | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    grammar_max_chars: dict[str, int] | None = None
 
 
 @dataclass(slots=True)

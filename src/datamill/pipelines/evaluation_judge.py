@@ -34,7 +34,7 @@ from datamill.pipelines.evaluation_sample import (
     before_side,
     text_of,
 )
-from datamill.steps.judging import criteria_text, no_verdict_reason, to_ten
+from datamill.steps.judging import RATIONALE_BOUND, criteria_text, no_verdict_reason, to_ten
 from datamill.steps.templates import load_template
 
 if TYPE_CHECKING:
@@ -102,7 +102,12 @@ class _Judge:
         """The judge request for one side of one example."""
         messages = self.template.render(**self._variables(side, context))
         return ChatRequest(
-            messages, max_tokens=JUDGE_MAX_TOKENS, temperature=0.0, json_schema=self.schema, seed=self.seed
+            messages,
+            max_tokens=JUDGE_MAX_TOKENS,
+            temperature=0.0,
+            json_schema=self.schema,
+            seed=self.seed,
+            grammar_max_chars=RATIONALE_BOUND,
         )
 
     def requests_for(self, row: Row) -> list[ChatRequest]:

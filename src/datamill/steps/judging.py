@@ -27,6 +27,12 @@ reads JSON out of a Markdown fence or prose, validates it against the schema wit
 raises on a refusal, a cut, a filtered or an empty reply; `no_verdict_reason` is the one wording of why a
 judge gave no verdict, which a gate or a step puts in its rejection reason.
 
+The evaluation's quality and style judges also give a model that decodes under the schema's grammar (the
+bundled local model) `RATIONALE_BOUND` as the request's ``grammar_max_chars``: it must end the rationale
+within `RATIONALE_MAX_CHARS` characters, since a small model otherwise reasons until it reaches
+``max_tokens`` and its reply is cut before the verdict. The bound is no part of the schema, so hosted
+judges are asked and validated exactly as before.
+
 Which model judges is chosen by `datamill.llm.judge_choice` (a different family from the generator when one
 is configured); a judge reports the model it used.
 """
@@ -52,6 +58,10 @@ if TYPE_CHECKING:
 SCALE_MIN, SCALE_MAX = 1, 5
 #: Characters per token for the lengths shown to a judge (models count tokens badly).
 CHARS_PER_TOKEN = 4
+#: Longest rationale a grammar-constrained judge may write (a sentence or two, about 50 tokens).
+RATIONALE_MAX_CHARS = 200
+#: A judge request's ``grammar_max_chars``: the rationale bounded where decoding follows the schema.
+RATIONALE_BOUND: dict[str, int] = {"rationale": RATIONALE_MAX_CHARS}
 
 
 @dataclass(frozen=True, slots=True)

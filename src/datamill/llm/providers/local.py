@@ -10,7 +10,9 @@ run end to end offline, never a source of good data.
   llama.cpp context is not thread-safe and two cores gain nothing from interleaving.
 - A JSON schema becomes ``response_format={"type": "json_object", "schema": ...}``: llama.cpp compiles it into
   a grammar, so the output always parses (a schema feature the grammar compiler cannot express falls back to
-  plain JSON; the gateway still validates).
+  plain JSON; the gateway still validates). The request's ``grammar_max_chars`` bound the named string
+  properties in that grammar (`grammar_schema`): a judge's rationale ends after a few sentences, so its
+  scores come before ``max_tokens`` instead of the reply being cut in the middle of its reasoning.
 - The context window is `N_CTX` tokens. A prompt that does not fit (with room kept for the answer) has the
   middle of its longest user message cut out and replaced by a marker; long documents keep their beginning
   and end, and pipelines sized for large hosted models still run. When even that cannot fit (huge system
@@ -233,7 +235,8 @@ def _generate(path: Path, request: ChatRequest) -> ProviderReply:
     if request.stop:
         kwargs["stop"] = list(request.stop)
     if request.json_schema is not None:
-        kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+        schema = grammar_schema(request.json_schema, request.grammar_max_chars or {})
+        kwargs["response_format"] = {"type": "json_object", "schema": schema}
     with model.lock:
         messages = fit_messages(model.llama, messages, reserve=min(max_tokens, N_CTX // 2))
         # Reusing the previous call's KV-cache prefix evaluates the prompt in different batches, which shifts
@@ -253,6 +256,23 @@ def _generate(path: Path, request: ChatRequest) -> ProviderReply:
         ),
         finish_reason=choice.get("finish_reason"),
     )
+
+
+def grammar_schema(schema: dict[str, Any], max_chars: dict[str, int]) -> dict[str, Any]:
+    """``schema`` with each top-level string property named in ``max_chars`` bounded to that many characters.
+
+    A property that already has a tighter ``maxLength``, is not a string or is not in the schema is left as it
+    is; ``schema`` itself is not changed.
+    """
+    properties = schema.get("properties")
+    if not max_chars or not isinstance(properties, dict):
+        return schema
+    bounded = dict(properties)
+    for name, limit in max_chars.items():
+        prop = properties.get(name)
+        if isinstance(prop, dict) and prop.get("type") == "string":
+            bounded[name] = {**prop, "maxLength": min(limit, prop.get("maxLength", limit))}
+    return {**schema, "properties": bounded}
 
 
 def fit_messages(llama: Any, messages: list[dict[str, str]], *, reserve: int) -> list[dict[str, str]]:
