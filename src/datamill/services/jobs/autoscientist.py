@@ -111,7 +111,7 @@ class _Recorder:
             number, error = record["iteration"], record["first_error"]
             raise NothingJudged(f"no held-out prompt could be judged in iteration {number}: {error}")
         rows = self.rows_per_iteration * record["iteration"]
-        self._update(lambda session, _run: self._check_held(session))
+        self._update(lambda session, _run: self._still_held(session, {}))
         key = None
         if best:
             key = artifact_blob_key(self._tenant_id, self._run_id, record["iteration"])
@@ -134,8 +134,7 @@ class _Recorder:
         self._live.counters.rows_done = rows  # the heartbeat writes the same progress from now on
 
         def apply(session: Session, run: AutoscientistRun) -> None:
-            if not self._still_held(session, {"processed_rows": rows}, drop=key, kept=run.artifact_key):
-                return
+            self._still_held(session, {"processed_rows": rows}, drop=key, kept=run.artifact_key)
             run.iterations = [*run.iterations, record]
             if key is not None:
                 old = run.artifact_key
@@ -146,18 +145,15 @@ class _Recorder:
 
         self._update(apply)
 
-    def _check_held(self, session: Session) -> None:
-        self._still_held(session, {})
-
     def _still_held(
         self, session: Session, progress: dict[str, Any], drop: str | None = None, kept: str | None = None
-    ) -> bool:
+    ) -> None:
         """Record `progress` if this attempt still holds the job.
 
         Otherwise delete the blob `drop` (unless the run keeps it as `kept`) and raise `LeaseLost`.
         """
         if repo.record_progress(session, self._job_id, self._worker_id, progress):
-            return True
+            return
         if drop is not None and drop != kept:
             self._blobs.delete(drop)
         raise LeaseLost(f"AutoScientist run {self._run_id}: another worker took the run over")
