@@ -7,6 +7,9 @@ for a part that changes from run to run (the time taken) or that depends on the 
 (their lengths, which rows it fails, its grades), which can differ between CPUs; everything else (the
 model, the steps, the rows read, the duplicate removed, the cost, the estimate, the files) must match as
 printed.
+The quality row must show a grade on both sides, whatever its letters and scores: the bundled model judges
+under a grammar that ends its rationale early enough for the scores to be written, so a missing grade means
+the evaluation broke.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from datamill.cli.main import cli
+from datamill.cli.progress import NOT_SCORED
 from docs_blocks import ROOT, RUN_BY, blocks
 
 pytest.importorskip("llama_cpp", reason="the bundled model needs the 'local' extra (make install)")
@@ -67,6 +71,9 @@ def matches(shown: str, printed: str) -> bool:
     return re.fullmatch(pattern, printed) is not None
 
 
+#: A quality row with a grade and a score on both sides (and the change, when the score before is not 0).
+GRADED = re.compile(r"[A-E] → [A-E] \(\d+(\.\d+)? → \d+(\.\d+)?(, [+-]\d+\.\d%)?\)")
+
 #: The rows that do not depend on the model's replies, shown exactly.
 FIXED = ("model", "steps", "rows in", "cost", "output", "rejected rows", "report")
 
@@ -79,6 +86,10 @@ def test_the_sample_shows_every_row_and_the_fixed_ones_exactly() -> None:
     assert rows["rows rejected"].startswith(f"{ANY} (deduplication: 1")  # row 3 repeats row 1
     assert demo_arguments() == ["demo", "-o", "out/demo.jsonl"]
     assert rows["output"] == "out/demo.jsonl"
+    assert "no grade" not in rows["quality"]
+    assert matches(rows["quality"], "C → B (5.0 → 7.5, +50.0%)")
+    assert GRADED.fullmatch("E → D (0.0 → 4.38)")
+    assert not GRADED.fullmatch(f"E → – (0.0 → –; no grade after: {NOT_SCORED})")
 
 
 @pytest.mark.local_model
@@ -101,3 +112,5 @@ def test_readme_demo_output_matches_what_make_demo_prints(
         if not matches(want, got)
     ]
     assert differences == [], result.stdout
+    quality = dict(printed)["quality"]
+    assert GRADED.fullmatch(quality), f"the demo printed no grade on both sides: {quality!r}"

@@ -245,8 +245,9 @@ def demo_command(output: Path, **flags: Any) -> None:
     }
     if flags.get("max_rows") is not None:
         body["job_specification"] = {"max_rows": flags["max_rows"]}
-    # The bundled model judges slowly (one call at a time on the CPU): grade a handful of rows by default.
-    options = options_from_flags(RunOptions(eval_sample_size=4), flags)
+    # The bundled model judges slowly (one call at a time on the CPU, each under a JSON grammar): grade three
+    # rows by default (a quality and a style call for each side, and a comparison in both orders).
+    options = options_from_flags(RunOptions(eval_sample_size=3), flags)
     with resources.as_file(sample) as path:
         job = AdaptJob(
             Path(path),
