@@ -8,13 +8,9 @@ reads each passage as the facts it states, so its verdicts follow from the passa
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import re
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +22,8 @@ from runs_helpers import run_settings, runs_server, upload, wait_done
 
 from datamill.cli.main import cli
 from datamill.llm.providers.fake import fake_value
-from datamill.llm.simulator import ProviderSimulator, WireRequest
+from datamill.llm.simulator import WireRequest
+from datamill.llm.simulator.thread import serve_in_thread
 
 MODEL = "sim-openai/gpt"
 DOCS = {
@@ -110,23 +107,6 @@ def _responder(request: WireRequest) -> str:
     return "I do not know."
 
 
-@contextmanager
-def simulator() -> Iterator[ProviderSimulator]:
-    """The simulator on a thread of its own, for a server or a command line that runs their own loops."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sim = ProviderSimulator(responder=_responder)
-    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
-    try:
-        yield sim
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 def _docs(tmp_path: Path) -> Path:
     docs = tmp_path / "kb"
     docs.mkdir()
@@ -152,7 +132,7 @@ def test_the_command_line_reports_citation_recall_and_precision(
     data = tmp_path / "qa.jsonl"
     data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in ROWS))
     out = tmp_path / "out.jsonl"
-    with simulator() as sim:
+    with serve_in_thread(responder=_responder) as sim:
         routes = sim.write_routes(tmp_path / "routes.yaml")
         args = ["adapt", str(data), "--prompt", "question", "--completion", "answer", "--recipes", "none"]
         args += ["--model", MODEL, "--routes", str(routes), "-o", str(out), "--no-cache"]
@@ -177,7 +157,7 @@ def test_the_command_line_reports_citation_recall_and_precision(
 
 def test_the_servers_run_carries_them_in_the_evaluation_the_sdk_reads(tmp_path: Path) -> None:
     docs = _docs(tmp_path)
-    with simulator() as sim:
+    with serve_in_thread(responder=_responder) as sim:
         routes = sim.write_routes(tmp_path / "routes.yaml")
         settings = run_settings(model=MODEL, routes_path=routes, evaluate=False, grounding_docs=(str(docs),))
         with runs_server(tmp_path / "srv", settings) as srv:

@@ -5,11 +5,7 @@ on the server, ``GET /api/v1/datasets/{id}/rejected``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +16,8 @@ from click.testing import CliRunner
 from runs_helpers import run_settings, runs_server, upload, wait_done
 
 from datamill.cli.main import cli
-from datamill.llm.simulator import ProviderSimulator, WireRequest
+from datamill.llm.simulator import WireRequest
+from datamill.llm.simulator.thread import serve_in_thread
 
 MODEL = "sim-openai/gpt"
 HARMFUL_ANSWER = "Step one: hit him with a brick when he is not looking."
@@ -48,23 +45,6 @@ def _responder(request: WireRequest) -> str:
     if "EVIL" in text:
         return HARMFUL_ANSWER
     return REFUSAL if "hurt" in text else "Mix rye flour, water, salt and starter; bake at 230 C."
-
-
-@contextmanager
-def simulator() -> Iterator[ProviderSimulator]:
-    """The simulator on a thread of its own, for a server or a command line that runs their own loops."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sim = ProviderSimulator(responder=_responder)
-    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
-    try:
-        yield sim
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 def _check(kept: list[dict[str, Any]], rejected: list[dict[str, Any]]) -> None:
@@ -95,7 +75,7 @@ def test_the_command_line_removes_rows_whose_answer_violates_a_listed_category(
     data = tmp_path / "qa.jsonl"
     data.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in ROWS))
     out = tmp_path / "out.jsonl"
-    with simulator() as sim:
+    with serve_in_thread(responder=_responder) as sim:
         routes = sim.write_routes(tmp_path / "routes.yaml")
         args = ["adapt", str(data), "--prompt", "question", "--completion", "answer", "--recipes", "none"]
         args += ["--model", MODEL, "--routes", str(routes), "--safety", "violence", "-o", str(out), "--json"]
@@ -108,7 +88,7 @@ def test_the_command_line_removes_rows_whose_answer_violates_a_listed_category(
 
 
 def test_the_server_removes_the_same_rows_and_serves_them_as_rejected(tmp_path: Path) -> None:
-    with simulator() as sim:
+    with serve_in_thread(responder=_responder) as sim:
         routes = sim.write_routes(tmp_path / "routes.yaml")
         settings = run_settings(model=MODEL, routes_path=routes, evaluate=False)
         with runs_server(tmp_path / "srv", settings) as srv:

@@ -8,11 +8,8 @@ when the retry changes it too. A bad value is refused before anything is stored,
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ from sqlalchemy import select
 
 from conftest import RunningServer
 from datamill.llm.simulator import ProviderSimulator, WireRequest
+from datamill.llm.simulator.thread import serve_in_thread
 from datamill.services.adaptation.run_plan import RunPlan, run_fingerprint, run_identity
 from datamill.store import Run
 
@@ -67,27 +65,10 @@ class Translator:
         return ANSWER
 
 
-@contextmanager
-def simulator(responder: Translator) -> Iterator[ProviderSimulator]:
-    """The simulator on a thread of its own, for a server that runs its own loops."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    sim = ProviderSimulator(responder=responder)
-    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
-    try:
-        yield sim
-    finally:
-        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
-
-
 @pytest.fixture(scope="module")
 def simulated() -> Iterator[tuple[ProviderSimulator, Translator]]:
     translator = Translator()
-    with simulator(translator) as sim:
+    with serve_in_thread(responder=translator) as sim:
         yield sim, translator
 
 
