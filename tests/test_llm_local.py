@@ -98,7 +98,39 @@ def test_grammar_bounds_only_the_named_strings_and_keeps_the_schema() -> None:
     assert "absent" not in bounded["properties"]
     assert bounded["required"] == schema["required"]
     assert schema == original  # the schema the gateway validates against is untouched
-    assert grammar_schema(schema, {}) is schema
+    assert grammar_schema(schema, {}) == schema
+
+
+def test_grammar_lists_the_values_of_small_integer_ranges_at_any_depth() -> None:
+    score = {"type": "integer", "minimum": 1, "maximum": 5}
+    schema = {
+        "type": "object",
+        "properties": {
+            "scores": {"type": "object", "properties": {"style": dict(score)}},
+            "items": {"type": "array", "items": dict(score)},
+            "count": {"type": "integer", "minimum": 0, "maximum": 10_000},
+            "open": {"type": "integer", "minimum": 1},
+        },
+    }
+
+    bounded = grammar_schema(schema, {})
+
+    assert bounded["properties"]["scores"]["properties"]["style"]["enum"] == [1, 2, 3, 4, 5]
+    assert bounded["properties"]["items"]["items"]["enum"] == [1, 2, 3, 4, 5]
+    assert "enum" not in bounded["properties"]["count"]  # too wide to list
+    assert "enum" not in bounded["properties"]["open"]
+    assert "enum" not in schema["properties"]["scores"]["properties"]["style"]
+
+
+def test_the_bounded_judge_schemas_compile_to_grammars() -> None:
+    llama_grammar = pytest.importorskip("llama_cpp.llama_grammar")
+    from datamill.pipelines.evaluation_rubric import JUDGE_SCHEMA, STYLE_SCHEMA
+    from datamill.steps.judging import RATIONALE_BOUND, RATIONALE_MAX_CHARS
+
+    for schema, scores in ((JUDGE_SCHEMA, 4), (STYLE_SCHEMA, 1)):
+        gbnf = llama_grammar.json_schema_to_gbnf(json.dumps(grammar_schema(schema, RATIONALE_BOUND)))
+        assert gbnf.count('::= "1" | "2" | "3" | "4" | "5"') == scores  # every score is one of its levels
+        assert gbnf.count("(char") == RATIONALE_MAX_CHARS  # the rationale: up to 200 characters
 
 
 @pytest.mark.local_model

@@ -12,7 +12,8 @@ run end to end offline, never a source of good data.
   a grammar, so the output always parses (a schema feature the grammar compiler cannot express falls back to
   plain JSON; the gateway still validates). The request's ``grammar_max_chars`` bound the named string
   properties in that grammar (`grammar_schema`): a judge's rationale ends after a few sentences, so its
-  scores come before ``max_tokens`` instead of the reply being cut in the middle of its reasoning.
+  scores come before ``max_tokens`` instead of the reply being cut in the middle of its reasoning. A small
+  integer range (a 1–5 score) is listed value by value, as the grammar compiler ignores integer bounds.
 - The context window is `N_CTX` tokens. A prompt that does not fit (with room kept for the answer) has the
   middle of its longest user message cut out and replaced by a marker; long documents keep their beginning
   and end, and pipelines sized for large hosted models still run. When even that cannot fit (huge system
@@ -55,6 +56,8 @@ DEFAULT_MAX_TOKENS = 512
 #: Sampling seed when the request gives none. llama-cpp-python re-seeds from the previous seed on every call
 #: without one, so answers would depend on call order; it also treats 0 as "unset", hence non-zero.
 DEFAULT_SEED = 42
+#: Widest integer range (maximum − minimum) a grammar lists value by value (`grammar_schema`).
+GRAMMAR_MAX_ENUM = 100
 TRUNCATION_MARKER = "\n\n[... middle truncated to fit the local model's context ...]\n\n"
 # Chat-template tokens are not in the message text: allow a few per message, plus the default system prompt
 # the SmolLM2 template inserts and some slack for re-tokenisation at the cut.
@@ -259,20 +262,41 @@ def _generate(path: Path, request: ChatRequest) -> ProviderReply:
 
 
 def grammar_schema(schema: dict[str, Any], max_chars: dict[str, int]) -> dict[str, Any]:
-    """``schema`` with each top-level string property named in ``max_chars`` bounded to that many characters.
+    """``schema`` as the grammar should enforce it; ``schema`` itself is not changed.
 
-    A property that already has a tighter ``maxLength``, is not a string or is not in the schema is left as it
-    is; ``schema`` itself is not changed.
+    Each top-level string property named in ``max_chars`` is bounded to that many characters (a tighter
+    ``maxLength`` of the schema's own stays). An integer with a ``minimum`` and a ``maximum`` at most
+    `GRAMMAR_MAX_ENUM` apart, at any depth, becomes the list of its values: llama.cpp's grammar compiler
+    ignores the bounds of an integer, so a judge's 1–5 score could otherwise come out as 10.
     """
-    properties = schema.get("properties")
-    if not max_chars or not isinstance(properties, dict):
-        return schema
-    bounded = dict(properties)
-    for name, limit in max_chars.items():
-        prop = properties.get(name)
-        if isinstance(prop, dict) and prop.get("type") == "string":
-            bounded[name] = {**prop, "maxLength": min(limit, prop.get("maxLength", limit))}
-    return {**schema, "properties": bounded}
+    bounded: dict[str, Any] = _enumerate_ranges(schema)
+    properties = bounded.get("properties")
+    if max_chars and isinstance(properties, dict):
+        limited = dict(properties)
+        for name, limit in max_chars.items():
+            prop = properties.get(name)
+            if isinstance(prop, dict) and prop.get("type") == "string":
+                limited[name] = {**prop, "maxLength": min(limit, prop.get("maxLength", limit))}
+        bounded = {**bounded, "properties": limited}
+    return bounded
+
+
+def _enumerate_ranges(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_enumerate_ranges(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _enumerate_ranges(value) for key, value in node.items()}
+    low, high = node.get("minimum"), node.get("maximum")
+    if (
+        node.get("type") == "integer"
+        and "enum" not in node
+        and isinstance(low, int)
+        and isinstance(high, int)
+        and 0 <= high - low <= GRAMMAR_MAX_ENUM
+    ):
+        out["enum"] = list(range(low, high + 1))
+    return out
 
 
 def fit_messages(llama: Any, messages: list[dict[str, str]], *, reserve: int) -> list[dict[str, str]]:
