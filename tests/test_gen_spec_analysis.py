@@ -129,3 +129,30 @@ def test_load_seeds_reads_rows_files_and_folders(tmp_path: Path):
     assert [s.text for s in found.seeds] == ["beta", "### a.md\nalpha"]
     with pytest.raises(DataFormatError):
         load_seeds([tmp_path / "missing"])
+
+
+def test_a_set_of_workbooks_and_documents_is_read_as_their_text(tmp_path: Path) -> None:
+    import docx
+    import openpyxl
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    for name, rows in {
+        "march.xlsx": [("day", "sales"), (1, 20)],
+        "april.xlsx": [("day", "sales"), (2, 35)],
+    }.items():
+        book = openpyxl.Workbook()
+        for row in rows:
+            book.active.append(row)
+        book.save(folder / name)
+    document = docx.Document()
+    document.add_paragraph("Quarterly sales summary.")
+    document.save(str(folder / "notes.docx"))
+    found = load_seeds([folder])
+    assert found.dataset_type == "MULTI_FILE"
+    texts = {seed.name: seed.text for seed in found.seeds}
+    assert [json.loads(line) for line in texts["april.xlsx"].splitlines()] == [{"day": "2", "sales": "35"}]
+    assert texts["notes.docx"] == "Quarterly sales summary."
+    (folder / "blob.bin").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(DataFormatError, match=r"blob\.bin.*UTF-8 text, or xlsx, parquet, pdf"):
+        load_seeds([folder])

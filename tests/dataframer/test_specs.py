@@ -211,3 +211,24 @@ def test_another_tenants_spec_is_404(client: dataframer.Dataframer, df_server) -
             other.dataframer.specs.delete(spec_id, force=True)
         assert other.dataframer.specs.list() == []
     assert client.dataframer.specs.retrieve(spec_id).status == "SUCCEEDED"
+
+
+def test_a_set_of_workbooks_is_analysed_as_their_rows(client: dataframer.Dataframer, tmp_path) -> None:
+    import openpyxl
+
+    files = []
+    for name, region, sales in (("north.xlsx", "north", 20), ("south.xlsx", "south", 35)):
+        book = openpyxl.Workbook()
+        book.active.append(("region", "sales"))
+        book.active.append((region, sales))
+        book.save(tmp_path / name)
+        files.append((name, (tmp_path / name).read_bytes(), "application/octet-stream"))
+    dataset = client.dataframer.seed_datasets.create_with_files(
+        name="workbooks", dataset_type="MULTI_FILE", files=files
+    )
+    created = client.dataframer.specs.create(name="sales-spec", dataset_id=dataset.id)
+    spec = wait_spec(client, created.id)
+    assert spec.status == "SUCCEEDED", spec.error
+    parsed = parse_spec_yaml(spec.content_yaml)
+    assert parsed.metadata["dataset_type"] == "MULTI_FILE"
+    assert parsed.metadata["seed_samples"] == 2

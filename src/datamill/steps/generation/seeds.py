@@ -8,6 +8,9 @@ What counts as one seed sample (the Dataframer dataset types):
 - a folder: each file directly inside is a sample, and each sub-folder is one sample whose files are joined
   under ``### <name>`` headers (MULTI_FOLDER).
 
+A file of a set that is not UTF-8 text is read as its text: a pdf, docx, pptx or html document as its pages'
+text, an xlsx or parquet table as one JSON object a row. Any other binary file is refused, naming it.
+
 Token counts use the heuristic tokenizer (characters / 4): budgets only need to be about right, and it needs
 no model. A seed longer than `MAX_SEED_TOKENS` is cut, so one huge file cannot take a whole budget.
 """
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from datamill.core.errors import DataFormatError
-from datamill.dataio import detect_format, read_all
+from datamill.dataio import detect_format, document_parts, read_all
 from datamill.text.tokenizer import HeuristicTokenizer
 
 #: Formats whose rows are samples; every other file is one text sample.
@@ -163,12 +166,29 @@ def _folder(path: Path) -> tuple[list[Seed], str]:
     return seeds, "MULTI_FOLDER" if nested else "MULTI_FILE"
 
 
+#: Formats a seed file of a set may be in besides UTF-8 text: binary tables and documents, read as their text.
+_BINARY_TABLES = ("xlsx", "parquet")
+_DOCUMENTS = ("pdf", "docx", "pptx", "html")
+
+
 def _read_text(path: Path) -> str:
+    """One seed file of a set as text: a document's text, a binary table's rows, else the file as UTF-8."""
+    try:
+        fmt = detect_format(str(path))
+    except DataFormatError:
+        fmt = "txt"
+    if fmt in _BINARY_TABLES:  # one JSON object a row, as a structured seed shows its row
+        rows = read_all(path).to_pylist()
+        return "\n".join(json.dumps(row, ensure_ascii=False, default=str) for row in rows)
+    if fmt in _DOCUMENTS:
+        parts = document_parts(path.name, fmt, path.read_bytes())
+        return "\n\n".join(part.text for part in parts)
     data = path.read_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise DataFormatError(str(path), "seed files must be UTF-8 text") from exc
+        kinds = ", ".join((*_BINARY_TABLES, *_DOCUMENTS))
+        raise DataFormatError(str(path), f"seed files must be UTF-8 text, or {kinds} files") from exc
 
 
 def _check_size(path: Path) -> None:
