@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import threading
 from collections.abc import Iterator, Mapping
@@ -156,3 +157,26 @@ def write_routes(path: Path, base_url: str, **route: Any) -> Path:
         yaml.safe_dump({"default_model": LOOP_MODEL, "routes": {"loop/*": entry}}), encoding="utf-8"
     )
     return path
+
+
+def tenant_key(database_url: str) -> str:
+    """A new tenant's API key in the (migrated) database at `database_url`."""
+    from datamill.services.tenants import TenantService
+    from datamill.store import Store
+
+    store = Store.from_url(database_url)
+    try:
+        store.migrate()
+        return TenantService(store).create_key("team").key
+    finally:
+        store.close()
+
+
+def process_env(tmp_path: Path, model: FakeOpenAIServer) -> dict[str, str]:
+    """The environment of a `datamill serve` or `datamill worker` process answered by the loopback `model`."""
+    return os.environ | {
+        "DATAMILL_ROUTES": str(write_routes(tmp_path / "routes.yaml", model.base_url)),
+        "DATAMILL_MODEL": LOOP_MODEL,
+        "DATAMILL_RUN_EVALUATE": "0",
+        "DATAMILL_WORKER_POLL_S": "0.2",
+    }

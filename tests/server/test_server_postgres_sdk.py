@@ -24,13 +24,13 @@ from runs_helpers import (
     loopback_model,
     qa_rows,
     runs_server,
+    tenant_key,
     upload,
     wait_done,
     write_routes,
 )
 from sqlalchemy import select
 
-from datamill.services.tenants import TenantService
 from datamill.store import Run, Store
 
 ROWS = 6
@@ -63,15 +63,6 @@ def test_the_sdk_flow_on_a_postgresql_server(pg_url: str, tmp_path: Path) -> Non
             assert (run.status, run.rows_out, run.attempts) == ("succeeded", ROWS, 1)
 
 
-def _key(url: str) -> str:
-    store = Store.from_url(url)
-    try:
-        store.migrate()
-        return TenantService(store).create_key("team").key
-    finally:
-        store.close()
-
-
 def _run_workers(url: str) -> list[str]:
     """The ``worker_id`` of every run: ``host:pid:random`` of the worker that finished it."""
     store = Store.from_url(url)
@@ -83,7 +74,7 @@ def _run_workers(url: str) -> list[str]:
 
 
 def test_an_api_process_and_two_worker_processes_share_postgresql(pg_url: str, tmp_path: Path) -> None:
-    key, port, data_dir = _key(pg_url), free_port(), tmp_path / "data"
+    key, port, data_dir = tenant_key(pg_url), free_port(), tmp_path / "data"
     url = f"http://127.0.0.1:{port}"
     processes: list[subprocess.Popen[bytes]] = []
     with loopback_model() as model:

@@ -8,36 +8,24 @@ never 200 with an empty body.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import adaption
 import httpx
 import pytest
 from process_helpers import free_port, start_cli, wait_healthy
-from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, qa_rows, upload, wait_done, write_routes
-
-from datamill.services.tenants import TenantService
-from datamill.store import Store
+from runs_helpers import MAPPING, loopback_model, process_env, qa_rows, tenant_key, upload, wait_done
 
 ROWS = 6
 
 
 def test_a_download_of_output_in_storage_the_server_does_not_read_is_a_503(tmp_path: Path) -> None:
     api_dir, worker_dir = tmp_path / "api", tmp_path / "worker"
-    store = Store.from_url(f"sqlite:///{api_dir / 'datamill.db'}")
-    store.migrate()
-    key = TenantService(store).create_key("team").key
-    store.close()
+    key = tenant_key(f"sqlite:///{api_dir / 'datamill.db'}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with loopback_model() as model:
-        env = os.environ | {
-            "DATAMILL_ROUTES": str(write_routes(tmp_path / "routes.yaml", model.base_url)),
-            "DATAMILL_MODEL": LOOP_MODEL,
-            "DATAMILL_RUN_EVALUATE": "0",
-            "DATAMILL_WORKER_POLL_S": "0.2",
-        }
+        env = process_env(tmp_path, model)
         server = start_cli(
             ["serve", "--no-worker", "--port", str(port), "--data-dir", str(api_dir)], env, tmp_path / "s.log"
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import time
@@ -11,29 +10,18 @@ from pathlib import Path
 
 import adaption
 from process_helpers import free_port, start_cli, wait_healthy
-from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, qa_rows, upload, wait_done, write_routes
-
-from datamill.services.tenants import TenantService
-from datamill.store import Store
+from runs_helpers import MAPPING, loopback_model, process_env, qa_rows, tenant_key, upload, wait_done
 
 ROWS = 12
 
 
 def test_runs_wait_for_a_worker_process_and_it_runs_them(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    store = Store.from_url(f"sqlite:///{data_dir / 'datamill.db'}")
-    store.migrate()
-    key = TenantService(store).create_key("team").key
-    store.close()
+    key = tenant_key(f"sqlite:///{data_dir / 'datamill.db'}")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     with loopback_model() as model:
-        env = os.environ | {
-            "DATAMILL_ROUTES": str(write_routes(tmp_path / "routes.yaml", model.base_url)),
-            "DATAMILL_MODEL": LOOP_MODEL,
-            "DATAMILL_RUN_EVALUATE": "0",
-            "DATAMILL_WORKER_POLL_S": "0.2",
-        }
+        env = process_env(tmp_path, model)
         server = start_cli(
             ["serve", "--no-worker", "--port", str(port), "--data-dir", str(data_dir)],
             env,
