@@ -160,7 +160,7 @@ def assert_usage_matches(run: Run) -> None:
         return
     assert run.summary is not None, run.output
     billed = run.log.billed()
-    assert run.summary["input_tokens"] == billed.input_tokens
+    assert run.summary["input_tokens"] == billed.input_tokens, (run.summary["input_tokens"], billed)
     assert run.summary["output_tokens"] + run.summary["thinking_tokens"] == (
         billed.output_tokens + billed.reasoning_tokens
     )

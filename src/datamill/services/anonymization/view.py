@@ -107,6 +107,10 @@ def run_detail(session: Session, run: AnonymizationRun) -> AnonymizationRunDetai
     """The run (see the module docstring)."""
     job = get_job(session, run.tenant_id, run.job_id)
     summary = run_summary(session, run)
+    if summary.status in ("SUCCEEDED", "FAILED", "CANCELED"):
+        # The job's end and the run's results commit together, but the run was read before the job: a job
+        # that ended in between would show its status with the results of before.
+        session.refresh(run)
     files = files_of_anonymization(session, run.id) if summary.status == "SUCCEEDED" else []
     return AnonymizationRunDetail(
         **vars(summary),

@@ -142,6 +142,9 @@ def evaluation_detail(session: Session, evaluation: GenerationEvaluation) -> Eva
     """The evaluation with its results (see the module docstring)."""
     job = get_job(session, evaluation.tenant_id, evaluation.job_id)
     summary = _summary(evaluation, job)
+    if summary.status in ("SUCCEEDED", "FAILED"):
+        session.refresh(evaluation)  # it ended after the evaluation was read: show the result its end wrote
+        summary = _summary(evaluation, job)
     result = evaluation.result if summary.status == "SUCCEEDED" else None
     running = job is not None and summary.status == "PROCESSING"
     total = result.get("total_samples") if result else None
