@@ -12,7 +12,8 @@ A run reads as an `AnonymizationRunDetail` (`datamill.services.anonymization.vie
 Deleting is soft: the run is kept but every read answers 404 as for an unknown id and the list leaves it
 out; a run still working is stopped (its reservation comes back) and its files are deleted. The ZIP of
 all files is an ``ANONYMIZATION_ZIP_JOB`` queued by the first download request: 202 with ``status:
-generating`` while it builds, then 200 with ``status: ready`` and the link.
+generating`` while it builds, then 200 with ``status: ready`` and the link; a failed build answers 503
+``zip_failed`` with its reason (`datamill.services.generation.zip_downloads`).
 """
 
 from __future__ import annotations
@@ -166,12 +167,15 @@ class AnonymizationService:
         with self._store.session() as session:
             run = tenant_anonymization(session, tenant_id, run_id)
             refuse_unless_succeeded("anonymization run", run_id, anonymization_status(session, run))
-            run.zip_job_id, built = built_zip(
-                session, tenant_id, run.zip_job_id, ANONYMIZATION_ZIP_JOB, run.id
+            build = built_zip(
+                session, tenant_id, run.zip_job_id, ANONYMIZATION_ZIP_JOB, run.id, what="anonymization run"
             )
-            if not built:
-                return ZipState(False)
-            return ZipState(True, zip_target(anonymized_zip_key(tenant_id, run.id, run.zip_job_id), run_id))
+            run.zip_job_id = build.job_id
+        if build.failure is not None:
+            raise build.failure
+        if not build.built:
+            return ZipState(False)
+        return ZipState(True, zip_target(anonymized_zip_key(tenant_id, run_id, build.job_id), run_id))
 
 
 def _stored(request: AnonymizationRequest) -> dict[str, Any]:

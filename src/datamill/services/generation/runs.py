@@ -7,7 +7,9 @@ version exists (the latest when none is given), stores the request *without* cre
 ``GENERATION_JOB`` whose request carries them (erased when the job ends). Status, progress and cost are
 the job's (`datamill.services.generation.run_view`). The ZIP of all files is a ``GENERATION_ZIP_JOB``, queued
 by the first download request: 202 while it builds, then 200 with the link. A ZIP built before the
-run's newest evaluation finished is built again, so the archive always carries the latest results.
+run's newest evaluation finished is built again, so the archive always carries the latest results; a
+failed build answers 503 ``zip_failed`` with its reason and is retried a bounded number of times
+(`datamill.services.generation.zip_downloads`).
 """
 
 from __future__ import annotations
@@ -76,8 +78,8 @@ class RunLaunch:
 
 
 def _outdated(session: Session, run: GenerationRun, job: Run) -> bool:
-    """Whether a built ZIP predates the run's newest finished evaluation (whose results it must carry)."""
-    if job.status != "succeeded" or job.finished_at is None:
+    """Whether a built or failed ZIP predates the run's newest finished evaluation (so it is built anew)."""
+    if job.status not in ("succeeded", "failed") or job.finished_at is None:
         return False
     finished = [e.completed_at for e in evaluations_of_run(session, run.id) if e.result and e.completed_at]
     return bool(finished) and _naive(max(finished, key=_naive)) > _naive(job.finished_at)
@@ -209,7 +211,7 @@ class RunService:
         with self._store.session() as session:
             run = tenant_run(session, tenant_id, run_id)
             refuse_unless_succeeded("run", run_id, run_status(session, run))
-            run.zip_job_id, built = built_zip(
+            build = built_zip(
                 session,
                 tenant_id,
                 run.zip_job_id,
@@ -217,9 +219,12 @@ class RunService:
                 run.id,
                 outdated=lambda job: _outdated(session, run, job),
             )
-            if not built:
-                return ZipState(False)
-            key = zip_blob_key(tenant_id, run.id, run.zip_job_id)
+            run.zip_job_id = build.job_id
+        if build.failure is not None:
+            raise build.failure
+        if not build.built:
+            return ZipState(False)
+        key = zip_blob_key(tenant_id, run_id, build.job_id)
         with self._blobs.open_read(key) as handle:
             size = handle.seek(0, 2)
         return ZipState(True, zip_target(key, run_id), size)

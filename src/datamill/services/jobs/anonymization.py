@@ -14,7 +14,8 @@ the detector cannot be loaded (Presidio or its spaCy model missing) or the model
 answer for some text.
 
 The ZIP job writes every anonymized file under its path and ``anonymization_summary.json`` (the options
-and the results without the entity list) into ``anonymized/<tenant>/<run>/_zip/<job>.zip``.
+and the results without the entity list) into ``anonymized/<tenant>/<run>/_zip/<job>.zip``; a file that
+cannot be read from storage fails it with a message naming the file.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from datamill.pipelines.anonymize_llm import LlmCounters, LlmDetector
 from datamill.runners.execution import LiveRun, RunTicket
 from datamill.services.adaptation.adapt import make_gateway
 from datamill.services.jobs.failures import job_failure
-from datamill.services.jobs.zip_archive import copy_blob, zip_into_blob
+from datamill.services.jobs.zip_archive import StoredFileUnreadable, copy_blob, zip_failure, zip_into_blob
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.anonymization_models import AnonymizationRun
@@ -207,11 +208,16 @@ class AnonymizationZipExecutor:
             files = [(f.path, f.blob_key) for f in files_of_anonymization(session, run_id)]
             summary = _summary(run)
         live.total_rows = len(files)
-        with zip_into_blob(self._blobs, anonymized_zip_key(ticket.tenant_id, run_id, ticket.id)) as archive:
-            for path, key in files:
-                copy_blob(self._blobs, key, archive, path)
-                live.counters.rows_done += 1
-            archive.writestr("anonymization_summary.json", json.dumps(summary, ensure_ascii=False, indent=2))
+        key = anonymized_zip_key(ticket.tenant_id, run_id, ticket.id)
+        try:
+            with zip_into_blob(self._blobs, key) as archive:
+                for path, blob_key in files:
+                    copy_blob(self._blobs, blob_key, archive, path)
+                    live.counters.rows_done += 1
+                text = json.dumps(summary, ensure_ascii=False, indent=2)
+                archive.writestr("anonymization_summary.json", text)
+        except (StoredFileUnreadable, OSError) as exc:
+            return zip_failure(ticket.id, exc)
         return RunOutcome("succeeded", rows_out=len(files))
 
 

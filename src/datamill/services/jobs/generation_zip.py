@@ -8,7 +8,8 @@ The archive holds every generated file under its path, plus:
   evaluation, its summary (conformance score, distribution analysis, conformant and non-conformant areas).
 
 Nothing is staged on local disk: each file is copied from its blob into the archive, which is written
-straight into ``generated/<tenant>/<run>/_zip/<job>.zip``.
+straight into ``generated/<tenant>/<run>/_zip/<job>.zip``. A file that cannot be read from storage fails the
+job with a message naming it (`datamill.services.jobs.zip_archive.zip_failure`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from datamill.core.error_codes import ErrorCode, error_data
 from datamill.runners.execution import LiveRun, RunTicket
-from datamill.services.jobs.zip_archive import copy_blob, zip_into_blob
+from datamill.services.jobs.zip_archive import StoredFileUnreadable, copy_blob, zip_failure, zip_into_blob
 from datamill.services.settings.runs import RunSettings
 from datamill.store import BlobStore, Store
 from datamill.store.generation_models import GenerationEvaluation, GenerationRun
@@ -51,9 +52,12 @@ class ZipJobExecutor:
             summary = dict(run.summary or {})
             evaluation = _newest_result(session, run)
         live.total_rows = len(files)
-        with zip_into_blob(self._blobs, zip_blob_key(ticket.tenant_id, run_id, ticket.id)) as archive:
-            drawn = self._add_files(archive, files, live)
-            _add_metadata(archive, drawn, summary, evaluation)
+        try:
+            with zip_into_blob(self._blobs, zip_blob_key(ticket.tenant_id, run_id, ticket.id)) as archive:
+                drawn = self._add_files(archive, files, live)
+                _add_metadata(archive, drawn, summary, evaluation)
+        except (StoredFileUnreadable, OSError) as exc:
+            return zip_failure(ticket.id, exc)
         return RunOutcome("succeeded", rows_out=len(files))
 
     def _add_files(
