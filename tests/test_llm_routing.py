@@ -124,6 +124,17 @@ def test_from_dict_has_no_shipped_routes() -> None:
         routing.resolve("anthropic/claude-haiku-4-5")
 
 
+def test_a_route_sets_the_output_cap_of_calls_that_set_none() -> None:
+    routing = Routing.from_dict(
+        {"routes": {"t/*": {"provider": "fake"}, "t/short": {"max_output_tokens": 256}}}
+    )
+
+    assert routing.resolve("t/short").max_output_tokens == 256
+    assert routing.resolve("t/other").max_output_tokens == 4096
+    with pytest.raises(ConfigError, match="'max_output_tokens': must be a positive integer"):
+        Routing.from_dict({"routes": {"t/*": {"provider": "fake", "max_output_tokens": 0}}})
+
+
 def _write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "routes.yaml"
     path.write_text(text, encoding="utf-8")

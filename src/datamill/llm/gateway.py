@@ -145,6 +145,11 @@ class Gateway:
         self._batches: BatchQueue | None = None
 
     @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every call (how many replies one call may be billed for, among others)."""
+        return self._retry
+
+    @property
     def batch(self) -> bool:
         """Whether calls go through provider batches on routes that do not say otherwise."""
         return self._batch_all

@@ -28,6 +28,7 @@ of:
 ``thinking``            force extended thinking on or off (default: on when the name ends in ``-thinking``)
 ``keep_thinking_suffix`` keep ``-thinking`` in the provider model id (default: dropped)
 ``default_thinking_budget``, ``headers`` (a mapping of extra HTTP headers)
+``max_output_tokens``   the output cap of a ``responses`` call that sets none (default 4096)
 ``batch``               send the route's calls through the provider's batch API (true) or never (false);
                         default: as the run asks (``datamill adapt --batch``); OpenAI, Anthropic, Gemini only
 ``batch_poll_s``        seconds between two status calls of a batch in flight (default 30)
@@ -75,6 +76,7 @@ _INT_FIELDS = frozenset(
         "max_concurrency",
         "initial_concurrency",
         "default_thinking_budget",
+        "max_output_tokens",
         "tokens_per_minute",
         "requests_per_minute",
     }
@@ -107,6 +109,7 @@ _ROUTE_FIELDS = (
     "max_concurrency",
     "initial_concurrency",
     "default_thinking_budget",
+    "max_output_tokens",
     "headers",
     "proxy",
     "batch",

@@ -213,6 +213,8 @@ class Route:
             (0.5: half price).
         thinking: extended thinking is on (the name ends in ``-thinking``).
         default_thinking_budget: budget used when a request does not give one.
+        max_output_tokens: the output cap of a ``responses`` call that sets none (its credit reservation
+            is priced on it, so the model is sent it as the call's cap).
         max_concurrency: ceiling for the adaptive concurrency limiter.
         initial_concurrency: calls the first round trip may send (None: the ceiling when a budget is
             declared, else `datamill.llm.limits.concurrency.INITIAL_WINDOW`); at most ``max_concurrency``.
@@ -243,6 +245,7 @@ class Route:
     batch_discount: float = 0.0
     thinking: bool = False
     default_thinking_budget: int = 2048
+    max_output_tokens: int = 4096
     max_concurrency: int = 64
     initial_concurrency: int | None = None
     timeout_s: float = 120.0

@@ -218,7 +218,8 @@ def describe(
         return ErrorAnswer(400, "the client disconnected before the request body was complete")
     status = next((code for kind, code in statuses if isinstance(exc, kind)), None)
     if status is not None:
-        return ErrorAnswer(status, str(exc))
+        issues = exc.issues if isinstance(exc, InsufficientCreditsError) else ()
+        return ErrorAnswer(status, str(exc), issues)
     if isinstance(exc, ServiceError):
         return ErrorAnswer(400, str(exc))
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)

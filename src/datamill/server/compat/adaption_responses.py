@@ -7,14 +7,15 @@ answered, ``response.output_item.added``, ``response.content_part.added``, ``res
 ``response.output_item.done`` and ``response.completed`` (``response.incomplete`` or ``response.failed``
 for such a status), each ``event: <type>`` with a JSON ``data:`` line, and last ``data: [DONE]``. The
 provider's reply is read whole before it is streamed: datamill checks every reply (refusals, cuts) before
-anything of it is sent. A client that leaves mid-stream does not stop the call: it is finished, charged
-and (with ``store: true``) stored. A call the provider could not serve answers 429 (rate limited, with
-``retry-after``) or 502, or in a stream an ``error`` event with the same JSON body.
+anything of it is sent. The call's credits are reserved before the answer starts (a stream too), so a balance
+that does not cover them answers 402 naming ``max_output_tokens``. A client that leaves, mid-stream or
+before a plain answer, does not stop the call: it is finished, settled and (with ``store: true``) stored. A
+call the provider could not serve answers 429 (rate limited, with ``retry-after``) or 502, or in a stream an
+``error`` event with the same JSON body.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -27,7 +28,7 @@ from datamill.core.errors import ModelError, RateLimitedError, ValidationError
 from datamill.server.auth import Context, CurrentTenant, JsonBody
 from datamill.server.compat.adaption_models import ErrorPublic
 from datamill.server.errors import error_response
-from datamill.services.inference.responses import PreparedResponse, ResponseService
+from datamill.services.inference.responses import PreparedResponse, ResponseCall
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorPublic} for code in (400, 401, 402, 404, 429, 502)
@@ -35,8 +36,6 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 #: Characters of answer text per ``response.output_text.delta`` event.
 DELTA_CHARS = 64
 MAX_LIMIT = 100
-#: Streamed calls still running; kept referenced so that they finish after a client leaves.
-_IN_FLIGHT: set[asyncio.Future[dict[str, Any]]] = set()
 
 router = APIRouter(tags=["responses"], responses=_ERRORS)
 
@@ -54,12 +53,14 @@ async def create_response(
     """Answer ``input`` with ``model`` (see the module docstring for ``stream: true``)."""
     service = context.responses
     prepared = await run_in_threadpool(service.prepare, tenant.id, body)
+    call = service.start(prepared)  # runs to its end (settled) even when this request is cancelled
+    await call.reserved()  # 402 here, before any answer starts
     if prepared.request.stream:
         return StreamingResponse(
-            _events(service, prepared), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            _events(call, prepared), media_type="text/event-stream", headers={"cache-control": "no-cache"}
         )
     try:
-        return await service.answer(prepared)
+        return await call.answer()
     except ModelError as exc:
         status, headers = _model_error(exc)
         return error_response(status, f"the model call failed: {exc}", headers=headers)
@@ -69,7 +70,7 @@ def _sse(kind: str, data: dict[str, Any]) -> bytes:
     return f"event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _events(service: ResponseService, prepared: PreparedResponse) -> AsyncIterator[bytes]:
+async def _events(call: ResponseCall, prepared: PreparedResponse) -> AsyncIterator[bytes]:
     sequence = 0
 
     def event(kind: str, **fields: Any) -> bytes:
@@ -84,12 +85,8 @@ async def _events(service: ResponseService, prepared: PreparedResponse) -> Async
         "status": "in_progress",
     }
     yield event("response.created", response={**shell, "model": prepared.request.model, "output": []})
-    # Shielded: a client that disconnects mid-stream does not cancel the call, which is still charged.
-    task = asyncio.ensure_future(service.answer(prepared))
-    _IN_FLIGHT.add(task)
-    task.add_done_callback(_IN_FLIGHT.discard)
     try:
-        body = await asyncio.shield(task)
+        body = await call.answer()  # shielded: a client that leaves does not cancel the call
     except ModelError as exc:
         status, _ = _model_error(exc)
         message = f"the model call failed: {exc}"

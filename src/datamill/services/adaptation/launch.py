@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from datamill.core.adapt_request import AdaptRequest
-from datamill.core.errors import ValidationError
+from datamill.core.errors import Issue, ValidationError
 from datamill.core.expansion import read_language_expansion
 from datamill.core.fields import parse_with
 from datamill.core.mapping import read_column_mapping
@@ -115,6 +115,9 @@ def run_scope(kind: str) -> str:
 
 class InsufficientCreditsError(ServiceError):
     """The tenant's balance does not cover a run's estimate (HTTP 402)."""
+
+    #: The request fields the refusal names, each with its reason (none: the request as a whole).
+    issues: tuple[Issue, ...] = ()
 
     def __init__(self, needed: float, balance: float) -> None:
         self.needed, self.balance = needed, balance

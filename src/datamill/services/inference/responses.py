@@ -1,12 +1,14 @@
 """Responses: an OpenAI-Responses-style call through datamill's model gateway, stored per tenant on request.
 
-`ResponseService.prepare` checks the request (`response_request`), the tenant's credits and the model, and
-gathers the conversation: the chain of stored responses ``previous_response_id`` names (each one's input
+`ResponseService.prepare` checks the request (`response_request`) and the model, and gathers the
+conversation: the chain of stored responses ``previous_response_id`` names (each one's input
 and output, oldest first; not their instructions), then this request's input. ``instructions`` and every
 ``system``/``developer`` message become one system message at the start, with the rows the ``file_search``
-tool found when the request lists it (`file_search`). `ResponseService.answer` makes the
-call through the gateway (no response cache: two equal requests get two answers) and builds the response
-object. What the model sends back decides its status:
+tool found when the request lists it (`file_search`). `ResponseService.start` begins the
+call as a task of its own, which runs to its end whoever waits for it (a client that leaves does not stop
+it): it reserves the call's credits, makes the call through the gateway (no response cache: two equal
+requests get two answers), builds the response object, and settles the credits. What the model sends back
+decides its status:
 
 | the reply                                   | ``status``   | output                                       |
 |---------------------------------------------|--------------|----------------------------------------------|
@@ -20,10 +22,13 @@ Reasoning the model wrote is split off the answer and not returned. A refusal, c
 is retried within the gateway's small budget first. A call the provider could not serve (rate limited,
 down, a bad key) raises `ModelError`, which the route answers as 429 or 502.
 
-Every call is charged to the tenant at ``credits_per_usd`` of the price table per USD the provider billed
-(retries included); a tenant with no credits left is refused (402) before any call. With ``store: true``
-the response and its input items are kept, for ``retrieve``, ``delete``, ``input_items.list`` and later
-``previous_response_id``.
+Credits (`response_credits`): before the model is called the call reserves the most it can cost, in one
+conditional update of the tenant's balance (402 naming ``max_output_tokens`` when the balance does not cover
+it, and nothing is sent to the model); once the call is over it is charged what the provider billed (retries
+included, cached input priced as billed) at ``credits_per_usd`` of the price table, and the rest of the
+reservation goes back, once, in the transaction that stores the response: also when the call fails or the
+client has gone. With ``store: true`` the response and its input items are kept, for ``retrieve``,
+``delete``, ``input_items.list`` and later ``previous_response_id``.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from datamill.core.credits import PriceTable
 from datamill.core.errors import (
@@ -45,34 +50,26 @@ from datamill.core.errors import (
     ValidationError,
 )
 from datamill.llm.gateway import Gateway
-from datamill.llm.types import ChatRequest, Message, Usage
-from datamill.services.adaptation.launch import InsufficientCreditsError
+from datamill.llm.types import ChatRequest, Message
+from datamill.llm.usage import UsageTotals
 from datamill.services.errors import NotFoundError
 from datamill.services.inference.file_search import FileSearch, SearchHit, grounding_text
 from datamill.services.inference.models import ModelCatalog
+from datamill.services.inference.response_credits import ResponseCreditsError, ResponsePricing
 from datamill.services.inference.response_request import InputMessage, ResponseRequest, parse_response_request
 from datamill.store import Store, utcnow
 from datamill.store import responses as repo
 from datamill.store import tenants as tenants_repo
 from datamill.store.ids import new_id
 from datamill.store.response_models import StoredResponse
+from datamill.store.runs import reserve_credits
+from datamill.text.tokenizer import Tokenizer
 
 #: The longest chain of earlier responses one request may continue.
 MAX_CHAIN = 100
 
 
-class NoCreditsError(InsufficientCreditsError):
-    """The tenant has no credits left for a model call (HTTP 402)."""
-
-    def __init__(self, balance: float) -> None:
-        super().__init__(needed=0.0, balance=balance)
-        self.args = (
-            f"insufficient credits: the balance is {balance:g} and a model call needs a positive balance; "
-            "ask the operator for more (datamill tenants credit)",
-        )
-
-    def __str__(self) -> str:
-        return str(self.args[0])
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +85,38 @@ class PreparedResponse:
     search: tuple[str, list[SearchHit]] | None = None
 
 
+@dataclass
+class _Held:
+    """A call's reservation once it is taken: the credits and the output cap they were priced on."""
+
+    taken: bool = False
+    amount: float = 0.0
+    cap: int = 0
+
+
+class ResponseCall:
+    """A call `ResponseService.start` began; it runs to its end (settled, stored) whoever waits for it."""
+
+    def __init__(self, reserved: asyncio.Future[None], task: asyncio.Future[dict[str, Any]]) -> None:
+        self._reserved, self._task = reserved, task
+
+    async def reserved(self) -> None:
+        """Wait until the call's credits are reserved.
+
+        Raises:
+            ResponseCreditsError: the balance does not cover the reservation (nothing was sent to the model).
+        """
+        await asyncio.shield(self._reserved)
+
+    async def answer(self) -> dict[str, Any]:
+        """The response object, once the call is over and settled.
+
+        Raises:
+            ModelError: the provider could not serve the call (429 or 502).
+        """
+        return await asyncio.shield(self._task)
+
+
 class ResponseService:
     """Creates, stores, reads and deletes responses; see the module docstring."""
 
@@ -98,14 +127,13 @@ class ResponseService:
         gateway_factory: Callable[[], Gateway],
         prices: PriceTable,
         file_search: FileSearch,
+        tokenizer: Tokenizer | None = None,
     ) -> None:
-        self._store, self._models, self._gateway_factory, self._prices = (
-            store,
-            models,
-            gateway_factory,
-            prices,
-        )
+        self._store, self._models, self._gateway_factory = store, models, gateway_factory
+        self._pricing = ResponsePricing(prices, tokenizer)
         self._file_search = file_search
+        #: Calls still running; kept referenced so that they finish after their client leaves.
+        self._in_flight: set[asyncio.Future[dict[str, Any]]] = set()
 
     def prepare(self, tenant_id: str, body: Any) -> PreparedResponse:
         """Check a create request and gather its conversation (blocking: it reads the database).
@@ -114,7 +142,6 @@ class ResponseService:
             ValidationError: a bad body, a model the server does not route, or a ``previous_response_id``
                 not stored (400).
             NotFoundError: a ``file_search`` dataset id the tenant does not have (404).
-            NoCreditsError: the tenant has no credits left (402).
         """
         request = parse_response_request(body)
         try:
@@ -126,11 +153,7 @@ class ResponseService:
         except ConfigError as exc:
             raise ValidationError.of("model", f"cannot be used on this server: {exc}") from None
         with self._store.session() as session:
-            tenant = tenants_repo.tenant_by_id(session, tenant_id)
-            balance = float(tenant.credits) if tenant is not None else 0.0
             history = self._history(session, tenant_id, request.previous_response_id)
-        if balance <= 0:
-            raise NoCreditsError(balance)
         items = [_input_item(message) for message in request.messages]
         system = [request.instructions] if request.instructions else []
         system += [m.text for m in request.messages if m.role in ("system", "developer")]
@@ -180,35 +203,91 @@ class ResponseService:
             response_id = row.previous_response_id
         return turns
 
+    def start(self, prepared: PreparedResponse) -> ResponseCall:
+        """Begin the call (see the module docstring); wait on the returned `ResponseCall`."""
+        loop = asyncio.get_running_loop()
+        reserved: asyncio.Future[None] = loop.create_future()
+        reserved.add_done_callback(_retrieved)
+        task = asyncio.ensure_future(self._run(prepared, reserved))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        task.add_done_callback(_retrieved)
+        return ResponseCall(reserved, task)
+
     async def answer(self, prepared: PreparedResponse) -> dict[str, Any]:
-        """Call the model and build the response object; charge the tenant and store it if asked.
+        """Make the call and wait for its response object (`start`, then its reservation and answer).
 
         Raises:
+            ResponseCreditsError: the balance does not cover the call's reservation (402).
             ModelError: the provider could not serve the call (429 or 502).
         """
+        call = self.start(prepared)
+        await call.reserved()
+        return await call.answer()
+
+    async def _run(self, prepared: PreparedResponse, reserved: asyncio.Future[None]) -> dict[str, Any]:
         request = prepared.request
         gateway = self._gateway_factory()
+        held = _Held()
+        outcome: _Outcome | None = None
+        body: dict[str, Any] | None = None
         try:
+            try:
+                await _to_end(self._reserve, prepared, gateway, held)
+            except BaseException as exc:
+                if isinstance(exc, Exception):
+                    reserved.set_exception(exc)
+                else:
+                    reserved.cancel()
+                raise
+            reserved.set_result(None)
             chat = ChatRequest(
                 messages=prepared.conversation,
-                max_tokens=request.max_output_tokens,
+                max_tokens=held.cap,
                 temperature=0.7 if request.temperature is None else request.temperature,
             )
             outcome = await _outcome(gateway, request.model, chat)
-            billed = gateway.usage.total
-            usage, cost = billed.usage, billed.cost_usd
         finally:
-            await gateway.aclose()
-        credits = round(cost * self._prices.credits_per_usd, 6)
-        body = _response_body(prepared, outcome, usage, cost, credits)
-        await asyncio.to_thread(self._finish, prepared, body, credits)
+            try:
+                if held.taken:  # settled here and only here, whatever ended the call
+                    billed = gateway.usage.total
+                    credits = self._pricing.charge(billed.cost_usd, held.amount)
+                    if outcome is not None:
+                        body = _response_body(prepared, outcome, billed, credits, held.amount)
+                    await _to_end(self._settle, prepared, held.amount, credits, body)
+            finally:
+                await gateway.aclose()
+        assert body is not None  # a call that got no outcome raised above
         return body
 
-    def _finish(self, prepared: PreparedResponse, body: dict[str, Any], credits: float) -> None:
+    def _reserve(self, prepared: PreparedResponse, gateway: Gateway, held: _Held) -> None:
+        """Take the call's reservation from the balance into `held`, in one conditional update.
+
+        Raises:
+            ResponseCreditsError: the balance does not cover it (nothing is taken).
+        """
+        request = prepared.request
+        route = gateway.routing.resolve(request.model)
+        cap = request.max_output_tokens or route.max_output_tokens
+        tokens = self._pricing.input_tokens(prepared.conversation)
+        amount = self._pricing.reservation(route, tokens, cap, gateway.retry)
+        if amount > 0:
+            with self._store.session() as session:
+                if not reserve_credits(session, prepared.tenant_id, amount):
+                    tenant = tenants_repo.tenant_by_id(session, prepared.tenant_id)
+                    balance = float(tenant.credits) if tenant is not None else 0.0
+                    detail = self._pricing.detail(route, tokens, cap, gateway.retry)
+                    raise ResponseCreditsError(amount, balance, detail)
+        held.taken, held.amount, held.cap = True, amount, cap
+
+    def _settle(
+        self, prepared: PreparedResponse, reserved: float, credits: float, body: dict[str, Any] | None
+    ) -> None:
+        """Give back what the call did not cost and store its response if asked, in one transaction."""
         with self._store.session() as session:
-            if credits > 0:
-                tenants_repo.add_credits(session, prepared.tenant_id, -credits)
-            if prepared.request.store:
+            if reserved != credits:
+                tenants_repo.add_credits(session, prepared.tenant_id, reserved - credits)
+            if body is not None and prepared.request.store:
                 repo.add_response(
                     session,
                     StoredResponse(
@@ -271,6 +350,31 @@ class ResponseService:
         }
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as seen: whoever waited for it may have gone (a client that left)."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def _to_end(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run blocking `fn` in a thread and wait for its end, even when the waiting task is cancelled meanwhile.
+
+    A cancel is raised once `fn` has ended, so what `fn` did (a reservation taken, credits given back) is
+    known to the caller's ``finally``.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    cancelled = False
+    while not future.done():
+        try:
+            await asyncio.wait([future])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        _retrieved(future)
+        raise asyncio.CancelledError
+    return future.result()
+
+
 @dataclass(frozen=True)
 class _Outcome:
     status: str
@@ -309,9 +413,10 @@ def _item_text(item: dict[str, Any]) -> str:
 
 
 def _response_body(
-    prepared: PreparedResponse, outcome: _Outcome, usage: Usage, cost: float, credits: float
+    prepared: PreparedResponse, outcome: _Outcome, billed: UsageTotals, credits: float, reserved: float
 ) -> dict[str, Any]:
     request = prepared.request
+    usage, cost = billed.usage, billed.cost_usd
     output: list[dict[str, Any]] = []
     tools: list[dict[str, Any]] = []
     if request.file_search is not None:
@@ -366,5 +471,5 @@ def _response_body(
             "output_tokens_details": {"reasoning_tokens": usage.thinking_tokens},
             "total_tokens": usage.total_tokens,
         },
-        "billing": {"cost_usd": cost, "credits": credits},
+        "billing": {"cost_usd": cost, "credits": credits, "reserved_credits": reserved},
     }
