@@ -52,6 +52,10 @@ class CheckpointFiles:
     def completed(self) -> set[int]:
         return {int(path.rsplit("/", 1)[-1].split(".")[0]) for path in self._parts()}
 
+    def opened(self) -> bool:
+        """Whether a run opened this checkpoint: its ``manifest.json`` is there (written before any batch)."""
+        return self.folder.has(_MANIFEST)
+
     def output_schema(self) -> pa.Schema | None:
         """The public schema of the output (internal ``_`` columns left out); None before any row exists."""
         paths = self._nonempty_parts()

@@ -6,7 +6,7 @@ ServiceError (a DatamillError)
  ├── NotReadyError          the action needs something that has not happened yet (a download before any run)
  ├── UploadRejectedError    an upload link that is invalid, expired or already used
  ├── IdempotencyKeyReusedError  an idempotency key sent again with a request that differs from its first
- ├── RunOutputMissingError  a run recorded rows its output files are not in this server's run storage for
+ ├── RunOutputMissingError  a run has rows its output files are not in this server's run storage for
  └── PayloadTooLargeError   an upload over the size limit
 
 Bad input is a `datamill.core.errors.ValidationError`, which names each field.
@@ -68,18 +68,19 @@ class IdempotencyKeyReusedError(ServiceError):
 
 
 class RunOutputMissingError(ServiceError):
-    """A run recorded finished rows, but this server finds none of its output files (503).
+    """A run has rows (finished, or processed so far) but this server finds none of its output files (503).
 
     The worker that ran it wrote them where this server does not read: the processes do not share the
     run storage (``DATAMILL_RUN_DATA_URL``, by default ``<data dir>/runs``), a misconfiguration. Answering an
     empty file instead would pass off a lost output as a run that produced nothing.
     """
 
-    def __init__(self, run_id: str, rows: int) -> None:
-        self.run_id, self.rows = run_id, rows
+    def __init__(self, run_id: str, rows: int, *, running: bool = False) -> None:
+        self.run_id, self.rows, self.running = run_id, rows, running
+        done = f"has processed {rows} rows so far" if running else f"recorded {rows} finished rows"
         super().__init__(
-            f"run {run_id!r} recorded {rows} finished rows, but its output is not in this server's "
-            "run storage: the worker that ran it writes run data elsewhere. Point every API and worker "
+            f"run {run_id!r} {done}, but its output is not in this server's "
+            "run storage: the worker that runs it writes run data elsewhere. Point every API and worker "
             "process at the same run storage (DATAMILL_RUN_DATA_URL, or the same data directory: "
             "DATAMILL_HOME / --data-dir)"
         )

@@ -17,7 +17,9 @@ the records of the command line's ``<output>.rejected.jsonl``, by the same write
 
 A run that ended with rows whose checkpoint this server cannot find (the worker wrote it to run storage
 this server does not read: ``DATAMILL_RUN_DATA_URL`` or the data directory differ) answers 503 with
-`RunOutputMissingError` and is logged, never an empty file.
+`RunOutputMissingError` and is logged, never an empty file. So does a run still working that has processed
+rows when its checkpoint was never opened in this server's run storage (its worker opens it, writing
+``manifest.json``, before the first row); a run with no processed row yet answers an empty file.
 
 The file is converted into a temporary file under ``<data_dir>/tmp/downloads`` and streamed from there; the
 caller deletes it when the response is sent (`DownloadFile.path`).
@@ -37,12 +39,15 @@ from datamill.core.errors import ValidationError
 from datamill.pipelines.checkpoint import CheckpointFiles
 from datamill.runners.outputs import EXTENSIONS, MEDIA_TYPES, export, export_rejections
 from datamill.runners.run_files import Location, run_location
+from datamill.services.adaptation.plans import ADAPT, EXPANSIONS, EXTEND
 from datamill.services.datasets.catalog import DatasetService, DatasetView
 from datamill.services.errors import RunOutputMissingError
 from datamill.store import Store
 from datamill.store import runs as repo
 
 FORMATS = tuple(MEDIA_TYPES)
+#: Run kinds whose worker opens the run's checkpoint before processing any row (`RunExecutor`).
+_CHECKPOINT_FIRST = frozenset({ADAPT, *EXPANSIONS, EXTEND})
 log = logging.getLogger(__name__)
 
 
@@ -139,22 +144,32 @@ class DownloadService:
         return view, view.run_id, status
 
     def _output(self, tenant_id: str, run_id: str) -> Location:
-        """Where run `run_id`'s checkpoint is; RunOutputMissingError if it ended with rows not there."""
+        """Where run `run_id`'s checkpoint is; RunOutputMissingError if the run has rows that are not there.
+
+        An ended run has rows when it recorded finished ones (each batch is saved before it counts); a run
+        still working, when it processed rows, which its worker does only after opening the checkpoint.
+        """
         location = run_location(self._data_dir, run_id, self._runs_url)
         with self._store.session() as session:
             run = repo.get_run(session, tenant_id, run_id)
-            # Set when the run ends: the rows of its finished batches, each batch saved before it counts.
-            ended = run is not None and run.rows_out is not None
-            rows = (run.rows_out or 0) + (run.rows_rejected or 0) if run is not None and ended else 0
-        if rows > 0 and not CheckpointFiles(location).completed():
+            ended = run is None or run.rows_out is not None
+            if run is None:
+                rows = 0
+            elif ended:
+                rows = (run.rows_out or 0) + (run.rows_rejected or 0)
+            else:  # kinds that save their rows only at the end (invent) have nothing to check before
+                rows = run.processed_rows if run.kind in _CHECKPOINT_FIRST else 0
+        files = CheckpointFiles(location)
+        if rows > 0 and not files.completed() and (ended or not files.opened()):
             log.error(
-                "run %s recorded %d finished rows but has no checkpoint at %s: the worker that ran it uses "
-                "other run storage (check DATAMILL_RUN_DATA_URL and the data directory of every process)",
+                "run %s has %d %s rows but no checkpoint at %s: the worker that runs it uses other run "
+                "storage (check DATAMILL_RUN_DATA_URL and the data directory of every process)",
                 run_id,
                 rows,
+                "finished" if ended else "processed",
                 location,
             )
-            raise RunOutputMissingError(run_id, rows)
+            raise RunOutputMissingError(run_id, rows, running=not ended)
         return location
 
     def _dest(self, extension: str) -> Path:
