@@ -195,17 +195,21 @@ def test_a_client_that_leaves_before_the_answer_is_still_settled(
 ) -> None:
     client, tenant_id = _tenant(srv, 5.0)
     sim.set("slow_first_byte", 1.0)
-    body = {"model": SIM, "input": "Tell me about tides.", "max_output_tokens": 60}
-    headers = {"Authorization": f"Bearer {client.api_key}"}
-    with pytest.raises(httpx.ReadTimeout):  # gone while the model is still answering
-        httpx.post(f"{srv.base_url}/api/v1/responses", json=body, headers=headers, timeout=0.2)
-    assert _balance(srv, tenant_id) < 5.0  # reserved while the call runs
-    deadline = time.monotonic() + 20
-    while not (len(sim.log) == 1 and sim.log.entries[0].billed is not None):
-        assert time.monotonic() < deadline, "the model was never called"
-        time.sleep(0.05)
-    cost = sim.log.billed().cost_usd(INPUT_PRICE, OUTPUT_PRICE, cached_input_price=CACHED_PRICE)
-    expected = 5.0 - round(cost * 100, 6)
-    while not math.isclose(_balance(srv, tenant_id), expected, abs_tol=1e-6):
-        assert time.monotonic() < deadline, "the call was not settled after its client left"
-        time.sleep(0.05)
+    sim.slow_first_byte_s = 3.0  # the model answers long after the client has gone
+    try:
+        body = {"model": SIM, "input": "Tell me about tides.", "max_output_tokens": 60}
+        headers = {"Authorization": f"Bearer {client.api_key}"}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{srv.base_url}/api/v1/responses", json=body, headers=headers, timeout=0.2)
+        deadline = time.monotonic() + 20
+        while not (len(sim.log) == 1 and sim.log.entries[0].billed is not None):
+            assert time.monotonic() < deadline, "the model was never called"
+            time.sleep(0.02)
+        assert _balance(srv, tenant_id) < 5.0  # reserved while the model answers
+        cost = sim.log.billed().cost_usd(INPUT_PRICE, OUTPUT_PRICE, cached_input_price=CACHED_PRICE)
+        expected = 5.0 - round(cost * 100, 6)
+        while not math.isclose(_balance(srv, tenant_id), expected, abs_tol=1e-6):
+            assert time.monotonic() < deadline, "the call was not settled after its client left"
+            time.sleep(0.05)
+    finally:
+        sim.slow_first_byte_s = 0.5

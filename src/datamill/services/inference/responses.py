@@ -226,20 +226,24 @@ class ResponseService:
         return await call.answer()
 
     async def _run(self, prepared: PreparedResponse, reserved: asyncio.Future[None]) -> dict[str, Any]:
+        try:
+            return await self._call(prepared, reserved)
+        except BaseException as exc:
+            if not reserved.done():  # failed before its reservation was taken: whoever waits learns why
+                if isinstance(exc, Exception):
+                    reserved.set_exception(exc)
+                else:
+                    reserved.cancel()
+            raise
+
+    async def _call(self, prepared: PreparedResponse, reserved: asyncio.Future[None]) -> dict[str, Any]:
         request = prepared.request
         gateway = self._gateway_factory()
         held = _Held()
         outcome: _Outcome | None = None
         body: dict[str, Any] | None = None
         try:
-            try:
-                await _to_end(self._reserve, prepared, gateway, held)
-            except BaseException as exc:
-                if isinstance(exc, Exception):
-                    reserved.set_exception(exc)
-                else:
-                    reserved.cancel()
-                raise
+            await _to_end(self._reserve, prepared, gateway, held)
             reserved.set_result(None)
             chat = ChatRequest(
                 messages=prepared.conversation,
