@@ -134,7 +134,8 @@ def test_concurrent_calls_never_take_the_balance_below_zero(
 
 def test_cached_input_is_charged_at_the_cached_price(srv: RunningServer, sim: ProviderSimulator) -> None:
     client, tenant_id = _tenant(srv, 50.0)
-    instructions = "Answer as a marine chemist would, citing the processes involved. " * 80
+    # Begins with the tenant's id: no earlier call (of another database kind) has put it in the model's cache.
+    instructions = f"{tenant_id}: " + "Answer as a marine chemist would, citing the processes involved. " * 80
     first = client.responses.create(model=SIM, instructions=instructions, input="Why is the sea salty?")
     second = client.responses.create(model=SIM, instructions=instructions, input="Why is the sea blue?")
     assert sim.log.entries[-1].body["max_tokens"] == 4096  # the route's default cap, which was reserved for
