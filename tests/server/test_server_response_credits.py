@@ -214,3 +214,34 @@ def test_a_client_that_leaves_before_the_answer_is_still_settled(
             time.sleep(0.05)
     finally:
         sim.slow_first_byte_s = 0.5
+
+
+def test_a_streamed_call_is_settled_at_its_end(srv: RunningServer, sim: ProviderSimulator) -> None:
+    client, tenant_id = _tenant(srv, 5.0)
+    events = list(
+        client.responses.create(model=SIM, input="Why is the sea salty?", max_output_tokens=60, stream=True)
+    )
+    final = events[-1]["response"]
+    assert events[-1]["type"] == "response.completed"
+    cost = sim.log.billed().cost_usd(INPUT_PRICE, OUTPUT_PRICE, cached_input_price=CACHED_PRICE)
+    assert math.isclose(final["billing"]["credits"], cost * 100, rel_tol=1e-4)
+    assert final["billing"]["reserved_credits"] > final["billing"]["credits"]
+    assert math.isclose(_balance(srv, tenant_id), 5.0 - final["billing"]["credits"], abs_tol=1e-6)
+
+
+def test_a_failed_call_the_provider_billed_is_charged_that_bill(
+    srv: RunningServer, sim: ProviderSimulator
+) -> None:
+    client, tenant_id = _tenant(srv, 5.0)
+    sim.set("reset", 1.0)  # every attempt is billed, then its connection drops before the answer is read
+    with pytest.raises(adaption.InternalServerError) as caught:
+        client.responses.create(model=SIM, input="Why is the sea salty?", max_output_tokens=60)
+    assert caught.value.status_code == 502
+    attempts = len(sim.log)
+    assert attempts > 1
+    charged = 5.0 - _balance(srv, tenant_id)
+    # No answer was read, so each billed attempt is counted at its prompt's estimated input tokens.
+    estimated = attempts * math.ceil(len("Why is the sea salty?") / 4) * INPUT_PRICE / 1_000_000
+    assert math.isclose(charged, estimated * 100, rel_tol=1e-4)
+    sim.set_rates()
+    assert charged < _reservation(srv, 60)  # the rest of the reservation came back
