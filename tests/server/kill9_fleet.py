@@ -3,11 +3,11 @@
 `Fleet` is a `datamill serve --no-worker` process and `datamill worker` processes on one data dir and one
 database. `HoldingModel` is the reply of a loopback OpenAI-compatible model (`runs_helpers.loopback_model`):
 it answers like the shipped fake model (a schema's deterministic value, seeded by the request's text; the
-last user message echoed otherwise), or with a fresh sample per call (``sampling``, for jobs that refuse
-near copies), or as a PII detector naming the emails and capitalised name pairs of each passage. Once armed
-with `HoldingModel.arm`, it answers that many more requests and then holds every request (the whole loopback
-server waits) until `HoldingModel.release`: a job that has made some progress cannot make more, so a kill
-lands in the middle of it, deterministically.
+last user message echoed otherwise), or with a fresh sample per call (``sampling``: sentences of random words
+where the schema allows any string, for jobs that refuse near copies), or as a PII detector naming the
+emails and capitalised name pairs of each passage. Once armed with `HoldingModel.arm`, it answers that many
+more requests and then holds every request (the whole loopback server waits) until `HoldingModel.release`:
+a job that has made some progress cannot make more, so a kill lands in the middle of it, deterministically.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,12 +83,22 @@ def fake_reply(body: dict[str, Any]) -> str:
     return "[fake] " + " ".join(_last_user(body).split())[:200]
 
 
-def _sentences(value: Any, rng: random.Random) -> Any:
+def _fixed(schema: Any) -> set[str]:
+    """The strings a schema allows as ``enum`` or ``const`` values, anywhere in it."""
+    if isinstance(schema, list):
+        return set[str]().union(*(_fixed(s) for s in schema))
+    if not isinstance(schema, dict):
+        return set()
+    found = {v for v in [*(schema.get("enum") or []), schema.get("const")] if isinstance(v, str)}
+    return found.union(*(_fixed(v) for v in schema.values()))
+
+
+def _sentences(value: Any, rng: random.Random, keep: Collection[str] = ()) -> Any:
     if isinstance(value, dict):
-        return {k: _sentences(v, rng) for k, v in value.items()}
+        return {k: _sentences(v, rng, keep) for k, v in value.items()}
     if isinstance(value, list):
-        return [_sentences(v, rng) for v in value]
-    if isinstance(value, str):
+        return [_sentences(v, rng, keep) for v in value]
+    if isinstance(value, str) and value not in keep:
         return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(12, 24))).capitalize() + "?"
     return value
 
@@ -134,7 +144,7 @@ class HoldingModel:
             rng = random.Random(self._calls)
             schema = _schema(body)
             if schema is not None:
-                return json.dumps(_sentences(fake_value(schema, "x"), rng))
+                return json.dumps(_sentences(fake_value(schema, "x"), rng, _fixed(schema)))
             return str(_sentences("", rng))
         return fake_reply(body)
 

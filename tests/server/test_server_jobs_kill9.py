@@ -11,7 +11,10 @@ lapses, the model answers again, and the job must succeed with its whole output,
 tenant charged once (its balance falls by the job's charge, the reservation given back once) and no
 half-written file left in the data dir.
 
-These jobs keep no partial results between attempts: the new worker runs the job again from the start.
+The kill comes once the job's claim and the rows it has done are recorded (at least one, except for a spec
+analysis, whose one model call is held, and a red-team run, whose prompts count when a round of asks ends
+and which is killed in its first round). These jobs keep no partial results between attempts: the new
+worker runs the job again from the start, and the job's spend is that of every attempt.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import dataframer
 from datamill.core.credits import PriceTable
 from datamill.services.datasets.invent import INVENT_JOB
 from datamill.services.tenants import TenantService
-from datamill.store import Store
+from datamill.store import Run, Store
 from datamill.store.anonymization_models import ANONYMIZATION_JOB
 from datamill.store.generation_models import GENERATION_EVAL_JOB, GENERATION_JOB, SPEC_JOB
 from datamill.store.red_team_models import RED_TEAM_JOB
@@ -89,6 +92,7 @@ class Case:
     prepare: Callable[[Clients], Any]  # makes (and waits for) what the job needs
     launch: Callable[[Clients, Any], str]  # queues the job; the id its API knows it by
     check: Callable[[Clients, str], int]  # asserts the output is complete and once; the rows charged for
+    progress: int = 1  # rows the job has recorded as done when the worker is killed
 
 
 def _spec(client: dataframer.Dataframer) -> str:
@@ -245,16 +249,22 @@ CASES = {
     GENERATION_JOB: Case(
         GENERATION_JOB, "fake", 3, lambda c: _spec(c.df), _launch_generation, _check_generation
     ),
-    RED_TEAM_JOB: Case(RED_TEAM_JOB, "fake", 2, _red_team_spec, _launch_red_team, _check_red_team),
+    RED_TEAM_JOB: Case(  # its prompts count once a round ends: killed with a round under way, at 0
+        RED_TEAM_JOB, "fake", 2, _red_team_spec, _launch_red_team, _check_red_team, progress=0
+    ),
     ANONYMIZATION_JOB: Case(
         ANONYMIZATION_JOB, "detector", 1, _letters, _launch_anonymization, _check_anonymization
     ),
-    INVENT_JOB: Case(INVENT_JOB, "sampling", 3, lambda c: None, _launch_invent, _check_invent),
-    SPEC_JOB: Case(SPEC_JOB, "fake", 0, lambda c: None, _launch_spec, _check_spec),
+    INVENT_JOB: Case(INVENT_JOB, "sampling", 8, lambda c: None, _launch_invent, _check_invent),
+    SPEC_JOB: Case(SPEC_JOB, "fake", 0, lambda c: None, _launch_spec, _check_spec, progress=0),
     GENERATION_EVAL_JOB: Case(
         GENERATION_EVAL_JOB, "fake", 2, _succeeded_run, _launch_evaluation, _check_evaluation
     ),
 }
+
+
+def _recorded(job: Run, case: Case) -> bool:
+    return job.worker_id is not None and job.processed_rows >= case.progress
 
 
 def _env(tmp_path: Path, url: str, base_url: str) -> dict[str, str]:
@@ -299,14 +309,16 @@ def test_a_killed_worker_s_job_is_finished_by_the_next_worker(db: str, job: str,
                 jobs = jobs_of(url, tenant_id, case.kind)
                 assert len(jobs) == 1
                 job_row = jobs[0]
+                # Held, with what the job did recorded: its claim, and the rows it has done (if it has rows).
                 until(
-                    lambda: jobs_of(url, tenant_id, case.kind)[0].worker_id is not None,
-                    "the job to be claimed",
+                    lambda: _recorded(jobs_of(url, tenant_id, case.kind)[0], case),
+                    f"the job's progress to be recorded ({model.answered} answered)",
                     alive,
                 )
                 procs.kill("w0")
                 killed = jobs_of(url, tenant_id, case.kind)[0]
                 assert killed.status == "running"
+                assert killed.processed_rows >= case.progress
                 assert killed.worker_id is not None
                 assert killed.worker_id.split(":")[1] == str(first.pid)
                 reserved = killed.credits_reserved
@@ -338,6 +350,7 @@ def test_a_killed_worker_s_job_is_finished_by_the_next_worker(db: str, job: str,
     assert done.worker_id.split(":")[1] == str(second.pid)  # finished by the new worker
     assert done.lease_expires_at is None
     assert done.rows_out == rows
+    assert done.cost_usd >= killed.cost_usd  # the spend of every attempt
     assert done.credits_used == PriceTable().credits(rows, done.cost_usd)
     assert done.credits_used > 0
     # Charged once: the reservation came back once and the charge was taken once.
