@@ -18,7 +18,7 @@ from pathlib import Path
 import adaption
 import pytest
 from fleet_helpers import Fleet, fake_model, fleet_env, write_routes
-from pg_helpers import KINDS, database_url
+from pg_helpers import KINDS, database_url, migrated_store
 from server_helpers import wait_for, write_rows
 
 from datamill.llm.limits.shared import InMemoryConcurrencyBudget, SharedSlots
@@ -31,11 +31,8 @@ LIMIT = 4
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database_url(str(request.param), tmp_path) as url:
-        store = Store.from_url(url)
-        store.migrate()
-        yield store
-        store.close()
+    with migrated_store(str(request.param), tmp_path) as made:
+        yield made
 
 
 def test_database_budget_grants_at_most_the_limit_and_fair_shares(store: Store) -> None:

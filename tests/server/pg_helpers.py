@@ -17,6 +17,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from datamill.store import Store
+
 PG_ENV = "DATAMILL_TEST_POSTGRES_URL"
 #: The databases the store contract runs on; parametrise a fixture over these and call `database_url`.
 KINDS = ("sqlite", "postgresql")
@@ -60,3 +62,15 @@ def database_url(kind: str, tmp_path: Path) -> Iterator[str]:
         return
     with fresh_database(postgres_url()) as url:
         yield url
+
+
+@contextmanager
+def migrated_store(kind: str, tmp_path: Path) -> Iterator[Store]:
+    """A `Store` on a fresh database of `kind` with every migration applied; closed at the end."""
+    with database_url(kind, tmp_path) as url:
+        made = Store.from_url(url)
+        try:
+            made.migrate()
+            yield made
+        finally:
+            made.close()

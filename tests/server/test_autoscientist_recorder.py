@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pg_helpers import KINDS, database_url
+from pg_helpers import KINDS, migrated_store
 
 from datamill.runners import LiveRun, RunTicket
 from datamill.services.jobs.autoscientist import LeaseLost, _Recorder
@@ -36,11 +36,8 @@ RENDERING = {"kind": "plain", "separator": "\n"}
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database_url(str(request.param), tmp_path) as url:
-        made = Store.from_url(url)
-        made.migrate()
+    with migrated_store(str(request.param), tmp_path) as made:
         yield made
-        made.close()
 
 
 def _claimed_run(store: Store) -> tuple[AutoscientistRun, RunTicket]:

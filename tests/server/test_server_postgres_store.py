@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from pg_helpers import KINDS, database_url
+from pg_helpers import KINDS, migrated_store
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
@@ -27,13 +27,8 @@ from datamill.store.runs import RunOutcome
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database_url(str(request.param), tmp_path) as url:
-        made = Store.from_url(url)
-        try:
-            made.migrate()
-            yield made
-        finally:
-            made.close()
+    with migrated_store(str(request.param), tmp_path) as made:
+        yield made
 
 
 def test_migrations_build_exactly_the_models_schema(store: Store) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pg_helpers import KINDS, database_url
+from pg_helpers import KINDS, migrated_store
 
 from datamill.services.anonymization.view import run_detail, tenant_anonymization
 from datamill.services.tenants import TenantService
@@ -24,11 +24,8 @@ from datamill.store.jobs import add_job, get_job
 
 @pytest.fixture(params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    with database_url(str(request.param), tmp_path) as url:
-        made = Store.from_url(url)
-        made.migrate()
+    with migrated_store(str(request.param), tmp_path) as made:
         yield made
-        made.close()
 
 
 def test_an_anonymization_that_ends_between_the_reads_shows_its_results(store: Store) -> None:
