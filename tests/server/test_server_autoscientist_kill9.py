@@ -21,20 +21,14 @@ import datetime as dt
 import io
 import json
 import os
-import signal
-import subprocess
 import tarfile
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import adaption
 import pytest
 from autoscientist_helpers import HoldingJudge
+from kill9_fleet import fleet, until
 from pg_helpers import KINDS, database_url
-from process_helpers import free_port, start_cli, wait_healthy
 from runs_helpers import LOOP_MODEL, MAPPING, loopback_model, upload, write_routes
 
 from datamill.services.tenants import TenantService
@@ -45,63 +39,6 @@ from tiny_training_model import NUMBERS, tiny_model
 pytestmark = pytest.mark.slow
 
 HYPERPARAMS = {"batch_size": 4, "n_epochs": 1}  # the learning rate and the rank are left to the search
-
-
-@dataclass
-class _Processes:
-    """`datamill serve --no-worker` and `datamill worker` processes on one data dir and database."""
-
-    tmp_path: Path
-    env: dict[str, str]
-    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    api: subprocess.Popen[bytes] | None = None
-
-    def serve(self) -> str:
-        port = free_port()
-        log = self.tmp_path / "api.log"
-        self.api = start_cli(["serve", "--no-worker", "--port", str(port), *self._dir()], self.env, log)
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, self.api, log)
-        return url
-
-    def start(self, name: str) -> subprocess.Popen[bytes]:
-        process = start_cli(["worker", *self._dir()], self.env, self.tmp_path / f"{name}.log")
-        self.workers[name] = process
-        return process
-
-    def kill(self, name: str) -> None:
-        process = self.workers[name]
-        process.send_signal(signal.SIGKILL)
-        process.wait(10)
-
-    def check_alive(self, name: str) -> None:
-        assert self.workers[name].poll() is None, f"worker {name} exited:\n{self.log(name)}"
-
-    def log(self, name: str) -> str:
-        return (self.tmp_path / f"{name}.log").read_text()[-4000:]
-
-    def _dir(self) -> list[str]:
-        return ["--data-dir", str(self.tmp_path / "data")]
-
-
-@contextmanager
-def _processes(tmp_path: Path, env: dict[str, str]) -> Iterator[_Processes]:
-    started = _Processes(tmp_path, env)
-    try:
-        yield started
-    finally:
-        for process in [*started.workers.values(), started.api]:
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait(10)
-
-
-def _until(condition: Callable[[], bool], what: str, alive: Callable[[], None], timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        alive()
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _records(url: str, run_id: str) -> tuple[AutoscientistRun, Run]:
@@ -154,8 +91,8 @@ def test_a_killed_worker_s_autoscientist_run_resumes_at_the_next_iteration(kind:
             "DATAMILL_TRAIN_PROCS_PER_NODE": "1",
             "DATAMILL_TRAIN_MAX_NEW_TOKENS": "12",
         }
-        with _processes(tmp_path, env) as fleet:
-            client = adaption.Adaption(api_key=key, base_url=fleet.serve(), max_retries=0)
+        with fleet(tmp_path, env) as processes:
+            client = adaption.Adaption(api_key=key, base_url=processes.serve(), max_retries=0)
             dataset_id = upload(
                 client, tmp_path / "qa.csv", rows, processing_mode="raw", column_mapping=MAPPING
             )
@@ -167,16 +104,17 @@ def test_a_killed_worker_s_autoscientist_run_resumes_at_the_next_iteration(kind:
                 max_iterations=2,
                 target_win_rate=1.0,
             )
-            first = fleet.start("w0")
-            _until(
+            first = processes.start("w0")
+            until(
                 lambda: client.autoscientist.get(run.id).iterations_completed >= 1,
                 "iteration 1",
-                lambda: fleet.check_alive("w0"),
+                lambda: processes.check_alive("w0"),
+                timeout=300,
             )
             judge.hold.set()  # iteration 2 can no longer be recorded: it is under way when the kill comes
             before = client.autoscientist.get(run.id).to_dict()
             archive_before = client.autoscientist.download(run.id).read()
-            fleet.kill("w0")
+            processes.kill("w0")
             killed = dt.datetime.now(dt.UTC)
             assert (before["status"], before["iterations_completed"]) == ("running", 1)
             _, job = _records(url, run.id)
@@ -184,7 +122,7 @@ def test_a_killed_worker_s_autoscientist_run_resumes_at_the_next_iteration(kind:
             judge.hold.clear()
             judge.release.set()  # the killed worker's held requests are answered to no one
 
-            second = fleet.start("w1")
+            second = processes.start("w1")
             done = client.autoscientist.wait_for_completion(
                 run.id, initial_interval=0.5, max_interval=2, backoff_factor=1.5, timeout=600
             )
@@ -192,7 +130,7 @@ def test_a_killed_worker_s_autoscientist_run_resumes_at_the_next_iteration(kind:
             client.close()
         recorded, job = _records(url, run.id)
 
-    assert done.status == "succeeded", (done.error, fleet.log("w1"))
+    assert done.status == "succeeded", (done.error, processes.log("w1"))
     iterations = done.to_dict()["iterations"]
     assert [r["iteration"] for r in iterations] == [1, 2]  # each iteration once
     assert iterations[0] == before["iterations"][0]  # iteration 1 as the killed worker recorded it
