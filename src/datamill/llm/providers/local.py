@@ -21,6 +21,8 @@ run end to end offline, never a source of good data.
 - Identical requests give identical answers: without a seed in the request sampling uses `DEFAULT_SEED`, and
   the KV cache is reset before each call (its prefix reuse would shift the numerics). The price is re-reading
   a shared prompt prefix on every call (about 290 tokens/s on two cores).
+- Sampling penalises tokens repeated in the last 64 (`REPEAT_PENALTY`): a small model otherwise loops until
+  the token limit.
 - Thinking routes are accepted but ignored: SmolLM2 has no thinking mode.
 """
 
@@ -56,6 +58,11 @@ DEFAULT_MAX_TOKENS = 512
 #: Sampling seed when the request gives none. llama-cpp-python re-seeds from the previous seed on every call
 #: without one, so answers would depend on call order; it also treats 0 as "unset", hence non-zero.
 DEFAULT_SEED = 42
+#: llama.cpp's penalty on tokens repeated in the last 64 (1.0: none, llama-cpp-python's default). Unpenalised,
+#: SmolLM2-135M often falls into a loop ("41. Use active and passive voice. 42. Use active...") until the token
+#: limit, and the row is rejected as cut. With 1.3 the bundled sample (`datamill demo`) kept 7 rows of 10
+#: instead of 5, and its adaptation took half the time.
+REPEAT_PENALTY = 1.3
 #: Widest integer range (maximum − minimum) a grammar lists value by value (`grammar_schema`).
 GRAMMAR_MAX_ENUM = 100
 TRUNCATION_MARKER = "\n\n[... middle truncated to fit the local model's context ...]\n\n"
@@ -234,6 +241,7 @@ def _generate(path: Path, request: ChatRequest) -> ProviderReply:
         "max_tokens": max_tokens,
         "temperature": request.temperature,
         "seed": DEFAULT_SEED if request.seed is None else request.seed,
+        "repeat_penalty": REPEAT_PENALTY,
     }
     if request.stop:
         kwargs["stop"] = list(request.stop)
