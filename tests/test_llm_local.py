@@ -155,7 +155,8 @@ async def test_json_schema_reply_parses_and_matches(provider: LlamaCppProvider) 
 @pytest.mark.local_model
 async def test_a_list_ends_instead_of_looping_to_the_token_limit(provider: LlamaCppProvider) -> None:
     # Without the repetition penalty this reply repeats "Use active and passive voice." to the 400-token cap.
-    reply = await provider.complete(make_route(), ask("Write a numbered list of tips for writing.", max_tokens=400))
+    request = ask("Write a numbered list of tips for writing.", max_tokens=400)
+    reply = await provider.complete(make_route(), request)
 
     assert reply.finish_reason == "stop", reply.text[-200:]
     items = [line.split(".", 1)[-1].strip() for line in reply.text.splitlines() if line.strip()]

@@ -58,10 +58,10 @@ DEFAULT_MAX_TOKENS = 512
 #: Sampling seed when the request gives none. llama-cpp-python re-seeds from the previous seed on every call
 #: without one, so answers would depend on call order; it also treats 0 as "unset", hence non-zero.
 DEFAULT_SEED = 42
-#: llama.cpp's penalty on tokens repeated in the last 64 (1.0: none, llama-cpp-python's default). Unpenalised,
-#: SmolLM2-135M often falls into a loop ("41. Use active and passive voice. 42. Use active...") until the token
-#: limit, and the row is rejected as cut. With 1.3 the bundled sample (`datamill demo`) kept 7 rows of 10
-#: instead of 5, and its adaptation took half the time.
+#: llama.cpp's penalty on tokens repeated in the last 64 (1.0: none, llama-cpp-python's default).
+#: Unpenalised, SmolLM2-135M often falls into a loop ("41. Use active and passive voice. 42. Use active...")
+#: until the token limit, and the row is rejected as cut. With 1.3 the bundled sample (`datamill demo`) kept
+#: 7 rows of 10 instead of 5, and its adaptation took half the time.
 REPEAT_PENALTY = 1.3
 #: Widest integer range (maximum − minimum) a grammar lists value by value (`grammar_schema`).
 GRAMMAR_MAX_ENUM = 100
