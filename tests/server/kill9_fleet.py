@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 from process_helpers import free_port, start_cli, wait_healthy
-from runs_helpers import LOOP_MODEL
+from runs_helpers import LEGAL_WORDS, LOOP_MODEL
 
 from datamill.llm.providers.fake import fake_value
 from datamill.store import Run, Store
@@ -39,20 +39,6 @@ SDK_MODEL = "openai/gpt-oss-120b"
 #: What the loopback model's replies are billed, per million tokens, so every job spends something.
 PRICES = {"input_price": 1.0, "output_price": 2.0}
 _PASSAGE = re.compile(r'<passage number="(\d+)">\n(.*?)\n</passage>', re.DOTALL)
-_WORDS = [
-    "tax",
-    "refund",
-    "contract",
-    "clause",
-    "lease",
-    "invoice",
-    "deadline",
-    "penalty",
-    "audit",
-    "filing",
-    "statute",
-    "court",
-]
 
 
 def write_priced_routes(path: Path, base_url: str) -> Path:
@@ -99,7 +85,7 @@ def _sentences(value: Any, rng: random.Random, keep: Collection[str] = ()) -> An
     if isinstance(value, list):
         return [_sentences(v, rng, keep) for v in value]
     if isinstance(value, str) and value not in keep:
-        return " ".join(rng.choice(_WORDS) for _ in range(rng.randint(12, 24))).capitalize() + "?"
+        return " ".join(rng.choice(LEGAL_WORDS) for _ in range(rng.randint(12, 24))).capitalize() + "?"
     return value
 
 

@@ -32,6 +32,21 @@ from datamill.services.settings.tree import load_settings
 FAKE_MODEL = "fake/test-model"
 LOOP_MODEL = "loop/model"
 MAPPING = {"prompt": "question", "completion": "answer"}
+#: The words the loopback models build their questions and answers from.
+LEGAL_WORDS = [
+    "tax",
+    "refund",
+    "contract",
+    "clause",
+    "lease",
+    "invoice",
+    "deadline",
+    "penalty",
+    "audit",
+    "filing",
+    "statute",
+    "court",
+]
 
 
 def run_settings(**overrides: Any) -> RunSettings:

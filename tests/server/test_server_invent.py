@@ -18,26 +18,20 @@ from typing import Any
 
 import adaption
 import pytest
-from runs_helpers import LOOP_MODEL, loopback_model, run_settings, runs_server, wait_done, write_routes
+from runs_helpers import (
+    LEGAL_WORDS,
+    LOOP_MODEL,
+    loopback_model,
+    run_settings,
+    runs_server,
+    wait_done,
+    write_routes,
+)
 from server_helpers import fields_of
 
 from conftest import RunningServer
 from datamill.llm.providers.fake import fake_value
 
-_WORDS = [
-    "tax",
-    "refund",
-    "contract",
-    "clause",
-    "lease",
-    "invoice",
-    "deadline",
-    "penalty",
-    "audit",
-    "filing",
-    "statute",
-    "court",
-]
 _SPANISH_TEXT = (
     "el impuesto de la devolución depende del contrato y de la cláusula del alquiler con su factura "
     "antes del plazo para evitar una multa en la auditoría ante el tribunal"
@@ -46,7 +40,7 @@ _SPANISH = _SPANISH_TEXT.split()
 _CALLS = itertools.count()
 
 
-def _sentence(rng: random.Random, words: list[str] = _WORDS) -> str:
+def _sentence(rng: random.Random, words: list[str] = LEGAL_WORDS) -> str:
     return " ".join(rng.choice(words) for _ in range(rng.randint(12, 24))).capitalize() + "?"
 
 
@@ -62,7 +56,7 @@ def sampling_reply(body: dict[str, Any]) -> str:
     """A fresh sample per call: a value of the schema asked for with sampled sentences, else a sentence;
     in Spanish when the request asks for Spanish (a translation)."""
     rng = random.Random(next(_CALLS))
-    words = _SPANISH if "Spanish" in json.dumps(body.get("messages")) else _WORDS
+    words = _SPANISH if "Spanish" in json.dumps(body.get("messages")) else LEGAL_WORDS
     schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
     if schema is not None:
         return json.dumps(_strings(fake_value(schema, "x"), rng, words))
