@@ -78,6 +78,19 @@ def wait_anonymization(client: dataframer.Dataframer, run_id: str) -> Any:
         time.sleep(0.1)
 
 
+def anonymized_emails(client: dataframer.Dataframer, seed: int) -> str:
+    """The id of a SUCCEEDED pii_m1 run masking the emails of a one-file csv dataset of `rows(seed)`."""
+    dataset = client.dataframer.seed_datasets.create_with_files(
+        name="people", dataset_type="SINGLE_FILE", files=[("people.csv", as_csv(rows(seed=seed)), "text/csv")]
+    )
+    created = client.dataframer.anonymization_runs.create(
+        dataset_id=str(dataset.id), detection_method="pii_m1", pii_types=["email"]
+    )
+    run_id = str(created.id)
+    assert wait_anonymization(client, run_id).status == "SUCCEEDED"
+    return run_id
+
+
 def fetch(client: dataframer.Dataframer, run_id: str, file_id: str) -> tuple[Any, bytes]:
     """A file's download answer and its bytes, fetched from the link without the API key."""
     link = client.dataframer.anonymization_runs.files.download(file_id, run_id=run_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from anon_helpers import as_csv, rows, wait_anonymization
+from anon_helpers import anonymized_emails
 from df_waits import wait_run, wait_zip
 from test_specs import seedless_spec
 
@@ -64,13 +64,7 @@ def test_a_force_deleted_spec_takes_its_runs_files(
 def test_a_deleted_anonymization_run_leaves_no_file(
     df_server: RunningServer, client: dataframer.Dataframer
 ) -> None:
-    dataset = client.dataframer.seed_datasets.create_with_files(
-        name="people", dataset_type="SINGLE_FILE", files=[("people.csv", as_csv(rows(seed=3)), "text/csv")]
-    )
-    created = client.dataframer.anonymization_runs.create(
-        dataset_id=dataset.id, detection_method="pii_m1", pii_types=["email"]
-    )
-    assert wait_anonymization(client, created.id).status == "SUCCEEDED"
-    assert _stored(df_server, created.id)
-    client.dataframer.anonymization_runs.delete(created.id)
-    assert _stored(df_server, created.id) == []
+    run_id = anonymized_emails(client, seed=3)
+    assert _stored(df_server, run_id)
+    client.dataframer.anonymization_runs.delete(run_id)
+    assert _stored(df_server, run_id) == []

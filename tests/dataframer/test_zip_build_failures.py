@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from anon_helpers import as_csv, rows, wait_anonymization
+from anon_helpers import anonymized_emails
 from df_waits import DEADLINE_S, wait_run, wait_zip
 from sqlalchemy import select, update
 from test_evaluations import wait_evaluation
@@ -148,14 +148,7 @@ def test_a_failing_generation_zip_answers_its_reason_and_stops_rebuilding(
 def test_a_failing_anonymization_zip_answers_its_reason(
     df_server: RunningServer, client: dataframer.Dataframer
 ) -> None:
-    dataset = client.dataframer.seed_datasets.create_with_files(
-        name="people", dataset_type="SINGLE_FILE", files=[("people.csv", as_csv(rows(seed=5)), "text/csv")]
-    )
-    created = client.dataframer.anonymization_runs.create(
-        dataset_id=str(dataset.id), detection_method="pii_m1", pii_types=["email"]
-    )
-    run_id = str(created.id)
-    assert wait_anonymization(client, run_id).status == "SUCCEEDED"
+    run_id = anonymized_emails(client, seed=5)
     with df_server.context.store.session() as session:
         stored = files_of_anonymization(session, run_id)
         path, key = stored[0].path, stored[0].blob_key

@@ -63,6 +63,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def naive_utc(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC without a zone: SQLite returns naive datetimes, PostgreSQL aware ones."""
+    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {

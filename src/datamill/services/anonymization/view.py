@@ -19,7 +19,7 @@ from datamill.store.anonymization_models import ANONYMIZATION_STATUS, Anonymizat
 from datamill.store.anonymization_runs import files_of_anonymization, get_anonymization_run
 from datamill.store.generation_models import public_status
 from datamill.store.jobs import get_job
-from datamill.store.models import Run
+from datamill.store.models import Run, naive_utc
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,11 +128,7 @@ def run_detail(session: Session, run: AnonymizationRun) -> AnonymizationRunDetai
 def _duration(start: dt.datetime, end: dt.datetime | None) -> int | None:
     if end is None:
         return None
-    return max(0, round((_naive(end) - _naive(start)).total_seconds()))
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return max(0, round((naive_utc(end) - naive_utc(start)).total_seconds()))
 
 
 def _results(run: AnonymizationRun, job: Run | None, status: str) -> AnonymizationResults | None:

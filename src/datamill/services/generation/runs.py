@@ -14,7 +14,6 @@ failed build answers 503 ``zip_failed`` with its reason and is retried a bounded
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -57,7 +56,7 @@ from datamill.store.generation_runs import (
 )
 from datamill.store.ids import new_id
 from datamill.store.jobs import CREDENTIALS, add_job, cancel_job
-from datamill.store.models import Run, utcnow
+from datamill.store.models import Run, naive_utc, utcnow
 from datamill.store.specs import get_spec, get_version, latest_version
 from datamill.text.fetch_policy import FetchPolicy
 
@@ -82,12 +81,7 @@ def _outdated(session: Session, run: GenerationRun, job: Run) -> bool:
     if job.status not in ("succeeded", "failed") or job.finished_at is None:
         return False
     finished = [e.completed_at for e in evaluations_of_run(session, run.id) if e.result and e.completed_at]
-    return bool(finished) and _naive(max(finished, key=_naive)) > _naive(job.finished_at)
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    """UTC without a zone (SQLite returns naive datetimes, PostgreSQL aware ones)."""
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    return bool(finished) and naive_utc(max(finished, key=naive_utc)) > naive_utc(job.finished_at)
 
 
 class RunService:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from datamill.services.generation.common import CodedError, DownloadTarget
 from datamill.store.jobs import add_job, get_job
-from datamill.store.models import Run, utcnow
+from datamill.store.models import Run, naive_utc, utcnow
 
 #: Builds of one run's ZIP that may fail in a row, each queued by the request after the previous failure.
 ZIP_BUILD_ATTEMPTS = 3
@@ -101,10 +101,10 @@ def built_zip(
         return ZipBuild(job.id, job.status == "succeeded")
     failures = _failures_before(job) + 1
     reason = str((job.error_data or {}).get("message") or "no reason was recorded").rstrip(".")
-    failed_at = _naive(job.finished_at or job.updated_at)
+    failed_at = naive_utc(job.finished_at or job.updated_at)
     retry_at = failed_at + ZIP_RETRY_AFTER
     head = f"the ZIP of {what} {run_id!r} could not be built"
-    if failures < ZIP_BUILD_ATTEMPTS or _naive(utcnow()) >= retry_at:
+    if failures < ZIP_BUILD_ATTEMPTS or naive_utc(utcnow()) >= retry_at:
         queued = _queue(session, tenant_id, job_kind, run_id, failures)
         again = f"{head}: {reason}. A new build is queued: ask again in a moment"
         return ZipBuild(queued, False, ZipBuildFailedError(again))
@@ -130,8 +130,3 @@ def _queue(session: Session, tenant_id: str, job_kind: str, run_id: str, failure
 def _failures_before(job: Run) -> int:
     value = (job.request or {}).get(_FAILED_BEFORE)
     return value if isinstance(value, int) and value >= 0 else 0
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    """UTC without a zone (SQLite returns naive datetimes, PostgreSQL aware ones)."""
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
